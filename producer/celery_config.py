@@ -1,0 +1,39 @@
+"""Celery configuration shared by the producer's sending app and the worker app.
+
+Both sides must agree on routes and on the broker's visibility timeout, so both build
+their app from this one function.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from producer.settings import Settings
+from producer.task_names import ROUTES
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    transport = {"visibility_timeout": settings.visibility_timeout}
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "task_routes": ROUTES,
+        "task_default_queue": "submit",
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        # At-least-once: a message is acked after its task ran, and the message of a
+        # child that died is re-queued. The job record makes a second run a no-op.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_time_limit": settings.task_time_limit,
+        "task_soft_time_limit": max(1, settings.task_time_limit - 30),
+        # Flower sees only events.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "enable_utc": True,
+        "timezone": "UTC",
+    }

@@ -1,0 +1,129 @@
+"""The job store: job records in Redis with atomic, compare-and-set state transitions.
+
+Every write is an optimistic transaction (WATCH the record, check its state, MULTI/EXEC
+the new record and the indexes). A write whose expected state no longer holds is refused
+and logged, never applied: that is what makes a task that runs twice a no-op the second
+time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection, Iterator
+
+import redis
+
+from producer import keys
+from producer.job_record import JobRecord, JobState, Transition
+
+log = logging.getLogger("songqueue.job_store")
+
+Mutation = Callable[[JobRecord], None]
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis, prefix: str = "songqueue") -> None:
+        self.redis = client
+        self.prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "songqueue") -> "JobStore":
+        return cls(redis.Redis.from_url(url, socket_timeout=30, health_check_interval=30), prefix)
+
+    def create(self, record: JobRecord) -> tuple[JobRecord, bool]:
+        """Store a new QUEUED record; returns (record, created).
+
+        With an idempotency key the first job stored under it wins and a repeat returns it.
+        """
+        record.transitions = [Transition(state=record.state, at=record.created_at)]
+        key = keys.job(self.prefix, record.id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(key, record.model_dump_json())
+        pipe.zadd(keys.all_jobs(self.prefix), {record.id: record.created_at})
+        pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {record.id: record.created_at})
+        pipe.execute()
+        # The record is written before the idempotency key claims it, so whoever finds the
+        # key finds a record behind it; the loser of a race removes its own record.
+        if record.idempotency_key:
+            idem = keys.idempotency(self.prefix, record.idempotency_key)
+            if not self.redis.set(idem, record.id, nx=True):
+                self._forget(record)
+                existing = self.get(self.redis.get(idem).decode())
+                if existing is None:
+                    raise RuntimeError(f"idempotency key {record.idempotency_key!r} points at a missing job")
+                return existing, False
+        return record, True
+
+    def _forget(self, record: JobRecord) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(keys.job(self.prefix, record.id))
+        pipe.zrem(keys.all_jobs(self.prefix), record.id)
+        pipe.zrem(keys.jobs_in_state(self.prefix, record.state.value), record.id)
+        pipe.execute()
+
+    def get(self, job_id: str) -> JobRecord | None:
+        raw = self.redis.get(keys.job(self.prefix, job_id))
+        return JobRecord.model_validate_json(raw) if raw else None
+
+    def apply(
+        self,
+        job_id: str,
+        expect: Collection[JobState],
+        mutate: Mutation | None = None,
+        to: JobState | None = None,
+    ) -> JobRecord | None:
+        """Mutate the record and/or move it to `to`, only if its state is in `expect`.
+
+        Returns the record as written, or None when the job is missing or has moved on.
+        """
+        key = keys.job(self.prefix, job_id)
+        while True:
+            with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        log.warning("job %s: not found", job_id)
+                        return None
+                    record = JobRecord.model_validate_json(raw)
+                    if record.state not in expect:
+                        log.info(
+                            "job %s: refused %s in state %s (expected %s)",
+                            job_id, f"move to {to.value}" if to else "update", record.state.value,
+                            "/".join(sorted(s.value for s in expect)),
+                        )
+                        return None
+                    before = record.state
+                    if mutate is not None:
+                        mutate(record)
+                    now = time.time()
+                    if to is not None and to != before:
+                        record.state = to
+                        record.transitions.append(Transition(state=to, at=now))
+                    record.version += 1
+                    record.updated_at = now
+                    pipe.multi()
+                    pipe.set(key, record.model_dump_json())
+                    if record.state != before:
+                        pipe.zrem(keys.jobs_in_state(self.prefix, before.value), job_id)
+                        pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {job_id: now})
+                    pipe.execute()
+                    return record
+                except redis.WatchError:
+                    continue
+
+    def ids(self, state: JobState | None = None, limit: int = 100) -> list[str]:
+        index = keys.jobs_in_state(self.prefix, state.value) if state else keys.all_jobs(self.prefix)
+        return [i.decode() for i in self.redis.zrevrange(index, 0, limit - 1)]
+
+    def list(self, state: JobState | None = None, limit: int = 100) -> list[JobRecord]:
+        records = (self.get(i) for i in self.ids(state, limit))
+        return [r for r in records if r is not None]
+
+    def iter_state(self, state: JobState, older_than: float | None = None) -> Iterator[str]:
+        """Ids that entered `state` before `older_than` (all when None), oldest first."""
+        top = "+inf" if older_than is None else older_than
+        index = keys.jobs_in_state(self.prefix, state.value)
+        for raw in self.redis.zrangebyscore(index, "-inf", top):
+            yield raw.decode()

@@ -1,0 +1,74 @@
+"""What a caller may ask of Udio: every `gen_params` field of the upstream contract.
+
+Validation happens here, at the producer, before anything is enqueued. Field names are the
+contract's own so `to_gen_params()` is a plain dump; unknown fields are refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SongSource(_Strict):
+    source_type: Literal["song"] = "song"
+    song_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
+
+
+class UdioConfig(_Strict):
+    mode: Literal["regular", "precede", "continuation"] = "regular"
+    context_length: float = Field(130, gt=0, le=600)
+    source: SongSource | None = None
+
+    @model_validator(mode="after")
+    def _source_matches_mode(self) -> "UdioConfig":
+        if self.mode in ("precede", "continuation") and self.source is None:
+            raise ValueError(
+                f"config.source: required when config.mode is '{self.mode}' "
+                "(the song_id of the song to extend)"
+            )
+        if self.mode == "regular" and self.source is not None:
+            raise ValueError("config.source: only allowed when config.mode is 'precede' or 'continuation'")
+        return self
+
+
+class UdioRequest(_Strict):
+    prompt: str = Field(min_length=1, max_length=5000)
+    lyrics: str = Field("", max_length=20000)
+    lyrics_type: Literal["generate", "user", "instrumental"] = "generate"
+    model_type: Literal["udio32-v1.5", "udio130-v1.5"] = "udio32-v1.5"
+    negative_prompt: str = Field("", max_length=5000)
+    seed: int = Field(-1, ge=-1, description="-1 means random")
+    bypass_prompt_optimization: bool = False
+    song_section_start: float = Field(0.0, ge=0.0, le=1.0)
+    song_section_end: float = Field(1.0, ge=0.0, le=1.0)
+    lyrics_placement_start: float = Field(0.0, ge=0.0, le=1.0)
+    lyrics_placement_end: float = Field(0.95, ge=0.0, le=1.0)
+    prompt_strength: float = Field(0.5, ge=0.0, le=1.0)
+    clarity_strength: float = Field(0.25, ge=0.0, le=1.0)
+    lyrics_strength: float = Field(0.5, ge=0.0, le=1.0)
+    generation_quality: Literal[0.25, 0.5, 0.75, 1.0] = 0.75
+    config: UdioConfig = Field(default_factory=UdioConfig)
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> "UdioRequest":
+        if not self.prompt.strip():
+            raise ValueError("prompt: must not be blank")
+        if self.lyrics_type == "user" and not self.lyrics.strip():
+            raise ValueError("lyrics: must be non-empty when lyrics_type is 'user'")
+        if self.lyrics_type == "instrumental" and self.lyrics.strip():
+            raise ValueError("lyrics: must be empty when lyrics_type is 'instrumental'")
+        for start, end in (("song_section_start", "song_section_end"),
+                           ("lyrics_placement_start", "lyrics_placement_end")):
+            if getattr(self, end) < getattr(self, start):
+                raise ValueError(f"{end}: must be >= {start}")
+        return self
+
+    def to_gen_params(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+

@@ -1,0 +1,78 @@
+"""The state one sandbox instance owns, behind one lock.
+
+A single RLock guards the task table, the stats, the config, the random
+generator and the per-prompt counters: contention is irrelevant at sandbox
+scale, and one lock cannot deadlock against another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+from typing import Any
+
+from sandbox.config import SandboxConfig
+from sandbox.stats import Stats
+from sandbox.tasks import TaskTable
+
+
+class Sandbox:
+    def __init__(
+        self,
+        config: SandboxConfig,
+        api_key: str,
+        public_url: str = "",
+        log_size: int = 2000,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.config = config
+        self._initial_config = dataclasses.replace(config)
+        self.api_key = api_key
+        self.public_url = public_url.rstrip("/")
+        self.tasks = TaskTable(self.lock)
+        self.stats = Stats(self.lock, log_size)
+        self.rng = random.Random(config.seed)
+        # Submit faults are keyed by prompt: before a task exists there is
+        # nothing else that identifies "the same request again".
+        self._submits_seen: dict[str, int] = {}
+
+    def authorized(self, headers: dict[str, str]) -> bool:
+        value = headers.get("authorization", "").strip()
+        if value[:7].lower() == "bearer ":
+            value = value[7:].strip()
+        return bool(value) and value == self.api_key
+
+    def next_submit(self, prompt: str) -> int:
+        """Count a submit of ``prompt``; return how many came before it."""
+        with self.lock:
+            seen = self._submits_seen.get(prompt, 0)
+            self._submits_seen[prompt] = seen + 1
+            return seen
+
+    def chance(self, rate: float) -> bool:
+        if rate <= 0:
+            return False
+        with self.lock:
+            return self.rng.random() < rate
+
+    def config_snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return self.config.as_dict()
+
+    def update_config(self, changes: Any) -> dict[str, Any]:
+        clean = self.config.validated_changes(changes)
+        with self.lock:
+            self.config.apply(clean)
+            if "seed" in clean:
+                self.rng.seed(clean["seed"])
+            return self.config.as_dict()
+
+    def reset(self, config: bool = False) -> None:
+        with self.lock:
+            self.tasks.clear()
+            self.stats.reset()
+            self._submits_seen.clear()
+            if config:
+                self.config.apply(dataclasses.asdict(self._initial_config))
+                self.rng.seed(self.config.seed)

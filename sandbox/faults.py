@@ -1,0 +1,181 @@
+"""Per-prompt fault directives: deterministic misbehaviour a test can ask for.
+
+A directive is a whitespace-separated token inside the prompt text,
+``sandbox:NAME`` or ``sandbox:NAME=VALUE``. Tests put them in the prompt because
+the prompt is the one thing every client forwards untouched, so a fault can be
+scripted end to end without a side channel.
+
+Outcome directives of one family (submit, fetch, download) form a script read in
+prompt order: with ``sandbox:submit_429=2 sandbox:submit_500`` the first two
+submits answer 429, the third 500, later ones succeed. Each entry covers the
+next N requests (its count); entries without a count default to 1, except the
+"permanent" ones (submit_400, submit_error, dl_403, dl_404, dl_html) which
+cover every later request unless given a count.
+
+Submit (counted per prompt text, since no task exists yet):
+  submit_429[=N]          429, JSON error, header Retry-After: 1
+  submit_429_noretry[=N]  429, JSON error, no Retry-After
+  submit_500[=N]          500, text/html "502 Bad Gateway" page
+  submit_400[=N]          400 JSON error (every submit unless N)
+  submit_error=MSG        200 {"code":"error","message":MSG with _ as spaces} (every submit)
+  submit_malformed[=N]    200 with the first half of a JSON body; no task is created
+  submit_slow=S[:N]       the first N (default 1) submits wait S seconds, then answer
+                          normally (a task IS created even if the client gave up)
+Fetch (counted per task):
+  fetch_429[=N], fetch_500[=N] (text/html), fetch_malformed[=N] (half a JSON body),
+  fetch_slow=S[:N]        the first N (default 1) fetches wait S seconds
+Task shape:
+  failure                 ends FAILURE, fail_reason "sandbox: generation failed (content policy)"
+  gen_time=S, duration=S, size_mb=N (streamed MP3 of N MiB)
+  flat                    songs directly under data (no inner data)
+  stagger                 song 1 ready at 50%, song 2 at 100%
+  never_finish            IN_PROGRESS forever, progress stops at 99%
+  omit_running_songs      while not terminal, the songs container is left out entirely
+Downloads (counted per file: song/1, song/2, cover/1, cover/2):
+  dl_truncate[=N]         Content-Length sent, half the body, then FIN
+  dl_reset[=N]            a quarter of the body (at most 64 KiB), then TCP RST
+  dl_500[=N]              500 text/html
+  dl_403[=N], dl_404[=N]  storage-style XML errors (every download unless N)
+  dl_html[=N]             200 text/html error page (every download unless N)
+  dl_none_mp3             song_path ends in /None.mp3 and 404s (covers still served)
+  dl_slow=KBPS            every download of the task throttled to KBPS KiB/s
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+FOREVER = 1 << 62
+
+# name -> (family, default count); the family decides which counter a
+# directive consumes and the default count says whether it is a one-off.
+OUTCOMES: dict[str, tuple[str, int]] = {
+    "submit_429": ("submit", 1),
+    "submit_429_noretry": ("submit", 1),
+    "submit_500": ("submit", 1),
+    "submit_malformed": ("submit", 1),
+    "submit_400": ("submit", FOREVER),
+    "submit_error": ("submit", FOREVER),
+    "fetch_500": ("fetch", 1),
+    "fetch_429": ("fetch", 1),
+    "fetch_malformed": ("fetch", 1),
+    "dl_truncate": ("download", 1),
+    "dl_reset": ("download", 1),
+    "dl_500": ("download", 1),
+    "dl_403": ("download", FOREVER),
+    "dl_404": ("download", FOREVER),
+    "dl_html": ("download", FOREVER),
+}
+
+# Delays: value S or S:N (seconds, for the first N requests; N defaults to 1).
+DELAYS = ("submit_slow", "fetch_slow")
+
+# Task shape: flags take no value, the others a positive number.
+FLAGS = ("failure", "flat", "stagger", "never_finish", "dl_none_mp3", "omit_running_songs")
+NUMBERS = ("gen_time", "duration", "size_mb", "dl_slow")
+
+KNOWN = set(OUTCOMES) | set(DELAYS) | set(FLAGS) | set(NUMBERS)
+
+_TOKEN = re.compile(r"sandbox:([A-Za-z0-9_]+)(?:=(\S*))?")
+
+
+class DirectiveError(ValueError):
+    """A prompt carried a sandbox directive that is unknown or malformed."""
+
+
+@dataclass(frozen=True)
+class Directive:
+    name: str
+    value: str | None
+
+
+@dataclass(frozen=True)
+class Directives:
+    items: tuple[Directive, ...] = ()
+
+    def has(self, name: str) -> bool:
+        return any(d.name == name for d in self.items)
+
+    def number(self, name: str) -> float | None:
+        for d in self.items:
+            if d.name == name and d.value is not None:
+                return float(d.value)
+        return None
+
+    def delay(self, name: str, k: int) -> float:
+        """Seconds to wait before answering the k-th (0-based) request."""
+        for d in self.items:
+            if d.name == name and d.value is not None:
+                seconds, _, count = d.value.partition(":")
+                if k < (int(count) if count else 1):
+                    return float(seconds)
+        return 0.0
+
+    def outcome(self, family: str, k: int) -> Directive | None:
+        """The outcome directive covering the k-th (0-based) request of a family."""
+        for d in self.items:
+            spec = OUTCOMES.get(d.name)
+            if spec is None or spec[0] != family:
+                continue
+            count = spec[1]
+            if d.value is not None and d.name != "submit_error":
+                count = int(d.value)
+            if k < count:
+                return d
+            k -= count
+        return None
+
+
+def parse_directives(prompt: str) -> Directives:
+    """Read every ``sandbox:`` token of a prompt; refuse unknown or bad ones.
+
+    Refusing (rather than ignoring) a typo makes a fault test fail loudly at
+    submit instead of silently testing the happy path.
+    """
+    items: list[Directive] = []
+    for token in prompt.split():
+        if not token.startswith("sandbox:"):
+            continue
+        match = _TOKEN.fullmatch(token)
+        if match is None:
+            raise DirectiveError(f"malformed sandbox directive {token!r}")
+        name, value = match.group(1), match.group(2)
+        if name not in KNOWN:
+            raise DirectiveError(f"unknown sandbox directive {name!r}; known: {sorted(KNOWN)}")
+        _check_value(name, value)
+        items.append(Directive(name, value))
+    return Directives(tuple(items))
+
+
+def _check_value(name: str, value: str | None) -> None:
+    try:
+        if name in FLAGS:
+            if value is not None:
+                raise DirectiveError(f"sandbox:{name} takes no value")
+        elif name == "submit_error":
+            if not value:
+                raise DirectiveError("sandbox:submit_error needs a message: submit_error=MSG_WORDS")
+        elif name in OUTCOMES:
+            if value is not None and int(value) < 0:
+                raise DirectiveError(f"sandbox:{name}=N needs N >= 0")
+        elif name in DELAYS:
+            if value is None:
+                raise DirectiveError(f"sandbox:{name} needs a value: {name}=SECONDS[:COUNT]")
+            seconds, _, count = value.partition(":")
+            if float(seconds) < 0 or (count and int(count) < 0):
+                raise DirectiveError(f"sandbox:{name} needs non-negative numbers")
+        elif name in NUMBERS:
+            if value is None:
+                raise DirectiveError(f"sandbox:{name} needs a value: {name}=NUMBER")
+            number = float(value)
+            if name == "gen_time" and number < 0:
+                raise DirectiveError("sandbox:gen_time must be >= 0")
+            if name == "duration" and not 0.1 <= number <= 3600:
+                raise DirectiveError("sandbox:duration must be between 0.1 and 3600")
+            if name in ("size_mb", "dl_slow") and number <= 0:
+                raise DirectiveError(f"sandbox:{name} must be > 0")
+    except ValueError as exc:
+        if isinstance(exc, DirectiveError):
+            raise
+        raise DirectiveError(f"sandbox:{name}={value} has a bad number") from None

@@ -1,0 +1,84 @@
+"""Request accounting: what the sandbox was asked, so tests can assert on it.
+
+"Submitted exactly once" is only provable from the upstream side, so every
+counter here is kept by the server. Admin requests (``/_sandbox/*``) are neither
+counted nor logged: a test polling the stats must not change them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from typing import Any
+
+TOTALS = (
+    "submit_requests",  # every request to a submit path, 401s and faults included
+    "submits",  # task ids issued
+    "fetch_requests",  # every request to the fetch path, 401s, 404s and faults included
+    "fetches",  # fetch answers that carried a task (HTTP 200, code "success")
+    "download_requests",  # every GET/HEAD under /files/ and /images/
+    "downloads",  # file bodies sent completely
+    "downloads_bad_path",  # file requested under a once-decoded (or otherwise re-encoded) name
+    "unauthorized",  # 401 answers
+)
+
+MAX_LOGGED_BODY = 64 * 1024
+
+
+class Stats:
+    def __init__(self, lock: threading.RLock, log_size: int = 2000) -> None:
+        self._lock = lock
+        self._log_size = log_size
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.totals: Counter[str] = Counter({name: 0 for name in TOTALS})
+            self.submits_by_prompt: Counter[str] = Counter()
+            self.fetches_by_task: Counter[str] = Counter()
+            self.downloads_by_task: Counter[str] = Counter()
+            self.download_requests_by_task: Counter[str] = Counter()
+            self.faults: Counter[str] = Counter()
+            self.log: deque[dict[str, Any]] = deque(maxlen=self._log_size)
+            self._seq = 0
+
+    def count(self, name: str, by: Counter[str] | None = None, key: str | None = None) -> None:
+        with self._lock:
+            self.totals[name] += 1
+            if by is not None and key is not None:
+                by[key] += 1
+
+    def bump(self, by: Counter[str], key: str) -> None:
+        with self._lock:
+            by[key] += 1
+
+    def fault(self, name: str) -> None:
+        with self._lock:
+            self.faults[name] += 1
+
+    def record_request(self, entry: dict[str, Any]) -> None:
+        body = entry.get("body", b"")
+        if isinstance(body, bytes):
+            text = body[:MAX_LOGGED_BODY].decode("utf-8", errors="replace")
+            entry["body"] = text
+        with self._lock:
+            self._seq += 1
+            entry["seq"] = self._seq
+            self.log.append(entry)
+
+    def recent_requests(self, limit: int) -> list[dict[str, Any]]:
+        with self._lock:
+            items = list(self.log)
+        return items[-limit:] if limit > 0 else []
+
+    def snapshot(self, tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        with self._lock:
+            return {
+                **dict(self.totals),
+                "submits_by_prompt": dict(self.submits_by_prompt),
+                "fetches_by_task": dict(self.fetches_by_task),
+                "downloads_by_task": dict(self.downloads_by_task),
+                "download_requests_by_task": dict(self.download_requests_by_task),
+                "faults": dict(self.faults),
+                "tasks": tasks,
+            }

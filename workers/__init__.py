@@ -1,0 +1,1 @@
+"""songqueue workers: the Celery app, its tasks, providers, storage."""

@@ -1,0 +1,12 @@
+"""The worker's Celery app: `celery -A workers.celery_app worker -Q submit,poll,download`."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from producer.celery_config import celery_config
+from producer.settings import get_settings
+
+app = Celery("songqueue")
+app.conf.update(celery_config(get_settings()))
+app.conf.include = ["workers.tasks.submit", "workers.tasks.poll", "workers.tasks.download", "workers.tasks.finalize"]

@@ -1,0 +1,1 @@
+"""One module per gateway, all behind the protocol in `workers.providers.base`."""

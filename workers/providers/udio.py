@@ -1,0 +1,119 @@
+"""Udio through an aggregator gateway: 302.ai style or openai-hk style (upstream-contract.md §1).
+
+The dialects differ only in the submit path (`SONGQUEUE_UDIO_SUBMIT_PATH`). Parsing is
+kept in plain functions so the vendors' own example bodies can be tested directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from pydantic import SecretStr
+
+from workers.http_client import call_json
+from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
+from workers.upstream_errors import PermanentError, TransientError
+
+TERMINAL = {"SUCCESS": Outcome.SUCCEEDED, "FAILURE": Outcome.FAILED}
+
+
+class UdioProvider:
+    name = "udio"
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: SecretStr,
+        submit_path: str,
+        session: requests.Session,
+        timeout: float,
+        max_json_bytes: int,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.submit_path = "/" + submit_path.lstrip("/")
+        self.session = session
+        self.timeout = timeout
+        self.max_json_bytes = max_json_bytes
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key.get_secret_value()}", "Accept": "application/json"}
+
+    def submit(self, request: dict[str, Any]) -> str:
+        body = call_json(
+            self.session, "POST", self.base_url + self.submit_path,
+            json={"gen_params": request}, headers=self._headers(),
+            timeout=self.timeout, max_bytes=self.max_json_bytes,
+        )
+        return parse_submit(body)
+
+    def fetch(self, task_id: str) -> UpstreamStatus:
+        body = call_json(
+            self.session, "GET", f"{self.base_url}/udio/fetch/{requests.utils.quote(task_id, safe='')}",
+            headers=self._headers(), timeout=self.timeout, max_bytes=self.max_json_bytes,
+        )
+        return parse_fetch(body)
+
+
+def _envelope(body: Any) -> Any:
+    """The `code`/`message`/`data` envelope: return `data` or raise with the upstream's words."""
+    if not isinstance(body, dict) or "code" not in body:
+        raise TransientError("upstream_malformed", "the upstream's answer has no 'code' field", maybe_accepted=True)
+    if body["code"] != "success":
+        message = body.get("message") or f"code {body['code']!r}"
+        raise PermanentError("upstream_rejected", f"the upstream refused the request: {message}")
+    return body.get("data")
+
+
+def parse_submit(body: Any) -> str:
+    data = _envelope(body)
+    if not isinstance(data, str) or not data.strip():
+        raise TransientError("upstream_malformed", "the upstream's submit answer has no task id", maybe_accepted=True)
+    return data.strip()
+
+
+def parse_fetch(body: Any) -> UpstreamStatus:
+    task = _envelope(body)
+    if not isinstance(task, dict):
+        raise TransientError("upstream_malformed", "the upstream's fetch answer has no task object")
+    raw_status = str(task.get("status") or "")
+    outcome = TERMINAL.get(raw_status.upper(), Outcome.RUNNING)
+    # Songs sit under data.data.songs, or directly under data.songs on some mirrors.
+    inner = task.get("data")
+    songs_raw = (inner.get("songs") if isinstance(inner, dict) else None) or task.get("songs") or []
+    songs = [_song(s) for s in songs_raw if isinstance(s, dict) and s.get("id")]
+    progress = _percent(task.get("progress"))
+    if outcome is Outcome.SUCCEEDED:
+        progress = 100
+    return UpstreamStatus(
+        outcome=outcome,
+        raw_status=raw_status,
+        progress=progress,
+        fail_reason=str(task.get("fail_reason") or ""),
+        songs=songs,
+    )
+
+
+def _song(raw: dict[str, Any]) -> UpstreamSong:
+    tags = raw.get("tags") or []
+    duration = raw.get("duration")
+    return UpstreamSong(
+        id=str(raw["id"]),
+        title=str(raw.get("title") or ""),
+        # Kept exactly as given: the gateways encode it twice and expect it back that way.
+        song_path=str(raw.get("song_path") or ""),
+        image_path=str(raw.get("image_path") or ""),
+        duration=float(duration) if isinstance(duration, (int, float)) else None,
+        lyrics=str(raw.get("lyrics") or ""),
+        tags=[str(t) for t in tags] if isinstance(tags, list) else [],
+        finished=raw.get("finished") is True,
+    )
+
+
+def _percent(value: Any) -> int:
+    try:
+        number = float(str(value).strip().rstrip("%"))
+    except (TypeError, ValueError):
+        return 0
+    return max(0, min(100, int(number)))

@@ -1,0 +1,17 @@
+"""Object storage backends, picked by `SONGQUEUE_STORAGE_URL`."""
+
+from __future__ import annotations
+
+from producer.settings import Settings
+from workers.storage.base import Storage
+from workers.storage.file import FileStorage
+
+
+def open_storage(settings: Settings) -> Storage:
+    url = settings.storage_url
+    if url.startswith("file://"):
+        return FileStorage.from_url(url)
+    raise ValueError(f"SONGQUEUE_STORAGE_URL: unsupported scheme in {url!r} (expected file://)")
+
+
+__all__ = ["Storage", "open_storage"]

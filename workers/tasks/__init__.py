@@ -1,0 +1,1 @@
+"""One module per step of a job: submit, poll, download, finalize."""

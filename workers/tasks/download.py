@@ -1,0 +1,80 @@
+"""Step 3: one task per asset (a song's MP3 or its cover), streamed into storage.
+
+An asset already on the record, or already in storage under its key, is not fetched
+again. The run that stores the last asset of a finished job sends finalize.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import requests
+from celery import Task
+
+from producer import task_names
+from producer.job_record import JobRecord, JobState, StoredObject
+from workers import runtime, storage_keys
+from workers.celery_app import app
+from workers.downloader import download_to_storage
+from workers.http_client import new_session
+from workers.retry_policy import backoff_delay
+from workers.tasks.common import end_job, log, send
+from workers.upstream_errors import PermanentError, TransientError
+
+ACTIVE = frozenset({JobState.GENERATING, JobState.DOWNLOADING})
+
+
+@lru_cache(maxsize=1)
+def _session() -> requests.Session:
+    return new_session()
+
+
+@app.task(name=task_names.DOWNLOAD, bind=True, max_retries=None)
+def download(self: Task, job_id: str, song_index: int, asset: str) -> None:
+    store = runtime.store()
+    settings = runtime.settings()
+    record = store.get(job_id)
+    if record is None or record.state not in ACTIVE or song_index >= len(record.songs):
+        return
+    song = record.songs[song_index]
+    if getattr(song, asset) is not None:
+        _maybe_finalize(record)
+        return
+    storage = runtime.storage()
+    stored = storage.stat(storage_keys.audio_key(job_id, song_index)) if asset == "audio" else None
+    if stored is None:
+        url = song.song_path if asset == "audio" else song.image_path
+        try:
+            stored = download_to_storage(
+                _session(), url, storage,
+                kind="audio" if asset == "audio" else "image",
+                key_for=lambda ext: (storage_keys.audio_key(job_id, song_index) if asset == "audio"
+                                     else storage_keys.cover_key(job_id, song_index, ext)),
+                max_bytes=settings.max_download_bytes,
+                timeout=settings.http_timeout,
+                chunk_bytes=settings.download_chunk_bytes,
+            )
+        except TransientError as exc:
+            failures = self.request.retries + 1
+            if failures > settings.max_transient_errors:
+                end_job(job_id, JobState.FAILED, exc.code,
+                        f"song {song_index + 1} {asset}: gave up after {failures} attempts: {exc.message}", expect=ACTIVE)
+                return
+            log.info("job %s: song %d %s will retry: %s", job_id, song_index + 1, asset, exc.message)
+            raise self.retry(countdown=backoff_delay(failures, settings.retry_base_delay, settings.retry_max_delay))
+        except PermanentError as exc:
+            end_job(job_id, JobState.FAILED, exc.code, f"song {song_index + 1} {asset}: {exc.message}", expect=ACTIVE)
+            return
+    record = store.apply(job_id, ACTIVE, mutate=lambda r: _attach(r, song_index, asset, stored))
+    if record is not None:
+        _maybe_finalize(record)
+
+
+def _attach(record: JobRecord, song_index: int, asset: str, stored: StoredObject) -> None:
+    setattr(record.songs[song_index], asset, stored)
+    record.attempts["download"] = record.attempts.get("download", 0) + 1
+
+
+def _maybe_finalize(record: JobRecord) -> None:
+    if record.state == JobState.DOWNLOADING and record.stored_assets() == record.expected_assets():
+        send(task_names.FINALIZE, record.id)

@@ -1,0 +1,137 @@
+"""Step 2: ask the upstream how the task is doing, then look again later by countdown.
+
+No worker slot waits on the upstream: each run is one fetch, and the next one is a
+`retry(countdown=...)` of the same task. Finished songs are dispatched for download as
+soon as they are seen, even while their sibling is still generating.
+"""
+
+from __future__ import annotations
+
+import time
+
+from celery import Task
+
+from producer import task_names
+from producer.job_record import WAITING_STATES, JobRecord, JobState, SongRecord
+from workers import runtime
+from workers.celery_app import app
+from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
+from workers.retry_policy import backoff_delay, next_poll_delay
+from workers.tasks.common import end_job, log, send
+from workers.upstream_errors import PermanentError, TransientError
+
+ASSETS = ("audio", "cover")
+
+
+@app.task(name=task_names.POLL, bind=True, max_retries=None)
+def poll(self: Task, job_id: str) -> None:
+    store = runtime.store()
+    settings = runtime.settings()
+    record = store.get(job_id)
+    if record is None or record.state not in WAITING_STATES or record.upstream_task_id is None:
+        return
+    if record.deadline_at is not None and time.time() > record.deadline_at:
+        end_job(
+            job_id, JobState.TIMED_OUT, "upstream_deadline",
+            f"no terminal answer from {record.provider} within its deadline "
+            f"({record.deadline_at - (record.submitted_at or record.created_at):.0f}s)",
+            expect=WAITING_STATES,
+        )
+        return
+    try:
+        status = runtime.provider(record.provider).fetch(record.upstream_task_id)
+    except TransientError as exc:
+        record = store.apply(job_id, WAITING_STATES, mutate=_count_fault)
+        if record is None:
+            return
+        if record.transient_errors > settings.max_transient_errors:
+            end_job(job_id, JobState.FAILED, exc.code,
+                    f"gave up polling after {record.transient_errors} faults in a row: {exc.message}",
+                    expect=WAITING_STATES)
+            return
+        raise self.retry(countdown=backoff_delay(
+            record.transient_errors, settings.retry_base_delay, settings.retry_max_delay, exc.retry_after))
+    except PermanentError as exc:
+        end_job(job_id, JobState.FAILED, exc.code, exc.message, expect=WAITING_STATES)
+        return
+
+    if status.outcome is Outcome.FAILED:
+        reason = status.fail_reason or f"status {status.raw_status}"
+        end_job(job_id, JobState.FAILED, "upstream_failure", f"the upstream reported FAILURE: {reason}",
+                expect=WAITING_STATES)
+        return
+
+    record = store.apply(
+        job_id, WAITING_STATES, mutate=lambda r: _merge(r, status),
+        to=JobState.DOWNLOADING if status.outcome is Outcome.SUCCEEDED else JobState.GENERATING,
+    )
+    if record is None:
+        return
+    if status.outcome is Outcome.SUCCEEDED and not record.songs:
+        end_job(job_id, JobState.FAILED, "upstream_no_songs", "the upstream reported SUCCESS without any songs",
+                expect={JobState.DOWNLOADING})
+        return
+    _dispatch_finished(job_id, record)
+    if status.outcome is Outcome.SUCCEEDED:
+        if record.stored_assets() == record.expected_assets():
+            send(task_names.FINALIZE, job_id)
+        return
+    elapsed = time.time() - (record.submitted_at or record.created_at)
+    raise self.retry(countdown=next_poll_delay(
+        elapsed, status.progress, settings.poll_min_interval, settings.poll_max_interval))
+
+
+def _count_fault(record: JobRecord) -> None:
+    record.transient_errors += 1
+    record.attempts["poll"] = record.attempts.get("poll", 0) + 1
+
+
+def _merge(record: JobRecord, status: UpstreamStatus) -> None:
+    record.attempts["poll"] = record.attempts.get("poll", 0) + 1
+    record.transient_errors = 0
+    record.progress = max(record.progress, status.progress)
+    known = {s.upstream_id: s for s in record.songs}
+    for song in status.songs:
+        finished = song.finished or (status.outcome is Outcome.SUCCEEDED and bool(song.song_path))
+        if song.id in known:
+            _refresh(known[song.id], song, finished)
+        else:
+            record.songs.append(_new_song(song, finished))
+
+
+def _new_song(song: UpstreamSong, finished: bool) -> SongRecord:
+    new = SongRecord(upstream_id=song.id)
+    _refresh(new, song, finished)
+    return new
+
+
+def _refresh(stored: SongRecord, song: UpstreamSong, finished: bool) -> None:
+    if stored.dispatched:
+        return  # what was dispatched is what gets downloaded
+    stored.title = song.title
+    stored.duration = song.duration
+    stored.lyrics = song.lyrics
+    stored.tags = song.tags
+    stored.song_path = song.song_path
+    stored.image_path = song.image_path
+    stored.finished = finished
+
+
+def _dispatch_finished(job_id: str, record: JobRecord) -> None:
+    """Send downloads for finished songs not yet sent, then mark them sent.
+
+    Sent before marked: a crash in between sends them again, which the download step
+    absorbs (it skips an asset already stored).
+    """
+    ready = [i for i, s in enumerate(record.songs) if s.finished and not s.dispatched]
+    if not ready:
+        return
+    for index in ready:
+        for asset in ASSETS:
+            send(task_names.DOWNLOAD, job_id, index, asset)
+
+    def mark(r: JobRecord) -> None:
+        for index in ready:
+            r.songs[index].dispatched = True
+
+    runtime.store().apply(job_id, {JobState.GENERATING, JobState.DOWNLOADING}, mutate=mark)

@@ -1,0 +1,100 @@
+"""Step 1: send the paid generation request, once.
+
+The ledger: the intent is written (QUEUED -> SUBMITTING) before the upstream call and the
+upstream task id (SUBMITTING -> SUBMITTED) right after it. A run that finds SUBMITTING
+with no task id is a redelivery after a crash mid-call: the upstream may have billed, so
+it follows SONGQUEUE_UNCERTAIN_SUBMIT rather than silently submitting again.
+"""
+
+from __future__ import annotations
+
+import time
+
+from celery import Task
+
+from producer import task_names
+from producer.job_record import JobRecord, JobState
+from workers import runtime
+from workers.celery_app import app
+from workers.providers import registry
+from workers.retry_policy import backoff_delay
+from workers.tasks.common import end_job, log, send
+from workers.upstream_errors import PermanentError, TransientError
+
+
+@app.task(name=task_names.SUBMIT, bind=True, max_retries=None)
+def submit(self: Task, job_id: str) -> None:
+    store = runtime.store()
+    settings = runtime.settings()
+    record = store.get(job_id)
+    if record is None:
+        log.warning("job %s: submit for an unknown job", job_id)
+        return
+    if record.state == JobState.SUBMITTING and record.upstream_task_id is None:
+        if settings.uncertain_submit == "fail":
+            end_job(
+                job_id, JobState.FAILED, "submit_uncertain",
+                "the submit was interrupted after it may have reached the upstream; not resubmitted "
+                "automatically (SONGQUEUE_UNCERTAIN_SUBMIT=fail). Check the upstream account, then "
+                "retry the job by hand.",
+                expect={JobState.SUBMITTING},
+            )
+            return
+        log.warning("job %s: resubmitting after an uncertain submit (SONGQUEUE_UNCERTAIN_SUBMIT=resubmit)", job_id)
+    elif record.state != JobState.QUEUED:
+        return
+
+    def intend(r: JobRecord) -> None:
+        r.submit_intent_at = time.time()
+        r.attempts["submit"] = r.attempts.get("submit", 0) + 1
+
+    record = store.apply(job_id, {JobState.QUEUED, JobState.SUBMITTING}, mutate=intend, to=JobState.SUBMITTING)
+    if record is None:
+        return
+    provider = runtime.provider(record.provider)
+    try:
+        task_id = provider.submit(record.request)
+    except TransientError as exc:
+        if exc.maybe_accepted:
+            # Leave the intent in place: the redelivered or retried run decides by policy.
+            log.warning("job %s: submit outcome unknown: %s", job_id, exc.message)
+            raise self.retry(countdown=1)
+        _back_off(self, job_id, exc)
+        return
+    except PermanentError as exc:
+        end_job(job_id, JobState.FAILED, exc.code, exc.message)
+        return
+
+    now = time.time()
+
+    def record_task(r: JobRecord) -> None:
+        r.upstream_task_id = task_id
+        r.submitted_at = now
+        r.transient_errors = 0
+        r.deadline_at = now + registry.deadline_seconds(settings, r.provider)
+
+    if store.apply(job_id, {JobState.SUBMITTING}, mutate=record_task, to=JobState.SUBMITTED) is None:
+        # Cancelled meanwhile: keep the paid task's id on the record for accounting.
+        store.apply(job_id, set(JobState), mutate=lambda r: setattr(r, "upstream_task_id", task_id))
+        return
+    log.info("job %s: submitted as upstream task %s", job_id, task_id)
+    send(task_names.POLL, job_id, countdown=settings.poll_initial_delay)
+
+
+def _back_off(task: Task, job_id: str, exc: TransientError) -> None:
+    """Nothing was accepted upstream: return to QUEUED and try again later, within a bound."""
+    settings = runtime.settings()
+
+    def count(r: JobRecord) -> None:
+        r.transient_errors += 1
+        r.submit_intent_at = None
+
+    record = runtime.store().apply(job_id, {JobState.SUBMITTING}, mutate=count, to=JobState.QUEUED)
+    if record is None:
+        return
+    if record.transient_errors > settings.max_transient_errors:
+        end_job(job_id, JobState.FAILED, exc.code, f"gave up after {record.transient_errors} attempts: {exc.message}")
+        return
+    delay = backoff_delay(record.transient_errors, settings.retry_base_delay, settings.retry_max_delay, exc.retry_after)
+    log.info("job %s: submit will retry in %.1fs: %s", job_id, delay, exc.message)
+    raise task.retry(countdown=delay)
