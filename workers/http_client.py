@@ -52,12 +52,18 @@ def call_json(
         raise TransientError(
             "upstream_timeout", f"the upstream did not answer within {timeout:g}s", maybe_accepted=True
         ) from exc
+    status = response.status_code
     with response:
         try:
             body = _read_capped(response, max_bytes)
         except requests.RequestException as exc:
             raise TransientError("upstream_broken_body", "the upstream's answer was cut off", maybe_accepted=True) from exc
-    status = response.status_code
+        except PermanentError:
+            if status == 429 or status >= 500:
+                # An oversized error page is still an error page: the fault is transient.
+                body = b"(oversized error page)"
+            else:
+                raise
     if status == 429:
         raise TransientError(
             "upstream_rate_limited", "the upstream answered 429 Too Many Requests",
