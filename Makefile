@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 QUEUES ?= submit,poll,download
 CONCURRENCY ?= 2
 
-.PHONY: demo test worker sandbox flower install clean
+.PHONY: demo test worker beat sandbox flower faults bench bench-quick install clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -32,6 +32,24 @@ sandbox: $(STAMP)
 
 flower: $(STAMP)
 	$(BIN)/celery -A workers.celery_app flower
+
+# Benchmarks (bench/): markdown tables on stdout and in bench/results/latest.md. Private
+# Redis, sandbox and workers per benchmark; the full run takes about half an hour on 2 cores.
+.PHONY: bench bench-quick
+# Every fault scenario with the default watchdog settings; prints the report table.
+# FAULT_ARGS="--amqp amqp://guest:guest@127.0.0.1:5672/songqueue-ci" runs it on RabbitMQ.
+faults: $(STAMP)
+	$(BIN)/python tests/fault_scenarios.py --jobs $${FAULT_JOBS:-10} $(FAULT_ARGS)
+
+# The watchdog's clock (and, later, scheduled playlists): run exactly one.
+beat: $(STAMP)
+	mkdir -p var && $(BIN)/celery -A workers.celery_app beat --loglevel INFO --schedule var/celerybeat-schedule
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/run.py --quick
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

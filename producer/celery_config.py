@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from producer.settings import Settings
-from producer.task_names import ROUTES
+from producer.task_names import ROUTES, WATCHDOG
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -28,12 +28,19 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
         "task_time_limit": settings.task_time_limit,
         "task_soft_time_limit": max(1, settings.task_time_limit - 30),
         # Flower sees only events.
         "worker_send_task_events": True,
         "task_send_sent_event": True,
+        "beat_schedule": {
+            "songqueue-watchdog": {
+                "task": WATCHDOG,
+                "schedule": settings.watchdog_interval,
+                # A round that could not run in time is replaced by the next one.
+                "options": {"expires": settings.watchdog_interval},
+            },
+        },
         "enable_utc": True,
         "timezone": "UTC",
     }

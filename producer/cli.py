@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,13 @@ import kombu.exceptions
 import pydantic
 import redis
 
-from producer.client import JobNotFound, SongQueue, WaitTimeout
+from producer.client import PROVIDERS, JobNotFound, SongQueue, WaitTimeout
 from producer.job_record import JobRecord, JobState
+from producer.links import ObjectLinks
 from producer.progress import ProgressDisplay
+from producer.settings import get_settings
+from producer.minimax_request import MiniMaxRequest
+from producer.minimax_upload import UploadError
 from producer.udio_request import UdioRequest
 from producer.validation_errors import describe
 
@@ -30,6 +35,11 @@ _SKIP_FIELDS = {"config", "prompt", "lyrics"}
 # argparse hands over strings: pydantic turns "0.5" into a float field, but never into a
 # Literal of numbers, so generation_quality is converted here.
 _FLAG_TYPES = {"generation_quality": float}
+_EXTRA_FLAGS = {"song_section_start": ("--section-start",)}
+# MiniMax: (request field, upload purpose) of each reference, given as an id or a file.
+_REFERENCES = (("refer_voice", "voice"), ("refer_instrumental", "instrumental"))
+# Stands in for an id still to be uploaded while every other rule is checked.
+_PENDING_UPLOAD = "pending-upload"
 
 
 class BadInput(Exception):
@@ -37,41 +47,119 @@ class BadInput(Exception):
 
 
 def _add_gen_params_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prompt", required=True, help="description (generate/instrumental) or style tags (user)")
+    parser.add_argument("--prompt", help="udio (required): description (generate/instrumental) or style tags (user)")
     lyrics = parser.add_mutually_exclusive_group()
     lyrics.add_argument("--lyrics", help="lyrics text")
     lyrics.add_argument("--lyrics-file", type=Path, help="read the lyrics from a UTF-8 file")
     for name, field in UdioRequest.model_fields.items():
         if name in _SKIP_FIELDS:
             continue
-        flag = _FLAG_ALIASES.get(name, "--" + name.replace("_", "-"))
+        flags = (_flag(name), *_EXTRA_FLAGS.get(name, ()))
         if field.annotation is bool:
-            parser.add_argument(flag, dest=name, action="store_const", const=True, default=None)
+            parser.add_argument(*flags, dest=name, action="store_const", const=True, default=None)
         else:
-            parser.add_argument(flag, dest=name, default=None, type=_FLAG_TYPES.get(name), metavar=name.upper(),
-                                help=f"default {field.default!r}")
+            parser.add_argument(*flags, dest=name, default=None, type=_FLAG_TYPES.get(name), metavar=name.upper(),
+                                help=f"default {field.default!r}" + ("; minimax: music-01" if name == "model_type" else ""))
     parser.add_argument("--mode", choices=["regular", "precede", "continuation"], default=None,
-                        help="config.mode; precede/continuation extend the song given by --extend")
-    parser.add_argument("--extend", metavar="SONG_ID", help="config.source.song_id: the upstream id of the song to extend")
+                        help="config.mode; precede/continuation extend the song given by --extend or --extend-job")
+    extend = parser.add_mutually_exclusive_group()
+    extend.add_argument("--extend", metavar="SONG_ID", help="config.source.song_id: the upstream id of the song to extend")
+    extend.add_argument("--extend-job", metavar="JOB_ID", help="extend a song of an earlier job (see --song)")
+    parser.add_argument("--song", type=int, metavar="N", help="with --extend-job: which of its songs, from 1 (default 1)")
     parser.add_argument("--context-length", default=None, help="config.context_length, seconds")
+    for field, purpose in _REFERENCES:
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument(_flag(field), dest=field, metavar="ID", help=f"minimax: {field}, an id from the upload API")
+        group.add_argument(_flag(field) + "-file", dest=field + "_file", type=Path, metavar="PATH",
+                           help=f"minimax: upload this audio file (purpose {purpose}) and use its id as {field}")
 
 
-def _request_from_args(args: argparse.Namespace) -> dict[str, Any]:
+def _flag(name: str) -> str:
+    return _FLAG_ALIASES.get(name, "--" + name.replace("_", "-"))
+
+
+def _lyrics(args: argparse.Namespace) -> str | None:
+    if args.lyrics_file is None:
+        return args.lyrics
+    try:
+        return args.lyrics_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"--lyrics-file: cannot read {args.lyrics_file}: {exc}") from exc
+
+
+def _refuse_flags_of_other_providers(args: argparse.Namespace) -> None:
+    """A flag the chosen provider would ignore is a mistake: say so rather than drop it."""
+    udio_only = ["prompt", "mode", "extend", "extend_job", "song", "context_length",
+                 *(name for name in UdioRequest.model_fields if name not in _SKIP_FIELDS | {"model_type"})]
+    minimax_only = [name for field, _ in _REFERENCES for name in (field, field + "_file")]
+    other = minimax_only if args.provider == "udio" else udio_only
+    for name in other:
+        if getattr(args, name, None) is not None:
+            flag = _flag(name[: -len("_file")]) + "-file" if name.endswith("_file") else _flag(name)
+            raise BadInput(f"{flag}: not a flag of --provider {args.provider}")
+    if args.song is not None and args.extend_job is None:
+        raise BadInput("--song: only with --extend-job")
+
+
+def _song_to_extend(queue: SongQueue, job_id: str, n: int) -> str:
+    """The upstream id of song `n` (from 1) of an earlier job, looked up in its record."""
+    try:
+        record = queue.status(job_id)
+    except JobNotFound:
+        raise BadInput(f"--extend-job: no job {job_id}") from None
+    if record.provider != "udio":
+        raise BadInput(f"--extend-job: job {job_id} is a {record.provider} job; only udio songs can be extended")
+    if not record.songs:
+        raise BadInput(f"--extend-job: job {job_id} has no songs ({record.state.value})")
+    if not 1 <= n <= len(record.songs):
+        raise BadInput(f"--song: job {job_id} has {len(record.songs)} song(s): N must be 1..{len(record.songs)}, got {n}")
+    song = record.songs[n - 1]
+    if not song.finished:
+        raise BadInput(f"--song: song {n} of job {job_id} is not finished yet ({record.state.value})")
+    return song.upstream_id
+
+
+def _minimax_request(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, tuple[Path, str]]]:
+    """The request fields and the reference files still to upload, every rule checked."""
+    data: dict[str, Any] = {"lyrics": _lyrics(args)}
+    if args.model_type is not None:
+        data["model"] = args.model_type
+    uploads: dict[str, tuple[Path, str]] = {}
+    for field, purpose in _REFERENCES:
+        if getattr(args, field) is not None:
+            data[field] = getattr(args, field)
+        path = getattr(args, field + "_file")
+        if path is not None:
+            _check_readable(path, _flag(field) + "-file")
+            uploads[field] = (path, purpose)
+    MiniMaxRequest.model_validate({**data, **{field: _PENDING_UPLOAD for field in uploads}})
+    return data, uploads
+
+
+def _check_readable(path: Path, flag: str) -> None:
+    try:
+        with path.open("rb") as f:
+            if not f.read(1):
+                raise BadInput(f"{flag}: {path} is empty")
+    except OSError as exc:
+        raise BadInput(f"{flag}: cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _request_from_args(args: argparse.Namespace, song_to_extend: str | None = None) -> dict[str, Any]:
+    if args.prompt is None:
+        raise BadInput("--prompt: required with --provider udio")
     data: dict[str, Any] = {"prompt": args.prompt}
-    if args.lyrics_file is not None:
-        try:
-            data["lyrics"] = args.lyrics_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BadInput(f"--lyrics-file: cannot read {args.lyrics_file}: {exc}") from exc
-    elif args.lyrics is not None:
-        data["lyrics"] = args.lyrics
+    lyrics = _lyrics(args)
+    if lyrics is not None:
+        data["lyrics"] = lyrics
     for name in UdioRequest.model_fields:
         if name not in _SKIP_FIELDS and getattr(args, name, None) is not None:
             data[name] = getattr(args, name)
     config: dict[str, Any] = {}
-    if args.extend:
+    song_id = args.extend or song_to_extend
+    if song_id:
         config["mode"] = args.mode or "continuation"
-        config["source"] = {"source_type": "song", "song_id": args.extend}
+        config["source"] = {"source_type": "song", "song_id": song_id}
     elif args.mode:
         config["mode"] = args.mode
     if args.context_length is not None:
@@ -87,7 +175,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("submit", help="validate and enqueue a generation job")
     _add_gen_params_flags(p)
-    p.add_argument("--provider", default="udio", choices=["udio"])
+    p.add_argument("--provider", default="udio", choices=sorted(PROVIDERS))
     p.add_argument("--idempotency-key", help="a repeat submit with the same key returns the first job")
     p.add_argument("--wait", action="store_true", help="wait for the job to end, with a progress bar")
     p.add_argument("--timeout", type=float, default=None, help="with --wait: give up after S seconds (exit 3)")
@@ -109,6 +197,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--state", choices=[s.value for s in JobState])
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("fetch", help="copy a job's songs and covers into a folder, with readable names")
+    p.add_argument("job_id")
+    p.add_argument("--to", type=Path, required=True, metavar="DIR", help="the folder (created if missing)")
 
     p = sub.add_parser("sandbox", help="run the local gateway (see sandbox/)", add_help=False)
     p.add_argument("sandbox_args", nargs=argparse.REMAINDER)
@@ -142,12 +234,32 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    request = UdioRequest.model_validate(_request_from_args(args))
-    queue = SongQueue()
+    _refuse_flags_of_other_providers(args)
+    request: UdioRequest | MiniMaxRequest
+    if args.provider == "minimax":
+        data, uploads = _minimax_request(args)
+        queue = SongQueue()
+        # Uploaded here, not by a worker: the files are on this machine (producer/minimax_upload.py).
+        for field, (path, purpose) in uploads.items():
+            try:
+                data[field] = queue.upload_reference(path, purpose)
+            except UploadError as exc:
+                if exc.refused:
+                    raise BadInput(f"{_flag(field)}-file: {exc}") from exc
+                print(f"songqueue: {_flag(field)}-file: {exc}", file=sys.stderr)
+                return EXIT_UNAVAILABLE
+        request = MiniMaxRequest.model_validate(data)
+    elif args.extend_job is not None:
+        queue = SongQueue()
+        song_id = _song_to_extend(queue, args.extend_job, 1 if args.song is None else args.song)
+        request = UdioRequest.model_validate(_request_from_args(args, song_id))
+    else:
+        request = UdioRequest.model_validate(_request_from_args(args))
+        queue = SongQueue()
     handle = queue.submit(request, provider=args.provider, idempotency_key=args.idempotency_key)
     if not args.wait:
         if args.json:
-            print(json.dumps(queue.status(handle.id).public_view(), ensure_ascii=False))
+            print(json.dumps(queue.view(handle.id), ensure_ascii=False))
         else:
             print(handle.id)
         return EXIT_OK
@@ -183,7 +295,7 @@ def _exit_code(record: JobRecord) -> int:
 
 def _print_record(record: JobRecord, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(record.public_view(), ensure_ascii=False))
+        print(json.dumps(record.public_view(link=_links().link), ensure_ascii=False))
         return
     print(f"job {record.id}: {record.state.value} ({record.progress}%)")
     if record.upstream_task_id:
@@ -212,10 +324,35 @@ def _cancel(args: argparse.Namespace) -> int:
     return EXIT_OK if record.state == JobState.CANCELLED else EXIT_FAILED
 
 
+def _fetch(args: argparse.Namespace) -> int:
+    queue = SongQueue()
+    record = queue.status(args.job_id)
+    if record.stored_assets() == 0:
+        print(f"songqueue: job {record.id} has nothing stored yet ({record.state.value})", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        paths = queue.fetch(record.id, args.to)
+    except OSError as exc:
+        print(f"songqueue: fetch failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for path in paths:
+        print(path)
+    if record.state != JobState.SUCCEEDED or record.stored_assets() < record.expected_assets():
+        print(f"songqueue: job {record.id} is {record.state.value}: copied {len(paths)} of "
+              f"{record.expected_assets()} files", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+@lru_cache(maxsize=1)
+def _links() -> ObjectLinks:
+    return ObjectLinks(get_settings())
+
+
 def _list(args: argparse.Namespace) -> int:
     records = SongQueue().list(JobState(args.state) if args.state else None, args.limit)
     if args.json:
-        print(json.dumps([r.public_view() for r in records], ensure_ascii=False))
+        print(json.dumps([r.public_view(link=_links().link) for r in records], ensure_ascii=False))
         return EXIT_OK
     for r in records:
         error = f"  {r.error.code}: {r.error.message}" if r.error else ""
@@ -223,7 +360,7 @@ def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"submit": _submit, "status": _status, "wait": _wait, "cancel": _cancel, "list": _list}
+_COMMANDS = {"submit": _submit, "status": _status, "wait": _wait, "cancel": _cancel, "list": _list, "fetch": _fetch}
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The Python API a backend service uses: submit, status, wait, cancel, list."""
+"""The Python API a backend service uses: submit, status, wait, cancel, list, link, fetch."""
 
 from __future__ import annotations
 
@@ -6,18 +6,26 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
 
 from producer import task_names
 from producer.celery_config import celery_config
-from producer.job_record import TERMINAL_STATES, JobError, JobRecord, JobState
+from producer.fetch import fetch_job
+from producer.job_record import TERMINAL_STATES, JobError, JobRecord, JobState, StoredObject
 from producer.job_store import JobStore
+from producer.links import ObjectLinks
+from producer.minimax_request import MiniMaxRequest
+from producer.minimax_upload import Purpose, upload_reference
 from producer.settings import Settings, get_settings
 from producer.udio_request import UdioRequest
 
-PROVIDERS = {"udio": UdioRequest}
+# Provider name -> the request model that validates its jobs at the producer.
+PROVIDERS: dict[str, type[UdioRequest] | type[MiniMaxRequest]] = {"udio": UdioRequest, "minimax": MiniMaxRequest}
 CANCELLABLE = frozenset(
     {JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED, JobState.GENERATING, JobState.DOWNLOADING}
 )
@@ -55,32 +63,43 @@ class SongQueue:
 
     def submit(
         self,
-        request: UdioRequest | dict[str, Any],
+        request: UdioRequest | MiniMaxRequest | dict[str, Any],
         *,
         provider: str = "udio",
         idempotency_key: str | None = None,
     ) -> JobHandle:
         """Validate, record the job QUEUED, and send it to the submit queue.
 
-        A dict is validated here (pydantic.ValidationError names the field and the rule);
-        nothing is written or sent for bad input.
+        A dict is validated here with the provider's model (pydantic.ValidationError names
+        the field and the rule); nothing is written or sent for bad input.
         """
         model = PROVIDERS.get(provider)
         if model is None:
             raise ValueError(f"provider: must be one of {', '.join(sorted(PROVIDERS))}, got {provider!r}")
         if not isinstance(request, model):
+            if isinstance(request, (UdioRequest, MiniMaxRequest)):
+                raise ValueError(f"provider: a {type(request).__name__} cannot go to provider {provider!r}")
             request = model.model_validate(request)
         record = JobRecord(
             id=uuid.uuid4().hex,
             provider=provider,
-            model=request.model_type,
+            model=request.model_name,
             request=request.to_gen_params(),
             idempotency_key=idempotency_key,
         )
-        record, created = self.store.create(record)
+        # If the submit message is lost, the watchdog sends it again after the grace period.
+        record, created = self.store.create(record, check_in=self.settings.watchdog_grace)
         if created:
             self._send(task_names.SUBMIT, record)
         return JobHandle(record.id, self, created)
+
+    def upload_reference(self, path: str | Path, purpose: Purpose) -> str:
+        """Upload a local reference audio file to MiniMax; returns its voice_id or instrumental_id.
+
+        Done here, not by a worker: the file is on this machine. Raises OSError when the file
+        cannot be read and minimax_upload.UploadError when the upstream refuses or fails.
+        """
+        return upload_reference(self.settings, Path(path), purpose)
 
     def _send(self, name: str, record: JobRecord) -> None:
         prompt = str(record.request.get("prompt", ""))[:40]
@@ -134,3 +153,21 @@ class SongQueue:
 
     def list(self, state: JobState | None = None, limit: int = 100) -> list[JobRecord]:
         return self.store.list(state, limit)
+
+    @cached_property
+    def links(self) -> ObjectLinks:
+        return ObjectLinks(self.settings)
+
+    def link(self, obj: StoredObject) -> str:
+        """A usable link to a stored object: a local path (file storage) or a presigned
+        URL valid for SONGQUEUE_LINK_EXPIRY seconds (S3)."""
+        return self.links.link(obj)
+
+    def view(self, job_id: str) -> dict[str, Any]:
+        """The job as `songqueue status --json` shows it, with a link per object."""
+        return self.status(job_id).public_view(link=self.link)
+
+    def fetch(self, job_id: str, to: Path | str) -> list[Path]:
+        """Copy the job's stored songs and covers into folder `to` under readable, safe
+        names ("01 - Title.mp3"); returns the paths written or found already there."""
+        return fetch_job(self.status(job_id), self.links, Path(to))

@@ -7,6 +7,7 @@ compare-and-set on `state`, and bumps `version`, which tasks use as a fencing to
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -38,8 +39,10 @@ class StoredObject(BaseModel):
     uri: str
     key: str
     size: int
-    sha256: str
+    sha256: str = Field(description="of the stored bytes (for an MP3: after tagging)")
     content_type: str
+    upstream_sha256: str | None = Field(None, description="of the bytes as the upstream served them")
+    stored_at: float | None = None
 
 
 class JobError(BaseModel):
@@ -66,6 +69,13 @@ class SongRecord(BaseModel):
     dispatched: bool = False
     audio: StoredObject | None = None
     cover: StoredObject | None = None
+    # Audio the upstream returned inline (MiniMax's hex answer), staged in storage under
+    # this key by the submit step; the download step takes it from there, not from a URL.
+    staged_audio_key: str = ""
+
+    def assets(self) -> tuple[str, ...]:
+        """What this song has to store: its audio, and a cover when the upstream made one."""
+        return ("audio", "cover") if self.image_path else ("audio",)
 
 
 class JobRecord(BaseModel):
@@ -89,16 +99,29 @@ class JobRecord(BaseModel):
     submitted_at: float | None = None
     deadline_at: float | None = None
     manifest: StoredObject | None = None
+    # Price of the paid upstream calls that answered: SONGQUEUE_{PROVIDER}_PRICE_PER_CALL
+    # times the model's factor, per call (workers.providers.registry.call_price).
+    cost: float = 0.0
+    # The ID3 album; a playlist sets its name here. None means "songqueue job {id}".
+    album: str | None = None
     version: int = 0
+    # Fencing token: the step message that carries the current token is the live one. The
+    # watchdog bumps it when it reschedules a step, so the original message, should the
+    # broker deliver it again later, finds a newer token and does nothing.
+    token: int = 0
 
     def expected_assets(self) -> int:
-        return 2 * len(self.songs)
+        return sum(len(s.assets()) for s in self.songs)
 
     def stored_assets(self) -> int:
         return sum((s.audio is not None) + (s.cover is not None) for s in self.songs)
 
-    def public_view(self) -> dict[str, Any]:
-        """The shape of `songqueue status --json` (design.md, public interface)."""
+    def public_view(self, link: Callable[[StoredObject], str] | None = None) -> dict[str, Any]:
+        """The shape of `songqueue status --json` (design.md, public interface).
+
+        `link` makes each object's "link" (a path, or a presigned URL: producer.links);
+        without it "link" is None.
+        """
         return {
             "id": self.id,
             "state": self.state.value,
@@ -109,15 +132,16 @@ class JobRecord(BaseModel):
                     "id": s.upstream_id,
                     "title": s.title,
                     "duration": s.duration,
-                    "audio": _object_view(s.audio),
-                    "cover": _object_view(s.cover),
+                    "audio": _object_view(s.audio, link),
+                    "cover": _object_view(s.cover, link),
                 }
                 for s in self.songs
             ],
         }
 
 
-def _object_view(obj: StoredObject | None) -> dict[str, Any] | None:
+def _object_view(obj: StoredObject | None, link: Callable[[StoredObject], str] | None) -> dict[str, Any] | None:
     if obj is None:
         return None
-    return {"uri": obj.uri, "size": obj.size, "sha256": obj.sha256, "content_type": obj.content_type}
+    return {"uri": obj.uri, "size": obj.size, "sha256": obj.sha256, "content_type": obj.content_type,
+            "link": link(obj) if link else None}

@@ -31,8 +31,10 @@ class JobStore:
     def from_url(cls, url: str, prefix: str = "songqueue") -> "JobStore":
         return cls(redis.Redis.from_url(url, socket_timeout=30, health_check_interval=30), prefix)
 
-    def create(self, record: JobRecord) -> tuple[JobRecord, bool]:
+    def create(self, record: JobRecord, check_in: float | None = None) -> tuple[JobRecord, bool]:
         """Store a new QUEUED record; returns (record, created).
+
+        `check_in`: seconds until the watchdog should look at the job if nothing happens.
 
         With an idempotency key the first job stored under it wins and a repeat returns it.
         """
@@ -42,6 +44,8 @@ class JobStore:
         pipe.set(key, record.model_dump_json())
         pipe.zadd(keys.all_jobs(self.prefix), {record.id: record.created_at})
         pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {record.id: record.created_at})
+        if check_in is not None:
+            pipe.zadd(keys.due(self.prefix), {record.id: record.created_at + check_in})
         pipe.execute()
         # The record is written before the idempotency key claims it, so whoever finds the
         # key finds a record behind it; the loser of a race removes its own record.
@@ -60,6 +64,7 @@ class JobStore:
         pipe.delete(keys.job(self.prefix, record.id))
         pipe.zrem(keys.all_jobs(self.prefix), record.id)
         pipe.zrem(keys.jobs_in_state(self.prefix, record.state.value), record.id)
+        pipe.zrem(keys.due(self.prefix), record.id)
         pipe.execute()
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -72,9 +77,16 @@ class JobStore:
         expect: Collection[JobState],
         mutate: Mutation | None = None,
         to: JobState | None = None,
+        *,
+        token: int | None = None,
+        version: int | None = None,
+        check_in: float | None = None,
     ) -> JobRecord | None:
         """Mutate the record and/or move it to `to`, only if its state is in `expect`.
 
+        `token` and `version`, when given, must also still match: a stale step message
+        (older fencing token) or a decision made on an outdated read is refused.
+        `check_in` (seconds) moves the job's watchdog deadline; a terminal job has none.
         Returns the record as written, or None when the job is missing or has moved on.
         """
         key = keys.job(self.prefix, job_id)
@@ -87,6 +99,12 @@ class JobStore:
                         log.warning("job %s: not found", job_id)
                         return None
                     record = JobRecord.model_validate_json(raw)
+                    if token is not None and record.token != token:
+                        log.info("job %s: refused a stale step (token %d, now %d)", job_id, token, record.token)
+                        return None
+                    if version is not None and record.version != version:
+                        log.info("job %s: refused a write based on version %d (now %d)", job_id, version, record.version)
+                        return None
                     if record.state not in expect:
                         log.info(
                             "job %s: refused %s in state %s (expected %s)",
@@ -108,6 +126,10 @@ class JobStore:
                     if record.state != before:
                         pipe.zrem(keys.jobs_in_state(self.prefix, before.value), job_id)
                         pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {job_id: now})
+                    if record.state.terminal:
+                        pipe.zrem(keys.due(self.prefix), job_id)
+                    elif check_in is not None:
+                        pipe.zadd(keys.due(self.prefix), {job_id: now + check_in})
                     pipe.execute()
                     return record
                 except redis.WatchError:
@@ -127,3 +149,15 @@ class JobStore:
         index = keys.jobs_in_state(self.prefix, state.value)
         for raw in self.redis.zrangebyscore(index, "-inf", top):
             yield raw.decode()
+
+    def overdue(self, now: float, limit: int = 500) -> list[str]:
+        """Live jobs whose `next_check_at` has passed, most overdue first."""
+        return [i.decode() for i in self.redis.zrangebyscore(keys.due(self.prefix), "-inf", now, start=0, num=limit)]
+
+    def check_in(self, job_id: str, seconds: float) -> None:
+        """Push back a live job's watchdog deadline (a heartbeat during long steps)."""
+        self.redis.zadd(keys.due(self.prefix), {job_id: time.time() + seconds}, xx=True)
+
+    def try_watchdog_round(self, seconds: float) -> bool:
+        """A lease so one watchdog round runs per interval, even with two beats by mistake."""
+        return bool(self.redis.set(keys.watchdog_lock(self.prefix), "1", nx=True, px=max(1, int(seconds * 1000))))

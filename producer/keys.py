@@ -19,3 +19,12 @@ def jobs_in_state(prefix: str, state: str) -> str:
 
 def idempotency(prefix: str, key: str) -> str:
     return f"{prefix}:idem:{key}"
+
+
+def due(prefix: str) -> str:
+    """Sorted set of live job ids, scored by `next_check_at`: the watchdog's work list."""
+    return f"{prefix}:due"
+
+
+def watchdog_lock(prefix: str) -> str:
+    return f"{prefix}:watchdog:lock"

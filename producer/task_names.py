@@ -8,6 +8,7 @@ SUBMIT = "songqueue.submit"
 POLL = "songqueue.poll"
 DOWNLOAD = "songqueue.download"
 FINALIZE = "songqueue.finalize"
+WATCHDOG = "songqueue.watchdog"
 
 QUEUE_SUBMIT = "submit"
 QUEUE_POLL = "poll"
@@ -19,4 +20,5 @@ ROUTES = {
     POLL: {"queue": QUEUE_POLL},
     DOWNLOAD: {"queue": QUEUE_DOWNLOAD},
     FINALIZE: {"queue": QUEUE_DOWNLOAD},
+    WATCHDOG: {"queue": QUEUE_POLL},
 }

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class SongSource(_Strict):
@@ -68,6 +68,10 @@ class UdioRequest(_Strict):
             if getattr(self, end) < getattr(self, start):
                 raise ValueError(f"{end}: must be >= {start}")
         return self
+
+    @property
+    def model_name(self) -> str:
+        return self.model_type
 
     def to_gen_params(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

@@ -36,6 +36,10 @@ class Sandbox:
         # Submit faults are keyed by prompt: before a task exists there is
         # nothing else that identifies "the same request again".
         self._submits_seen: dict[str, int] = {}
+        # MiniMax: reference id -> "voice_id"/"instrumental_id" issued by the upload
+        # endpoint, and audio id -> song duration of the answers given as a URL.
+        self.minimax_references: dict[str, str] = {}
+        self.minimax_audio: dict[str, float] = {}
 
     def authorized(self, headers: dict[str, str]) -> bool:
         value = headers.get("authorization", "").strip()
@@ -73,6 +77,8 @@ class Sandbox:
             self.tasks.clear()
             self.stats.reset()
             self._submits_seen.clear()
+            self.minimax_references.clear()
+            self.minimax_audio.clear()
             if config:
                 self.config.apply(dataclasses.asdict(self._initial_config))
                 self.rng.seed(self.config.seed)

@@ -27,10 +27,13 @@ Fetch (counted per task):
 Task shape:
   failure                 ends FAILURE, fail_reason "sandbox: generation failed (content policy)"
   gen_time=S, duration=S, size_mb=N (streamed MP3 of N MiB)
+  reported_duration=S     the fetch answer claims S seconds; the MP3 keeps its true length
   flat                    songs directly under data (no inner data)
   stagger                 song 1 ready at 50%, song 2 at 100%
   never_finish            IN_PROGRESS forever, progress stops at 99%
   omit_running_songs      while not terminal, the songs container is left out entirely
+  hostile_titles          song titles "../../etc/passwd" and "CON"
+  long_titles             song titles of emoji only and of 300 CJK characters
 Downloads (counted per file: song/1, song/2, cover/1, cover/2):
   dl_truncate[=N]         Content-Length sent, half the body, then FIN
   dl_reset[=N]            a quarter of the body (at most 64 KiB), then TCP RST
@@ -38,7 +41,13 @@ Downloads (counted per file: song/1, song/2, cover/1, cover/2):
   dl_403[=N], dl_404[=N]  storage-style XML errors (every download unless N)
   dl_html[=N]             200 text/html error page (every download unless N)
   dl_none_mp3             song_path ends in /None.mp3 and 404s (covers still served)
+  dl_fake_mp3             song files are an ID3 header over text: MP3 by their first bytes,
+                          no MPEG audio inside (covers still served)
   dl_slow=KBPS            every download of the task throttled to KBPS KiB/s
+MiniMax generation (directives in the lyrics; see sandbox/minimax.py):
+  url                     data.audio is a URL instead of hex
+  minimax_error[=CODE]    base_resp.status_code CODE (default 1026)
+  duration=S, gen_time=S  song length; seconds the answer takes
 """
 
 from __future__ import annotations
@@ -72,10 +81,15 @@ OUTCOMES: dict[str, tuple[str, int]] = {
 DELAYS = ("submit_slow", "fetch_slow")
 
 # Task shape: flags take no value, the others a positive number.
-FLAGS = ("failure", "flat", "stagger", "never_finish", "dl_none_mp3", "omit_running_songs")
-NUMBERS = ("gen_time", "duration", "size_mb", "dl_slow")
+FLAGS = ("failure", "flat", "stagger", "never_finish", "dl_none_mp3", "dl_fake_mp3", "omit_running_songs",
+         "hostile_titles", "long_titles")
+NUMBERS = ("gen_time", "duration", "reported_duration", "size_mb", "dl_slow")
 
-KNOWN = set(OUTCOMES) | set(DELAYS) | set(FLAGS) | set(NUMBERS)
+# MiniMax: answer with a URL; answer a base_resp error with an optional status code.
+MINIMAX_FLAGS = ("url",)
+CODES = ("minimax_error",)
+
+KNOWN = set(OUTCOMES) | set(DELAYS) | set(FLAGS) | set(NUMBERS) | set(MINIMAX_FLAGS) | set(CODES)
 
 _TOKEN = re.compile(r"sandbox:([A-Za-z0-9_]+)(?:=(\S*))?")
 
@@ -150,9 +164,12 @@ def parse_directives(prompt: str) -> Directives:
 
 def _check_value(name: str, value: str | None) -> None:
     try:
-        if name in FLAGS:
+        if name in FLAGS or name in MINIMAX_FLAGS:
             if value is not None:
                 raise DirectiveError(f"sandbox:{name} takes no value")
+        elif name in CODES:
+            if value is not None and int(value) <= 0:
+                raise DirectiveError(f"sandbox:{name}=CODE needs a positive status code")
         elif name == "submit_error":
             if not value:
                 raise DirectiveError("sandbox:submit_error needs a message: submit_error=MSG_WORDS")
@@ -173,7 +190,7 @@ def _check_value(name: str, value: str | None) -> None:
                 raise DirectiveError("sandbox:gen_time must be >= 0")
             if name == "duration" and not 0.1 <= number <= 3600:
                 raise DirectiveError("sandbox:duration must be between 0.1 and 3600")
-            if name in ("size_mb", "dl_slow") and number <= 0:
+            if name in ("size_mb", "dl_slow", "reported_duration") and number <= 0:
                 raise DirectiveError(f"sandbox:{name} must be > 0")
     except ValueError as exc:
         if isinstance(exc, DirectiveError):

@@ -19,6 +19,9 @@ from sandbox.udio import file_name, song_title
 from sandbox.wire import Request, Response, html_error
 
 KIB = 1024
+# What dl_fake_mp3 serves: an empty ID3v2.4 header (so it passes a first-bytes check)
+# over an error page, with no MPEG frame sync anywhere in it.
+FAKE_MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"<html><body>Service temporarily unavailable</body></html>\n" * 200
 
 
 def _storage_error(status: int, code: str, message: str) -> Response:
@@ -96,12 +99,14 @@ def song(app: Sandbox, req: Request, task_id: str, index: str, name: str) -> Res
     task, n = found
     if task.directives.has("dl_none_mp3"):
         return _no_such_key()  # the placeholder path some gateways hand out
-    title = song_title(n)
+    title = song_title(n, task)
     if name != file_name(title):
         if _fully_decoded(name) == title + ".mp3":
             app.stats.count("downloads_bad_path")
         return _no_such_key()
-    if task.size_mb is not None:
+    if task.directives.has("dl_fake_mp3"):
+        response = Response(200, FAKE_MP3, "audio/mpeg")
+    elif task.size_mb is not None:
         big = audio.large_mp3(task.size_mb, n)
         response = Response(200, content_type="audio/mpeg", chunks=big.chunks, length=big.size)
     else:

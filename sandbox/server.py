@@ -5,8 +5,8 @@ stalled request (fault injection sleeps in its handler thread) never blocks
 other clients or shutdown. Handlers are plain functions returning a
 ``wire.Response``; transport faults are carried out in ``_Handler._send``.
 
-Adding an upstream (MiniMax, notify hooks) is one module of handlers plus
-lines in ``ROUTES``.
+Adding an upstream (as MiniMax in ``minimax.py``) is one module of handlers
+plus lines in ``ROUTES``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from sandbox import admin, audio, files, udio
+from sandbox import admin, audio, files, minimax, udio
 from sandbox.app import Sandbox
 from sandbox.config import SandboxConfig
 from sandbox.wire import Request, Response, error
@@ -41,6 +41,9 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", r"/udio/fetch/(?P<task_id>[^/]+)", udio.fetch),
     ("GET", r"/files/(?P<task_id>[^/]+)/(?P<index>\d{1,3})/(?P<name>[^/]+)", files.song),
     ("GET", r"/images/(?P<task_id>[^/]+)/(?P<index>\d{1,3})", files.cover),
+    ("POST", r"/minimaxi/v1/music_generation", minimax.generate),
+    ("POST", r"/minimaxi/v1/music_upload", minimax.upload),
+    ("GET", r"/minimax/audio/(?P<audio_id>[0-9a-f]{32})\.mp3", minimax.audio_file),
     ("GET", r"/_sandbox/config", admin.get_config),
     ("POST", r"/_sandbox/config", admin.set_config),
     ("GET", r"/_sandbox/stats", admin.stats),

@@ -20,6 +20,10 @@ TOTALS = (
     "downloads",  # file bodies sent completely
     "downloads_bad_path",  # file requested under a once-decoded (or otherwise re-encoded) name
     "unauthorized",  # 401 answers
+    "minimax_upload_requests",  # every request to the MiniMax upload path
+    "minimax_uploads",  # reference ids issued
+    "minimax_generation_requests",  # every request to the MiniMax generation path
+    "minimax_generations",  # songs generated (base_resp 0): the billed calls
 )
 
 MAX_LOGGED_BODY = 64 * 1024
@@ -38,6 +42,7 @@ class Stats:
             self.fetches_by_task: Counter[str] = Counter()
             self.downloads_by_task: Counter[str] = Counter()
             self.download_requests_by_task: Counter[str] = Counter()
+            self.generations_by_lyrics: Counter[str] = Counter()
             self.faults: Counter[str] = Counter()
             self.log: deque[dict[str, Any]] = deque(maxlen=self._log_size)
             self._seq = 0
@@ -79,6 +84,7 @@ class Stats:
                 "fetches_by_task": dict(self.fetches_by_task),
                 "downloads_by_task": dict(self.downloads_by_task),
                 "download_requests_by_task": dict(self.download_requests_by_task),
+                "generations_by_lyrics": dict(self.generations_by_lyrics),
                 "faults": dict(self.faults),
                 "tasks": tasks,
             }

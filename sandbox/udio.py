@@ -23,6 +23,9 @@ from sandbox.wire import Request, Response, error, html_error, json_response, ma
 # upstream does too, and a client that builds storage paths from titles or
 # decodes song_path must trip over them here, not in production.
 TITLES = ("Sandbox Song 1 – 晨光", "Sandbox Song 2 – 夜雨")
+# Titles that break a client building storage paths or file names from them.
+HOSTILE_TITLES = ("../../etc/passwd", "CON")
+LONG_TITLES = ("🎵🔥 emoji only 🎶💥", "雨" * 300)
 TAGS = (["sandbox", "electronic", "mandopop", "2010s"], ["sandbox", "ambient", "female vocalist", "ballad"])
 LYRICS = (
     "[Verse]\n晨光照进窗台\nSandbox sings the morning in\n[Chorus]\n晨光 晨光\nEvery test begins again",
@@ -51,8 +54,13 @@ def file_name(title: str) -> str:
     return quote(quote(title, safe=""), safe="") + ".mp3"
 
 
-def song_title(index: int) -> str:
-    return TITLES[(index - 1) % len(TITLES)]
+def song_title(index: int, task: Task | None = None) -> str:
+    titles = TITLES
+    if task is not None and task.directives.has("hostile_titles"):
+        titles = HOSTILE_TITLES
+    elif task is not None and task.directives.has("long_titles"):
+        titles = LONG_TITLES
+    return titles[(index - 1) % len(titles)]
 
 
 # --- submit ---------------------------------------------------------------
@@ -156,6 +164,9 @@ def submit(app: Sandbox, req: Request, dialect: str) -> Response:
 
 
 def song_duration(task: Task, index: int) -> float:
+    claimed = task.directives.number("reported_duration")
+    if claimed is not None:
+        return claimed
     if task.size_mb is not None:
         return audio.large_mp3(task.size_mb, index).duration
     return audio.song_duration(task.song_duration, index)
@@ -166,7 +177,7 @@ def song_paths(app: Sandbox, task: Task, index: int) -> tuple[str, str]:
     if task.directives.has("dl_none_mp3"):
         song_path = base + "None.mp3"
     else:
-        song_path = base + file_name(song_title(index))
+        song_path = base + file_name(song_title(index, task))
     return song_path, f"{app.public_url}/images/{task.task_id}/{index}"
 
 
@@ -194,7 +205,7 @@ def song_object(app: Sandbox, task: Task, index: int, ready: bool) -> dict[str, 
         "liked": False,
         "likes": 0,
         "plays": 0,
-        "title": song_title(index),
+        "title": song_title(index, task),
         "artist": ARTIST,
         "lyrics": _lyrics(task, index),
         "prompt": task.prompt,

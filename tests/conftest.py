@@ -7,6 +7,7 @@ machine's own Redis is never touched.
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import sys
 import uuid
@@ -22,6 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy" / "local")
 import stack  # noqa: E402
 
 _DATABASES = itertools.count()
+# Given (as .ci/run does where RabbitMQ runs), integration tests also run on RabbitMQ as
+# the broker; Redis stays the job store.
+AMQP_URL = os.environ.get("SONGQUEUE_TEST_AMQP_URL", "")
 SANDBOX_KEY = "sk-sandboxTESTKEY0123456789abcdefXYZ"
 
 
@@ -103,8 +107,14 @@ class Stack:
             stack.stop(proc)
 
 
+@pytest.fixture(params=["redis", pytest.param("amqp", marks=pytest.mark.skipif(
+    not AMQP_URL, reason="SONGQUEUE_TEST_AMQP_URL not set"))])
+def broker(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture
-def make_stack(redis_url: str, sandbox: Sandbox, tmp_path: Path) -> Iterator[Callable[..., Stack]]:
+def make_stack(redis_url: str, sandbox: Sandbox, tmp_path: Path, broker: str) -> Iterator[Callable[..., Stack]]:
     """Build a stack; settings overrides as keyword arguments (SONGQUEUE_ names, no prefix)."""
     made: list[Stack] = []
 
@@ -112,14 +122,18 @@ def make_stack(redis_url: str, sandbox: Sandbox, tmp_path: Path) -> Iterator[Cal
         # Our private Redis: each stack gets a database of its own, emptied first, so
         # queues never mix between tests.
         db = next(_DATABASES) % 15 + 1
+        stack_dir = tmp_path / f"stack{len(made)}"
+        stack_dir.mkdir()
         base = redis_url.rsplit("/", 1)[0]
         env = stack.worker_env({
-            "SONGQUEUE_BROKER_URL": f"{base}/{db}",
+            "SONGQUEUE_BROKER_URL": AMQP_URL if broker == "amqp" else f"{base}/{db}",
             "SONGQUEUE_REDIS_URL": f"{base}/{db}",
             "SONGQUEUE_KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}",
             "SONGQUEUE_UDIO_BASE_URL": sandbox.url,
             "SONGQUEUE_UDIO_API_KEY": sandbox.api_key,
-            "SONGQUEUE_STORAGE_URL": (tmp_path / "objects").as_uri(),
+            "SONGQUEUE_MINIMAX_BASE_URL": sandbox.url,
+            "SONGQUEUE_MINIMAX_API_KEY": sandbox.api_key,
+            "SONGQUEUE_STORAGE_URL": (stack_dir / "objects").as_uri(),
             "SONGQUEUE_POLL_INITIAL_DELAY": "0.5",
             "SONGQUEUE_POLL_MIN_INTERVAL": "0.5",
             "SONGQUEUE_POLL_MAX_INTERVAL": "5",
@@ -127,8 +141,12 @@ def make_stack(redis_url: str, sandbox: Sandbox, tmp_path: Path) -> Iterator[Cal
             "SONGQUEUE_RETRY_MAX_DELAY": "2",
             **{f"SONGQUEUE_{k.upper()}": str(v) for k, v in overrides.items()},
         })
-        redis.Redis.from_url(env["SONGQUEUE_BROKER_URL"]).flushdb()
-        built = Stack(redis_url, sandbox, tmp_path, env)
+        redis.Redis.from_url(env["SONGQUEUE_REDIS_URL"]).flushdb()
+        if broker == "amqp":
+            from fault_scenarios import purge_queues
+
+            purge_queues(AMQP_URL)
+        built = Stack(redis_url, sandbox, stack_dir, env)
         made.append(built)
         return built
 

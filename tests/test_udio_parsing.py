@@ -370,7 +370,9 @@ SEED_002_PATHS = (
     "https://storage.googleapis.com/udio-artifacts-c33fe3ba-3ffe-471f-92c8-5dfef90b3ea3/samples/"
     "5945acbaf0094ba19b246932c4534ed2/2/Echoes%2520of%2520Affection.mp3",
 )
-SONG_FIELDS = {"id", "title", "song_path", "image_path", "duration", "lyrics", "tags", "finished"}
+# The contract's fields a song keeps, plus audio_bytes: the decoded inline audio of a
+# synchronous provider (MiniMax), which Udio never sets.
+SONG_FIELDS = {"id", "title", "song_path", "image_path", "duration", "lyrics", "tags", "finished", "audio_bytes"}
 
 
 def _fetch_body(status: str | None = "IN_PROGRESS", **task: Any) -> dict[str, Any]:
@@ -449,6 +451,7 @@ def test_unknown_song_fields_are_ignored_not_rejected() -> None:
     status = parse_fetch(body)
     assert len(status.songs) == 2
     assert {f for f in UpstreamSong.__dataclass_fields__} == SONG_FIELDS
+    assert all(song.audio_bytes is None for song in status.songs)
     assert status.songs[0] == parse_fetch(json.loads(SEED_001_FETCH)).songs[0]
 
 

@@ -142,8 +142,8 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     # every 0..1 number: just outside each edge, NaN, infinity, text
     *[(f"{name}-below-0", _req(**{name: -0.01}), name, "greater than or equal to 0") for name in UNIT_FIELDS],
     *[(f"{name}-above-1", _req(**{name: 1.01}), name, "less than or equal to 1") for name in UNIT_FIELDS],
-    *[(f"{name}-nan", _req(**{name: NAN}), name, "than or equal to") for name in UNIT_FIELDS],
-    ("prompt-strength-inf", _req(prompt_strength=INF), "prompt_strength", "less than or equal to 1"),
+    *[(f"{name}-nan", _req(**{name: NAN}), name, "finite number") for name in UNIT_FIELDS],
+    ("prompt-strength-inf", _req(prompt_strength=INF), "prompt_strength", "finite number"),
     ("clarity-strength-text", _req(clarity_strength="high"), "clarity_strength", "valid number"),
     ("lyrics-strength-none", _req(lyrics_strength=None), "lyrics_strength", "valid number"),
     # generation_quality: an enum of numbers
@@ -184,7 +184,7 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ("context-length-0", _req(config={"context_length": 0}), "config.context_length", "greater than 0"),
     ("context-length-negative", _req(config={"context_length": -5}), "config.context_length", "greater than 0"),
     ("context-length-601", _req(config={"context_length": 601}), "config.context_length", "less than or equal to 600"),
-    ("context-length-nan", _req(config={"context_length": NAN}), "config.context_length", "than"),
+    ("context-length-nan", _req(config={"context_length": NAN}), "config.context_length", "finite number"),
     ("context-length-text", _req(config={"context_length": "long"}), "config.context_length", "valid number"),
     # unknown fields, at every level
     ("unknown-top-level", _req(notify_hook="https://example.com/hook"), "notify_hook", "unknown field"),

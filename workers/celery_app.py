@@ -9,4 +9,9 @@ from producer.settings import get_settings
 
 app = Celery("songqueue")
 app.conf.update(celery_config(get_settings()))
-app.conf.include = ["workers.tasks.submit", "workers.tasks.poll", "workers.tasks.download", "workers.tasks.finalize"]
+if app.conf.broker_url.startswith(("redis://", "rediss://")):
+    app.conf.broker_transport = "workers.redis_transport:Transport"
+app.conf.include = [
+    "workers.tasks.submit", "workers.tasks.poll", "workers.tasks.download", "workers.tasks.finalize",
+    "workers.tasks.watchdog",
+]

@@ -1,9 +1,18 @@
-"""Stream one asset from a result URL into storage: capped, checked, never half-visible."""
+"""Stream one asset from a result URL to a spool file, then into storage: capped, checked,
+never half-visible."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import chain
+from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlparse
 
 import requests
@@ -14,12 +23,57 @@ from workers.storage import Storage
 from workers.upstream_errors import PermanentError, TransientError
 
 ALLOWED_SCHEMES = ("http", "https")
+HEARTBEAT_SECONDS = 5.0
 
 
 def check_url(url: str) -> None:
     scheme = urlparse(url).scheme.lower()
     if scheme not in ALLOWED_SCHEMES:
         raise PermanentError("download_bad_url", f"refusing to download from a {scheme or 'relative'}:// URL")
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A complete download in the spool: the upstream's bytes, as served."""
+
+    path: Path
+    size: int
+    sha256: str
+    extension: str
+    content_type: str
+
+
+@contextmanager
+def download_to_file(
+    session: requests.Session,
+    url: str,
+    *,
+    kind: str,
+    max_bytes: int,
+    timeout: float,
+    chunk_bytes: int,
+    spool_dir: str | None = None,
+    heartbeat: Callable[[], None] | None = None,
+) -> Iterator[Downloaded]:
+    """Download `url` (byte-for-byte as given) to a temporary file in `spool_dir`.
+
+    `kind` is "audio" or "image"; the first bytes must be of that kind. `heartbeat` is
+    called every few seconds while bytes flow, so a long download is not taken for a
+    dead one. The file exists only inside the `with` block: it is deleted on the way
+    out, whether the block succeeded or not.
+    """
+    check_url(url)
+    if spool_dir:
+        Path(spool_dir).mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=spool_dir or None, prefix=f"songqueue-{kind}-", suffix=".part")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            size, sha256, extension, content_type = _fetch(
+                session, url, out, kind, max_bytes, timeout, chunk_bytes, heartbeat)
+        yield Downloaded(path, size, sha256, extension, content_type)
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def download_to_storage(
@@ -32,12 +86,21 @@ def download_to_storage(
     max_bytes: int,
     timeout: float,
     chunk_bytes: int,
+    spool_dir: str | None = None,
+    heartbeat: Callable[[], None] | None = None,
 ) -> StoredObject:
-    """Download `url` (byte-for-byte as given) and store it under `key_for(extension)`.
+    """Download `url` as is and store it under `key_for(extension)` (a cover, say)."""
+    with download_to_file(session, url, kind=kind, max_bytes=max_bytes, timeout=timeout, chunk_bytes=chunk_bytes,
+                          spool_dir=spool_dir, heartbeat=heartbeat) as downloaded:
+        return storage.put_file(key_for(downloaded.extension), downloaded.path, downloaded.content_type,
+                                upstream_sha256=downloaded.sha256)
 
-    `kind` is "audio" or "image"; the first bytes must be of that kind.
-    """
-    check_url(url)
+
+def _fetch(
+    session: requests.Session, url: str, out: BinaryIO, kind: str, max_bytes: int, timeout: float,
+    chunk_bytes: int, heartbeat: Callable[[], None] | None,
+) -> tuple[int, str, str, str]:
+    """Stream the body into `out`; returns (size, sha256, extension, content type)."""
     try:
         response = session.get(url, stream=True, timeout=(min(timeout, 10.0), timeout))
     except requests.exceptions.InvalidSchema as exc:
@@ -51,7 +114,7 @@ def download_to_storage(
         expected = _content_length(response)
         if expected is not None and expected > max_bytes:
             raise PermanentError("download_too_large", f"the {kind} file is {expected} bytes, over the cap of {max_bytes}")
-        body = _capped_chunks(response, chunk_bytes, max_bytes, expected, kind)
+        body = _capped_chunks(response, chunk_bytes, max_bytes, expected, kind, heartbeat)
         first = _first_chunk(body, kind)
         if kind == "audio":
             extension, content_type = sniff_audio(first)
@@ -60,7 +123,13 @@ def download_to_storage(
         if extension is None:
             found = response.headers.get("Content-Type", "unknown type")
             raise PermanentError(f"download_not_{kind}", f"the {kind} URL returned {found}, not {kind} data: {first[:60]!r}")
-        return storage.put(key_for(extension), chain([first], body), content_type)
+        digest = hashlib.sha256()
+        size = 0
+        for chunk in chain([first], body):
+            out.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest(), extension, content_type
 
 
 def _check_status(response: requests.Response, kind: str) -> None:
@@ -90,11 +159,16 @@ def _first_chunk(body: Iterator[bytes], kind: str) -> bytes:
 
 
 def _capped_chunks(
-    response: requests.Response, chunk_bytes: int, max_bytes: int, expected: int | None, kind: str
+    response: requests.Response, chunk_bytes: int, max_bytes: int, expected: int | None, kind: str,
+    heartbeat: Callable[[], None] | None = None,
 ) -> Iterator[bytes]:
     size = 0
+    beat_at = time.monotonic() + HEARTBEAT_SECONDS
     try:
         for chunk in response.iter_content(chunk_bytes):
+            if heartbeat is not None and time.monotonic() >= beat_at:
+                heartbeat()
+                beat_at = time.monotonic() + HEARTBEAT_SECONDS
             size += len(chunk)
             if size > max_bytes:
                 raise PermanentError("download_too_large", f"the {kind} file exceeds the cap of {max_bytes} bytes")

@@ -10,7 +10,6 @@ from functools import lru_cache
 from producer.job_store import JobStore
 from producer.settings import Settings, get_settings
 from workers.providers import registry
-from workers.providers.base import AsyncProvider
 from workers.storage import Storage, open_storage
 
 
@@ -30,5 +29,5 @@ def storage() -> Storage:
 
 
 @lru_cache(maxsize=None)
-def provider(name: str) -> AsyncProvider:
+def provider(name: str) -> registry.Provider:
     return registry.build(name, settings())

@@ -3,6 +3,7 @@
     jobs/{job_id}/song-{n}.mp3          n = 1, 2 in upstream order
     jobs/{job_id}/song-{n}-cover.{ext}  ext from the image's own bytes (png, jpg, webp, gif)
     jobs/{job_id}/manifest.json
+    jobs/{job_id}/upstream/song-{n}.mp3 audio an upstream returned inline (MiniMax), as it came
 """
 
 from __future__ import annotations
@@ -34,3 +35,7 @@ def cover_key(job_id: str, song_index: int, extension: str) -> str:
 
 def manifest_key(job_id: str) -> str:
     return f"{job_prefix(job_id)}/manifest.json"
+
+
+def staged_audio_key(job_id: str, song_index: int) -> str:
+    return f"{job_prefix(job_id)}/upstream/song-{song_index + 1}.mp3"

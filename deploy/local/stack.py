@@ -108,12 +108,16 @@ def start_worker(
     queues: str = "submit,poll,download",
     concurrency: int = 1,
     extra: tuple[str, ...] = (),
+    app: str = "workers.celery_app",
 ) -> subprocess.Popen:
-    """A real `celery worker` process; returns once it logs that it is ready."""
+    """A real `celery worker` process; returns once it logs that it is ready.
+
+    `app` is the Celery app module (the benchmarks run their baseline workers from bench/).
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = open(log, "w")  # noqa: SIM115 - closed by the process's exit
     proc = subprocess.Popen(
-        [PYTHON, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", queues,
+        [PYTHON, "-m", "celery", "-A", app, "worker", "-Q", queues,
          "-c", str(concurrency), "-n", f"{name}-{os.getpid()}-{free_port()}@%h", "--loglevel", "INFO",
          "--without-gossip", "--without-mingle", *extra],
         env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
@@ -123,6 +127,53 @@ def start_worker(
     if proc.poll() is not None:
         raise RuntimeError(f"celery worker {name} exited with {proc.returncode}; see {log}")
     return proc
+
+
+def start_beat(env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A real `celery beat` process (the watchdog's clock); returns once it has started."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(log, "w")  # noqa: SIM115 - closed by the process's exit
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "celery", "-A", "workers.celery_app", "beat", "--loglevel", "INFO",
+         "--schedule", str(log.with_suffix(".schedule"))],
+        env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+    )
+    wait_until(lambda: proc.poll() is not None or "Starting..." in log.read_text(errors="replace"),
+               60, f"celery beat to start (log: {log})")
+    if proc.poll() is not None:
+        raise RuntimeError(f"celery beat exited with {proc.returncode}; see {log}")
+    return proc
+
+
+def start_flower(env: dict[str, str], port: int, log: Path, *args: str) -> subprocess.Popen:
+    """Flower on 127.0.0.1:`port`, fed by the workers' events; returns once it answers."""
+    import requests
+
+    handle = open(log, "w")  # noqa: SIM115 - closed by the process's exit
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "celery", "-A", "workers.celery_app", "flower", f"--port={port}", "--address=127.0.0.1", *args],
+        env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+    )
+
+    def answers() -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/healthcheck", timeout=2).status_code == 200
+        except requests.RequestException:
+            return proc.poll() is not None
+
+    wait_until(answers, 60, f"flower on port {port} (log: {log})")
+    if proc.poll() is not None:
+        raise RuntimeError(f"flower exited with {proc.returncode}; see {log}")
+    return proc
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """SIGKILL a worker and its pool children at once, as a crash would."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(10)
 
 
 def stop(proc: subprocess.Popen | None, timeout: float = 20) -> None:

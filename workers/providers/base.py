@@ -1,10 +1,16 @@
-"""What every provider returns, and the protocol an asynchronous provider implements."""
+"""What every provider returns, and the two protocols a provider implements.
+
+An asynchronous provider (Udio) takes a job and is polled until it ends; a synchronous
+one (MiniMax) answers with the songs in the same call. Both describe songs with
+`UpstreamSong`, so everything after the upstream call is provider-blind.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class Outcome(StrEnum):
@@ -23,6 +29,9 @@ class UpstreamSong:
     lyrics: str
     tags: list[str]
     finished: bool
+    # Audio the upstream returned inline (MiniMax's hex answer), decoded; `song_path` is
+    # then empty. Never stored on the job record: it goes to storage at once.
+    audio_bytes: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -34,13 +43,30 @@ class UpstreamStatus:
     songs: list[UpstreamSong] = field(default_factory=list)
 
 
+@runtime_checkable
 class AsyncProvider(Protocol):
     """A gateway that takes a job and is polled until it ends."""
 
     name: str
+    # Read timeout of the paid call, seconds: how long a submit may be in flight.
+    timeout: float
+    # Price of one paid call per model, in multiples of SONGQUEUE_{NAME}_PRICE_PER_CALL.
+    price_factors: Mapping[str, float]
 
     def submit(self, request: dict[str, Any]) -> str:
         """Send the paid generation request; return the upstream task id."""
 
     def fetch(self, task_id: str) -> UpstreamStatus:
         """Ask how the upstream task is doing."""
+
+
+@runtime_checkable
+class SyncProvider(Protocol):
+    """A gateway that generates in the one paid call and answers with the songs."""
+
+    name: str
+    timeout: float
+    price_factors: Mapping[str, float]
+
+    def generate(self, request: dict[str, Any]) -> list[UpstreamSong]:
+        """Send the paid generation request; return the finished songs (audio as a URL or bytes)."""

@@ -1,4 +1,8 @@
-"""Pick a provider by name (`provider=` on the job), built from settings."""
+"""Pick a provider by name (`provider=` on the job), built from settings.
+
+Adding a gateway is one module in this package plus one line in FACTORIES; per-provider
+settings follow the `SONGQUEUE_{NAME}_*` scheme (`Settings.for_provider`).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,11 @@ from collections.abc import Callable
 
 from producer.settings import Settings
 from workers.http_client import new_session
-from workers.providers.base import AsyncProvider
+from workers.providers.base import AsyncProvider, SyncProvider
+from workers.providers.minimax import MiniMaxProvider
 from workers.providers.udio import UdioProvider
+
+Provider = AsyncProvider | SyncProvider
 
 
 def _udio(settings: Settings) -> AsyncProvider:
@@ -21,14 +28,32 @@ def _udio(settings: Settings) -> AsyncProvider:
     )
 
 
-FACTORIES: dict[str, Callable[[Settings], AsyncProvider]] = {"udio": _udio}
+def _minimax(settings: Settings) -> SyncProvider:
+    return MiniMaxProvider(
+        base_url=settings.minimax_base_url,
+        api_key=settings.minimax_api_key,
+        session=new_session(),
+        # The song comes back in the answer of this one call.
+        timeout=settings.minimax_deadline,
+        # Hex audio is twice the size of the audio, which may be up to the download cap.
+        max_json_bytes=max(settings.max_json_bytes, 2 * settings.max_download_bytes + 64 * 1024),
+    )
+
+
+FACTORIES: dict[str, Callable[[Settings], Provider]] = {"udio": _udio, "minimax": _minimax}
 
 
 def deadline_seconds(settings: Settings, provider: str) -> float:
     return float(getattr(settings, f"{provider}_deadline"))
 
 
-def build(name: str, settings: Settings) -> AsyncProvider:
+def call_price(settings: Settings, provider: Provider, model: str) -> float:
+    """What one paid call costs: SONGQUEUE_{NAME}_PRICE_PER_CALL times the model's factor."""
+    base = float(getattr(settings, f"{provider.name}_price_per_call"))
+    return base * provider.price_factors.get(model, 1.0)
+
+
+def build(name: str, settings: Settings) -> Provider:
     try:
         factory = FACTORIES[name]
     except KeyError:

@@ -20,6 +20,8 @@ TERMINAL = {"SUCCESS": Outcome.SUCCEEDED, "FAILURE": Outcome.FAILED}
 
 class UdioProvider:
     name = "udio"
+    # Billed per submit call; udio130 costs twice udio32 (upstream-contract.md §1).
+    price_factors = {"udio32-v1.5": 1.0, "udio130-v1.5": 2.0}
 
     def __init__(
         self,

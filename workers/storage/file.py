@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from producer.job_record import StoredObject
@@ -46,7 +48,14 @@ class FileStorage:
             os.replace(temp, final)
         finally:
             temp.unlink(missing_ok=True)
-        return StoredObject(uri=self.uri(key), key=key, size=size, sha256=digest.hexdigest(), content_type=content_type)
+        return StoredObject(uri=self.uri(key), key=key, size=size, sha256=digest.hexdigest(), content_type=content_type,
+                            stored_at=time.time())
+
+    def put_file(self, key: str, path: Path, content_type: str, upstream_sha256: str | None = None) -> StoredObject:
+        # A copy, not a rename: the spool folder may be on another filesystem.
+        with open(path, "rb") as source:
+            stored = self.put(key, iter(lambda: source.read(1 << 20), b""), content_type)
+        return stored.model_copy(update={"upstream_sha256": upstream_sha256})
 
     def stat(self, key: str) -> StoredObject | None:
         path = self._path(key)
@@ -57,9 +66,14 @@ class FileStorage:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        info = path.stat()
         return StoredObject(
-            uri=self.uri(key), key=key, size=path.stat().st_size, sha256=digest.hexdigest(), content_type=content_type
+            uri=self.uri(key), key=key, size=info.st_size, sha256=digest.hexdigest(), content_type=content_type,
+            stored_at=info.st_mtime,
         )
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self._path(key), "rb")  # noqa: SIM115 - returned to the caller
 
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()

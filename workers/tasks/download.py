@@ -1,5 +1,8 @@
 """Step 3: one task per asset (a song's MP3 or its cover), streamed into storage.
 
+The MP3 is verified and tagged on the way (workers.assets); a wrong file fails the job
+with `download_not_audio` or `duration_mismatch`.
+
 An asset already on the record, or already in storage under its key, is not fetched
 again. The run that stores the last asset of a finished job sends finalize.
 """
@@ -15,7 +18,7 @@ from producer import task_names
 from producer.job_record import JobRecord, JobState, StoredObject
 from workers import runtime, storage_keys
 from workers.celery_app import app
-from workers.downloader import download_to_storage
+from workers.assets import store_asset
 from workers.http_client import new_session
 from workers.retry_policy import backoff_delay
 from workers.tasks.common import end_job, log, send
@@ -40,39 +43,45 @@ def download(self: Task, job_id: str, song_index: int, asset: str) -> None:
     if getattr(song, asset) is not None:
         _maybe_finalize(record)
         return
+    # Counted before the work: a download that kills its worker every time is re-queued
+    # by reject-on-worker-lost forever unless something counts the deliveries.
+    runs_key = f"download:{song_index + 1}:{asset}"
+    record = store.apply(job_id, ACTIVE, mutate=lambda r: _count_run(r, runs_key),
+                         check_in=settings.watchdog_grace)
+    if record is None:
+        return
+    if record.attempts[runs_key] > settings.max_deliveries:
+        end_job(job_id, JobState.FAILED, "download_poison",
+                f"song {song_index + 1} {asset}: started {record.attempts[runs_key]} times without finishing",
+                expect=ACTIVE)
+        return
     storage = runtime.storage()
-    stored = storage.stat(storage_keys.audio_key(job_id, song_index)) if asset == "audio" else None
-    if stored is None:
-        url = song.song_path if asset == "audio" else song.image_path
-        try:
-            stored = download_to_storage(
-                _session(), url, storage,
-                kind="audio" if asset == "audio" else "image",
-                key_for=lambda ext: (storage_keys.audio_key(job_id, song_index) if asset == "audio"
-                                     else storage_keys.cover_key(job_id, song_index, ext)),
-                max_bytes=settings.max_download_bytes,
-                timeout=settings.http_timeout,
-                chunk_bytes=settings.download_chunk_bytes,
-            )
-        except TransientError as exc:
-            failures = self.request.retries + 1
-            if failures > settings.max_transient_errors:
-                end_job(job_id, JobState.FAILED, exc.code,
-                        f"song {song_index + 1} {asset}: gave up after {failures} attempts: {exc.message}", expect=ACTIVE)
-                return
-            log.info("job %s: song %d %s will retry: %s", job_id, song_index + 1, asset, exc.message)
-            raise self.retry(countdown=backoff_delay(failures, settings.retry_base_delay, settings.retry_max_delay))
-        except PermanentError as exc:
-            end_job(job_id, JobState.FAILED, exc.code, f"song {song_index + 1} {asset}: {exc.message}", expect=ACTIVE)
+    try:
+        # An MP3 stored by a run that died before recording it is complete (stored only
+        # after its checks), so it is taken as it is.
+        stored = storage.stat(storage_keys.audio_key(job_id, song_index)) if asset == "audio" else None
+        if stored is None:
+            stored = store_asset(_session(), storage, settings, record, song_index, asset,
+                                 heartbeat=lambda: store.check_in(job_id, settings.watchdog_grace))
+    except TransientError as exc:
+        failures = self.request.retries + 1
+        if failures > settings.max_transient_errors:
+            end_job(job_id, JobState.FAILED, exc.code,
+                    f"song {song_index + 1} {asset}: gave up after {failures} attempts: {exc.message}", expect=ACTIVE)
             return
-    record = store.apply(job_id, ACTIVE, mutate=lambda r: _attach(r, song_index, asset, stored))
+        log.info("job %s: song %d %s will retry: %s", job_id, song_index + 1, asset, exc.message)
+        raise self.retry(countdown=backoff_delay(failures, settings.retry_base_delay, settings.retry_max_delay))
+    except PermanentError as exc:
+        end_job(job_id, JobState.FAILED, exc.code, f"song {song_index + 1} {asset}: {exc.message}", expect=ACTIVE)
+        return
+    record = store.apply(job_id, ACTIVE, mutate=lambda r: setattr(r.songs[song_index], asset, stored),
+                         check_in=settings.watchdog_grace)
     if record is not None:
         _maybe_finalize(record)
 
 
-def _attach(record: JobRecord, song_index: int, asset: str, stored: StoredObject) -> None:
-    setattr(record.songs[song_index], asset, stored)
-    record.attempts["download"] = record.attempts.get("download", 0) + 1
+def _count_run(record: JobRecord, runs_key: str) -> None:
+    record.attempts[runs_key] = record.attempts.get(runs_key, 0) + 1
 
 
 def _maybe_finalize(record: JobRecord) -> None:

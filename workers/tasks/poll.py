@@ -20,16 +20,16 @@ from workers.retry_policy import backoff_delay, next_poll_delay
 from workers.tasks.common import end_job, log, send
 from workers.upstream_errors import PermanentError, TransientError
 
-ASSETS = ("audio", "cover")
-
 
 @app.task(name=task_names.POLL, bind=True, max_retries=None)
-def poll(self: Task, job_id: str) -> None:
+def poll(self: Task, job_id: str, token: int = 0) -> None:
     store = runtime.store()
     settings = runtime.settings()
     record = store.get(job_id)
     if record is None or record.state not in WAITING_STATES or record.upstream_task_id is None:
         return
+    if record.token != token:
+        return  # the watchdog has handed polling to a newer message
     if record.deadline_at is not None and time.time() > record.deadline_at:
         end_job(
             job_id, JobState.TIMED_OUT, "upstream_deadline",
@@ -41,7 +41,10 @@ def poll(self: Task, job_id: str) -> None:
     try:
         status = runtime.provider(record.provider).fetch(record.upstream_task_id)
     except TransientError as exc:
-        record = store.apply(job_id, WAITING_STATES, mutate=_count_fault)
+        faults = record.transient_errors + 1
+        countdown = backoff_delay(faults, settings.retry_base_delay, settings.retry_max_delay, exc.retry_after)
+        record = store.apply(job_id, WAITING_STATES, mutate=_count_fault, token=token,
+                             check_in=countdown + settings.watchdog_grace)
         if record is None:
             return
         if record.transient_errors > settings.max_transient_errors:
@@ -49,8 +52,7 @@ def poll(self: Task, job_id: str) -> None:
                     f"gave up polling after {record.transient_errors} faults in a row: {exc.message}",
                     expect=WAITING_STATES)
             return
-        raise self.retry(countdown=backoff_delay(
-            record.transient_errors, settings.retry_base_delay, settings.retry_max_delay, exc.retry_after))
+        raise self.retry(countdown=countdown)
     except PermanentError as exc:
         end_job(job_id, JobState.FAILED, exc.code, exc.message, expect=WAITING_STATES)
         return
@@ -61,9 +63,15 @@ def poll(self: Task, job_id: str) -> None:
                 expect=WAITING_STATES)
         return
 
+    elapsed = time.time() - (record.submitted_at or record.created_at)
+    _, least, most = settings.poll_schedule(record.provider)
+    countdown = next_poll_delay(elapsed, status.progress, least, most)
+    done = status.outcome is Outcome.SUCCEEDED
     record = store.apply(
         job_id, WAITING_STATES, mutate=lambda r: _merge(r, status),
-        to=JobState.DOWNLOADING if status.outcome is Outcome.SUCCEEDED else JobState.GENERATING,
+        to=JobState.DOWNLOADING if done else JobState.GENERATING, token=token,
+        # Once downloading, the download steps keep the watchdog's deadline fresh.
+        check_in=(0 if done else countdown) + settings.watchdog_grace,
     )
     if record is None:
         return
@@ -76,9 +84,7 @@ def poll(self: Task, job_id: str) -> None:
         if record.stored_assets() == record.expected_assets():
             send(task_names.FINALIZE, job_id)
         return
-    elapsed = time.time() - (record.submitted_at or record.created_at)
-    raise self.retry(countdown=next_poll_delay(
-        elapsed, status.progress, settings.poll_min_interval, settings.poll_max_interval))
+    raise self.retry(countdown=countdown)
 
 
 def _count_fault(record: JobRecord) -> None:
@@ -127,7 +133,7 @@ def _dispatch_finished(job_id: str, record: JobRecord) -> None:
     if not ready:
         return
     for index in ready:
-        for asset in ASSETS:
+        for asset in record.songs[index].assets():
             send(task_names.DOWNLOAD, job_id, index, asset)
 
     def mark(r: JobRecord) -> None:

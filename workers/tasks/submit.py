@@ -17,30 +17,26 @@ from producer.job_record import JobRecord, JobState
 from workers import runtime
 from workers.celery_app import app
 from workers.providers import registry
+from workers.providers.base import SyncProvider
 from workers.retry_policy import backoff_delay
 from workers.tasks.common import end_job, log, send
+from workers.tasks.generated import accept_songs
 from workers.upstream_errors import PermanentError, TransientError
 
 
 @app.task(name=task_names.SUBMIT, bind=True, max_retries=None)
-def submit(self: Task, job_id: str) -> None:
+def submit(self: Task, job_id: str, token: int = 0) -> None:
     store = runtime.store()
     settings = runtime.settings()
     record = store.get(job_id)
     if record is None:
         log.warning("job %s: submit for an unknown job", job_id)
         return
+    if record.token != token:
+        return  # the watchdog has handed this step to a newer message
     if record.state == JobState.SUBMITTING and record.upstream_task_id is None:
-        if settings.uncertain_submit == "fail":
-            end_job(
-                job_id, JobState.FAILED, "submit_uncertain",
-                "the submit was interrupted after it may have reached the upstream; not resubmitted "
-                "automatically (SONGQUEUE_UNCERTAIN_SUBMIT=fail). Check the upstream account, then "
-                "retry the job by hand.",
-                expect={JobState.SUBMITTING},
-            )
+        if not resolve_uncertain(record):
             return
-        log.warning("job %s: resubmitting after an uncertain submit (SONGQUEUE_UNCERTAIN_SUBMIT=resubmit)", job_id)
     elif record.state != JobState.QUEUED:
         return
 
@@ -48,12 +44,16 @@ def submit(self: Task, job_id: str) -> None:
         r.submit_intent_at = time.time()
         r.attempts["submit"] = r.attempts.get("submit", 0) + 1
 
-    record = store.apply(job_id, {JobState.QUEUED, JobState.SUBMITTING}, mutate=intend, to=JobState.SUBMITTING)
+    provider = runtime.provider(record.provider)
+    # A synchronous provider's call lasts as long as its generation: provider.timeout.
+    # Only from exactly what was read: of two deliveries of one message, one submits.
+    record = store.apply(job_id, {record.state}, mutate=intend, to=JobState.SUBMITTING, version=record.version,
+                         check_in=provider.timeout + settings.watchdog_grace)
     if record is None:
         return
-    provider = runtime.provider(record.provider)
+    sync = isinstance(provider, SyncProvider)
     try:
-        task_id = provider.submit(record.request)
+        answer = provider.generate(record.request) if sync else provider.submit(record.request)
     except TransientError as exc:
         if exc.maybe_accepted:
             # Leave the intent in place: the redelivered or retried run decides by policy.
@@ -65,20 +65,48 @@ def submit(self: Task, job_id: str) -> None:
         end_job(job_id, JobState.FAILED, exc.code, exc.message)
         return
 
+    price = registry.call_price(settings, provider, record.model)
+    if sync:
+        accept_songs(job_id, answer, price)
+        return
+    task_id = answer
     now = time.time()
+    first_poll = settings.poll_schedule(record.provider)[0]
 
     def record_task(r: JobRecord) -> None:
         r.upstream_task_id = task_id
         r.submitted_at = now
         r.transient_errors = 0
+        r.cost += price
         r.deadline_at = now + registry.deadline_seconds(settings, r.provider)
 
-    if store.apply(job_id, {JobState.SUBMITTING}, mutate=record_task, to=JobState.SUBMITTED) is None:
-        # Cancelled meanwhile: keep the paid task's id on the record for accounting.
-        store.apply(job_id, set(JobState), mutate=lambda r: setattr(r, "upstream_task_id", task_id))
+    check_in = first_poll + settings.watchdog_grace
+    if store.apply(job_id, {JobState.SUBMITTING}, mutate=record_task, to=JobState.SUBMITTED,
+                   check_in=check_in) is None:
+        # Cancelled meanwhile: keep the paid task's id and price on the record for accounting.
+        def keep(r: JobRecord) -> None:
+            r.upstream_task_id = task_id
+            r.cost += price
+
+        store.apply(job_id, set(JobState), mutate=keep)
         return
     log.info("job %s: submitted as upstream task %s", job_id, task_id)
-    send(task_names.POLL, job_id, countdown=settings.poll_initial_delay)
+    send(task_names.POLL, job_id, token, countdown=first_poll)
+
+
+def resolve_uncertain(record: JobRecord) -> bool:
+    """An intent without a task id: the paid call may have gone through. True = submit again."""
+    if runtime.settings().uncertain_submit == "fail":
+        end_job(
+            record.id, JobState.FAILED, "submit_uncertain",
+            "the submit was interrupted after it may have reached the upstream; not resubmitted "
+            "automatically (SONGQUEUE_UNCERTAIN_SUBMIT=fail). Check the upstream account, then "
+            "retry the job by hand.",
+            expect={JobState.SUBMITTING},
+        )
+        return False
+    log.warning("job %s: resubmitting after an uncertain submit (SONGQUEUE_UNCERTAIN_SUBMIT=resubmit)", record.id)
+    return True
 
 
 def _back_off(task: Task, job_id: str, exc: TransientError) -> None:
@@ -89,7 +117,8 @@ def _back_off(task: Task, job_id: str, exc: TransientError) -> None:
         r.transient_errors += 1
         r.submit_intent_at = None
 
-    record = runtime.store().apply(job_id, {JobState.SUBMITTING}, mutate=count, to=JobState.QUEUED)
+    record = runtime.store().apply(job_id, {JobState.SUBMITTING}, mutate=count, to=JobState.QUEUED,
+                                   check_in=settings.retry_max_delay + settings.watchdog_grace)
     if record is None:
         return
     if record.transient_errors > settings.max_transient_errors:

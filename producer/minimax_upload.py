@@ -1,0 +1,80 @@
+"""Upload a reference audio file to MiniMax and get the id a generation request refers to.
+
+This runs at the producer, before anything is enqueued: the file is on the caller's
+machine, which the workers cannot see, and a job message must carry ids, never file
+bodies. Uploading is not billed as a generation (it is not in the submit ledger); a
+failed upload leaves nothing behind in songqueue.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+from typing import Any, Literal
+
+import requests
+
+from producer.settings import Settings
+
+UPLOAD_PATH = "/minimaxi/v1/music_upload"
+Purpose = Literal["voice", "instrumental"]
+ID_FIELD: dict[str, str] = {"voice": "voice_id", "instrumental": "instrumental_id"}
+# MiniMax's own codes for "rate limit triggered" (its API documentation; unconfirmed
+# through 302.ai): worth trying again later, unlike every other non-zero code.
+RATE_LIMIT_CODES = frozenset({1002, 1039})
+
+
+class UploadError(Exception):
+    """`refused`: the upstream said no (bad file, bad key); otherwise it could not be reached."""
+
+    def __init__(self, message: str, refused: bool) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+def base_resp(body: Any) -> tuple[int, str] | None:
+    """(status_code, status_msg) of a MiniMax answer, or None when it has no usable base_resp."""
+    resp = body.get("base_resp") if isinstance(body, dict) else None
+    if not isinstance(resp, dict) or not isinstance(resp.get("status_code"), int):
+        return None
+    return resp["status_code"], str(resp.get("status_msg") or "")
+
+
+def upload_reference(settings: Settings, path: Path, purpose: Purpose) -> str:
+    """POST `path` to the upload API; return its voice_id or instrumental_id."""
+    url = settings.minimax_base_url.rstrip("/") + UPLOAD_PATH
+    headers = {"Authorization": f"Bearer {settings.minimax_api_key.get_secret_value()}"}
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    session = requests.Session()
+    session.trust_env = False  # an environment proxy would see the Authorization header
+    try:
+        with session, path.open("rb") as body:
+            response = session.post(
+                url, headers=headers, data={"purpose": purpose},
+                files={"file": (path.name, body, content_type)},
+                timeout=(10.0, settings.http_timeout),
+            )
+    except requests.RequestException as exc:
+        raise UploadError(f"could not reach the MiniMax upload API at {url}: {type(exc).__name__}",
+                          refused=False) from exc
+    if response.status_code == 429 or response.status_code >= 500:
+        raise UploadError(f"the MiniMax upload API answered HTTP {response.status_code}; try again later",
+                          refused=False)
+    if response.status_code >= 400:
+        raise UploadError(f"the MiniMax upload API refused the file (HTTP {response.status_code}): "
+                          f"{response.text[:300]}", refused=True)
+    try:
+        answer = response.json()
+    except ValueError:
+        raise UploadError("the MiniMax upload API answered something that is not JSON", refused=False) from None
+    status = base_resp(answer)
+    if status is None:
+        raise UploadError("the MiniMax upload API's answer has no base_resp", refused=False)
+    code, message = status
+    if code != 0:
+        raise UploadError(f"the MiniMax upload API refused the file: {message} (status_code {code})",
+                          refused=code not in RATE_LIMIT_CODES)
+    reference = answer.get(ID_FIELD[purpose])
+    if not isinstance(reference, str) or not reference:
+        raise UploadError(f"the MiniMax upload API's answer has no {ID_FIELD[purpose]}", refused=False)
+    return reference

@@ -1,0 +1,43 @@
+"""Every fault scenario, small and fast: the right end state, nothing lost, nothing billed twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import AMQP_URL
+from fault_scenarios import FAST, SANDBOX_KEY, SCENARIOS, Scenario, run
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def fault_sandbox(tmp_path_factory):
+    import stack
+
+    proc, url = stack.start_sandbox("--api-key", SANDBOX_KEY, "--generation-time", "2", "--song-duration", "2",
+                                    log=tmp_path_factory.mktemp("fault-sandbox") / "sandbox.log")
+    yield url
+    stack.stop(proc)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_fault_scenario(scenario: Scenario, fault_sandbox, tmp_path):
+    _check(scenario, run(scenario, tmp_path, fault_sandbox, jobs=4, settings=FAST, timeout=90))
+
+
+ON_RABBITMQ = [s for s in SCENARIOS if s.name in ("no faults", "worker SIGKILL during poll")]
+
+
+@pytest.mark.skipif(not AMQP_URL, reason="SONGQUEUE_TEST_AMQP_URL not set")
+@pytest.mark.parametrize("scenario", ON_RABBITMQ, ids=[s.name for s in ON_RABBITMQ])
+def test_fault_scenario_on_rabbitmq(scenario: Scenario, fault_sandbox, tmp_path):
+    _check(scenario, run(scenario, tmp_path, fault_sandbox, jobs=4, settings=FAST, broker_url=AMQP_URL, timeout=90))
+
+
+def _check(scenario: Scenario, result) -> None:
+
+    assert result.lost == 0, result.details
+    assert result.submitted_twice == 0
+    assert result.unexpected == 0, result.details
+    if scenario.disrupt is not None:
+        assert result.recover_s is not None and result.recover_s < 60

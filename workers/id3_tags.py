@@ -1,0 +1,68 @@
+"""ID3v2.4 tags of a stored MP3, written with mutagen.
+
+Text frames are UTF-8 (ID3v2.4 encoding 3), so CJK titles and lyrics survive intact.
+Frames we own are replaced, others the upstream may have written are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mutagen.id3 import APIC, ID3, TALB, TCON, TIT2, TPE1, TRCK, TXXX, USLT, ID3NoHeaderError, PictureType
+
+UTF8 = 3
+# ISO 639-2 "undetermined": the upstream does not say which language its lyrics are in.
+LYRICS_LANGUAGE = "und"
+TXXX_JOB_ID = "songqueue job id"
+TXXX_UPSTREAM_SONG_ID = "upstream song id"
+TXXX_UPSTREAM_TASK_ID = "upstream task id"
+
+
+@dataclass(frozen=True)
+class Cover:
+    data: bytes
+    mime: str
+
+
+@dataclass(frozen=True)
+class SongTags:
+    title: str
+    artist: str
+    album: str
+    track: int
+    track_total: int
+    job_id: str
+    upstream_song_id: str
+    upstream_task_id: str | None = None
+    lyrics: str = ""
+    genres: list[str] = field(default_factory=list)
+    cover: Cover | None = None
+
+
+def write_tags(path: Path, tags: SongTags) -> None:
+    try:
+        id3 = ID3(path)
+    except ID3NoHeaderError:
+        id3 = ID3()
+    id3.setall("TIT2", [TIT2(encoding=UTF8, text=tags.title)])
+    id3.setall("TPE1", [TPE1(encoding=UTF8, text=tags.artist)])
+    id3.setall("TALB", [TALB(encoding=UTF8, text=tags.album)])
+    id3.setall("TRCK", [TRCK(encoding=UTF8, text=f"{tags.track}/{tags.track_total}")])
+    id3.delall("USLT")
+    if tags.lyrics:
+        id3.add(USLT(encoding=UTF8, lang=LYRICS_LANGUAGE, desc="", text=tags.lyrics))
+    id3.delall("TCON")
+    if tags.genres:
+        id3.add(TCON(encoding=UTF8, text=list(tags.genres)))  # ID3v2.4 keeps each value apart
+    id3.delall("APIC")
+    if tags.cover is not None:
+        id3.add(APIC(encoding=UTF8, mime=tags.cover.mime, type=PictureType.COVER_FRONT, desc="cover",
+                     data=tags.cover.data))
+    for desc, value in ((TXXX_JOB_ID, tags.job_id), (TXXX_UPSTREAM_SONG_ID, tags.upstream_song_id),
+                        (TXXX_UPSTREAM_TASK_ID, tags.upstream_task_id)):
+        id3.delall(f"TXXX:{desc}")
+        if value:
+            id3.add(TXXX(encoding=UTF8, desc=desc, text=value))
+    # v1=0 drops any ID3v1 tag: its Latin-1 fields cannot hold CJK text and would disagree with ours.
+    id3.save(path, v2_version=4, v1=0)

@@ -1,0 +1,82 @@
+"""Step 1 for synchronous providers: record what the one paid call returned, hand it on.
+
+Called by the submit task right after `SyncProvider.generate` answered, still under its
+ledger (the intent was written before the call). Inline audio is staged in storage first,
+then the job moves SUBMITTING -> DOWNLOADING with its songs, and the download step takes
+every song through the same path as an asynchronous provider's: a URL is downloaded, a
+staged object is read back, and both are checked, tagged and stored alike. Nothing here
+calls the upstream again: the call was billed.
+"""
+
+from __future__ import annotations
+
+import time
+
+from producer import task_names
+from producer.job_record import JobRecord, JobState, SongRecord
+from workers import inline_audio, runtime
+from workers.providers.base import UpstreamSong
+from workers.tasks.common import end_job, log, send
+from workers.upstream_errors import UpstreamError
+
+
+def accept_songs(job_id: str, songs: list[UpstreamSong], price: float) -> None:
+    store = runtime.store()
+    settings = runtime.settings()
+
+    def charge(r: JobRecord) -> None:
+        r.cost += price
+
+    if not songs:
+        store.apply(job_id, {JobState.SUBMITTING}, mutate=charge)
+        end_job(job_id, JobState.FAILED, "upstream_no_songs", "the upstream answered without any songs",
+                expect={JobState.SUBMITTING})
+        return
+    staged: dict[int, str] = {}
+    try:
+        for index, song in enumerate(songs):
+            if song.audio_bytes is not None:
+                staged[index] = inline_audio.stage(runtime.storage(), job_id, index, song.audio_bytes,
+                                                   settings.max_download_bytes)
+    except UpstreamError as exc:
+        # Storage faults arrive as UpstreamErrors too. Retrying is no use either way: the
+        # bytes live only in this run, and getting them again means paying again.
+        store.apply(job_id, {JobState.SUBMITTING}, mutate=charge)
+        end_job(job_id, JobState.FAILED, exc.code, f"the upstream's song could not be kept: {exc.message}",
+                expect={JobState.SUBMITTING})
+        return
+
+    now = time.time()
+
+    def record_songs(r: JobRecord) -> None:
+        charge(r)
+        r.songs = [_song_record(song, staged.get(index, "")) for index, song in enumerate(songs)]
+        r.submitted_at = now
+        r.progress = 100
+        r.transient_errors = 0
+
+    record = store.apply(job_id, {JobState.SUBMITTING}, mutate=record_songs, to=JobState.DOWNLOADING,
+                         check_in=settings.watchdog_grace)
+    if record is None:
+        # Cancelled meanwhile: the call was paid all the same.
+        store.apply(job_id, set(JobState), mutate=charge)
+        return
+    log.info("job %s: %s generated %d song(s)", job_id, record.provider, len(record.songs))
+    for index, song in enumerate(record.songs):
+        for asset in song.assets():
+            send(task_names.DOWNLOAD, job_id, index, asset)
+
+
+def _song_record(song: UpstreamSong, staged_key: str) -> SongRecord:
+    return SongRecord(
+        upstream_id=song.id,
+        title=song.title,
+        duration=song.duration,
+        lyrics=song.lyrics,
+        tags=song.tags,
+        song_path=song.song_path,
+        image_path=song.image_path,
+        finished=True,
+        dispatched=True,  # sent right below; the watchdog resends what a crash lost
+        staged_audio_key=staged_key,
+    )

@@ -1,0 +1,77 @@
+"""The watchdog: a beat task that reschedules any job whose next step is overdue.
+
+A worker killed by SIGKILL leaves its unacked messages, countdowns included, invisible
+until the broker's visibility timeout (hours). The job store knows better: every step
+sets a deadline (`check_in`) in the `due` index, and a job past it gets its step sent
+again under a new fencing token, so the original message is a no-op if it ever returns.
+"""
+
+from __future__ import annotations
+
+import time
+
+from producer import task_names
+from producer.job_record import JobRecord, JobState
+from workers import runtime
+from workers.celery_app import app
+from workers.tasks.common import log, send
+from workers.tasks.submit import resolve_uncertain
+
+
+@app.task(name=task_names.WATCHDOG)
+def watchdog() -> int:
+    """One round; returns how many jobs were rescheduled."""
+    store = runtime.store()
+    settings = runtime.settings()
+    if not store.try_watchdog_round(settings.watchdog_interval * 0.9):
+        return 0
+    rescheduled = 0
+    for job_id in store.overdue(time.time()):
+        record = store.get(job_id)
+        if record is not None and not record.state.terminal:
+            rescheduled += _reschedule(record)
+    if rescheduled:
+        log.warning("watchdog: rescheduled %d overdue jobs", rescheduled)
+    return rescheduled
+
+
+def _reschedule(record: JobRecord) -> int:
+    store = runtime.store()
+    settings = runtime.settings()
+    grace = settings.watchdog_grace
+
+    def bump(r: JobRecord) -> None:
+        r.token += 1
+
+    if record.state == JobState.SUBMITTING and record.upstream_task_id is None:
+        # The submit died mid-call: the paid request may have gone through.
+        if not resolve_uncertain(record):
+            return 1
+        fresh = store.apply(record.id, {JobState.SUBMITTING}, mutate=bump, version=record.version, check_in=grace)
+        if fresh is not None:
+            send(task_names.SUBMIT, record.id, fresh.token)
+        return 1
+    if record.state == JobState.QUEUED:
+        fresh = store.apply(record.id, {JobState.QUEUED}, mutate=bump, version=record.version, check_in=grace)
+        if fresh is not None:
+            send(task_names.SUBMIT, record.id, fresh.token)
+        return 1
+    if record.state in (JobState.SUBMITTED, JobState.GENERATING):
+        fresh = store.apply(record.id, {record.state}, mutate=bump, version=record.version, check_in=grace)
+        if fresh is not None:
+            log.info("watchdog: job %s overdue in %s; polling again", record.id, record.state.value)
+            send(task_names.POLL, record.id, fresh.token)
+        return 1
+    if record.state == JobState.DOWNLOADING:
+        fresh = store.apply(record.id, {JobState.DOWNLOADING}, version=record.version, check_in=grace)
+        if fresh is None:
+            return 0
+        missing = [(i, asset) for i, song in enumerate(fresh.songs) for asset in song.assets()
+                   if getattr(song, asset) is None]
+        for index, asset in missing:
+            send(task_names.DOWNLOAD, record.id, index, asset)
+        if not missing:
+            send(task_names.FINALIZE, record.id)
+        log.info("watchdog: job %s overdue in DOWNLOADING; resent %d downloads", record.id, len(missing))
+        return 1
+    return 0
