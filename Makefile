@@ -3,10 +3,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-QUEUES ?= submit,poll,download
+QUEUES ?= submit,poll,download,callback
 CONCURRENCY ?= 2
 
-.PHONY: demo test worker beat sandbox flower faults bench bench-quick install clean
+.PHONY: demo test worker beat sandbox hooks flower metrics browser faults bench bench-quick install clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -30,8 +30,27 @@ worker: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/songqueue sandbox --port $${SANDBOX_PORT:-8808}
 
+# The notify hook the gateways call; point SONGQUEUE_NOTIFY_HOOK_URL at http://HOST:PORT/hooks/udio.
+hooks: $(STAMP)
+	$(BIN)/songqueue hooks --host $${HOOKS_HOST:-127.0.0.1} --port $${HOOKS_PORT:-8809}
+
+# Flower with basic auth from SONGQUEUE_FLOWER_USER/_PASSWORD (refuses to start without);
+# FLOWER_ARGS="--port 5555 --insecure" to change.
 flower: $(STAMP)
-	$(BIN)/celery -A workers.celery_app flower
+	$(BIN)/songqueue flower $(FLOWER_ARGS)
+
+# Prometheus metrics of jobs, providers, spend and queues on :$${METRICS_PORT:-9808}/metrics.
+metrics: $(STAMP)
+	$(BIN)/songqueue metrics --port $${METRICS_PORT:-9808}
+
+# Headless Chromium and its driver for the Flower browser test (Debian packages; quiet and
+# idempotent; needs root or sudo; the test skips with the reason when they are missing).
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+	  $$SUDO apt-get update -qq >/dev/null 2>&1 && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+	  || echo "make browser: could not install chromium and chromium-driver; the Flower browser test will skip"; }
 
 # Benchmarks (bench/): markdown tables on stdout and in bench/results/latest.md. Private
 # Redis, sandbox and workers per benchmark; the full run takes about half an hour on 2 cores.
@@ -41,7 +60,7 @@ flower: $(STAMP)
 faults: $(STAMP)
 	$(BIN)/python tests/fault_scenarios.py --jobs $${FAULT_JOBS:-10} $(FAULT_ARGS)
 
-# The watchdog's clock (and, later, scheduled playlists): run exactly one.
+# The watchdog's clock and the scheduled playlists of SONGQUEUE_PLAYLISTS_DIR: run exactly one.
 beat: $(STAMP)
 	mkdir -p var && $(BIN)/celery -A workers.celery_app beat --loglevel INFO --schedule var/celerybeat-schedule
 

@@ -17,7 +17,11 @@ import kombu.exceptions
 import pydantic
 import redis
 
+from producer.callbacks import CallbackUrlError, check_callback_url
+from producer import operator_stats, playlist_cli
 from producer.client import PROVIDERS, JobNotFound, SongQueue, WaitTimeout
+from producer.flower_launcher import FlowerAuthMissing, exec_flower
+from producer.replay import NotReplayable
 from producer.job_record import JobRecord, JobState
 from producer.links import ObjectLinks
 from producer.progress import ProgressDisplay
@@ -177,6 +181,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_gen_params_flags(p)
     p.add_argument("--provider", default="udio", choices=sorted(PROVIDERS))
     p.add_argument("--idempotency-key", help="a repeat submit with the same key returns the first job")
+    p.add_argument("--callback-url", metavar="URL", help="POST the job's signed status here when it ends (http/https)")
+    p.add_argument("--callback-progress", action="store_true", help="with --callback-url: also on every progress change")
     p.add_argument("--wait", action="store_true", help="wait for the job to end, with a progress bar")
     p.add_argument("--timeout", type=float, default=None, help="with --wait: give up after S seconds (exit 3)")
     p.add_argument("--json", action="store_true", help="print the job as JSON")
@@ -202,6 +208,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("job_id")
     p.add_argument("--to", type=Path, required=True, metavar="DIR", help="the folder (created if missing)")
 
+    p = sub.add_parser("hooks", help="serve the notify hook the gateways call (SONGQUEUE_NOTIFY_HOOK_URL)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8809, help="port (default 8809; 0 picks a free port)")
+
+    p = sub.add_parser("retry", help="run a FAILED or TIMED_OUT job again: a new upstream submit")
+    p.add_argument("job_id")
+
+    p = sub.add_parser("stats", help="jobs by state, upstream tasks in flight, today's spend, queue depths")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("metrics", help="serve Prometheus metrics of jobs, providers, spend and queues")
+    p.add_argument("--port", type=int, default=9808, help="port (default 9808; 0 picks a free port)")
+    p.add_argument("--address", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+
+    p = sub.add_parser("flower", help="run Flower with basic auth from SONGQUEUE_FLOWER_USER/_PASSWORD")
+    p.add_argument("--port", type=int, default=None, help="port (Flower's default 5555)")
+    p.add_argument("--address", default=None, help="address to bind (Flower's default: all)")
+    p.add_argument("--insecure", action="store_true", help="run without authentication (trusted networks only)")
+
+    playlist_cli.add_parser(sub)
+
     p = sub.add_parser("sandbox", help="run the local gateway (see sandbox/)", add_help=False)
     p.add_argument("sandbox_args", nargs=argparse.REMAINDER)
     return parser
@@ -225,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     except pydantic.ValidationError as exc:
         print(f"songqueue: bad input:\n{describe(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except JobNotFound as exc:
+    except (JobNotFound, NotReplayable, FlowerAuthMissing) as exc:
         print(f"songqueue: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError, ConnectionError) as exc:
@@ -233,8 +260,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNAVAILABLE
 
 
+def _callback_url(args: argparse.Namespace) -> str | None:
+    if args.callback_url is None:
+        if args.callback_progress:
+            raise BadInput("--callback-progress: only with --callback-url")
+        return None
+    try:
+        return check_callback_url(args.callback_url, get_settings().callback_hosts)
+    except CallbackUrlError as exc:
+        raise BadInput(f"--callback-url: {exc.rule}") from None
+
+
 def _submit(args: argparse.Namespace) -> int:
     _refuse_flags_of_other_providers(args)
+    callback_url = _callback_url(args)
     request: UdioRequest | MiniMaxRequest
     if args.provider == "minimax":
         data, uploads = _minimax_request(args)
@@ -256,7 +295,8 @@ def _submit(args: argparse.Namespace) -> int:
     else:
         request = UdioRequest.model_validate(_request_from_args(args))
         queue = SongQueue()
-    handle = queue.submit(request, provider=args.provider, idempotency_key=args.idempotency_key)
+    handle = queue.submit(request, provider=args.provider, idempotency_key=args.idempotency_key,
+                          callback_url=callback_url, callback_progress=args.callback_progress)
     if not args.wait:
         if args.json:
             print(json.dumps(queue.view(handle.id), ensure_ascii=False))
@@ -302,6 +342,11 @@ def _print_record(record: JobRecord, as_json: bool) -> None:
         print(f"  upstream task: {record.upstream_task_id}")
     if record.error:
         print(f"  error: {record.error.code}: {record.error.message}")
+    if record.waiting_for:
+        print(f"  waiting for: {record.waiting_for}")
+    for n, run in enumerate(record.history, 1):
+        reason = f"{run.error.code}: {run.error.message}" if run.error else ""
+        print(f"  run {n}: {run.state.value}, upstream task {run.upstream_task_id or '-'}  {reason}".rstrip())
     for i, song in enumerate(record.songs, 1):
         duration = f"{song.duration:.1f}s" if song.duration else "?"
         print(f"  song {i}: {song.title!r} ({duration})")
@@ -360,7 +405,49 @@ def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"submit": _submit, "status": _status, "wait": _wait, "cancel": _cancel, "list": _list, "fetch": _fetch}
+def _hooks(args: argparse.Namespace) -> int:
+    from producer.hook_server import serve
+
+    return serve(get_settings(), args.host, args.port)
+
+
+def _retry(args: argparse.Namespace) -> int:
+    record = SongQueue().retry(args.job_id)
+    runs = len(record.history)
+    print(f"job {record.id}: {record.state.value} again (run {runs + 1}; the earlier run is kept in its history)")
+    return EXIT_OK
+
+
+def _stats(args: argparse.Namespace) -> int:
+    queue = SongQueue()
+    snapshot = operator_stats.collect(queue.settings, queue.store.redis, queue.celery, sorted(PROVIDERS))
+    if args.json:
+        print(json.dumps(snapshot.as_dict()))
+        return EXIT_OK
+    print("jobs:   " + "  ".join(f"{state} {n}" for state, n in snapshot.jobs.items()))
+    print("queues: " + "  ".join(f"{name} {n}" for name, n in snapshot.queues.items()))
+    print(f"providers (spend on {snapshot.day} UTC):")
+    for name, p in snapshot.providers.items():
+        limit = f" of {p.max_in_flight}" if p.max_in_flight is not None else ""
+        budget = f" of {p.daily_budget:g}" if p.daily_budget is not None else " (no budget)"
+        print(f"  {name:<8} in flight {p.in_flight}{limit}   spent {p.spent_today:g}{budget}")
+    return EXIT_OK
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    from producer.metrics import serve  # prometheus_client only where metrics are served
+
+    return serve(SongQueue(), args.port, args.address)
+
+
+def _flower(args: argparse.Namespace) -> int:
+    exec_flower(get_settings(), args.port, args.address, args.insecure)
+    return EXIT_OK  # not reached: the process is Flower now
+
+
+_COMMANDS = {"submit": _submit, "status": _status, "wait": _wait, "cancel": _cancel, "list": _list, "fetch": _fetch,
+             "hooks": _hooks, "retry": _retry, "stats": _stats, "metrics": _metrics, "flower": _flower,
+             "playlist": playlist_cli.command}
 
 
 if __name__ == "__main__":

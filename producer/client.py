@@ -13,7 +13,8 @@ from typing import Any
 
 from celery import Celery
 
-from producer import task_names
+from producer import replay, task_names
+from producer.callbacks import TERMINAL_EVENTS, announce, check_callback_url
 from producer.celery_config import celery_config
 from producer.fetch import fetch_job
 from producer.job_record import TERMINAL_STATES, JobError, JobRecord, JobState, StoredObject
@@ -67,15 +68,27 @@ class SongQueue:
         *,
         provider: str = "udio",
         idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        callback_progress: bool = False,
+        album: str | None = None,
+        batch_id: str | None = None,
     ) -> JobHandle:
         """Validate, record the job QUEUED, and send it to the submit queue.
 
         A dict is validated here with the provider's model (pydantic.ValidationError names
         the field and the rule); nothing is written or sent for bad input.
+        `callback_url`: where to POST the job's signed status when it ends (and on every
+        progress change with `callback_progress`); a URL that breaks a rule raises
+        producer.callbacks.CallbackUrlError (a ValueError naming callback_url).
+        `album`: the ID3 album of its songs; `batch_id`: the playlist run it belongs to.
         """
         model = PROVIDERS.get(provider)
         if model is None:
             raise ValueError(f"provider: must be one of {', '.join(sorted(PROVIDERS))}, got {provider!r}")
+        if callback_url is not None:
+            callback_url = check_callback_url(callback_url, self.settings.callback_hosts)
+        elif callback_progress:
+            raise ValueError("callback_progress: needs a callback_url")
         if not isinstance(request, model):
             if isinstance(request, (UdioRequest, MiniMaxRequest)):
                 raise ValueError(f"provider: a {type(request).__name__} cannot go to provider {provider!r}")
@@ -86,6 +99,10 @@ class SongQueue:
             model=request.model_name,
             request=request.to_gen_params(),
             idempotency_key=idempotency_key,
+            callback_url=callback_url,
+            callback_progress=callback_progress,
+            album=album,
+            batch_id=batch_id,
         )
         # If the submit message is lost, the watchdog sends it again after the grace period.
         record, created = self.store.create(record, check_in=self.settings.watchdog_grace)
@@ -102,12 +119,12 @@ class SongQueue:
         return upload_reference(self.settings, Path(path), purpose)
 
     def _send(self, name: str, record: JobRecord) -> None:
-        prompt = str(record.request.get("prompt", ""))[:40]
         try:
             self.celery.send_task(
                 name,
-                args=[record.id],
-                argsrepr=f"job={record.id} provider={record.provider} prompt={prompt!r}",
+                # A replayed job's submit carries its new fencing token.
+                args=[record.id, record.token] if record.token else [record.id],
+                argsrepr=task_names.argsrepr(record.id, provider=record.provider, request=record.request),
             )
         except Exception as exc:
             # The record exists; say so rather than leave a QUEUED job nobody will run.
@@ -147,9 +164,24 @@ class SongQueue:
         """Cancel a job that has not ended. Its pending tasks find it CANCELLED and stop."""
         def note(r: JobRecord) -> None:
             r.error = JobError(code="cancelled", message="cancelled by request")
+            r.waiting_for = None
 
         record = self.store.apply(job_id, CANCELLABLE, mutate=note, to=JobState.CANCELLED)
-        return record if record is not None else self.status(job_id)
+        if record is None:
+            return self.status(job_id)
+        announce(self.celery, record, TERMINAL_EVENTS[JobState.CANCELLED])
+        return record
+
+    def retry(self, job_id: str) -> JobRecord:
+        """Replay a FAILED or TIMED_OUT job: a new upstream submit (producer/replay.py).
+
+        Raises JobNotFound, or replay.NotReplayable for a job in any other state."""
+        record = self.store.apply(job_id, replay.REPLAYABLE, mutate=replay.reset_for_replay, to=JobState.QUEUED,
+                                  check_in=self.settings.watchdog_grace)
+        if record is None:
+            raise replay.refusal(self.status(job_id))
+        self._send(task_names.SUBMIT, record)
+        return record
 
     def list(self, state: JobState | None = None, limit: int = 100) -> list[JobRecord]:
         return self.store.list(state, limit)

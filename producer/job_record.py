@@ -33,6 +33,8 @@ class JobState(StrEnum):
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT, JobState.CANCELLED})
 # A job waiting on the upstream; polling continues in these.
 WAITING_STATES = frozenset({JobState.SUBMITTED, JobState.GENERATING})
+# A job whose upstream call or task is under way: what SONGQUEUE_{PROVIDER}_MAX_IN_FLIGHT counts.
+IN_FLIGHT_STATES = frozenset({JobState.SUBMITTING, JobState.SUBMITTED, JobState.GENERATING})
 
 
 class StoredObject(BaseModel):
@@ -53,6 +55,28 @@ class JobError(BaseModel):
 class Transition(BaseModel):
     state: JobState
     at: float
+
+
+class PreviousRun(BaseModel):
+    """An earlier run of a job that `songqueue retry` replayed: what it reached and why it ended."""
+
+    state: JobState
+    upstream_task_id: str | None = None
+    error: JobError | None = None
+    submitted_at: float | None = None
+    ended_at: float
+    retried_at: float
+
+
+class CallbackAttempt(BaseModel):
+    """One delivery of a job's callback (workers/tasks/callback.py)."""
+
+    at: float
+    event: str
+    delivery: str = Field(description="the same for every attempt of one event (X-Songqueue-Delivery)")
+    attempt: int
+    status_code: int | None = Field(None, description="the receiver's HTTP status; None when it did not answer")
+    error: str | None = None
 
 
 class SongRecord(BaseModel):
@@ -94,6 +118,11 @@ class JobRecord(BaseModel):
     error: JobError | None = None
     songs: list[SongRecord] = Field(default_factory=list)
     idempotency_key: str | None = None
+    # Why a live job is not moving (a shared limit or the budget; workers/limits.py), for
+    # `songqueue status`; None when nothing holds it back.
+    waiting_for: str | None = None
+    # Earlier runs replayed by `songqueue retry`, oldest first.
+    history: list[PreviousRun] = Field(default_factory=list)
     # Submit ledger: intent recorded before the paid upstream call, task id right after.
     submit_intent_at: float | None = None
     submitted_at: float | None = None
@@ -104,6 +133,13 @@ class JobRecord(BaseModel):
     cost: float = 0.0
     # The ID3 album; a playlist sets its name here. None means "songqueue job {id}".
     album: str | None = None
+    # The playlist run (producer.playlist_run) this job belongs to, if any.
+    batch_id: str | None = None
+    # Where songqueue POSTs the job's status when it ends (and on progress, if asked);
+    # checked at the producer (producer.callbacks.check_callback_url).
+    callback_url: str | None = None
+    callback_progress: bool = False
+    callbacks: list[CallbackAttempt] = Field(default_factory=list, description="the latest delivery attempts")
     version: int = 0
     # Fencing token: the step message that carries the current token is the live one. The
     # watchdog bumps it when it reschedules a step, so the original message, should the
@@ -122,7 +158,7 @@ class JobRecord(BaseModel):
         `link` makes each object's "link" (a path, or a presigned URL: producer.links);
         without it "link" is None.
         """
-        return {
+        view: dict[str, Any] = {
             "id": self.id,
             "state": self.state.value,
             "progress": self.progress,
@@ -138,6 +174,10 @@ class JobRecord(BaseModel):
                 for s in self.songs
             ],
         }
+        # Only while a limit or the budget holds the job back, so the documented shape stays.
+        if self.waiting_for:
+            view["waiting_for"] = self.waiting_for
+        return view
 
 
 def _object_view(obj: StoredObject | None, link: Callable[[StoredObject], str] | None) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Iterator
 import redis
 
 from producer import keys
-from producer.job_record import JobRecord, JobState, Transition
+from producer.job_record import IN_FLIGHT_STATES, JobRecord, JobState, Transition
 
 log = logging.getLogger("songqueue.job_store")
 
@@ -126,6 +126,7 @@ class JobStore:
                     if record.state != before:
                         pipe.zrem(keys.jobs_in_state(self.prefix, before.value), job_id)
                         pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {job_id: now})
+                        _track_in_flight(pipe, self.prefix, record, now)
                     if record.state.terminal:
                         pipe.zrem(keys.due(self.prefix), job_id)
                     elif check_in is not None:
@@ -158,6 +159,32 @@ class JobStore:
         """Push back a live job's watchdog deadline (a heartbeat during long steps)."""
         self.redis.zadd(keys.due(self.prefix), {job_id: time.time() + seconds}, xx=True)
 
+    def index_upstream_task(self, provider: str, task_id: str, job_id: str, seconds: float) -> None:
+        """Remember which job owns an upstream task, for `seconds` (the notify hook's lookup)."""
+        self.redis.set(keys.upstream_task(self.prefix, provider, task_id), job_id, ex=max(1, int(seconds)))
+
+    def job_for_upstream_task(self, provider: str, task_id: str) -> str | None:
+        raw = self.redis.get(keys.upstream_task(self.prefix, provider, task_id))
+        return raw.decode() if raw else None
+
+    def claim_hook_poll(self, job_id: str, seconds: float) -> bool:
+        """True for the first hook-triggered poll of a job in `seconds`; False while it is held."""
+        return bool(self.redis.set(keys.hook_poll(self.prefix, job_id), "1", nx=True, px=max(1, int(seconds * 1000))))
+
     def try_watchdog_round(self, seconds: float) -> bool:
         """A lease so one watchdog round runs per interval, even with two beats by mistake."""
         return bool(self.redis.set(keys.watchdog_lock(self.prefix), "1", nx=True, px=max(1, int(seconds * 1000))))
+
+
+def _track_in_flight(pipe: redis.client.Pipeline, prefix: str, record: JobRecord, now: float) -> None:
+    """Keep the provider's in-flight set in step with a state change, in the same transaction.
+
+    Entering an in-flight state adds the job (a no-op when the submit step's limit already
+    admitted it); any other state removes it: so a job that ends, backs off to QUEUED or is
+    cancelled frees its place at once, and nothing held by a dead worker can leak.
+    """
+    key = keys.in_flight(prefix, record.provider)
+    if record.state in IN_FLIGHT_STATES:
+        pipe.zadd(key, {record.id: now}, nx=True)
+    else:
+        pipe.zrem(key, record.id)

@@ -28,3 +28,57 @@ def due(prefix: str) -> str:
 
 def watchdog_lock(prefix: str) -> str:
     return f"{prefix}:watchdog:lock"
+
+
+def upstream_task(prefix: str, provider: str, task_id: str) -> str:
+    """Upstream task id -> job id: how the notify hook finds the job a gateway calls about."""
+    return f"{prefix}:upstream:{provider}:{task_id}"
+
+
+def hook_poll(prefix: str, job_id: str) -> str:
+    """Held for SONGQUEUE_NOTIFY_MIN_INTERVAL after a hook-triggered poll: the rate limit."""
+    return f"{prefix}:hookpoll:{job_id}"
+
+
+def in_flight(prefix: str, provider: str) -> str:
+    """Sorted set of the provider's jobs in SUBMITTING/SUBMITTED/GENERATING, scored by entry
+    time; kept by the job store with each state change, so it cannot drift from the records."""
+    return f"{prefix}:inflight:{provider}"
+
+
+def rate_bucket(prefix: str, provider: str, call: str) -> str:
+    """Token bucket (hash: tokens, at) of a provider's `call` rate ("submit" or "poll")."""
+    return f"{prefix}:rate:{provider}:{call}"
+
+
+def spend(prefix: str, provider: str, day: str) -> str:
+    """Money reserved for a provider's paid calls on UTC `day` (YYYY-MM-DD), in micro-units."""
+    return f"{prefix}:spend:{provider}:{day}"
+
+
+def metric(prefix: str, name: str) -> str:
+    """A hash of counters the workers keep for `songqueue metrics` (workers/metrics.py)."""
+    return f"{prefix}:metrics:{name}"
+
+
+def playlist_run(prefix: str, run_id: str) -> str:
+    return f"{prefix}:playlist:run:{run_id}"
+
+
+def playlist_runs(prefix: str, playlist: str | None = None) -> str:
+    """Sorted set of run ids (of one playlist, or of all), scored by creation time."""
+    return f"{prefix}:playlist:runs" if playlist is None else f"{prefix}:playlist:runs-of:{playlist}"
+
+
+def playlist_slot(prefix: str, playlist: str, slot: int) -> str:
+    """The claim on one scheduled time of a playlist (SET NX; holds the run id)."""
+    return f"{prefix}:playlist:slot:{playlist}:{slot}"
+
+
+def playlist_open(prefix: str) -> str:
+    """Sorted set of runs not yet ended, scored by when the sweep should look at them."""
+    return f"{prefix}:playlist:open"
+
+
+def playlist_sweep_lock(prefix: str) -> str:
+    return f"{prefix}:playlist:sweep:lock"

@@ -18,13 +18,17 @@ class ProgressDisplay:
         self.last: tuple[str, int] | None = None
 
     def update(self, record: JobRecord) -> None:
-        current = (record.state.value, record.progress)
+        self.show(record.state.value, record.progress)
+
+    def show(self, label: str, progress: int) -> None:
+        """Draw `progress` (0..100) with `label` (a state, or a batch's "3/5 done")."""
+        current = (label, progress)
         if not self.tty and current == self.last:
             return
         self.last = current
-        filled = WIDTH * record.progress // 100
+        filled = WIDTH * progress // 100
         bar = "#" * filled + "." * (WIDTH - filled)
-        line = f"[{bar}] {record.progress:3d}% {record.state.value:<11} {time.monotonic() - self.started:6.0f}s"
+        line = f"[{bar}] {progress:3d}% {label:<11} {time.monotonic() - self.started:6.0f}s"
         if self.tty:
             self.stream.write("\r" + line)
         else:

@@ -59,6 +59,20 @@ class Settings(BaseSettings):
     minimax_deadline: float = Field(300.0, gt=0, description="seconds the one generation call may take")
     minimax_price_per_call: float = Field(0.0, ge=0, description="price of one generation call")
 
+    # Shared limits (workers/limits.py), per provider and across every worker; unset means
+    # no limit. A job over a limit waits by countdown, never fails for it.
+    udio_max_in_flight: int | None = Field(None, ge=1, description="upstream tasks submitted and not yet done")
+    udio_submit_rate: float | None = Field(None, gt=0, description="submit calls per second")
+    udio_poll_rate: float | None = Field(None, gt=0, description="fetch calls per second")
+    minimax_max_in_flight: int | None = Field(None, ge=1, description="generation calls running at once")
+    minimax_submit_rate: float | None = Field(None, gt=0, description="generation calls per second")
+    # Daily budget per provider (workers/budget.py), in the unit of *_PRICE_PER_CALL, per UTC day.
+    udio_daily_budget: float | None = Field(None, ge=0)
+    minimax_daily_budget: float | None = Field(None, ge=0)
+    budget_policy: Literal["wait", "fail"] = Field("wait", description="what a submit over its budget does")
+    limit_wait: float = Field(5.0, gt=0, description="seconds between tries of a job waiting for an in-flight slot")
+    budget_wait: float = Field(300.0, gt=0, description="seconds between tries of a job waiting for budget")
+
     # A redelivered submit that finds an intent but no upstream task id cannot know whether
     # the paid call went through: fail it for an operator, or submit again.
     uncertain_submit: Literal["fail", "resubmit"] = "fail"
@@ -77,6 +91,8 @@ class Settings(BaseSettings):
     http_timeout: float = Field(30.0, gt=0, description="connect+read timeout of upstream calls")
     max_json_bytes: int = Field(4 * 1024 * 1024, gt=0)
     max_download_bytes: int = Field(200 * 1024 * 1024, gt=0)
+    download_allowed_hosts: str = Field(
+        "", description="comma-separated hosts (and their subdomains) downloads may come from; empty = any")
     download_chunk_bytes: int = Field(64 * 1024, gt=0)
 
     # The watchdog (a beat task) reschedules any job whose next step is overdue by more
@@ -85,6 +101,39 @@ class Settings(BaseSettings):
     watchdog_interval: float = Field(10.0, gt=0)
     watchdog_grace: float = Field(30.0, gt=0)
     max_deliveries: int = Field(5, ge=1, description="runs of one download before it counts as poison")
+
+    # Scheduled playlists (producer/playlist_definition.py): TOML definitions read by the
+    # beat and the workers; a running batch is checked by countdown every interval.
+    playlists_dir: str = Field("./playlists", description="folder of playlist definitions (*.toml)")
+    playlist_check_interval: float = Field(5.0, gt=0, description="seconds between checks of a running playlist")
+
+    # Outbound callbacks (producer/callbacks.py): a job's status POSTed to its callback_url,
+    # signed with HMAC-SHA256; retried with backoff within both bounds, never failing the job.
+    callback_secret: SecretStr = SecretStr("")
+    callback_allowed_hosts: str = Field(
+        "", description="comma-separated hosts (and their subdomains) callbacks may go to; empty = any")
+    callback_timeout: float = Field(5.0, gt=0, le=60, description="connect and read timeout of one delivery")
+    callback_max_attempts: int = Field(10, ge=1, description="deliveries of one event before giving up")
+    callback_max_seconds: float = Field(3600.0, gt=0, description="seconds from the event after which no retry is made")
+    callback_retry_delay: float = Field(5.0, gt=0, description="first backoff after a failed delivery")
+    callback_retry_max_delay: float = Field(300.0, gt=0, description="backoff cap between deliveries")
+    callback_progress: bool = Field(False, description="also call every job with a callback_url on progress")
+
+    # Inbound notify hook (producer/hook_server.py): the gateway calls this URL when a task
+    # changes status, and the job is polled at once. Empty: no hook is sent upstream.
+    notify_hook_url: str = ""
+    # The submit-body field that carries the hook URL (unconfirmed in the gateways' docs).
+    udio_notify_field: str = Field("notify_hook", min_length=1)
+    notify_min_interval: float = Field(10.0, gt=0, description="at most one hook-triggered poll per job per this many seconds")
+
+    # Operators: Flower's basic auth (`songqueue flower` refuses to start without it unless
+    # --insecure), JSON log lines, and how long a stopping worker keeps running tasks before
+    # it hands everything it holds (countdowns included) back to the broker (Celery 5.5+).
+    flower_user: str = ""
+    flower_password: SecretStr = SecretStr("")
+    log_json: bool = False
+    worker_soft_shutdown_timeout: float = Field(
+        0.0, ge=0, description="seconds of soft shutdown on SIGQUIT (or SIGTERM with REMAP_SIGTERM=SIGQUIT); 0 = off")
 
     task_time_limit: int = Field(600, gt=0, description="hard limit of any one task run, seconds")
     visibility_timeout: int = Field(
@@ -101,11 +150,60 @@ class Settings(BaseSettings):
             raise ValueError("must start with file:// or s3://")
         return url
 
+    @field_validator("notify_hook_url")
+    @classmethod
+    def _hook_is_http(cls, url: str) -> str:
+        if url and (urlparse(url).scheme not in ("http", "https") or not urlparse(url).hostname):
+            raise ValueError("must be an http:// or https:// URL (or empty, for no hook)")
+        return url
+
+    @field_validator("udio_max_in_flight", "udio_submit_rate", "udio_poll_rate", "minimax_max_in_flight",
+                     "minimax_submit_rate", "udio_daily_budget", "minimax_daily_budget", mode="before")
+    @classmethod
+    def _empty_means_unlimited(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("flower_user")
+    @classmethod
+    def _flower_user_fits_basic_auth(cls, user: str) -> str:
+        # Flower takes "user:password[,user:password]": neither may hold a comma, a user no colon.
+        if "," in user or ":" in user:
+            raise ValueError("must not contain ',' or ':'")
+        return user
+
+    @field_validator("flower_password")
+    @classmethod
+    def _flower_password_fits_basic_auth(cls, password: SecretStr) -> SecretStr:
+        if "," in password.get_secret_value():
+            raise ValueError("must not contain ','")
+        return password
+
+    @model_validator(mode="after")
+    def _limit_waits_stay_under_visibility(self) -> "Settings":
+        # A waiting job retries by countdown: the same rule as every other countdown.
+        longest = max(self.limit_wait, self.budget_wait)
+        if self.visibility_timeout <= longest + self.task_time_limit:
+            raise ValueError("visibility_timeout must exceed limit_wait and budget_wait plus task_time_limit "
+                             f"({longest:.0f}+{self.task_time_limit}s)")
+        return self
+
+    def daily_budget(self, provider: str) -> float | None:
+        """SONGQUEUE_{PROVIDER}_DAILY_BUDGET; None = unlimited."""
+        return getattr(self, f"{provider}_daily_budget", None)
+
+    def max_in_flight(self, provider: str) -> int | None:
+        return getattr(self, f"{provider}_max_in_flight", None)
+
+    def call_rate(self, provider: str, call: Literal["submit", "poll"]) -> float | None:
+        """SONGQUEUE_{PROVIDER}_{SUBMIT|POLL}_RATE, calls per second; None = unlimited."""
+        return getattr(self, f"{provider}_{call}_rate", None)
+
     @model_validator(mode="after")
     def _visibility_outlives_every_countdown(self) -> "Settings":
         # A countdown longer than the visibility timeout runs twice on Redis (design.md).
         schedules = [self.poll_schedule(p) for p in POLLED_PROVIDERS]
-        longest = max(self.poll_max_interval, self.retry_max_delay, self.poll_initial_delay,
+        longest = max(self.poll_max_interval, self.retry_max_delay, self.poll_initial_delay, self.callback_retry_max_delay,
+                      self.playlist_check_interval,
                       *(max(first, most) for first, _, most in schedules))
         if self.visibility_timeout <= longest + self.task_time_limit:
             raise ValueError(
@@ -133,6 +231,14 @@ class Settings(BaseSettings):
         """(initial delay, min interval, max interval) of polling `provider`."""
         return (self.for_provider(provider, "poll_initial_delay"), self.for_provider(provider, "poll_min_interval"),
                 self.for_provider(provider, "poll_max_interval"))
+
+    @property
+    def download_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.download_allowed_hosts.split(",") if h.strip())
+
+    @property
+    def callback_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.callback_allowed_hosts.split(",") if h.strip())
 
     @property
     def job_store_url(self) -> str:

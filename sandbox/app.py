@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 from sandbox.config import SandboxConfig
+from sandbox.hooks import HookNotifier
 from sandbox.stats import Stats
 from sandbox.tasks import TaskTable
 
@@ -32,6 +33,7 @@ class Sandbox:
         self.public_url = public_url.rstrip("/")
         self.tasks = TaskTable(self.lock)
         self.stats = Stats(self.lock, log_size)
+        self.hooks = HookNotifier(self)
         self.rng = random.Random(config.seed)
         # Submit faults are keyed by prompt: before a task exists there is
         # nothing else that identifies "the same request again".
@@ -75,6 +77,7 @@ class Sandbox:
     def reset(self, config: bool = False) -> None:
         with self.lock:
             self.tasks.clear()
+            self.hooks.clear()
             self.stats.reset()
             self._submits_seen.clear()
             self.minimax_references.clear()

@@ -24,6 +24,8 @@ TOTALS = (
     "minimax_uploads",  # reference ids issued
     "minimax_generation_requests",  # every request to the MiniMax generation path
     "minimax_generations",  # songs generated (base_resp 0): the billed calls
+    "hook_calls",  # notify hook POSTs made (sandbox/hooks.py)
+    "hook_failures",  # of which got no 2xx answer
 )
 
 MAX_LOGGED_BODY = 64 * 1024
@@ -43,6 +45,7 @@ class Stats:
             self.downloads_by_task: Counter[str] = Counter()
             self.download_requests_by_task: Counter[str] = Counter()
             self.generations_by_lyrics: Counter[str] = Counter()
+            self.hooks_by_task: Counter[str] = Counter()
             self.faults: Counter[str] = Counter()
             self.log: deque[dict[str, Any]] = deque(maxlen=self._log_size)
             self._seq = 0
@@ -85,6 +88,7 @@ class Stats:
                 "downloads_by_task": dict(self.downloads_by_task),
                 "download_requests_by_task": dict(self.download_requests_by_task),
                 "generations_by_lyrics": dict(self.generations_by_lyrics),
+                "hooks_by_task": dict(self.hooks_by_task),
                 "faults": dict(self.faults),
                 "tasks": tasks,
             }

@@ -39,6 +39,8 @@ class Task:
     song_duration: float
     fails: bool
     size_mb: float | None = None
+    # Where to POST the task object on every status change, as the gateways do (sandbox/hooks.py).
+    notify_hook: str = ""
     song_ids: tuple[str, ...] = ()
     fetch_count: int = 0
     # per file ("song/1", "cover/2", ...) -> download requests seen, for dl_* faults
@@ -140,6 +142,7 @@ class TaskTable:
                 "prompt": task.prompt,
                 "status": line.status,
                 "submit_time": int(task.submit_time),
+                "submitted_at": task.submit_time,  # unrounded, for tests that order tasks in time
                 "finish_time": line.finish_time,
                 # finish_time is whole seconds, as upstream; the poll benchmark needs better.
                 "finished_at": task.submit_time + task.generation_time if line.terminal else None,

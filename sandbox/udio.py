@@ -66,8 +66,9 @@ def song_title(index: int, task: Task | None = None) -> str:
 # --- submit ---------------------------------------------------------------
 
 
-def _gen_params(body: bytes) -> dict[str, Any]:
-    """Parse and check a submit body; raise ValueError naming what is wrong."""
+def _gen_params(body: bytes) -> tuple[dict[str, Any], str]:
+    """Parse and check a submit body: (gen_params, notify_hook URL or ""); raise ValueError
+    naming what is wrong."""
     try:
         payload = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -75,6 +76,9 @@ def _gen_params(body: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict) or not isinstance(payload.get("gen_params"), dict):
         raise ValueError("body must be a JSON object with a gen_params object")
     params: dict[str, Any] = payload["gen_params"]
+    hook = payload.get("notify_hook", "")
+    if not isinstance(hook, str) or (hook and not hook.startswith(("http://", "https://"))):
+        raise ValueError("notify_hook must be an http:// or https:// URL")
     prompt = params.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("gen_params.prompt is required and must be a non-empty string")
@@ -98,7 +102,7 @@ def _gen_params(body: bytes) -> dict[str, Any]:
         source = config.get("source")
         if not isinstance(source, dict) or not source.get("song_id"):
             raise ValueError(f"gen_params.config.source.song_id is required when mode is {mode}")
-    return params
+    return params, hook
 
 
 def _submit_fault(fault: Directive) -> Response:
@@ -121,7 +125,7 @@ def submit(app: Sandbox, req: Request, dialect: str) -> Response:
     if not app.authorized(req.headers):
         return unauthorized(app)
     try:
-        params = _gen_params(req.body)
+        params, hook = _gen_params(req.body)
         prompt: str = params["prompt"]
         directives = parse_directives(prompt)
     except ValueError as exc:  # DirectiveError is a ValueError
@@ -155,7 +159,10 @@ def submit(app: Sandbox, req: Request, dialect: str) -> Response:
         song_duration=cfg.song_duration if duration is None else duration,
         fails=directives.has("failure") or app.chance(cfg.failure_rate),
         size_mb=directives.number("size_mb"),
+        notify_hook=hook,
     )
+    if hook:
+        app.hooks.watch(task)
     app.stats.count("submits", app.stats.submits_by_prompt, prompt)
     return json_response(200, {"code": "success", "message": "", "data": task.task_id})
 
@@ -243,7 +250,7 @@ def task_payload(app: Sandbox, task: Task, now: float) -> dict[str, Any]:
         songs = [song_object(app, task, i, i in line.finished_songs) for i in range(1, SONGS_PER_TASK + 1)]
     data: dict[str, Any] = {
         "task_id": task.task_id,
-        "notify_hook": "",
+        "notify_hook": task.notify_hook,
         "action": "udio-generate",
         "status": line.status,
         "fail_reason": FAIL_REASON if line.status == FAILURE else "",

@@ -80,7 +80,7 @@ class Stack:
     env: dict[str, str]
     workers: list[subprocess.Popen] = field(default_factory=list)
 
-    def start_worker(self, concurrency: int = 2, queues: str = "submit,poll,download", **env: str) -> subprocess.Popen:
+    def start_worker(self, concurrency: int = 2, queues: str = "submit,poll,download,callback", **env: str) -> subprocess.Popen:
         name = f"w{len(self.workers)}"
         proc = stack.start_worker({**self.env, **env}, self.tmp / f"{name}.log", name=name,
                                   queues=queues, concurrency=concurrency)
@@ -107,10 +107,15 @@ class Stack:
             stack.stop(proc)
 
 
-@pytest.fixture(params=["redis", pytest.param("amqp", marks=pytest.mark.skipif(
-    not AMQP_URL, reason="SONGQUEUE_TEST_AMQP_URL not set"))])
+# Modules that should also run on RabbitMQ say so with
+# `pytestmark = pytest.mark.parametrize("broker", BOTH_BROKERS, indirect=True)`.
+BOTH_BROKERS = ["redis", pytest.param("amqp", marks=pytest.mark.skipif(
+    not AMQP_URL, reason="SONGQUEUE_TEST_AMQP_URL not set"))]
+
+
+@pytest.fixture
 def broker(request: pytest.FixtureRequest) -> str:
-    return request.param
+    return getattr(request, "param", "redis")
 
 
 @pytest.fixture

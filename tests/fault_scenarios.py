@@ -185,7 +185,7 @@ SCENARIOS = [
     Scenario("worker SIGKILL during submit", "sandbox:submit_slow=4", (SUCCESS, failed("submit_uncertain")),
              settings={"HTTP_TIMEOUT": "10"}, disrupt=kill_workers_when({JobState.SUBMITTING}, every=False)),
     Scenario("worker SIGKILL during poll", "sandbox:gen_time=8", disrupt=kill_workers_when(LIVE)),
-    Scenario("worker SIGKILL during download", "sandbox:gen_time=1 sandbox:dl_slow=24",
+    Scenario("worker SIGKILL during download", "sandbox:gen_time=1 sandbox:dl_slow=64",
              disrupt=kill_workers_when({JobState.DOWNLOADING}, every=False)),
     Scenario("Redis restart (AOF) mid-generation", "sandbox:gen_time=8", disrupt=restart_redis_when(LIVE)),
 ]

@@ -78,7 +78,6 @@ def test_table_is_large_enough():
     assert len(CLI_CASES) >= 30 and len(INVALID) >= 30
 
 
-@pytest.mark.parametrize("broker", ["redis"], indirect=True)
 def test_cli_refuses_bad_input_and_enqueues_nothing(bare_stack, capsys):
     for argv, names, rule in CLI_CASES:
         code = cli.main(["submit", *argv])
@@ -88,7 +87,6 @@ def test_cli_refuses_bad_input_and_enqueues_nothing(bare_stack, capsys):
     _nothing_written_or_sent(bare_stack)
 
 
-@pytest.mark.parametrize("broker", ["redis"], indirect=True)
 def test_api_refuses_bad_input_and_enqueues_nothing(bare_stack):
     queue = bare_stack.queue()
     for case_id, data, field, rule in INVALID:

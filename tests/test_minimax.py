@@ -125,7 +125,8 @@ class RecordingQueue:
         self.uploads.append((path, purpose))
         return f"{purpose}-uploaded"
 
-    def submit(self, request: Any, *, provider: str, idempotency_key: str | None) -> Any:
+    def submit(self, request: Any, *, provider: str, idempotency_key: str | None,
+               callback_url: str | None = None, callback_progress: bool = False) -> Any:
         self.submitted.append((request, provider))
         return type("Handle", (), {"id": "job-1"})()
 

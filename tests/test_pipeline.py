@@ -14,8 +14,9 @@ import requests
 from mutagen.mp3 import MP3
 
 import stack
+from conftest import BOTH_BROKERS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.parametrize("broker", BOTH_BROKERS, indirect=True)]
 
 
 def _prompt(text: str) -> str:

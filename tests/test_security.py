@@ -33,7 +33,6 @@ def _decoded_bodies(monitor_text: str) -> str:
     return "\n".join(out)
 
 
-@pytest.mark.parametrize("broker", ["redis"], indirect=True)
 def test_api_key_never_leaks(make_stack, sandbox, tmp_path):
     s = make_stack(max_transient_errors="3")
     key = s.env["SONGQUEUE_UDIO_API_KEY"]

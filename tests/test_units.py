@@ -13,7 +13,7 @@ import pytest
 
 from http_fixture import LocalServer, closed_port
 from workers import retry_policy
-from workers.downloader import download_to_storage
+from workers.downloader import check_url, download_to_storage
 from workers.http_client import new_session
 from workers.media_types import sniff_audio, sniff_image
 from workers.retry_policy import backoff_delay, next_poll_delay
@@ -445,3 +445,23 @@ def test_redirect_to_http_is_followed(server: LocalServer, session, storage: Fil
     url = server.route("/moved.mp3", status=302, headers={"Location": server.url("/real.mp3")})
     assert _download(session, url, storage).size == len(MP3_BODY)
     assert [r[1] for r in server.requests] == ["/moved.mp3", "/real.mp3"]
+
+
+def test_allow_list_admits_listed_hosts_and_subdomains() -> None:
+    check_url("http://127.0.0.1/x.mp3", {"127.0.0.1"})
+    check_url("https://storage.googleapis.com/a.mp3", {"googleapis.com"})
+    for url in ("https://evil.example/a.mp3", "https://notgoogleapis.com/a.mp3"):
+        with pytest.raises(PermanentError) as caught:
+            check_url(url, {"googleapis.com"})
+        assert caught.value.code == "download_host_not_allowed"
+
+
+def test_redirect_to_a_host_off_the_allow_list_is_never_requested(server: LocalServer, session,
+                                                                 storage: FileStorage) -> None:
+    url = server.route("/moved.mp3", status=302, headers={"Location": "http://localhost:9/elsewhere.mp3"})
+    with pytest.raises(PermanentError) as caught:
+        download_to_storage(session, url, storage, kind="audio", key_for=lambda ext: f"a.{ext}",
+                            max_bytes=10_000_000, timeout=5, chunk_bytes=4096, allowed_hosts={"127.0.0.1"})
+    assert caught.value.code == "download_host_not_allowed"
+    assert [r[1] for r in server.requests] == ["/moved.mp3"]
+    assert _stored(storage) == []

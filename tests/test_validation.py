@@ -272,7 +272,8 @@ class FakeQueue:
         self.submitted: list[tuple[UdioRequest, str, str | None]] = []
         FakeQueue.made.append(self)
 
-    def submit(self, request: UdioRequest, *, provider: str, idempotency_key: str | None) -> Any:
+    def submit(self, request: UdioRequest, *, provider: str, idempotency_key: str | None,
+               callback_url: str | None = None, callback_progress: bool = False) -> Any:
         self.submitted.append((request, provider, idempotency_key))
         return type("Handle", (), {"id": "job-1"})()
 

@@ -43,6 +43,7 @@ def store_cover(
         key_for=lambda ext: storage_keys.cover_key(record.id, song_index, ext),
         max_bytes=settings.max_cover_bytes, timeout=settings.http_timeout, chunk_bytes=settings.download_chunk_bytes,
         spool_dir=settings.spool_dir, heartbeat=heartbeat,
+        allowed_hosts=settings.download_hosts,
     )
 
 
@@ -59,6 +60,7 @@ def store_audio(
     ) if song.staged_audio_key else download_to_file(
         session, song.song_path, kind="audio", max_bytes=settings.max_download_bytes, timeout=settings.http_timeout,
         chunk_bytes=settings.download_chunk_bytes, spool_dir=settings.spool_dir, heartbeat=heartbeat,
+        allowed_hosts=settings.download_hosts,
     )
     with source as downloaded:
         check_mp3(downloaded.path, song.duration, settings.duration_tolerance)
@@ -100,5 +102,6 @@ def cover_for_tags(
     if not song.image_path:
         return None  # nothing to embed; the cover task reports a missing cover
     with download_to_file(session, song.image_path, kind="image", max_bytes=cap, timeout=settings.http_timeout,
-                          chunk_bytes=settings.download_chunk_bytes, spool_dir=settings.spool_dir) as image:
+                          chunk_bytes=settings.download_chunk_bytes, spool_dir=settings.spool_dir,
+                          allowed_hosts=settings.download_hosts) as image:
         return Cover(image.path.read_bytes(), image.content_type)

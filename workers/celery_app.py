@@ -1,4 +1,4 @@
-"""The worker's Celery app: `celery -A workers.celery_app worker -Q submit,poll,download`."""
+"""The worker's Celery app: `celery -A workers.celery_app worker -Q submit,poll,download,callback`."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ from celery import Celery
 
 from producer.celery_config import celery_config
 from producer.settings import get_settings
+from workers import log_format  # noqa: F401 - connects the JSON log signals (SONGQUEUE_LOG_JSON)
 
-app = Celery("songqueue")
+# Retries keep their argsrepr (workers/task_base.py), so Flower shows the job all along.
+app = Celery("songqueue", task_cls="workers.task_base:SongqueueTask")
 app.conf.update(celery_config(get_settings()))
 if app.conf.broker_url.startswith(("redis://", "rediss://")):
     app.conf.broker_transport = "workers.redis_transport:Transport"
 app.conf.include = [
     "workers.tasks.submit", "workers.tasks.poll", "workers.tasks.download", "workers.tasks.finalize",
-    "workers.tasks.watchdog",
+    "workers.tasks.watchdog", "workers.tasks.callback", "workers.tasks.playlist",
 ]
+# `celery beat` adds every scheduled playlist of SONGQUEUE_PLAYLISTS_DIR to beat_schedule.
+app.conf.beat_scheduler = "workers.playlist_beat:PlaylistScheduler"

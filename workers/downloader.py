@@ -7,7 +7,7 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
@@ -26,10 +26,20 @@ ALLOWED_SCHEMES = ("http", "https")
 HEARTBEAT_SECONDS = 5.0
 
 
-def check_url(url: str) -> None:
-    scheme = urlparse(url).scheme.lower()
+MAX_REDIRECTS = 5
+
+
+def check_url(url: str, allowed_hosts: Collection[str] = ()) -> None:
+    """http/https only; with an allow-list, only those hosts and their subdomains."""
+    parsed = urlparse(url)
+    scheme = parsed.scheme.lower()
     if scheme not in ALLOWED_SCHEMES:
         raise PermanentError("download_bad_url", f"refusing to download from a {scheme or 'relative'}:// URL")
+    host = (parsed.hostname or "").lower()
+    if allowed_hosts and not any(host == h or host.endswith("." + h) for h in allowed_hosts):
+        raise PermanentError(
+            "download_host_not_allowed",
+            f"refusing to download from {host or 'no host'}: not in SONGQUEUE_DOWNLOAD_ALLOWED_HOSTS")
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,7 @@ def download_to_file(
     chunk_bytes: int,
     spool_dir: str | None = None,
     heartbeat: Callable[[], None] | None = None,
+    allowed_hosts: Collection[str] = (),
 ) -> Iterator[Downloaded]:
     """Download `url` (byte-for-byte as given) to a temporary file in `spool_dir`.
 
@@ -62,7 +73,7 @@ def download_to_file(
     dead one. The file exists only inside the `with` block: it is deleted on the way
     out, whether the block succeeded or not.
     """
-    check_url(url)
+    check_url(url, allowed_hosts)
     if spool_dir:
         Path(spool_dir).mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=spool_dir or None, prefix=f"songqueue-{kind}-", suffix=".part")
@@ -70,7 +81,7 @@ def download_to_file(
     try:
         with os.fdopen(fd, "wb") as out:
             size, sha256, extension, content_type = _fetch(
-                session, url, out, kind, max_bytes, timeout, chunk_bytes, heartbeat)
+                session, url, out, kind, max_bytes, timeout, chunk_bytes, heartbeat, allowed_hosts)
         yield Downloaded(path, size, sha256, extension, content_type)
     finally:
         path.unlink(missing_ok=True)
@@ -88,28 +99,22 @@ def download_to_storage(
     chunk_bytes: int,
     spool_dir: str | None = None,
     heartbeat: Callable[[], None] | None = None,
+    allowed_hosts: Collection[str] = (),
 ) -> StoredObject:
     """Download `url` as is and store it under `key_for(extension)` (a cover, say)."""
     with download_to_file(session, url, kind=kind, max_bytes=max_bytes, timeout=timeout, chunk_bytes=chunk_bytes,
-                          spool_dir=spool_dir, heartbeat=heartbeat) as downloaded:
+                          spool_dir=spool_dir, heartbeat=heartbeat, allowed_hosts=allowed_hosts) as downloaded:
         return storage.put_file(key_for(downloaded.extension), downloaded.path, downloaded.content_type,
                                 upstream_sha256=downloaded.sha256)
 
 
 def _fetch(
     session: requests.Session, url: str, out: BinaryIO, kind: str, max_bytes: int, timeout: float,
-    chunk_bytes: int, heartbeat: Callable[[], None] | None,
+    chunk_bytes: int, heartbeat: Callable[[], None] | None, allowed_hosts: Collection[str] = (),
 ) -> tuple[int, str, str, str]:
     """Stream the body into `out`; returns (size, sha256, extension, content type)."""
-    try:
-        response = session.get(url, stream=True, timeout=(min(timeout, 10.0), timeout))
-    except requests.exceptions.InvalidSchema as exc:
-        raise PermanentError("download_bad_url", "the download redirected to a non-http URL") from exc
-    except requests.RequestException as exc:
-        raise TransientError("download_interrupted", f"could not fetch the {kind} file: {type(exc).__name__}") from exc
+    response = _get_following_redirects(session, url, timeout, kind, allowed_hosts)
     with response:
-        for hop in [*response.history, response]:
-            check_url(hop.url)
         _check_status(response, kind)
         expected = _content_length(response)
         if expected is not None and expected > max_bytes:
@@ -177,3 +182,20 @@ def _capped_chunks(
         raise TransientError("download_interrupted", f"the {kind} download broke off after {size} bytes") from exc
     if expected is not None and size != expected:
         raise TransientError("download_truncated", f"the {kind} download ended at {size} of {expected} bytes")
+
+
+def _get_following_redirects(
+    session: requests.Session, url: str, timeout: float, kind: str, allowed_hosts: Collection[str]
+) -> requests.Response:
+    """GET `url`, following redirects by hand so each hop is checked before it is requested."""
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            response = session.get(url, stream=True, timeout=(min(timeout, 10.0), timeout), allow_redirects=False)
+        except requests.RequestException as exc:
+            raise TransientError("download_interrupted", f"could not fetch the {kind} file: {type(exc).__name__}") from exc
+        if not response.is_redirect:
+            return response
+        response.close()
+        url = requests.compat.urljoin(url, response.headers["Location"])
+        check_url(url, allowed_hosts)
+    raise PermanentError("download_bad_url", f"the {kind} URL redirected more than {MAX_REDIRECTS} times")

@@ -28,6 +28,7 @@ def manifest_document(record: JobRecord, written_at: float | None = None) -> dic
         "provider": record.provider,
         "model": record.model,
         "album": record.album,
+        "batch_id": record.batch_id,
         "request": record.request,
         "upstream_task_id": record.upstream_task_id,
         "cost": record.cost,

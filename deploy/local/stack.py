@@ -79,6 +79,8 @@ def start_redis(data_dir: Path, port: int | None = None) -> tuple[subprocess.Pop
 
 def start_sandbox(*args: str, log: Path | None = None) -> tuple[subprocess.Popen, str]:
     """The sandbox gateway on a free port; returns the process and its base URL."""
+    if log:
+        log.parent.mkdir(parents=True, exist_ok=True)
     out: IO[str] | int = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
     proc = subprocess.Popen(
         [PYTHON, "-m", "sandbox", "--port", "0", *args],
@@ -105,7 +107,7 @@ def start_worker(
     log: Path,
     *,
     name: str = "worker",
-    queues: str = "submit,poll,download",
+    queues: str = "submit,poll,download,callback",
     concurrency: int = 1,
     extra: tuple[str, ...] = (),
     app: str = "workers.celery_app",
@@ -145,13 +147,18 @@ def start_beat(env: dict[str, str], log: Path) -> subprocess.Popen:
     return proc
 
 
-def start_flower(env: dict[str, str], port: int, log: Path, *args: str) -> subprocess.Popen:
-    """Flower on 127.0.0.1:`port`, fed by the workers' events; returns once it answers."""
+def start_flower(env: dict[str, str], port: int, log: Path, *args: str, launcher: bool = False) -> subprocess.Popen:
+    """Flower on 127.0.0.1:`port`, fed by the workers' events; returns once it answers.
+
+    `launcher`: through `songqueue flower` (auth from SONGQUEUE_FLOWER_* in `env`) rather
+    than `celery flower` itself."""
     import requests
 
     handle = open(log, "w")  # noqa: SIM115 - closed by the process's exit
+    command = ([PYTHON, "-m", "producer.cli", "flower", f"--port={port}", "--address=127.0.0.1"] if launcher else
+               [PYTHON, "-m", "celery", "-A", "workers.celery_app", "flower", f"--port={port}", "--address=127.0.0.1"])
     proc = subprocess.Popen(
-        [PYTHON, "-m", "celery", "-A", "workers.celery_app", "flower", f"--port={port}", "--address=127.0.0.1", *args],
+        [*command, *args],
         env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
     )
 

@@ -25,6 +25,8 @@ def _udio(settings: Settings) -> AsyncProvider:
         session=new_session(),
         timeout=settings.http_timeout,
         max_json_bytes=settings.max_json_bytes,
+        notify_hook_url=settings.notify_hook_url,
+        notify_field=settings.udio_notify_field,
     )
 
 

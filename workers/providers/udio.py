@@ -31,6 +31,8 @@ class UdioProvider:
         session: requests.Session,
         timeout: float,
         max_json_bytes: int,
+        notify_hook_url: str = "",
+        notify_field: str = "notify_hook",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -38,14 +40,22 @@ class UdioProvider:
         self.session = session
         self.timeout = timeout
         self.max_json_bytes = max_json_bytes
+        self.notify_hook_url = notify_hook_url
+        self.notify_field = notify_field
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key.get_secret_value()}", "Accept": "application/json"}
 
     def submit(self, request: dict[str, Any]) -> str:
+        payload: dict[str, Any] = {"gen_params": request}
+        if self.notify_hook_url:
+            # Top level, beside gen_params: the fetch answer carries notify_hook at the top
+            # of the task object, so that is where the gateways most likely read it
+            # (unconfirmed; the field name is SONGQUEUE_UDIO_NOTIFY_FIELD).
+            payload[self.notify_field] = self.notify_hook_url
         body = call_json(
             self.session, "POST", self.base_url + self.submit_path,
-            json={"gen_params": request}, headers=self._headers(),
+            json=payload, headers=self._headers(),
             timeout=self.timeout, max_bytes=self.max_json_bytes,
         )
         return parse_submit(body)

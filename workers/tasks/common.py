@@ -1,13 +1,18 @@
-"""What every step does alike: send the next step, end a job with an error."""
+"""What every step does alike: send the next step, hold a job back by a limit, end a job with an error."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection
 
+from celery import Task
+
+from producer import task_names
+from producer.callbacks import TERMINAL_EVENTS, announce
 from producer.job_record import JobError, JobRecord, JobState
-from workers import runtime
+from workers import metrics, runtime
 from workers.celery_app import app
+from workers.limits import Wait
 
 log = logging.getLogger("songqueue.tasks")
 
@@ -16,8 +21,32 @@ LIVE_STATES = frozenset(
 )
 
 
-def send(task_name: str, job_id: str, *args: object, countdown: float | None = None) -> None:
-    app.send_task(task_name, args=[job_id, *args], countdown=countdown, argsrepr=f"job={job_id}" + "".join(f" {a}" for a in args))
+def send(task_name: str, job_id: str, *args: object, countdown: float | None = None,
+         record: JobRecord | None = None) -> None:
+    """Send a step; with the job's `record`, Flower shows its provider and prompt too."""
+    label = task_names.argsrepr(job_id, *args, provider=record.provider if record else "",
+                                request=record.request if record else None)
+    app.send_task(task_name, args=[job_id, *args], countdown=countdown, argsrepr=label)
+
+
+def wait_for_limit(task: Task, record: JobRecord, token: int, wait: Wait, expect: Collection[JobState]) -> None:
+    """Hold a job back by a shared limit or the budget: retry after `wait.seconds` by
+    countdown (no worker slot waits), the reason on the record for `songqueue status`.
+
+    The reason is written once per stretch of waiting (it stays the same while the cause
+    does); later rounds only push back the watchdog's deadline. Returns without a retry
+    when the job moved on meanwhile."""
+    store = runtime.store()
+    check_in = wait.seconds + runtime.settings().watchdog_grace
+    metrics.limit_wait(record.provider, wait.limit)
+    if record.waiting_for != wait.reason:
+        if store.apply(record.id, expect, mutate=lambda r: setattr(r, "waiting_for", wait.reason),
+                       token=token, check_in=check_in) is None:
+            return
+        log.info("job %s: waits: %s", record.id, wait.reason, extra={"job_id": record.id})
+    else:
+        store.check_in(record.id, check_in)
+    raise task.retry(countdown=wait.seconds)
 
 
 def end_job(
@@ -25,8 +54,11 @@ def end_job(
 ) -> JobRecord | None:
     def note(record: JobRecord) -> None:
         record.error = JobError(code=code, message=message)
+        record.waiting_for = None
 
     record = runtime.store().apply(job_id, expect, mutate=note, to=state)
     if record is not None:
-        log.warning("job %s: %s (%s): %s", job_id, state.value, code, message)
+        log.warning("job %s: %s (%s): %s", job_id, state.value, code, message,
+                    extra={"job_id": job_id, "upstream_task_id": record.upstream_task_id})
+        announce(app, record, TERMINAL_EVENTS[state])
     return record

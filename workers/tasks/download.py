@@ -16,7 +16,7 @@ from celery import Task
 
 from producer import task_names
 from producer.job_record import JobRecord, JobState, StoredObject
-from workers import runtime, storage_keys
+from workers import metrics, runtime, storage_keys
 from workers.celery_app import app
 from workers.assets import store_asset
 from workers.http_client import new_session
@@ -60,9 +60,12 @@ def download(self: Task, job_id: str, song_index: int, asset: str) -> None:
         # An MP3 stored by a run that died before recording it is complete (stored only
         # after its checks), so it is taken as it is.
         stored = storage.stat(storage_keys.audio_key(job_id, song_index)) if asset == "audio" else None
+        if stored is not None and record.history and (stored.stored_at or 0) < (record.submitted_at or 0):
+            stored = None  # a song of an earlier run of this replayed job (`songqueue retry`)
         if stored is None:
             stored = store_asset(_session(), storage, settings, record, song_index, asset,
                                  heartbeat=lambda: store.check_in(job_id, settings.watchdog_grace))
+            metrics.downloaded(record.provider, asset, stored.size)
     except TransientError as exc:
         failures = self.request.retries + 1
         if failures > settings.max_transient_errors:
@@ -86,4 +89,4 @@ def _count_run(record: JobRecord, runs_key: str) -> None:
 
 def _maybe_finalize(record: JobRecord) -> None:
     if record.state == JobState.DOWNLOADING and record.stored_assets() == record.expected_assets():
-        send(task_names.FINALIZE, record.id)
+        send(task_names.FINALIZE, record.id, record=record)

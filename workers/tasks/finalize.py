@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Task
 
 from producer import task_names
+from producer.callbacks import TERMINAL_EVENTS, announce
 from producer.job_record import JobState
 from workers import runtime
 from workers.celery_app import app
@@ -37,3 +38,4 @@ def finalize(self: Task, job_id: str) -> None:
                        to=JobState.SUCCEEDED)
     if done is not None:
         log.info("job %s: SUCCEEDED, manifest at %s", job_id, manifest.uri)
+        announce(app, done, TERMINAL_EVENTS[JobState.SUCCEEDED])

@@ -3,6 +3,10 @@
 No worker slot waits on the upstream: each run is one fetch, and the next one is a
 `retry(countdown=...)` of the same task. Finished songs are dispatched for download as
 soon as they are seen, even while their sibling is still generating.
+
+`once=True` is a one-shot poll, sent by the notify hook (producer/hook_server.py) when the
+gateway says the task changed: it fetches and merges under the same fencing token like any
+poll, but never schedules another one, so the countdown chain stays the only chain.
 """
 
 from __future__ import annotations
@@ -12,17 +16,18 @@ import time
 from celery import Task
 
 from producer import task_names
+from producer.callbacks import PROGRESS, announce, wants
 from producer.job_record import WAITING_STATES, JobRecord, JobState, SongRecord
-from workers import runtime
+from workers import limits, metrics, runtime
 from workers.celery_app import app
 from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
 from workers.retry_policy import backoff_delay, next_poll_delay
-from workers.tasks.common import end_job, log, send
+from workers.tasks.common import end_job, log, send, wait_for_limit
 from workers.upstream_errors import PermanentError, TransientError
 
 
 @app.task(name=task_names.POLL, bind=True, max_retries=None)
-def poll(self: Task, job_id: str, token: int = 0) -> None:
+def poll(self: Task, job_id: str, token: int = 0, once: bool = False) -> None:
     store = runtime.store()
     settings = runtime.settings()
     record = store.get(job_id)
@@ -31,16 +36,25 @@ def poll(self: Task, job_id: str, token: int = 0) -> None:
     if record.token != token:
         return  # the watchdog has handed polling to a newer message
     if record.deadline_at is not None and time.time() > record.deadline_at:
-        end_job(
+        _polling_ended(end_job(
             job_id, JobState.TIMED_OUT, "upstream_deadline",
             f"no terminal answer from {record.provider} within its deadline "
             f"({record.deadline_at - (record.submitted_at or record.created_at):.0f}s)",
             expect=WAITING_STATES,
-        )
+        ))
+        return
+    wait = limits.take_token(store.redis, settings, record.provider, "poll")
+    if wait is not None:
+        if not once:  # a one-shot poll just yields: the chain's next poll is scheduled
+            wait_for_limit(self, record, token, wait, expect=WAITING_STATES)
         return
     try:
-        status = runtime.provider(record.provider).fetch(record.upstream_task_id)
+        with metrics.upstream_call(record.provider, "fetch"):
+            status = runtime.provider(record.provider).fetch(record.upstream_task_id)
     except TransientError as exc:
+        if once:
+            log.info("job %s: one-shot poll hit a transient fault; the poll chain carries on: %s", job_id, exc.message)
+            return
         faults = record.transient_errors + 1
         countdown = backoff_delay(faults, settings.retry_base_delay, settings.retry_max_delay, exc.retry_after)
         record = store.apply(job_id, WAITING_STATES, mutate=_count_fault, token=token,
@@ -48,52 +62,70 @@ def poll(self: Task, job_id: str, token: int = 0) -> None:
         if record is None:
             return
         if record.transient_errors > settings.max_transient_errors:
-            end_job(job_id, JobState.FAILED, exc.code,
-                    f"gave up polling after {record.transient_errors} faults in a row: {exc.message}",
-                    expect=WAITING_STATES)
+            _polling_ended(end_job(job_id, JobState.FAILED, exc.code,
+                                   f"gave up polling after {record.transient_errors} faults in a row: {exc.message}",
+                                   expect=WAITING_STATES))
             return
         raise self.retry(countdown=countdown)
     except PermanentError as exc:
-        end_job(job_id, JobState.FAILED, exc.code, exc.message, expect=WAITING_STATES)
+        _polling_ended(end_job(job_id, JobState.FAILED, exc.code, exc.message, expect=WAITING_STATES), uncounted=1)
         return
 
     if status.outcome is Outcome.FAILED:
         reason = status.fail_reason or f"status {status.raw_status}"
-        end_job(job_id, JobState.FAILED, "upstream_failure", f"the upstream reported FAILURE: {reason}",
-                expect=WAITING_STATES)
+        _polling_ended(end_job(job_id, JobState.FAILED, "upstream_failure", f"the upstream reported FAILURE: {reason}",
+                               expect=WAITING_STATES), uncounted=1)
         return
 
     elapsed = time.time() - (record.submitted_at or record.created_at)
     _, least, most = settings.poll_schedule(record.provider)
     countdown = next_poll_delay(elapsed, status.progress, least, most)
     done = status.outcome is Outcome.SUCCEEDED
+    progress_before = record.progress
     record = store.apply(
         job_id, WAITING_STATES, mutate=lambda r: _merge(r, status),
         to=JobState.DOWNLOADING if done else JobState.GENERATING, token=token,
-        # Once downloading, the download steps keep the watchdog's deadline fresh.
-        check_in=(0 if done else countdown) + settings.watchdog_grace,
+        # Once downloading, the download steps keep the watchdog's deadline fresh; a
+        # one-shot poll leaves the deadline of the chain's next poll as it is.
+        check_in=settings.watchdog_grace if done else (None if once else countdown + settings.watchdog_grace),
     )
     if record is None:
         return
+    if record.progress != progress_before and wants(record, PROGRESS, settings.callback_progress):
+        announce(app, record, PROGRESS)
     if status.outcome is Outcome.SUCCEEDED and not record.songs:
         end_job(job_id, JobState.FAILED, "upstream_no_songs", "the upstream reported SUCCESS without any songs",
                 expect={JobState.DOWNLOADING})
         return
     _dispatch_finished(job_id, record)
     if status.outcome is Outcome.SUCCEEDED:
+        _polling_ended(record)
+        log.info("job %s: upstream task %s done after %d poll(s)", job_id, record.upstream_task_id,
+                 record.attempts.get("poll", 0), extra={"job_id": job_id, "upstream_task_id": record.upstream_task_id})
         if record.stored_assets() == record.expected_assets():
-            send(task_names.FINALIZE, job_id)
+            send(task_names.FINALIZE, job_id, record=record)
         return
+    if once:
+        return  # the chain's next poll is already scheduled
     raise self.retry(countdown=countdown)
+
+
+def _polling_ended(record: JobRecord | None, uncounted: int = 0) -> None:
+    """Count the job's fetches once its polling is over (`uncounted`: the last one, when it
+    was not merged into the record)."""
+    if record is not None:
+        metrics.polls_per_job(record.provider, record.attempts.get("poll", 0) + uncounted)
 
 
 def _count_fault(record: JobRecord) -> None:
     record.transient_errors += 1
     record.attempts["poll"] = record.attempts.get("poll", 0) + 1
+    record.waiting_for = None
 
 
 def _merge(record: JobRecord, status: UpstreamStatus) -> None:
     record.attempts["poll"] = record.attempts.get("poll", 0) + 1
+    record.waiting_for = None
     record.transient_errors = 0
     record.progress = max(record.progress, status.progress)
     known = {s.upstream_id: s for s in record.songs}
@@ -134,7 +166,7 @@ def _dispatch_finished(job_id: str, record: JobRecord) -> None:
         return
     for index in ready:
         for asset in record.songs[index].assets():
-            send(task_names.DOWNLOAD, job_id, index, asset)
+            send(task_names.DOWNLOAD, job_id, index, asset, record=record)
 
     def mark(r: JobRecord) -> None:
         for index in ready:

@@ -14,12 +14,12 @@ from celery import Task
 
 from producer import task_names
 from producer.job_record import JobRecord, JobState
-from workers import runtime
+from workers import budget, limits, metrics, runtime
 from workers.celery_app import app
 from workers.providers import registry
 from workers.providers.base import SyncProvider
 from workers.retry_policy import backoff_delay
-from workers.tasks.common import end_job, log, send
+from workers.tasks.common import end_job, log, send, wait_for_limit
 from workers.tasks.generated import accept_songs
 from workers.upstream_errors import PermanentError, TransientError
 
@@ -43,29 +43,46 @@ def submit(self: Task, job_id: str, token: int = 0) -> None:
     def intend(r: JobRecord) -> None:
         r.submit_intent_at = time.time()
         r.attempts["submit"] = r.attempts.get("submit", 0) + 1
+        r.waiting_for = None
 
     provider = runtime.provider(record.provider)
+    price = registry.call_price(settings, provider, record.model)
+    try:
+        reservation, held = _admit(record, price)
+    except limits.JobMovedOn:
+        return
+    if isinstance(held, budget.OverBudget) and settings.budget_policy == "fail":
+        end_job(job_id, JobState.FAILED, "budget_exceeded", held.message(), expect={record.state})
+        return
+    if held is not None:
+        wait = held if isinstance(held, limits.Wait) else held.wait(settings)
+        wait_for_limit(self, record, token, wait, expect={record.state})
+        return
     # A synchronous provider's call lasts as long as its generation: provider.timeout.
     # Only from exactly what was read: of two deliveries of one message, one submits.
     record = store.apply(job_id, {record.state}, mutate=intend, to=JobState.SUBMITTING, version=record.version,
                          check_in=provider.timeout + settings.watchdog_grace)
     if record is None:
+        budget.refund(store.redis, reservation)
         return
     sync = isinstance(provider, SyncProvider)
     try:
-        answer = provider.generate(record.request) if sync else provider.submit(record.request)
+        with metrics.upstream_call(record.provider, "generate" if sync else "submit"):
+            answer = provider.generate(record.request) if sync else provider.submit(record.request)
     except TransientError as exc:
         if exc.maybe_accepted:
             # Leave the intent in place: the redelivered or retried run decides by policy.
-            log.warning("job %s: submit outcome unknown: %s", job_id, exc.message)
+            # The reservation stays too: the call may have been billed.
+            log.warning("job %s: submit outcome unknown: %s", job_id, exc.message, extra={"job_id": job_id})
             raise self.retry(countdown=1)
+        budget.refund(store.redis, reservation)
         _back_off(self, job_id, exc)
         return
     except PermanentError as exc:
+        budget.refund(store.redis, reservation)
         end_job(job_id, JobState.FAILED, exc.code, exc.message)
         return
 
-    price = registry.call_price(settings, provider, record.model)
     if sync:
         accept_songs(job_id, answer, price)
         return
@@ -90,8 +107,36 @@ def submit(self: Task, job_id: str, token: int = 0) -> None:
 
         store.apply(job_id, set(JobState), mutate=keep)
         return
-    log.info("job %s: submitted as upstream task %s", job_id, task_id)
-    send(task_names.POLL, job_id, token, countdown=first_poll)
+    if settings.notify_hook_url:
+        # The notify hook finds the job by the upstream's task id; kept as long as the
+        # upstream may still call about it.
+        store.index_upstream_task(record.provider, task_id, job_id,
+                                  registry.deadline_seconds(settings, record.provider) + 3600)
+    log.info("job %s: submitted as upstream task %s", job_id, task_id,
+             extra={"job_id": job_id, "upstream_task_id": task_id})
+    send(task_names.POLL, job_id, token, countdown=first_poll, record=record)
+
+
+def _admit(record: JobRecord, price: float) -> tuple[budget.Reservation | None, limits.Wait | budget.OverBudget | None]:
+    """Pass the shared limits and the budget, in that order: (reservation, what holds the job).
+
+    A place in flight taken before a later check says wait is given back, so a waiting job
+    never counts as in flight. Raises limits.JobMovedOn when the job is no longer to submit.
+    """
+    client = runtime.store().redis
+    settings = runtime.settings()
+    wait = limits.admit_in_flight(client, settings, record.id, record.provider)
+    if wait is not None:
+        return None, wait
+    wait = limits.take_token(client, settings, record.provider, "submit")
+    if wait is not None:
+        limits.release_in_flight(client, settings, record.id, record.provider)
+        return None, wait
+    reserved = budget.reserve(client, settings, record.provider, price)
+    if isinstance(reserved, budget.OverBudget):
+        limits.release_in_flight(client, settings, record.id, record.provider)
+        return None, reserved
+    return reserved, None
 
 
 def resolve_uncertain(record: JobRecord) -> bool:

@@ -49,18 +49,18 @@ def _reschedule(record: JobRecord) -> int:
             return 1
         fresh = store.apply(record.id, {JobState.SUBMITTING}, mutate=bump, version=record.version, check_in=grace)
         if fresh is not None:
-            send(task_names.SUBMIT, record.id, fresh.token)
+            send(task_names.SUBMIT, record.id, fresh.token, record=fresh)
         return 1
     if record.state == JobState.QUEUED:
         fresh = store.apply(record.id, {JobState.QUEUED}, mutate=bump, version=record.version, check_in=grace)
         if fresh is not None:
-            send(task_names.SUBMIT, record.id, fresh.token)
+            send(task_names.SUBMIT, record.id, fresh.token, record=fresh)
         return 1
     if record.state in (JobState.SUBMITTED, JobState.GENERATING):
         fresh = store.apply(record.id, {record.state}, mutate=bump, version=record.version, check_in=grace)
         if fresh is not None:
             log.info("watchdog: job %s overdue in %s; polling again", record.id, record.state.value)
-            send(task_names.POLL, record.id, fresh.token)
+            send(task_names.POLL, record.id, fresh.token, record=fresh)
         return 1
     if record.state == JobState.DOWNLOADING:
         fresh = store.apply(record.id, {JobState.DOWNLOADING}, version=record.version, check_in=grace)
@@ -69,9 +69,9 @@ def _reschedule(record: JobRecord) -> int:
         missing = [(i, asset) for i, song in enumerate(fresh.songs) for asset in song.assets()
                    if getattr(song, asset) is None]
         for index, asset in missing:
-            send(task_names.DOWNLOAD, record.id, index, asset)
+            send(task_names.DOWNLOAD, record.id, index, asset, record=fresh)
         if not missing:
-            send(task_names.FINALIZE, record.id)
+            send(task_names.FINALIZE, record.id, record=fresh)
         log.info("watchdog: job %s overdue in DOWNLOADING; resent %d downloads", record.id, len(missing))
         return 1
     return 0

@@ -1,0 +1,77 @@
+"""Counters the workers keep in Redis for `songqueue metrics`, a separate process.
+
+Cheap on the hot path: one pipelined round trip of HINCRBYs per observation, on the job
+store's connection. A metric that cannot be written is logged and dropped: it must never
+fail a task (say, after a paid call whose answer still has to be recorded).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+from producer import keys
+from producer.metric_schema import (DOWNLOADED_BYTES, LATENCY_BUCKETS, LIMIT_WAITS, POLL_BUCKETS, POLLS_PER_JOB, SEP,
+                                    UPSTREAM_ERRORS, UPSTREAM_SECONDS, bucket)
+from workers import runtime
+from workers.upstream_errors import UpstreamError
+
+log = logging.getLogger("songqueue.metrics")
+
+
+def _write(*ops: tuple[str, str, str, float]) -> None:
+    """ops: (family, field, "int" | "float", amount)."""
+    store = runtime.store()
+    try:
+        pipe = store.redis.pipeline(transaction=False)
+        for family, field, kind, amount in ops:
+            key = keys.metric(store.prefix, family)
+            if kind == "int":
+                pipe.hincrby(key, field, int(amount))
+            else:
+                pipe.hincrbyfloat(key, field, amount)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("metrics not recorded: %s", exc)
+
+
+@contextmanager
+def upstream_call(provider: str, call: str) -> Iterator[None]:
+    """Time one upstream call ("submit", "fetch", "generate"); count it as an error by its
+    code when it raises."""
+    started = time.perf_counter()
+    code: str | None = None
+    try:
+        yield
+    except UpstreamError as exc:
+        code = exc.code
+        raise
+    except Exception:
+        code = "internal_error"
+        raise
+    finally:
+        seconds = time.perf_counter() - started
+        labels = f"{provider}{SEP}{call}"
+        ops = [(UPSTREAM_SECONDS, f"{labels}{SEP}{bucket(seconds, LATENCY_BUCKETS)}", "int", 1),
+               (UPSTREAM_SECONDS, f"{labels}{SEP}sum", "float", seconds)]
+        if code is not None:
+            ops.append((UPSTREAM_ERRORS, f"{labels}{SEP}{code}", "int", 1))
+        _write(*ops)
+
+
+def polls_per_job(provider: str, polls: int) -> None:
+    """Observed once per job, when its polling ends (whatever the outcome)."""
+    _write((POLLS_PER_JOB, f"{provider}{SEP}{bucket(polls, POLL_BUCKETS)}", "int", 1),
+           (POLLS_PER_JOB, f"{provider}{SEP}sum", "float", polls))
+
+
+def downloaded(provider: str, asset: str, size: int) -> None:
+    _write((DOWNLOADED_BYTES, f"{provider}{SEP}{asset}", "int", size))
+
+
+def limit_wait(provider: str, limit: str) -> None:
+    _write((LIMIT_WAITS, f"{provider}{SEP}{limit}", "int", 1))

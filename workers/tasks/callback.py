@@ -1,0 +1,93 @@
+"""Deliver a job's callback: its status, signed, POSTed to its callback_url.
+
+Sent by producer.callbacks.announce when a job ends (and on progress, if asked). A failed
+delivery is retried by countdown with backoff, never by sleeping in the slot, until it is
+delivered, refused for good (a 4xx, a redirect, a URL no longer allowed), or past
+SONGQUEUE_CALLBACK_MAX_ATTEMPTS or SONGQUEUE_CALLBACK_MAX_SECONDS from the event. Every
+attempt is recorded on the job (`callbacks`); nothing here changes the job's state, so a
+receiver that is down costs the job nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import lru_cache
+
+import requests
+from celery import Task
+
+from producer import task_names
+from producer.callbacks import PROGRESS, CallbackUrlError, check_callback_url
+from producer.job_record import CallbackAttempt, JobRecord, JobState
+from producer.links import ObjectLinks
+from producer.settings import Settings
+from workers import runtime
+from workers.callbacks import Delivery, post
+from workers.celery_app import app
+from workers.http_client import new_session
+from workers.retry_policy import backoff_delay
+from workers.tasks.common import log
+
+# The record keeps the latest attempts only: a long-lived job with progress callbacks
+# must not grow without bound.
+KEPT_ATTEMPTS = 100
+
+
+@lru_cache(maxsize=1)
+def _session() -> requests.Session:
+    return new_session()
+
+
+@lru_cache(maxsize=1)
+def _links() -> ObjectLinks:
+    return ObjectLinks(runtime.settings())
+
+
+@app.task(name=task_names.CALLBACK, bind=True, max_retries=None)
+def callback(self: Task, job_id: str, event: str, delivery: str, sent_at: float) -> None:
+    settings = runtime.settings()
+    store = runtime.store()
+    record = store.get(job_id)
+    if record is None or not record.callback_url:
+        return
+    if event == PROGRESS and record.state.terminal:
+        return  # superseded: the job's end has an event of its own
+    attempt = self.request.retries + 1
+    outcome = _deliver(record, event, delivery, settings)
+    note = CallbackAttempt(at=time.time(), event=event, delivery=delivery, attempt=attempt,
+                           status_code=outcome.status_code, error=outcome.error)
+    # Any state: recording an attempt never moves the job.
+    store.apply(job_id, set(JobState), mutate=lambda r: _keep(r, note))
+    if outcome.delivered:
+        log.info("job %s: %s callback delivered (attempt %d, HTTP %s)", job_id, event, attempt, outcome.status_code)
+        return
+    delay = backoff_delay(attempt, settings.callback_retry_delay, settings.callback_retry_max_delay,
+                          outcome.retry_after)
+    out_of_budget = (attempt >= settings.callback_max_attempts
+                     or time.time() + delay - sent_at > settings.callback_max_seconds)
+    if not outcome.retryable or out_of_budget:
+        log.warning("job %s: %s callback not delivered, giving up after attempt %d: %s",
+                    job_id, event, attempt, outcome.error)
+        return
+    log.info("job %s: %s callback attempt %d failed (%s); next in %.1fs", job_id, event, attempt, outcome.error, delay)
+    raise self.retry(countdown=delay)
+
+
+def _deliver(record: JobRecord, event: str, delivery: str, settings: Settings) -> Delivery:
+    secret = settings.callback_secret.get_secret_value()
+    if not secret:
+        return Delivery(None, "not sent: SONGQUEUE_CALLBACK_SECRET is not set", retryable=False)
+    try:
+        # Checked again: the allow-list may have changed since the job was submitted.
+        url = check_callback_url(record.callback_url or "", settings.callback_hosts)
+    except CallbackUrlError as exc:
+        return Delivery(None, f"not sent: {exc.rule}", retryable=False)
+    payload = {**record.public_view(link=_links().link), "event": event, "delivery": delivery}
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return post(_session(), url, body, secret=secret.encode(), event=event, delivery=delivery,
+                timeout=settings.callback_timeout)
+
+
+def _keep(record: JobRecord, attempt: CallbackAttempt) -> None:
+    record.callbacks = [*record.callbacks, attempt][-KEPT_ATTEMPTS:]
