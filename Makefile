@@ -52,9 +52,6 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
 	  || echo "make browser: could not install chromium and chromium-driver; the Flower browser test will skip"; }
 
-# Benchmarks (bench/): markdown tables on stdout and in bench/results/latest.md. Private
-# Redis, sandbox and workers per benchmark; the full run takes about half an hour on 2 cores.
-.PHONY: bench bench-quick
 # Every fault scenario with the default watchdog settings; prints the report table.
 # FAULT_ARGS="--amqp amqp://guest:guest@127.0.0.1:5672/songqueue-ci" runs it on RabbitMQ.
 faults: $(STAMP)
@@ -64,6 +61,8 @@ faults: $(STAMP)
 beat: $(STAMP)
 	mkdir -p var && $(BIN)/celery -A workers.celery_app beat --loglevel INFO --schedule var/celerybeat-schedule
 
+# Benchmarks (bench/): markdown tables on stdout and in bench/results/latest.md. Private
+# Redis, sandbox and workers per benchmark; the full run takes about 20 minutes on 2 cores.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 

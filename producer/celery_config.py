@@ -34,11 +34,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         # Deploys (Celery 5.5+ soft shutdown): on SIGQUIT, or SIGTERM with REMAP_SIGTERM=SIGQUIT,
-        # running tasks get this long, then the worker hands back every message it holds,
-        # countdowns included, at once rather than after the visibility timeout. Also when
-        # idle: an idle worker may still hold countdown messages.
+        # running tasks get this long, then the worker stops them and hands every message it
+        # holds (countdowns included) back to the broker at once: a bounded stop that ends
+        # before the orchestrator's SIGKILL, which would leave them invisible until the
+        # visibility timeout. An idle worker skips the wait (its countdowns go back at once).
         "worker_soft_shutdown_timeout": settings.worker_soft_shutdown_timeout,
-        "worker_enable_soft_shutdown_on_idle": settings.worker_soft_shutdown_timeout > 0,
         "beat_schedule": {
             "songqueue-watchdog": {
                 "task": WATCHDOG,
