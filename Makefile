@@ -20,8 +20,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python deploy/local/demo.py
 
+# Integration tests spend most of their time waiting on sandbox generation timers, so
+# three processes on two cores halve the wall time (about 4.5 min instead of 9).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $${TEST_PROCESSES:-3}
 
 # One worker on every queue; honours SONGQUEUE_* from the environment or .env.
 worker: $(STAMP)
