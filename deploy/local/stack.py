@@ -102,6 +102,19 @@ def worker_env(overrides: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def _start_logged(argv: list[str], env: dict[str, str], log: Path, what: str,
+                  ready: Callable[[str], bool]) -> subprocess.Popen:
+    """Start `argv` in its own process group, output to `log`; wait until ready(log text)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(log, "w")  # noqa: SIM115 - closed by the process's exit
+    proc = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    wait_until(lambda: proc.poll() is not None or ready(log.read_text(errors="replace")),
+               60, f"{what} (log: {log})")
+    if proc.poll() is not None:
+        raise RuntimeError(f"{what}: exited with {proc.returncode}; see {log}")
+    return proc
+
+
 def start_worker(
     env: dict[str, str],
     log: Path,
@@ -116,35 +129,17 @@ def start_worker(
 
     `app` is the Celery app module (the benchmarks run their baseline workers from bench/).
     """
-    log.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(log, "w")  # noqa: SIM115 - closed by the process's exit
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "celery", "-A", app, "worker", "-Q", queues,
-         "-c", str(concurrency), "-n", f"{name}-{os.getpid()}-{free_port()}@%h", "--loglevel", "INFO",
-         "--without-gossip", "--without-mingle", *extra],
-        env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
-    )
-    wait_until(lambda: proc.poll() is not None or "ready." in log.read_text(errors="replace"),
-               60, f"celery worker {name} to be ready (log: {log})")
-    if proc.poll() is not None:
-        raise RuntimeError(f"celery worker {name} exited with {proc.returncode}; see {log}")
-    return proc
+    argv = [PYTHON, "-m", "celery", "-A", app, "worker", "-Q", queues,
+            "-c", str(concurrency), "-n", f"{name}-{os.getpid()}-{free_port()}@%h", "--loglevel", "INFO",
+            "--without-gossip", "--without-mingle", *extra]
+    return _start_logged(argv, env, log, f"celery worker {name} to be ready", lambda text: "ready." in text)
 
 
 def start_beat(env: dict[str, str], log: Path) -> subprocess.Popen:
     """A real `celery beat` process (the watchdog's clock); returns once it has started."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(log, "w")  # noqa: SIM115 - closed by the process's exit
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "celery", "-A", "workers.celery_app", "beat", "--loglevel", "INFO",
-         "--schedule", str(log.with_suffix(".schedule"))],
-        env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
-    )
-    wait_until(lambda: proc.poll() is not None or "Starting..." in log.read_text(errors="replace"),
-               60, f"celery beat to start (log: {log})")
-    if proc.poll() is not None:
-        raise RuntimeError(f"celery beat exited with {proc.returncode}; see {log}")
-    return proc
+    argv = [PYTHON, "-m", "celery", "-A", "workers.celery_app", "beat", "--loglevel", "INFO",
+            "--schedule", str(log.with_suffix(".schedule"))]
+    return _start_logged(argv, env, log, "celery beat to start", lambda text: "Starting..." in text)
 
 
 def start_flower(env: dict[str, str], port: int, log: Path, *args: str, launcher: bool = False) -> subprocess.Popen:
@@ -154,24 +149,16 @@ def start_flower(env: dict[str, str], port: int, log: Path, *args: str, launcher
     than `celery flower` itself."""
     import requests
 
-    handle = open(log, "w")  # noqa: SIM115 - closed by the process's exit
     command = ([PYTHON, "-m", "producer.cli", "flower", f"--port={port}", "--address=127.0.0.1"] if launcher else
                [PYTHON, "-m", "celery", "-A", "workers.celery_app", "flower", f"--port={port}", "--address=127.0.0.1"])
-    proc = subprocess.Popen(
-        [*command, *args],
-        env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
-    )
 
-    def answers() -> bool:
+    def answers(_: str) -> bool:
         try:
             return requests.get(f"http://127.0.0.1:{port}/healthcheck", timeout=2).status_code == 200
         except requests.RequestException:
-            return proc.poll() is not None
+            return False
 
-    wait_until(answers, 60, f"flower on port {port} (log: {log})")
-    if proc.poll() is not None:
-        raise RuntimeError(f"flower exited with {proc.returncode}; see {log}")
-    return proc
+    return _start_logged([*command, *args], env, log, f"flower on port {port}", answers)
 
 
 def kill(proc: subprocess.Popen) -> None:
