@@ -75,7 +75,7 @@ def run(quick: bool) -> Section:
         setup=(f"{per} jobs per generation time and poller, all submitted at once to one worker (concurrency 2). "
                f"Time scale 1/{scale:g}: the sandbox generates for (nominal x 0.9..1.1) / {scale:g} s and every "
                f"poll setting is divided by {scale:g}; the lags below are multiplied back (nominal seconds). "
-               f"songqueue runs its shipped settings (first poll after 5 s, then halfway to the finish its progress "
+               f"songqueue runs its shipped settings (first poll after 5 s, then 90 % of the way to the finish its progress "
                f"predicts, within [2 s, 30 s]); the fixed pollers are the same worker with initial = min = max = "
                f"5 s or 15 s."),
         table=harness.table(["generation (nominal s)", "poller", "fetch calls/job (median)", "lag median s",

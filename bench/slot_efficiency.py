@@ -4,8 +4,8 @@ concurrency 2: songqueue's makespan against the ideal and against a blocking-pol
 - ideal = generation time + pipeline time, where the pipeline time is the makespan of the
   same N jobs with an instant upstream (`gen_time=0`, first poll at once): what the jobs
   cost if waiting on the upstream cost nothing.
-- songqueue: the real worker, shipped poll settings (initial 5 s, then aim halfway to the
-  predicted finish within [2 s, 30 s]).
+- songqueue: the real worker, shipped poll settings (initial 5 s, then aim 90 % of the way
+  to the predicted finish, within [2 s, 30 s]).
 - baseline: `bench/blocking_worker.py`, one task per job that sleeps between polls inside
   its slot (same schedule, same provider, downloader and storage), same concurrency.
 

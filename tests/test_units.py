@@ -39,11 +39,14 @@ def test_next_poll_delay_without_progress_is_half_the_wait_so_far() -> None:
     assert next_poll_delay(1000.0, 0, MIN, MAX) == MAX
 
 
-def test_next_poll_delay_aims_halfway_to_the_expected_finish() -> None:
-    # 20 s for 25%: 60 s to go, so look again in 30 s (then clamped).
-    assert next_poll_delay(20.0, 25, 1.0, 100.0) == 30.0
+def test_next_poll_delay_aims_just_short_of_the_expected_finish() -> None:
+    # 20 s for 25%: 60 s to go, so look again in 0.9 x 60 = 54 s (then clamped).
+    assert next_poll_delay(20.0, 25, 1.0, 100.0) == pytest.approx(54.0)
     assert next_poll_delay(20.0, 25, MIN, MAX) == MAX
-    assert next_poll_delay(90.0, 90, MIN, MAX) == 5.0
+    # 90 s for 90%: 10 s to go -> 9 s, which lands before the finish; the next poll then
+    # has at most about a second to go and waits the minimum.
+    assert next_poll_delay(90.0, 90, MIN, MAX) == pytest.approx(9.0)
+    assert next_poll_delay(99.0, 99, MIN, MAX) == MIN
 
 
 def test_next_poll_delay_is_monotonic() -> None:
