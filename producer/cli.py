@@ -17,17 +17,17 @@ import kombu.exceptions
 import pydantic
 import redis
 
-from producer.callbacks import CallbackUrlError, check_callback_url
 from producer import operator_stats, playlist_cli
+from producer.callbacks import CallbackUrlError, check_callback_url
 from producer.client import PROVIDERS, JobNotFound, SongQueue, WaitTimeout
 from producer.flower_launcher import FlowerAuthMissing, exec_flower
-from producer.replay import NotReplayable
 from producer.job_record import JobRecord, JobState
 from producer.links import ObjectLinks
-from producer.progress import ProgressDisplay
-from producer.settings import get_settings
 from producer.minimax_request import MiniMaxRequest
 from producer.minimax_upload import UploadError
+from producer.progress import ProgressDisplay
+from producer.replay import NotReplayable
+from producer.settings import get_settings
 from producer.udio_request import UdioRequest
 from producer.validation_errors import describe
 
@@ -237,7 +237,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["sandbox"]:
-        from sandbox.server import main as sandbox_main  # the sandbox is optional at runtime
+        from sandbox.server import (
+            main as sandbox_main,  # the sandbox is optional at runtime
+        )
 
         return sandbox_main(argv[1:])
     try:
@@ -435,7 +437,9 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _metrics(args: argparse.Namespace) -> int:
-    from producer.metrics import serve  # prometheus_client only where metrics are served
+    from producer.metrics import (
+        serve,  # prometheus_client only where metrics are served
+    )
 
     return serve(SongQueue(), args.port, args.address)
 

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from pathlib import Path
 from typing import Any
 
 from celery import Celery

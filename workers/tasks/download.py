@@ -15,7 +15,7 @@ import requests
 from celery import Task
 
 from producer import task_names
-from producer.job_record import JobRecord, JobState, StoredObject
+from producer.job_record import JobRecord, JobState
 from workers import metrics, runtime, storage_keys
 from workers.celery_app import app
 from workers.assets import store_asset
