@@ -36,7 +36,7 @@ from producer.keys import job as job_key  # noqa: E402
 from producer.keys import jobs_in_state  # noqa: E402
 from producer.settings import Settings  # noqa: E402
 
-API_KEY = "sk-benchKEY0123456789abcdefXYZ"
+API_KEY = "bench-sandbox-key"  # a made-up key for the local sandbox
 KEEP_TEMP = False  # set by run.py --keep
 
 
