@@ -21,12 +21,29 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy" / "local"))
 import stack  # noqa: E402
+from http_fixture import LocalServer  # noqa: E402
+
+from workers.http_client import new_session  # noqa: E402
 
 _DATABASES = itertools.count()
 # Given (as .ci/run does where RabbitMQ runs), integration tests also run on RabbitMQ as
 # the broker; Redis stays the job store.
 AMQP_URL = os.environ.get("SONGQUEUE_TEST_AMQP_URL", "")
 SANDBOX_KEY = "sk-sandboxTESTKEY0123456789abcdefXYZ"
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    """A tiny real HTTP server with canned routes (tests/http_fixture.py)."""
+    with LocalServer() as running:
+        yield running
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    """The workers' own HTTP session, as the providers and the downloader use it."""
+    with new_session() as s:
+        yield s
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from http_fixture import LocalServer, closed_port
-from workers.http_client import call_json, new_session, parse_retry_after
+from workers.http_client import call_json, parse_retry_after
 from workers.providers.base import Outcome, UpstreamSong
 from workers.providers.udio import UdioProvider, parse_fetch, parse_submit
 from workers.upstream_errors import PermanentError, TransientError
@@ -605,18 +605,6 @@ def test_parse_retry_after() -> None:
 
 
 # --- call_json against a real local server ---------------------------------------------------
-
-
-@pytest.fixture
-def server():
-    with LocalServer() as running:
-        yield running
-
-
-@pytest.fixture
-def session():
-    with new_session() as s:
-        yield s
 
 
 def _call(session, url: str, max_bytes: int = 1 << 20, timeout: float = 5.0, method: str = "GET") -> Any:

@@ -14,7 +14,6 @@ import pytest
 from http_fixture import LocalServer, closed_port
 from workers import retry_policy
 from workers.downloader import check_url, download_to_storage
-from workers.http_client import new_session
 from workers.media_types import sniff_audio, sniff_image
 from workers.retry_policy import backoff_delay, next_poll_delay
 from workers.storage.file import FileStorage
@@ -246,18 +245,6 @@ def test_from_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 # --- downloader ------------------------------------------------------------------------------
 
 CAP = 1 << 20
-
-
-@pytest.fixture
-def server():
-    with LocalServer() as running:
-        yield running
-
-
-@pytest.fixture
-def session():
-    with new_session() as s:
-        yield s
 
 
 @pytest.fixture
