@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable, Collection, Iterator
 
 import redis
+from redis.client import Pipeline
 
-from producer import keys
+from producer import keys, optimistic
 from producer.job_record import IN_FLIGHT_STATES, JobRecord, JobState, Transition
 
 log = logging.getLogger("songqueue.job_store")
@@ -90,51 +91,49 @@ class JobStore:
         Returns the record as written, or None when the job is missing or has moved on.
         """
         key = keys.job(self.prefix, job_id)
-        while True:
-            with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        log.warning("job %s: not found", job_id)
-                        return None
-                    record = JobRecord.model_validate_json(raw)
-                    if token is not None and record.token != token:
-                        log.info("job %s: refused a stale step (token %d, now %d)", job_id, token, record.token)
-                        return None
-                    if version is not None and record.version != version:
-                        log.info("job %s: refused a write based on version %d (now %d)", job_id, version, record.version)
-                        return None
-                    if record.state not in expect:
-                        log.info(
-                            "job %s: refused %s in state %s (expected %s)",
-                            job_id, f"move to {to.value}" if to else "update", record.state.value,
-                            "/".join(sorted(s.value for s in expect)),
-                        )
-                        return None
-                    before = record.state
-                    if mutate is not None:
-                        mutate(record)
-                    now = time.time()
-                    if to is not None and to != before:
-                        record.state = to
-                        record.transitions.append(Transition(state=to, at=now))
-                    record.version += 1
-                    record.updated_at = now
-                    pipe.multi()
-                    pipe.set(key, record.model_dump_json())
-                    if record.state != before:
-                        pipe.zrem(keys.jobs_in_state(self.prefix, before.value), job_id)
-                        pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {job_id: now})
-                        _track_in_flight(pipe, self.prefix, record, now)
-                    if record.state.terminal:
-                        pipe.zrem(keys.due(self.prefix), job_id)
-                    elif check_in is not None:
-                        pipe.zadd(keys.due(self.prefix), {job_id: now + check_in})
-                    pipe.execute()
-                    return record
-                except redis.WatchError:
-                    continue
+
+        def decide(raw: bytes | None) -> tuple[JobRecord, Callable[[Pipeline], None]] | None:
+            if raw is None:
+                log.warning("job %s: not found", job_id)
+                return None
+            record = JobRecord.model_validate_json(raw)
+            if token is not None and record.token != token:
+                log.info("job %s: refused a stale step (token %d, now %d)", job_id, token, record.token)
+                return None
+            if version is not None and record.version != version:
+                log.info("job %s: refused a write based on version %d (now %d)", job_id, version, record.version)
+                return None
+            if record.state not in expect:
+                log.info(
+                    "job %s: refused %s in state %s (expected %s)",
+                    job_id, f"move to {to.value}" if to else "update", record.state.value,
+                    "/".join(sorted(s.value for s in expect)),
+                )
+                return None
+            before = record.state
+            if mutate is not None:
+                mutate(record)
+            now = time.time()
+            if to is not None and to != before:
+                record.state = to
+                record.transitions.append(Transition(state=to, at=now))
+            record.version += 1
+            record.updated_at = now
+
+            def write(pipe: Pipeline) -> None:
+                pipe.set(key, record.model_dump_json())
+                if record.state != before:
+                    pipe.zrem(keys.jobs_in_state(self.prefix, before.value), job_id)
+                    pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {job_id: now})
+                    _track_in_flight(pipe, self.prefix, record, now)
+                if record.state.terminal:
+                    pipe.zrem(keys.due(self.prefix), job_id)
+                elif check_in is not None:
+                    pipe.zadd(keys.due(self.prefix), {job_id: now + check_in})
+
+            return record, write
+
+        return optimistic.update(self.redis, key, decide)
 
     def ids(self, state: JobState | None = None, limit: int = 100) -> list[str]:
         index = keys.jobs_in_state(self.prefix, state.value) if state else keys.all_jobs(self.prefix)

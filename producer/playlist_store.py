@@ -11,8 +11,9 @@ import time
 from collections.abc import Callable, Collection
 
 import redis
+from redis.client import Pipeline
 
-from producer import keys
+from producer import keys, optimistic
 from producer.playlist_run import PlaylistRun, RunState
 
 log = logging.getLogger("songqueue.playlist_store")
@@ -82,33 +83,31 @@ class PlaylistStore:
         check token is still `token`, when given). `check_in` moves the sweep's deadline.
         Returns the run as written, or None when it is missing or has moved on."""
         key = keys.playlist_run(self.prefix, run_id)
-        while True:
-            with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        return None
-                    run = PlaylistRun.model_validate_json(raw)
-                    if run.state not in expect or (token is not None and run.check_token != token):
-                        return None
-                    if mutate is not None:
-                        mutate(run)
-                    now = time.time()
-                    if to is not None:
-                        run.state = to
-                    run.version += 1
-                    run.updated_at = now
-                    pipe.multi()
-                    pipe.set(key, run.model_dump_json())
-                    if run.state.terminal:
-                        pipe.zrem(keys.playlist_open(self.prefix), run_id)
-                    elif check_in is not None:
-                        pipe.zadd(keys.playlist_open(self.prefix), {run_id: now + check_in})
-                    pipe.execute()
-                    return run
-                except redis.WatchError:
-                    continue
+
+        def decide(raw: bytes | None) -> tuple[PlaylistRun, Callable[[Pipeline], None]] | None:
+            if raw is None:
+                return None
+            run = PlaylistRun.model_validate_json(raw)
+            if run.state not in expect or (token is not None and run.check_token != token):
+                return None
+            if mutate is not None:
+                mutate(run)
+            now = time.time()
+            if to is not None:
+                run.state = to
+            run.version += 1
+            run.updated_at = now
+
+            def write(pipe: Pipeline) -> None:
+                pipe.set(key, run.model_dump_json())
+                if run.state.terminal:
+                    pipe.zrem(keys.playlist_open(self.prefix), run_id)
+                elif check_in is not None:
+                    pipe.zadd(keys.playlist_open(self.prefix), {run_id: now + check_in})
+
+            return run, write
+
+        return optimistic.update(self.redis, key, decide)
 
     def recent(self, playlist: str | None = None, limit: int = 20) -> list[PlaylistRun]:
         ids = self.redis.zrevrange(keys.playlist_runs(self.prefix, playlist), 0, limit - 1)
