@@ -3,7 +3,7 @@
 One task per job (`bench.blocking_job`, queue `blocking`) submits to the upstream, then
 sleeps between polls *inside the task* on the same schedule songqueue uses
 (`poll_initial_delay`, then `next_poll_delay`), then stores every asset one after another
-(`workers.assets.store_asset`: download, verify, tag, store) and writes the manifest. It
+(`workers.artifacts.assets.store_asset`: download, verify, tag, store) and writes the manifest. It
 reuses songqueue's provider, asset step, storage and job store, so the only difference
 measured is where the waiting happens: here it holds a worker slot; in songqueue it is a
 countdown retry that frees the slot.
@@ -17,13 +17,13 @@ import time
 
 from celery import Celery
 
-from producer.celery_config import celery_config
-from producer.job_record import WAITING_STATES, JobError, JobRecord, JobState, SongRecord
+from producer.client.celery_config import celery_config
+from producer.models.job_record import WAITING_STATES, JobError, JobRecord, JobState, SongRecord
 from producer.settings import get_settings
 from workers import runtime
-from workers.assets import store_asset
-from workers.http_client import new_session
-from workers.manifest import write_manifest
+from workers.artifacts.assets import store_asset
+from workers.upstream.http_client import new_session
+from workers.artifacts.manifest import write_manifest
 from workers.providers.base import Outcome, UpstreamStatus
 from workers.retry_policy import next_poll_delay
 

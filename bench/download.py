@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 from bench import harness
 from bench.harness import Section, fmt, median
 from producer import SongQueue
-from producer.job_record import JobRecord, JobState
+from producer.models.job_record import JobRecord, JobState
 
 MIB = 1024 * 1024
 
@@ -70,7 +70,7 @@ def run(quick: bool) -> Section:
         "Both clients read from the same sandbox process, which generates the MP3 stream in Python; that "
         "server, sharing the 2 cores, bounds both numbers.",
         "songqueue's download task does more than fetch: it spools the MP3 to a temporary file, verifies it "
-        "(MPEG frames, duration), writes ID3 tags and then stores it with a sha256 (workers/assets.py); curl "
+        "(MPEG frames, duration), writes ID3 tags and then stores it with a sha256 (workers/artifacts/assets.py); curl "
         "only writes the bytes.",
         f"The bench raises SONGQUEUE_MAX_DOWNLOAD_BYTES to 1 GiB: `sandbox:size_mb={size_mb}` makes files of "
         f"{fmt(median(sizes) / MIB, 2)} MiB, and the default cap is 200 MiB.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from producer.celery_config import celery_config
+from producer.client.celery_config import celery_config
 from producer.settings import get_settings
 
 NOOP = "bench.noop"

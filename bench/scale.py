@@ -20,7 +20,7 @@ import redis
 
 from bench import harness
 from bench.harness import Section, fmt
-from producer.job_record import TERMINAL_STATES, JobState
+from producer.models.job_record import TERMINAL_STATES, JobState
 
 LIVE = [s for s in JobState if s not in TERMINAL_STATES]
 WAITING = [JobState.SUBMITTED, JobState.GENERATING]

@@ -59,14 +59,14 @@ class Settings(BaseSettings):
     minimax_deadline: float = Field(300.0, gt=0, description="seconds the one generation call may take")
     minimax_price_per_call: float = Field(0.0, ge=0, description="price of one generation call")
 
-    # Shared limits (workers/limits.py), per provider and across every worker; unset means
+    # Shared limits (workers/admission/limits.py), per provider and across every worker; unset means
     # no limit. A job over a limit waits by countdown, never fails for it.
     udio_max_in_flight: int | None = Field(None, ge=1, description="upstream tasks submitted and not yet done")
     udio_submit_rate: float | None = Field(None, gt=0, description="submit calls per second")
     udio_poll_rate: float | None = Field(None, gt=0, description="fetch calls per second")
     minimax_max_in_flight: int | None = Field(None, ge=1, description="generation calls running at once")
     minimax_submit_rate: float | None = Field(None, gt=0, description="generation calls per second")
-    # Daily budget per provider (workers/budget.py), in the unit of *_PRICE_PER_CALL, per UTC day.
+    # Daily budget per provider (workers/admission/budget.py), in the unit of *_PRICE_PER_CALL, per UTC day.
     udio_daily_budget: float | None = Field(None, ge=0)
     minimax_daily_budget: float | None = Field(None, ge=0)
     budget_policy: Literal["wait", "fail"] = Field("wait", description="what a submit over its budget does")
@@ -102,12 +102,12 @@ class Settings(BaseSettings):
     watchdog_grace: float = Field(30.0, gt=0)
     max_deliveries: int = Field(5, ge=1, description="runs of one download before it counts as poison")
 
-    # Scheduled playlists (producer/playlist_definition.py): TOML definitions read by the
+    # Scheduled playlists (producer/playlists/definition.py): TOML definitions read by the
     # beat and the workers; a running batch is checked by countdown every interval.
     playlists_dir: str = Field("./playlists", description="folder of playlist definitions (*.toml)")
     playlist_check_interval: float = Field(5.0, gt=0, description="seconds between checks of a running playlist")
 
-    # Outbound callbacks (producer/callbacks.py): a job's status POSTed to its callback_url,
+    # Outbound callbacks (producer/client/callbacks.py): a job's status POSTed to its callback_url,
     # signed with HMAC-SHA256; retried with backoff within both bounds, never failing the job.
     callback_secret: SecretStr = SecretStr("")
     callback_allowed_hosts: str = Field(
@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     callback_retry_max_delay: float = Field(300.0, gt=0, description="backoff cap between deliveries")
     callback_progress: bool = Field(False, description="also call every job with a callback_url on progress")
 
-    # Inbound notify hook (producer/hook_server.py): the gateway calls this URL when a task
+    # Inbound notify hook (producer/ops/hook_server.py): the gateway calls this URL when a task
     # changes status, and the job is polled at once. Empty: no hook is sent upstream.
     notify_hook_url: str = ""
     # The submit-body field that carries the hook URL (unconfirmed in the gateways' docs).

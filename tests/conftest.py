@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy" / "local")
 import stack  # noqa: E402
 from http_fixture import LocalServer  # noqa: E402
 
-from workers.http_client import new_session  # noqa: E402
+from workers.upstream.http_client import new_session  # noqa: E402
 
 _DATABASES = itertools.count()
 # Given (as .ci/run does where RabbitMQ runs), integration tests also run on RabbitMQ as
@@ -106,7 +106,7 @@ class Stack:
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "producer.cli", *args],
+            [sys.executable, "-m", "producer.cli.main", *args],
             env=self.env, capture_output=True, text=True, timeout=timeout, cwd=stack.ROOT,
         )
 

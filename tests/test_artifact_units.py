@@ -11,20 +11,20 @@ import pytest
 from mutagen.id3 import ID3, TCOM, TIT2
 from mutagen.mp3 import MP3
 
-from producer.fetch import FetchError, fetch_job
-from producer.file_names import MAX_NAME_BYTES, numbered, safe_file_name
-from producer.job_record import JobRecord, JobState, SongRecord, StoredObject, Transition
-from producer.links import ObjectLinks
+from producer.client.fetch import FetchError, fetch_job
+from producer.client.file_names import MAX_NAME_BYTES, numbered, safe_file_name
+from producer.models.job_record import JobRecord, JobState, SongRecord, StoredObject, Transition
+from producer.client.links import ObjectLinks
 from producer.settings import Settings
 from sandbox.audio import song_mp3
 from sandbox.cover import png_cover
 from sandbox.files import FAKE_MP3
-from workers.assets import song_tags
-from workers.audio_check import check_mp3
-from workers.id3_tags import Cover, SongTags, write_tags
-from workers.manifest import manifest_document
+from workers.artifacts.assets import song_tags
+from workers.artifacts.audio_check import check_mp3
+from workers.artifacts.id3_tags import Cover, SongTags, write_tags
+from workers.artifacts.manifest import manifest_document
 from workers.storage.file import FileStorage
-from workers.upstream_errors import PermanentError
+from workers.upstream.errors import PermanentError
 
 LYRICS = "[Verse]\n晨光照进窗台\n[Chorus]\n晨光 晨光"
 

@@ -6,10 +6,10 @@ import pydantic
 import pytest
 import redis
 
-from producer import cli
+from producer.cli import main as cli
 from producer.settings import get_settings
 from producer.task_names import ALL_QUEUES
-from producer.validation_errors import field_errors
+from producer.models.validation_errors import field_errors
 from test_validation import INVALID
 
 pytestmark = pytest.mark.integration

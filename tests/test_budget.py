@@ -10,10 +10,11 @@ import pytest
 import redis
 
 import stack
-from producer import keys, spend
-from producer.job_record import JobState
+from producer.store import keys
+from producer.store import spend
+from producer.models.job_record import JobState
 from producer.settings import Settings
-from workers import budget
+from workers.admission import budget
 
 
 def _settings(prefix: str, **overrides: object) -> Settings:

@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from http_fixture import LocalServer, closed_port
-from producer.callbacks import CallbackUrlError, check_callback_url, sign
-from workers.callbacks import post
+from producer.client.callbacks import CallbackUrlError, check_callback_url, sign
+from workers.callback_delivery import post
 
 ALLOWED = ("example.com",)
 

@@ -15,8 +15,8 @@ import redis
 
 import stack
 from http_fixture import LocalServer, closed_port
-from producer.callbacks import CallbackUrlError
-from producer.job_record import JobRecord, JobState
+from producer.client.callbacks import CallbackUrlError
+from producer.models.job_record import JobRecord, JobState
 from producer.task_names import ALL_QUEUES
 
 pytestmark = pytest.mark.integration

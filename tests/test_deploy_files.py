@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from producer import task_names
-from producer.cli import _parser
+from producer.cli.main import _parser
 from producer.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

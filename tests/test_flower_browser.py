@@ -17,7 +17,7 @@ import pytest
 import requests
 
 import stack
-from producer.job_record import JobState
+from producer.models.job_record import JobState
 
 pytestmark = pytest.mark.integration
 

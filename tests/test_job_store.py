@@ -11,9 +11,9 @@ import time
 import pytest
 import redis
 
-from producer import keys
-from producer.job_record import JobError, JobRecord, JobState
-from producer.job_store import JobStore
+from producer.store import keys
+from producer.models.job_record import JobError, JobRecord, JobState
+from producer.store.job_store import JobStore
 
 REQUEST = {"prompt": "a song about the moon", "lyrics": "", "config": {"mode": "regular"}}
 

@@ -1,4 +1,4 @@
-"""Shared limits in Redis: upstream tasks in flight, submit and poll rates (workers/limits.py).
+"""Shared limits in Redis: upstream tasks in flight, submit and poll rates (workers/admission/limits.py).
 
 The scripts are tested on a real Redis; the in-flight limit also end to end, with two
 real workers racing for one place.
@@ -13,11 +13,11 @@ import pytest
 import redis
 
 import stack
-from producer import keys
-from producer.job_record import JobRecord, JobState
-from producer.job_store import JobStore
+from producer.store import keys
+from producer.models.job_record import JobRecord, JobState
+from producer.store.job_store import JobStore
 from producer.settings import Settings
-from workers import limits
+from workers.admission import limits
 
 
 @pytest.fixture

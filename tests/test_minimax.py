@@ -16,10 +16,10 @@ import requests
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3
 
-from producer import cli
-from producer.minimax_request import MiniMaxRequest, lyrics_length
-from producer.minimax_upload import UploadError
-from producer.validation_errors import field_errors
+from producer.cli import main as cli
+from producer.models.minimax import MiniMaxRequest, lyrics_length
+from producer.client.minimax_upload import UploadError
+from producer.models.validation_errors import field_errors
 from sandbox import audio
 
 SONG_SECONDS = 3.0  # the session sandbox's --song-duration

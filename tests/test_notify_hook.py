@@ -16,9 +16,9 @@ import requests
 
 import stack
 from http_fixture import LocalServer
-from producer.hook_server import Hooks
-from producer.job_record import JobRecord, JobState
-from producer.job_store import JobStore
+from producer.ops.hook_server import Hooks
+from producer.models.job_record import JobRecord, JobState
+from producer.store.job_store import JobStore
 from producer.settings import Settings
 from producer.task_names import ALL_QUEUES, QUEUE_POLL
 from sandbox import server as sandbox_server
@@ -147,7 +147,7 @@ def hooked(make_stack) -> Iterator[Callable[..., tuple]]:
         hook_url = f"http://127.0.0.1:{port}/hooks/udio"
         s = make_stack(notify_hook_url=hook_url, **overrides)
         log = s.tmp / "hooks.log"
-        proc = subprocess.Popen([sys.executable, "-m", "producer.cli", "hooks", "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "producer.cli.main", "hooks", "--port", str(port)],
                                 env=s.env, stdout=subprocess.PIPE, stderr=log.open("w"), text=True, cwd=stack.ROOT)
         procs.append(proc)
         assert "hooks listening on" in (proc.stdout.readline() if proc.stdout else "")

@@ -13,7 +13,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 import stack
-from producer.job_record import JobState
+from producer.models.job_record import JobState
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ def _value(samples: list, name: str, **labels: str) -> float:
 
 
 def _start_metrics(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "producer.cli", "metrics", "--port", "0", "--address", "127.0.0.1"],
+    proc = subprocess.Popen([sys.executable, "-m", "producer.cli.main", "metrics", "--port", "0", "--address", "127.0.0.1"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=stack.ROOT,
                             start_new_session=True)
     assert proc.stdout is not None

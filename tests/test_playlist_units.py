@@ -13,20 +13,20 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
-from producer import cli
-from producer.job_record import JobError, JobRecord, JobState, SongRecord, StoredObject
-from producer.job_store import JobStore
-from producer.playlist_definition import DefinitionError, load_definition, load_folder, parse_definition
-from producer.playlist_run import PlaylistRun, RunState
-from producer.playlist_schedule import Cron, Every, parse_duration
-from producer.playlist_store import PlaylistStore
+from producer.cli import main as cli
+from producer.models.job_record import JobError, JobRecord, JobState, SongRecord, StoredObject
+from producer.store.job_store import JobStore
+from producer.playlists.definition import DefinitionError, load_definition, load_folder, parse_definition
+from producer.models.playlist_run import PlaylistRun, RunState
+from producer.playlists.schedule import Cron, Every, parse_duration
+from producer.store.playlist_store import PlaylistStore
 from producer.settings import Settings
 from workers import runtime
-from workers.playlist_beat import SlotSchedule
-from workers.playlist_output import collect, json_document, m3u8_text, outcome
+from workers.playlists.beat import SlotSchedule
+from workers.playlists.output import collect, json_document, m3u8_text, outcome
 from workers.storage.file import FileStorage
 from workers.tasks import playlist as tasks
-from workers.upstream_errors import TransientError
+from workers.upstream.errors import TransientError
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")

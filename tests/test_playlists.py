@@ -17,10 +17,10 @@ import pytest
 from mutagen.id3 import ID3
 
 import stack
-from producer.playlist_definition import parse_definition
-from producer.playlist_run import PlaylistRun, RunState
-from producer.playlist_start import start_run
-from producer.playlist_store import PlaylistStore
+from producer.playlists.definition import parse_definition
+from producer.models.playlist_run import PlaylistRun, RunState
+from producer.playlists.start import start_run
+from producer.store.playlist_store import PlaylistStore
 
 pytestmark = pytest.mark.integration
 

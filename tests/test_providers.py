@@ -12,17 +12,18 @@ import pydantic
 import pytest
 import requests
 
-from producer.client import PROVIDERS
-from producer.job_record import JobRecord, SongRecord, StoredObject
-from producer.minimax_upload import UploadError, upload_reference
+from producer.client.songqueue import PROVIDERS
+from producer.models.job_record import JobRecord, SongRecord, StoredObject
+from producer.client.minimax_upload import UploadError, upload_reference
 from producer.settings import Settings
 from sandbox import audio
-from workers import inline_audio, storage_keys
+from workers.artifacts import inline_audio
+from workers.artifacts import storage_keys
 from workers.providers import registry
 from workers.providers.base import AsyncProvider, SyncProvider
 from workers.providers.minimax import parse_generation, title_from_lyrics
 from workers.storage.file import FileStorage
-from workers.upstream_errors import PermanentError, TransientError
+from workers.upstream.errors import PermanentError, TransientError
 
 MP3 = audio.song_mp3(1.0, 1)
 OK = {"status_code": 0, "status_msg": "success"}

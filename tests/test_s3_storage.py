@@ -15,13 +15,13 @@ import requests
 from botocore.config import Config
 
 import stack
-from producer.job_record import StoredObject
-from producer.links import ObjectLinks
+from producer.models.job_record import StoredObject
+from producer.client.links import ObjectLinks
 from producer.settings import Settings
 from s3_server import AWS_ENV, S3Server, s3  # noqa: F401 - s3 is a fixture
 from workers.storage import open_storage
 from workers.storage.s3 import S3Storage
-from workers.upstream_errors import PermanentError, TransientError
+from workers.upstream.errors import PermanentError, TransientError
 
 MIB = 1 << 20
 

@@ -13,10 +13,10 @@ import pytest
 from pydantic import SecretStr
 
 from http_fixture import LocalServer, closed_port
-from workers.http_client import call_json, parse_retry_after
+from workers.upstream.http_client import call_json, parse_retry_after
 from workers.providers.base import Outcome, UpstreamSong
 from workers.providers.udio import UdioProvider, parse_fetch, parse_submit
-from workers.upstream_errors import PermanentError, TransientError
+from workers.upstream.errors import PermanentError, TransientError
 
 # --- The vendor documents' response bodies, copied verbatim -------------------------------------
 

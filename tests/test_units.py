@@ -13,12 +13,12 @@ import pytest
 
 from http_fixture import LocalServer, closed_port
 from workers import retry_policy
-from workers.downloader import check_url, download_to_storage
-from workers.media_types import sniff_audio, sniff_image
+from workers.artifacts.downloader import check_url, download_to_storage
+from workers.artifacts.media_types import sniff_audio, sniff_image
 from workers.retry_policy import backoff_delay, next_poll_delay
 from workers.storage.file import FileStorage
-from workers.storage_keys import audio_key, check_key, cover_key, job_prefix, manifest_key
-from workers.upstream_errors import PermanentError, TransientError
+from workers.artifacts.storage_keys import audio_key, check_key, cover_key, job_prefix, manifest_key
+from workers.upstream.errors import PermanentError, TransientError
 
 # --- retry_policy ----------------------------------------------------------------------------
 

@@ -10,9 +10,9 @@ from typing import Any
 import pydantic
 import pytest
 
-from producer import cli
-from producer.udio_request import UdioRequest
-from producer.validation_errors import describe, field_errors
+from producer.cli import main as cli
+from producer.models.udio import UdioRequest
+from producer.models.validation_errors import describe, field_errors
 
 # The contract's table (upstream-contract.md §1, "Submit body"): every field and its default.
 CONTRACT_DEFAULTS: dict[str, Any] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from producer.celery_config import celery_config
+from producer.client.celery_config import celery_config
 from producer.settings import get_settings
 from workers import log_format  # noqa: F401 - connects the JSON log signals (SONGQUEUE_LOG_JSON)
 
@@ -18,4 +18,4 @@ app.conf.include = [
     "workers.tasks.watchdog", "workers.tasks.callback", "workers.tasks.playlist",
 ]
 # `celery beat` adds every scheduled playlist of SONGQUEUE_PLAYLISTS_DIR to beat_schedule.
-app.conf.beat_scheduler = "workers.playlist_beat:PlaylistScheduler"
+app.conf.beat_scheduler = "workers.playlists.beat:PlaylistScheduler"

@@ -14,11 +14,11 @@ from contextlib import contextmanager
 
 import redis
 
-from producer import keys
-from producer.metric_schema import (DOWNLOADED_BYTES, LATENCY_BUCKETS, LIMIT_WAITS, POLL_BUCKETS, POLLS_PER_JOB, SEP,
+from producer.store import keys
+from producer.store.metric_schema import (DOWNLOADED_BYTES, LATENCY_BUCKETS, LIMIT_WAITS, POLL_BUCKETS, POLLS_PER_JOB, SEP,
                                     UPSTREAM_ERRORS, UPSTREAM_SECONDS, bucket)
 from workers import runtime
-from workers.upstream_errors import UpstreamError
+from workers.upstream.errors import UpstreamError
 
 log = logging.getLogger("songqueue.metrics")
 

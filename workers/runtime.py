@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from producer.job_store import JobStore
+from producer.store.job_store import JobStore
 from producer.settings import Settings, get_settings
 from workers.providers import registry
 from workers.storage import Storage, open_storage

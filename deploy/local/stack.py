@@ -149,7 +149,7 @@ def start_flower(env: dict[str, str], port: int, log: Path, *args: str, launcher
     than `celery flower` itself."""
     import requests
 
-    command = ([PYTHON, "-m", "producer.cli", "flower", f"--port={port}", "--address=127.0.0.1"] if launcher else
+    command = ([PYTHON, "-m", "producer.cli.main", "flower", f"--port={port}", "--address=127.0.0.1"] if launcher else
                [PYTHON, "-m", "celery", "-A", "workers.celery_app", "flower", f"--port={port}", "--address=127.0.0.1"])
 
     def answers(_: str) -> bool:

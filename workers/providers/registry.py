@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from producer.settings import Settings
-from workers.http_client import new_session
+from workers.upstream.http_client import new_session
 from workers.providers.base import AsyncProvider, SyncProvider
 from workers.providers.minimax import MiniMaxProvider
 from workers.providers.udio import UdioProvider

@@ -11,9 +11,9 @@ from typing import Any
 import requests
 from pydantic import SecretStr
 
-from workers.http_client import call_json
+from workers.upstream.http_client import call_json
 from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
-from workers.upstream_errors import PermanentError, TransientError
+from workers.upstream.errors import PermanentError, TransientError
 
 TERMINAL = {"SUCCESS": Outcome.SUCCEEDED, "FAILURE": Outcome.FAILED}
 

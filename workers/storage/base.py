@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from producer.job_record import StoredObject
+from producer.models.job_record import StoredObject
 
 
 class Storage(Protocol):
-    """Failures reach the caller as workers.upstream_errors.TransientError (worth a retry:
+    """Failures reach the caller as workers.upstream.errors.TransientError (worth a retry:
     the store is unreachable or busy) or PermanentError (refused: no bucket, no access)."""
 
     def put(self, key: str, chunks: Iterable[bytes], content_type: str) -> StoredObject:

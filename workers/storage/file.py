@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
-from producer.job_record import StoredObject
-from workers.storage_keys import check_key
+from producer.models.job_record import StoredObject
+from workers.artifacts.storage_keys import check_key
 
 
 class FileStorage:

@@ -1,6 +1,6 @@
 """Deliver a job's callback: its status, signed, POSTed to its callback_url.
 
-Sent by producer.callbacks.announce when a job ends (and on progress, if asked). A failed
+Sent by producer.client.callbacks.announce when a job ends (and on progress, if asked). A failed
 delivery is retried by countdown with backoff, never by sleeping in the slot, until it is
 delivered, refused for good (a 4xx, a redirect, a URL no longer allowed), or past
 SONGQUEUE_CALLBACK_MAX_ATTEMPTS or SONGQUEUE_CALLBACK_MAX_SECONDS from the event. Every
@@ -18,14 +18,14 @@ import requests
 from celery import Task
 
 from producer import task_names
-from producer.callbacks import PROGRESS, CallbackUrlError, check_callback_url
-from producer.job_record import CallbackAttempt, JobRecord, JobState
-from producer.links import ObjectLinks
+from producer.client.callbacks import PROGRESS, CallbackUrlError, check_callback_url
+from producer.models.job_record import CallbackAttempt, JobRecord, JobState
+from producer.client.links import ObjectLinks
 from producer.settings import Settings
 from workers import runtime
-from workers.callbacks import Delivery, post
+from workers.callback_delivery import Delivery, post
 from workers.celery_app import app
-from workers.http_client import new_session
+from workers.upstream.http_client import new_session
 from workers.retry_policy import backoff_delay
 from workers.tasks.common import log
 

@@ -8,11 +8,11 @@ from collections.abc import Collection
 from celery import Task
 
 from producer import task_names
-from producer.callbacks import TERMINAL_EVENTS, announce
-from producer.job_record import JobError, JobRecord, JobState
+from producer.client.callbacks import TERMINAL_EVENTS, announce
+from producer.models.job_record import JobError, JobRecord, JobState
 from workers import metrics, runtime
 from workers.celery_app import app
-from workers.limits import Wait
+from workers.admission.limits import Wait
 
 log = logging.getLogger("songqueue.tasks")
 

@@ -1,6 +1,6 @@
 """Step 3: one task per asset (a song's MP3 or its cover), streamed into storage.
 
-The MP3 is verified and tagged on the way (workers.assets); a wrong file fails the job
+The MP3 is verified and tagged on the way (workers.artifacts.assets); a wrong file fails the job
 with `download_not_audio` or `duration_mismatch`.
 
 An asset already on the record, or already in storage under its key, is not fetched
@@ -15,14 +15,15 @@ import requests
 from celery import Task
 
 from producer import task_names
-from producer.job_record import JobRecord, JobState
-from workers import metrics, runtime, storage_keys
+from producer.models.job_record import JobRecord, JobState
+from workers import metrics, runtime
+from workers.artifacts import storage_keys
 from workers.celery_app import app
-from workers.assets import store_asset
-from workers.http_client import new_session
+from workers.artifacts.assets import store_asset
+from workers.upstream.http_client import new_session
 from workers.retry_policy import backoff_delay
 from workers.tasks.common import end_job, log, send
-from workers.upstream_errors import PermanentError, TransientError
+from workers.upstream.errors import PermanentError, TransientError
 
 ACTIVE = frozenset({JobState.GENERATING, JobState.DOWNLOADING})
 

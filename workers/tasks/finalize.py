@@ -5,14 +5,14 @@ from __future__ import annotations
 from celery import Task
 
 from producer import task_names
-from producer.callbacks import TERMINAL_EVENTS, announce
-from producer.job_record import JobState
+from producer.client.callbacks import TERMINAL_EVENTS, announce
+from producer.models.job_record import JobState
 from workers import runtime
 from workers.celery_app import app
-from workers.manifest import write_manifest
+from workers.artifacts.manifest import write_manifest
 from workers.retry_policy import backoff_delay
 from workers.tasks.common import end_job, log
-from workers.upstream_errors import PermanentError, TransientError
+from workers.upstream.errors import PermanentError, TransientError
 
 
 @app.task(name=task_names.FINALIZE, bind=True, max_retries=None)

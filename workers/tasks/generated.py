@@ -13,11 +13,12 @@ from __future__ import annotations
 import time
 
 from producer import task_names
-from producer.job_record import JobRecord, JobState, SongRecord
-from workers import inline_audio, runtime
+from producer.models.job_record import JobRecord, JobState, SongRecord
+from workers import runtime
+from workers.artifacts import inline_audio
 from workers.providers.base import UpstreamSong
 from workers.tasks.common import end_job, log, send
-from workers.upstream_errors import UpstreamError
+from workers.upstream.errors import UpstreamError
 
 
 def accept_songs(job_id: str, songs: list[UpstreamSong], price: float) -> None:

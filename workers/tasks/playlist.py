@@ -1,8 +1,8 @@
 """Scheduled playlists on the worker side: start a run, wait for its jobs, write the playlist.
 
-- `songqueue.playlist_run(name, slot)`: sent by the beat (workers/playlist_beat.py) once
+- `songqueue.playlist_run(name, slot)`: sent by the beat (workers/playlists/beat.py) once
   per due slot; reads the definition from SONGQUEUE_PLAYLISTS_DIR and starts the run
-  (producer/playlist_start.py), which claims the slot, so a second message for the same
+  (producer/playlists/start.py), which claims the slot, so a second message for the same
   slot (two beats, a beat restarted mid-schedule, a redelivery) starts nothing new.
 - `songqueue.playlist_check(run_id, token)`: a countdown chain, one link per
   SONGQUEUE_PLAYLIST_CHECK_INTERVAL, holding no worker slot between links. Once every job
@@ -26,18 +26,18 @@ import redis
 from celery import Task
 
 from producer import task_names
-from producer.client import CANCELLABLE, SongQueue
-from producer.job_record import JobError, JobRecord, JobState, StoredObject
-from producer.playlist_definition import DefinitionError, load_folder
-from producer.playlist_run import PlaylistRun, RunFailure, RunSong, RunState
-from producer.playlist_start import create_jobs, playlist_store, send_check, start_run
-from producer.playlist_store import PlaylistStore
+from producer.client.songqueue import CANCELLABLE, SongQueue
+from producer.models.job_record import JobError, JobRecord, JobState, StoredObject
+from producer.playlists.definition import DefinitionError, load_folder
+from producer.models.playlist_run import PlaylistRun, RunFailure, RunSong, RunState
+from producer.playlists.start import create_jobs, playlist_store, send_check, start_run
+from producer.store.playlist_store import PlaylistStore
 from workers import runtime
 from workers.celery_app import app
-from workers.playlist_output import collect, outcome, write_outputs
+from workers.playlists.output import collect, outcome, write_outputs
 from workers.retry_policy import backoff_delay
 from workers.tasks.common import log
-from workers.upstream_errors import PermanentError, TransientError
+from workers.upstream.errors import PermanentError, TransientError
 
 
 @lru_cache(maxsize=1)

@@ -4,7 +4,7 @@ No worker slot waits on the upstream: each run is one fetch, and the next one is
 `retry(countdown=...)` of the same task. Finished songs are dispatched for download as
 soon as they are seen, even while their sibling is still generating.
 
-`once=True` is a one-shot poll, sent by the notify hook (producer/hook_server.py) when the
+`once=True` is a one-shot poll, sent by the notify hook (producer/ops/hook_server.py) when the
 gateway says the task changed: it fetches and merges under the same fencing token like any
 poll, but never schedules another one, so the countdown chain stays the only chain.
 """
@@ -16,14 +16,15 @@ import time
 from celery import Task
 
 from producer import task_names
-from producer.callbacks import PROGRESS, announce, wants
-from producer.job_record import WAITING_STATES, JobRecord, JobState, SongRecord
-from workers import limits, metrics, runtime
+from producer.client.callbacks import PROGRESS, announce, wants
+from producer.models.job_record import WAITING_STATES, JobRecord, JobState, SongRecord
+from workers import metrics, runtime
+from workers.admission import limits
 from workers.celery_app import app
 from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
 from workers.retry_policy import backoff_delay, next_poll_delay
 from workers.tasks.common import end_job, log, send, wait_for_limit
-from workers.upstream_errors import PermanentError, TransientError
+from workers.upstream.errors import PermanentError, TransientError
 
 
 @app.task(name=task_names.POLL, bind=True, max_retries=None)

@@ -13,15 +13,17 @@ import time
 from celery import Task
 
 from producer import task_names
-from producer.job_record import JobRecord, JobState
-from workers import budget, limits, metrics, runtime
+from producer.models.job_record import JobRecord, JobState
+from workers import metrics, runtime
+from workers.admission import budget
+from workers.admission import limits
 from workers.celery_app import app
 from workers.providers import registry
 from workers.providers.base import SyncProvider
 from workers.retry_policy import backoff_delay
 from workers.tasks.common import end_job, log, send, wait_for_limit
 from workers.tasks.generated import accept_songs
-from workers.upstream_errors import PermanentError, TransientError
+from workers.upstream.errors import PermanentError, TransientError
 
 
 @app.task(name=task_names.SUBMIT, bind=True, max_retries=None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from producer import task_names
-from producer.job_record import JobRecord, JobState
+from producer.models.job_record import JobRecord, JobState
 from workers import runtime
 from workers.celery_app import app
 from workers.tasks.common import log, send

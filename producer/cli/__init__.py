@@ -1,0 +1,1 @@
+"""The `songqueue` command line: one module per command group."""

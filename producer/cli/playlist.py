@@ -1,0 +1,196 @@
+"""`songqueue playlist run|list|status`: scheduled batch playlists from the command line.
+
+Exit codes as producer/cli/main.py: 0 done, 1 the run FAILED, 2 bad input (a malformed
+definition names its path and key; an unknown run), 3 timeout of --wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from producer.client.songqueue import SongQueue
+from producer.models.job_record import JobRecord
+from producer.playlists.definition import DefinitionError, PlaylistDefinition, load_definition, load_folder
+from producer.models.playlist_run import PlaylistRun, RunState
+from producer.playlists.start import playlist_store, start_run
+from producer.cli.progress import ProgressDisplay
+from producer.settings import get_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_TIMEOUT = 0, 1, 2, 3
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("playlist", help="scheduled batch playlists (definitions in SONGQUEUE_PLAYLISTS_DIR)")
+    commands = p.add_subparsers(dest="playlist_command", required=True)
+    run = commands.add_parser("run", help="run a playlist definition now, outside its schedule")
+    run.add_argument("file", type=Path, help="a playlist definition (TOML)")
+    run.add_argument("--wait", action="store_true", help="wait for the whole batch, with a progress bar")
+    run.add_argument("--timeout", type=float, default=None, help="with --wait: give up after S seconds (exit 3)")
+    run.add_argument("--json", action="store_true", help="print the run as JSON")
+    listing = commands.add_parser("list", help="definitions in the folder, their next run, and recent runs")
+    listing.add_argument("--runs", type=int, default=3, metavar="N", help="recent runs shown per playlist")
+    listing.add_argument("--json", action="store_true")
+    status = commands.add_parser("status", help="show a playlist run")
+    status.add_argument("run_id")
+    status.add_argument("--json", action="store_true")
+
+
+def command(args: argparse.Namespace) -> int:
+    try:
+        return {"run": _run, "list": _list, "status": _status}[args.playlist_command](args)
+    except DefinitionError as exc:
+        print(f"songqueue: bad playlist definition:\n{exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _run(args: argparse.Namespace) -> int:
+    definition = load_definition(args.file)  # before anything is written or sent
+    queue = SongQueue()
+    run, _ = start_run(queue, definition)
+    if not args.wait:
+        print(json.dumps(run_view(run, _jobs(queue, run)), ensure_ascii=False) if args.json else run.id)
+        return EXIT_OK
+    print(f"playlist {run.playlist}: run {run.id} started, {len(run.job_ids)} jobs", file=sys.stderr)
+    display = ProgressDisplay(sys.stderr)
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    store = playlist_store(queue)
+    while True:
+        run = store.get(run.id) or run
+        jobs = _jobs(queue, run)
+        ended = sum(1 for job in jobs if job is not None and job.state.terminal)
+        label = run.state.value if run.state.terminal else f"{ended}/{len(jobs)} ended"
+        display.show(label, _batch_progress(jobs))
+        if run.state.terminal:
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            display.close()
+            print(f"songqueue: timed out waiting: run {run.id} still {run.state.value} ({label})", file=sys.stderr)
+            return EXIT_TIMEOUT
+        time.sleep(0.5)
+    display.close()
+    _print_run(run, jobs, args.json)
+    return EXIT_OK if run.state == RunState.SUCCEEDED else EXIT_FAILED
+
+
+def _batch_progress(jobs: list[JobRecord | None]) -> int:
+    """Mean progress of the batch; an ended (or vanished) job counts as done."""
+    if not jobs:
+        return 100
+    return sum(100 if job is None or job.state.terminal else job.progress for job in jobs) // len(jobs)
+
+
+def _jobs(queue: SongQueue, run: PlaylistRun) -> list[JobRecord | None]:
+    return [queue.store.get(job_id) for job_id in run.job_ids]
+
+
+def _status(args: argparse.Namespace) -> int:
+    queue = SongQueue()
+    run = playlist_store(queue).get(args.run_id)
+    if run is None:
+        print(f"songqueue: no playlist run {args.run_id}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    _print_run(run, _jobs(queue, run), args.json)
+    return EXIT_OK
+
+
+def _when(stamp: float | None) -> str | None:
+    return None if stamp is None else datetime.fromtimestamp(stamp, timezone.utc).isoformat(timespec="seconds")
+
+
+def run_view(run: PlaylistRun, jobs: list[JobRecord | None]) -> dict[str, Any]:
+    """The shape of `playlist status --json`."""
+    return {
+        "id": run.id,
+        "playlist": run.playlist,
+        "album": run.album,
+        "state": run.state.value,
+        "trigger": run.trigger,
+        "scheduled_for": _when(run.slot),
+        "created_at": _when(run.created_at),
+        "started_at": _when(run.started_at),
+        "finished_at": _when(run.finished_at),
+        "requests": len(run.requests),
+        "succeeded_requests": run.succeeded_requests,
+        "min_success": run.min_success,
+        "jobs": [
+            {"id": job_id, "state": job.state.value if job else "MISSING", "progress": job.progress if job else 0,
+             "error": job.error.model_dump() if job and job.error else None}
+            for job_id, job in zip(run.job_ids, jobs)
+        ],
+        "songs": [{"title": s.title, "duration": s.duration, "path": s.path, "uri": s.uri, "job_id": s.job_id}
+                  for s in run.songs],
+        "failures": [f.model_dump() for f in run.failures],
+        "m3u8": run.m3u8.uri if run.m3u8 else None,
+        "json": run.document.uri if run.document else None,
+        "error": run.error.model_dump() if run.error else None,
+    }
+
+
+def _print_run(run: PlaylistRun, jobs: list[JobRecord | None], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(run_view(run, jobs), ensure_ascii=False))
+        return
+    slot = f", scheduled for {_when(run.slot)}" if run.slot is not None else ""
+    print(f"playlist run {run.id} ({run.playlist}, {run.trigger}{slot}): {run.state.value}")
+    print(f"  {run.succeeded_requests if run.state.terminal else '?'} of {len(run.requests)} requests succeeded "
+          f"(min_success {run.min_success})")
+    for job_id, job in zip(run.job_ids, jobs):
+        state = f"{job.state.value} ({job.progress}%)" if job else "MISSING"
+        error = f"  {job.error.code}: {job.error.message}" if job and job.error else ""
+        print(f"  job {job_id}: {state}{error}")
+    for song in run.songs:
+        print(f"  song: {song.title!r} {song.path}")
+    if run.m3u8:
+        print(f"  playlist: {run.m3u8.uri}")
+    if run.error:
+        print(f"  error: {run.error.code}: {run.error.message}")
+
+
+def _next_run(definition: PlaylistDefinition) -> datetime | None:
+    timing = definition.timing
+    return None if timing is None else timing.next_after(datetime.now(timezone.utc))
+
+
+def _list(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    definitions, errors = load_folder(Path(settings.playlists_dir))
+    store = playlist_store(SongQueue(settings))
+    rows = []
+    for name, definition in sorted(definitions.items()):
+        upcoming = _next_run(definition)
+        rows.append({
+            "name": name,
+            "source": definition.source,
+            "schedule": definition.timing.describe() if definition.timing else None,
+            "timezone": definition.timezone,
+            "next_run": upcoming.astimezone(definition.zone).isoformat(timespec="seconds") if upcoming else None,
+            "requests": definition.requests_per_run,
+            "recent_runs": [
+                {"id": r.id, "state": r.state.value, "trigger": r.trigger, "scheduled_for": _when(r.slot),
+                 "created_at": _when(r.created_at), "succeeded_requests": r.succeeded_requests,
+                 "requests": len(r.requests)}
+                for r in store.recent(name, args.runs)
+            ],
+        })
+    if args.json:
+        print(json.dumps({"folder": settings.playlists_dir, "playlists": rows,
+                          "errors": [{"path": e.path, "problems": [{"key": k, "rule": r} for k, r in e.problems]}
+                                     for e in errors]}, ensure_ascii=False))
+    else:
+        if not rows:
+            print(f"no playlists in {settings.playlists_dir}")
+        for row in rows:
+            schedule = f"{row['schedule']}, next {row['next_run']}" if row["schedule"] else "no schedule (playlist run only)"
+            print(f"{row['name']}  {schedule}  {row['requests']} requests  ({row['source']})")
+            for r in row["recent_runs"]:
+                done = f"{r['succeeded_requests']}/{r['requests']} succeeded" if r["state"] in ("SUCCEEDED", "FAILED") else ""
+                print(f"    {r['id']}  {r['state']:<9} {r['trigger']:<8} {done}")
+    for error in errors:
+        print(f"songqueue: bad playlist definition:\n{error}", file=sys.stderr)
+    return EXIT_BAD_INPUT if errors else EXIT_OK

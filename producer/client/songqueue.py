@@ -1,0 +1,205 @@
+"""The Python API a backend service uses: submit, status, wait, cancel, list, link, fetch."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from producer import task_names
+from producer.client import replay
+from producer.client.callbacks import TERMINAL_EVENTS, announce, check_callback_url
+from producer.client.celery_config import celery_config
+from producer.client.fetch import fetch_job
+from producer.models.job_record import TERMINAL_STATES, JobError, JobRecord, JobState, StoredObject
+from producer.store.job_store import JobStore
+from producer.client.links import ObjectLinks
+from producer.models.minimax import MiniMaxRequest
+from producer.client.minimax_upload import Purpose, upload_reference
+from producer.settings import Settings, get_settings
+from producer.models.udio import UdioRequest
+
+# Provider name -> the request model that validates its jobs at the producer.
+PROVIDERS: dict[str, type[UdioRequest] | type[MiniMaxRequest]] = {"udio": UdioRequest, "minimax": MiniMaxRequest}
+CANCELLABLE = frozenset(
+    {JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED, JobState.GENERATING, JobState.DOWNLOADING}
+)
+
+
+class JobNotFound(LookupError):
+    pass
+
+
+class WaitTimeout(TimeoutError):
+    def __init__(self, record: JobRecord) -> None:
+        super().__init__(f"job {record.id} still {record.state.value} ({record.progress}%)")
+        self.record = record
+
+
+@dataclass(frozen=True)
+class JobHandle:
+    id: str
+    queue: "SongQueue"
+    created: bool = True
+
+    def status(self) -> JobRecord:
+        return self.queue.status(self.id)
+
+    def wait(self, timeout: float | None = None) -> JobRecord:
+        return self.queue.wait(self.id, timeout=timeout)
+
+
+class SongQueue:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.store = JobStore.from_url(self.settings.job_store_url, self.settings.key_prefix)
+        self.celery = Celery("songqueue-producer")
+        self.celery.conf.update(celery_config(self.settings))
+
+    def submit(
+        self,
+        request: UdioRequest | MiniMaxRequest | dict[str, Any],
+        *,
+        provider: str = "udio",
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        callback_progress: bool = False,
+        album: str | None = None,
+        batch_id: str | None = None,
+    ) -> JobHandle:
+        """Validate, record the job QUEUED, and send it to the submit queue.
+
+        A dict is validated here with the provider's model (pydantic.ValidationError names
+        the field and the rule); nothing is written or sent for bad input.
+        `callback_url`: where to POST the job's signed status when it ends (and on every
+        progress change with `callback_progress`); a URL that breaks a rule raises
+        producer.client.callbacks.CallbackUrlError (a ValueError naming callback_url).
+        `album`: the ID3 album of its songs; `batch_id`: the playlist run it belongs to.
+        """
+        model = PROVIDERS.get(provider)
+        if model is None:
+            raise ValueError(f"provider: must be one of {', '.join(sorted(PROVIDERS))}, got {provider!r}")
+        if callback_url is not None:
+            callback_url = check_callback_url(callback_url, self.settings.callback_hosts)
+        elif callback_progress:
+            raise ValueError("callback_progress: needs a callback_url")
+        if not isinstance(request, model):
+            if isinstance(request, (UdioRequest, MiniMaxRequest)):
+                raise ValueError(f"provider: a {type(request).__name__} cannot go to provider {provider!r}")
+            request = model.model_validate(request)
+        record = JobRecord(
+            id=uuid.uuid4().hex,
+            provider=provider,
+            model=request.model_name,
+            request=request.to_gen_params(),
+            idempotency_key=idempotency_key,
+            callback_url=callback_url,
+            callback_progress=callback_progress,
+            album=album,
+            batch_id=batch_id,
+        )
+        # If the submit message is lost, the watchdog sends it again after the grace period.
+        record, created = self.store.create(record, check_in=self.settings.watchdog_grace)
+        if created:
+            self._send(task_names.SUBMIT, record)
+        return JobHandle(record.id, self, created)
+
+    def upload_reference(self, path: str | Path, purpose: Purpose) -> str:
+        """Upload a local reference audio file to MiniMax; returns its voice_id or instrumental_id.
+
+        Done here, not by a worker: the file is on this machine. Raises OSError when the file
+        cannot be read and minimax_upload.UploadError when the upstream refuses or fails.
+        """
+        return upload_reference(self.settings, Path(path), purpose)
+
+    def _send(self, name: str, record: JobRecord) -> None:
+        try:
+            self.celery.send_task(
+                name,
+                # A replayed job's submit carries its new fencing token.
+                args=[record.id, record.token] if record.token else [record.id],
+                argsrepr=task_names.argsrepr(record.id, provider=record.provider, request=record.request),
+            )
+        except Exception as exc:
+            # The record exists; say so rather than leave a QUEUED job nobody will run.
+            self.store.apply(
+                record.id, {JobState.QUEUED},
+                mutate=lambda r: setattr(r, "error", JobError(code="enqueue_failed", message=str(exc))),
+                to=JobState.FAILED,
+            )
+            raise
+
+    def status(self, job_id: str) -> JobRecord:
+        record = self.store.get(job_id)
+        if record is None:
+            raise JobNotFound(f"no job {job_id}")
+        return record
+
+    def wait(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        on_progress: Callable[[JobRecord], None] | None = None,
+        interval: float = 0.5,
+    ) -> JobRecord:
+        """Block until the job is terminal; raises WaitTimeout past `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            record = self.status(job_id)
+            if on_progress is not None:
+                on_progress(record)
+            if record.state in TERMINAL_STATES:
+                return record
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(record)
+            time.sleep(interval)
+
+    def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a job that has not ended. Its pending tasks find it CANCELLED and stop."""
+        def note(r: JobRecord) -> None:
+            r.error = JobError(code="cancelled", message="cancelled by request")
+            r.waiting_for = None
+
+        record = self.store.apply(job_id, CANCELLABLE, mutate=note, to=JobState.CANCELLED)
+        if record is None:
+            return self.status(job_id)
+        announce(self.celery, record, TERMINAL_EVENTS[JobState.CANCELLED])
+        return record
+
+    def retry(self, job_id: str) -> JobRecord:
+        """Replay a FAILED or TIMED_OUT job: a new upstream submit (producer/client/replay.py).
+
+        Raises JobNotFound, or replay.NotReplayable for a job in any other state."""
+        record = self.store.apply(job_id, replay.REPLAYABLE, mutate=replay.reset_for_replay, to=JobState.QUEUED,
+                                  check_in=self.settings.watchdog_grace)
+        if record is None:
+            raise replay.refusal(self.status(job_id))
+        self._send(task_names.SUBMIT, record)
+        return record
+
+    def list(self, state: JobState | None = None, limit: int = 100) -> list[JobRecord]:
+        return self.store.list(state, limit)
+
+    @cached_property
+    def links(self) -> ObjectLinks:
+        return ObjectLinks(self.settings)
+
+    def link(self, obj: StoredObject) -> str:
+        """A usable link to a stored object: a local path (file storage) or a presigned
+        URL valid for SONGQUEUE_LINK_EXPIRY seconds (S3)."""
+        return self.links.link(obj)
+
+    def view(self, job_id: str) -> dict[str, Any]:
+        """The job as `songqueue status --json` shows it, with a link per object."""
+        return self.status(job_id).public_view(link=self.link)
+
+    def fetch(self, job_id: str, to: Path | str) -> list[Path]:
+        """Copy the job's stored songs and covers into folder `to` under readable, safe
+        names ("01 - Title.mp3"); returns the paths written or found already there."""
+        return fetch_job(self.status(job_id), self.links, Path(to))

@@ -1,0 +1,91 @@
+"""The record of one playlist run: a batch of song jobs that becomes one playlist.
+
+Stored as JSON in Redis (`producer.store.playlist_store`), beside the job records and, like
+them, changed only by compare-and-set on its state:
+
+    CREATING   the record holds the expanded requests; jobs are being created
+    RUNNING    every job exists; a check task waits (by countdown) for all to end
+    SUCCEEDED  all jobs ended, playlist.m3u8 and playlist.json stored, >= min_success songs' jobs succeeded
+    FAILED     the same, with fewer successes than min_success (or the files could not be stored)
+
+The record holds everything needed to finish the run (the requests, not the definition
+file), so anyone who finds it CREATING can complete it.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from producer.models.job_record import JobError, StoredObject
+
+
+class RunState(StrEnum):
+    CREATING = "CREATING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RunState.SUCCEEDED, RunState.FAILED)
+
+
+class RunSong(BaseModel):
+    job_id: str
+    request_index: int = Field(description="which request of the run, from 1")
+    song_index: int = Field(description="which song of the job, from 1")
+    title: str
+    duration: float | None
+    key: str = Field(description="storage key of the MP3")
+    uri: str
+    path: str = Field(description="the MP3's path relative to playlist.m3u8")
+    sha256: str
+
+
+class RunFailure(BaseModel):
+    job_id: str | None
+    request_index: int
+    state: str
+    error: JobError | None
+
+
+class PlaylistRun(BaseModel):
+    id: str
+    playlist: str
+    album: str
+    provider: str
+    storage_prefix: str
+    trigger: Literal["schedule", "manual"]
+    slot: float | None = Field(None, description="the scheduled time (Unix seconds) a scheduled run belongs to")
+    source: str = Field("", description="the definition file it was made from")
+    requests: list[dict[str, Any]]
+    min_success: int
+    state: RunState = RunState.CREATING
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+    started_at: float | None = Field(None, description="when every job existed (RUNNING)")
+    finished_at: float | None = None
+    timeout: float = Field(description="seconds after started_at before the run ends with what it has")
+    job_ids: list[str] = Field(default_factory=list)
+    songs: list[RunSong] = Field(default_factory=list)
+    failures: list[RunFailure] = Field(default_factory=list)
+    succeeded_requests: int = 0
+    m3u8: StoredObject | None = None
+    document: StoredObject | None = Field(None, description="playlist.json")
+    error: JobError | None = None
+    version: int = 0
+    # Fencing token of the check task, as JobRecord.token: the sweep bumps it when it
+    # sends a check again, so an old countdown chain, if it ever returns, stops.
+    check_token: int = 0
+
+    def run_dir(self) -> str:
+        """Storage folder of this run's playlist.m3u8 and playlist.json."""
+        return f"{self.storage_prefix}/{self.id}"
+
+    def job_key(self, index: int) -> str:
+        """Idempotency key of request `index` (from 1): one job per request, however often created."""
+        return f"playlist-run:{self.id}:{index}"

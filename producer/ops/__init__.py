@@ -1,0 +1,1 @@
+"""Operator-facing servers and views: notify hook, metrics exporter, Flower launcher, stats."""

@@ -1,0 +1,1 @@
+"""Playlist definitions (TOML), their schedules, and starting a run."""

@@ -1,0 +1,298 @@
+"""Playlist definitions: TOML files in SONGQUEUE_PLAYLISTS_DIR, validated into pydantic models.
+
+One file is one playlist: when it runs (`cron` in `timezone`, or `every` for tests), what
+each run asks for (`provider`, `model`, `request` defaults, `prompts` expanded per song
+request), where the run's playlist files go (`storage_prefix`) and how many requests must
+succeed (`min_success`). The format is documented in README.md ("Scheduled playlists") and
+in playlists/example.toml.sample.
+
+The producer owns these models: the CLI validates a file before anything is enqueued, the
+beat reads the folder to schedule, and the run task reads it again to start a run. A bad
+file is refused with its path and the offending key (`DefinitionError`) and never stops
+the other files of the folder from loading.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+import tomllib
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from producer.client.songqueue import PROVIDERS
+from producer.playlists.schedule import Cron, Every, Timing, parse_duration
+from producer.models.validation_errors import field_errors
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# Storage keys are ours, plain ASCII, never escaping their root (workers.artifacts.storage_keys).
+_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*\Z")
+MAX_REQUESTS = 200
+PLACEHOLDERS = ("date", "time", "datetime", "index", "count", "name")
+# The request field a prompt template fills, and the one `model` sets, per provider.
+TEXT_FIELD = {"udio": "prompt", "minimax": "lyrics"}
+MODEL_FIELD = {"udio": "model_type", "minimax": "model"}
+# Stands in for a run's time when a file is validated without running it.
+_SAMPLE_TIME = datetime(2030, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+
+
+class DefinitionError(ValueError):
+    """A playlist file that cannot be used: each problem names the key and the rule."""
+
+    def __init__(self, path: Path | str, problems: list[tuple[str, str]]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        super().__init__("\n".join(f"{self.path}: {key}: {rule}" for key, rule in problems))
+
+
+class PlaylistDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN, description="lower-case letters, digits, - and _; defaults to the file name")
+    cron: str | None = Field(None, description="minute hour day-of-month month day-of-week, in `timezone`")
+    every: str | int | None = Field(None, description='a fixed period such as "5s": meant for tests')
+    timezone: str = "UTC"
+    provider: str = "udio"
+    model: str | None = None
+    prompts: list[str] = Field(min_length=1)
+    count: int | None = Field(None, ge=1, le=MAX_REQUESTS, description="song requests per run; default len(prompts)")
+    min_success: int | str = Field(1, description='requests that must succeed: a number or a percentage "75%"')
+    storage_prefix: str | None = None
+    album: str | None = Field(None, min_length=1, max_length=200)
+    timeout: str | int = Field("6h", description="a run still open this long after it started ends with what it has")
+    request: dict[str, Any] = Field(default_factory=dict)
+
+    _source: str = PrivateAttr("")
+
+    @field_validator("prompts", mode="before")
+    @classmethod
+    def _one_prompt_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/Berlin or UTC)") from None
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            Cron.parse(value, ZoneInfo("UTC"))
+        return value
+
+    @field_validator("every", "timeout")
+    @classmethod
+    def _duration(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if value not in TEXT_FIELD or value not in PROVIDERS:
+            raise ValueError(f"must be one of {', '.join(sorted(TEXT_FIELD))}, got {value!r}")
+        return value
+
+    @field_validator("storage_prefix")
+    @classmethod
+    def _safe_prefix(cls, value: str | None) -> str | None:
+        if value is not None and (not _PREFIX.match(value) or ".." in value.split("/")):
+            raise ValueError("ASCII letters, digits, '.', '_', '-' in '/'-separated parts, no '..', "
+                             f"no leading or trailing '/': got {value!r}")
+        return value
+
+    @field_validator("min_success")
+    @classmethod
+    def _min_success_form(cls, value: int | str) -> int | str:
+        if isinstance(value, bool):
+            raise ValueError("a number of requests or a percentage such as \"75%\"")
+        if isinstance(value, str):
+            match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", value)
+            if not match or float(match.group(1)) > 100:
+                raise ValueError(f"a number of requests or a percentage from 0% to 100%, got {value!r}")
+        elif value < 0:
+            raise ValueError("must be >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "PlaylistDefinition":
+        # "key: rule" messages: the model-level errors name their key (see _problems).
+        if self.cron is not None and self.every is not None:
+            raise ValueError("every: give either cron or every, not both")
+        if isinstance(self.min_success, int) and self.min_success > self.requests_per_run:
+            raise ValueError(f"min_success: {self.min_success} is more than the {self.requests_per_run} "
+                             "requests of a run")
+        for i, template in enumerate(self.prompts):
+            problem = _template_problem(template)
+            if problem:
+                raise ValueError(f"prompts[{i}]: {problem}")
+        text, model = TEXT_FIELD[self.provider], MODEL_FIELD[self.provider]
+        for key in (text, model):
+            if key in self.request:
+                owner = "prompts" if key == text else "model"
+                raise ValueError(f"request.{key}: set by `{owner}`, not in [request]")
+        self.expand(_SAMPLE_TIME)  # every request model rule, on a sample run
+        return self
+
+    # --- what a run needs -------------------------------------------------------------
+
+    @property
+    def source(self) -> str:
+        """The file this definition was read from ("" when built in code)."""
+        return self._source
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def timing(self) -> Timing | None:
+        """None: a playlist without a schedule runs only by `songqueue playlist run`."""
+        if self.cron is not None:
+            return Cron.parse(self.cron, self.zone)
+        if self.every is not None:
+            return Every(parse_duration(self.every), self.zone)
+        return None
+
+    @property
+    def requests_per_run(self) -> int:
+        return self.count or len(self.prompts)
+
+    @property
+    def min_success_requests(self) -> int:
+        if isinstance(self.min_success, int):
+            return self.min_success
+        percent = float(self.min_success.strip().rstrip("%"))
+        return math.ceil(self.requests_per_run * percent / 100 - 1e-9)
+
+    @property
+    def prefix(self) -> str:
+        return self.storage_prefix or f"playlists/{self.name}"
+
+    @property
+    def album_name(self) -> str:
+        return self.album or self.name
+
+    @property
+    def timeout_seconds(self) -> int:
+        return parse_duration(self.timeout)
+
+    def expand(self, at: datetime) -> list[dict[str, Any]]:
+        """The run's requests at time `at` (its slot), each validated with the provider's model.
+
+        Request i (from 1) uses prompts[(i - 1) % len(prompts)] with its placeholders
+        filled. Raises ValueError("KEY: rule") naming the definition's key.
+        """
+        local = at.astimezone(self.zone)
+        model_cls = PROVIDERS[self.provider]
+        text, model_key = TEXT_FIELD[self.provider], MODEL_FIELD[self.provider]
+        requests = []
+        for i in range(1, self.requests_per_run + 1):
+            slot = (i - 1) % len(self.prompts)
+            values = {"date": local.strftime("%Y-%m-%d"), "time": local.strftime("%H:%M"),
+                      "datetime": local.isoformat(timespec="seconds"), "index": i,
+                      "count": self.requests_per_run, "name": self.name}
+            data = {**self.request, text: self.prompts[slot].format(**values)}
+            if self.model is not None:
+                data[model_key] = self.model
+            try:
+                model_cls.model_validate(data)
+            except pydantic.ValidationError as exc:
+                key, rule = field_errors(exc)[0]
+                head = key.split(".")[0]
+                key = f"prompts[{slot}]" if head == text else "model" if head == model_key else f"request.{key}"
+                raise ValueError(f"{key}: {rule}") from None
+            requests.append(data)
+        return requests
+
+
+def _template_problem(template: str) -> str | None:
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        return f"not a valid template ({exc}); write {{{{ and }}}} for literal braces"
+    for field in fields:
+        if field not in PLACEHOLDERS:
+            return f"unknown placeholder {{{field}}} (known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)})"
+    try:
+        template.format(date="", time="", datetime="", index=1, count=1, name="")
+    except (ValueError, TypeError) as exc:
+        return f"not a valid template: {exc}"
+    return None
+
+
+def _problems(exc: pydantic.ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        message = error["msg"].removeprefix("Value error, ")
+        key = ".".join(str(part) for part in error["loc"])
+        if not key and error["type"] == "value_error" and ": " in message:
+            key, message = message.split(": ", 1)  # a model-level rule names its key
+        elif error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "missing":
+            message = "required"
+        problems.append((key or "(file)", message))
+    return problems
+
+
+def parse_definition(data: dict[str, Any], path: Path | str) -> PlaylistDefinition:
+    """Validate a parsed TOML table; the name defaults to the file's stem."""
+    path = Path(path)
+    data = {"name": path.name.removesuffix(".toml"), **data}
+    try:
+        definition = PlaylistDefinition.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise DefinitionError(path, _problems(exc)) from None
+    definition._source = str(path)
+    return definition
+
+
+def load_definition(path: Path | str) -> PlaylistDefinition:
+    """Read and validate one playlist file; raises DefinitionError naming path and key."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise DefinitionError(path, [("(file)", f"cannot read: {exc.strerror or exc}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DefinitionError(path, [("(TOML syntax)", str(exc))]) from None
+    return parse_definition(data, path)
+
+
+def load_folder(folder: Path | str) -> tuple[dict[str, PlaylistDefinition], list[DefinitionError]]:
+    """Every `*.toml` in `folder` (sorted by file name): the good ones by name, and the errors.
+
+    A missing folder holds no playlists. Of two files with one name, the first one wins
+    and the second is an error naming the first.
+    """
+    folder = Path(folder)
+    found: dict[str, PlaylistDefinition] = {}
+    errors: list[DefinitionError] = []
+    if not folder.is_dir():
+        return found, errors
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            definition = load_definition(path)
+        except DefinitionError as exc:
+            errors.append(exc)
+            continue
+        if definition.name in found:
+            errors.append(DefinitionError(path, [("name", f"{definition.name!r} is already defined in "
+                                                          f"{found[definition.name].source}")]))
+            continue
+        found[definition.name] = definition
+    return found, errors

@@ -1,0 +1,190 @@
+"""The job store: job records in Redis with atomic, compare-and-set state transitions.
+
+Every write is an optimistic transaction (WATCH the record, check its state, MULTI/EXEC
+the new record and the indexes). A write whose expected state no longer holds is refused
+and logged, never applied: that is what makes a task that runs twice a no-op the second
+time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection, Iterator
+
+import redis
+from redis.client import Pipeline
+
+from producer.store import keys
+from producer.store import optimistic
+from producer.models.job_record import IN_FLIGHT_STATES, JobRecord, JobState, Transition
+
+log = logging.getLogger("songqueue.job_store")
+
+Mutation = Callable[[JobRecord], None]
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis, prefix: str = "songqueue") -> None:
+        self.redis = client
+        self.prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "songqueue") -> "JobStore":
+        return cls(redis.Redis.from_url(url, socket_timeout=30, health_check_interval=30), prefix)
+
+    def create(self, record: JobRecord, check_in: float | None = None) -> tuple[JobRecord, bool]:
+        """Store a new QUEUED record; returns (record, created).
+
+        `check_in`: seconds until the watchdog should look at the job if nothing happens.
+
+        With an idempotency key the first job stored under it wins and a repeat returns it.
+        """
+        record.transitions = [Transition(state=record.state, at=record.created_at)]
+        key = keys.job(self.prefix, record.id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(key, record.model_dump_json())
+        pipe.zadd(keys.all_jobs(self.prefix), {record.id: record.created_at})
+        pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {record.id: record.created_at})
+        if check_in is not None:
+            pipe.zadd(keys.due(self.prefix), {record.id: record.created_at + check_in})
+        pipe.execute()
+        # The record is written before the idempotency key claims it, so whoever finds the
+        # key finds a record behind it; the loser of a race removes its own record.
+        if record.idempotency_key:
+            idem = keys.idempotency(self.prefix, record.idempotency_key)
+            if not self.redis.set(idem, record.id, nx=True):
+                self._forget(record)
+                existing = self.get(self.redis.get(idem).decode())
+                if existing is None:
+                    raise RuntimeError(f"idempotency key {record.idempotency_key!r} points at a missing job")
+                return existing, False
+        return record, True
+
+    def _forget(self, record: JobRecord) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(keys.job(self.prefix, record.id))
+        pipe.zrem(keys.all_jobs(self.prefix), record.id)
+        pipe.zrem(keys.jobs_in_state(self.prefix, record.state.value), record.id)
+        pipe.zrem(keys.due(self.prefix), record.id)
+        pipe.execute()
+
+    def get(self, job_id: str) -> JobRecord | None:
+        raw = self.redis.get(keys.job(self.prefix, job_id))
+        return JobRecord.model_validate_json(raw) if raw else None
+
+    def apply(
+        self,
+        job_id: str,
+        expect: Collection[JobState],
+        mutate: Mutation | None = None,
+        to: JobState | None = None,
+        *,
+        token: int | None = None,
+        version: int | None = None,
+        check_in: float | None = None,
+    ) -> JobRecord | None:
+        """Mutate the record and/or move it to `to`, only if its state is in `expect`.
+
+        `token` and `version`, when given, must also still match: a stale step message
+        (older fencing token) or a decision made on an outdated read is refused.
+        `check_in` (seconds) moves the job's watchdog deadline; a terminal job has none.
+        Returns the record as written, or None when the job is missing or has moved on.
+        """
+        key = keys.job(self.prefix, job_id)
+
+        def decide(raw: bytes | None) -> tuple[JobRecord, Callable[[Pipeline], None]] | None:
+            if raw is None:
+                log.warning("job %s: not found", job_id)
+                return None
+            record = JobRecord.model_validate_json(raw)
+            if token is not None and record.token != token:
+                log.info("job %s: refused a stale step (token %d, now %d)", job_id, token, record.token)
+                return None
+            if version is not None and record.version != version:
+                log.info("job %s: refused a write based on version %d (now %d)", job_id, version, record.version)
+                return None
+            if record.state not in expect:
+                log.info(
+                    "job %s: refused %s in state %s (expected %s)",
+                    job_id, f"move to {to.value}" if to else "update", record.state.value,
+                    "/".join(sorted(s.value for s in expect)),
+                )
+                return None
+            before = record.state
+            if mutate is not None:
+                mutate(record)
+            now = time.time()
+            if to is not None and to != before:
+                record.state = to
+                record.transitions.append(Transition(state=to, at=now))
+            record.version += 1
+            record.updated_at = now
+
+            def write(pipe: Pipeline) -> None:
+                pipe.set(key, record.model_dump_json())
+                if record.state != before:
+                    pipe.zrem(keys.jobs_in_state(self.prefix, before.value), job_id)
+                    pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {job_id: now})
+                    _track_in_flight(pipe, self.prefix, record, now)
+                if record.state.terminal:
+                    pipe.zrem(keys.due(self.prefix), job_id)
+                elif check_in is not None:
+                    pipe.zadd(keys.due(self.prefix), {job_id: now + check_in})
+
+            return record, write
+
+        return optimistic.update(self.redis, key, decide)
+
+    def ids(self, state: JobState | None = None, limit: int = 100) -> list[str]:
+        index = keys.jobs_in_state(self.prefix, state.value) if state else keys.all_jobs(self.prefix)
+        return [i.decode() for i in self.redis.zrevrange(index, 0, limit - 1)]
+
+    def list(self, state: JobState | None = None, limit: int = 100) -> list[JobRecord]:
+        records = (self.get(i) for i in self.ids(state, limit))
+        return [r for r in records if r is not None]
+
+    def iter_state(self, state: JobState, older_than: float | None = None) -> Iterator[str]:
+        """Ids that entered `state` before `older_than` (all when None), oldest first."""
+        top = "+inf" if older_than is None else older_than
+        index = keys.jobs_in_state(self.prefix, state.value)
+        for raw in self.redis.zrangebyscore(index, "-inf", top):
+            yield raw.decode()
+
+    def overdue(self, now: float, limit: int = 500) -> list[str]:
+        """Live jobs whose `next_check_at` has passed, most overdue first."""
+        return [i.decode() for i in self.redis.zrangebyscore(keys.due(self.prefix), "-inf", now, start=0, num=limit)]
+
+    def check_in(self, job_id: str, seconds: float) -> None:
+        """Push back a live job's watchdog deadline (a heartbeat during long steps)."""
+        self.redis.zadd(keys.due(self.prefix), {job_id: time.time() + seconds}, xx=True)
+
+    def index_upstream_task(self, provider: str, task_id: str, job_id: str, seconds: float) -> None:
+        """Remember which job owns an upstream task, for `seconds` (the notify hook's lookup)."""
+        self.redis.set(keys.upstream_task(self.prefix, provider, task_id), job_id, ex=max(1, int(seconds)))
+
+    def job_for_upstream_task(self, provider: str, task_id: str) -> str | None:
+        raw = self.redis.get(keys.upstream_task(self.prefix, provider, task_id))
+        return raw.decode() if raw else None
+
+    def claim_hook_poll(self, job_id: str, seconds: float) -> bool:
+        """True for the first hook-triggered poll of a job in `seconds`; False while it is held."""
+        return bool(self.redis.set(keys.hook_poll(self.prefix, job_id), "1", nx=True, px=max(1, int(seconds * 1000))))
+
+    def try_watchdog_round(self, seconds: float) -> bool:
+        """A lease so one watchdog round runs per interval, even with two beats by mistake."""
+        return bool(self.redis.set(keys.watchdog_lock(self.prefix), "1", nx=True, px=max(1, int(seconds * 1000))))
+
+
+def _track_in_flight(pipe: redis.client.Pipeline, prefix: str, record: JobRecord, now: float) -> None:
+    """Keep the provider's in-flight set in step with a state change, in the same transaction.
+
+    Entering an in-flight state adds the job (a no-op when the submit step's limit already
+    admitted it); any other state removes it: so a job that ends, backs off to QUEUED or is
+    cancelled frees its place at once, and nothing held by a dead worker can leak.
+    """
+    key = keys.in_flight(prefix, record.provider)
+    if record.state in IN_FLIGHT_STATES:
+        pipe.zadd(key, {record.id: now}, nx=True)
+    else:
+        pipe.zrem(key, record.id)

@@ -1,0 +1,31 @@
+"""What the workers count for `songqueue metrics`: Redis hashes and histogram buckets.
+
+The workers write (workers/metrics.py), the exporter reads (producer/ops/metrics.py); both
+take the names and buckets from here. Each family is one Redis hash under
+`keys.metric(prefix, NAME)`, its fields `label|label|...` joined by `|`; a histogram keeps
+one count per bucket (the first whose bound holds the value, not cumulative) and a `sum`.
+"""
+
+from __future__ import annotations
+
+UPSTREAM_SECONDS = "upstream_seconds"  # fields provider|call|le and provider|call|sum
+UPSTREAM_ERRORS = "upstream_errors"  # fields provider|call|code
+POLLS_PER_JOB = "polls_per_job"  # fields provider|le and provider|sum
+DOWNLOADED_BYTES = "downloaded_bytes"  # fields provider|asset
+LIMIT_WAITS = "limit_waits"  # fields provider|limit
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+POLL_BUCKETS = (1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144)
+SEP = "|"
+
+
+def bucket(value: float, bounds: tuple[float, ...]) -> str:
+    """The bound (as Prometheus writes `le`) of the first bucket that holds `value`."""
+    for bound in bounds:
+        if value <= bound:
+            return format_bound(bound)
+    return "+Inf"
+
+
+def format_bound(bound: float) -> str:
+    return repr(float(bound))

@@ -1,0 +1,130 @@
+"""Playlist run records in Redis: one claim per scheduled slot, compare-and-set transitions.
+
+The same discipline as `producer.store.job_store`: a run record changes only by an optimistic
+transaction that checks its state first, so a task that runs twice changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection
+
+import redis
+from redis.client import Pipeline
+
+from producer.store import keys
+from producer.store import optimistic
+from producer.models.playlist_run import PlaylistRun, RunState
+
+log = logging.getLogger("songqueue.playlist_store")
+
+# How long a slot's claim is kept. A beat only ever fires the latest slot (after a restart
+# with a stale schedule file, the one it may already have fired), so a claim is asked
+# again minutes later at most; 30 days is ample and keeps the keys of a fast schedule
+# from piling up forever.
+CLAIM_TTL = 30 * 24 * 3600
+
+
+class PlaylistStore:
+    def __init__(self, client: redis.Redis, prefix: str = "songqueue") -> None:
+        self.redis = client
+        self.prefix = prefix
+
+    def create(self, run: PlaylistRun, check_in: float) -> tuple[PlaylistRun, bool]:
+        """Store a new CREATING run; returns (run, created).
+
+        A scheduled run (`run.slot` set) claims its (playlist, slot) with SET NX: of any
+        number of attempts at one slot (two beats, a beat restarted mid-schedule, a
+        redelivered message) the first wins and the others get its run back. The record
+        is written before the claim, so whoever finds the claim finds a record behind it;
+        a loser removes its own record.
+        """
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(keys.playlist_run(self.prefix, run.id), run.model_dump_json())
+        pipe.zadd(keys.playlist_runs(self.prefix), {run.id: run.created_at})
+        pipe.zadd(keys.playlist_runs(self.prefix, run.playlist), {run.id: run.created_at})
+        pipe.zadd(keys.playlist_open(self.prefix), {run.id: run.created_at + check_in})
+        pipe.execute()
+        if run.slot is None:
+            return run, True
+        claim = keys.playlist_slot(self.prefix, run.playlist, int(run.slot))
+        if self.redis.set(claim, run.id, nx=True, ex=CLAIM_TTL):
+            return run, True
+        self._forget(run)
+        winner = self.redis.get(claim)
+        existing = self.get(winner.decode()) if winner else None
+        if existing is None:
+            raise RuntimeError(f"playlist {run.playlist}: the claim on slot {int(run.slot)} points at a missing run")
+        return existing, False
+
+    def _forget(self, run: PlaylistRun) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(keys.playlist_run(self.prefix, run.id))
+        pipe.zrem(keys.playlist_runs(self.prefix), run.id)
+        pipe.zrem(keys.playlist_runs(self.prefix, run.playlist), run.id)
+        pipe.zrem(keys.playlist_open(self.prefix), run.id)
+        pipe.execute()
+
+    def get(self, run_id: str) -> PlaylistRun | None:
+        raw = self.redis.get(keys.playlist_run(self.prefix, run_id))
+        return PlaylistRun.model_validate_json(raw) if raw else None
+
+    def apply(
+        self,
+        run_id: str,
+        expect: Collection[RunState],
+        mutate: Callable[[PlaylistRun], None] | None = None,
+        to: RunState | None = None,
+        *,
+        token: int | None = None,
+        check_in: float | None = None,
+    ) -> PlaylistRun | None:
+        """Mutate the run and/or move it to `to`, only if its state is in `expect` (and its
+        check token is still `token`, when given). `check_in` moves the sweep's deadline.
+        Returns the run as written, or None when it is missing or has moved on."""
+        key = keys.playlist_run(self.prefix, run_id)
+
+        def decide(raw: bytes | None) -> tuple[PlaylistRun, Callable[[Pipeline], None]] | None:
+            if raw is None:
+                return None
+            run = PlaylistRun.model_validate_json(raw)
+            if run.state not in expect or (token is not None and run.check_token != token):
+                return None
+            if mutate is not None:
+                mutate(run)
+            now = time.time()
+            if to is not None:
+                run.state = to
+            run.version += 1
+            run.updated_at = now
+
+            def write(pipe: Pipeline) -> None:
+                pipe.set(key, run.model_dump_json())
+                if run.state.terminal:
+                    pipe.zrem(keys.playlist_open(self.prefix), run_id)
+                elif check_in is not None:
+                    pipe.zadd(keys.playlist_open(self.prefix), {run_id: now + check_in})
+
+            return run, write
+
+        return optimistic.update(self.redis, key, decide)
+
+    def recent(self, playlist: str | None = None, limit: int = 20) -> list[PlaylistRun]:
+        ids = self.redis.zrevrange(keys.playlist_runs(self.prefix, playlist), 0, limit - 1)
+        runs = (self.get(i.decode()) for i in ids)
+        return [r for r in runs if r is not None]
+
+    def overdue(self, now: float, limit: int = 200) -> list[str]:
+        """Runs not ended whose sweep deadline has passed."""
+        return [i.decode() for i in self.redis.zrangebyscore(keys.playlist_open(self.prefix), "-inf", now,
+                                                             start=0, num=limit)]
+
+    def try_sweep_round(self, seconds: float) -> bool:
+        """A lease so one sweep runs per interval, even with two beats by mistake."""
+        return bool(self.redis.set(keys.playlist_sweep_lock(self.prefix), "1", nx=True,
+                                   px=max(1, int(seconds * 1000))))
+
+    def check_in(self, run_id: str, seconds: float) -> None:
+        """Push back an open run's sweep deadline (each check that finds it still open)."""
+        self.redis.zadd(keys.playlist_open(self.prefix), {run_id: time.time() + seconds}, xx=True)

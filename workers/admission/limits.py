@@ -1,0 +1,98 @@
+"""Limits shared by every worker, kept in Redis: upstream tasks in flight, submit and poll rates.
+
+Per provider (settings `SONGQUEUE_{PROVIDER}_MAX_IN_FLIGHT`, `_SUBMIT_RATE`, `_POLL_RATE`):
+
+- **In flight**: the job store keeps a set of the provider's jobs in SUBMITTING, SUBMITTED
+  or GENERATING, changed in the same transaction as the job's state (producer/store/job_store.py).
+  A submit is admitted into that set by one Lua script when there is room, before its state
+  changes; a job that ends, backs off or is cancelled leaves it with that state change, so
+  no count can leak when a job ends or a worker dies.
+- **Rates**: a token bucket per provider and call, refilled at the rate per second up to a
+  burst of one second's worth (at least 1 token), on the Redis server's clock.
+
+Each check is one atomic script (workers/admission/lua/). A job over a limit gets a `Wait`: the task
+retries by countdown (no worker slot is held) and the reason goes on the job record.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import redis
+
+from producer.store import keys
+from producer.settings import Settings
+
+LUA = Path(__file__).with_name("lua")
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Why a job cannot go on now, and when to try again."""
+
+    limit: str  # "in_flight", "submit_rate", "poll_rate" or "budget": a metrics label
+    reason: str  # for `songqueue status`; stable while the cause is, so it is written once
+    seconds: float
+
+
+@lru_cache(maxsize=None)
+def lua(name: str) -> str:
+    return (LUA / f"{name}.lua").read_text()
+
+
+def run_script(client: redis.Redis, name: str, keys_: list[str], args: list[object]) -> object:
+    return client.register_script(lua(name))(keys=keys_, args=args)
+
+
+def jittered(seconds: float) -> float:
+    """Spread waiting jobs out so they do not all come back in the same instant."""
+    return seconds * random.uniform(1.0, 1.5)
+
+
+class JobMovedOn(Exception):
+    """The job is no longer QUEUED or SUBMITTING (cancelled, say): nothing to admit."""
+
+
+def admit_in_flight(client: redis.Redis, settings: Settings, job_id: str, provider: str) -> Wait | None:
+    """A place among the provider's upstream tasks in flight, or a Wait; raises JobMovedOn."""
+    limit = settings.max_in_flight(provider)
+    if limit is None:
+        return None
+    prefix = settings.key_prefix
+    admitted, _ = run_script(client, "in_flight_admit", [keys.in_flight(prefix, provider), keys.job(prefix, job_id)],
+                             [job_id, limit, time.time()])
+    if admitted == -1:
+        raise JobMovedOn(job_id)
+    if admitted:
+        return None
+    return Wait("in_flight", f"{provider} in-flight limit: {limit} upstream task(s) at once "
+                f"(SONGQUEUE_{provider.upper()}_MAX_IN_FLIGHT)", jittered(settings.limit_wait))
+
+
+def release_in_flight(client: redis.Redis, settings: Settings, job_id: str, provider: str) -> None:
+    """Give back a place `admit_in_flight` gave a job that is to wait for something else."""
+    if settings.max_in_flight(provider) is None:
+        return
+    run_script(client, "in_flight_release",
+               [keys.in_flight(settings.key_prefix, provider), keys.job(settings.key_prefix, job_id)], [job_id])
+
+
+def take_token(client: redis.Redis, settings: Settings, provider: str, call: str) -> Wait | None:
+    """One `call` ("submit" or "poll") under the provider's shared rate; a Wait when over it."""
+    rate = settings.call_rate(provider, call)  # type: ignore[arg-type]
+    if rate is None:
+        return None
+    wait = float(run_script(client, "token_bucket", [keys.rate_bucket(settings.key_prefix, provider, call)],
+                            [rate, max(1.0, rate)]))
+    if wait <= 0:
+        return None
+    return Wait(f"{call}_rate", f"{provider} {call} rate limit: {rate:g}/s "
+                f"(SONGQUEUE_{provider.upper()}_{call.upper()}_RATE)", jittered(wait))
+
+
+def in_flight(client: redis.Redis, prefix: str, provider: str) -> int:
+    return int(client.zcard(keys.in_flight(prefix, provider)))

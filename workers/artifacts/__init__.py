@@ -1,0 +1,1 @@
+"""A job's stored artifacts: download, verify, tag, inline audio, storage keys, manifest."""

@@ -1,0 +1,107 @@
+"""A song's two finished artifacts: the verified, tagged MP3 and its cover.
+
+The MP3 is downloaded to a spool file, checked (workers.artifacts.audio_check), tagged
+(workers.artifacts.id3_tags) and only then stored, so no untagged or unverified audio is ever
+visible. One task per asset: the audio task takes the cover for its APIC frame from
+storage when the cover task got there first, else fetches the (small, capped) image itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import requests
+
+from producer.models.job_record import JobRecord, StoredObject
+from producer.settings import Settings
+from workers.artifacts import storage_keys
+from workers.artifacts.audio_check import check_mp3
+from workers.artifacts.downloader import download_to_file, download_to_storage
+from workers.artifacts.id3_tags import Cover, SongTags, write_tags
+from workers.artifacts.inline_audio import staged_to_file
+from workers.storage import Storage
+from workers.upstream.errors import PermanentError
+
+Heartbeat = Callable[[], None] | None
+
+
+def store_asset(
+    session: requests.Session, storage: Storage, settings: Settings, record: JobRecord, song_index: int,
+    asset: str, heartbeat: Heartbeat = None,
+) -> StoredObject:
+    if asset == "audio":
+        return store_audio(session, storage, settings, record, song_index, heartbeat)
+    return store_cover(session, storage, settings, record, song_index, heartbeat)
+
+
+def store_cover(
+    session: requests.Session, storage: Storage, settings: Settings, record: JobRecord, song_index: int,
+    heartbeat: Heartbeat = None,
+) -> StoredObject:
+    return download_to_storage(
+        session, record.songs[song_index].image_path, storage, kind="image",
+        key_for=lambda ext: storage_keys.cover_key(record.id, song_index, ext),
+        max_bytes=settings.max_cover_bytes, timeout=settings.http_timeout, chunk_bytes=settings.download_chunk_bytes,
+        spool_dir=settings.spool_dir, heartbeat=heartbeat,
+        allowed_hosts=settings.download_hosts,
+    )
+
+
+def store_audio(
+    session: requests.Session, storage: Storage, settings: Settings, record: JobRecord, song_index: int,
+    heartbeat: Heartbeat = None,
+) -> StoredObject:
+    song = record.songs[song_index]
+    # Audio an upstream returned inline (MiniMax's hex) was staged by the submit step:
+    # read back from storage instead of downloaded, then checked and tagged alike.
+    source = staged_to_file(
+        storage, song.staged_audio_key, max_bytes=settings.max_download_bytes,
+        chunk_bytes=settings.download_chunk_bytes, spool_dir=settings.spool_dir,
+    ) if song.staged_audio_key else download_to_file(
+        session, song.song_path, kind="audio", max_bytes=settings.max_download_bytes, timeout=settings.http_timeout,
+        chunk_bytes=settings.download_chunk_bytes, spool_dir=settings.spool_dir, heartbeat=heartbeat,
+        allowed_hosts=settings.download_hosts,
+    )
+    with source as downloaded:
+        check_mp3(downloaded.path, song.duration, settings.duration_tolerance)
+        cover = cover_for_tags(session, storage, settings, record, song_index)
+        write_tags(downloaded.path, song_tags(record, song_index, settings, cover))
+        return storage.put_file(storage_keys.audio_key(record.id, song_index), downloaded.path, downloaded.content_type,
+                                upstream_sha256=downloaded.sha256)
+
+
+def song_tags(record: JobRecord, song_index: int, settings: Settings, cover: Cover | None) -> SongTags:
+    song = record.songs[song_index]
+    return SongTags(
+        title=song.title or f"Song {song_index + 1}",
+        artist=settings.tag_artist or f"songqueue ({record.provider} {record.model})",
+        album=record.album or f"songqueue job {record.id}",
+        track=song_index + 1,
+        track_total=len(record.songs),
+        job_id=record.id,
+        upstream_song_id=song.upstream_id,
+        upstream_task_id=record.upstream_task_id,
+        lyrics=song.lyrics,
+        genres=list(song.tags),
+        cover=cover,
+    )
+
+
+def cover_for_tags(
+    session: requests.Session, storage: Storage, settings: Settings, record: JobRecord, song_index: int
+) -> Cover | None:
+    """The cover to embed: from storage if already there, else fetched; None without one."""
+    song = record.songs[song_index]
+    cap = settings.max_cover_bytes
+    if song.cover is not None:
+        with storage.open(song.cover.key) as stored:
+            data = stored.read(cap + 1)
+        if len(data) > cap:
+            raise PermanentError("download_too_large", f"the stored cover exceeds the cap of {cap} bytes")
+        return Cover(data, song.cover.content_type)
+    if not song.image_path:
+        return None  # nothing to embed; the cover task reports a missing cover
+    with download_to_file(session, song.image_path, kind="image", max_bytes=cap, timeout=settings.http_timeout,
+                          chunk_bytes=settings.download_chunk_bytes, spool_dir=settings.spool_dir,
+                          allowed_hosts=settings.download_hosts) as image:
+        return Cover(image.path.read_bytes(), image.content_type)

@@ -1,0 +1,37 @@
+"""Is a downloaded file the song the upstream described? MPEG audio of about that length.
+
+Result URLs of this family break into placeholders, error pages and truncated files
+(upstream-contract.md section 3); the first bytes looking like MP3 is not enough, so the
+whole file is parsed with mutagen before it may be stored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mutagen import MutagenError
+from mutagen.mp3 import MP3
+
+from workers.upstream.errors import PermanentError
+
+
+def check_mp3(path: Path, expected_duration: float | None, tolerance: float) -> float:
+    """Return the file's length in seconds, or raise PermanentError saying what is wrong.
+
+    `download_not_audio`: no MPEG audio stream in it. `duration_mismatch`: it plays
+    more than `tolerance` seconds longer or shorter than `expected_duration` (not
+    checked when the upstream gave none).
+    """
+    try:
+        length = float(MP3(path).info.length)
+    except MutagenError as exc:
+        raise PermanentError("download_not_audio", f"the audio file does not parse as MPEG audio: {exc}") from exc
+    if length <= 0:
+        raise PermanentError("download_not_audio", "the audio file holds no playable MPEG frames")
+    if expected_duration is not None and abs(length - expected_duration) > tolerance:
+        raise PermanentError(
+            "duration_mismatch",
+            f"the MP3 plays {length:.2f}s but the upstream reported {expected_duration:.2f}s "
+            f"(tolerance {tolerance:g}s: SONGQUEUE_DURATION_TOLERANCE)",
+        )
+    return length

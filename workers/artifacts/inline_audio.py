@@ -1,0 +1,70 @@
+"""Audio an upstream returned in its answer (MiniMax's hex) rather than at a URL.
+
+The decoded bytes exist only in the memory of the submit task that received them, so it
+stages them in storage at once (`stage`). The download step then takes them from there
+(`staged_to_file`, the counterpart of `downloader.download_to_file`) through the same
+checks, tags and storage as a downloaded file, so both kinds of provider end alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from workers.artifacts import storage_keys
+from workers.artifacts.downloader import Downloaded
+from workers.artifacts.media_types import sniff_audio
+from workers.storage import Storage
+from workers.upstream.errors import PermanentError
+
+_HEAD = 16
+
+
+def stage(storage: Storage, job_id: str, song_index: int, data: bytes, max_bytes: int) -> str:
+    """Store the upstream's audio as it came; returns its key. Refused like a bad download."""
+    if len(data) > max_bytes:
+        raise PermanentError("download_too_large", f"the inline audio is {len(data)} bytes, over the cap of {max_bytes}")
+    extension, content_type = sniff_audio(data[:_HEAD])
+    if extension is None:
+        raise PermanentError("download_not_audio", f"the upstream's inline audio is not MP3: {data[:_HEAD]!r}")
+    key = storage_keys.staged_audio_key(job_id, song_index)
+    storage.put(key, [data], content_type)
+    return key
+
+
+@contextmanager
+def staged_to_file(
+    storage: Storage, key: str, *, max_bytes: int, chunk_bytes: int, spool_dir: str | None = None
+) -> Iterator[Downloaded]:
+    """Copy the staged object at `key` to a spool file; deleted when the block ends."""
+    if spool_dir:
+        Path(spool_dir).mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=spool_dir or None, prefix="songqueue-inline-", suffix=".part")
+    path = Path(name)
+    try:
+        digest = hashlib.sha256()
+        size = 0
+        head = b""
+        with os.fdopen(fd, "wb") as out:
+            try:
+                source = storage.open(key)
+            except FileNotFoundError:
+                raise PermanentError("download_failed", f"the staged inline audio {key} is missing") from None
+            with source:
+                for chunk in iter(lambda: source.read(chunk_bytes), b""):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise PermanentError("download_too_large", f"the inline audio exceeds the cap of {max_bytes} bytes")
+                    head = head or chunk[:_HEAD]
+                    digest.update(chunk)
+                    out.write(chunk)
+        extension, content_type = sniff_audio(head)
+        if extension is None:
+            raise PermanentError("download_not_audio", f"the staged inline audio {key} is not MP3")
+        yield Downloaded(path, size, digest.hexdigest(), extension, content_type)
+    finally:
+        path.unlink(missing_ok=True)

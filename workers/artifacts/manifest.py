@@ -1,0 +1,80 @@
+"""The job's manifest.json, stored beside its songs: what was asked, when each state was
+reached and for how long, what the upstream called things, and what was stored.
+
+Written by finalize just before the job turns SUCCEEDED, so its last state is
+DOWNLOADING; `written_at` closes that state's timing. It holds no secret: the request
+is the validated gen_params (API keys are settings, never part of a request), and links
+are left out because presigned ones expire.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from producer.models.job_record import JobRecord, StoredObject
+from workers.artifacts import storage_keys
+from workers.storage import Storage
+
+MANIFEST_VERSION = 1
+
+
+def manifest_document(record: JobRecord, written_at: float | None = None) -> dict[str, Any]:
+    written_at = time.time() if written_at is None else written_at
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "job_id": record.id,
+        "provider": record.provider,
+        "model": record.model,
+        "album": record.album,
+        "batch_id": record.batch_id,
+        "request": record.request,
+        "upstream_task_id": record.upstream_task_id,
+        "cost": record.cost,
+        "created_at": record.created_at,
+        "submitted_at": record.submitted_at,
+        "written_at": written_at,
+        "transitions": _timed_transitions(record, written_at),
+        "songs": [
+            {
+                "index": i + 1,
+                "upstream_id": s.upstream_id,
+                "title": s.title,
+                "duration": s.duration,
+                "lyrics": s.lyrics,
+                "tags": s.tags,
+                "song_path": s.song_path,
+                "image_path": s.image_path,
+                "audio": _object(s.audio),
+                "cover": _object(s.cover),
+            }
+            for i, s in enumerate(record.songs)
+        ],
+    }
+
+
+def _timed_transitions(record: JobRecord, written_at: float) -> list[dict[str, Any]]:
+    """Each state entered, when, and how many seconds the job spent in it."""
+    entries = record.transitions
+    ends = [t.at for t in entries[1:]] + [written_at]
+    return [{"state": t.state.value, "at": t.at, "seconds": round(end - t.at, 3)} for t, end in zip(entries, ends)]
+
+
+def _object(obj: StoredObject | None) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    return {
+        "key": obj.key,
+        "uri": obj.uri,
+        "size": obj.size,
+        "content_type": obj.content_type,
+        "sha256": obj.sha256,
+        "upstream_sha256": obj.upstream_sha256,
+        "stored_at": obj.stored_at,
+    }
+
+
+def write_manifest(storage: Storage, record: JobRecord) -> StoredObject:
+    body = json.dumps(manifest_document(record), ensure_ascii=False, indent=2).encode("utf-8")
+    return storage.put(storage_keys.manifest_key(record.id), [body], "application/json")

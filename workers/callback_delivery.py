@@ -1,0 +1,58 @@
+"""One delivery of a callback: a signed POST with short timeouts, no redirects followed,
+and the receiver's body never read (only its status counts)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import requests
+
+from producer.client.callbacks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from workers.upstream.http_client import parse_retry_after
+
+# Besides 5xx and no answer at all: worth another try later.
+RETRY_STATUSES = frozenset({408, 425, 429})
+
+
+@dataclass(frozen=True)
+class Delivery:
+    status_code: int | None  # None: the receiver did not answer
+    error: str | None
+    retryable: bool
+    retry_after: float | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def post(session: requests.Session, url: str, body: bytes, *, secret: bytes, event: str, delivery: str,
+         timeout: float) -> Delivery:
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: sign(secret, timestamp, body),
+        EVENT_HEADER: event,
+        DELIVERY_HEADER: delivery,
+    }
+    try:
+        # Redirects are not followed: the receiver is whoever the URL names, and a
+        # redirect could point the signed body anywhere, other schemes included.
+        response = session.post(url, data=body, headers=headers, timeout=(timeout, timeout),
+                                allow_redirects=False, stream=True)
+    except requests.Timeout:
+        return Delivery(None, f"no answer within {timeout:g}s", retryable=True)
+    except requests.ConnectionError:
+        return Delivery(None, "could not connect", retryable=True)
+    except requests.RequestException as exc:
+        return Delivery(None, type(exc).__name__, retryable=True)
+    with response:  # closed unread
+        code = response.status_code
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if 200 <= code < 300:
+        return Delivery(code, None, retryable=False)
+    if 300 <= code < 400:
+        return Delivery(code, f"HTTP {code}: redirects are not followed", retryable=False)
+    return Delivery(code, f"HTTP {code}", retryable=code >= 500 or code in RETRY_STATUSES, retry_after=retry_after)

@@ -1,0 +1,1 @@
+"""Scheduled playlists on the worker side: the beat scheduler and the output files."""

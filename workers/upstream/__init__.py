@@ -1,0 +1,1 @@
+"""HTTP to the gateways: bounded bodies, faults sorted into transient and permanent."""

@@ -1,0 +1,124 @@
+"""Upstream HTTP calls with bounded bodies and faults sorted into transient and permanent."""
+
+from __future__ import annotations
+
+import json
+import re
+from email.utils import parsedate_to_datetime
+from time import time
+from typing import Any
+
+import requests
+
+from workers.upstream.errors import PermanentError, TransientError
+
+USER_AGENT = "songqueue/0.1"
+
+
+def new_session() -> requests.Session:
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    # Proxies from the environment would see our Authorization header; be explicit.
+    session.trust_env = False
+    return session
+
+
+def call_json(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    max_bytes: int,
+    **kwargs: Any,
+) -> Any:
+    """Send a request and return its parsed JSON body, or raise an UpstreamError.
+
+    Read timeouts and garbled success bodies raise TransientError(maybe_accepted=True):
+    the request may have been acted upon.
+    """
+    try:
+        response = session.request(method, url, timeout=(min(timeout, 10.0), timeout), stream=True, **kwargs)
+    except requests.ConnectTimeout as exc:
+        raise TransientError("upstream_unreachable", f"connecting to the upstream timed out ({_host(url)})") from exc
+    except requests.ConnectionError as exc:
+        # Read timeouts arrive here too (urllib3 wraps them) but only after sending.
+        if isinstance(exc, requests.ReadTimeout) or "Read timed out" in str(exc):
+            raise TransientError(
+                "upstream_timeout", f"the upstream did not answer within {timeout:g}s", maybe_accepted=True
+            ) from exc
+        raise TransientError("upstream_unreachable", f"could not connect to the upstream ({_host(url)})") from exc
+    except requests.Timeout as exc:
+        raise TransientError(
+            "upstream_timeout", f"the upstream did not answer within {timeout:g}s", maybe_accepted=True
+        ) from exc
+    status = response.status_code
+    with response:
+        try:
+            body = _read_capped(response, max_bytes)
+        except requests.RequestException as exc:
+            raise TransientError("upstream_broken_body", "the upstream's answer was cut off", maybe_accepted=True) from exc
+        except PermanentError:
+            if status == 429 or status >= 500:
+                # An oversized error page is still an error page: the fault is transient.
+                body = b"(oversized error page)"
+            else:
+                raise
+    if status == 429:
+        raise TransientError(
+            "upstream_rate_limited", "the upstream answered 429 Too Many Requests",
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    if status >= 500:
+        raise TransientError("upstream_unavailable", f"the upstream answered HTTP {status}: {_describe(body)}")
+    if status >= 400:
+        raise PermanentError("upstream_rejected", f"the upstream refused the request (HTTP {status}): {_describe(body)}")
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise TransientError(
+            "upstream_malformed", f"the upstream's answer is not JSON: {_describe(body)}", maybe_accepted=True
+        ) from exc
+
+
+def _read_capped(response: requests.Response, max_bytes: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise PermanentError("upstream_body_too_large", f"the upstream's answer is larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time())
+    except (TypeError, ValueError):
+        return None
+
+
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def _describe(body: bytes) -> str:
+    """The upstream's own words, short: a JSON `message`, or the text of an HTML page."""
+    text = body.decode("utf-8", "replace")
+    try:
+        parsed = json.loads(text)
+        if isinstance(parsed, dict) and parsed.get("message"):
+            return str(parsed["message"])[:300]
+    except ValueError:
+        pass
+    text = " ".join(_TAGS.sub(" ", text).split())
+    return text[:300] or "(empty body)"
+
+
+def _host(url: str) -> str:
+    return requests.utils.urlparse(url).netloc
