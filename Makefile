@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 QUEUES ?= submit,poll,download,callback
 CONCURRENCY ?= 2
 
-.PHONY: demo test worker beat sandbox hooks flower metrics browser faults bench bench-quick install clean
+.PHONY: demo test lint worker beat sandbox hooks flower metrics browser faults bench bench-quick install clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# ruff (pyflakes, pycodestyle, import order, bugbear, ...) and mypy, configured in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 demo: $(STAMP)
 	$(BIN)/python deploy/local/demo.py
