@@ -22,10 +22,10 @@ from producer.models.job_record import WAITING_STATES, JobError, JobRecord, JobS
 from producer.settings import get_settings
 from workers import runtime
 from workers.artifacts.assets import store_asset
-from workers.upstream.http_client import new_session
 from workers.artifacts.manifest import write_manifest
 from workers.providers.base import Outcome, UpstreamStatus
 from workers.retry_policy import next_poll_delay
+from workers.upstream.http_client import new_session
 
 BLOCKING_JOB = "bench.blocking_job"
 QUEUE = "blocking"
@@ -40,8 +40,8 @@ def blocking_job(job_id: str) -> None:
     store = runtime.store()
     try:
         _run(job_id)
-    except Exception as exc:  # a baseline: any fault ends the job, visibly
-        def note(r: JobRecord) -> None:
+    except Exception as exc:  # noqa: BLE001 - a baseline: any fault ends the job, visibly
+        def note(r: JobRecord, exc: Exception = exc) -> None:
             r.error = JobError(code="bench_blocking_error", message=f"{type(exc).__name__}: {exc}")
 
         store.apply(job_id, set(JobState) - {JobState.SUCCEEDED}, mutate=note, to=JobState.FAILED)
@@ -67,7 +67,7 @@ def _run(job_id: str) -> None:
         status = provider.fetch(task_id)
         if status.outcome is not Outcome.RUNNING:
             break
-        store.apply(job_id, WAITING_STATES, mutate=lambda r: setattr(r, "progress", status.progress),
+        store.apply(job_id, WAITING_STATES, mutate=lambda r, status=status: setattr(r, "progress", status.progress),
                     to=JobState.GENERATING)
         time.sleep(next_poll_delay(time.time() - submitted, status.progress,
                                    settings.poll_min_interval, settings.poll_max_interval))
@@ -80,7 +80,7 @@ def _run(job_id: str) -> None:
               for index in range(len(record.songs))]
 
     def attach(r: JobRecord) -> None:
-        for song, (audio, cover) in zip(r.songs, stored):
+        for song, (audio, cover) in zip(r.songs, stored, strict=True):
             song.audio, song.cover = audio, cover
 
     record = store.apply(job_id, {JobState.DOWNLOADING}, mutate=attach)

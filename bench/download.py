@@ -49,7 +49,7 @@ def run(quick: bool) -> Section:
                 Path(urlparse(song.audio.uri).path).unlink()  # 200 MiB each: keep the disk tidy
         large_mem = dl.memory()
         runtimes = sorted(_download_runtimes(dl)[before:], reverse=True)[: len(urls)]
-        ours = [size / MIB / t for size, t in zip(sorted(sizes, reverse=True), runtimes)]
+        ours = [size / MIB / t for size, t in zip(sorted(sizes, reverse=True), runtimes, strict=False)]
         theirs, curl_rss = _curl(curl, urls, srv.tmp) if curl else ([], [])
         small_size = sum(s.audio.size for s in small.songs) / len(small.songs)
 

@@ -64,7 +64,7 @@ def run(quick: bool) -> Section:
             finally:
                 harness.stack.stop(hooks)
             stats = srv.sandbox_stats()
-            for (g, _), record in zip(plan, harness.load_records(queue.store, ids)):
+            for (g, _), record in zip(plan, harness.load_records(queue.store, ids), strict=True):
                 if record.state != JobState.SUCCEEDED:
                     raise RuntimeError(f"notify hook benchmark, {name}: job {record.id} ended {record.state.value}")
                 task = record.upstream_task_id

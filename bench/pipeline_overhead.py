@@ -99,7 +99,7 @@ def _noops(srv: harness.Servers, rounds: int, count: int) -> list[float]:
         for i in range(count):
             sender.send_task(NOOP, args=[i], queue=QUEUE)
         seen += count
-        harness.stack.wait_until(lambda: len(worker.runs()) >= seen, 600, "the no-op tasks", interval=0.02)
+        harness.stack.wait_until(lambda seen=seen: len(worker.runs()) >= seen, 600, "the no-op tasks", interval=0.02)
         rates.append(count / (time.monotonic() - start))
     srv.stop_worker(worker)
     return rates

@@ -47,7 +47,7 @@ def run(quick: bool) -> Section:
             harness.wait_for_jobs(queue.store, len(ids), timeout=120 + 2 * max(NOMINAL) / scale)
             srv.stop_worker(worker)
             stats = srv.sandbox_stats()
-            for (g, _), record in zip(plan, harness.load_records(queue.store, ids)):
+            for (g, _), record in zip(plan, harness.load_records(queue.store, ids), strict=True):
                 if record.state != JobState.SUCCEEDED:
                     raise RuntimeError(f"poll benchmark, {name}: job {record.id} ended {record.state.value}")
                 task = record.upstream_task_id
@@ -59,7 +59,7 @@ def run(quick: bool) -> Section:
     rows = []
     goals = []
     for g in NOMINAL:
-        for name, (initial, low, high) in POLLERS.items():
+        for name in POLLERS:
             calls, lags = results[(g, name)]
             goal = ""
             if name.startswith("songqueue"):

@@ -15,7 +15,7 @@ import importlib
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ RESULTS = ROOT / "bench" / "results"
 
 def header(quick: bool, info: dict[str, str]) -> str:
     mode = "`make bench-quick` (small parameters)" if quick else "`make bench` (full parameters)"
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
         "## Benchmark results",
         "",
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         try:
             section = importlib.import_module(f"bench.{name}").run(args.quick)
-        except Exception as exc:  # one broken benchmark must not hide the others' tables
+        except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others' tables
             traceback.print_exc()
             failed.append(name)
             section = harness.Section(title=name, setup=f"**failed**: {type(exc).__name__}: {exc}")

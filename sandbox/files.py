@@ -7,6 +7,7 @@ twice-encoded ``song_path`` even once gets a 404 (and is counted in
 
 from __future__ import annotations
 
+import contextlib
 import time
 from urllib.parse import unquote
 
@@ -39,10 +40,8 @@ def _no_such_key() -> Response:
 
 def _fully_decoded(name: str) -> str:
     # A client that sent raw UTF-8 bytes arrives here as latin-1 text.
-    try:
+    with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         name = name.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        pass
     for _ in range(4):
         decoded = unquote(name)
         if decoded == name:

@@ -31,7 +31,7 @@ LONGEST_SLEEP = 1.0  # a safety net: a wake-up is due at every status change any
 
 
 class HookNotifier:
-    def __init__(self, app: "Sandbox") -> None:
+    def __init__(self, app: Sandbox) -> None:
         self.app = app
         self._last: dict[str, tuple[Task, str]] = {}  # task id -> (task, status last notified)
         self._wake = threading.Event()

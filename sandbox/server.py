@@ -78,7 +78,7 @@ class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.1 keep-alive: benchmarks poll thousands of tasks, and reconnecting
     # per request would measure the sandbox instead of the client.
     protocol_version = "HTTP/1.1"
-    server: "_HTTPServer"
+    server: _HTTPServer
 
     def version_string(self) -> str:
         return "songqueue-sandbox/0.1"
@@ -88,7 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class names it so
         if self.server.log_requests:
             super().log_message(format, *args)
 
@@ -134,7 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
         try:
             response = route(app, req)
-        except Exception:  # a handler bug must not kill the connection thread silently
+        except Exception:  # noqa: BLE001 - a handler bug must not kill the connection thread silently
             traceback.print_exc(file=sys.stderr)
             response = error(500, "internal_error", "sandbox internal error")
         self._send(response)
@@ -150,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command == "HEAD":
                 return
             self._write_body(resp)
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True  # the client went away; nothing to answer
 
     def _write_body(self, resp: Response) -> None:
@@ -227,7 +227,7 @@ class SandboxServer:
             app.public_url = f"http://{public_host}:{self.port}"
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "SandboxServer":
+    def start(self) -> SandboxServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="sandbox-http", daemon=True)
         self._thread.start()
@@ -240,7 +240,7 @@ class SandboxServer:
             self._thread = None
         self.httpd.server_close()
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> SandboxServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -205,7 +205,7 @@ def song_object(app: Sandbox, task: Task, index: int, ready: bool) -> dict[str, 
     """
     tags = list(TAGS[(index - 1) % len(TAGS)])
     song_path, image_path = song_paths(app, task, index) if ready else ("", "")
-    created = datetime.fromtimestamp(song_ready_time(task, index) if ready else task.submit_time, timezone.utc)
+    created = datetime.fromtimestamp(song_ready_time(task, index) if ready else task.submit_time, UTC)
     return {
         "id": task.song_ids[index - 1],
         "tags": tags,

@@ -7,6 +7,7 @@ synchronisation, only waits on a condition with a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -163,10 +164,8 @@ def start_flower(env: dict[str, str], port: int, log: Path, *args: str, launcher
 
 def kill(proc: subprocess.Popen) -> None:
     """SIGKILL a worker and its pool children at once, as a crash would."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait(10)
 
 
