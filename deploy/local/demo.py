@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import stack
+
 from sandbox.server import DEFAULT_API_KEY as DEFAULT_SANDBOX_KEY
 
 VAR = stack.ROOT / "var"
@@ -26,7 +27,7 @@ SONGQUEUE = str(Path(sys.executable).with_name("songqueue"))
 def stored_songs(job_id: str, env: dict[str, str]) -> list[str]:
     """Local paths of the job's stored MP3s (`status --json` gives a path for file storage)."""
     status = subprocess.run([SONGQUEUE, "status", job_id, "--json"], env=env, cwd=stack.ROOT,
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True, check=False)
     if status.returncode != 0:
         return []
     songs = json.loads(status.stdout).get("songs") or []
@@ -45,8 +46,8 @@ def print_next_steps(job_id: str, env: dict[str, str], broker: str, own_redis: b
         *(f"                    {song}" for song in songs),
         f"  copy them out   {songqueue} fetch {job_id} --to ./songs",
         f"                  (readable file names, each checked against its sha256; needs the Redis at {broker}{redis_note})",
-        f"  logs            {os.path.relpath(VAR / 'log' / 'demo-worker.log', stack.ROOT)} (worker), "
-        f"{os.path.relpath(VAR / 'log' / 'demo-sandbox.log', stack.ROOT)} (sandbox)",
+        (f"  logs            {os.path.relpath(VAR / 'log' / 'demo-worker.log', stack.ROOT)} (worker), "
+         f"{os.path.relpath(VAR / 'log' / 'demo-sandbox.log', stack.ROOT)} (sandbox)"),
         f"  the sandbox     `make sandbox` serves it on 127.0.0.1:8808 with API key {DEFAULT_SANDBOX_KEY!r}",
         f"                  (or $SONGQUEUE_SANDBOX_API_KEY; this demo used {API_KEY!r} on a free port). To use it from",
         "                  your own shell, the workers need the gateway's URL and key in their settings:",
@@ -84,14 +85,14 @@ def main() -> int:
         print("demo: worker ready; submitting a job (songqueue submit, then songqueue wait)")
         submitted = subprocess.run(
             [SONGQUEUE, "submit", "--prompt", "a calm lo-fi piano piece about rain on a city window"],
-            env=env, cwd=stack.ROOT, stdout=subprocess.PIPE, text=True,
+            env=env, cwd=stack.ROOT, stdout=subprocess.PIPE, text=True, check=False,
         )
         job_id = submitted.stdout.strip()
         if submitted.returncode != 0 or not job_id:
             print(f"demo: submit failed with exit code {submitted.returncode}")
             return submitted.returncode or 1
         print(f"demo: job {job_id} queued")
-        result = subprocess.run([SONGQUEUE, "wait", job_id, "--timeout", "120"], env=env, cwd=stack.ROOT)
+        result = subprocess.run([SONGQUEUE, "wait", job_id, "--timeout", "120"], env=env, cwd=stack.ROOT, check=False)
         print(f"demo: finished in {time.monotonic() - started:.1f}s with exit code {result.returncode}")
         if result.returncode == 0:
             print_next_steps(job_id, env, broker, own_redis=redis_proc is not None)
