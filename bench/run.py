@@ -1,7 +1,7 @@
 """Run the benchmarks, print their tables, and write them to bench/results/latest.md.
 
     python bench/run.py [--quick] [--only NAME[,NAME...]] [--out PATH] [--keep]
-    python bench/run.py --readme     # copy the latest results into README.md, run nothing
+    python bench/run.py --readme     # copy the latest results into docs/benchmarks.md, run nothing
 
 `make bench` runs the full set, `make bench-quick` the same with small parameters. Every
 benchmark starts its own Redis, sandbox and workers (deploy/local/stack.py) and measures
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="markdown output (default bench/results/latest.md; with --only, bench/results/only.md)")
     parser.add_argument("--keep", action="store_true", help="keep temporary folders (logs, Redis data)")
     parser.add_argument("--readme", action="store_true",
-                        help="run nothing: copy bench/results/latest-{full,quick}.md into README.md's Benchmarks section")
+                        help="run nothing: copy bench/results/latest-{full,quick}.md into docs/benchmarks.md")
     args = parser.parse_args(argv)
     if args.readme:
         return update_readme()
@@ -98,12 +98,12 @@ def _write(out: Path, top: str, sections: list[str], seconds: float, quick: bool
 
 
 def update_readme() -> int:
-    """Put the latest full run (if any) and the latest quick run between the README's markers."""
-    readme = ROOT / "README.md"
+    """Put the latest full run (if any) and the latest quick run between docs/benchmarks.md's markers."""
+    readme = ROOT / "docs" / "benchmarks.md"
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"
     text = readme.read_text()
     if text.count(start) != 1 or text.count(end) != 1:
-        print(f"README.md needs exactly one {start} and one {end}", file=sys.stderr)
+        print(f"docs/benchmarks.md needs exactly one {start} and one {end}", file=sys.stderr)
         return 2
     parts = []
     for mode in ("full", "quick"):
@@ -117,7 +117,7 @@ def update_readme() -> int:
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     readme.write_text(head + start + "\n" + "\n\n".join(parts) + "\n" + end + tail)
-    print("README.md: Benchmarks section updated")
+    print("docs/benchmarks.md: results updated")
     return 0
 
 
