@@ -7,7 +7,13 @@ import json
 import sys
 from functools import lru_cache
 
-from producer.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_UNAVAILABLE, BadInput
+from producer.cli.exit_codes import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_UNAVAILABLE,
+    BadInput,
+)
 from producer.cli.progress import ProgressDisplay
 from producer.cli.request_flags import (
     flag,

@@ -19,7 +19,12 @@ from producer.client.songqueue import SongQueue
 from producer.client.wait_loop import Deadline, poll_until
 from producer.models.job_record import JobRecord
 from producer.models.playlist_run import PlaylistRun, RunState
-from producer.playlists.definition import DefinitionError, PlaylistDefinition, load_definition, load_folder
+from producer.playlists.definition import (
+    DefinitionError,
+    PlaylistDefinition,
+    load_definition,
+    load_folder,
+)
 from producer.playlists.start import playlist_store, start_run
 from producer.settings import get_settings
 

@@ -8,10 +8,12 @@ mean beyond a plain field (udio's `config`, minimax's reference uploads) is said
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from producer.cli.exit_codes import BadInput
+from producer.client.minimax_upload import Purpose
 from producer.client.songqueue import JobNotFound, SongQueue
 from producer.models.providers import PROVIDERS, ProviderSpec, provider_spec
 from producer.models.udio import UdioRequest
@@ -21,12 +23,12 @@ _FLAG_ALIASES = {"model_type": "--model"}
 _SKIP_FIELDS = {"config", "prompt", "lyrics"}
 # argparse hands over strings: pydantic turns "0.5" into a float field, but never into a
 # Literal of numbers, so generation_quality is converted here.
-_FLAG_TYPES = {"generation_quality": float}
+_FLAG_TYPES: dict[str, Callable[[str], Any]] = {"generation_quality": float}
 _EXTRA_FLAGS = {"song_section_start": ("--section-start",)}
 # Flags that fill the request's `config` rather than a field of their own name.
 _CONFIG_FLAGS = ("mode", "extend", "extend_job", "song", "context_length")
 # (request field, upload purpose) of each reference, given as an id or a file.
-_REFERENCES = (("refer_voice", "voice"), ("refer_instrumental", "instrumental"))
+_REFERENCES: tuple[tuple[str, Purpose], ...] = (("refer_voice", "voice"), ("refer_instrumental", "instrumental"))
 # Flags only some providers take, in the order they are checked.
 _PROVIDER_FLAGS = ("prompt", *_CONFIG_FLAGS,
                    *(name for name in UdioRequest.model_fields if name not in _SKIP_FIELDS | {"model_type"}),
@@ -34,7 +36,7 @@ _PROVIDER_FLAGS = ("prompt", *_CONFIG_FLAGS,
 # Stands in for an id still to be uploaded while every other rule is checked.
 _PENDING_UPLOAD = "pending-upload"
 
-Uploads = dict[str, tuple[Path, str]]
+Uploads = dict[str, tuple[Path, Purpose]]
 
 
 def add_request_flags(parser: argparse.ArgumentParser) -> None:
@@ -42,15 +44,15 @@ def add_request_flags(parser: argparse.ArgumentParser) -> None:
     lyrics = parser.add_mutually_exclusive_group()
     lyrics.add_argument("--lyrics", help="lyrics text")
     lyrics.add_argument("--lyrics-file", type=Path, help="read the lyrics from a UTF-8 file")
-    for name, field in UdioRequest.model_fields.items():
+    for name, info in UdioRequest.model_fields.items():
         if name in _SKIP_FIELDS:
             continue
         flags = (flag(name), *_EXTRA_FLAGS.get(name, ()))
-        if field.annotation is bool:
+        if info.annotation is bool:
             parser.add_argument(*flags, dest=name, action="store_const", const=True, default=None)
         else:
             parser.add_argument(*flags, dest=name, default=None, type=_FLAG_TYPES.get(name), metavar=name.upper(),
-                                help=f"default {field.default!r}" + (_other_models() if name == "model_type" else ""))
+                                help=f"default {info.default!r}" + (_other_models() if name == "model_type" else ""))
     parser.add_argument("--mode", choices=["regular", "precede", "continuation"], default=None,
                         help="config.mode; precede/continuation extend the song given by --extend or --extend-job")
     extend = parser.add_mutually_exclusive_group()
