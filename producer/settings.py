@@ -8,17 +8,17 @@ shows them.
 from __future__ import annotations
 
 from functools import lru_cache
-
 from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 # Providers polled until they end (the others answer in one call): each may override the
-# global poll schedule with SONGQUEUE_{NAME}_POLL_* settings.
-POLLED_PROVIDERS = ("udio",)
+# global poll schedule with SONGQUEUE_{NAME}_POLL_* settings. Defined by the provider specs.
+from producer.models.providers import POLLED_PROVIDERS
+
+__all__ = ["POLLED_PROVIDERS", "Settings", "get_settings"]
 
 
 class Settings(BaseSettings):

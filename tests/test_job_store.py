@@ -193,12 +193,17 @@ def test_list_and_state_filter(store: JobStore) -> None:
     assert store.list(JobState.SUCCEEDED) == []
 
 
-def test_iter_state_oldest_first_and_older_than(store: JobStore) -> None:
+def test_state_index_follows_each_transition(store: JobStore) -> None:
+    """A job leaves its old state's index and joins the new one's, newest entry first."""
     for n in range(3):
         store.create(_record(f"j{n}", created_at=3000.0 + n))
-    assert list(store.iter_state(JobState.QUEUED)) == ["j0", "j1", "j2"]
-    assert list(store.iter_state(JobState.QUEUED, older_than=3001.0)) == ["j0", "j1"]
-    assert list(store.iter_state(JobState.SUBMITTED)) == []
+    store.apply("j0", {JobState.QUEUED}, to=JobState.SUBMITTING)
+    assert store.ids(JobState.QUEUED) == ["j2", "j1"]
+    assert store.ids(JobState.SUBMITTING) == ["j0"]
+    store.apply("j1", {JobState.QUEUED}, to=JobState.SUBMITTING)
+    # Ordered by when each entered SUBMITTING, not by when it was created.
+    assert store.ids(JobState.SUBMITTING) == ["j1", "j0"]
+    assert store.ids(JobState.SUBMITTED) == []
 
 
 def test_concurrent_apply_loses_no_update(store: JobStore) -> None:

@@ -16,6 +16,7 @@ import requests
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3
 
+from producer.cli import exit_codes, jobs
 from producer.cli import main as cli
 from producer.models.minimax import MiniMaxRequest, lyrics_length
 from producer.client.minimax_upload import UploadError
@@ -134,7 +135,7 @@ class RecordingQueue:
 @pytest.fixture
 def recording_queue(monkeypatch: pytest.MonkeyPatch) -> type[RecordingQueue]:
     RecordingQueue.made = []
-    monkeypatch.setattr(cli, "SongQueue", RecordingQueue)
+    monkeypatch.setattr(jobs, "SongQueue", RecordingQueue)
     return RecordingQueue
 
 
@@ -172,7 +173,7 @@ def test_cli_refuses_with_exit_2_before_any_upload(
     cases = {name: (args, named) for name, args, named in _cli_refusals(tmp_path)}
     assert set(cases) == set(CLI_REFUSALS)
     args, named = cases[case]
-    assert cli.main(["submit", *args]) == cli.EXIT_BAD_INPUT
+    assert cli.main(["submit", *args]) == exit_codes.EXIT_BAD_INPUT
     captured = capsys.readouterr()
     assert named in captured.err and captured.out == ""
     assert recording_queue.made == []  # no queue: nothing uploaded, nothing enqueued
@@ -184,7 +185,7 @@ def test_cli_uploads_each_reference_file_with_its_purpose(
     voice, backing = _reference_file(tmp_path), _reference_file(tmp_path, "backing.mp3")
     argv = ["submit", "--provider", "minimax", "--lyrics", "##la##", "--model", "music-01",
             "--refer-voice-file", str(voice), "--refer-instrumental-file", str(backing)]
-    assert cli.main(argv) == cli.EXIT_OK
+    assert cli.main(argv) == exit_codes.EXIT_OK
     [queue] = recording_queue.made
     assert queue.uploads == [(voice, "voice"), (backing, "instrumental")]
     [(request, provider)] = queue.submitted
@@ -310,7 +311,7 @@ def test_reference_files_are_checked_before_anything_is_sent(make_stack, sandbox
     assert s.queue().list() == []
 
 
-@pytest.mark.parametrize(("refused", "code"), [(True, cli.EXIT_BAD_INPUT), (False, cli.EXIT_UNAVAILABLE)],
+@pytest.mark.parametrize(("refused", "code"), [(True, exit_codes.EXIT_BAD_INPUT), (False, exit_codes.EXIT_UNAVAILABLE)],
                          ids=["refused-is-bad-input", "unreachable-is-unavailable"])
 def test_cli_upload_failure_exit_codes(
     refused: bool, code: int, tmp_path: Path, recording_queue: type[RecordingQueue], monkeypatch: pytest.MonkeyPatch,

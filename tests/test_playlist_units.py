@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from producer.cli import main as cli
+from producer.client.wait_loop import Deadline, poll_until
 from producer.models.job_record import JobError, JobRecord, JobState, SongRecord, StoredObject
 from producer.store.job_store import JobStore
 from producer.playlists.definition import DefinitionError, load_definition, load_folder, parse_definition
@@ -317,3 +318,14 @@ def test_past_its_timeout_a_run_cancels_what_is_open_and_ends_with_what_it_has(e
     assert [(f.job_id, f.state, f.error.code) for f in done.failures] == [
         ("j2", "CANCELLED", "playlist_timeout"), ("j3", "CANCELLED", "playlist_timeout")]
     assert jobs.get("j2").state == JobState.CANCELLED
+
+
+def test_wait_loop_reports_every_read_and_hands_back_the_last_on_timeout() -> None:
+    """The one loop behind `songqueue wait`, SongQueue.wait and `playlist run --wait`."""
+    reads = iter(range(10))
+    seen: list[int] = []
+    assert poll_until(lambda: next(reads), lambda n: n == 3, None, on_progress=seen.append, interval=0) == 3
+    assert seen == [0, 1, 2, 3]
+    with pytest.raises(Deadline) as caught:
+        poll_until(lambda: next(reads), lambda n: False, 0, on_progress=seen.append, interval=0)
+    assert caught.value.last == 4 and seen[-1] == 4

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,10 @@ import pydantic
 import pytest
 import requests
 
-from producer.client.songqueue import PROVIDERS
+from producer.models.providers import PROVIDERS, provider_spec
 from producer.models.job_record import JobRecord, SongRecord, StoredObject
 from producer.client.minimax_upload import UploadError, upload_reference
-from producer.settings import Settings
+from producer.settings import POLLED_PROVIDERS, Settings
 from sandbox import audio
 from workers.artifacts import inline_audio
 from workers.artifacts import storage_keys
@@ -232,3 +234,32 @@ def test_upload_reference_unreachable_is_not_a_refusal(tmp_path: Path) -> None:
     with pytest.raises(UploadError, match="could not reach") as caught:
         upload_reference(Settings(minimax_base_url=f"http://127.0.0.1:{port}", minimax_api_key="k"), path, "voice")
     assert not caught.value.refused
+
+
+# --- provider specs (producer/models/providers.py) -------------------------------------------
+
+
+def test_provider_spec_names_the_choices() -> None:
+    assert provider_spec("minimax").text_field == "lyrics"
+    with pytest.raises(ValueError, match="unknown provider 'suno'; known: minimax, udio"):
+        provider_spec("suno")
+
+
+def test_specs_say_which_providers_are_polled_and_their_default_model() -> None:
+    assert POLLED_PROVIDERS == ("udio",)
+    assert {name: spec.default_model for name, spec in PROVIDERS.items()} == {"udio": "udio32-v1.5",
+                                                                             "minimax": "music-01"}
+
+
+def test_models_import_no_celery_redis_or_requests() -> None:
+    """The specs are read by the producer's lightest callers: they must stay plain models.
+
+    `producer/__init__.py` re-exports the client (celery), so the package is stood in for by
+    a bare one: what is checked is what the models themselves pull in."""
+    package = Path(__file__).resolve().parent.parent / "producer"
+    code = ("import sys, types; p = types.ModuleType('producer'); p.__path__ = [sys.argv[1]]; "
+            "sys.modules['producer'] = p; "
+            "import producer.models.providers, producer.models.job_record, producer.models.validation_errors; "
+            "print(sorted(m for m in ('celery', 'redis', 'requests') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(package)], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

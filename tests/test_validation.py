@@ -10,6 +10,7 @@ from typing import Any
 import pydantic
 import pytest
 
+from producer.cli import exit_codes, jobs
 from producer.cli import main as cli
 from producer.models.udio import UdioRequest
 from producer.models.validation_errors import describe, field_errors
@@ -281,7 +282,7 @@ class FakeQueue:
 @pytest.fixture
 def fake_queue(monkeypatch: pytest.MonkeyPatch) -> type[FakeQueue]:
     FakeQueue.made = []
-    monkeypatch.setattr(cli, "SongQueue", FakeQueue)
+    monkeypatch.setattr(jobs, "SongQueue", FakeQueue)
     return FakeQueue
 
 
@@ -313,7 +314,7 @@ BAD_CLI: list[tuple[str, list[str], str]] = [
 def test_cli_bad_input_exits_2_naming_the_field(
     args: list[str], named: str, fake_queue: type[FakeQueue], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["submit", *args]) == cli.EXIT_BAD_INPUT
+    assert cli.main(["submit", *args]) == exit_codes.EXIT_BAD_INPUT
     captured = capsys.readouterr()
     assert named in captured.err
     assert captured.out == ""
@@ -331,7 +332,7 @@ def test_cli_lyrics_file_not_utf8(tmp_path, fake_queue: type[FakeQueue], capsys:
 @pytest.mark.parametrize("argv", [[], ["frobnicate"], ["status"], ["list", "--state", "DONE"]],
                          ids=["no-command", "unknown-command", "status-without-id", "list-bad-state"])
 def test_cli_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(argv) == cli.EXIT_BAD_INPUT
+    assert cli.main(argv) == exit_codes.EXIT_BAD_INPUT
     assert "usage:" in capsys.readouterr().err
 
 
@@ -341,7 +342,7 @@ def test_cli_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[
     (["list", "--help"], "--state"),
 ], ids=["top", "submit", "list"])
 def test_cli_help_exits_0(argv: list[str], mentions: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(argv) == cli.EXIT_OK
+    assert cli.main(argv) == exit_codes.EXIT_OK
     assert mentions in capsys.readouterr().out
 
 
@@ -354,7 +355,7 @@ def test_cli_maps_every_flag_onto_gen_params(fake_queue: type[FakeQueue], capsys
         "--clarity-strength", "0.3", "--lyrics-strength", "0.7", "--generation-quality", "1",
         "--extend", SONG_ID, "--mode", "precede", "--context-length", "60", "--idempotency-key", "k-1",
     ]
-    assert cli.main(argv) == cli.EXIT_OK
+    assert cli.main(argv) == exit_codes.EXIT_OK
     assert capsys.readouterr().out.strip() == "job-1"
     [queue] = fake_queue.made
     [(request, provider, key)] = queue.submitted
@@ -372,14 +373,14 @@ def test_cli_maps_every_flag_onto_gen_params(fake_queue: type[FakeQueue], capsys
 
 @pytest.mark.parametrize("quality", ["0.25", "0.5", "0.75", "1", "1.0"])
 def test_cli_generation_quality_accepts_every_allowed_value(quality: str, fake_queue: type[FakeQueue]) -> None:
-    assert cli.main(["submit", "--prompt", "x", "--generation-quality", quality]) == cli.EXIT_OK
+    assert cli.main(["submit", "--prompt", "x", "--generation-quality", quality]) == exit_codes.EXIT_OK
     [(request, _, _)] = fake_queue.made[0].submitted
     assert request.generation_quality == float(quality)
 
 
 def test_cli_defaults_and_extend_alone_means_continuation(fake_queue: type[FakeQueue]) -> None:
-    assert cli.main(["submit", "--prompt", "x"]) == cli.EXIT_OK
-    assert cli.main(["submit", "--prompt", "x", "--extend", SONG_ID]) == cli.EXIT_OK
+    assert cli.main(["submit", "--prompt", "x"]) == exit_codes.EXIT_OK
+    assert cli.main(["submit", "--prompt", "x", "--extend", SONG_ID]) == exit_codes.EXIT_OK
     first, second = (q.submitted[0][0].to_gen_params() for q in fake_queue.made)
     assert first == {"prompt": "x", **CONTRACT_DEFAULTS}
     assert second["config"] == {"mode": "continuation", "context_length": 130,

@@ -1,6 +1,6 @@
 """`songqueue playlist run|list|status`: scheduled batch playlists from the command line.
 
-Exit codes as producer/cli/main.py: 0 done, 1 the run FAILED, 2 bad input (a malformed
+Exit codes (producer/cli/exit_codes.py): 0 done, 1 the run FAILED, 2 bad input (a malformed
 definition names its path and key; an unknown run), 3 timeout of --wait.
 """
 
@@ -9,20 +9,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from producer.client.songqueue import SongQueue
-from producer.models.job_record import JobRecord
-from producer.playlists.definition import DefinitionError, PlaylistDefinition, load_definition, load_folder
-from producer.models.playlist_run import PlaylistRun, RunState
-from producer.playlists.start import playlist_store, start_run
+from producer.cli.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT
 from producer.cli.progress import ProgressDisplay
+from producer.client.songqueue import SongQueue
+from producer.client.wait_loop import Deadline, poll_until
+from producer.models.job_record import JobRecord
+from producer.models.playlist_run import PlaylistRun, RunState
+from producer.playlists.definition import (
+    DefinitionError,
+    PlaylistDefinition,
+    load_definition,
+    load_folder,
+)
+from producer.playlists.start import playlist_store, start_run
 from producer.settings import get_settings
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_TIMEOUT = 0, 1, 2, 3
 
 
 def add_parser(sub: Any) -> None:
@@ -58,24 +62,32 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"playlist {run.playlist}: run {run.id} started, {len(run.job_ids)} jobs", file=sys.stderr)
     display = ProgressDisplay(sys.stderr)
-    deadline = None if args.timeout is None else time.monotonic() + args.timeout
     store = playlist_store(queue)
-    while True:
-        run = store.get(run.id) or run
-        jobs = _jobs(queue, run)
-        ended = sum(1 for job in jobs if job is not None and job.state.terminal)
-        label = run.state.value if run.state.terminal else f"{ended}/{len(jobs)} ended"
-        display.show(label, _batch_progress(jobs))
-        if run.state.terminal:
-            break
-        if deadline is not None and time.monotonic() >= deadline:
-            display.close()
-            print(f"songqueue: timed out waiting: run {run.id} still {run.state.value} ({label})", file=sys.stderr)
-            return EXIT_TIMEOUT
-        time.sleep(0.5)
+    latest = run
+
+    def read() -> tuple[PlaylistRun, list[JobRecord | None]]:
+        nonlocal latest
+        latest = store.get(latest.id) or latest
+        return latest, _jobs(queue, latest)
+
+    try:
+        run, jobs = poll_until(read, lambda view: view[0].state.terminal, args.timeout,
+                               on_progress=lambda view: display.show(_label(*view), _batch_progress(view[1])))
+    except Deadline as exc:
+        run, jobs = exc.last
+        display.close()
+        print(f"songqueue: timed out waiting: run {run.id} still {run.state.value} ({_label(run, jobs)})",
+              file=sys.stderr)
+        return EXIT_TIMEOUT
     display.close()
     _print_run(run, jobs, args.json)
     return EXIT_OK if run.state == RunState.SUCCEEDED else EXIT_FAILED
+
+
+def _label(run: PlaylistRun, jobs: list[JobRecord | None]) -> str:
+    """The run's state once it ended; until then how many of its jobs have."""
+    ended = sum(1 for job in jobs if job is not None and job.state.terminal)
+    return run.state.value if run.state.terminal else f"{ended}/{len(jobs)} ended"
 
 
 def _batch_progress(jobs: list[JobRecord | None]) -> int:

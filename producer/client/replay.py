@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import time
 
-from producer.models.job_record import JobRecord, JobState, PreviousRun
-
-REPLAYABLE = frozenset({JobState.FAILED, JobState.TIMED_OUT})
+from producer.models.job_record import JobRecord, PreviousRun
 
 
 class NotReplayable(ValueError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,19 +16,22 @@ from producer.client import replay
 from producer.client.callbacks import TERMINAL_EVENTS, announce, check_callback_url
 from producer.client.celery_config import celery_config
 from producer.client.fetch import fetch_job
-from producer.models.job_record import TERMINAL_STATES, JobError, JobRecord, JobState, StoredObject
-from producer.store.job_store import JobStore
 from producer.client.links import ObjectLinks
-from producer.models.minimax import MiniMaxRequest
 from producer.client.minimax_upload import Purpose, upload_reference
-from producer.settings import Settings, get_settings
-from producer.models.udio import UdioRequest
-
-# Provider name -> the request model that validates its jobs at the producer.
-PROVIDERS: dict[str, type[UdioRequest] | type[MiniMaxRequest]] = {"udio": UdioRequest, "minimax": MiniMaxRequest}
-CANCELLABLE = frozenset(
-    {JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED, JobState.GENERATING, JobState.DOWNLOADING}
+from producer.client.wait_loop import Deadline, poll_until
+from producer.models.job_record import (
+    CANCELLABLE_STATES,
+    REPLAYABLE_STATES,
+    JobError,
+    JobRecord,
+    JobState,
+    StoredObject,
 )
+from producer.models.minimax import MiniMaxRequest
+from producer.models.providers import DEFAULT_PROVIDER, PROVIDERS, REQUEST_MODELS
+from producer.models.udio import UdioRequest
+from producer.settings import Settings, get_settings
+from producer.store.job_store import JobStore
 
 
 class JobNotFound(LookupError):
@@ -66,7 +68,7 @@ class SongQueue:
         self,
         request: UdioRequest | MiniMaxRequest | dict[str, Any],
         *,
-        provider: str = "udio",
+        provider: str = DEFAULT_PROVIDER,
         idempotency_key: str | None = None,
         callback_url: str | None = None,
         callback_progress: bool = False,
@@ -82,17 +84,17 @@ class SongQueue:
         producer.client.callbacks.CallbackUrlError (a ValueError naming callback_url).
         `album`: the ID3 album of its songs; `batch_id`: the playlist run it belongs to.
         """
-        model = PROVIDERS.get(provider)
-        if model is None:
+        spec = PROVIDERS.get(provider)
+        if spec is None:
             raise ValueError(f"provider: must be one of {', '.join(sorted(PROVIDERS))}, got {provider!r}")
         if callback_url is not None:
             callback_url = check_callback_url(callback_url, self.settings.callback_hosts)
         elif callback_progress:
             raise ValueError("callback_progress: needs a callback_url")
-        if not isinstance(request, model):
-            if isinstance(request, (UdioRequest, MiniMaxRequest)):
+        if not isinstance(request, spec.request_model):
+            if isinstance(request, REQUEST_MODELS):
                 raise ValueError(f"provider: a {type(request).__name__} cannot go to provider {provider!r}")
-            request = model.model_validate(request)
+            request = spec.request_model.model_validate(request)
         record = JobRecord(
             id=uuid.uuid4().hex,
             provider=provider,
@@ -149,16 +151,11 @@ class SongQueue:
         interval: float = 0.5,
     ) -> JobRecord:
         """Block until the job is terminal; raises WaitTimeout past `timeout` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            record = self.status(job_id)
-            if on_progress is not None:
-                on_progress(record)
-            if record.state in TERMINAL_STATES:
-                return record
-            if deadline is not None and time.monotonic() >= deadline:
-                raise WaitTimeout(record)
-            time.sleep(interval)
+        try:
+            return poll_until(lambda: self.status(job_id), lambda r: r.state.terminal, timeout,
+                              on_progress=on_progress, interval=interval)
+        except Deadline as exc:
+            raise WaitTimeout(exc.last) from None
 
     def cancel(self, job_id: str) -> JobRecord:
         """Cancel a job that has not ended. Its pending tasks find it CANCELLED and stop."""
@@ -166,7 +163,7 @@ class SongQueue:
             r.error = JobError(code="cancelled", message="cancelled by request")
             r.waiting_for = None
 
-        record = self.store.apply(job_id, CANCELLABLE, mutate=note, to=JobState.CANCELLED)
+        record = self.store.apply(job_id, CANCELLABLE_STATES, mutate=note, to=JobState.CANCELLED)
         if record is None:
             return self.status(job_id)
         announce(self.celery, record, TERMINAL_EVENTS[JobState.CANCELLED])
@@ -176,7 +173,7 @@ class SongQueue:
         """Replay a FAILED or TIMED_OUT job: a new upstream submit (producer/client/replay.py).
 
         Raises JobNotFound, or replay.NotReplayable for a job in any other state."""
-        record = self.store.apply(job_id, replay.REPLAYABLE, mutate=replay.reset_for_replay, to=JobState.QUEUED,
+        record = self.store.apply(job_id, REPLAYABLE_STATES, mutate=replay.reset_for_replay, to=JobState.QUEUED,
                                   check_in=self.settings.watchdog_grace)
         if record is None:
             raise replay.refusal(self.status(job_id))

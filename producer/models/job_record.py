@@ -30,11 +30,17 @@ class JobState(StrEnum):
         return self in TERMINAL_STATES
 
 
+# The sets of states every module asks about, defined here and nowhere else.
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT, JobState.CANCELLED})
+# A job that has not ended: what a task may still move, and what `cancel` may stop.
+LIVE_STATES = frozenset(JobState) - TERMINAL_STATES
+CANCELLABLE_STATES = LIVE_STATES
 # A job waiting on the upstream; polling continues in these.
 WAITING_STATES = frozenset({JobState.SUBMITTED, JobState.GENERATING})
 # A job whose upstream call or task is under way: what SONGQUEUE_{PROVIDER}_MAX_IN_FLIGHT counts.
 IN_FLIGHT_STATES = frozenset({JobState.SUBMITTING, JobState.SUBMITTED, JobState.GENERATING})
+# An ended job `songqueue retry` may run again (producer/client/replay.py).
+REPLAYABLE_STATES = frozenset({JobState.FAILED, JobState.TIMED_OUT})
 
 
 class StoredObject(BaseModel):

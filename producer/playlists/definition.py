@@ -24,20 +24,26 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
-from producer.client.songqueue import PROVIDERS
+from producer.models.providers import DEFAULT_PROVIDER, PROVIDERS, provider_spec
+from producer.models.validation_errors import Wording, field_errors
 from producer.playlists.schedule import Cron, Every, Timing, parse_duration
-from producer.models.validation_errors import field_errors
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 # Storage keys are ours, plain ASCII, never escaping their root (workers.artifacts.storage_keys).
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*\Z")
 MAX_REQUESTS = 200
 PLACEHOLDERS = ("date", "time", "datetime", "index", "count", "name")
-# The request field a prompt template fills, and the one `model` sets, per provider.
-TEXT_FIELD = {"udio": "prompt", "minimax": "lyrics"}
-MODEL_FIELD = {"udio": "model_type", "minimax": "model"}
+# A definition file names its parts "keys"; an error about the file as a whole is "(file)".
+_FILE_WORDING = Wording(unknown="unknown key", missing="required", whole="(file)", named_by_model_only=True)
 # Stands in for a run's time when a file is validated without running it.
 _SAMPLE_TIME = datetime(2030, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
 
@@ -58,7 +64,7 @@ class PlaylistDefinition(BaseModel):
     cron: str | None = Field(None, description="minute hour day-of-month month day-of-week, in `timezone`")
     every: str | int | None = Field(None, description='a fixed period such as "5s": meant for tests')
     timezone: str = "UTC"
-    provider: str = "udio"
+    provider: str = DEFAULT_PROVIDER
     model: str | None = None
     prompts: list[str] = Field(min_length=1)
     count: int | None = Field(None, ge=1, le=MAX_REQUESTS, description="song requests per run; default len(prompts)")
@@ -101,8 +107,8 @@ class PlaylistDefinition(BaseModel):
     @field_validator("provider")
     @classmethod
     def _known_provider(cls, value: str) -> str:
-        if value not in TEXT_FIELD or value not in PROVIDERS:
-            raise ValueError(f"must be one of {', '.join(sorted(TEXT_FIELD))}, got {value!r}")
+        if value not in PROVIDERS:
+            raise ValueError(f"must be one of {', '.join(sorted(PROVIDERS))}, got {value!r}")
         return value
 
     @field_validator("storage_prefix")
@@ -128,7 +134,7 @@ class PlaylistDefinition(BaseModel):
 
     @model_validator(mode="after")
     def _coherent(self) -> "PlaylistDefinition":
-        # "key: rule" messages: the model-level errors name their key (see _problems).
+        # "key: rule" messages: the model-level errors name their key (see _FILE_WORDING).
         if self.cron is not None and self.every is not None:
             raise ValueError("every: give either cron or every, not both")
         if isinstance(self.min_success, int) and self.min_success > self.requests_per_run:
@@ -138,7 +144,8 @@ class PlaylistDefinition(BaseModel):
             problem = _template_problem(template)
             if problem:
                 raise ValueError(f"prompts[{i}]: {problem}")
-        text, model = TEXT_FIELD[self.provider], MODEL_FIELD[self.provider]
+        spec = provider_spec(self.provider)
+        text, model = spec.text_field, spec.model_field
         for key in (text, model):
             if key in self.request:
                 owner = "prompts" if key == text else "model"
@@ -196,8 +203,8 @@ class PlaylistDefinition(BaseModel):
         filled. Raises ValueError("KEY: rule") naming the definition's key.
         """
         local = at.astimezone(self.zone)
-        model_cls = PROVIDERS[self.provider]
-        text, model_key = TEXT_FIELD[self.provider], MODEL_FIELD[self.provider]
+        spec = provider_spec(self.provider)
+        text, model_key = spec.text_field, spec.model_field
         requests = []
         for i in range(1, self.requests_per_run + 1):
             slot = (i - 1) % len(self.prompts)
@@ -208,7 +215,7 @@ class PlaylistDefinition(BaseModel):
             if self.model is not None:
                 data[model_key] = self.model
             try:
-                model_cls.model_validate(data)
+                spec.request_model.model_validate(data)
             except pydantic.ValidationError as exc:
                 key, rule = field_errors(exc)[0]
                 head = key.split(".")[0]
@@ -233,21 +240,6 @@ def _template_problem(template: str) -> str | None:
     return None
 
 
-def _problems(exc: pydantic.ValidationError) -> list[tuple[str, str]]:
-    problems = []
-    for error in exc.errors(include_url=False):
-        message = error["msg"].removeprefix("Value error, ")
-        key = ".".join(str(part) for part in error["loc"])
-        if not key and error["type"] == "value_error" and ": " in message:
-            key, message = message.split(": ", 1)  # a model-level rule names its key
-        elif error["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif error["type"] == "missing":
-            message = "required"
-        problems.append((key or "(file)", message))
-    return problems
-
-
 def parse_definition(data: dict[str, Any], path: Path | str) -> PlaylistDefinition:
     """Validate a parsed TOML table; the name defaults to the file's stem."""
     path = Path(path)
@@ -255,7 +247,7 @@ def parse_definition(data: dict[str, Any], path: Path | str) -> PlaylistDefiniti
     try:
         definition = PlaylistDefinition.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise DefinitionError(path, _problems(exc)) from None
+        raise DefinitionError(path, field_errors(exc, _FILE_WORDING)) from None
     definition._source = str(path)
     return definition
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 
 import redis
 from redis.client import Pipeline
@@ -143,13 +143,6 @@ class JobStore:
     def list(self, state: JobState | None = None, limit: int = 100) -> list[JobRecord]:
         records = (self.get(i) for i in self.ids(state, limit))
         return [r for r in records if r is not None]
-
-    def iter_state(self, state: JobState, older_than: float | None = None) -> Iterator[str]:
-        """Ids that entered `state` before `older_than` (all when None), oldest first."""
-        top = "+inf" if older_than is None else older_than
-        index = keys.jobs_in_state(self.prefix, state.value)
-        for raw in self.redis.zrangebyscore(index, "-inf", top):
-            yield raw.decode()
 
     def overdue(self, now: float, limit: int = 500) -> list[str]:
         """Live jobs whose `next_check_at` has passed, most overdue first."""

@@ -1,18 +1,21 @@
 """Pick a provider by name (`provider=` on the job), built from settings.
 
-Adding a gateway is one module in this package plus one line in FACTORIES; per-provider
-settings follow the `SONGQUEUE_{NAME}_*` scheme (`Settings.for_provider`).
+Which providers exist, and whether each is polled, is said once by the specs in
+`producer.models.providers`; this table only says how to build each one's client. Adding
+a gateway is one module in this package plus its line in FACTORIES; per-provider settings
+follow the `SONGQUEUE_{NAME}_*` scheme (`Settings.for_provider`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from producer.models.providers import provider_spec
 from producer.settings import Settings
-from workers.upstream.http_client import new_session
 from workers.providers.base import AsyncProvider, SyncProvider
 from workers.providers.minimax import MiniMaxProvider
 from workers.providers.udio import UdioProvider
+from workers.upstream.http_client import new_session
 
 Provider = AsyncProvider | SyncProvider
 
@@ -56,8 +59,11 @@ def call_price(settings: Settings, provider: Provider, model: str) -> float:
 
 
 def build(name: str, settings: Settings) -> Provider:
-    try:
-        factory = FACTORIES[name]
-    except KeyError:
-        raise ValueError(f"unknown provider {name!r}; known: {', '.join(sorted(FACTORIES))}") from None
-    return factory(settings)
+    """The client of provider `name`: polled (AsyncProvider) or not (SyncProvider) as its spec says.
+
+    Raises producer.models.providers.UnknownProvider (a ValueError naming the choices)."""
+    spec = provider_spec(name)
+    provider = FACTORIES[spec.name](settings)
+    if isinstance(provider, AsyncProvider) != spec.polled:
+        raise TypeError(f"provider {name!r}: its spec says polled={spec.polled}, its client disagrees")
+    return provider

@@ -9,17 +9,12 @@ from celery import Task
 
 from producer import task_names
 from producer.client.callbacks import TERMINAL_EVENTS, announce
-from producer.models.job_record import JobError, JobRecord, JobState
+from producer.models.job_record import LIVE_STATES, JobError, JobRecord, JobState
 from workers import metrics, runtime
 from workers.celery_app import app
 from workers.admission.limits import Wait
 
 log = logging.getLogger("songqueue.tasks")
-
-LIVE_STATES = frozenset(
-    {JobState.QUEUED, JobState.SUBMITTING, JobState.SUBMITTED, JobState.GENERATING, JobState.DOWNLOADING}
-)
-
 
 def send(task_name: str, job_id: str, *args: object, countdown: float | None = None,
          record: JobRecord | None = None) -> None:

@@ -26,8 +26,8 @@ import redis
 from celery import Task
 
 from producer import task_names
-from producer.client.songqueue import CANCELLABLE, SongQueue
-from producer.models.job_record import JobError, JobRecord, JobState, StoredObject
+from producer.client.songqueue import SongQueue
+from producer.models.job_record import CANCELLABLE_STATES, JobError, JobRecord, JobState, StoredObject
 from producer.playlists.definition import DefinitionError, load_folder
 from producer.models.playlist_run import PlaylistRun, RunFailure, RunSong, RunState
 from producer.playlists.start import create_jobs, playlist_store, send_check, start_run
@@ -122,7 +122,7 @@ def _cancel_late_jobs(run: PlaylistRun, job_ids: list[str]) -> None:
                                 message=f"playlist run {run.id} ended after its timeout of {run.timeout:.0f}s")
 
     for job_id in job_ids:
-        runtime.store().apply(job_id, CANCELLABLE, mutate=note, to=JobState.CANCELLED)
+        runtime.store().apply(job_id, CANCELLABLE_STATES, mutate=note, to=JobState.CANCELLED)
     log.warning("playlist run %s: timeout; cancelled %d jobs still open", run.id, len(job_ids))
 
 

@@ -1,0 +1,48 @@
+"""`songqueue hooks|stats|metrics|flower`: what an operator runs beside the workers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from producer.cli.exit_codes import EXIT_OK
+from producer.client.songqueue import SongQueue
+from producer.models.providers import PROVIDERS
+from producer.ops import operator_stats
+from producer.ops.flower_launcher import exec_flower
+from producer.settings import get_settings
+
+
+def hooks(args: argparse.Namespace) -> int:
+    from producer.ops.hook_server import serve
+
+    return serve(get_settings(), args.host, args.port)
+
+
+def stats(args: argparse.Namespace) -> int:
+    queue = SongQueue()
+    snapshot = operator_stats.collect(queue.settings, queue.store.redis, queue.celery, sorted(PROVIDERS))
+    if args.json:
+        print(json.dumps(snapshot.as_dict()))
+        return EXIT_OK
+    print("jobs:   " + "  ".join(f"{state} {n}" for state, n in snapshot.jobs.items()))
+    print("queues: " + "  ".join(f"{name} {n}" for name, n in snapshot.queues.items()))
+    print(f"providers (spend on {snapshot.day} UTC):")
+    for name, p in snapshot.providers.items():
+        limit = f" of {p.max_in_flight}" if p.max_in_flight is not None else ""
+        budget = f" of {p.daily_budget:g}" if p.daily_budget is not None else " (no budget)"
+        print(f"  {name:<8} in flight {p.in_flight}{limit}   spent {p.spent_today:g}{budget}")
+    return EXIT_OK
+
+
+def metrics(args: argparse.Namespace) -> int:
+    from producer.ops.metrics import (
+        serve,  # prometheus_client only where metrics are served
+    )
+
+    return serve(SongQueue(), args.port, args.address)
+
+
+def flower(args: argparse.Namespace) -> int:
+    exec_flower(get_settings(), args.port, args.address, args.insecure)
+    return EXIT_OK  # not reached: the process is Flower now

@@ -1,0 +1,178 @@
+"""`songqueue submit`'s request flags: one per request field, and how they become a request.
+
+Which flag belongs to which provider is read from the provider specs (a flag is refused
+when the chosen provider's request model has no field for it). What each provider's flags
+mean beyond a plain field (udio's `config`, minimax's reference uploads) is said here.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from producer.cli.exit_codes import BadInput
+from producer.client.minimax_upload import Purpose
+from producer.client.songqueue import JobNotFound, SongQueue
+from producer.models.providers import PROVIDERS, ProviderSpec, provider_spec
+from producer.models.udio import UdioRequest
+
+# gen_params fields that get a flag of their own; `config` is spelled --mode/--extend/--context-length.
+_FLAG_ALIASES = {"model_type": "--model"}
+_SKIP_FIELDS = {"config", "prompt", "lyrics"}
+# argparse hands over strings: pydantic turns "0.5" into a float field, but never into a
+# Literal of numbers, so generation_quality is converted here.
+_FLAG_TYPES: dict[str, Callable[[str], Any]] = {"generation_quality": float}
+_EXTRA_FLAGS = {"song_section_start": ("--section-start",)}
+# Flags that fill the request's `config` rather than a field of their own name.
+_CONFIG_FLAGS = ("mode", "extend", "extend_job", "song", "context_length")
+# (request field, upload purpose) of each reference, given as an id or a file.
+_REFERENCES: tuple[tuple[str, Purpose], ...] = (("refer_voice", "voice"), ("refer_instrumental", "instrumental"))
+# Flags only some providers take, in the order they are checked.
+_PROVIDER_FLAGS = ("prompt", *_CONFIG_FLAGS,
+                   *(name for name in UdioRequest.model_fields if name not in _SKIP_FIELDS | {"model_type"}),
+                   *(name for field, _ in _REFERENCES for name in (field, field + "_file")))
+# Stands in for an id still to be uploaded while every other rule is checked.
+_PENDING_UPLOAD = "pending-upload"
+
+Uploads = dict[str, tuple[Path, Purpose]]
+
+
+def add_request_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prompt", help="udio (required): description (generate/instrumental) or style tags (user)")
+    lyrics = parser.add_mutually_exclusive_group()
+    lyrics.add_argument("--lyrics", help="lyrics text")
+    lyrics.add_argument("--lyrics-file", type=Path, help="read the lyrics from a UTF-8 file")
+    for name, info in UdioRequest.model_fields.items():
+        if name in _SKIP_FIELDS:
+            continue
+        flags = (flag(name), *_EXTRA_FLAGS.get(name, ()))
+        if info.annotation is bool:
+            parser.add_argument(*flags, dest=name, action="store_const", const=True, default=None)
+        else:
+            parser.add_argument(*flags, dest=name, default=None, type=_FLAG_TYPES.get(name), metavar=name.upper(),
+                                help=f"default {info.default!r}" + (_other_models() if name == "model_type" else ""))
+    parser.add_argument("--mode", choices=["regular", "precede", "continuation"], default=None,
+                        help="config.mode; precede/continuation extend the song given by --extend or --extend-job")
+    extend = parser.add_mutually_exclusive_group()
+    extend.add_argument("--extend", metavar="SONG_ID", help="config.source.song_id: the upstream id of the song to extend")
+    extend.add_argument("--extend-job", metavar="JOB_ID", help="extend a song of an earlier job (see --song)")
+    parser.add_argument("--song", type=int, metavar="N", help="with --extend-job: which of its songs, from 1 (default 1)")
+    parser.add_argument("--context-length", default=None, help="config.context_length, seconds")
+    for field, purpose in _REFERENCES:
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument(flag(field), dest=field, metavar="ID", help=f"minimax: {field}, an id from the upload API")
+        group.add_argument(flag(field) + "-file", dest=field + "_file", type=Path, metavar="PATH",
+                           help=f"minimax: upload this audio file (purpose {purpose}) and use its id as {field}")
+
+
+def _other_models() -> str:
+    """The --model help's note on the providers whose model field is not udio's."""
+    others = (spec for spec in PROVIDERS.values() if spec.request_model is not UdioRequest)
+    return "".join(f"; {spec.name}: {spec.default_model}" for spec in others)
+
+
+def flag(name: str) -> str:
+    return _FLAG_ALIASES.get(name, "--" + name.replace("_", "-"))
+
+
+def _field_of(dest: str) -> str:
+    """The request field the flag stored at `dest` fills."""
+    return "config" if dest in _CONFIG_FLAGS else dest.removesuffix("_file")
+
+
+def refuse_flags_of_other_providers(args: argparse.Namespace) -> None:
+    """A flag the chosen provider would ignore is a mistake: say so rather than drop it."""
+    spec = provider_spec(args.provider)
+    for name in _PROVIDER_FLAGS:
+        if getattr(args, name, None) is not None and not spec.owns(_field_of(name)):
+            shown = flag(name.removesuffix("_file")) + "-file" if name.endswith("_file") else flag(name)
+            raise BadInput(f"{shown}: not a flag of --provider {args.provider}")
+    if args.song is not None and args.extend_job is None:
+        raise BadInput("--song: only with --extend-job")
+
+
+def _lyrics(args: argparse.Namespace) -> str | None:
+    if args.lyrics_file is None:
+        return args.lyrics
+    try:
+        return args.lyrics_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"--lyrics-file: cannot read {args.lyrics_file}: {exc}") from exc
+
+
+def song_to_extend(queue: SongQueue, job_id: str, n: int) -> str:
+    """The upstream id of song `n` (from 1) of an earlier job, looked up in its record."""
+    try:
+        record = queue.status(job_id)
+    except JobNotFound:
+        raise BadInput(f"--extend-job: no job {job_id}") from None
+    if not provider_spec(record.provider).owns("config"):
+        extendable = " or ".join(spec.name for spec in PROVIDERS.values() if spec.owns("config"))
+        raise BadInput(f"--extend-job: job {job_id} is a {record.provider} job; only {extendable} songs can be extended")
+    if not record.songs:
+        raise BadInput(f"--extend-job: job {job_id} has no songs ({record.state.value})")
+    if not 1 <= n <= len(record.songs):
+        raise BadInput(f"--song: job {job_id} has {len(record.songs)} song(s): N must be 1..{len(record.songs)}, got {n}")
+    song = record.songs[n - 1]
+    if not song.finished:
+        raise BadInput(f"--song: song {n} of job {job_id} is not finished yet ({record.state.value})")
+    return song.upstream_id
+
+
+def reference_request(args: argparse.Namespace, spec: ProviderSpec) -> tuple[dict[str, Any], Uploads]:
+    """A request that refers to uploaded audio (minimax): its fields and the files still to
+    upload, every rule checked with a stand-in for each id to come."""
+    data: dict[str, Any] = {spec.text_field: _lyrics(args)}
+    if args.model_type is not None:
+        data[spec.model_field] = args.model_type
+    uploads: Uploads = {}
+    for field, purpose in _REFERENCES:
+        if getattr(args, field) is not None:
+            data[field] = getattr(args, field)
+        path = getattr(args, field + "_file")
+        if path is not None:
+            _check_readable(path, flag(field) + "-file")
+            uploads[field] = (path, purpose)
+    spec.request_model.model_validate({**data, **{field: _PENDING_UPLOAD for field in uploads}})
+    return data, uploads
+
+
+def _check_readable(path: Path, shown: str) -> None:
+    try:
+        with path.open("rb") as f:
+            if not f.read(1):
+                raise BadInput(f"{shown}: {path} is empty")
+    except OSError as exc:
+        raise BadInput(f"{shown}: cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def prompt_request(args: argparse.Namespace, spec: ProviderSpec, song_id: str | None = None) -> dict[str, Any]:
+    """A request described by a prompt (udio), extending song `song_id` when given."""
+    text = getattr(args, spec.text_field)
+    if text is None:
+        raise BadInput(f"{flag(spec.text_field)}: required with --provider {spec.name}")
+    data: dict[str, Any] = {spec.text_field: text}
+    lyrics = _lyrics(args)
+    if lyrics is not None:
+        data["lyrics"] = lyrics
+    for name in spec.request_model.model_fields:
+        if name not in _SKIP_FIELDS and getattr(args, name, None) is not None:
+            data[name] = getattr(args, name)
+    config: dict[str, Any] = {}
+    song_id = args.extend or song_id
+    if song_id:
+        config["mode"] = args.mode or "continuation"
+        config["source"] = {"source_type": "song", "song_id": song_id}
+    elif args.mode:
+        config["mode"] = args.mode
+    if args.context_length is not None:
+        config["context_length"] = args.context_length
+    if config:
+        data["config"] = config
+    return data
+
+
+def takes_references(spec: ProviderSpec) -> bool:
+    return any(spec.owns(field) for field, _ in _REFERENCES)
