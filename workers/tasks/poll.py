@@ -19,16 +19,17 @@ from producer import task_names
 from producer.client.callbacks import PROGRESS, announce, wants
 from producer.models.job_record import WAITING_STATES, JobRecord, JobState, SongRecord
 from workers import metrics, runtime
-from workers.admission import limits
+from workers.admission import gate
 from workers.celery_app import app
 from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
-from workers.retry_policy import backoff_delay, next_poll_delay
+from workers.retry_policy import look_again, next_poll_delay, retry_or_give_up
 from workers.tasks.common import end_job, log, send, wait_for_limit
 from workers.upstream.errors import PermanentError, TransientError
 
 
 @app.task(name=task_names.POLL, bind=True, max_retries=None)
-def poll(self: Task, job_id: str, token: int = 0, once: bool = False) -> None:
+def poll(self: Task, job_id: str, token: int = 0, once: bool = False, faults: int = 0) -> None:
+    """`faults`: transient faults in a row so far, counted by workers.retry_policy."""
     store = runtime.store()
     settings = runtime.settings()
     record = store.get(job_id)
@@ -44,10 +45,10 @@ def poll(self: Task, job_id: str, token: int = 0, once: bool = False) -> None:
             expect=WAITING_STATES,
         ))
         return
-    wait = limits.take_token(store.redis, settings, record.provider, "poll")
-    if wait is not None:
+    admitted = gate.admit_poll(store.redis, settings, record.provider)
+    if isinstance(admitted, gate.Wait):
         if not once:  # a one-shot poll just yields: the chain's next poll is scheduled
-            wait_for_limit(self, record, token, wait, expect=WAITING_STATES)
+            wait_for_limit(self, record, token, admitted, expect=WAITING_STATES)
         return
     try:
         with metrics.upstream_call(record.provider, "fetch"):
@@ -56,18 +57,14 @@ def poll(self: Task, job_id: str, token: int = 0, once: bool = False) -> None:
         if once:
             log.info("job %s: one-shot poll hit a transient fault; the poll chain carries on: %s", job_id, exc.message)
             return
-        faults = record.transient_errors + 1
-        countdown = backoff_delay(faults, settings.retry_base_delay, settings.retry_max_delay, exc.retry_after)
-        record = store.apply(job_id, WAITING_STATES, mutate=_count_fault, token=token,
-                             check_in=countdown + settings.watchdog_grace)
-        if record is None:
+        # The fetch is counted; the watchdog's deadline covers the longest backoff.
+        if store.apply(job_id, WAITING_STATES, mutate=_count_fault, token=token,
+                       check_in=settings.retry_max_delay + settings.watchdog_grace) is None:
             return
-        if record.transient_errors > settings.max_transient_errors:
-            _polling_ended(end_job(job_id, JobState.FAILED, exc.code,
-                                   f"gave up polling after {record.transient_errors} faults in a row: {exc.message}",
-                                   expect=WAITING_STATES))
-            return
-        raise self.retry(countdown=countdown)
+        retry_or_give_up(self, settings, "poll", exc.message, retry_after=exc.retry_after,
+                         give_up=lambda message, code=exc.code: _polling_ended(end_job(job_id, JobState.FAILED, code, message,
+                                                                        expect=WAITING_STATES)))
+        return
     except PermanentError as exc:
         _polling_ended(end_job(job_id, JobState.FAILED, exc.code, exc.message, expect=WAITING_STATES), uncounted=1)
         return
@@ -108,7 +105,7 @@ def poll(self: Task, job_id: str, token: int = 0, once: bool = False) -> None:
         return
     if once:
         return  # the chain's next poll is already scheduled
-    raise self.retry(countdown=countdown)
+    raise look_again(self, countdown)
 
 
 def _polling_ended(record: JobRecord | None, uncounted: int = 0) -> None:
@@ -119,7 +116,6 @@ def _polling_ended(record: JobRecord | None, uncounted: int = 0) -> None:
 
 
 def _count_fault(record: JobRecord) -> None:
-    record.transient_errors += 1
     record.attempts["poll"] = record.attempts.get("poll", 0) + 1
     record.waiting_for = None
 
@@ -127,7 +123,6 @@ def _count_fault(record: JobRecord) -> None:
 def _merge(record: JobRecord, status: UpstreamStatus) -> None:
     record.attempts["poll"] = record.attempts.get("poll", 0) + 1
     record.waiting_for = None
-    record.transient_errors = 0
     record.progress = max(record.progress, status.progress)
     known = {s.upstream_id: s for s in record.songs}
     for song in status.songs:
