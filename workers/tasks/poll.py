@@ -17,13 +17,14 @@ from celery import Task
 
 from producer import task_names
 from producer.client.callbacks import PROGRESS, announce, wants
-from producer.models.job_record import WAITING_STATES, JobRecord, JobState, SongRecord
+from producer.models.job_record import WAITING_STATES, JobRecord, JobState
 from workers import metrics, runtime
 from workers.admission import gate
 from workers.celery_app import app
-from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
+from workers.providers.base import Outcome
 from workers.retry_policy import look_again, next_poll_delay, retry_or_give_up
 from workers.tasks.common import end_job, log, send, wait_for_limit
+from workers.tasks.status_merge import merge_status
 from workers.upstream.errors import PermanentError, TransientError
 
 
@@ -81,7 +82,7 @@ def poll(self: Task, job_id: str, token: int = 0, once: bool = False, faults: in
     done = status.outcome is Outcome.SUCCEEDED
     progress_before = record.progress
     record = store.apply(
-        job_id, WAITING_STATES, mutate=lambda r: _merge(r, status),
+        job_id, WAITING_STATES, mutate=lambda r: merge_status(r, status),
         to=JobState.DOWNLOADING if done else JobState.GENERATING, token=token,
         # Once downloading, the download steps keep the watchdog's deadline fresh; a
         # one-shot poll leaves the deadline of the chain's next poll as it is.
@@ -118,37 +119,6 @@ def _polling_ended(record: JobRecord | None, uncounted: int = 0) -> None:
 def _count_fault(record: JobRecord) -> None:
     record.attempts["poll"] = record.attempts.get("poll", 0) + 1
     record.waiting_for = None
-
-
-def _merge(record: JobRecord, status: UpstreamStatus) -> None:
-    record.attempts["poll"] = record.attempts.get("poll", 0) + 1
-    record.waiting_for = None
-    record.progress = max(record.progress, status.progress)
-    known = {s.upstream_id: s for s in record.songs}
-    for song in status.songs:
-        finished = song.finished or (status.outcome is Outcome.SUCCEEDED and bool(song.song_path))
-        if song.id in known:
-            _refresh(known[song.id], song, finished)
-        else:
-            record.songs.append(_new_song(song, finished))
-
-
-def _new_song(song: UpstreamSong, finished: bool) -> SongRecord:
-    new = SongRecord(upstream_id=song.id)
-    _refresh(new, song, finished)
-    return new
-
-
-def _refresh(stored: SongRecord, song: UpstreamSong, finished: bool) -> None:
-    if stored.dispatched:
-        return  # what was dispatched is what gets downloaded
-    stored.title = song.title
-    stored.duration = song.duration
-    stored.lyrics = song.lyrics
-    stored.tags = song.tags
-    stored.song_path = song.song_path
-    stored.image_path = song.image_path
-    stored.finished = finished
 
 
 def _dispatch_finished(job_id: str, record: JobRecord) -> None:
