@@ -153,12 +153,19 @@ def test_two_workers_keep_one_upstream_task_in_flight(make_stack, sandbox):
     prompts = [f"limit {tag} {i} sandbox:gen_time=2.5" for i in range(3)]
     ids = [queue.submit({"prompt": p}).id for p in prompts]
 
-    # One runs, the others wait, and say why.
-    waiting = stack.wait_until(lambda: next((i for i in ids if queue.status(i).waiting_for), None), 20,
-                               "a job waiting for the in-flight limit")
-    shown = s.cli("status", waiting)
-    assert shown.returncode == 0, shown.stderr
-    assert "waiting for: udio in-flight limit: 1 upstream task(s) at once" in shown.stdout, shown.stdout
+    # One runs, the others wait, and say why. A job seen waiting may be admitted before the
+    # CLI has started, so the condition is what the CLI shows.
+    def shown_waiting() -> str | None:
+        for job_id in ids:
+            if queue.status(job_id).waiting_for:
+                shown = s.cli("status", job_id)
+                assert shown.returncode == 0, shown.stderr
+                if "waiting for:" in shown.stdout:
+                    return shown.stdout
+        return None
+
+    shown = stack.wait_until(shown_waiting, 20, "`songqueue status` showing a job that waits")
+    assert "waiting for: udio in-flight limit: 1 upstream task(s) at once" in shown, shown
 
     records = [queue.wait(i, timeout=60) for i in ids]
     assert [r.state for r in records] == [JobState.SUCCEEDED] * 3
