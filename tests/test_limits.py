@@ -13,11 +13,11 @@ import pytest
 import redis
 
 import stack
-from producer.store import keys
+from producer.store import keys, spend
 from producer.models.job_record import JobRecord, JobState
 from producer.store.job_store import JobStore
 from producer.settings import Settings
-from workers.admission import limits
+from workers.admission import gate, limits
 
 
 @pytest.fixture
@@ -27,6 +27,11 @@ def store(redis_url: str, key_prefix: str) -> JobStore:
 
 def _settings(store: JobStore, **overrides: object) -> Settings:
     return Settings(redis_url="redis://unused", key_prefix=store.prefix, **overrides)
+
+
+def _in_flight(store: JobStore) -> int:
+    """What `songqueue stats` shows: the size of the set the job store keeps."""
+    return int(store.redis.zcard(keys.in_flight(store.prefix, "udio")))
 
 
 def _queued(store: JobStore) -> JobRecord:
@@ -42,13 +47,13 @@ def test_in_flight_admits_up_to_the_limit_and_follows_state_changes(store):
     assert limits.admit_in_flight(store.redis, settings, b.id, "udio") is None
     wait = limits.admit_in_flight(store.redis, settings, c.id, "udio")
     assert wait is not None and wait.limit == "in_flight" and "SONGQUEUE_UDIO_MAX_IN_FLIGHT" in wait.reason
-    assert limits.in_flight(store.redis, store.prefix, "udio") == 2
+    assert _in_flight(store) == 2
 
     # The job store keeps the set: going in flight keeps the place, ending frees it.
     store.apply(a.id, {JobState.QUEUED}, to=JobState.SUBMITTING)
     store.apply(a.id, {JobState.SUBMITTING}, to=JobState.SUBMITTED)
     store.apply(a.id, {JobState.SUBMITTED}, to=JobState.GENERATING)
-    assert limits.in_flight(store.redis, store.prefix, "udio") == 2
+    assert _in_flight(store) == 2
     store.apply(a.id, {JobState.GENERATING}, to=JobState.DOWNLOADING)
     assert limits.admit_in_flight(store.redis, settings, c.id, "udio") is None
     # A job cancelled while admitted but not yet submitted frees its place too.
@@ -63,7 +68,7 @@ def test_a_job_that_moved_on_is_never_admitted(store):
     store.apply(job.id, {JobState.QUEUED}, to=JobState.CANCELLED)
     with pytest.raises(limits.JobMovedOn):
         limits.admit_in_flight(store.redis, settings, job.id, "udio")
-    assert limits.in_flight(store.redis, store.prefix, "udio") == 0
+    assert _in_flight(store) == 0
 
 
 def test_release_gives_back_only_a_place_not_yet_used(store):
@@ -71,11 +76,11 @@ def test_release_gives_back_only_a_place_not_yet_used(store):
     waiting, submitted = _queued(store), _queued(store)
     limits.admit_in_flight(store.redis, settings, waiting.id, "udio")
     limits.release_in_flight(store.redis, settings, waiting.id, "udio")
-    assert limits.in_flight(store.redis, store.prefix, "udio") == 0
+    assert _in_flight(store) == 0
     limits.admit_in_flight(store.redis, settings, submitted.id, "udio")
     store.apply(submitted.id, {JobState.QUEUED}, to=JobState.SUBMITTING)
     limits.release_in_flight(store.redis, settings, submitted.id, "udio")  # a late, stale release
-    assert limits.in_flight(store.redis, store.prefix, "udio") == 1
+    assert _in_flight(store) == 1
 
 
 def test_many_workers_racing_never_overfill(store):
@@ -84,7 +89,7 @@ def test_many_workers_racing_never_overfill(store):
     with ThreadPoolExecutor(8) as pool:
         waits = list(pool.map(lambda j: limits.admit_in_flight(store.redis, settings, j.id, "udio"), jobs))
     assert sum(w is None for w in waits) == 3
-    assert limits.in_flight(store.redis, store.prefix, "udio") == 3
+    assert _in_flight(store) == 3
 
 
 def test_token_bucket_paces_calls_across_clients(store, redis_url):
@@ -98,6 +103,46 @@ def test_token_bucket_paces_calls_across_clients(store, redis_url):
     assert limits.take_token(store.redis, settings, "udio", "poll") is None, "no poll rate set: unlimited"
 
 
+
+def test_admission_outcomes_and_the_budget_policy(store):
+    """One step: limits, then budget; a job held back by a later check keeps no place in flight."""
+    spent = keys.spend(store.prefix, "udio", spend.utc_day())
+    settings = _settings(store, udio_max_in_flight=1, udio_daily_budget=1.0, budget_policy="fail")
+    over = _queued(store)
+    store.redis.set(spent, spend.to_micros(0.8))
+    refused = gate.admit_submit(store.redis, settings, over, 0.5)
+    assert isinstance(refused, gate.OverBudget) and "daily budget is spent" in refused.message()
+    assert _in_flight(store) == 0, "the place is given back"
+    waiting = gate.admit_submit(store.redis, settings.model_copy(update={"budget_policy": "wait"}), over, 0.5)
+    assert isinstance(waiting, gate.Wait) and waiting.limit == "budget" and _in_flight(store) == 0
+
+    admitted = gate.admit_submit(store.redis, settings, over, 0.2)
+    assert isinstance(admitted, gate.Admitted) and _in_flight(store) == 1
+    assert spend.spent(store.redis, store.prefix, "udio") == pytest.approx(1.0)
+    full = gate.admit_submit(store.redis, settings, _queued(store), 0.0)
+    assert isinstance(full, gate.Wait) and full.limit == "in_flight"
+
+    gate.settle(store.redis, admitted.reservation, billed=True)
+    assert spend.spent(store.redis, store.prefix, "udio") == pytest.approx(1.0), "a billed call keeps its price"
+    gate.settle(store.redis, admitted.reservation, billed=False)
+    assert spend.spent(store.redis, store.prefix, "udio") == pytest.approx(0.8), "an unbilled one gives it back"
+    store.apply(over.id, {JobState.QUEUED}, to=JobState.CANCELLED)
+    assert isinstance(gate.admit_submit(store.redis, settings, over, 0.2), gate.MovedOn)
+
+
+def test_the_scripts_take_state_names_from_their_arguments(store, monkeypatch):
+    settings = _settings(store, udio_max_in_flight=1)
+    job = _queued(store)
+    store.apply(job.id, {JobState.QUEUED}, to=JobState.SUBMITTING)
+    store.apply(job.id, {JobState.SUBMITTING}, to=JobState.SUBMITTED)
+    with pytest.raises(limits.JobMovedOn):  # SUBMITTED is not among ADMISSIBLE_STATES
+        limits.admit_in_flight(store.redis, settings, job.id, "udio")
+    assert _in_flight(store) == 1, "the job store keeps a SUBMITTED job in flight"
+    limits.release_in_flight(store.redis, settings, job.id, "udio")
+    assert _in_flight(store) == 1, "an IN_FLIGHT_STATES job keeps its place"
+    monkeypatch.setattr(limits, "ADMISSIBLE_STATES", frozenset({JobState.SUBMITTED}))
+    assert limits.admit_in_flight(store.redis, settings, job.id, "udio") is None, "the names come from Python"
+
 @pytest.mark.integration
 def test_two_workers_keep_one_upstream_task_in_flight(make_stack, sandbox):
     s = make_stack(udio_max_in_flight="1", limit_wait="0.3")
@@ -108,12 +153,19 @@ def test_two_workers_keep_one_upstream_task_in_flight(make_stack, sandbox):
     prompts = [f"limit {tag} {i} sandbox:gen_time=2.5" for i in range(3)]
     ids = [queue.submit({"prompt": p}).id for p in prompts]
 
-    # One runs, the others wait, and say why.
-    waiting = stack.wait_until(lambda: next((i for i in ids if queue.status(i).waiting_for), None), 20,
-                               "a job waiting for the in-flight limit")
-    shown = s.cli("status", waiting)
-    assert shown.returncode == 0, shown.stderr
-    assert "waiting for: udio in-flight limit: 1 upstream task(s) at once" in shown.stdout, shown.stdout
+    # One runs, the others wait, and say why. A job seen waiting may be admitted before the
+    # CLI has started, so the condition is what the CLI shows.
+    def shown_waiting() -> str | None:
+        for job_id in ids:
+            if queue.status(job_id).waiting_for:
+                shown = s.cli("status", job_id)
+                assert shown.returncode == 0, shown.stderr
+                if "waiting for:" in shown.stdout:
+                    return shown.stdout
+        return None
+
+    shown = stack.wait_until(shown_waiting, 20, "`songqueue status` showing a job that waits")
+    assert "waiting for: udio in-flight limit: 1 upstream task(s) at once" in shown, shown
 
     records = [queue.wait(i, timeout=60) for i in ids]
     assert [r.state for r in records] == [JobState.SUCCEEDED] * 3
@@ -123,5 +175,5 @@ def test_two_workers_keep_one_upstream_task_in_flight(make_stack, sandbox):
     spans = sorted((t["submitted_at"], t["finished_at"]) for t in tasks.values())
     for (_, finished), (next_submitted, _) in zip(spans, spans[1:]):
         assert next_submitted >= finished, f"two upstream tasks in flight at once: {spans}"
-    assert limits.in_flight(queue.store.redis, queue.store.prefix, "udio") == 0, "nothing leaked"
+    assert _in_flight(queue.store) == 0, "nothing leaked"
     assert "waits: udio in-flight limit" in s.worker_logs()

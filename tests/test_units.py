@@ -6,8 +6,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -15,7 +17,8 @@ from http_fixture import LocalServer, closed_port
 from workers import retry_policy
 from workers.artifacts.downloader import check_url, download_to_storage
 from workers.artifacts.media_types import sniff_audio, sniff_image
-from workers.retry_policy import backoff_delay, next_poll_delay
+from producer.settings import Settings
+from workers.retry_policy import backoff_delay, look_again, next_poll_delay, retry_or_give_up
 from workers.storage.file import FileStorage
 from workers.artifacts.storage_keys import audio_key, check_key, cover_key, job_prefix, manifest_key
 from workers.upstream.errors import PermanentError, TransientError
@@ -83,6 +86,59 @@ def test_backoff_delay_honours_retry_after_up_to_cap() -> None:
         assert 16.0 <= backoff_delay(6, base=1.0, cap=60.0, retry_after=0.5) <= 32.0
         assert backoff_delay(1, base=1.0, cap=60.0, retry_after=0.0) >= 0.5
 
+
+
+class _Retried(Exception):
+    def __init__(self, kwargs: dict, countdown: float) -> None:
+        self.kwargs, self.countdown = kwargs, countdown
+
+
+class _Task:
+    """Just what retry_policy uses of a bound Celery task: the message's kwargs and retry."""
+
+    def __init__(self, **kwargs: object) -> None:
+        self.request = SimpleNamespace(kwargs=kwargs)
+
+    def retry(self, kwargs: dict, countdown: float) -> _Retried:
+        raise _Retried(kwargs, countdown)
+
+
+def _policy_settings(**overrides: object) -> Settings:
+    return Settings(redis_url="redis://unused", **{"max_transient_errors": 2, "retry_base_delay": 1.0,
+                                                   "retry_max_delay": 60.0, **overrides})
+
+
+def test_retry_or_give_up_counts_faults_in_the_message_and_honours_retry_after() -> None:
+    given_up: list[str] = []
+    with pytest.raises(_Retried) as retried:
+        retry_or_give_up(_Task(once=True, faults=1), _policy_settings(), "poll", "HTTP 503",
+                         retry_after=20.0, give_up=given_up.append)
+    assert retried.value.kwargs == {"once": True, "faults": 2}, "other kwargs kept, the fault counted"
+    assert retried.value.countdown == 20.0  # backoff ceiling 2s, Retry-After 20s
+    assert given_up == []
+
+
+def test_retry_or_give_up_gives_up_past_the_steps_bound() -> None:
+    given_up: list[str] = []
+    retry_or_give_up(_Task(faults=2), _policy_settings(), "download", "HTTP 503", give_up=given_up.append)
+    assert given_up == ["gave up after 3 attempts: HTTP 503"]
+
+
+def test_callback_bound_counts_deliveries_and_the_time_limit() -> None:
+    settings = _policy_settings(callback_max_attempts=3, callback_retry_delay=1.0)
+    given_up: list[str] = []
+    with pytest.raises(_Retried):
+        retry_or_give_up(_Task(faults=1), settings, "callback", "HTTP 500", give_up=given_up.append)
+    retry_or_give_up(_Task(faults=2), settings, "callback", "HTTP 500", give_up=given_up.append)
+    retry_or_give_up(_Task(), settings, "callback", "HTTP 500", give_up=given_up.append,
+                     not_after=time.time() - 1)  # any retry would land after the time limit
+    assert given_up == ["gave up after 3 attempts: HTTP 500", "gave up after 1 attempts: HTTP 500"]
+
+
+def test_look_again_starts_the_fault_count_over() -> None:
+    with pytest.raises(_Retried) as retried:
+        raise look_again(_Task(once=False, faults=4), 7.5)
+    assert retried.value.kwargs == {"once": False} and retried.value.countdown == 7.5
 
 # --- media_types -----------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@
 may cost, priced as the job record's `cost` is (`SONGQUEUE_{PROVIDER}_PRICE_PER_CALL`
 times the model's factor). The price is reserved atomically *before* the call, so two
 submits racing for the last of a budget cannot both get it; a call the upstream refused
-is given back, one that may have been billed stays. Over budget, a submit waits
+is given back, one that may have been billed stays (workers/admission/gate.py settle). Over budget, a submit waits
 (`SONGQUEUE_BUDGET_POLICY=wait`: tried again every `SONGQUEUE_BUDGET_WAIT` seconds and at
 the turn of the UTC day) or fails with `budget_exceeded` (`fail`).
 """
@@ -62,8 +62,3 @@ def reserve(client: redis.Redis, settings: Settings, provider: str, price: float
     assert budget is not None
     return OverBudget(provider, day, int(total) / spend.MICROS, budget, price)
 
-
-def refund(client: redis.Redis, reservation: Reservation | None) -> None:
-    """Give back a reservation whose call the upstream refused (it was not billed)."""
-    if reservation is not None:
-        client.decrby(reservation.key, reservation.micros)

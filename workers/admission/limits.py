@@ -24,10 +24,15 @@ from pathlib import Path
 
 import redis
 
-from producer.store import keys
+from producer.models.job_record import IN_FLIGHT_STATES, JobState
 from producer.settings import Settings
+from producer.store import keys
 
 LUA = Path(__file__).with_name("lua")
+
+# The states in which a job may still be admitted: about to submit, or submitting again
+# after a redelivery. The scripts get these names (and IN_FLIGHT_STATES) as arguments.
+ADMISSIBLE_STATES = frozenset({JobState.QUEUED, JobState.SUBMITTING})
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ def admit_in_flight(client: redis.Redis, settings: Settings, job_id: str, provid
         return None
     prefix = settings.key_prefix
     admitted, _ = run_script(client, "in_flight_admit", [keys.in_flight(prefix, provider), keys.job(prefix, job_id)],
-                             [job_id, limit, time.time()])
+                             [job_id, limit, time.time(), *_names(ADMISSIBLE_STATES)])
     if admitted == -1:
         raise JobMovedOn(job_id)
     if admitted:
@@ -78,7 +83,8 @@ def release_in_flight(client: redis.Redis, settings: Settings, job_id: str, prov
     if settings.max_in_flight(provider) is None:
         return
     run_script(client, "in_flight_release",
-               [keys.in_flight(settings.key_prefix, provider), keys.job(settings.key_prefix, job_id)], [job_id])
+               [keys.in_flight(settings.key_prefix, provider), keys.job(settings.key_prefix, job_id)],
+               [job_id, *_names(IN_FLIGHT_STATES)])
 
 
 def take_token(client: redis.Redis, settings: Settings, provider: str, call: str) -> Wait | None:
@@ -94,5 +100,6 @@ def take_token(client: redis.Redis, settings: Settings, provider: str, call: str
                 f"(SONGQUEUE_{provider.upper()}_{call.upper()}_RATE)", jittered(wait))
 
 
-def in_flight(client: redis.Redis, prefix: str, provider: str) -> int:
-    return int(client.zcard(keys.in_flight(prefix, provider)))
+
+def _names(states: frozenset[JobState]) -> list[str]:
+    return sorted(state.value for state in states)

@@ -26,7 +26,7 @@ from workers import runtime
 from workers.callback_delivery import Delivery, post
 from workers.celery_app import app
 from workers.upstream.http_client import new_session
-from workers.retry_policy import backoff_delay
+from workers.retry_policy import retry_or_give_up
 from workers.tasks.common import log
 
 # The record keeps the latest attempts only: a long-lived job with progress callbacks
@@ -45,7 +45,8 @@ def _links() -> ObjectLinks:
 
 
 @app.task(name=task_names.CALLBACK, bind=True, max_retries=None)
-def callback(self: Task, job_id: str, event: str, delivery: str, sent_at: float) -> None:
+def callback(self: Task, job_id: str, event: str, delivery: str, sent_at: float, faults: int = 0) -> None:
+    """`faults`: failed deliveries so far, counted by workers.retry_policy."""
     settings = runtime.settings()
     store = runtime.store()
     record = store.get(job_id)
@@ -53,7 +54,7 @@ def callback(self: Task, job_id: str, event: str, delivery: str, sent_at: float)
         return
     if event == PROGRESS and record.state.terminal:
         return  # superseded: the job's end has an event of its own
-    attempt = self.request.retries + 1
+    attempt = faults + 1
     outcome = _deliver(record, event, delivery, settings)
     note = CallbackAttempt(at=time.time(), event=event, delivery=delivery, attempt=attempt,
                            status_code=outcome.status_code, error=outcome.error)
@@ -62,16 +63,17 @@ def callback(self: Task, job_id: str, event: str, delivery: str, sent_at: float)
     if outcome.delivered:
         log.info("job %s: %s callback delivered (attempt %d, HTTP %s)", job_id, event, attempt, outcome.status_code)
         return
-    delay = backoff_delay(attempt, settings.callback_retry_delay, settings.callback_retry_max_delay,
-                          outcome.retry_after)
-    out_of_budget = (attempt >= settings.callback_max_attempts
-                     or time.time() + delay - sent_at > settings.callback_max_seconds)
-    if not outcome.retryable or out_of_budget:
+
+    def give_up(_: str) -> None:
         log.warning("job %s: %s callback not delivered, giving up after attempt %d: %s",
                     job_id, event, attempt, outcome.error)
+
+    if not outcome.retryable:
+        give_up(outcome.error or "")
         return
-    log.info("job %s: %s callback attempt %d failed (%s); next in %.1fs", job_id, event, attempt, outcome.error, delay)
-    raise self.retry(countdown=delay)
+    log.info("job %s: %s callback attempt %d failed (%s)", job_id, event, attempt, outcome.error)
+    retry_or_give_up(self, settings, "callback", outcome.error or "", retry_after=outcome.retry_after,
+                     not_after=sent_at + settings.callback_max_seconds, give_up=give_up)
 
 
 def _deliver(record: JobRecord, event: str, delivery: str, settings: Settings) -> Delivery:

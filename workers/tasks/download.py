@@ -21,7 +21,7 @@ from workers.artifacts import storage_keys
 from workers.celery_app import app
 from workers.artifacts.assets import store_asset
 from workers.upstream.http_client import new_session
-from workers.retry_policy import backoff_delay
+from workers.retry_policy import retry_or_give_up
 from workers.tasks.common import end_job, log, send
 from workers.upstream.errors import PermanentError, TransientError
 
@@ -34,7 +34,8 @@ def _session() -> requests.Session:
 
 
 @app.task(name=task_names.DOWNLOAD, bind=True, max_retries=None)
-def download(self: Task, job_id: str, song_index: int, asset: str) -> None:
+def download(self: Task, job_id: str, song_index: int, asset: str, faults: int = 0) -> None:
+    """`faults`: transient faults in a row so far, counted by workers.retry_policy."""
     store = runtime.store()
     settings = runtime.settings()
     record = store.get(job_id)
@@ -68,13 +69,11 @@ def download(self: Task, job_id: str, song_index: int, asset: str) -> None:
                                  heartbeat=lambda: store.check_in(job_id, settings.watchdog_grace))
             metrics.downloaded(record.provider, asset, stored.size)
     except TransientError as exc:
-        failures = self.request.retries + 1
-        if failures > settings.max_transient_errors:
-            end_job(job_id, JobState.FAILED, exc.code,
-                    f"song {song_index + 1} {asset}: gave up after {failures} attempts: {exc.message}", expect=ACTIVE)
-            return
-        log.info("job %s: song %d %s will retry: %s", job_id, song_index + 1, asset, exc.message)
-        raise self.retry(countdown=backoff_delay(failures, settings.retry_base_delay, settings.retry_max_delay))
+        log.info("job %s: song %d %s: %s", job_id, song_index + 1, asset, exc.message)
+        retry_or_give_up(self, settings, "download", exc.message, retry_after=exc.retry_after,
+                         give_up=lambda message, code=exc.code: end_job(job_id, JobState.FAILED, code,
+                                                         f"song {song_index + 1} {asset}: {message}", expect=ACTIVE))
+        return
     except PermanentError as exc:
         end_job(job_id, JobState.FAILED, exc.code, f"song {song_index + 1} {asset}: {exc.message}", expect=ACTIVE)
         return

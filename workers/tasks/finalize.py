@@ -10,13 +10,14 @@ from producer.models.job_record import JobState
 from workers import runtime
 from workers.celery_app import app
 from workers.artifacts.manifest import write_manifest
-from workers.retry_policy import backoff_delay
+from workers.retry_policy import retry_or_give_up
 from workers.tasks.common import end_job, log
 from workers.upstream.errors import PermanentError, TransientError
 
 
 @app.task(name=task_names.FINALIZE, bind=True, max_retries=None)
-def finalize(self: Task, job_id: str) -> None:
+def finalize(self: Task, job_id: str, faults: int = 0) -> None:
+    """`faults`: transient faults in a row so far, counted by workers.retry_policy."""
     store = runtime.store()
     record = store.get(job_id)
     if record is None or record.state != JobState.DOWNLOADING or record.stored_assets() != record.expected_assets():
@@ -24,13 +25,10 @@ def finalize(self: Task, job_id: str) -> None:
     try:
         manifest = write_manifest(runtime.storage(), record)
     except TransientError as exc:
-        settings = runtime.settings()
-        failures = self.request.retries + 1
-        if failures > settings.max_transient_errors:
-            end_job(job_id, JobState.FAILED, exc.code, f"manifest: gave up after {failures} attempts: {exc.message}",
-                    expect={JobState.DOWNLOADING})
-            return
-        raise self.retry(countdown=backoff_delay(failures, settings.retry_base_delay, settings.retry_max_delay))
+        retry_or_give_up(self, runtime.settings(), "finalize", exc.message, retry_after=exc.retry_after,
+                         give_up=lambda message, code=exc.code: end_job(job_id, JobState.FAILED, code, f"manifest: {message}",
+                                                         expect={JobState.DOWNLOADING}))
+        return
     except PermanentError as exc:
         end_job(job_id, JobState.FAILED, exc.code, f"manifest: {exc.message}", expect={JobState.DOWNLOADING})
         return

@@ -54,7 +54,6 @@ def accept_songs(job_id: str, songs: list[UpstreamSong], price: float) -> None:
         r.songs = [_song_record(song, staged.get(index, "")) for index, song in enumerate(songs)]
         r.submitted_at = now
         r.progress = 100
-        r.transient_errors = 0
 
     record = store.apply(job_id, {JobState.SUBMITTING}, mutate=record_songs, to=JobState.DOWNLOADING,
                          check_in=settings.watchdog_grace)

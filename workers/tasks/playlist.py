@@ -35,7 +35,7 @@ from producer.store.playlist_store import PlaylistStore
 from workers import runtime
 from workers.celery_app import app
 from workers.playlists.output import collect, outcome, write_outputs
-from workers.retry_policy import backoff_delay
+from workers.retry_policy import look_again, retry_or_give_up
 from workers.tasks.common import log
 from workers.upstream.errors import PermanentError, TransientError
 
@@ -51,8 +51,10 @@ def _store() -> PlaylistStore:
 
 
 @app.task(name=task_names.PLAYLIST_RUN, bind=True, max_retries=None)
-def playlist_run(self: Task, name: str, slot: str, failures: int = 0) -> str | None:
-    """Start the run of playlist `name` for `slot` (ISO 8601); returns the run id."""
+def playlist_run(self: Task, name: str, slot: str, faults: int = 0) -> str | None:
+    """Start the run of playlist `name` for `slot` (ISO 8601); returns the run id.
+
+    `faults`: transient faults in a row so far, counted by workers.retry_policy."""
     settings = runtime.settings()
     definitions, errors = load_folder(Path(settings.playlists_dir))
     definition = definitions.get(name)
@@ -67,11 +69,10 @@ def playlist_run(self: Task, name: str, slot: str, failures: int = 0) -> str | N
         log.error("playlist %s: slot %s not run: %s", name, slot, exc)
         return None
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        if failures >= settings.max_transient_errors:
-            raise
-        log.warning("playlist %s: slot %s: Redis unreachable (%s); trying again", name, slot, exc)
-        raise self.retry(args=[name], kwargs={"slot": slot, "failures": failures + 1},
-                         countdown=backoff_delay(failures + 1, settings.retry_base_delay, settings.retry_max_delay))
+        log.warning("playlist %s: slot %s: Redis unreachable (%s)", name, slot, exc)
+        retry_or_give_up(self, settings, "playlist", f"Redis unreachable: {exc}",
+                         give_up=lambda message: log.error("playlist %s: slot %s: %s", name, slot, message))
+        raise  # the bound is spent: the fault is the task's result
     if created:
         log.info("playlist %s: slot %s: run %s started, %d jobs", name, slot, run.id, len(run.job_ids))
     else:
@@ -80,7 +81,8 @@ def playlist_run(self: Task, name: str, slot: str, failures: int = 0) -> str | N
 
 
 @app.task(name=task_names.PLAYLIST_CHECK, bind=True, max_retries=None)
-def playlist_check(self: Task, run_id: str, token: int = 0, failures: int = 0) -> None:
+def playlist_check(self: Task, run_id: str, token: int = 0, faults: int = 0) -> None:
+    """`faults`: transient faults in a row so far, counted by workers.retry_policy."""
     settings = runtime.settings()
     store = _store()
     run = store.get(run_id)
@@ -91,7 +93,7 @@ def playlist_check(self: Task, run_id: str, token: int = 0, failures: int = 0) -
     if still_open:
         if time.time() < (run.started_at or run.created_at) + run.timeout:
             store.check_in(run_id, settings.playlist_check_interval + settings.watchdog_grace)
-            raise self.retry(countdown=settings.playlist_check_interval)
+            raise look_again(self, settings.playlist_check_interval)
         _cancel_late_jobs(run, still_open)
         jobs = [runtime.store().get(job_id) for job_id in run.job_ids]
     state, succeeded = outcome(run, jobs)
@@ -99,12 +101,14 @@ def playlist_check(self: Task, run_id: str, token: int = 0, failures: int = 0) -
     try:
         m3u8, document = write_outputs(runtime.storage(), run, songs, failed, state, succeeded)
     except TransientError as exc:
-        if failures < settings.max_transient_errors:
-            store.check_in(run_id, settings.retry_max_delay + settings.watchdog_grace)
-            raise self.retry(args=[run_id, token], kwargs={"failures": failures + 1},
-                             countdown=backoff_delay(failures + 1, settings.retry_base_delay, settings.retry_max_delay))
-        _finish(store, run, token, RunState.FAILED, succeeded, songs, failed,
-                error=JobError(code=exc.code, message=f"playlist files: gave up after {failures + 1} attempts: {exc}"))
+        store.check_in(run_id, settings.retry_max_delay + settings.watchdog_grace)
+        code = exc.code
+
+        def give_up(message: str) -> None:
+            _finish(store, run, token, RunState.FAILED, succeeded, songs, failed,
+                    error=JobError(code=code, message=f"playlist files: {message}"))
+
+        retry_or_give_up(self, settings, "playlist", str(exc), retry_after=exc.retry_after, give_up=give_up)
         return
     except PermanentError as exc:
         _finish(store, run, token, RunState.FAILED, succeeded, songs, failed,

@@ -17,18 +17,20 @@ from celery import Task
 
 from producer import task_names
 from producer.client.callbacks import PROGRESS, announce, wants
-from producer.models.job_record import WAITING_STATES, JobRecord, JobState, SongRecord
+from producer.models.job_record import WAITING_STATES, JobRecord, JobState
 from workers import metrics, runtime
-from workers.admission import limits
+from workers.admission import gate
 from workers.celery_app import app
-from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
-from workers.retry_policy import backoff_delay, next_poll_delay
+from workers.providers.base import Outcome
+from workers.retry_policy import look_again, next_poll_delay, retry_or_give_up
 from workers.tasks.common import end_job, log, send, wait_for_limit
+from workers.tasks.status_merge import merge_status
 from workers.upstream.errors import PermanentError, TransientError
 
 
 @app.task(name=task_names.POLL, bind=True, max_retries=None)
-def poll(self: Task, job_id: str, token: int = 0, once: bool = False) -> None:
+def poll(self: Task, job_id: str, token: int = 0, once: bool = False, faults: int = 0) -> None:
+    """`faults`: transient faults in a row so far, counted by workers.retry_policy."""
     store = runtime.store()
     settings = runtime.settings()
     record = store.get(job_id)
@@ -44,10 +46,10 @@ def poll(self: Task, job_id: str, token: int = 0, once: bool = False) -> None:
             expect=WAITING_STATES,
         ))
         return
-    wait = limits.take_token(store.redis, settings, record.provider, "poll")
-    if wait is not None:
+    admitted = gate.admit_poll(store.redis, settings, record.provider)
+    if isinstance(admitted, gate.Wait):
         if not once:  # a one-shot poll just yields: the chain's next poll is scheduled
-            wait_for_limit(self, record, token, wait, expect=WAITING_STATES)
+            wait_for_limit(self, record, token, admitted, expect=WAITING_STATES)
         return
     try:
         with metrics.upstream_call(record.provider, "fetch"):
@@ -56,18 +58,14 @@ def poll(self: Task, job_id: str, token: int = 0, once: bool = False) -> None:
         if once:
             log.info("job %s: one-shot poll hit a transient fault; the poll chain carries on: %s", job_id, exc.message)
             return
-        faults = record.transient_errors + 1
-        countdown = backoff_delay(faults, settings.retry_base_delay, settings.retry_max_delay, exc.retry_after)
-        record = store.apply(job_id, WAITING_STATES, mutate=_count_fault, token=token,
-                             check_in=countdown + settings.watchdog_grace)
-        if record is None:
+        # The fetch is counted; the watchdog's deadline covers the longest backoff.
+        if store.apply(job_id, WAITING_STATES, mutate=_count_fault, token=token,
+                       check_in=settings.retry_max_delay + settings.watchdog_grace) is None:
             return
-        if record.transient_errors > settings.max_transient_errors:
-            _polling_ended(end_job(job_id, JobState.FAILED, exc.code,
-                                   f"gave up polling after {record.transient_errors} faults in a row: {exc.message}",
-                                   expect=WAITING_STATES))
-            return
-        raise self.retry(countdown=countdown)
+        retry_or_give_up(self, settings, "poll", exc.message, retry_after=exc.retry_after,
+                         give_up=lambda message, code=exc.code: _polling_ended(end_job(job_id, JobState.FAILED, code, message,
+                                                                        expect=WAITING_STATES)))
+        return
     except PermanentError as exc:
         _polling_ended(end_job(job_id, JobState.FAILED, exc.code, exc.message, expect=WAITING_STATES), uncounted=1)
         return
@@ -84,7 +82,7 @@ def poll(self: Task, job_id: str, token: int = 0, once: bool = False) -> None:
     done = status.outcome is Outcome.SUCCEEDED
     progress_before = record.progress
     record = store.apply(
-        job_id, WAITING_STATES, mutate=lambda r: _merge(r, status),
+        job_id, WAITING_STATES, mutate=lambda r: merge_status(r, status),
         to=JobState.DOWNLOADING if done else JobState.GENERATING, token=token,
         # Once downloading, the download steps keep the watchdog's deadline fresh; a
         # one-shot poll leaves the deadline of the chain's next poll as it is.
@@ -108,7 +106,7 @@ def poll(self: Task, job_id: str, token: int = 0, once: bool = False) -> None:
         return
     if once:
         return  # the chain's next poll is already scheduled
-    raise self.retry(countdown=countdown)
+    raise look_again(self, countdown)
 
 
 def _polling_ended(record: JobRecord | None, uncounted: int = 0) -> None:
@@ -119,41 +117,8 @@ def _polling_ended(record: JobRecord | None, uncounted: int = 0) -> None:
 
 
 def _count_fault(record: JobRecord) -> None:
-    record.transient_errors += 1
     record.attempts["poll"] = record.attempts.get("poll", 0) + 1
     record.waiting_for = None
-
-
-def _merge(record: JobRecord, status: UpstreamStatus) -> None:
-    record.attempts["poll"] = record.attempts.get("poll", 0) + 1
-    record.waiting_for = None
-    record.transient_errors = 0
-    record.progress = max(record.progress, status.progress)
-    known = {s.upstream_id: s for s in record.songs}
-    for song in status.songs:
-        finished = song.finished or (status.outcome is Outcome.SUCCEEDED and bool(song.song_path))
-        if song.id in known:
-            _refresh(known[song.id], song, finished)
-        else:
-            record.songs.append(_new_song(song, finished))
-
-
-def _new_song(song: UpstreamSong, finished: bool) -> SongRecord:
-    new = SongRecord(upstream_id=song.id)
-    _refresh(new, song, finished)
-    return new
-
-
-def _refresh(stored: SongRecord, song: UpstreamSong, finished: bool) -> None:
-    if stored.dispatched:
-        return  # what was dispatched is what gets downloaded
-    stored.title = song.title
-    stored.duration = song.duration
-    stored.lyrics = song.lyrics
-    stored.tags = song.tags
-    stored.song_path = song.song_path
-    stored.image_path = song.image_path
-    stored.finished = finished
 
 
 def _dispatch_finished(job_id: str, record: JobRecord) -> None:

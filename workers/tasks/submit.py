@@ -9,25 +9,28 @@ it follows SONGQUEUE_UNCERTAIN_SUBMIT rather than silently submitting again.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from celery import Task
 
 from producer import task_names
 from producer.models.job_record import JobRecord, JobState
 from workers import metrics, runtime
-from workers.admission import budget
-from workers.admission import limits
+from workers.admission import gate
 from workers.celery_app import app
 from workers.providers import registry
 from workers.providers.base import SyncProvider
-from workers.retry_policy import backoff_delay
+from workers.providers.registry import Provider
+from workers.retry_policy import retry_or_give_up
 from workers.tasks.common import end_job, log, send, wait_for_limit
 from workers.tasks.generated import accept_songs
 from workers.upstream.errors import PermanentError, TransientError
 
 
 @app.task(name=task_names.SUBMIT, bind=True, max_retries=None)
-def submit(self: Task, job_id: str, token: int = 0) -> None:
+def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
+    """`faults`: transient faults in a row so far, counted by workers.retry_policy."""
     store = runtime.store()
     settings = runtime.settings()
     record = store.get(job_id)
@@ -49,59 +52,71 @@ def submit(self: Task, job_id: str, token: int = 0) -> None:
 
     provider = runtime.provider(record.provider)
     price = registry.call_price(settings, provider, record.model)
-    try:
-        reservation, held = _admit(record, price)
-    except limits.JobMovedOn:
+    admitted = gate.admit_submit(store.redis, settings, record, price)
+    if isinstance(admitted, gate.MovedOn):
         return
-    if isinstance(held, budget.OverBudget) and settings.budget_policy == "fail":
-        end_job(job_id, JobState.FAILED, "budget_exceeded", held.message(), expect={record.state})
+    if isinstance(admitted, gate.OverBudget):
+        end_job(job_id, JobState.FAILED, "budget_exceeded", admitted.message(), expect={record.state})
         return
-    if held is not None:
-        wait = held if isinstance(held, limits.Wait) else held.wait(settings)
-        wait_for_limit(self, record, token, wait, expect={record.state})
+    if isinstance(admitted, gate.Wait):
+        wait_for_limit(self, record, token, admitted, expect={record.state})
         return
     # A synchronous provider's call lasts as long as its generation: provider.timeout.
     # Only from exactly what was read: of two deliveries of one message, one submits.
     record = store.apply(job_id, {record.state}, mutate=intend, to=JobState.SUBMITTING, version=record.version,
                          check_in=provider.timeout + settings.watchdog_grace)
-    if record is None:
-        budget.refund(store.redis, reservation)
+    call = None if record is None else _call(provider, record)
+    gate.settle(store.redis, admitted.reservation, billed=call is not None and call.may_be_billed)
+    if record is None or call is None:
+        return  # moved on meanwhile: nothing was called
+    if isinstance(call.fault, TransientError):
+        _retry(self, job_id, call.fault)
         return
+    if isinstance(call.fault, PermanentError):
+        end_job(job_id, JobState.FAILED, call.fault.code, call.fault.message)
+        return
+    if isinstance(provider, SyncProvider):
+        accept_songs(job_id, call.answer, price)
+        return
+    _record_task(record, call.answer, price)
+
+
+@dataclass(frozen=True)
+class _Call:
+    answer: Any = None
+    fault: TransientError | PermanentError | None = None
+
+    @property
+    def may_be_billed(self) -> bool:
+        return self.fault is None or (isinstance(self.fault, TransientError) and self.fault.maybe_accepted)
+
+
+def _call(provider: Provider, record: JobRecord) -> _Call:
+    """The paid call: a task id (asynchronous provider) or songs (synchronous), or its fault."""
     sync = isinstance(provider, SyncProvider)
     try:
         with metrics.upstream_call(record.provider, "generate" if sync else "submit"):
-            answer = provider.generate(record.request) if sync else provider.submit(record.request)
-    except TransientError as exc:
-        if exc.maybe_accepted:
-            # Leave the intent in place: the redelivered or retried run decides by policy.
-            # The reservation stays too: the call may have been billed.
-            log.warning("job %s: submit outcome unknown: %s", job_id, exc.message, extra={"job_id": job_id})
-            raise self.retry(countdown=1)
-        budget.refund(store.redis, reservation)
-        _back_off(self, job_id, exc)
-        return
-    except PermanentError as exc:
-        budget.refund(store.redis, reservation)
-        end_job(job_id, JobState.FAILED, exc.code, exc.message)
-        return
+            return _Call(provider.generate(record.request) if sync else provider.submit(record.request))
+    except (TransientError, PermanentError) as exc:
+        return _Call(fault=exc)
 
-    if sync:
-        accept_songs(job_id, answer, price)
-        return
-    task_id = answer
+
+def _record_task(record: JobRecord, task_id: str, price: float) -> None:
+    """SUBMITTING -> SUBMITTED with the upstream's task id, then the first poll."""
+    store = runtime.store()
+    settings = runtime.settings()
+    job_id = record.id
     now = time.time()
     first_poll = settings.poll_schedule(record.provider)[0]
 
-    def record_task(r: JobRecord) -> None:
+    def note(r: JobRecord) -> None:
         r.upstream_task_id = task_id
         r.submitted_at = now
-        r.transient_errors = 0
         r.cost += price
         r.deadline_at = now + registry.deadline_seconds(settings, r.provider)
 
     check_in = first_poll + settings.watchdog_grace
-    if store.apply(job_id, {JobState.SUBMITTING}, mutate=record_task, to=JobState.SUBMITTED,
-                   check_in=check_in) is None:
+    if store.apply(job_id, {JobState.SUBMITTING}, mutate=note, to=JobState.SUBMITTED, check_in=check_in) is None:
         # Cancelled meanwhile: keep the paid task's id and price on the record for accounting.
         def keep(r: JobRecord) -> None:
             r.upstream_task_id = task_id
@@ -116,29 +131,7 @@ def submit(self: Task, job_id: str, token: int = 0) -> None:
                                   registry.deadline_seconds(settings, record.provider) + 3600)
     log.info("job %s: submitted as upstream task %s", job_id, task_id,
              extra={"job_id": job_id, "upstream_task_id": task_id})
-    send(task_names.POLL, job_id, token, countdown=first_poll, record=record)
-
-
-def _admit(record: JobRecord, price: float) -> tuple[budget.Reservation | None, limits.Wait | budget.OverBudget | None]:
-    """Pass the shared limits and the budget, in that order: (reservation, what holds the job).
-
-    A place in flight taken before a later check says wait is given back, so a waiting job
-    never counts as in flight. Raises limits.JobMovedOn when the job is no longer to submit.
-    """
-    client = runtime.store().redis
-    settings = runtime.settings()
-    wait = limits.admit_in_flight(client, settings, record.id, record.provider)
-    if wait is not None:
-        return None, wait
-    wait = limits.take_token(client, settings, record.provider, "submit")
-    if wait is not None:
-        limits.release_in_flight(client, settings, record.id, record.provider)
-        return None, wait
-    reserved = budget.reserve(client, settings, record.provider, price)
-    if isinstance(reserved, budget.OverBudget):
-        limits.release_in_flight(client, settings, record.id, record.provider)
-        return None, reserved
-    return reserved, None
+    send(task_names.POLL, job_id, record.token, countdown=first_poll, record=record)
 
 
 def resolve_uncertain(record: JobRecord) -> bool:
@@ -156,21 +149,22 @@ def resolve_uncertain(record: JobRecord) -> bool:
     return True
 
 
-def _back_off(task: Task, job_id: str, exc: TransientError) -> None:
-    """Nothing was accepted upstream: return to QUEUED and try again later, within a bound."""
+def _retry(task: Task, job_id: str, exc: TransientError) -> None:
+    """A transient fault: retry by the policy, or end the job past its bound."""
     settings = runtime.settings()
+    check_in = settings.retry_max_delay + settings.watchdog_grace
+    if exc.maybe_accepted:
+        # Leave the intent in place: the retried run decides by SONGQUEUE_UNCERTAIN_SUBMIT.
+        log.warning("job %s: submit outcome unknown: %s", job_id, exc.message, extra={"job_id": job_id})
+        runtime.store().check_in(job_id, check_in)
+    else:
+        # Nothing was accepted upstream: back to QUEUED, to be admitted again.
+        def clear(r: JobRecord) -> None:
+            r.submit_intent_at = None
 
-    def count(r: JobRecord) -> None:
-        r.transient_errors += 1
-        r.submit_intent_at = None
-
-    record = runtime.store().apply(job_id, {JobState.SUBMITTING}, mutate=count, to=JobState.QUEUED,
-                                   check_in=settings.retry_max_delay + settings.watchdog_grace)
-    if record is None:
-        return
-    if record.transient_errors > settings.max_transient_errors:
-        end_job(job_id, JobState.FAILED, exc.code, f"gave up after {record.transient_errors} attempts: {exc.message}")
-        return
-    delay = backoff_delay(record.transient_errors, settings.retry_base_delay, settings.retry_max_delay, exc.retry_after)
-    log.info("job %s: submit will retry in %.1fs: %s", job_id, delay, exc.message)
-    raise task.retry(countdown=delay)
+        if runtime.store().apply(job_id, {JobState.SUBMITTING}, mutate=clear, to=JobState.QUEUED,
+                                 check_in=check_in) is None:
+            return
+        log.info("job %s: submit will retry: %s", job_id, exc.message)
+    retry_or_give_up(task, settings, "submit", exc.message, retry_after=exc.retry_after,
+                     give_up=lambda message: end_job(job_id, JobState.FAILED, exc.code, message))

@@ -2,6 +2,7 @@
 -- KEYS[1]  the provider's in-flight set (producer/store/keys.py in_flight)
 -- KEYS[2]  the job record (JSON)
 -- ARGV[1]  job id   ARGV[2]  the limit   ARGV[3]  now (score)
+-- ARGV[4..]  the states a job may be admitted in (limits.py ADMISSIBLE_STATES)
 -- Returns {1 admitted | 0 no room | -1 the job is no longer about to submit, members}.
 -- Checking the state here, atomically, is what keeps a job cancelled a moment ago from
 -- being added after the job store took it out.
@@ -10,7 +11,13 @@ if not raw then
   return {-1, 0}
 end
 local state = cjson.decode(raw)['state']
-if state ~= 'QUEUED' and state ~= 'SUBMITTING' then
+local admissible = false
+for i = 4, #ARGV do
+  if state == ARGV[i] then
+    admissible = true
+  end
+end
+if not admissible then
   return {-1, 0}
 end
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
