@@ -200,7 +200,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _visibility_outlives_every_countdown(self) -> "Settings":
-        # A countdown longer than the visibility timeout runs twice on Redis (design.md).
+        # A countdown longer than the visibility timeout runs twice on Redis (docs/architecture.md).
         schedules = [self.poll_schedule(p) for p in POLLED_PROVIDERS]
         longest = max(self.poll_max_interval, self.retry_max_delay, self.poll_initial_delay, self.callback_retry_max_delay,
                       self.playlist_check_interval,

@@ -1,7 +1,7 @@
 """Notify hooks, called the way the gateways call them.
 
 A submit body may carry ``notify_hook`` (a URL, at the top level beside ``gen_params``).
-The family convention (upstream-contract.md, "Webhook") is a POST of the same task object
+The family convention (docs/upstream-contract.md, "Notify hook") is a POST of the same task object
 the fetch answer carries in ``data`` to that URL on every status change:
 SUBMITTED -> IN_PROGRESS -> SUCCESS or FAILURE. One background thread watches the tasks
 that have a hook and wakes at their next status change (a task's status is a function of

@@ -1,4 +1,4 @@
-"""MiniMax music-01 as 302.ai relays it (upstream-contract.md §2): upload and generation.
+"""MiniMax music-01 as 302.ai relays it (docs/upstream-contract.md, "MiniMax music-01"): upload and generation.
 
 Both endpoints take multipart/form-data and answer in MiniMax's own envelope; a refusal
 is HTTP 200 with a non-zero ``base_resp.status_code``, as MiniMax does. The generation

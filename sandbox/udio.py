@@ -198,7 +198,7 @@ def _lyrics(task: Task, index: int) -> str:
 
 
 def song_object(app: Sandbox, task: Task, index: int, ready: bool) -> dict[str, Any]:
-    """One song with the seed's full field set (seed 001), in the seed's key order.
+    """One song with the seed's full field set (a gateway's published example), in its key order.
 
     A song not yet ready (only seen with ``stagger``) keeps every key but has
     ``finished: false``, empty paths and a null duration.

@@ -7,6 +7,7 @@ Commands live by group: jobs (producer/cli/jobs.py), operators (ops.py), playlis
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -97,11 +98,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["sandbox"]:
-        from sandbox.server import (
-            main as sandbox_main,  # the sandbox is optional at runtime
-        )
-
-        return sandbox_main(argv[1:])
+        # The sandbox is a separate program (the `sandbox` extra): run it in place of this
+        # process rather than importing it, so the producer never depends on it.
+        os.execv(sys.executable, [sys.executable, "-m", "sandbox", *argv[1:]])
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:

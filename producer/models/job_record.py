@@ -159,7 +159,7 @@ class JobRecord(BaseModel):
         return sum((s.audio is not None) + (s.cover is not None) for s in self.songs)
 
     def public_view(self, link: Callable[[StoredObject], str] | None = None) -> dict[str, Any]:
-        """The shape of `songqueue status --json` (design.md, public interface).
+        """The shape of `songqueue status --json` (docs/cli.md).
 
         `link` makes each object's "link" (a path, or a presigned URL: producer.client.links);
         without it "link" is None.

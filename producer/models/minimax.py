@@ -1,4 +1,4 @@
-"""What a caller may ask of MiniMax music-01 through 302.ai (upstream-contract.md §2).
+"""What a caller may ask of MiniMax music-01 through 302.ai (docs/upstream-contract.md, "MiniMax music-01").
 
 Validated here, at the producer, before anything is enqueued or paid for. The reference
 ids come from the upload API (`producer.client.minimax_upload`); the worker never sees a local

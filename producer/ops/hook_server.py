@@ -42,7 +42,7 @@ from producer.settings import POLLED_PROVIDERS, Settings
 log = logging.getLogger("songqueue.hooks")
 
 MAX_BODY_BYTES = 1024 * 1024
-# Statuses the gateways of this family report while a task runs (upstream-contract.md §1).
+# Statuses the gateways of this family report while a task runs (docs/upstream-contract.md, "Udio through an aggregator gateway").
 # Anything else, a missing status included, may be the end and earns a poll.
 RUNNING_STATUSES = frozenset({"NOT_START", "SUBMITTED", "QUEUED", "IN_PROGRESS"})
 _HOOK_PATH = re.compile(r"/hooks/(?P<provider>[a-z0-9_]+)/?")

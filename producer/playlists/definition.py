@@ -3,7 +3,7 @@
 One file is one playlist: when it runs (`cron` in `timezone`, or `every` for tests), what
 each run asks for (`provider`, `model`, `request` defaults, `prompts` expanded per song
 request), where the run's playlist files go (`storage_prefix`) and how many requests must
-succeed (`min_success`). The format is documented in README.md ("Scheduled playlists") and
+succeed (`min_success`). The format is documented in docs/playlists.md and
 in playlists/example.toml.sample.
 
 The producer owns these models: the CLI validates a file before anything is enqueued, the

@@ -1,7 +1,7 @@
 """Is a downloaded file the song the upstream described? MPEG audio of about that length.
 
 Result URLs of this family break into placeholders, error pages and truncated files
-(upstream-contract.md section 3); the first bytes looking like MP3 is not enough, so the
+(docs/upstream-contract.md, "What shapes the design"); the first bytes looking like MP3 is not enough, so the
 whole file is parsed with mutagen before it may be stored.
 """
 

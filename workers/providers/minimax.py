@@ -1,4 +1,4 @@
-"""MiniMax music-01 through 302.ai (upstream-contract.md §2): synchronous, one paid call.
+"""MiniMax music-01 through 302.ai (docs/upstream-contract.md, "MiniMax music-01"): synchronous, one paid call.
 
 `POST {base}/minimaxi/v1/music_generation` as multipart/form-data answers with the song
 itself: `data.audio` is hex-encoded audio or a URL (which expires after about 12 hours,

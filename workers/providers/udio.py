@@ -1,4 +1,4 @@
-"""Udio through an aggregator gateway: 302.ai style or openai-hk style (upstream-contract.md §1).
+"""Udio through an aggregator gateway: 302.ai style or openai-hk style (docs/upstream-contract.md, "Udio through an aggregator gateway").
 
 The dialects differ only in the submit path (`SONGQUEUE_UDIO_SUBMIT_PATH`). Parsing is
 kept in plain functions so the vendors' own example bodies can be tested directly.
@@ -20,7 +20,7 @@ TERMINAL = {"SUCCESS": Outcome.SUCCEEDED, "FAILURE": Outcome.FAILED}
 
 class UdioProvider:
     name = "udio"
-    # Billed per submit call; udio130 costs twice udio32 (upstream-contract.md §1).
+    # Billed per submit call; udio130 costs twice udio32 (docs/upstream-contract.md, "Udio through an aggregator gateway").
     price_factors = {"udio32-v1.5": 1.0, "udio130-v1.5": 2.0}
 
     def __init__(

@@ -12,7 +12,7 @@
 - `songqueue.playlist_sweep()`: a beat task, the watchdog of runs. A run whose check
   chain is overdue (its worker died holding the countdown) gets a new chain under a new
   token; a run left CREATING by a creator that died gets its jobs made.
-No Celery chord: the run record in Redis is the batch (design.md).
+No Celery chord: the run record in Redis is the batch (docs/architecture.md).
 """
 
 from __future__ import annotations
