@@ -57,7 +57,7 @@ browser:
 # Every fault scenario with the default watchdog settings; prints the report table.
 # FAULT_ARGS="--amqp amqp://guest:guest@127.0.0.1:5672/songqueue-ci" runs it on RabbitMQ.
 faults: $(STAMP)
-	$(BIN)/python tests/fault_scenarios.py --jobs $${FAULT_JOBS:-10} $(FAULT_ARGS)
+	$(BIN)/python tests/faults/fault_scenarios.py --jobs $${FAULT_JOBS:-10} $(FAULT_ARGS)
 
 # The watchdog's clock and the scheduled playlists of SONGQUEUE_PLAYLISTS_DIR: run exactly one.
 beat: $(STAMP)

@@ -21,7 +21,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy" / "local"))
 import stack  # noqa: E402
-from http_fixture import LocalServer  # noqa: E402
+from tests.support.http_fixture import LocalServer  # noqa: E402
 
 from workers.upstream.http_client import new_session  # noqa: E402
 
@@ -34,7 +34,7 @@ SANDBOX_KEY = "sk-sandboxTESTKEY0123456789abcdefXYZ"
 
 @pytest.fixture
 def server() -> Iterator[LocalServer]:
-    """A tiny real HTTP server with canned routes (tests/http_fixture.py)."""
+    """A tiny real HTTP server with canned routes (tests/support/http_fixture.py)."""
     with LocalServer() as running:
         yield running
 
@@ -165,7 +165,7 @@ def make_stack(redis_url: str, sandbox: Sandbox, tmp_path: Path, broker: str) ->
         })
         redis.Redis.from_url(env["SONGQUEUE_REDIS_URL"]).flushdb()
         if broker == "amqp":
-            from fault_scenarios import purge_queues
+            from tests.faults.fault_scenarios import purge_queues
 
             purge_queues(AMQP_URL)
         built = Stack(redis_url, sandbox, stack_dir, env)

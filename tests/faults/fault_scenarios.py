@@ -2,10 +2,10 @@
 
 Each scenario runs real jobs on a private Redis, real Celery workers and beat (the
 watchdog), and the sandbox gateway with faults injected per job through prompt
-directives. `tests/test_faults.py` runs every scenario small and fast; `make faults`
+directives. `tests/faults/test_faults.py` runs every scenario small and fast; `make faults`
 runs them with the default watchdog settings and prints the report table:
 
-    python tests/fault_scenarios.py [--jobs N] [--only NAME] [--amqp URL]
+    python tests/faults/fault_scenarios.py [--jobs N] [--only NAME] [--amqp URL]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy" / "local"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy" / "local"))
 import stack  # noqa: E402
 
 from producer import JobState, Settings, SongQueue  # noqa: E402

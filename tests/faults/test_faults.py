@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import AMQP_URL
-from fault_scenarios import FAST, SANDBOX_KEY, SCENARIOS, Scenario, run
+from tests.conftest import AMQP_URL
+from tests.faults.fault_scenarios import FAST, SANDBOX_KEY, SCENARIOS, Scenario, run
 
 pytestmark = pytest.mark.integration
 

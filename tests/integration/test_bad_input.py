@@ -10,7 +10,7 @@ from producer.cli import main as cli
 from producer.settings import get_settings
 from producer.task_names import ALL_QUEUES
 from producer.models.validation_errors import field_errors
-from test_validation import INVALID
+from tests.unit.models.test_validation import INVALID
 
 pytestmark = pytest.mark.integration
 

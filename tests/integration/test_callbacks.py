@@ -14,7 +14,7 @@ import pytest
 import redis
 
 import stack
-from http_fixture import LocalServer, closed_port
+from tests.support.http_fixture import LocalServer, closed_port
 from producer.client.callbacks import CallbackUrlError
 from producer.models.job_record import JobRecord, JobState
 from producer.task_names import ALL_QUEUES

@@ -15,14 +15,14 @@ import redis
 import requests
 
 import stack
-from http_fixture import LocalServer
+from tests.support.http_fixture import LocalServer
 from producer.ops.hook_server import Hooks
 from producer.models.job_record import JobRecord, JobState
 from producer.store.job_store import JobStore
 from producer.settings import Settings
 from producer.task_names import ALL_QUEUES, QUEUE_POLL
 from sandbox import server as sandbox_server
-from test_sandbox import TASK_KEYS
+from tests.unit.sandbox.test_sandbox import TASK_KEYS
 
 pytestmark = pytest.mark.integration
 

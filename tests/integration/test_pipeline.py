@@ -14,7 +14,7 @@ import requests
 from mutagen.mp3 import MP3
 
 import stack
-from conftest import BOTH_BROKERS
+from tests.conftest import BOTH_BROKERS
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("broker", BOTH_BROKERS, indirect=True)]
 

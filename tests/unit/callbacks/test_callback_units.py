@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 import requests
 
-from http_fixture import LocalServer, closed_port
+from tests.support.http_fixture import LocalServer, closed_port
 from producer.client.callbacks import CallbackUrlError, check_callback_url, sign
 from workers.callback_delivery import post
 

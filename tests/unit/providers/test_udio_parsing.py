@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from http_fixture import LocalServer, closed_port
+from tests.support.http_fixture import LocalServer, closed_port
 from workers.upstream.http_client import call_json, parse_retry_after
 from workers.providers.base import Outcome, UpstreamSong
 from workers.providers.udio import UdioProvider, parse_fetch, parse_submit

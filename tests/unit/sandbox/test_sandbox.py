@@ -27,7 +27,7 @@ import mutagen.mp3
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 API_KEY = "test-sandbox-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 SUBMIT_PATHS = ("/udio/generate-proxy", "/udio/submit/music")

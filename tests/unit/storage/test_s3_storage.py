@@ -18,7 +18,7 @@ import stack
 from producer.models.job_record import StoredObject
 from producer.client.links import ObjectLinks
 from producer.settings import Settings
-from s3_server import AWS_ENV, S3Server, s3  # noqa: F401 - s3 is a fixture
+from tests.support.s3_server import AWS_ENV, S3Server, s3  # noqa: F401 - s3 is a fixture
 from workers.storage import open_storage
 from workers.storage.s3 import S3Storage
 from workers.upstream.errors import PermanentError, TransientError

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from http_fixture import LocalServer, closed_port
+from tests.support.http_fixture import LocalServer, closed_port
 from workers import retry_policy
 from workers.artifacts.downloader import check_url, download_to_storage
 from workers.artifacts.media_types import sniff_audio, sniff_image
