@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import AMQP_URL
 from tests.faults.fault_scenarios import FAST, SANDBOX_KEY, SCENARIOS, Scenario, run
+from tests.support.prerequisites import require_amqp
+from tests.support.rabbitmq import private_vhost
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +29,10 @@ def test_fault_scenario(scenario: Scenario, fault_sandbox, tmp_path):
 ON_RABBITMQ = [s for s in SCENARIOS if s.name in ("no faults", "worker SIGKILL during poll")]
 
 
-@pytest.mark.skipif(not AMQP_URL, reason="SONGQUEUE_TEST_AMQP_URL not set")
 @pytest.mark.parametrize("scenario", ON_RABBITMQ, ids=[s.name for s in ON_RABBITMQ])
 def test_fault_scenario_on_rabbitmq(scenario: Scenario, fault_sandbox, tmp_path):
-    _check(scenario, run(scenario, tmp_path, fault_sandbox, jobs=4, settings=FAST, broker_url=AMQP_URL, timeout=90))
+    with private_vhost(require_amqp()) as amqp_url:
+        _check(scenario, run(scenario, tmp_path, fault_sandbox, jobs=4, settings=FAST, broker_url=amqp_url, timeout=90))
 
 
 def _check(scenario: Scenario, result) -> None:
