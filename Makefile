@@ -21,9 +21,10 @@ demo: $(STAMP)
 	$(BIN)/python deploy/local/demo.py
 
 # Integration tests spend most of their time waiting on sandbox generation timers, so
-# three processes on two cores halve the wall time (about 4.5 min instead of 9).
+# three processes on two cores halve the wall time (about 4.5 min instead of 9). -rs prints
+# why each skipped test skipped; under CI=true a missing prerequisite fails instead.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $${TEST_PROCESSES:-3}
+	$(BIN)/python -m pytest -q -rs -n $${TEST_PROCESSES:-3}
 
 # One worker on every queue; honours SONGQUEUE_* from the environment or .env.
 worker: $(STAMP)
@@ -46,7 +47,7 @@ metrics: $(STAMP)
 	$(BIN)/songqueue metrics --port $${METRICS_PORT:-9808}
 
 # Headless Chromium and its driver for the Flower browser test (Debian packages; quiet and
-# idempotent; needs root or sudo; the test skips with the reason when they are missing).
+# idempotent; needs root or sudo; the test skips with the reason when they are missing, fails under CI=true).
 browser:
 	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \

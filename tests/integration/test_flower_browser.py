@@ -18,6 +18,7 @@ import requests
 
 import stack
 from producer.models.job_record import JobState
+from tests.support.prerequisites import missing
 
 pytestmark = pytest.mark.integration
 
@@ -30,9 +31,11 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 def _chrome(profile: Path):
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not chromium or not driver:
-        pytest.skip("headless Chromium is not installed: run `make browser` "
-                    "(apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
+        missing("headless Chromium is not installed: run `make browser` (apt-get install chromium chromium-driver)")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        missing("selenium is not installed (pip install -e '.[dev]')")
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
