@@ -138,13 +138,11 @@ def test_a_song_finished_early_is_stored_while_its_sibling_generates(make_stack)
     # Song 1 is ready at 4 s, song 2 at 8 s.
     handle = queue.submit({"prompt": _prompt("sandbox:stagger sandbox:gen_time=8")})
 
-    early = stack.wait_until(lambda: (r := queue.status(handle.id)).songs and r.songs[0].audio and r, 30,
-                             "song 1's audio to be stored")
-
-    assert early.state.value == "GENERATING", "song 1 was not stored while song 2 was generating"
-    assert early.songs[1].audio is None and not early.songs[1].finished
     done = queue.wait(handle.id, timeout=60)
+
     assert done.state.value == "SUCCEEDED"
+    # The record's own times, not a window the test must catch: song 1 was stored while the
+    # job was still generating (before it reached DOWNLOADING, when song 2 finished).
     reached_downloading = next(t.at for t in done.transitions if t.state.value == "DOWNLOADING")
     assert done.songs[0].audio.stored_at < reached_downloading < done.songs[1].audio.stored_at
     assert str(ID3(Path(queue.link(done.songs[0].audio)))["TPE1"]) == "Test Artist 测试"
