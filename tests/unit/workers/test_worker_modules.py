@@ -271,7 +271,8 @@ def test_download_audio(server: LocalServer, session, storage: FileStorage) -> N
     assert server.requests[0][1] == path
     assert (stored.key, stored.content_type) == ("jobs/job1/song-1.mp3", "audio/mpeg")
     assert (stored.size, stored.sha256) == (len(MP3_BODY), hashlib.sha256(MP3_BODY).hexdigest())
-    assert storage.local_path(stored.key).read_bytes() == MP3_BODY
+    with storage.open(stored.key) as stream:
+        assert stream.read() == MP3_BODY
     assert _stored(storage) == ["jobs/job1/song-1.mp3"]
 
 
