@@ -10,6 +10,7 @@ from producer.cli import main as cli
 from producer.settings import get_settings
 from producer.task_names import ALL_QUEUES
 from producer.models.validation_errors import field_errors
+from producer.models.udio import UdioRequest
 from tests.unit.models.test_validation import INVALID
 
 pytestmark = pytest.mark.integration
@@ -74,8 +75,11 @@ def _nothing_written_or_sent(s) -> None:
         assert all(broker.llen(q) == 0 for q in ALL_QUEUES)
 
 
-def test_table_is_large_enough():
-    assert len(CLI_CASES) >= 30 and len(INVALID) >= 30
+def test_every_request_field_has_a_refusal_case():
+    """Checked against the model, not the table's own size: a field added to UdioRequest
+    without a bad-input case here fails."""
+    covered = {field.split(".")[0] for _, _, field, _ in INVALID}
+    assert set(UdioRequest.model_fields) <= covered, set(UdioRequest.model_fields) - covered
 
 
 def test_cli_refuses_bad_input_and_enqueues_nothing(bare_stack, capsys):
