@@ -22,6 +22,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy" / "local"))
 import stack  # noqa: E402
 from tests.support.http_fixture import LocalServer  # noqa: E402
+from tests.support.ports import start_on_free_port  # noqa: E402
 from tests.support.prerequisites import require_amqp  # noqa: E402
 from tests.support.rabbitmq import private_vhost  # noqa: E402
 
@@ -47,9 +48,23 @@ def session() -> Iterator[requests.Session]:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    proc, url = stack.start_redis(tmp_path_factory.mktemp("redis"))
+    data = tmp_path_factory.mktemp("redis")
+    proc, url = start_on_free_port(lambda port: stack.start_redis(data, port))
     yield url
     stack.stop(proc)
+
+
+def fresh_database(redis_url: str) -> str:
+    """The URL of a database of the private Redis (1-15; db 0 is the shared one), emptied
+    first: every test that needs a database of its own takes it here, so none collide."""
+    url = f"{redis_url.rsplit('/', 1)[0]}/{next(_DATABASES) % 15 + 1}"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture
+def redis_db_url(redis_url: str) -> str:
+    return fresh_database(redis_url)
 
 
 @pytest.fixture
@@ -146,14 +161,13 @@ def make_stack(redis_url: str, sandbox: Sandbox, tmp_path: Path, broker: str) ->
     def build(**overrides: str) -> Stack:
         # Our private Redis: each stack gets a database of its own, emptied first, so
         # queues never mix between tests.
-        db = next(_DATABASES) % 15 + 1
+        db_url = fresh_database(redis_url)
         stack_dir = tmp_path / f"stack{len(made)}"
         stack_dir.mkdir()
-        base = redis_url.rsplit("/", 1)[0]
         env = stack.worker_env({
             "SONGQUEUE_BROKER_URL": (vhosts.enter_context(private_vhost(require_amqp())) if broker == "amqp"
-                                     else f"{base}/{db}"),
-            "SONGQUEUE_REDIS_URL": f"{base}/{db}",
+                                     else db_url),
+            "SONGQUEUE_REDIS_URL": db_url,
             "SONGQUEUE_KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}",
             "SONGQUEUE_UDIO_BASE_URL": sandbox.url,
             "SONGQUEUE_UDIO_API_KEY": sandbox.api_key,
@@ -167,7 +181,6 @@ def make_stack(redis_url: str, sandbox: Sandbox, tmp_path: Path, broker: str) ->
             "SONGQUEUE_RETRY_MAX_DELAY": "2",
             **{f"SONGQUEUE_{k.upper()}": str(v) for k, v in overrides.items()},
         })
-        redis.Redis.from_url(env["SONGQUEUE_REDIS_URL"]).flushdb()
         built = Stack(redis_url, sandbox, stack_dir, env)
         made.append(built)
         return built

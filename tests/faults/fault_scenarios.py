@@ -22,10 +22,12 @@ from pathlib import Path
 
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy" / "local"))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "deploy" / "local")]  # run as a script by `make faults`
 import stack  # noqa: E402
 
 from producer import JobState, Settings, SongQueue  # noqa: E402
+from tests.support.ports import start_on_free_port  # noqa: E402
 
 SANDBOX_KEY = "sk-faultREPORTkey0123456789abcdef"
 # Short timings so a scenario takes seconds, not minutes; the report overrides the
@@ -51,7 +53,7 @@ class Harness:
     beat: object = None
 
     def __post_init__(self) -> None:
-        self.redis_proc, self.redis_url = stack.start_redis(self.tmp / "redis")
+        self.redis_proc, self.redis_url = start_on_free_port(lambda port: stack.start_redis(self.tmp / "redis", port))
         overrides = {
             "BROKER_URL": self.broker_url or self.redis_url,
             "REDIS_URL": self.redis_url,

@@ -18,6 +18,7 @@ import requests
 
 import stack
 from producer.models.job_record import JobState
+from tests.support.ports import start_flower
 from tests.support.prerequisites import missing
 
 pytestmark = pytest.mark.integration
@@ -47,14 +48,12 @@ def _chrome(profile: Path):
 
 def test_operator_finds_a_jobs_tasks_in_flower(make_stack, tmp_path):
     s = make_stack(flower_user=USER, flower_password=PASSWORD)
-    port = stack.free_port()
-    flower = stack.start_flower(s.env, port, tmp_path / "flower.log", launcher=True)
+    flower, base = start_flower(s.env, tmp_path / "flower.log", launcher=True)
     browser = None
     try:
         # The password went through the environment, not the command line `ps` shows.
         cmdline = Path(f"/proc/{flower.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         assert "flower" in cmdline and PASSWORD not in cmdline, cmdline
-        base = f"http://127.0.0.1:{port}"
         assert requests.get(f"{base}/tasks", timeout=10).status_code == 401
 
         s.start_worker(concurrency=2)

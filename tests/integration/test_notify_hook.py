@@ -89,9 +89,8 @@ def test_sandbox_refuses_a_hook_that_is_not_http(local_sandbox):
 
 
 @pytest.fixture
-def hooks(redis_url: str) -> Iterator[Hooks]:
-    url = redis_url.rsplit("/", 1)[0] + "/14"
-    redis.Redis.from_url(url).flushdb()
+def hooks(redis_db_url: str) -> Iterator[Hooks]:
+    url = redis_db_url
     yield Hooks(Settings(broker_url=url, redis_url=url, key_prefix=f"h{uuid.uuid4().hex[:6]}", notify_min_interval=30))
     redis.Redis.from_url(url).flushdb()
 
@@ -143,14 +142,18 @@ def hooked(make_stack) -> Iterator[Callable[..., tuple]]:
     procs: list[subprocess.Popen] = []
 
     def build(**overrides: str) -> tuple:
-        port = stack.free_port()
-        hook_url = f"http://127.0.0.1:{port}/hooks/udio"
-        s = make_stack(notify_hook_url=hook_url, **overrides)
+        s = make_stack(**overrides)
         log = s.tmp / "hooks.log"
-        proc = subprocess.Popen([sys.executable, "-m", "producer.cli.main", "hooks", "--port", str(port)],
-                                env=s.env, stdout=subprocess.PIPE, stderr=log.open("w"), text=True, cwd=stack.ROOT)
+        # Port 0: the server binds a port and says which; its URL then goes into the settings
+        # the workers and the queue are made with (the hook server itself does not read it).
+        proc = subprocess.Popen([sys.executable, "-m", "producer.cli.main", "hooks", "--port", "0"],
+                                env=s.env, stdout=subprocess.PIPE, stderr=log.open("w"), text=True, cwd=stack.ROOT,
+                                start_new_session=True)
         procs.append(proc)
-        assert "hooks listening on" in (proc.stdout.readline() if proc.stdout else "")
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.startswith("hooks listening on http://"), (line, log.read_text())
+        hook_url = line.removeprefix("hooks listening on ").strip() + "/hooks/udio"
+        s.env["SONGQUEUE_NOTIFY_HOOK_URL"] = hook_url
         return s, hook_url, log
 
     yield build

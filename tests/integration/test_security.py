@@ -15,6 +15,7 @@ import redis
 import requests
 
 import stack
+from tests.support.ports import start_flower
 
 pytestmark = pytest.mark.integration
 
@@ -39,10 +40,9 @@ def test_api_key_never_leaks(make_stack, sandbox, tmp_path):
     broker_url = s.env["SONGQUEUE_BROKER_URL"]
     monitor = subprocess.Popen(
         [str(Path(stack.redis_binary()).with_name("redis-cli")), "-u", broker_url, "monitor"],
-        stdout=open(tmp_path / "monitor.txt", "w"), stderr=subprocess.STDOUT,
+        stdout=open(tmp_path / "monitor.txt", "w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
-    flower_port = stack.free_port()
-    flower = stack.start_flower(s.env, flower_port, tmp_path / "flower.log", f"--basic-auth={':'.join(FLOWER_AUTH)}")
+    flower, flower_url = start_flower(s.env, tmp_path / "flower.log", f"--basic-auth={':'.join(FLOWER_AUTH)}")
     try:
         s.start_worker()
         queue = s.queue()
@@ -57,17 +57,16 @@ def test_api_key_never_leaks(make_stack, sandbox, tmp_path):
         records = [queue.wait(i, timeout=90) for i in ids] + [wrong.queue().wait(wrong_id, timeout=90)]
         assert [r.state.value for r in records] == ["SUCCEEDED", "FAILED", "SUCCEEDED", "FAILED", "FAILED"]
 
-        flower_api = requests.get(f"http://127.0.0.1:{flower_port}/api/tasks", auth=FLOWER_AUTH, timeout=10)
+        flower_api = requests.get(f"{flower_url}/api/tasks", auth=FLOWER_AUTH, timeout=10)
         assert flower_api.status_code == 200
         tasks = flower_api.json()
         assert any(ids[0] in (t.get("args") or "") for t in tasks.values()), "Flower saw the job's tasks"
-        pages = [requests.get(f"http://127.0.0.1:{flower_port}/task/{uuid_}", auth=FLOWER_AUTH, timeout=10).text
+        pages = [requests.get(f"{flower_url}/task/{uuid_}", auth=FLOWER_AUTH, timeout=10).text
                  for uuid_ in list(tasks)[:20]]
-        assert requests.get(f"http://127.0.0.1:{flower_port}/api/tasks", timeout=10).status_code == 401
+        assert requests.get(f"{flower_url}/api/tasks", timeout=10).status_code == 401
     finally:
         stack.stop(flower)
-        monitor.terminate()
-        monitor.wait(10)
+        stack.stop(monitor)
     monitor_text = (tmp_path / "monitor.txt").read_text(errors="replace")
     assert ids[0] in _decoded_bodies(monitor_text), "the monitor captured the task messages"
     store = redis.Redis.from_url(s.env["SONGQUEUE_REDIS_URL"])

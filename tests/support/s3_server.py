@@ -1,11 +1,12 @@
 """A real S3 HTTP endpoint for tests: moto's standalone server as a subprocess on a free port.
 
 Clients reach it through SONGQUEUE_S3_ENDPOINT_URL exactly as they would a MinIO server.
-Import the fixture into a test module: `from s3_server import s3  # noqa: F401`.
+Import the fixture into a test module: `from tests.support.s3_server import s3  # noqa: F401`.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import uuid
@@ -53,19 +54,24 @@ def _answers(url: str) -> bool:
         return False
 
 
+def _bound_endpoint(log: Path) -> str | None:
+    match = re.search(r"Running on (http://127\.0\.0\.1:\d+)", log.read_text(errors="replace"))
+    return match.group(1) if match else None
+
+
 def start_s3_server(log: Path) -> S3Server:
-    port = stack.free_port()
+    """moto's server on port 0: it binds a free port itself and logs which (no pick-then-bind race)."""
     handle = open(log, "w")  # noqa: SIM115 - lives with the process
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
                             stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
-    endpoint = f"http://127.0.0.1:{port}"
     try:
-        stack.wait_until(lambda: proc.poll() is not None or _answers(endpoint), 60, f"moto server on port {port}")
-    except TimeoutError:
+        endpoint = stack.wait_until(lambda: proc.poll() is not None or _bound_endpoint(log), 60, "moto server's port")
+        if proc.poll() is not None:
+            raise RuntimeError(f"moto server exited with {proc.returncode}; see {log}")
+        stack.wait_until(lambda: proc.poll() is not None or _answers(endpoint), 60, f"moto server at {endpoint}")
+    except (TimeoutError, RuntimeError):
         stack.stop(proc)
         raise
-    if proc.poll() is not None:
-        raise RuntimeError(f"moto server exited with {proc.returncode}; see {log}")
     return S3Server(proc, endpoint)
 
 

@@ -58,6 +58,7 @@ def start_sandbox(args: list[str], log: Path, env: dict[str, str] | None = None)
         stderr=stderr,
         text=True,
         env={**os.environ, **(env or {})},
+        start_new_session=True,
     )
     stderr.close()
     lines: queue.Queue[str] = queue.Queue()
