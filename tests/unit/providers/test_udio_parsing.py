@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 from email.utils import formatdate
+from pathlib import Path
 from time import time
 from typing import Any
 
@@ -18,345 +19,30 @@ from workers.providers.base import Outcome, UpstreamSong
 from workers.providers.udio import UdioProvider, parse_fetch, parse_submit
 from workers.upstream.errors import PermanentError, TransientError
 
-# --- The vendor documents' response bodies, copied verbatim -------------------------------------
+# --- The vendor documents' response bodies, copied verbatim into tests/fixtures/udio/ ----------
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "udio"
+
+
+def _vendor_body(name: str) -> str:
+    # Read as text, not parsed: the tests feed the documents' exact bytes to the parsers.
+    return (FIXTURES / name).read_text(encoding="utf-8")
+
 
 # seed 000 (302.ai, POST /udio/generate-proxy): the 200 response example
-SEED_000_SUBMIT = r'''{
-"code": "success",
-"message": "",
-"data": "69c61512-278e-4ff4-b6ea-f3b278329b04"
-}'''
+SEED_000_SUBMIT = _vendor_body("seed-000-submit.json")
 
 # seed 004 (302.ai, English docs): the response after the curl example
-SEED_004_SUBMIT = r'''{
-    "code": "success",
-    "message": "",
-    "data": "69c61512-278e-4ff4-b6ea-f3b278329b04"
-}'''
+SEED_004_SUBMIT = _vendor_body("seed-004-submit.json")
 
 # seed 001 (openai-hk): the submit response; `data` is a placeholder sentence
-SEED_001_SUBMIT = r'''{
-  "code": "success",
-  "message": "",
-  "data": "得到的task_id 给下一步 获取任务状态使用"
-}'''
+SEED_001_SUBMIT = _vendor_body("seed-001-submit.json")
 
 # seed 001 (openai-hk, GET /udio/fetch/{task_id}): the response, tabs as published
-SEED_001_FETCH = r'''{
-	"code": "success",
-	"message": "",
-	"data": {
-		"task_id": "dc943e26-ef81-45be-baf7-ce5e121cd448",
-		"notify_hook": "",
-		"action": "udio-generate",
-		"status": "SUCCESS",
-		"fail_reason": "",
-		"submit_time": 1731344339,
-		"start_time": 1731344353,
-		"finish_time": 1731344393,
-		"progress": "100%",
-		"data": {
-			"songs": [
-				{
-					"id": "db71404a-17d4-4fdf-a781-48381362d31b",
-					"tags": [
-						"mandopop",
-						"2010s"
-					],
-					"liked": false,
-					"likes": 0,
-					"plays": 0,
-					"title": "Whispers of the Storm",
-					"artist": "EarthyTimpani8145",
-					"lyrics": "",
-					"prompt": "大风大雨",
-					"user_id": "1cf1a8f9-a14b-4ea9-bc16-5f1cd77613e1",
-					"disliked": false,
-					"duration": 32.8106666666667,
-					"error_id": null,
-					"finished": true,
-					"song_path": "https://storage.googleapis.com/udio-artifacts-c33fe3ba-3ffe-471f-92c8-5dfef90b3ea3/samples/28e06eb29c1c4abb9a50c8f6b127afb9/1/Whispers%2520of%2520the%2520Storm.mp3",
-					"user_tags": [],
-					"created_at": "2024-11-11T16:58:57.418504+00:00",
-					"error_code": null,
-					"error_type": null,
-					"image_path": "https://imagedelivery.net/C9yUr1FL21Q6JwfYYh2ozQ/a7888419-167e-408b-42d3-7aa6f777ff00/public",
-					"video_path": null,
-					"attribution": "",
-					"description": "",
-					"publishable": true,
-					"artist_image": "https://lh3.googleusercontent.com/a/ACg8ocKpwKLHf6tdaLz0OZm_f64g66HWEKmmgxKCtyzkp3M_wFERXA=s96-c",
-					"error_detail": null,
-					"published_at": null,
-					"generation_id": "dc943e26-ef81-45be-baf7-ce5e121cd448",
-					"replaced_tags": {
-						"pop": {
-							"tags": [
-								"mandopop",
-								"2010s"
-							],
-							"type": "tags"
-						},
-						"mandopop, 2010s": {
-							"tags": [
-								"mandopop",
-								"2010s"
-							],
-							"type": "tags"
-						}
-					},
-					"original_song_path": null,
-					"audio_conditioning_type": null
-				},
-				{
-					"id": "e7da256c-e2bf-4b0e-9ef9-0b906d5043f7",
-					"tags": [
-						"female vocalist",
-						"dance-pop",
-						"passionate",
-						"energetic",
-						"uplifting",
-						"electropop",
-						"bittersweet",
-						"contemporary r&b",
-						"introspective",
-						"boastful",
-						"urban",
-						"ballad",
-						"brostep",
-						"mandopop",
-						"2010s"
-					],
-					"liked": false,
-					"likes": 0,
-					"plays": 0,
-					"title": "Storm Over The City",
-					"artist": "EarthyTimpani8145",
-					"lyrics": "",
-					"prompt": "大风大雨",
-					"user_id": "1cf1a8f9-a14b-4ea9-bc16-5f1cd77613e1",
-					"disliked": false,
-					"duration": 32.8106666666667,
-					"error_id": null,
-					"finished": true,
-					"song_path": "https://storage.googleapis.com/udio-artifacts-c33fe3ba-3ffe-471f-92c8-5dfef90b3ea3/samples/28e06eb29c1c4abb9a50c8f6b127afb9/2/Storm%2520Over%2520The%2520City.mp3",
-					"user_tags": [],
-					"created_at": "2024-11-11T16:58:57.418504+00:00",
-					"error_code": null,
-					"error_type": null,
-					"image_path": "https://imagedelivery.net/C9yUr1FL21Q6JwfYYh2ozQ/8b07ad93-91d2-4ff7-ef2e-17e0dcb11100/public",
-					"video_path": null,
-					"attribution": "",
-					"description": "",
-					"publishable": true,
-					"artist_image": "https://lh3.googleusercontent.com/a/ACg8ocKpwKLHf6tdaLz0OZm_f64g66HWEKmmgxKCtyzkp3M_wFERXA=s96-c",
-					"error_detail": null,
-					"published_at": null,
-					"generation_id": "dc943e26-ef81-45be-baf7-ce5e121cd448",
-					"replaced_tags": {
-						"pop": {
-							"tags": [
-								"electropop",
-								"mandopop",
-								"contemporary r&b",
-								"dance-pop",
-								"trap [edm]",
-								"brostep",
-								"lgbt",
-								"boastful",
-								"passionate",
-								"introspective",
-								"lush",
-								"energetic",
-								"conscious",
-								"depressive",
-								"ballad",
-								"bittersweet",
-								"urban",
-								"uplifting",
-								"2010s",
-								"female vocalist"
-							],
-							"type": "tags"
-						},
-						"electropop, mandopop, contemporary r&b, dance-pop, trap [edm], brostep, lgbt, boastful, passionate, introspective, lush, energetic, conscious, depressive, ballad, bittersweet, urban, uplifting, 2010s, female vocalist": {
-							"tags": [
-								"female vocalist",
-								"dance-pop",
-								"passionate",
-								"energetic",
-								"uplifting",
-								"electropop",
-								"bittersweet",
-								"contemporary r&b",
-								"introspective",
-								"boastful",
-								"urban",
-								"ballad",
-								"brostep",
-								"mandopop",
-								"2010s"
-							],
-							"type": "tags"
-						}
-					},
-					"original_song_path": null,
-					"audio_conditioning_type": null
-				}
-			]
-		}
-	}
-}'''
+SEED_001_FETCH = _vendor_body("seed-001-fetch.json")
 
 # seed 002 (openai-hk API reference): the fetch example, one key per line as published
-SEED_002_FETCH = r'''{
-"code": "success",
-"message": "",
-"data": {
-"task_id": "4232a6c9-c293-4eec-b396-e78221120e13",
-"notify_hook": "",
-"action": "udio-generate",
-"status": "SUCCESS",
-"fail_reason": "",
-"submit_time": 1730993284,
-"start_time": 1730993497,
-"finish_time": 1730993911,
-"progress": "100%",
-"data": {
-"songs": [
-{
-"artist": "TraditionalTabla2803",
-"artist_image": "https://lh3.googleusercontent.com/a/ACg8ocLyeNbOgAtI0tmcohNAV7C9hRnIVlGqaeOOcW0ZSgg4VQEYXQ=s96-c",
-"attribution": "",
-"audio_conditioning_type": null,
-"created_at": "2024-11-07T15:24:52.280417+00:00",
-"description": "",
-"disliked": false,
-"duration": 32.8106666666667,
-"error_code": null,
-"error_detail": null,
-"error_id": null,
-"error_type": null,
-"finished": true,
-"generation_id": "4232a6c9-c293-4eec-b396-e78221120e13",
-"id": "2ff9b3fb-842b-4a70-9708-61210edc2867",
-"image_path": "https://imagedelivery.net/C9yUr1FL21Q6JwfYYh2ozQ/63006f79-2b52-4784-9975-0a8dbbc7c200/public",
-"liked": false,
-"likes": 0,
-"lyrics": "[Verse]\n夜燈微微閃爍心\n伴隨回憶慢慢進入夢境\n愛曾在時間中沉靜\n遺忘的樂章重新喚醒\n[Chorus]\n愛的旋律永不凋零\n情感的波浪輕輕震動",
-"original_song_path": null,
-"plays": 0,
-"prompt": "周杰伦",
-"publishable": true,
-"published_at": null,
-"replaced_tags": {
-"male vocalist, adult contemporary, pop soul, pop, love, mellow, melodic, romantic": {
-"tags": [
-"male vocalist",
-"pop",
-"pop soul",
-"melodic",
-"love",
-"romantic",
-"adult contemporary",
-"mellow"
-],
-"type": "tags"
-},
-"melodic, emotional, contemporary, R&B, male vocalist, mandopop": {
-"tags": [
-"male vocalist",
-"adult contemporary",
-"pop soul",
-"pop",
-"love",
-"mellow",
-"melodic",
-"romantic"
-],
-"type": "tags"
-}
-},
-"song_path": "https://storage.googleapis.com/udio-artifacts-c33fe3ba-3ffe-471f-92c8-5dfef90b3ea3/samples/5945acbaf0094ba19b246932c4534ed2/1/Eternal%2520Waves%2520of%2520Emotion.mp3",
-"tags": [
-"male vocalist",
-"pop",
-"pop soul",
-"melodic",
-"love",
-"romantic",
-"adult contemporary",
-"mellow"
-],
-"title": "Eternal Waves of Emotion",
-"user_id": "289624f6-c4f0-4a22-a1f4-43d8bac3a9b2",
-"user_tags": [],
-"video_path": null
-},
-{
-"artist": "TraditionalTabla2803",
-"artist_image": "https://lh3.googleusercontent.com/a/ACg8ocLyeNbOgAtI0tmcohNAV7C9hRnIVlGqaeOOcW0ZSgg4VQEYXQ=s96-c",
-"attribution": "",
-"audio_conditioning_type": null,
-"created_at": "2024-11-07T15:24:52.280417+00:00",
-"description": "",
-"disliked": false,
-"duration": 32.8106666666667,
-"error_code": null,
-"error_detail": null,
-"error_id": null,
-"error_type": null,
-"finished": true,
-"generation_id": "4232a6c9-c293-4eec-b396-e78221120e13",
-"id": "f4307fca-13bb-4fdc-bd6a-db8459a81a51",
-"image_path": "https://imagedelivery.net/C9yUr1FL21Q6JwfYYh2ozQ/172352d3-1199-4b2f-2e46-05fef728ce00/public",
-"liked": false,
-"likes": 0,
-"lyrics": "[Verse]\n當你靠近我的心跳 (越來越快)\n浪漫燈光下的微笑 (無可比擬)\n每個細節都記得 (難以忘懷)\n愛的旋律中如夢行走 (甜蜜)\n\n[Chorus]\n握住你的手 感受心的魔法\n就讓我們愛 直到天荒地老",
-"original_song_path": null,
-"plays": 0,
-"prompt": "周杰伦",
-"publishable": true,
-"published_at": null,
-"replaced_tags": {
-"male vocalist, pop, romantic, melodic, love": {
-"tags": [
-"male vocalist",
-"pop",
-"melodic",
-"romantic",
-"love"
-],
-"type": "tags"
-},
-"melodic, romantic, male vocalist, Mandopop, catchy, pop": {
-"tags": [
-"male vocalist",
-"pop",
-"romantic",
-"melodic",
-"love"
-],
-"type": "tags"
-}
-},
-"song_path": "https://storage.googleapis.com/udio-artifacts-c33fe3ba-3ffe-471f-92c8-5dfef90b3ea3/samples/5945acbaf0094ba19b246932c4534ed2/2/Echoes%2520of%2520Affection.mp3",
-"tags": [
-"male vocalist",
-"pop",
-"melodic",
-"romantic",
-"love"
-],
-"title": "Echoes of Affection",
-"user_id": "289624f6-c4f0-4a22-a1f4-43d8bac3a9b2",
-"user_tags": [],
-"video_path": null
-}
-]
-}
-}
-}'''
+SEED_002_FETCH = _vendor_body("seed-002-fetch.json")
 
 SEED_001_PATHS = (
     "https://storage.googleapis.com/udio-artifacts-c33fe3ba-3ffe-471f-92c8-5dfef90b3ea3/samples/"
