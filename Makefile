@@ -26,9 +26,10 @@ demo: $(STAMP)
 	$(BIN)/python deploy/local/demo.py
 
 # Integration tests spend most of their time waiting on sandbox generation timers, so
-# three processes on two cores halve the wall time (about 4.5 min instead of 9).
+# three processes on two cores halve the wall time (about 4.5 min instead of 9). -rs prints
+# why each skipped test skipped; under CI=true a missing prerequisite fails instead.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $${TEST_PROCESSES:-3}
+	$(BIN)/python -m pytest -q -rs -n $${TEST_PROCESSES:-3}
 
 # One worker on every queue; honours SONGQUEUE_* from the environment or .env.
 worker: $(STAMP)
@@ -51,7 +52,7 @@ metrics: $(STAMP)
 	$(BIN)/songqueue metrics --port $${METRICS_PORT:-9808}
 
 # Headless Chromium and its driver for the Flower browser test (Debian packages; quiet and
-# idempotent; needs root or sudo; the test skips with the reason when they are missing).
+# idempotent; needs root or sudo; the test skips with the reason when they are missing, fails under CI=true).
 browser:
 	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
@@ -62,7 +63,7 @@ browser:
 # Every fault scenario with the default watchdog settings; prints the report table.
 # FAULT_ARGS="--amqp amqp://guest:guest@127.0.0.1:5672/songqueue-ci" runs it on RabbitMQ.
 faults: $(STAMP)
-	$(BIN)/python tests/fault_scenarios.py --jobs $${FAULT_JOBS:-10} $(FAULT_ARGS)
+	$(BIN)/python tests/faults/fault_scenarios.py --jobs $${FAULT_JOBS:-10} $(FAULT_ARGS)
 
 # The watchdog's clock and the scheduled playlists of SONGQUEUE_PLAYLISTS_DIR: run exactly one.
 beat: $(STAMP)

@@ -7,11 +7,11 @@ machine's own Redis is never touched.
 from __future__ import annotations
 
 import itertools
-import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,20 +21,20 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy" / "local"))
 import stack  # noqa: E402
-from http_fixture import LocalServer  # noqa: E402
+from tests.support.http_fixture import LocalServer  # noqa: E402
+from tests.support.ports import start_on_free_port  # noqa: E402
+from tests.support.prerequisites import require_amqp  # noqa: E402
+from tests.support.rabbitmq import private_vhost  # noqa: E402
 
 from workers.upstream.http_client import new_session  # noqa: E402
 
 _DATABASES = itertools.count()
-# Given (as .ci/run does where RabbitMQ runs), integration tests also run on RabbitMQ as
-# the broker; Redis stays the job store.
-AMQP_URL = os.environ.get("SONGQUEUE_TEST_AMQP_URL", "")
 SANDBOX_KEY = "sk-sandboxTESTKEY0123456789abcdefXYZ"
 
 
 @pytest.fixture
 def server() -> Iterator[LocalServer]:
-    """A tiny real HTTP server with canned routes (tests/http_fixture.py)."""
+    """A tiny real HTTP server with canned routes (tests/support/http_fixture.py)."""
     with LocalServer() as running:
         yield running
 
@@ -48,9 +48,23 @@ def session() -> Iterator[requests.Session]:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    proc, url = stack.start_redis(tmp_path_factory.mktemp("redis"))
+    data = tmp_path_factory.mktemp("redis")
+    proc, url = start_on_free_port(lambda port: stack.start_redis(data, port))
     yield url
     stack.stop(proc)
+
+
+def fresh_database(redis_url: str) -> str:
+    """The URL of a database of the private Redis (1-15; db 0 is the shared one), emptied
+    first: every test that needs a database of its own takes it here, so none collide."""
+    url = f"{redis_url.rsplit('/', 1)[0]}/{next(_DATABASES) % 15 + 1}"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture
+def redis_db_url(redis_url: str) -> str:
+    return fresh_database(redis_url)
 
 
 @pytest.fixture
@@ -124,32 +138,36 @@ class Stack:
             stack.stop(proc)
 
 
-# Modules that should also run on RabbitMQ say so with
+# Modules that should also run on RabbitMQ (SONGQUEUE_TEST_AMQP_URL, as .ci/run sets where
+# RabbitMQ runs; Redis stays the job store) say so with
 # `pytestmark = pytest.mark.parametrize("broker", BOTH_BROKERS, indirect=True)`.
-BOTH_BROKERS = ["redis", pytest.param("amqp", marks=pytest.mark.skipif(
-    not AMQP_URL, reason="SONGQUEUE_TEST_AMQP_URL not set"))]
+BOTH_BROKERS = ["redis", "amqp"]
 
 
 @pytest.fixture
 def broker(request: pytest.FixtureRequest) -> str:
-    return getattr(request, "param", "redis")
+    name = getattr(request, "param", "redis")
+    if name == "amqp":
+        require_amqp()  # skips, or under CI=true fails
+    return name
 
 
 @pytest.fixture
 def make_stack(redis_url: str, sandbox: Sandbox, tmp_path: Path, broker: str) -> Iterator[Callable[..., Stack]]:
     """Build a stack; settings overrides as keyword arguments (SONGQUEUE_ names, no prefix)."""
     made: list[Stack] = []
+    vhosts = ExitStack()
 
     def build(**overrides: str) -> Stack:
         # Our private Redis: each stack gets a database of its own, emptied first, so
         # queues never mix between tests.
-        db = next(_DATABASES) % 15 + 1
+        db_url = fresh_database(redis_url)
         stack_dir = tmp_path / f"stack{len(made)}"
         stack_dir.mkdir()
-        base = redis_url.rsplit("/", 1)[0]
         env = stack.worker_env({
-            "SONGQUEUE_BROKER_URL": AMQP_URL if broker == "amqp" else f"{base}/{db}",
-            "SONGQUEUE_REDIS_URL": f"{base}/{db}",
+            "SONGQUEUE_BROKER_URL": (vhosts.enter_context(private_vhost(require_amqp())) if broker == "amqp"
+                                     else db_url),
+            "SONGQUEUE_REDIS_URL": db_url,
             "SONGQUEUE_KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}",
             "SONGQUEUE_UDIO_BASE_URL": sandbox.url,
             "SONGQUEUE_UDIO_API_KEY": sandbox.api_key,
@@ -163,11 +181,6 @@ def make_stack(redis_url: str, sandbox: Sandbox, tmp_path: Path, broker: str) ->
             "SONGQUEUE_RETRY_MAX_DELAY": "2",
             **{f"SONGQUEUE_{k.upper()}": str(v) for k, v in overrides.items()},
         })
-        redis.Redis.from_url(env["SONGQUEUE_REDIS_URL"]).flushdb()
-        if broker == "amqp":
-            from fault_scenarios import purge_queues
-
-            purge_queues(AMQP_URL)
         built = Stack(redis_url, sandbox, stack_dir, env)
         made.append(built)
         return built
@@ -175,3 +188,4 @@ def make_stack(redis_url: str, sandbox: Sandbox, tmp_path: Path, broker: str) ->
     yield build
     for built in made:
         built.stop()
+    vhosts.close()

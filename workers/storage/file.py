@@ -77,6 +77,3 @@ class FileStorage:
 
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
-
-    def local_path(self, key: str) -> Path:
-        return self._path(key)

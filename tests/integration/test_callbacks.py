@@ -1,0 +1,185 @@
+"""Outbound callbacks end to end: real workers POST signed job status to a real HTTP receiver."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+import redis
+
+import stack
+from tests.support.http_fixture import LocalServer, closed_port
+from producer.client.callbacks import CallbackUrlError
+from producer.models.job_record import JobRecord, JobState
+from producer.task_names import ALL_QUEUES
+
+pytestmark = pytest.mark.integration
+
+SECRET = "whsec-test-7f3a9c1e"
+# Fast retries so a test sees several attempts in seconds.
+FAST = {"callback_secret": SECRET, "callback_retry_delay": "0.3", "callback_retry_max_delay": "1"}
+
+
+def _prompt(text: str) -> str:
+    return f"{text} {uuid.uuid4().hex[:8]}"
+
+
+def answers(*codes: int) -> Callable[[BaseHTTPRequestHandler], None]:
+    """A receiver that answers `codes` in turn, then 200."""
+    left = list(codes)
+
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(left.pop(0) if left else 200)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    return handle
+
+
+def verified(headers: dict[str, str], body: bytes, secret: str = SECRET) -> bool:
+    """What a receiver does (README): recompute the HMAC over "{timestamp}.{body}"."""
+    timestamp = headers["X-Songqueue-Timestamp"]
+    expected = "sha256=" + hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, headers["X-Songqueue-Signature"]) and abs(time.time() - int(timestamp)) < 300
+
+
+def posts(receiver: LocalServer, path: str) -> list[tuple[dict[str, str], bytes]]:
+    return [(headers, body) for method, p, headers, body in list(receiver.requests) if method == "POST" and p == path]
+
+
+def attempts(queue, job_id: str) -> list:
+    return queue.status(job_id).callbacks
+
+
+def test_signed_callbacks_on_progress_and_success(make_stack):
+    s = make_stack(**FAST)
+    s.start_worker()
+    queue = s.queue()
+    with LocalServer() as receiver:
+        url = receiver.route("/hook", handler=answers())
+        job = queue.submit({"prompt": _prompt("calm piano sandbox:gen_time=3")}, callback_url=url, callback_progress=True)
+        record = queue.wait(job.id, timeout=60)
+        assert record.state == JobState.SUCCEEDED
+        stack.wait_until(lambda: any(json.loads(b)["event"] == "job.succeeded" for _, b in posts(receiver, "/hook")),
+                         20, "the job.succeeded callback")
+
+        received = posts(receiver, "/hook")
+        events = [json.loads(body)["event"] for _, body in received]
+        assert events.count("job.succeeded") == 1 and "job.progress" in events
+        for headers, body in received:
+            assert verified(headers, body)
+            assert not verified(headers, body + b" ")  # a changed body fails the check
+            assert not verified(headers, body, secret="another-secret")
+            assert headers["Content-Type"] == "application/json"
+            assert headers["X-Songqueue-Event"] == json.loads(body)["event"]
+        final = json.loads(next(body for _, body in received if json.loads(body)["event"] == "job.succeeded"))
+        assert final["id"] == job.id and final["state"] == "SUCCEEDED" and final["progress"] == 100
+        assert final["error"] is None and len(final["songs"]) == 2
+        assert final["songs"][0]["audio"]["sha256"] == record.songs[0].audio.sha256
+        assert final["delivery"] == dict(received[events.index("job.succeeded")][0])["X-Songqueue-Delivery"]
+        # Every delivery is on the record; the URL and the secret are in no task argument.
+        done = stack.wait_until(lambda: len(attempts(queue, job.id)) == len(received) and attempts(queue, job.id),
+                                10, "every attempt recorded")
+        assert all(a.status_code == 200 and a.error is None and a.attempt == 1 for a in done)
+        assert SECRET not in s.worker_logs() and url not in s.worker_logs()
+
+
+def test_failing_receiver_is_retried_and_the_job_is_unaffected(make_stack):
+    s = make_stack(**FAST)
+    s.start_worker()
+    queue = s.queue()
+    with LocalServer() as receiver:
+        url = receiver.route("/flaky", handler=answers(503, 503))
+        job = queue.submit({"prompt": _prompt("flaky receiver sandbox:gen_time=1")}, callback_url=url)
+        assert queue.wait(job.id, timeout=60).state == JobState.SUCCEEDED
+        tries = stack.wait_until(lambda: (a := attempts(queue, job.id)) and a[-1].status_code == 200 and a,
+                                 30, "the third attempt to be delivered")
+
+        assert [(a.attempt, a.status_code) for a in tries] == [(1, 503), (2, 503), (3, 200)]
+        assert tries[0].error == "HTTP 503" and len({a.delivery for a in tries}) == 1
+        assert all(a.event == "job.succeeded" for a in tries) and tries[0].at < tries[1].at < tries[2].at
+        received = posts(receiver, "/flaky")
+        assert len(received) == 3 and len({h["X-Songqueue-Delivery"] for h, _ in received}) == 1
+        record = queue.status(job.id)
+        assert record.state == JobState.SUCCEEDED and record.error is None
+        assert [t.state for t in record.transitions][-1] == JobState.SUCCEEDED
+
+
+def test_receiver_down_costs_the_job_nothing_and_attempts_are_bounded(make_stack):
+    s = make_stack(**FAST, callback_max_attempts="3", callback_timeout="1")
+    s.start_worker()
+    queue = s.queue()
+    job = queue.submit({"prompt": _prompt("nobody listens sandbox:gen_time=1")},
+                       callback_url=f"http://127.0.0.1:{closed_port()}/down")
+
+    assert queue.wait(job.id, timeout=60).state == JobState.SUCCEEDED
+    stack.wait_until(lambda: "callback not delivered, giving up after attempt 3" in s.worker_logs(), 30,
+                     "the delivery to give up")
+    tries = attempts(queue, job.id)
+    assert [a.attempt for a in tries] == [1, 2, 3]
+    assert all(a.status_code is None and a.error == "could not connect" for a in tries)
+    record = queue.status(job.id)
+    assert record.state == JobState.SUCCEEDED and record.error is None and record.manifest is not None
+
+
+def test_cancelled_job_calls_back(make_stack):
+    s = make_stack(**FAST)
+    s.start_worker()
+    queue = s.queue()
+    with LocalServer() as receiver:
+        url = receiver.route("/cancel", handler=answers())
+        job = queue.submit({"prompt": _prompt("endless sandbox:never_finish")}, callback_url=url)
+        stack.wait_until(lambda: queue.status(job.id).state == JobState.GENERATING, 30, "the job to generate")
+
+        result = s.cli("cancel", job.id)
+
+        assert result.returncode == 0, result.stderr
+        headers, body = stack.wait_until(lambda: posts(receiver, "/cancel") and posts(receiver, "/cancel")[0], 20,
+                                         "the cancel callback")
+        sent = json.loads(body)
+        assert verified(headers, body)
+        assert sent["event"] == "job.cancelled" and sent["state"] == "CANCELLED"
+        assert sent["error"] == {"code": "cancelled", "message": "cancelled by request"}
+        tries = stack.wait_until(lambda: attempts(queue, job.id), 10, "the attempt recorded")
+        assert [(a.event, a.status_code) for a in tries] == [("job.cancelled", 200)]
+
+
+@pytest.mark.parametrize(("url", "rule"), [
+    ("ftp://example.com/hook", "http:// or https://"),
+    ("http://user:pw@example.com/hook", "credentials"),
+    ("https:///hook", "host"),
+    ("https://callbacks.evil.test/hook", "SONGQUEUE_CALLBACK_ALLOWED_HOSTS"),
+])
+def test_bad_callback_url_is_refused_before_anything_is_written(make_stack, url, rule):
+    s = make_stack(callback_allowed_hosts="example.com")
+
+    result = s.cli("submit", "--prompt", _prompt("never sent"), "--callback-url", url)
+
+    assert result.returncode == 2
+    assert "--callback-url" in result.stderr and rule in result.stderr
+    with pytest.raises(CallbackUrlError, match=f"callback_url: .*{rule.split()[0]}"):
+        s.queue().submit({"prompt": "never sent"}, callback_url=url)
+    store = redis.Redis.from_url(s.env["SONGQUEUE_REDIS_URL"])
+    assert store.keys(s.env["SONGQUEUE_KEY_PREFIX"] + ":*") == []
+    assert all(store.llen(q) == 0 for q in ALL_QUEUES)
+
+
+def test_callback_progress_needs_a_url(make_stack):
+    s = make_stack()
+    result = s.cli("submit", "--prompt", "x", "--callback-progress")
+    assert result.returncode == 2 and "--callback-progress" in result.stderr
+    with pytest.raises(ValueError, match="callback_progress"):
+        s.queue().submit({"prompt": "x"}, callback_progress=True)
+
+
+def test_job_record_without_callbacks_reads_as_before():
+    """Records written before callbacks existed still load."""
+    old = {"id": "j1", "provider": "udio", "model": "udio32-v1.5", "request": {"prompt": "p"}}
+    record = JobRecord.model_validate(old)
+    assert record.callback_url is None and record.callbacks == [] and not record.callback_progress

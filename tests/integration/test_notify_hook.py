@@ -1,0 +1,223 @@
+"""The notify hook: the sandbox calls it the way the gateways do, `songqueue hooks` serves
+it, and a hook-triggered one-shot poll notices a finished job long before the next poll."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+import requests
+
+import stack
+from tests.support.http_fixture import LocalServer
+from producer.ops.hook_server import Hooks
+from producer.models.job_record import JobRecord, JobState
+from producer.store.job_store import JobStore
+from producer.settings import Settings
+from producer.task_names import ALL_QUEUES, QUEUE_POLL
+from sandbox import server as sandbox_server
+from tests.unit.sandbox.test_sandbox import TASK_KEYS
+
+pytestmark = pytest.mark.integration
+
+KEY = "hook-test-key"
+
+
+def _prompt(text: str) -> str:
+    return f"{text} {uuid.uuid4().hex[:8]}"
+
+
+def _entered(record: JobRecord, state: JobState) -> float:
+    return next(t.at for t in record.transitions if t.state == state)
+
+
+# --- the sandbox calls hooks like a gateway ---------------------------------------------------
+
+
+@pytest.fixture
+def local_sandbox() -> Iterator[sandbox_server.SandboxServer]:
+    server = sandbox_server.start(api_key=KEY, generation_time=1.0, song_duration=1.0)
+    yield server
+    server.stop()
+
+
+def _submit(server: sandbox_server.SandboxServer, body: dict) -> requests.Response:
+    return requests.post(f"{server.url}/udio/generate-proxy", json=body,
+                         headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
+
+
+def test_sandbox_posts_the_task_object_on_every_status_change(local_sandbox):
+    with LocalServer() as receiver:
+        url = receiver.route("/hook")
+        task_ids = [_submit(local_sandbox, {"gen_params": {"prompt": _prompt(p)}, "notify_hook": url}).json()["data"]
+                    for p in ("hooked", "hooked sandbox:failure")]
+
+        def seen() -> list[dict]:
+            return [json.loads(body) for method, _, _, body in list(receiver.requests) if method == "POST"]
+
+        stack.wait_until(lambda: sum(b["status"] in ("SUCCESS", "FAILURE") for b in seen()) == 2, 10,
+                         "both tasks' final hook calls")
+        fetched = requests.get(f"{local_sandbox.url}/udio/fetch/{task_ids[0]}",
+                               headers={"Authorization": f"Bearer {KEY}"}, timeout=10).json()["data"]
+
+    calls = {t: [b for b in seen() if b["task_id"] == t] for t in task_ids}
+    assert [b["status"] for b in calls[task_ids[0]]] == ["IN_PROGRESS", "SUCCESS"]
+    assert [b["status"] for b in calls[task_ids[1]]] == ["IN_PROGRESS", "FAILURE"]
+    final = calls[task_ids[0]][-1]
+    # The same object as the fetch answer's data, notify_hook included.
+    assert set(final) == TASK_KEYS and final["notify_hook"] == url == fetched["notify_hook"]
+    assert final["progress"] == "100%" and [s["id"] for s in final["data"]["songs"]] == \
+        [s["id"] for s in fetched["data"]["songs"]]
+    assert calls[task_ids[1]][-1]["fail_reason"]
+    stats = requests.get(f"{local_sandbox.url}/_sandbox/stats", timeout=10).json()
+    assert stats["hook_calls"] == 4 and stats["hook_failures"] == 0
+    assert stats["hooks_by_task"] == {task_ids[0]: 2, task_ids[1]: 2}
+
+
+def test_sandbox_refuses_a_hook_that_is_not_http(local_sandbox):
+    answer = _submit(local_sandbox, {"gen_params": {"prompt": "x"}, "notify_hook": "file:///etc/passwd"})
+    assert answer.status_code == 400 and "notify_hook" in answer.json()["message"]
+
+
+# --- what a hook call does (real Redis, no workers) ---------------------------------------------
+
+
+@pytest.fixture
+def hooks(redis_db_url: str) -> Iterator[Hooks]:
+    url = redis_db_url
+    yield Hooks(Settings(broker_url=url, redis_url=url, key_prefix=f"h{uuid.uuid4().hex[:6]}", notify_min_interval=30))
+    redis.Redis.from_url(url).flushdb()
+
+
+def _waiting_job(store: JobStore, task_id: str) -> JobRecord:
+    record, _ = store.create(JobRecord(id=uuid.uuid4().hex, provider="udio", model="udio32-v1.5", request={}))
+
+    def submitted(r: JobRecord) -> None:
+        r.upstream_task_id = task_id
+
+    record = store.apply(record.id, {JobState.QUEUED}, mutate=submitted, to=JobState.SUBMITTED)
+    store.index_upstream_task("udio", task_id, record.id, 60)
+    return record
+
+
+def test_hook_decisions(hooks):
+    broker = redis.Redis.from_url(hooks.settings.broker_url)
+    record = _waiting_job(hooks.store, "task-1")
+
+    def call(body: object, provider: str = "udio") -> tuple[int, dict]:
+        return hooks.handle(provider, json.dumps(body).encode())
+
+    assert call({"task_id": "nobody-knows", "status": "SUCCESS"})[0] == 404
+    assert hooks.handle("udio", b"not json")[0] == 400
+    assert call({"status": "SUCCESS"})[0] == 400
+    assert call({"task_id": "task-1"}, provider="minimax")[0] == 404
+    assert call({"task_id": "task-1", "status": "IN_PROGRESS"}) == (
+        200, {"result": "ignored", "reason": "still running; polling covers it"})
+    assert broker.llen(QUEUE_POLL) == 0
+    # The end (or a status we do not know) earns one poll; a fetch-style envelope is accepted.
+    assert call({"code": "success", "data": {"task_id": "task-1", "status": "SUCCESS"}}) == (
+        202, {"result": "poll sent"})
+    assert [call({"task_id": "task-1"})[1]["result"] for _ in range(3)] == ["throttled"] * 3
+    assert broker.llen(QUEUE_POLL) == 1
+    message = json.loads(broker.lindex(QUEUE_POLL, 0))
+    assert message["headers"]["task"] == "songqueue.poll"
+    assert json.loads(base64.b64decode(message["body"]))[:2] == [[record.id, record.token], {"once": True}]
+    # A job that has moved on is left alone.
+    hooks.store.apply(record.id, {JobState.SUBMITTED}, to=JobState.CANCELLED)
+    assert call({"task_id": "task-1", "status": "SUCCESS"}) == (200, {"result": "ignored", "reason": "job is CANCELLED"})
+
+
+# --- end to end: sandbox -> songqueue hooks -> one-shot poll -------------------------------------
+
+
+@pytest.fixture
+def hooked(make_stack) -> Iterator[Callable[..., tuple]]:
+    """A stack whose gateway calls a `songqueue hooks` process: (stack, hook URL, log)."""
+    procs: list[subprocess.Popen] = []
+
+    def build(**overrides: str) -> tuple:
+        s = make_stack(**overrides)
+        log = s.tmp / "hooks.log"
+        # Port 0: the server binds a port and says which; its URL then goes into the settings
+        # the workers and the queue are made with (the hook server itself does not read it).
+        proc = subprocess.Popen([sys.executable, "-m", "producer.cli.main", "hooks", "--port", "0"],
+                                env=s.env, stdout=subprocess.PIPE, stderr=log.open("w"), text=True, cwd=stack.ROOT,
+                                start_new_session=True)
+        procs.append(proc)
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.startswith("hooks listening on http://"), (line, log.read_text())
+        hook_url = line.removeprefix("hooks listening on ").strip() + "/hooks/udio"
+        s.env["SONGQUEUE_NOTIFY_HOOK_URL"] = hook_url
+        return s, hook_url, log
+
+    yield build
+    for proc in procs:
+        stack.stop(proc)
+
+
+# The chain's first poll is 20 s after the submit: only the hook explains an earlier finish.
+SLOW_POLLS = {"poll_initial_delay": "20", "poll_max_interval": "20"}
+
+
+def test_hook_makes_the_finish_known_at_once(hooked, sandbox):
+    s, hook_url, _ = hooked(**SLOW_POLLS)
+    s.start_worker()
+    queue = s.queue()
+    prompt = _prompt("hooked sandbox:gen_time=2")
+
+    record = queue.wait(queue.submit({"prompt": prompt}).id, timeout=15)
+
+    assert record.state == JobState.SUCCEEDED
+    stats = sandbox.stats()
+    task = record.upstream_task_id
+    # Noticed after the upstream finished and before the chain's first poll was even due.
+    first_chain_poll = _entered(record, JobState.SUBMITTED) + float(SLOW_POLLS["poll_initial_delay"])
+    assert stats["tasks"][task]["finished_at"] <= _entered(record, JobState.DOWNLOADING) < first_chain_poll
+    assert stats["fetches_by_task"][task] == 1  # the hook's one-shot poll, nothing else yet
+    assert stats["hooks_by_task"][task] == 2  # IN_PROGRESS (ignored) and SUCCESS
+    submits = [json.loads(r["body"]) for r in requests.get(f"{sandbox.url}/_sandbox/requests?limit=2000",
+                                                           timeout=10).json()["requests"]
+               if r["method"] == "POST" and prompt in r["body"]]
+    assert len(submits) == 1 and submits[0]["notify_hook"] == hook_url and "notify_hook" not in submits[0]["gen_params"]
+    # A replay once the job has moved on changes nothing.
+    replay = requests.post(hook_url, json={"task_id": task, "status": "SUCCESS"}, timeout=10)
+    assert replay.status_code == 200 and replay.json()["result"] == "ignored"
+    assert sandbox.stats()["fetches_by_task"][task] == 1
+
+
+def test_forged_and_replayed_hooks_cause_at_most_one_poll(hooked, sandbox):
+    s, hook_url, _ = hooked(**SLOW_POLLS, notify_min_interval="60")
+    broker = redis.Redis.from_url(s.env["SONGQUEUE_BROKER_URL"])
+
+    forged = requests.post(hook_url, json={"task_id": str(uuid.uuid4()), "status": "SUCCESS"}, timeout=10)
+    assert forged.status_code == 404
+    assert all(broker.llen(q) == 0 for q in ALL_QUEUES)
+    assert requests.post(hook_url, data=b"{oops", timeout=10).status_code == 400
+
+    s.start_worker()
+    queue = s.queue()
+    job = queue.submit({"prompt": _prompt("forever sandbox:never_finish")})
+    task = stack.wait_until(lambda: queue.status(job.id).upstream_task_id, 30, "the upstream task id")
+    lie = {"task_id": task, "status": "SUCCESS", "progress": "100%"}
+    results = [requests.post(hook_url, json=lie, timeout=10).json()["result"] for _ in range(3)]
+
+    assert results == ["poll sent", "throttled", "throttled"]
+
+    def fetches() -> int:
+        return sandbox.stats()["fetches_by_task"].get(task, 0)
+
+    stack.wait_until(lambda: fetches() == 1, 10, "the one-shot poll")
+    record = stack.wait_until(lambda: (r := queue.status(job.id)).state == JobState.GENERATING and r, 10,
+                              "the poll's merge")
+    # The body said SUCCESS; the upstream said otherwise, and only the upstream counts.
+    assert record.progress < 100 and not record.songs
+    # The one-shot poll scheduled no poll of its own: nothing until the chain's, 20 s after submit.
+    with pytest.raises(TimeoutError):
+        stack.wait_until(lambda: fetches() > 1, 4, "a second fetch")
+    assert queue.status(job.id).token == record.token

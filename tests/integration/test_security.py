@@ -1,0 +1,114 @@
+"""Secrets stay secret, storage keys stay safe, downloads stay on http(s)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import redis
+import requests
+
+import stack
+from tests.support.ports import start_flower
+
+pytestmark = pytest.mark.integration
+
+FLOWER_AUTH = ("ops", "flower-test-password")
+_BODY = re.compile(r'\\\\?"body\\\\?": \\\\?"([A-Za-z0-9+/=]+)')
+
+
+def _decoded_bodies(monitor_text: str) -> str:
+    """Celery message bodies travel base64-encoded on Redis: decode them to search them."""
+    out = []
+    for encoded in _BODY.findall(monitor_text):
+        try:
+            out.append(base64.b64decode(encoded).decode("utf-8", "replace"))
+        except ValueError:
+            continue
+    return "\n".join(out)
+
+
+def test_api_key_never_leaks(make_stack, sandbox, tmp_path):
+    s = make_stack(max_transient_errors="3")
+    key = s.env["SONGQUEUE_UDIO_API_KEY"]
+    broker_url = s.env["SONGQUEUE_BROKER_URL"]
+    monitor = subprocess.Popen(
+        [str(Path(stack.redis_binary()).with_name("redis-cli")), "-u", broker_url, "monitor"],
+        stdout=open(tmp_path / "monitor.txt", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    flower, flower_url = start_flower(s.env, tmp_path / "flower.log", f"--basic-auth={':'.join(FLOWER_AUTH)}")
+    try:
+        s.start_worker()
+        queue = s.queue()
+        tag = uuid.uuid4().hex[:6]
+        prompts = [f"leak check {tag}", f"leak fail {tag} sandbox:failure", f"leak flaky {tag} sandbox:fetch_500=2",
+                   f"leak 403 {tag} sandbox:dl_403", f"leak 401 {tag}"]
+        ids = [queue.submit({"prompt": p}).id for p in prompts[:4]]
+        # One job with a wrong key: the upstream's refusal must not echo ours.
+        wrong = make_stack(udio_api_key="sk-wrongKEYwrongKEY0123456789abcdef")
+        wrong.start_worker(concurrency=1)
+        wrong_id = wrong.queue().submit({"prompt": prompts[4]}).id
+        records = [queue.wait(i, timeout=90) for i in ids] + [wrong.queue().wait(wrong_id, timeout=90)]
+        assert [r.state.value for r in records] == ["SUCCEEDED", "FAILED", "SUCCEEDED", "FAILED", "FAILED"]
+
+        flower_api = requests.get(f"{flower_url}/api/tasks", auth=FLOWER_AUTH, timeout=10)
+        assert flower_api.status_code == 200
+        tasks = flower_api.json()
+        assert any(ids[0] in (t.get("args") or "") for t in tasks.values()), "Flower saw the job's tasks"
+        pages = [requests.get(f"{flower_url}/task/{uuid_}", auth=FLOWER_AUTH, timeout=10).text
+                 for uuid_ in list(tasks)[:20]]
+        assert requests.get(f"{flower_url}/api/tasks", timeout=10).status_code == 401
+    finally:
+        stack.stop(flower)
+        stack.stop(monitor)
+    monitor_text = (tmp_path / "monitor.txt").read_text(errors="replace")
+    assert ids[0] in _decoded_bodies(monitor_text), "the monitor captured the task messages"
+    store = redis.Redis.from_url(s.env["SONGQUEUE_REDIS_URL"])
+    store_dump = "\n".join(str(store.get(k)) for k in store.keys("*") if store.type(k) == b"string")
+    cli_status = s.cli("status", ids[1]).stdout + s.cli("list").stdout
+    haystacks = {
+        "broker traffic": monitor_text + _decoded_bodies(monitor_text),
+        "flower api": json.dumps(tasks),
+        "flower task pages": "\n".join(pages),
+        "worker logs": s.worker_logs() + wrong.worker_logs(),
+        "job records and errors": store_dump + json.dumps([r.model_dump(mode="json") for r in records]),
+        "cli output": cli_status,
+    }
+    for where, text in haystacks.items():
+        # Each place searched holds this test's jobs, so a clean result means something.
+        assert any(i in text for i in [*ids, wrong_id]), f"{where} has none of this test's jobs"
+        assert key not in text and "sk-wrongKEY" not in text, f"the API key leaked into {where}"
+    # Both keys reached the upstream with this test's own submits (the sandbox is shared, so
+    # only requests carrying this test's tag count), so the search above had something to find.
+    logged = requests.get(f"{sandbox.url}/_sandbox/requests?limit=2000", timeout=10).json()["requests"]
+    ours = [json.dumps(r["headers"]) for r in logged if tag in (r.get("body") or "")]
+    assert any(key in headers for headers in ours) and any("sk-wrongKEY" in headers for headers in ours)
+
+
+def test_hostile_titles_never_shape_storage_keys(make_stack):
+    s = make_stack()
+    s.start_worker()
+    queue = s.queue()
+    jobs = [queue.submit({"prompt": f"titles {uuid.uuid4().hex[:6]} sandbox:{d}"}).id
+            for d in ("hostile_titles", "long_titles")]
+    records = [queue.wait(j, timeout=60) for j in jobs]
+
+    root = Path(urlparse(s.env["SONGQUEUE_STORAGE_URL"]).path).resolve()
+    titles = [song.title for r in records for song in r.songs]
+    assert titles[:2] == ["../../etc/passwd", "CON"] and titles[3] == "雨" * 300
+    for record in records:
+        assert record.state.value == "SUCCEEDED", record.error
+        for song in record.songs:
+            for obj in (song.audio, song.cover):
+                path = Path(urlparse(obj.uri).path).resolve()
+                assert path.is_relative_to(root) and path.is_file()
+                assert song.title not in obj.key and obj.key.isascii()
+        manifest = json.loads(Path(urlparse(record.manifest.uri).path).read_text())
+        assert [m["title"] for m in manifest["songs"]] == [song.title for song in record.songs]
+    assert not (root.parent / "etc").exists()

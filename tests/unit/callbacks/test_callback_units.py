@@ -1,0 +1,84 @@
+"""Callback pieces without workers: the URL rule, the signature, how an answer is classed."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+import requests
+
+from tests.support.http_fixture import LocalServer, closed_port
+from producer.client.callbacks import CallbackUrlError, check_callback_url, sign
+from workers.callback_delivery import post
+
+ALLOWED = ("example.com",)
+
+
+@pytest.mark.parametrize("url", [
+    "https://example.com/hook",
+    "http://hooks.example.com:8443/a/b?token=x",
+    "  https://EXAMPLE.com/hook  ",
+])
+def test_allowed_urls(url):
+    assert check_callback_url(url, ALLOWED) == url.strip()
+
+
+@pytest.mark.parametrize(("url", "rule"), [
+    ("example.com/hook", "http:// or https://"),
+    ("javascript:alert(1)", "http:// or https://"),
+    ("https://example.com:99999/hook", "invalid port"),
+    ("https://a:b@example.com/hook", "credentials"),
+    ("https://notexample.com/hook", "not in SONGQUEUE_CALLBACK_ALLOWED_HOSTS"),
+    ("https://example.com.evil.test/hook", "not in SONGQUEUE_CALLBACK_ALLOWED_HOSTS"),
+    ("https://example.com/" + "a" * 2100, "at most 2048"),
+])
+def test_refused_urls(url, rule):
+    with pytest.raises(CallbackUrlError) as caught:
+        check_callback_url(url, ALLOWED)
+    assert rule in caught.value.rule and str(caught.value).startswith("callback_url: ")
+
+
+def test_any_host_without_an_allow_list():
+    assert check_callback_url("http://10.0.0.7:9000/x") == "http://10.0.0.7:9000/x"
+
+
+def test_signature_is_hmac_sha256_over_timestamp_dot_body():
+    body = '{"id":"j","title":"晨光"}'.encode()
+    expected = hmac.new(b"s3cret", b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert sign(b"s3cret", "1700000000", body) == "sha256=" + expected
+    assert sign(b"s3cret", "1700000001", body) != sign(b"s3cret", "1700000000", body)
+
+
+def _status(code: int, headers: dict[str, str] | None = None):
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(code)
+        for name, value in {"Content-Length": "0", **(headers or {})}.items():
+            h.send_header(name, value)
+        h.end_headers()
+    return handle
+
+
+@pytest.mark.parametrize(("code", "headers", "delivered", "retryable", "retry_after"), [
+    (204, None, True, False, None),
+    (503, None, False, True, None),
+    (429, {"Retry-After": "7"}, False, True, 7.0),
+    (404, None, False, False, None),
+    (302, {"Location": "file:///etc/passwd"}, False, False, None),
+])
+def test_answers_are_classed(code, headers, delivered, retryable, retry_after):
+    with LocalServer() as receiver:
+        url = receiver.route("/r", handler=_status(code, headers))
+        outcome = post(requests.Session(), url, b"{}", secret=b"k", event="job.succeeded", delivery="d1", timeout=2)
+        [(method, _, sent, body)] = receiver.requests
+    assert (outcome.status_code, outcome.delivered, outcome.retryable, outcome.retry_after) == (
+        code, delivered, retryable, retry_after)
+    assert method == "POST" and body == b"{}" and sent["X-Songqueue-Delivery"] == "d1"
+    assert sent["X-Songqueue-Signature"] == sign(b"k", sent["X-Songqueue-Timestamp"], b"{}")
+
+
+def test_no_answer_is_retryable_and_names_no_url():
+    outcome = post(requests.Session(), f"http://127.0.0.1:{closed_port()}/x?token=secret", b"{}", secret=b"k",
+                   event="job.failed", delivery="d", timeout=1)
+    assert outcome.status_code is None and outcome.retryable and "token" not in (outcome.error or "")
