@@ -33,7 +33,10 @@ _EXPORTS = {
     "Settings": "producer.settings",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "JobHandle", "JobNotFound", "JobRecord", "JobState", "MiniMaxRequest", "Settings", "SongQueue",
+    "SongSource", "UdioConfig", "UdioRequest", "UploadError", "WaitTimeout",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -179,7 +179,7 @@ class Settings(BaseSettings):
         return password
 
     @model_validator(mode="after")
-    def _limit_waits_stay_under_visibility(self) -> "Settings":
+    def _limit_waits_stay_under_visibility(self) -> Settings:
         # A waiting job retries by countdown: the same rule as every other countdown.
         longest = max(self.limit_wait, self.budget_wait)
         if self.visibility_timeout <= longest + self.task_time_limit:
@@ -199,7 +199,7 @@ class Settings(BaseSettings):
         return getattr(self, f"{provider}_{call}_rate", None)
 
     @model_validator(mode="after")
-    def _visibility_outlives_every_countdown(self) -> "Settings":
+    def _visibility_outlives_every_countdown(self) -> Settings:
         # A countdown longer than the visibility timeout runs twice on Redis (docs/architecture.md).
         schedules = [self.poll_schedule(p) for p in POLLED_PROVIDERS]
         longest = max(self.poll_max_interval, self.retry_max_delay, self.poll_initial_delay, self.callback_retry_max_delay,

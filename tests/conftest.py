@@ -21,11 +21,11 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy" / "local"))
 import stack  # noqa: E402
+
 from tests.support.http_fixture import LocalServer  # noqa: E402
 from tests.support.ports import start_on_free_port  # noqa: E402
 from tests.support.prerequisites import require_amqp  # noqa: E402
 from tests.support.rabbitmq import private_vhost  # noqa: E402
-
 from workers.upstream.http_client import new_session  # noqa: E402
 
 _DATABASES = itertools.count()
@@ -125,7 +125,7 @@ class Stack:
         )
 
     def queue(self):
-        from producer import SongQueue, Settings
+        from producer import Settings, SongQueue
 
         return SongQueue(Settings(**{k.removeprefix("SONGQUEUE_").lower(): v
                                      for k, v in self.env.items() if k.startswith("SONGQUEUE_")}))

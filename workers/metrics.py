@@ -15,8 +15,17 @@ from contextlib import contextmanager
 import redis
 
 from producer.store import keys
-from producer.store.metric_schema import (DOWNLOADED_BYTES, LATENCY_BUCKETS, LIMIT_WAITS, POLL_BUCKETS, POLLS_PER_JOB, SEP,
-                                    UPSTREAM_ERRORS, UPSTREAM_SECONDS, bucket)
+from producer.store.metric_schema import (
+    DOWNLOADED_BYTES,
+    LATENCY_BUCKETS,
+    LIMIT_WAITS,
+    POLL_BUCKETS,
+    POLLS_PER_JOB,
+    SEP,
+    UPSTREAM_ERRORS,
+    UPSTREAM_SECONDS,
+    bucket,
+)
 from workers import runtime
 from workers.upstream.errors import UpstreamError
 

@@ -5,10 +5,10 @@ Built lazily, so each forked pool child opens its own connections.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 
-from producer.store.job_store import JobStore
 from producer.settings import Settings, get_settings
+from producer.store.job_store import JobStore
 from workers.providers import registry
 from workers.storage import Storage, open_storage
 
@@ -28,6 +28,6 @@ def storage() -> Storage:
     return open_storage(settings())
 
 
-@lru_cache(maxsize=None)
+@cache
 def provider(name: str) -> registry.Provider:
     return registry.build(name, settings())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +112,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _when(stamp: float | None) -> str | None:
-    return None if stamp is None else datetime.fromtimestamp(stamp, timezone.utc).isoformat(timespec="seconds")
+    return None if stamp is None else datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")
 
 
 def run_view(run: PlaylistRun, jobs: list[JobRecord | None]) -> dict[str, Any]:
@@ -166,7 +166,7 @@ def _print_run(run: PlaylistRun, jobs: list[JobRecord | None], as_json: bool) ->
 
 def _next_run(definition: PlaylistDefinition) -> datetime | None:
     timing = definition.timing
-    return None if timing is None else timing.next_after(datetime.now(timezone.utc))
+    return None if timing is None else timing.next_after(datetime.now(UTC))
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -18,8 +18,8 @@ import uuid
 from pathlib import Path
 
 from producer.client.file_names import numbered, safe_file_name
-from producer.models.job_record import JobRecord, StoredObject
 from producer.client.links import ObjectLinks
+from producer.models.job_record import JobRecord, StoredObject
 
 CHUNK = 1 << 20
 MAX_COLLISIONS = 1000

@@ -46,7 +46,7 @@ def numbered(name: str, n: int) -> str:
     stem, dot, extension = name.rpartition(".")
     if not dot:
         stem, extension = name, ""
-    room = MAX_NAME_BYTES - len(f" ({n}).{extension}".encode("utf-8"))
+    room = MAX_NAME_BYTES - len(f" ({n}).{extension}".encode())
     return f"{_cap_bytes(stem, room).rstrip(' .')} ({n}){dot}{extension}"
 
 

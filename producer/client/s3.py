@@ -20,7 +20,7 @@ class S3Location:
     key: str
 
     @classmethod
-    def parse(cls, url: str) -> "S3Location":
+    def parse(cls, url: str) -> S3Location:
         """`s3://bucket/some/key` -> (bucket, "some/key"); the key may be empty."""
         parsed = urlparse(url)
         if parsed.scheme != "s3" or not parsed.netloc:
@@ -31,7 +31,7 @@ class S3Location:
         return f"s3://{self.bucket}/{self.key}"
 
 
-def s3_client(settings: "Settings") -> Any:
+def s3_client(settings: Settings) -> Any:
     """A boto3 S3 client for SONGQUEUE_S3_ENDPOINT_URL (AWS itself when empty).
 
     Credentials and region come from boto3's own chain (AWS_ACCESS_KEY_ID,

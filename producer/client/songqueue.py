@@ -47,7 +47,7 @@ class WaitTimeout(TimeoutError):
 @dataclass(frozen=True)
 class JobHandle:
     id: str
-    queue: "SongQueue"
+    queue: SongQueue
     created: bool = True
 
     def status(self) -> JobRecord:
@@ -128,11 +128,11 @@ class SongQueue:
                 args=[record.id, record.token] if record.token else [record.id],
                 argsrepr=task_names.argsrepr(record.id, provider=record.provider, request=record.request),
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - re-raised below
             # The record exists; say so rather than leave a QUEUED job nobody will run.
             self.store.apply(
                 record.id, {JobState.QUEUED},
-                mutate=lambda r: setattr(r, "error", JobError(code="enqueue_failed", message=str(exc))),
+                mutate=lambda r, exc=exc: setattr(r, "error", JobError(code="enqueue_failed", message=str(exc))),
                 to=JobState.FAILED,
             )
             raise

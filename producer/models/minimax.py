@@ -62,7 +62,7 @@ class MiniMaxRequest(BaseModel):
         return lyrics
 
     @model_validator(mode="after")
-    def _at_least_one_reference(self) -> "MiniMaxRequest":
+    def _at_least_one_reference(self) -> MiniMaxRequest:
         if self.refer_voice is None and self.refer_instrumental is None:
             raise ValueError(
                 "refer_voice: at least one of refer_voice / refer_instrumental is required "

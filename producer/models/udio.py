@@ -26,7 +26,7 @@ class UdioConfig(_Strict):
     source: SongSource | None = None
 
     @model_validator(mode="after")
-    def _source_matches_mode(self) -> "UdioConfig":
+    def _source_matches_mode(self) -> UdioConfig:
         if self.mode in ("precede", "continuation") and self.source is None:
             raise ValueError(
                 f"config.source: required when config.mode is '{self.mode}' "
@@ -56,7 +56,7 @@ class UdioRequest(_Strict):
     config: UdioConfig = Field(default_factory=UdioConfig)
 
     @model_validator(mode="after")
-    def _cross_field_rules(self) -> "UdioRequest":
+    def _cross_field_rules(self) -> UdioRequest:
         if not self.prompt.strip():
             raise ValueError("prompt: must not be blank")
         if self.lyrics_type == "user" and not self.lyrics.strip():

@@ -36,8 +36,8 @@ from celery import Celery
 from producer import task_names
 from producer.client.celery_config import celery_config
 from producer.models.job_record import WAITING_STATES
-from producer.store.job_store import JobStore
 from producer.settings import POLLED_PROVIDERS, Settings
+from producer.store.job_store import JobStore
 
 log = logging.getLogger("songqueue.hooks")
 
@@ -94,7 +94,7 @@ def _task_object(payload: Any) -> dict[str, Any]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
 
     def do_GET(self) -> None:
         if self.path == "/health":
@@ -131,7 +131,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class names it so
         log.debug("%s " + format, self.client_address[0], *args)
 
 

@@ -20,11 +20,20 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from producer.store import keys
-from producer.ops import operator_stats
 from producer.client.songqueue import PROVIDERS, SongQueue
-from producer.store.metric_schema import (DOWNLOADED_BYTES, LATENCY_BUCKETS, LIMIT_WAITS, POLL_BUCKETS, POLLS_PER_JOB, SEP,
-                                    UPSTREAM_ERRORS, UPSTREAM_SECONDS, format_bound)
+from producer.ops import operator_stats
+from producer.store import keys
+from producer.store.metric_schema import (
+    DOWNLOADED_BYTES,
+    LATENCY_BUCKETS,
+    LIMIT_WAITS,
+    POLL_BUCKETS,
+    POLLS_PER_JOB,
+    SEP,
+    UPSTREAM_ERRORS,
+    UPSTREAM_SECONDS,
+    format_bound,
+)
 
 log = logging.getLogger("songqueue.metrics")
 

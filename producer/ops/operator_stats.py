@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from celery import Celery
 
 from producer import task_names
-from producer.store import keys
-from producer.store import spend
 from producer.models.job_record import JobState
 from producer.settings import Settings
+from producer.store import keys, spend
 
 
 @dataclass(frozen=True)

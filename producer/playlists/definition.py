@@ -18,7 +18,7 @@ import math
 import re
 import string
 import tomllib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -45,7 +45,7 @@ PLACEHOLDERS = ("date", "time", "datetime", "index", "count", "name")
 # A definition file names its parts "keys"; an error about the file as a whole is "(file)".
 _FILE_WORDING = Wording(unknown="unknown key", missing="required", whole="(file)", named_by_model_only=True)
 # Stands in for a run's time when a file is validated without running it.
-_SAMPLE_TIME = datetime(2030, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+_SAMPLE_TIME = datetime(2030, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 class DefinitionError(ValueError):
@@ -133,7 +133,7 @@ class PlaylistDefinition(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _coherent(self) -> "PlaylistDefinition":
+    def _coherent(self) -> PlaylistDefinition:
         # "key: rule" messages: the model-level errors name their key (see _FILE_WORDING).
         if self.cron is not None and self.every is not None:
             raise ValueError("every: give either cron or every, not both")
@@ -248,7 +248,7 @@ def parse_definition(data: dict[str, Any], path: Path | str) -> PlaylistDefiniti
         definition = PlaylistDefinition.model_validate(data)
     except pydantic.ValidationError as exc:
         raise DefinitionError(path, field_errors(exc, _FILE_WORDING)) from None
-    definition._source = str(path)
+    definition._source = str(path)  # noqa: SLF001 - set once, by the loader that knows the file
     return definition
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from celery.schedules import crontab
@@ -57,7 +57,7 @@ class Cron:
     days_of_week: frozenset[int]  # 0 = Sunday, as in cron
 
     @classmethod
-    def parse(cls, expression: str, tz: ZoneInfo) -> "Cron":
+    def parse(cls, expression: str, tz: ZoneInfo) -> Cron:
         """Raises ValueError naming the field that is wrong."""
         parts = expression.split()
         if len(parts) != 5:
@@ -66,7 +66,7 @@ class Cron:
         for field, label, spec in zip(_FIELDS, _FIELD_NAMES, parts):
             try:
                 sets[field] = getattr(crontab(**{field: spec}), field)
-            except Exception as exc:  # the parser raises ValueError and its own ParseException
+            except Exception as exc:  # noqa: BLE001 - the parser raises ValueError and its own ParseException
                 raise ValueError(f"{label} field {spec!r}: {exc}") from None
         try:  # the combination, e.g. 31 February
             crontab(*(parts[i] for i in (0, 1, 4, 2, 3)))
@@ -74,7 +74,7 @@ class Cron:
             raise ValueError(str(exc)) from None
         cron = cls(expression, tz, tuple(sorted(sets["minute"])), tuple(sorted(sets["hour"])),
                    frozenset(sets["day_of_month"]), frozenset(sets["month_of_year"]), frozenset(sets["day_of_week"]))
-        if cron.next_after(datetime.now(timezone.utc)) is None:
+        if cron.next_after(datetime.now(UTC)) is None:
             raise ValueError("never fires (no matching day in the next 29 years)")
         return cron
 
@@ -84,11 +84,11 @@ class Cron:
 
     def _at(self, day: date, hour: int, minute: int) -> datetime:
         local = datetime(day.year, day.month, day.day, hour, minute, tzinfo=self.tz)
-        return local.astimezone(timezone.utc)
+        return local.astimezone(UTC)
 
     def latest(self, now: datetime) -> datetime | None:
         # Compared in UTC: aware datetimes sharing one tzinfo compare by wall clock.
-        now = now.astimezone(timezone.utc)
+        now = now.astimezone(UTC)
         today = now.astimezone(self.tz).date()
         for back in range(_SEARCH_DAYS):
             day = today - timedelta(days=back)
@@ -102,7 +102,7 @@ class Cron:
         return None
 
     def next_after(self, now: datetime) -> datetime | None:
-        now = now.astimezone(timezone.utc)
+        now = now.astimezone(UTC)
         today = now.astimezone(self.tz).date()
         for ahead in range(-1, _SEARCH_DAYS):  # from yesterday: a DST shift can move a local day
             day = today + timedelta(days=ahead)
@@ -128,7 +128,7 @@ class Every:
 
     def latest(self, now: datetime) -> datetime:
         stamp = now.timestamp()
-        return datetime.fromtimestamp(stamp - stamp % self.seconds, timezone.utc)
+        return datetime.fromtimestamp(stamp - stamp % self.seconds, UTC)
 
     def next_after(self, now: datetime) -> datetime:
         return self.latest(now) + timedelta(seconds=self.seconds)

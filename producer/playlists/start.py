@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from producer import task_names
 from producer.client.songqueue import SongQueue
-from producer.playlists.definition import DefinitionError, PlaylistDefinition
 from producer.models.playlist_run import PlaylistRun, RunState
+from producer.playlists.definition import DefinitionError, PlaylistDefinition
 from producer.store.playlist_store import PlaylistStore
 
 
@@ -36,14 +36,14 @@ def start_run(queue: SongQueue, definition: PlaylistDefinition, slot: datetime |
     run is then the one that claimed it. Raises DefinitionError when a request of this run
     breaks a rule of its provider (a template may expand differently on another date).
     """
-    at = slot or datetime.now(timezone.utc)
+    at = slot or datetime.now(UTC)
     try:
         requests = definition.expand(at)
     except ValueError as exc:
         key, _, rule = str(exc).partition(": ")
         raise DefinitionError(definition.source or definition.name, [(key, rule)]) from None
     run = PlaylistRun(
-        id=f"{at.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        id=f"{at.astimezone(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
         playlist=definition.name,
         album=definition.album_name,
         provider=definition.provider,

@@ -15,9 +15,8 @@ from collections.abc import Callable, Collection
 import redis
 from redis.client import Pipeline
 
-from producer.store import keys
-from producer.store import optimistic
 from producer.models.job_record import IN_FLIGHT_STATES, JobRecord, JobState, Transition
+from producer.store import keys, optimistic
 
 log = logging.getLogger("songqueue.job_store")
 
@@ -30,7 +29,7 @@ class JobStore:
         self.prefix = prefix
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "songqueue") -> "JobStore":
+    def from_url(cls, url: str, prefix: str = "songqueue") -> JobStore:
         return cls(redis.Redis.from_url(url, socket_timeout=30, health_check_interval=30), prefix)
 
     def create(self, record: JobRecord, check_in: float | None = None) -> tuple[JobRecord, bool]:

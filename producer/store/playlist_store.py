@@ -13,9 +13,8 @@ from collections.abc import Callable, Collection
 import redis
 from redis.client import Pipeline
 
-from producer.store import keys
-from producer.store import optimistic
 from producer.models.playlist_run import PlaylistRun, RunState
+from producer.store import keys, optimistic
 
 log = logging.getLogger("songqueue.playlist_store")
 

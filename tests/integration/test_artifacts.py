@@ -14,7 +14,6 @@ import requests
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3
 
-import stack
 from tests.support.s3_server import S3Server, s3  # noqa: F401 - s3 is a fixture
 
 pytestmark = pytest.mark.integration

@@ -7,10 +7,10 @@ import pytest
 import redis
 
 from producer.cli import main as cli
+from producer.models.udio import UdioRequest
+from producer.models.validation_errors import field_errors
 from producer.settings import get_settings
 from producer.task_names import ALL_QUEUES
-from producer.models.validation_errors import field_errors
-from producer.models.udio import UdioRequest
 from tests.unit.models.test_validation import INVALID
 
 pytestmark = pytest.mark.integration

@@ -12,12 +12,12 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 import redis
-
 import stack
-from tests.support.http_fixture import LocalServer, closed_port
+
 from producer.client.callbacks import CallbackUrlError
 from producer.models.job_record import JobRecord, JobState
 from producer.task_names import ALL_QUEUES
+from tests.support.http_fixture import LocalServer, closed_port
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import requests
-
 import stack
+
 from producer.models.job_record import JobState
 from tests.support.ports import start_flower
 from tests.support.prerequisites import missing

@@ -18,8 +18,8 @@ from mutagen.mp3 import MP3
 
 from producer.cli import exit_codes, jobs
 from producer.cli import main as cli
-from producer.models.minimax import MiniMaxRequest, lyrics_length
 from producer.client.minimax_upload import UploadError
+from producer.models.minimax import MiniMaxRequest, lyrics_length
 from producer.models.validation_errors import field_errors
 from sandbox import audio
 
@@ -115,7 +115,7 @@ def test_either_reference_alone_is_enough() -> None:
 class RecordingQueue:
     """Stands in for SongQueue: counts uploads and submits, needs no Redis."""
 
-    made: list["RecordingQueue"] = []
+    made: list[RecordingQueue] = []
 
     def __init__(self) -> None:
         self.uploads: list[tuple[Path, str]] = []

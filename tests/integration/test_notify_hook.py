@@ -13,15 +13,15 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 import requests
-
 import stack
-from tests.support.http_fixture import LocalServer
-from producer.ops.hook_server import Hooks
+
 from producer.models.job_record import JobRecord, JobState
-from producer.store.job_store import JobStore
+from producer.ops.hook_server import Hooks
 from producer.settings import Settings
+from producer.store.job_store import JobStore
 from producer.task_names import ALL_QUEUES, QUEUE_POLL
 from sandbox import server as sandbox_server
+from tests.support.http_fixture import LocalServer
 from tests.unit.sandbox.test_sandbox import TASK_KEYS
 
 pytestmark = pytest.mark.integration

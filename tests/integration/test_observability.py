@@ -10,9 +10,9 @@ import uuid
 
 import pytest
 import requests
+import stack
 from prometheus_client.parser import text_string_to_metric_families
 
-import stack
 from producer.models.job_record import JobState
 
 pytestmark = pytest.mark.integration

@@ -10,9 +10,9 @@ from urllib.parse import urlparse
 
 import pytest
 import requests
+import stack
 from mutagen.mp3 import MP3
 
-import stack
 from tests.conftest import BOTH_BROKERS
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("broker", BOTH_BROKERS, indirect=True)]

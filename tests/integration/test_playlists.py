@@ -9,16 +9,16 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import stack
 from mutagen.id3 import ID3
 
-import stack
-from producer.playlists.definition import parse_definition
 from producer.models.playlist_run import PlaylistRun, RunState
+from producer.playlists.definition import parse_definition
 from producer.playlists.start import start_run
 from producer.store.playlist_store import PlaylistStore
 
@@ -162,13 +162,13 @@ def test_the_sweep_finishes_runs_whose_creator_or_check_chain_was_lost(make_stac
     # A creator that died after storing the run, before making any job.
     stranded = PlaylistRun(id=f"stranded-{nonce}", playlist="sweep", album="sweep", provider="udio",
                            storage_prefix="playlists/sweep", trigger="manual",
-                           requests=definition.expand(datetime.now(timezone.utc)),
+                           requests=definition.expand(datetime.now(UTC)),
                            min_success=1, timeout=60)
     store.create(stranded, check_in=1)
     beat = stack.start_beat(s.env, s.tmp / "beat.log")
     try:
         for run_id in (orphan.id, stranded.id):
-            stack.wait_until(lambda: store.get(run_id).state.terminal, 40, f"the sweep to finish {run_id}")
+            stack.wait_until(lambda run_id=run_id: store.get(run_id).state.terminal, 40, f"the sweep to finish {run_id}")
     finally:
         stack.stop(beat)
     for run_id in (orphan.id, stranded.id):

@@ -13,8 +13,8 @@ from urllib.parse import urlparse
 import pytest
 import redis
 import requests
-
 import stack
+
 from tests.support.ports import start_flower
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,8 @@ def test_api_key_never_leaks(make_stack, sandbox, tmp_path):
     broker_url = s.env["SONGQUEUE_BROKER_URL"]
     monitor = subprocess.Popen(
         [str(Path(stack.redis_binary()).with_name("redis-cli")), "-u", broker_url, "monitor"],
-        stdout=open(tmp_path / "monitor.txt", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=open(tmp_path / "monitor.txt", "w"),  # noqa: SIM115 - the child owns the file until it stops
+        stderr=subprocess.STDOUT, start_new_session=True,
     )
     flower, flower_url = start_flower(s.env, tmp_path / "flower.log", f"--basic-auth={':'.join(FLOWER_AUTH)}")
     try:

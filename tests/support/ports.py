@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import requests
-
 import stack
 
 T = TypeVar("T")

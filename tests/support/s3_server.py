@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import requests
-
 import stack
 
 # moto accepts any credentials; these are what every process of a test gets.

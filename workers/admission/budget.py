@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 import redis
 
-from producer.store import keys
-from producer.store import spend
 from producer.settings import Settings
+from producer.store import keys, spend
 from workers.admission.limits import Wait, jittered, run_script
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import redis
@@ -44,7 +44,7 @@ class Wait:
     seconds: float
 
 
-@lru_cache(maxsize=None)
+@cache
 def lua(name: str) -> str:
     return (LUA / f"{name}.lua").read_text()
 

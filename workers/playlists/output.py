@@ -17,7 +17,7 @@ import json
 import posixpath
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from producer.models.job_record import JobError, JobRecord, JobState, StoredObject
@@ -83,7 +83,7 @@ def json_document(run: PlaylistRun, songs: list[RunSong], failures: list[RunFail
         "album": run.album,
         "state": state.value,
         "trigger": run.trigger,
-        "scheduled_for": None if run.slot is None else datetime.fromtimestamp(run.slot, timezone.utc).isoformat(),
+        "scheduled_for": None if run.slot is None else datetime.fromtimestamp(run.slot, UTC).isoformat(),
         "created_at": run.created_at,
         "started_at": run.started_at,
         "finished_at": finished_at,

@@ -15,11 +15,11 @@ from typing import Any
 import requests
 from pydantic import SecretStr
 
-from producer.models.minimax import ACCOMPANIMENT
 from producer.client.minimax_upload import RATE_LIMIT_CODES, base_resp
-from workers.upstream.http_client import call_json
+from producer.models.minimax import ACCOMPANIMENT
 from workers.providers.base import UpstreamSong
 from workers.upstream.errors import PermanentError, TransientError
+from workers.upstream.http_client import call_json
 
 GENERATE_PATH = "/minimaxi/v1/music_generation"
 MAX_TITLE_CHARS = 80

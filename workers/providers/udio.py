@@ -1,4 +1,6 @@
-"""Udio through an aggregator gateway: 302.ai style or openai-hk style (docs/upstream-contract.md, "Udio through an aggregator gateway").
+"""Udio through an aggregator gateway: 302.ai style or openai-hk style.
+
+The wire format is described in docs/upstream-contract.md, "Udio through an aggregator gateway".
 
 The dialects differ only in the submit path (`SONGQUEUE_UDIO_SUBMIT_PATH`). Parsing is
 kept in plain functions so the vendors' own example bodies can be tested directly.
@@ -11,9 +13,9 @@ from typing import Any
 import requests
 from pydantic import SecretStr
 
-from workers.upstream.http_client import call_json
 from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
 from workers.upstream.errors import PermanentError, TransientError
+from workers.upstream.http_client import call_json
 
 TERMINAL = {"SUCCESS": Outcome.SUCCEEDED, "FAILURE": Outcome.FAILED}
 

@@ -21,7 +21,7 @@ class FileStorage:
         self.root = root.resolve()
 
     @classmethod
-    def from_url(cls, url: str) -> "FileStorage":
+    def from_url(cls, url: str) -> FileStorage:
         parsed = urlparse(url)
         # file://./var/objects is relative to the working directory; file:///abs is absolute.
         path = unquote(parsed.netloc + parsed.path)

@@ -22,8 +22,8 @@ from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
-from producer.models.job_record import StoredObject
 from producer.client.s3 import S3Location, s3_client
+from producer.models.job_record import StoredObject
 from producer.settings import Settings
 from workers.artifacts.storage_keys import check_key
 from workers.upstream.errors import PermanentError, TransientError, UpstreamError
@@ -49,7 +49,7 @@ class S3Storage:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "S3Storage":
+    def from_settings(cls, settings: Settings) -> S3Storage:
         where = S3Location.parse(settings.storage_url)
         return cls(s3_client(settings), where.bucket, where.key, settings.s3_part_bytes)
 

@@ -19,15 +19,15 @@ from celery import Task
 
 from producer import task_names
 from producer.client.callbacks import PROGRESS, CallbackUrlError, check_callback_url
-from producer.models.job_record import CallbackAttempt, JobRecord, JobState
 from producer.client.links import ObjectLinks
+from producer.models.job_record import CallbackAttempt, JobRecord, JobState
 from producer.settings import Settings
 from workers import runtime
 from workers.callback_delivery import Delivery, post
 from workers.celery_app import app
-from workers.upstream.http_client import new_session
 from workers.retry_policy import retry_or_give_up
 from workers.tasks.common import log
+from workers.upstream.http_client import new_session
 
 # The record keeps the latest attempts only: a long-lived job with progress callbacks
 # must not grow without bound.

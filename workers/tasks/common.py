@@ -11,8 +11,8 @@ from producer import task_names
 from producer.client.callbacks import TERMINAL_EVENTS, announce
 from producer.models.job_record import LIVE_STATES, JobError, JobRecord, JobState
 from workers import metrics, runtime
-from workers.celery_app import app
 from workers.admission.limits import Wait
+from workers.celery_app import app
 
 log = logging.getLogger("songqueue.tasks")
 

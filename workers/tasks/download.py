@@ -18,12 +18,12 @@ from producer import task_names
 from producer.models.job_record import JobRecord, JobState
 from workers import metrics, runtime
 from workers.artifacts import storage_keys
-from workers.celery_app import app
 from workers.artifacts.assets import store_asset
-from workers.upstream.http_client import new_session
+from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
 from workers.tasks.common import end_job, log, send
 from workers.upstream.errors import PermanentError, TransientError
+from workers.upstream.http_client import new_session
 
 ACTIVE = frozenset({JobState.GENERATING, JobState.DOWNLOADING})
 

@@ -8,8 +8,8 @@ from producer import task_names
 from producer.client.callbacks import TERMINAL_EVENTS, announce
 from producer.models.job_record import JobState
 from workers import runtime
-from workers.celery_app import app
 from workers.artifacts.manifest import write_manifest
+from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
 from workers.tasks.common import end_job, log
 from workers.upstream.errors import PermanentError, TransientError

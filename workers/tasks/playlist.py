@@ -28,8 +28,8 @@ from celery import Task
 from producer import task_names
 from producer.client.songqueue import SongQueue
 from producer.models.job_record import CANCELLABLE_STATES, JobError, JobRecord, JobState, StoredObject
-from producer.playlists.definition import DefinitionError, load_folder
 from producer.models.playlist_run import PlaylistRun, RunFailure, RunSong, RunState
+from producer.playlists.definition import DefinitionError, load_folder
 from producer.playlists.start import create_jobs, playlist_store, send_check, start_run
 from producer.store.playlist_store import PlaylistStore
 from workers import runtime

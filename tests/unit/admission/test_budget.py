@@ -8,12 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
-
 import stack
-from producer.store import keys
-from producer.store import spend
+
 from producer.models.job_record import JobState
 from producer.settings import Settings
+from producer.store import keys, spend
 from workers.admission import budget, gate
 
 

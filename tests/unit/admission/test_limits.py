@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
-
 import stack
-from producer.store import keys, spend
+
 from producer.models.job_record import JobRecord, JobState
-from producer.store.job_store import JobStore
 from producer.settings import Settings
+from producer.store import keys, spend
+from producer.store.job_store import JobStore
 from workers.admission import gate, limits
 
 

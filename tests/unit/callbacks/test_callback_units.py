@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 import requests
 
-from tests.support.http_fixture import LocalServer, closed_port
 from producer.client.callbacks import CallbackUrlError, check_callback_url, sign
+from tests.support.http_fixture import LocalServer, closed_port
 from workers.callback_delivery import post
 
 ALLOWED = ("example.com",)

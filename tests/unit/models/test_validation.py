@@ -267,7 +267,7 @@ def test_field_errors_reports_every_broken_field() -> None:
 class FakeQueue:
     """Stands in for SongQueue so a valid submit never needs Redis or a broker."""
 
-    made: list["FakeQueue"] = []
+    made: list[FakeQueue] = []
 
     def __init__(self) -> None:
         self.submitted: list[tuple[UdioRequest, str, str | None]] = []

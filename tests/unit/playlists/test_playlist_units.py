@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import posixpath
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,12 +16,12 @@ import redis
 from producer.cli import main as cli
 from producer.client.wait_loop import Deadline, poll_until
 from producer.models.job_record import JobError, JobRecord, JobState, SongRecord, StoredObject
-from producer.store.job_store import JobStore
-from producer.playlists.definition import DefinitionError, load_definition, load_folder, parse_definition
 from producer.models.playlist_run import PlaylistRun, RunState
+from producer.playlists.definition import DefinitionError, load_definition, load_folder, parse_definition
 from producer.playlists.schedule import Cron, Every, parse_duration
-from producer.store.playlist_store import PlaylistStore
 from producer.settings import Settings
+from producer.store.job_store import JobStore
+from producer.store.playlist_store import PlaylistStore
 from workers import runtime
 from workers.playlists.beat import SlotSchedule
 from workers.playlists.output import collect, json_document, m3u8_text, outcome
@@ -29,7 +29,7 @@ from workers.storage.file import FileStorage
 from workers.tasks import playlist as tasks
 from workers.upstream.errors import TransientError
 
-UTC = timezone.utc
+UTC = UTC
 BERLIN = ZoneInfo("Europe/Berlin")
 GOOD = """
 cron = "0 6 * * mon-fri"

@@ -14,13 +14,12 @@ import pydantic
 import pytest
 import requests
 
-from producer.models.providers import PROVIDERS, provider_spec
-from producer.models.job_record import JobRecord, SongRecord, StoredObject
 from producer.client.minimax_upload import UploadError, upload_reference
+from producer.models.job_record import JobRecord, SongRecord, StoredObject
+from producer.models.providers import PROVIDERS, provider_spec
 from producer.settings import POLLED_PROVIDERS, Settings
 from sandbox import audio
-from workers.artifacts import inline_audio
-from workers.artifacts import storage_keys
+from workers.artifacts import inline_audio, storage_keys
 from workers.providers import registry
 from workers.providers.base import AsyncProvider, SyncProvider
 from workers.providers.minimax import parse_generation, title_from_lyrics
@@ -185,10 +184,10 @@ def test_stage_refuses_like_a_download(tmp_path: Path, data: bytes, cap: int, co
 
 
 def test_missing_staged_audio_is_permanent(tmp_path: Path) -> None:
-    with pytest.raises(PermanentError, match="is missing"):
-        with inline_audio.staged_to_file(FileStorage(tmp_path), "jobs/j/upstream/song-1.mp3", max_bytes=10,
-                                         chunk_bytes=10):
-            pass
+    with pytest.raises(PermanentError, match="is missing"), inline_audio.staged_to_file(
+        FileStorage(tmp_path), "jobs/j/upstream/song-1.mp3", max_bytes=10, chunk_bytes=10
+    ):
+        pass
 
 
 # --- what a job must store ------------------------------------------------------------------------

@@ -14,10 +14,10 @@ import pytest
 from pydantic import SecretStr
 
 from tests.support.http_fixture import LocalServer, closed_port
-from workers.upstream.http_client import call_json, parse_retry_after
 from workers.providers.base import Outcome, UpstreamSong
 from workers.providers.udio import UdioProvider, parse_fetch, parse_submit
 from workers.upstream.errors import PermanentError, TransientError
+from workers.upstream.http_client import call_json, parse_retry_after
 
 # --- The vendor documents' response bodies, copied verbatim into tests/fixtures/udio/ ----------
 

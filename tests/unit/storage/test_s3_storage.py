@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import requests
+import stack
 from botocore.config import Config
 
-import stack
-from producer.models.job_record import StoredObject
 from producer.client.links import ObjectLinks
+from producer.models.job_record import StoredObject
 from producer.settings import Settings
 from tests.support.s3_server import AWS_ENV, S3Server, s3  # noqa: F401 - s3 is a fixture
 from workers.storage import open_storage

@@ -11,8 +11,8 @@ import time
 import pytest
 import redis
 
-from producer.store import keys
 from producer.models.job_record import JobError, JobRecord, JobState
+from producer.store import keys
 from producer.store.job_store import JobStore
 
 REQUEST = {"prompt": "a song about the moon", "lyrics": "", "config": {"mode": "regular"}}

@@ -13,14 +13,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from producer.settings import Settings
 from tests.support.http_fixture import LocalServer, closed_port
 from workers import retry_policy
 from workers.artifacts.downloader import check_url, download_to_storage
 from workers.artifacts.media_types import sniff_audio, sniff_image
-from producer.settings import Settings
+from workers.artifacts.storage_keys import audio_key, check_key, cover_key, job_prefix, manifest_key
 from workers.retry_policy import backoff_delay, look_again, next_poll_delay, retry_or_give_up
 from workers.storage.file import FileStorage
-from workers.artifacts.storage_keys import audio_key, check_key, cover_key, job_prefix, manifest_key
 from workers.upstream.errors import PermanentError, TransientError
 
 # --- retry_policy ----------------------------------------------------------------------------
