@@ -66,7 +66,9 @@ def mp3_length(fileobj: io.IOBase | bytes) -> float:
     """The length mutagen reports, i.e. what a client that checks will see."""
     if isinstance(fileobj, (bytes, bytearray)):
         fileobj = io.BytesIO(fileobj)
-    return float(mutagen.mp3.MP3(fileobj=fileobj).info.length)
+    info = mutagen.mp3.MP3(fileobj=fileobj).info
+    assert info is not None  # MP3() raises when it finds no MPEG frame
+    return float(info.length)
 
 
 @lru_cache(maxsize=64)

@@ -10,6 +10,7 @@ from functools import cache, lru_cache
 from producer.settings import Settings, get_settings
 from producer.store.job_store import JobStore
 from workers.providers import registry
+from workers.providers.base import AsyncProvider
 from workers.storage import Storage, open_storage
 
 
@@ -31,3 +32,11 @@ def storage() -> Storage:
 @cache
 def provider(name: str) -> registry.Provider:
     return registry.build(name, settings())
+
+
+def polled_provider(name: str) -> AsyncProvider:
+    """The provider of a job that is polled; a synchronous one here is a bug, said plainly."""
+    found = provider(name)
+    if not isinstance(found, AsyncProvider):
+        raise TypeError(f"provider {name!r} answers at once; it has nothing to poll")
+    return found

@@ -173,7 +173,7 @@ def _list(args: argparse.Namespace) -> int:
     settings = get_settings()
     definitions, errors = load_folder(Path(settings.playlists_dir))
     store = playlist_store(SongQueue(settings))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, definition in sorted(definitions.items()):
         upcoming = _next_run(definition)
         rows.append({

@@ -51,7 +51,7 @@ def add_request_flags(parser: argparse.ArgumentParser) -> None:
         if info.annotation is bool:
             parser.add_argument(*flags, dest=name, action="store_const", const=True, default=None)
         else:
-            parser.add_argument(*flags, dest=name, default=None, type=_FLAG_TYPES.get(name), metavar=name.upper(),
+            parser.add_argument(*flags, dest=name, default=None, type=_FLAG_TYPES.get(name, str), metavar=name.upper(),
                                 help=f"default {info.default!r}" + (_other_models() if name == "model_type" else ""))
     parser.add_argument("--mode", choices=["regular", "precede", "continuation"], default=None,
                         help="config.mode; precede/continuation extend the song given by --extend or --extend-job")

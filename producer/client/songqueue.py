@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,11 +131,12 @@ class SongQueue:
             )
         except Exception as exc:  # noqa: BLE001 - re-raised below
             # The record exists; say so rather than leave a QUEUED job nobody will run.
-            self.store.apply(
-                record.id, {JobState.QUEUED},
-                mutate=lambda r, exc=exc: setattr(r, "error", JobError(code="enqueue_failed", message=str(exc))),
-                to=JobState.FAILED,
-            )
+            error = JobError(code="enqueue_failed", message=str(exc))
+
+            def note(r: JobRecord) -> None:
+                r.error = error
+
+            self.store.apply(record.id, {JobState.QUEUED}, mutate=note, to=JobState.FAILED)
             raise
 
     def status(self, job_id: str) -> JobRecord:
@@ -180,7 +182,7 @@ class SongQueue:
         self._send(task_names.SUBMIT, record)
         return record
 
-    def list(self, state: JobState | None = None, limit: int = 100) -> list[JobRecord]:
+    def list(self, state: JobState | None = None, limit: int = 100) -> builtins.list[JobRecord]:
         return self.store.list(state, limit)
 
     @cached_property
@@ -196,7 +198,7 @@ class SongQueue:
         """The job as `songqueue status --json` shows it, with a link per object."""
         return self.status(job_id).public_view(link=self.link)
 
-    def fetch(self, job_id: str, to: Path | str) -> list[Path]:
+    def fetch(self, job_id: str, to: Path | str) -> builtins.list[Path]:
         """Copy the job's stored songs and covers into folder `to` under readable, safe
         names ("01 - Title.mp3"); returns the paths written or found already there."""
         return fetch_job(self.status(job_id), self.links, Path(to))

@@ -52,7 +52,8 @@ class UdioRequest(_Strict):
     prompt_strength: float = Field(0.5, ge=0.0, le=1.0)
     clarity_strength: float = Field(0.25, ge=0.0, le=1.0)
     lyrics_strength: float = Field(0.5, ge=0.0, le=1.0)
-    generation_quality: Literal[0.25, 0.5, 0.75, 1.0] = 0.75
+    # Float literals are not valid typing, but pydantic enforces them and puts them in the schema.
+    generation_quality: Literal[0.25, 0.5, 0.75, 1.0] = 0.75  # type: ignore[valid-type]
     config: UdioConfig = Field(default_factory=UdioConfig)
 
     @model_validator(mode="after")

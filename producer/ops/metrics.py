@@ -103,8 +103,8 @@ def _histogram(name: str, documentation: str, labels: list[str], fields: dict[st
     """Rebuild cumulative buckets from the per-bucket counts the workers keep."""
     per_series: dict[tuple[str, ...], dict[str, float]] = defaultdict(dict)
     for field, value in fields.items():
-        *label_values, last = field.split(SEP)
-        per_series[tuple(label_values)][last] = value
+        *series, last = field.split(SEP)
+        per_series[tuple(series)][last] = value
     family = HistogramMetricFamily(name, documentation, labels=labels)
     for label_values, counts in sorted(per_series.items()):
         running = 0.0

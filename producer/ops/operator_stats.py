@@ -54,7 +54,7 @@ def collect(settings: Settings, store_redis: object, celery: Celery, providers: 
     stats = {
         provider: ProviderStats(
             in_flight=int(n), max_in_flight=settings.max_in_flight(provider),
-            spent_today=spend.spent(store_redis, prefix, provider, day),  # type: ignore[arg-type]
+            spent_today=spend.spent(store_redis, prefix, provider, day),
             daily_budget=settings.daily_budget(provider),
         )
         for provider, n in zip(providers, counts[len(JobState):])

@@ -8,6 +8,7 @@ time.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import time
 from collections.abc import Callable, Collection
@@ -139,11 +140,11 @@ class JobStore:
         index = keys.jobs_in_state(self.prefix, state.value) if state else keys.all_jobs(self.prefix)
         return [i.decode() for i in self.redis.zrevrange(index, 0, limit - 1)]
 
-    def list(self, state: JobState | None = None, limit: int = 100) -> list[JobRecord]:
+    def list(self, state: JobState | None = None, limit: int = 100) -> builtins.list[JobRecord]:
         records = (self.get(i) for i in self.ids(state, limit))
         return [r for r in records if r is not None]
 
-    def overdue(self, now: float, limit: int = 500) -> list[str]:
+    def overdue(self, now: float, limit: int = 500) -> builtins.list[str]:
         """Live jobs whose `next_check_at` has passed, most overdue first."""
         return [i.decode() for i in self.redis.zrangebyscore(keys.due(self.prefix), "-inf", now, start=0, num=limit)]
 

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -49,7 +50,7 @@ def lua(name: str) -> str:
     return (LUA / f"{name}.lua").read_text()
 
 
-def run_script(client: redis.Redis, name: str, keys_: list[str], args: list[object]) -> object:
+def run_script(client: redis.Redis, name: str, keys_: list[str], args: list[Any]) -> Any:
     return client.register_script(lua(name))(keys=keys_, args=args)
 
 

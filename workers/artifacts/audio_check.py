@@ -23,7 +23,10 @@ def check_mp3(path: Path, expected_duration: float | None, tolerance: float) -> 
     checked when the upstream gave none).
     """
     try:
-        length = float(MP3(path).info.length)
+        info = MP3(path).info
+        if info is None:
+            raise MutagenError("no MPEG audio stream")
+        length = float(info.length)
     except MutagenError as exc:
         raise PermanentError("download_not_audio", f"the audio file does not parse as MPEG audio: {exc}") from exc
     if length <= 0:

@@ -10,6 +10,7 @@ Parsing is a plain function so the documented bodies can be tested directly.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import requests
@@ -27,7 +28,7 @@ MAX_TITLE_CHARS = 80
 
 class MiniMaxProvider:
     name = "minimax"
-    price_factors = {"music-01": 1.0}
+    price_factors: Mapping[str, float] = {"music-01": 1.0}
 
     def __init__(
         self,

@@ -8,7 +8,9 @@ kept in plain functions so the vendors' own example bodies can be tested directl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from pydantic import SecretStr
@@ -23,7 +25,7 @@ TERMINAL = {"SUCCESS": Outcome.SUCCEEDED, "FAILURE": Outcome.FAILED}
 class UdioProvider:
     name = "udio"
     # Billed per submit call; udio130 costs twice udio32 (docs/upstream-contract.md, "Udio through an aggregator gateway").
-    price_factors = {"udio32-v1.5": 1.0, "udio130-v1.5": 2.0}
+    price_factors: Mapping[str, float] = {"udio32-v1.5": 1.0, "udio130-v1.5": 2.0}
 
     def __init__(
         self,
@@ -64,7 +66,7 @@ class UdioProvider:
 
     def fetch(self, task_id: str) -> UpstreamStatus:
         body = call_json(
-            self.session, "GET", f"{self.base_url}/udio/fetch/{requests.utils.quote(task_id, safe='')}",
+            self.session, "GET", f"{self.base_url}/udio/fetch/{quote(task_id, safe='')}",
             headers=self._headers(), timeout=self.timeout, max_bytes=self.max_json_bytes,
         )
         return parse_fetch(body)

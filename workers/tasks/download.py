@@ -70,9 +70,12 @@ def download(self: Task, job_id: str, song_index: int, asset: str, faults: int =
             metrics.downloaded(record.provider, asset, stored.size)
     except TransientError as exc:
         log.info("job %s: song %d %s: %s", job_id, song_index + 1, asset, exc.message)
-        retry_or_give_up(self, settings, "download", exc.message, retry_after=exc.retry_after,
-                         give_up=lambda message, code=exc.code: end_job(job_id, JobState.FAILED, code,
-                                                         f"song {song_index + 1} {asset}: {message}", expect=ACTIVE))
+        code = exc.code
+
+        def give_up(message: str) -> None:
+            end_job(job_id, JobState.FAILED, code, f"song {song_index + 1} {asset}: {message}", expect=ACTIVE)
+
+        retry_or_give_up(self, settings, "download", exc.message, retry_after=exc.retry_after, give_up=give_up)
         return
     except PermanentError as exc:
         end_job(job_id, JobState.FAILED, exc.code, f"song {song_index + 1} {asset}: {exc.message}", expect=ACTIVE)

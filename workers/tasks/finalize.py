@@ -25,9 +25,12 @@ def finalize(self: Task, job_id: str, faults: int = 0) -> None:
     try:
         manifest = write_manifest(runtime.storage(), record)
     except TransientError as exc:
-        retry_or_give_up(self, runtime.settings(), "finalize", exc.message, retry_after=exc.retry_after,
-                         give_up=lambda message, code=exc.code: end_job(job_id, JobState.FAILED, code, f"manifest: {message}",
-                                                         expect={JobState.DOWNLOADING}))
+        code = exc.code
+
+        def give_up(message: str) -> None:
+            end_job(job_id, JobState.FAILED, code, f"manifest: {message}", expect={JobState.DOWNLOADING})
+
+        retry_or_give_up(self, runtime.settings(), "finalize", exc.message, retry_after=exc.retry_after, give_up=give_up)
         return
     except PermanentError as exc:
         end_job(job_id, JobState.FAILED, exc.code, f"manifest: {exc.message}", expect={JobState.DOWNLOADING})

@@ -62,8 +62,8 @@ def accept_songs(job_id: str, songs: list[UpstreamSong], price: float) -> None:
         store.apply(job_id, set(JobState), mutate=charge)
         return
     log.info("job %s: %s generated %d song(s)", job_id, record.provider, len(record.songs))
-    for index, song in enumerate(record.songs):
-        for asset in song.assets():
+    for index, stored_song in enumerate(record.songs):
+        for asset in stored_song.assets():
             send(task_names.DOWNLOAD, job_id, index, asset, record=record)
 
 

@@ -53,7 +53,7 @@ def poll(self: Task, job_id: str, token: int = 0, once: bool = False, faults: in
         return
     try:
         with metrics.upstream_call(record.provider, "fetch"):
-            status = runtime.provider(record.provider).fetch(record.upstream_task_id)
+            status = runtime.polled_provider(record.provider).fetch(record.upstream_task_id)
     except TransientError as exc:
         if once:
             log.info("job %s: one-shot poll hit a transient fault; the poll chain carries on: %s", job_id, exc.message)
@@ -62,9 +62,12 @@ def poll(self: Task, job_id: str, token: int = 0, once: bool = False, faults: in
         if store.apply(job_id, WAITING_STATES, mutate=_count_fault, token=token,
                        check_in=settings.retry_max_delay + settings.watchdog_grace) is None:
             return
-        retry_or_give_up(self, settings, "poll", exc.message, retry_after=exc.retry_after,
-                         give_up=lambda message, code=exc.code: _polling_ended(end_job(job_id, JobState.FAILED, code, message,
-                                                                        expect=WAITING_STATES)))
+        code = exc.code
+
+        def give_up(message: str) -> None:
+            _polling_ended(end_job(job_id, JobState.FAILED, code, message, expect=WAITING_STATES))
+
+        retry_or_give_up(self, settings, "poll", exc.message, retry_after=exc.retry_after, give_up=give_up)
         return
     except PermanentError as exc:
         _polling_ended(end_job(job_id, JobState.FAILED, exc.code, exc.message, expect=WAITING_STATES), uncounted=1)

@@ -93,10 +93,12 @@ class _Call:
 
 def _call(provider: Provider, record: JobRecord) -> _Call:
     """The paid call: a task id (asynchronous provider) or songs (synchronous), or its fault."""
-    sync = isinstance(provider, SyncProvider)
     try:
-        with metrics.upstream_call(record.provider, "generate" if sync else "submit"):
-            return _Call(provider.generate(record.request) if sync else provider.submit(record.request))
+        if isinstance(provider, SyncProvider):
+            with metrics.upstream_call(record.provider, "generate"):
+                return _Call(provider.generate(record.request))
+        with metrics.upstream_call(record.provider, "submit"):
+            return _Call(provider.submit(record.request))
     except (TransientError, PermanentError) as exc:
         return _Call(fault=exc)
 

@@ -7,6 +7,7 @@ import re
 from email.utils import parsedate_to_datetime
 from time import time
 from typing import Any
+from urllib.parse import urlparse
 
 import requests
 
@@ -121,4 +122,4 @@ def _describe(body: bytes) -> str:
 
 
 def _host(url: str) -> str:
-    return requests.utils.urlparse(url).netloc
+    return urlparse(url).netloc
