@@ -35,7 +35,6 @@ def reset_for_replay(record: JobRecord) -> None:
     record.submit_intent_at = None
     record.submitted_at = None
     record.deadline_at = None
-    record.transient_errors = 0
     # Per-run counters (download deliveries among them) start again; `cost` keeps adding up.
     record.attempts = {}
     record.waiting_for = None

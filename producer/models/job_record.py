@@ -120,7 +120,6 @@ class JobRecord(BaseModel):
     updated_at: float = Field(default_factory=time.time)
     transitions: list[Transition] = Field(default_factory=list)
     attempts: dict[str, int] = Field(default_factory=dict, description="task runs per step")
-    transient_errors: int = 0
     error: JobError | None = None
     songs: list[SongRecord] = Field(default_factory=list)
     idempotency_key: str | None = None
