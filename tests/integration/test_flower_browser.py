@@ -70,6 +70,7 @@ def test_operator_finds_a_jobs_tasks_in_flower(make_stack, tmp_path):
         stack.wait_until(seen_by_flower, 30, "Flower to have the job's task events")
 
         browser = _chrome(tmp_path / "chromium-profile")
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import WebDriverWait
 
@@ -88,7 +89,8 @@ def test_operator_finds_a_jobs_tasks_in_flower(make_stack, tmp_path):
             found = all(name in text for name in ("songqueue.submit", "songqueue.poll", "songqueue.download"))
             return rows if found and job in text else False
 
-        rows = WebDriverWait(browser, 30).until(rows_of_the_job)
+        # The table is redrawn while events arrive: a row read mid-redraw is stale, so try again.
+        rows = WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException]).until(rows_of_the_job)
         shot = tmp_path / "flower-tasks.png"
         browser.save_screenshot(str(shot))
         print(f"\nFlower screenshot: {shot}")

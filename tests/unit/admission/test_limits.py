@@ -154,20 +154,21 @@ def test_two_workers_keep_one_upstream_task_in_flight(make_stack, sandbox):
     s.start_worker(concurrency=2)
     queue = s.queue()
     tag = uuid.uuid4().hex[:8]
-    prompts = [f"limit {tag} {i} sandbox:gen_time=2.5" for i in range(3)]
+    prompts = [f"limit {tag} {i} sandbox:gen_time=6" for i in range(3)]
     ids = [queue.submit({"prompt": p}).id for p in prompts]
 
-    # One runs, the others wait, and `status` says why. A job may be admitted between the check
-    # and the CLI's answer (a process start), so ask again, about whichever job waits now.
+    # One runs, the others wait, and `status` says why. Each upstream task takes 6 s, so the
+    # others wait for about 12 s: room for the CLI's process start on a loaded machine. A job
+    # may still be admitted between the check and the CLI's answer, so ask again.
     def status_of_a_waiting_job() -> str | None:
         waiting = next((i for i in ids if queue.status(i).waiting_for), None)
         shown = s.cli("status", waiting) if waiting else None
         return shown.stdout if shown and shown.returncode == 0 and "waiting for:" in shown.stdout else None
 
-    shown = stack.wait_until(status_of_a_waiting_job, 20, "`status` of a job waiting for the in-flight limit")
+    shown = stack.wait_until(status_of_a_waiting_job, 40, "`status` of a job waiting for the in-flight limit")
     assert "waiting for: udio in-flight limit: 1 upstream task(s) at once" in shown, shown
 
-    records = [queue.wait(i, timeout=60) for i in ids]
+    records = [queue.wait(i, timeout=90) for i in ids]
     assert [r.state for r in records] == [JobState.SUCCEEDED] * 3
     assert all(r.waiting_for is None for r in records)
     tasks = {t["prompt"]: t for t in sandbox.stats()["tasks"].values() if tag in t["prompt"]}
