@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     max_download_bytes: int = Field(200 * 1024 * 1024, gt=0)
     download_allowed_hosts: str = Field(
         "", description="comma-separated hosts (and their subdomains) downloads may come from; empty = any")
+    # Every URL songqueue did not configure (downloads, redirects, callbacks) is refused when it
+    # points at a loopback/private/link-local/... address (producer/client/url_guard.py);
+    # true lifts that for all hosts (a local sandbox, a private CDN), an allow-list per host.
+    allow_private_networks: bool = Field(False, description="let downloads and callbacks reach private addresses")
     download_chunk_bytes: int = Field(64 * 1024, gt=0)
 
     # The watchdog (a beat task) reschedules any job whose next step is overdue by more

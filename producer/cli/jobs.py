@@ -27,6 +27,7 @@ from producer.client.callbacks import CallbackUrlError, check_callback_url
 from producer.client.links import ObjectLinks
 from producer.client.minimax_upload import UploadError
 from producer.client.songqueue import SongQueue, WaitTimeout
+from producer.client.url_guard import callback_policy
 from producer.models.job_record import JobRecord, JobState
 from producer.models.providers import provider_spec
 from producer.settings import get_settings
@@ -38,7 +39,7 @@ def _callback_url(args: argparse.Namespace) -> str | None:
             raise BadInput("--callback-progress: only with --callback-url")
         return None
     try:
-        return check_callback_url(args.callback_url, get_settings().callback_hosts)
+        return check_callback_url(args.callback_url, callback_policy(get_settings())).url
     except CallbackUrlError as exc:
         raise BadInput(f"--callback-url: {exc.rule}") from None
 

@@ -18,12 +18,11 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import Collection
-from urllib.parse import urlsplit
 
 from celery import Celery
 
 from producer import task_names
+from producer.client.url_guard import CheckedUrl, UrlPolicy, UrlRefused
 from producer.models.job_record import JobRecord, JobState
 
 log = logging.getLogger("songqueue.callbacks")
@@ -40,42 +39,27 @@ TERMINAL_EVENTS = {
     JobState.TIMED_OUT: "job.timed_out",
     JobState.CANCELLED: "job.cancelled",
 }
-MAX_URL_LENGTH = 2048
 
 
 class CallbackUrlError(ValueError):
     """A callback_url that breaks a rule; `rule` says which, without the field name."""
 
-    def __init__(self, rule: str) -> None:
+    def __init__(self, rule: str, code: str = "url_bad_syntax") -> None:
         super().__init__(f"callback_url: {rule}")
         self.rule = rule
+        self.code = code
 
 
-def check_callback_url(url: str, allowed_hosts: Collection[str] = ()) -> str:
-    """The URL, stripped, if songqueue may POST to it; else CallbackUrlError.
+def check_callback_url(url: str, policy: UrlPolicy, *, resolve: bool = False) -> CheckedUrl:
+    """The URL, stripped and checked by the one outbound guard (producer.client.url_guard); else CallbackUrlError.
 
-    http/https only, with a host, no credentials (the signature authenticates songqueue;
-    a password in the URL would sit in the job record), and with an allow-list only those
-    hosts and their subdomains.
+    The producer checks without resolving (no DNS at submit); the worker checks again with
+    resolution right before each delivery and connects to the address it checked.
     """
-    url = url.strip()
-    if len(url) > MAX_URL_LENGTH:
-        raise CallbackUrlError(f"at most {MAX_URL_LENGTH} characters")
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https"):
-        raise CallbackUrlError(f"must be an http:// or https:// URL, got {parts.scheme or 'no'} scheme")
     try:
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        raise CallbackUrlError("has an invalid port") from None
-    host = (parts.hostname or "").lower()
-    if not host:
-        raise CallbackUrlError("must name a host")
-    if parts.username is not None or parts.password is not None:
-        raise CallbackUrlError("must not carry credentials (user:password@); the signature authenticates songqueue")
-    if allowed_hosts and not any(host == h or host.endswith("." + h) for h in allowed_hosts):
-        raise CallbackUrlError(f"host {host} is not in SONGQUEUE_CALLBACK_ALLOWED_HOSTS")
-    return url
+        return policy.check(url.strip(), resolve=resolve)
+    except UrlRefused as exc:
+        raise CallbackUrlError(exc.rule, exc.code) from None
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:

@@ -19,6 +19,7 @@ from producer.client.celery_config import celery_config
 from producer.client.fetch import fetch_job
 from producer.client.links import ObjectLinks
 from producer.client.minimax_upload import Purpose, upload_reference
+from producer.client.url_guard import callback_policy
 from producer.client.wait_loop import Deadline, poll_until
 from producer.models.job_record import (
     CANCELLABLE_STATES,
@@ -89,7 +90,7 @@ class SongQueue:
         if spec is None:
             raise ValueError(f"provider: must be one of {', '.join(sorted(PROVIDERS))}, got {provider!r}")
         if callback_url is not None:
-            callback_url = check_callback_url(callback_url, self.settings.callback_hosts)
+            callback_url = check_callback_url(callback_url, callback_policy(self.settings)).url
         elif callback_progress:
             raise ValueError("callback_progress: needs a callback_url")
         if not isinstance(request, spec.request_model):
