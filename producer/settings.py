@@ -191,6 +191,16 @@ class Settings(BaseSettings):
                              f"({longest:.0f}+{self.task_time_limit}s)")
         return self
 
+    @model_validator(mode="after")
+    def _budget_needs_a_price(self) -> Settings:
+        # With a price of 0 every call costs nothing, so the budget would never hold anything back.
+        for provider in ("udio", "minimax"):
+            if self.daily_budget(provider) is not None and getattr(self, f"{provider}_price_per_call") <= 0:
+                raise ValueError(
+                    f"{provider}_daily_budget: needs SONGQUEUE_{provider.upper()}_PRICE_PER_CALL > 0 (with a price of 0 "
+                    "every call is free and the budget enforces nothing); set the price or unset the budget")
+        return self
+
     def daily_budget(self, provider: str) -> float | None:
         """SONGQUEUE_{PROVIDER}_DAILY_BUDGET; None = unlimited."""
         return getattr(self, f"{provider}_daily_budget", None)
