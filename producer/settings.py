@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     # --insecure), JSON log lines, and how long a stopping worker keeps running tasks before
     # it hands everything it holds (countdowns included) back to the broker (Celery 5.5+).
     flower_user: str = ""
+    # `songqueue metrics`: when set, /metrics wants `Authorization: Bearer <token>` (spend, budgets, queue depths).
+    metrics_token: SecretStr = SecretStr("")
     flower_password: SecretStr = SecretStr("")
     log_json: bool = False
     worker_soft_shutdown_timeout: float = Field(

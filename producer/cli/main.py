@@ -81,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("metrics", help="serve Prometheus metrics of jobs, providers, spend and queues")
     p.add_argument("--port", type=int, default=9808, help="port (default 9808; 0 picks a free port)")
-    p.add_argument("--address", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    p.add_argument("--host", "--address", dest="address", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface, e.g. in a container)")
 
     p = sub.add_parser("flower", help="run Flower with basic auth from SONGQUEUE_FLOWER_USER/_PASSWORD")
     p.add_argument("--port", type=int, default=None, help="port (Flower's default 5555)")
