@@ -8,7 +8,18 @@ from dataclasses import dataclass
 
 import requests
 
-from producer.client.callbacks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from producer.client.callbacks import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    ID_HEADER,
+    SIGNATURE_HEADER,
+    STANDARD_SIGNATURE_HEADER,
+    STANDARD_TIMESTAMP_HEADER,
+    TIMESTAMP_HEADER,
+    receiver_secret,
+    sign,
+    standard_signature,
+)
 from producer.client.url_guard import CheckedUrl
 from workers.upstream.http_client import parse_retry_after
 from workers.upstream.pinned_http import pinned_request
@@ -31,12 +42,17 @@ class Delivery:
 
 def post(checked: CheckedUrl, body: bytes, *, secret: bytes, event: str, delivery: str,
          timeout: float) -> Delivery:
+    """POST `body`, signed for this receiver (`secret` is SONGQUEUE_CALLBACK_SECRET; see producer.client.callbacks)."""
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
+        ID_HEADER: delivery,
+        STANDARD_TIMESTAMP_HEADER: timestamp,
+        STANDARD_SIGNATURE_HEADER: standard_signature(receiver_secret(secret, checked.url), delivery, timestamp, body),
+        EVENT_HEADER: event,
+        # Deprecated (one more release): signed with the fleet-wide secret itself.
         TIMESTAMP_HEADER: timestamp,
         SIGNATURE_HEADER: sign(secret, timestamp, body),
-        EVENT_HEADER: event,
         DELIVERY_HEADER: delivery,
     }
     try:

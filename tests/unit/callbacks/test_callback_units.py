@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from producer.client.callbacks import CallbackUrlError, check_callback_url, sign
+from producer.client.callbacks import CallbackUrlError, check_callback_url, receiver_secret_text, sign
 from producer.client.url_guard import UrlPolicy
 from tests.support.http_fixture import LocalServer, closed_port
 from workers.callback_delivery import post
@@ -91,3 +91,36 @@ def test_no_answer_is_retryable_and_names_no_url():
     outcome = post(LOCAL.check(f"http://127.0.0.1:{closed_port()}/x?token=secret"), b"{}", secret=b"k",
                    event="job.failed", delivery="d", timeout=1)
     assert outcome.status_code is None and outcome.retryable and "token" not in (outcome.error or "")
+
+
+def test_standard_webhooks_signature_verifies_per_receiver(monkeypatch, capsys):
+    """The reference library verifies what a receiver gets with its own secret; another receiver's fails."""
+    from standardwebhooks import Webhook, WebhookVerificationError
+
+    from producer.cli import main as cli
+    from producer.settings import get_settings
+
+    body = '{"id":"j","title":"晨光"}'.encode()
+    with LocalServer() as receiver:
+        url = receiver.route("/hook", handler=_status(204))
+        assert post(LOCAL.check(url), body, secret=b"master", event="job.succeeded", delivery="d7", timeout=2).delivered
+        [(_, _, sent, got)] = receiver.requests
+    own = receiver_secret_text(b"master", url)
+    Webhook(own).verify(got, sent)
+    assert sent["webhook-id"] == "d7" and sent["webhook-signature"].startswith("v1,")
+    other = receiver_secret_text(b"master", "http://127.0.0.1:1/elsewhere")
+    assert other != own and receiver_secret_text(b"master", url.replace("/hook", "/x")) == own  # per origin
+    with pytest.raises(WebhookVerificationError):
+        Webhook(other).verify(got, sent)
+    # Deprecated headers, for one more release, signed with the master secret as before.
+    assert sent["X-Songqueue-Signature"] == sign(b"master", sent["X-Songqueue-Timestamp"], got)
+
+    monkeypatch.setenv("SONGQUEUE_CALLBACK_SECRET", "master")
+    monkeypatch.setenv("SONGQUEUE_ALLOW_PRIVATE_NETWORKS", "true")
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["callback-secret", url]) == 0
+        assert capsys.readouterr().out.strip() == own
+        assert cli.main(["callback-secret", "ftp://x/"]) == 2
+    finally:
+        get_settings.cache_clear()
