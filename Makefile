@@ -47,7 +47,7 @@ hooks: $(STAMP)
 flower: $(STAMP)
 	$(BIN)/songqueue flower $(FLOWER_ARGS)
 
-# Prometheus metrics of jobs, providers, spend and queues on :$${METRICS_PORT:-9808}/metrics.
+# Prometheus metrics of jobs, providers, spend and queues on 127.0.0.1:$${METRICS_PORT:-9808}/metrics.
 metrics: $(STAMP)
 	$(BIN)/songqueue metrics --port $${METRICS_PORT:-9808}
 

@@ -25,7 +25,6 @@ from workers.artifacts.assets import store_asset
 from workers.artifacts.manifest import write_manifest
 from workers.providers.base import Outcome, UpstreamStatus
 from workers.retry_policy import next_poll_delay
-from workers.upstream.http_client import new_session
 
 BLOCKING_JOB = "bench.blocking_job"
 QUEUE = "blocking"
@@ -75,8 +74,8 @@ def _run(job_id: str) -> None:
         raise RuntimeError(f"upstream FAILURE: {status.fail_reason}")
     record = store.apply(job_id, WAITING_STATES, mutate=lambda r: _songs(r, status), to=JobState.DOWNLOADING)
     assert record is not None
-    session, storage = new_session(), runtime.storage()
-    stored = [tuple(store_asset(session, storage, settings, record, index, asset) for asset in ("audio", "cover"))
+    storage = runtime.storage()
+    stored = [tuple(store_asset(storage, settings, record, index, asset) for asset in ("audio", "cover"))
               for index in range(len(record.songs))]
 
     def attach(r: JobRecord) -> None:

@@ -191,6 +191,7 @@ class Servers:
             "UDIO_API_KEY": API_KEY,
             "STORAGE_URL": (self.tmp / f"objects-{db}").as_uri(),
             "MAX_DOWNLOAD_BYTES": str(1 << 30),
+            "ALLOW_PRIVATE_NETWORKS": "true",  # the sandbox serves its files from 127.0.0.1
         }
         base.update({k.upper(): str(v) for k, v in settings.items()})
         return stack.worker_env({f"SONGQUEUE_{k}": v for k, v in base.items()})

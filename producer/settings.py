@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     max_download_bytes: int = Field(200 * 1024 * 1024, gt=0)
     download_allowed_hosts: str = Field(
         "", description="comma-separated hosts (and their subdomains) downloads may come from; empty = any")
+    # Every URL songqueue did not configure (downloads, redirects, callbacks) is refused when it
+    # points at a loopback/private/link-local/... address (producer/client/url_guard.py);
+    # true lifts that for all hosts (a local sandbox, a private CDN), an allow-list per host.
+    allow_private_networks: bool = Field(False, description="let downloads and callbacks reach private addresses")
     download_chunk_bytes: int = Field(64 * 1024, gt=0)
 
     # The watchdog (a beat task) reschedules any job whose next step is overdue by more
@@ -130,6 +134,8 @@ class Settings(BaseSettings):
     # --insecure), JSON log lines, and how long a stopping worker keeps running tasks before
     # it hands everything it holds (countdowns included) back to the broker (Celery 5.5+).
     flower_user: str = ""
+    # `songqueue metrics`: when set, /metrics wants `Authorization: Bearer <token>` (spend, budgets, queue depths).
+    metrics_token: SecretStr = SecretStr("")
     flower_password: SecretStr = SecretStr("")
     log_json: bool = False
     worker_soft_shutdown_timeout: float = Field(
@@ -185,6 +191,16 @@ class Settings(BaseSettings):
         if self.visibility_timeout <= longest + self.task_time_limit:
             raise ValueError("visibility_timeout must exceed limit_wait and budget_wait plus task_time_limit "
                              f"({longest:.0f}+{self.task_time_limit}s)")
+        return self
+
+    @model_validator(mode="after")
+    def _budget_needs_a_price(self) -> Settings:
+        # With a price of 0 every call costs nothing, so the budget would never hold anything back.
+        for provider in ("udio", "minimax"):
+            if self.daily_budget(provider) is not None and getattr(self, f"{provider}_price_per_call") <= 0:
+                raise ValueError(
+                    f"{provider}_daily_budget: needs SONGQUEUE_{provider.upper()}_PRICE_PER_CALL > 0 (with a price of 0 "
+                    "every call is free and the budget enforces nothing); set the price or unset the budget")
         return self
 
     def daily_budget(self, provider: str) -> float | None:

@@ -179,6 +179,8 @@ def make_stack(redis_url: str, sandbox: Sandbox, tmp_path: Path, broker: str) ->
             "SONGQUEUE_POLL_MAX_INTERVAL": "5",
             "SONGQUEUE_RETRY_BASE_DELAY": "0.2",
             "SONGQUEUE_RETRY_MAX_DELAY": "2",
+            # The sandbox and the tests' receivers run on 127.0.0.1 (url_guard refuses it by default).
+            "SONGQUEUE_ALLOW_PRIVATE_NETWORKS": "true",
             **{f"SONGQUEUE_{k.upper()}": str(v) for k, v in overrides.items()},
         })
         built = Stack(redis_url, sandbox, stack_dir, env)

@@ -8,8 +8,21 @@ from dataclasses import dataclass
 
 import requests
 
-from producer.client.callbacks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from producer.client.callbacks import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    ID_HEADER,
+    SIGNATURE_HEADER,
+    STANDARD_SIGNATURE_HEADER,
+    STANDARD_TIMESTAMP_HEADER,
+    TIMESTAMP_HEADER,
+    receiver_secret,
+    sign,
+    standard_signature,
+)
+from producer.client.url_guard import CheckedUrl
 from workers.upstream.http_client import parse_retry_after
+from workers.upstream.pinned_http import pinned_request
 
 # Besides 5xx and no answer at all: worth another try later.
 RETRY_STATUSES = frozenset({408, 425, 429})
@@ -27,21 +40,27 @@ class Delivery:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def post(session: requests.Session, url: str, body: bytes, *, secret: bytes, event: str, delivery: str,
+def post(checked: CheckedUrl, body: bytes, *, secret: bytes, event: str, delivery: str,
          timeout: float) -> Delivery:
+    """POST `body`, signed for this receiver (`secret` is SONGQUEUE_CALLBACK_SECRET; see producer.client.callbacks)."""
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
+        ID_HEADER: delivery,
+        STANDARD_TIMESTAMP_HEADER: timestamp,
+        STANDARD_SIGNATURE_HEADER: standard_signature(receiver_secret(secret, checked.url), delivery, timestamp, body),
+        EVENT_HEADER: event,
+        # Deprecated (one more release): signed with the fleet-wide secret itself.
         TIMESTAMP_HEADER: timestamp,
         SIGNATURE_HEADER: sign(secret, timestamp, body),
-        EVENT_HEADER: event,
         DELIVERY_HEADER: delivery,
     }
     try:
         # Redirects are not followed: the receiver is whoever the URL names, and a
         # redirect could point the signed body anywhere, other schemes included.
-        response = session.post(url, data=body, headers=headers, timeout=(timeout, timeout),
-                                allow_redirects=False, stream=True)
+        # Pinned to the address the guard checked (workers/upstream/pinned_http.py).
+        response = pinned_request(checked, "POST", data=body, headers=headers, timeout=(timeout, timeout),
+                                  stream=True)
     except requests.Timeout:
         return Delivery(None, f"no answer within {timeout:g}s", retryable=True)
     except requests.ConnectionError:

@@ -52,6 +52,7 @@ def print_next_steps(job_id: str, env: dict[str, str], broker: str, own_redis: b
         f"                  (or $SONGQUEUE_SANDBOX_API_KEY; this demo used {API_KEY!r} on a free port). To use it from",
         "                  your own shell, the workers need the gateway's URL and key in their settings:",
         f"                    export SONGQUEUE_UDIO_BASE_URL=http://127.0.0.1:8808 SONGQUEUE_UDIO_API_KEY={DEFAULT_SANDBOX_KEY}",
+        "                    export SONGQUEUE_DOWNLOAD_ALLOWED_HOSTS=127.0.0.1  (its songs come from a private address)",
         "                    (MiniMax: SONGQUEUE_MINIMAX_BASE_URL and SONGQUEUE_MINIMAX_API_KEY alike)",
         f"                  then `make worker` in one shell and `{songqueue} submit --prompt '...' --wait` in another",
         "  read on         README.md, then docs/ (configuration, cli, operations, providers, faults, ...)",
@@ -80,6 +81,8 @@ def main() -> int:
             "SONGQUEUE_STORAGE_URL": os.environ.get("SONGQUEUE_STORAGE_URL", f"file://{VAR / 'objects'}"),
             "SONGQUEUE_POLL_INITIAL_DELAY": "1",
             "SONGQUEUE_POLL_MIN_INTERVAL": "1",
+            # The sandbox serves its songs from 127.0.0.1: only that host may be private.
+            "SONGQUEUE_DOWNLOAD_ALLOWED_HOSTS": "127.0.0.1",
         })
         worker = stack.start_worker(env, VAR / "log" / "demo-worker.log", name="demo", concurrency=2)
         print("demo: worker ready; submitting a job (songqueue submit, then songqueue wait)")

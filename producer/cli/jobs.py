@@ -26,9 +26,11 @@ from producer.cli.request_flags import (
 from producer.client.callbacks import CallbackUrlError, check_callback_url
 from producer.client.links import ObjectLinks
 from producer.client.minimax_upload import UploadError
-from producer.client.songqueue import SongQueue, WaitTimeout
+from producer.client.songqueue import MAX_KEY_CHARS, SongQueue, WaitTimeout
+from producer.client.url_guard import callback_policy
 from producer.models.job_record import JobRecord, JobState
 from producer.models.providers import provider_spec
+from producer.models.text_rules import check_label
 from producer.settings import get_settings
 
 
@@ -38,13 +40,17 @@ def _callback_url(args: argparse.Namespace) -> str | None:
             raise BadInput("--callback-progress: only with --callback-url")
         return None
     try:
-        return check_callback_url(args.callback_url, get_settings().callback_hosts)
+        return check_callback_url(args.callback_url, callback_policy(get_settings())).url
     except CallbackUrlError as exc:
         raise BadInput(f"--callback-url: {exc.rule}") from None
 
 
 def submit(args: argparse.Namespace) -> int:
     refuse_flags_of_other_providers(args)
+    try:
+        check_label("--idempotency-key", args.idempotency_key, MAX_KEY_CHARS)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
     callback_url = _callback_url(args)
     spec = provider_spec(args.provider)
     if takes_references(spec):

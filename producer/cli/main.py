@@ -30,6 +30,7 @@ from producer.ops.flower_launcher import FlowerAuthMissing
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "submit": jobs.submit, "status": jobs.status, "wait": jobs.wait, "cancel": jobs.cancel, "list": jobs.list_jobs,
     "fetch": jobs.fetch, "retry": jobs.retry, "hooks": ops.hooks, "stats": ops.stats, "metrics": ops.metrics,
+    "callback-secret": ops.callback_secret,
     "flower": ops.flower, "playlist": playlist_cli.command,
 }
 
@@ -81,7 +82,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("metrics", help="serve Prometheus metrics of jobs, providers, spend and queues")
     p.add_argument("--port", type=int, default=9808, help="port (default 9808; 0 picks a free port)")
-    p.add_argument("--address", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    p.add_argument("--host", "--address", dest="address", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface, e.g. in a container)")
+
+    p = sub.add_parser("callback-secret", help="print the secret a callback receiver verifies signatures with")
+    p.add_argument("url", help="the receiver's callback URL (its scheme, host and port choose the secret)")
 
     p = sub.add_parser("flower", help="run Flower with basic auth from SONGQUEUE_FLOWER_USER/_PASSWORD")
     p.add_argument("--port", type=int, default=None, help="port (Flower's default 5555)")

@@ -1,12 +1,14 @@
-"""`songqueue hooks|stats|metrics|flower`: what an operator runs beside the workers."""
+"""`songqueue hooks|stats|metrics|flower|callback-secret`: what an operator runs beside the workers."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from producer.cli.exit_codes import EXIT_OK
+from producer.cli.exit_codes import EXIT_OK, BadInput
+from producer.client.callbacks import CallbackUrlError, check_callback_url, receiver_secret_text
 from producer.client.songqueue import SongQueue
+from producer.client.url_guard import callback_policy
 from producer.models.providers import PROVIDERS
 from producer.ops import operator_stats
 from producer.ops.flower_launcher import exec_flower
@@ -32,6 +34,19 @@ def stats(args: argparse.Namespace) -> int:
         limit = f" of {p.max_in_flight}" if p.max_in_flight is not None else ""
         budget = f" of {p.daily_budget:g}" if p.daily_budget is not None else " (no budget)"
         print(f"  {name:<8} in flight {p.in_flight}{limit}   spent {p.spent_today:g}{budget}")
+    return EXIT_OK
+
+
+def callback_secret(args: argparse.Namespace) -> int:
+    """Print the secret a callback receiver verifies its signatures with (Standard Webhooks whsec_ form)."""
+    master = get_settings().callback_secret.get_secret_value()
+    if not master:
+        raise BadInput("SONGQUEUE_CALLBACK_SECRET is not set: callbacks are not signed or sent")
+    try:
+        checked = check_callback_url(args.url, callback_policy(get_settings()))
+    except CallbackUrlError as exc:
+        raise BadInput(f"url: {exc.rule}") from None
+    print(receiver_secret_text(master.encode(), checked.url))
     return EXIT_OK
 
 

@@ -1,29 +1,39 @@
 """Outbound callbacks, the parts both sides share: the URL rule, the signature, the events.
 
 A job may carry a `callback_url`. When it ends (and, if asked, when its progress moves)
-a `songqueue.callback` task POSTs its status there (workers/tasks/callback.py), signed:
+a `songqueue.callback` task POSTs its status there (workers/tasks/callback.py), signed in
+the Standard Webhooks format (https://www.standardwebhooks.com) with a secret of that
+receiver's own:
 
-    X-Songqueue-Timestamp: <unix seconds>
-    X-Songqueue-Signature: sha256=<hex HMAC-SHA256 of f"{timestamp}.{body}" with SONGQUEUE_CALLBACK_SECRET>
-    X-Songqueue-Event:     job.succeeded | job.failed | job.timed_out | job.cancelled | job.progress
-    X-Songqueue-Delivery:  an id shared by every attempt of one event (receivers dedupe on it)
+    webhook-id:        the delivery id, shared by every attempt of one event (receivers dedupe on it)
+    webhook-timestamp: <unix seconds>
+    webhook-signature: v1,<base64 HMAC-SHA256 of f"{id}.{timestamp}.{body}" with the receiver's secret>
+    X-Songqueue-Event: job.succeeded | job.failed | job.timed_out | job.cancelled | job.progress
+
+The receiver's secret is derived from SONGQUEUE_CALLBACK_SECRET and the callback URL's
+origin (scheme, host, port): `receiver_secret`, printed for an operator to hand over by
+`songqueue callback-secret URL`. So a receiver can verify what is sent to it but cannot
+forge what is sent to another. Deprecated, sent for one more release: X-Songqueue-Timestamp,
+X-Songqueue-Delivery and X-Songqueue-Signature (sha256=<hex HMAC-SHA256 of
+f"{timestamp}.{body}" with SONGQUEUE_CALLBACK_SECRET itself).
 
 The producer sends the task by name (on cancel); the workers send it on every other end.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
 import time
 import uuid
-from collections.abc import Collection
 from urllib.parse import urlsplit
 
 from celery import Celery
 
 from producer import task_names
+from producer.client.url_guard import CheckedUrl, UrlPolicy, UrlRefused
 from producer.models.job_record import JobRecord, JobState
 
 log = logging.getLogger("songqueue.callbacks")
@@ -33,6 +43,11 @@ SIGNATURE_HEADER = "X-Songqueue-Signature"
 EVENT_HEADER = "X-Songqueue-Event"
 DELIVERY_HEADER = "X-Songqueue-Delivery"
 
+ID_HEADER = "webhook-id"
+STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"
+STANDARD_SIGNATURE_HEADER = "webhook-signature"
+SECRET_PREFIX = "whsec_"
+
 PROGRESS = "job.progress"
 TERMINAL_EVENTS = {
     JobState.SUCCEEDED: "job.succeeded",
@@ -40,46 +55,55 @@ TERMINAL_EVENTS = {
     JobState.TIMED_OUT: "job.timed_out",
     JobState.CANCELLED: "job.cancelled",
 }
-MAX_URL_LENGTH = 2048
 
 
 class CallbackUrlError(ValueError):
     """A callback_url that breaks a rule; `rule` says which, without the field name."""
 
-    def __init__(self, rule: str) -> None:
+    def __init__(self, rule: str, code: str = "url_bad_syntax") -> None:
         super().__init__(f"callback_url: {rule}")
         self.rule = rule
+        self.code = code
 
 
-def check_callback_url(url: str, allowed_hosts: Collection[str] = ()) -> str:
-    """The URL, stripped, if songqueue may POST to it; else CallbackUrlError.
+def check_callback_url(url: str, policy: UrlPolicy, *, resolve: bool = False) -> CheckedUrl:
+    """The URL, stripped and checked by the one outbound guard (producer.client.url_guard); else CallbackUrlError.
 
-    http/https only, with a host, no credentials (the signature authenticates songqueue;
-    a password in the URL would sit in the job record), and with an allow-list only those
-    hosts and their subdomains.
+    The producer checks without resolving (no DNS at submit); the worker checks again with
+    resolution right before each delivery and connects to the address it checked.
     """
-    url = url.strip()
-    if len(url) > MAX_URL_LENGTH:
-        raise CallbackUrlError(f"at most {MAX_URL_LENGTH} characters")
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https"):
-        raise CallbackUrlError(f"must be an http:// or https:// URL, got {parts.scheme or 'no'} scheme")
     try:
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        raise CallbackUrlError("has an invalid port") from None
-    host = (parts.hostname or "").lower()
-    if not host:
-        raise CallbackUrlError("must name a host")
-    if parts.username is not None or parts.password is not None:
-        raise CallbackUrlError("must not carry credentials (user:password@); the signature authenticates songqueue")
-    if allowed_hosts and not any(host == h or host.endswith("." + h) for h in allowed_hosts):
-        raise CallbackUrlError(f"host {host} is not in SONGQUEUE_CALLBACK_ALLOWED_HOSTS")
-    return url
+        return policy.check(url.strip(), resolve=resolve)
+    except UrlRefused as exc:
+        raise CallbackUrlError(exc.rule, exc.code) from None
+
+
+def origin(url: str) -> str:
+    """scheme://host:port of a URL, lower-cased, the port always written: what a receiver's secret is bound to."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme, 0)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def receiver_secret(master: bytes, url: str) -> bytes:
+    """The key that signs callbacks to `url`'s origin: HMAC-SHA256(master, "songqueue-callback:" + origin)."""
+    return hmac.new(master, b"songqueue-callback:" + origin(url).encode(), hashlib.sha256).digest()
+
+
+def receiver_secret_text(master: bytes, url: str) -> str:
+    """The receiver's secret as Standard Webhooks libraries take it: whsec_<base64>."""
+    return SECRET_PREFIX + base64.b64encode(receiver_secret(master, url)).decode("ascii")
+
+
+def standard_signature(secret: bytes, delivery: str, timestamp: str, body: bytes) -> str:
+    """The webhook-signature value: v1,<base64 HMAC-SHA256 of b"{id}.{timestamp}.{body}">."""
+    signed = f"{delivery}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(secret, signed, hashlib.sha256).digest()).decode("ascii")
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
-    """The X-Songqueue-Signature value: sha256=<hex HMAC-SHA256 of b"{timestamp}.{body}">."""
+    """The deprecated X-Songqueue-Signature value: sha256=<hex HMAC-SHA256 of b"{timestamp}.{body}">."""
     return "sha256=" + hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
 
 

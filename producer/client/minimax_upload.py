@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import requests
 
+from producer.models.text_rules import clean_text
 from producer.settings import Settings
 
 UPLOAD_PATH = "/minimaxi/v1/music_upload"
@@ -62,7 +63,7 @@ def upload_reference(settings: Settings, path: Path, purpose: Purpose) -> str:
                           refused=False)
     if response.status_code >= 400:
         raise UploadError(f"the MiniMax upload API refused the file (HTTP {response.status_code}): "
-                          f"{response.text[:300]}", refused=True)
+                          f"{clean_text(response.text)}", refused=True)
     try:
         answer = response.json()
     except ValueError:
@@ -72,7 +73,7 @@ def upload_reference(settings: Settings, path: Path, purpose: Purpose) -> str:
         raise UploadError("the MiniMax upload API's answer has no base_resp", refused=False)
     code, message = status
     if code != 0:
-        raise UploadError(f"the MiniMax upload API refused the file: {message} (status_code {code})",
+        raise UploadError(f"the MiniMax upload API refused the file: {clean_text(message)} (status_code {code})",
                           refused=code not in RATE_LIMIT_CODES)
     reference = answer.get(ID_FIELD[purpose])
     if not isinstance(reference, str) or not reference:

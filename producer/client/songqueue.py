@@ -19,6 +19,7 @@ from producer.client.celery_config import celery_config
 from producer.client.fetch import fetch_job
 from producer.client.links import ObjectLinks
 from producer.client.minimax_upload import Purpose, upload_reference
+from producer.client.url_guard import callback_policy
 from producer.client.wait_loop import Deadline, poll_until
 from producer.models.job_record import (
     CANCELLABLE_STATES,
@@ -30,6 +31,7 @@ from producer.models.job_record import (
 )
 from producer.models.minimax import MiniMaxRequest
 from producer.models.providers import DEFAULT_PROVIDER, PROVIDERS, REQUEST_MODELS
+from producer.models.text_rules import check_label
 from producer.models.udio import UdioRequest
 from producer.settings import Settings, get_settings
 from producer.store.job_store import JobStore
@@ -56,6 +58,10 @@ class JobHandle:
 
     def wait(self, timeout: float | None = None) -> JobRecord:
         return self.queue.wait(self.id, timeout=timeout)
+
+# Bounds of the caller's strings stored on a job record.
+MAX_KEY_CHARS = 200
+MAX_ALBUM_CHARS = 200
 
 
 class SongQueue:
@@ -85,11 +91,14 @@ class SongQueue:
         producer.client.callbacks.CallbackUrlError (a ValueError naming callback_url).
         `album`: the ID3 album of its songs; `batch_id`: the playlist run it belongs to.
         """
+        check_label("idempotency_key", idempotency_key, MAX_KEY_CHARS)
+        check_label("album", album, MAX_ALBUM_CHARS)
+        check_label("batch_id", batch_id, MAX_KEY_CHARS)
         spec = PROVIDERS.get(provider)
         if spec is None:
             raise ValueError(f"provider: must be one of {', '.join(sorted(PROVIDERS))}, got {provider!r}")
         if callback_url is not None:
-            callback_url = check_callback_url(callback_url, self.settings.callback_hosts)
+            callback_url = check_callback_url(callback_url, callback_policy(self.settings)).url
         elif callback_progress:
             raise ValueError("callback_progress: needs a callback_url")
         if not isinstance(request, spec.request_model):

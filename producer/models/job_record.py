@@ -11,7 +11,12 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+
+from producer.models.text_rules import clean_text
+
+# A job's error sentence (it may quote an upstream) is cut to this many characters.
+MAX_ERROR_CHARS = 600
 
 
 class JobState(StrEnum):
@@ -56,6 +61,12 @@ class StoredObject(BaseModel):
 class JobError(BaseModel):
     code: str = Field(description="machine-readable, e.g. upstream_failure, submit_uncertain")
     message: str = Field(description="a human sentence, with the upstream's own reason when it gave one")
+
+    @field_validator("code", "message")
+    @classmethod
+    def _printable(cls, text: str, info: ValidationInfo) -> str:
+        # The message may quote an upstream: it reaches terminals, logs and callbacks.
+        return clean_text(text, MAX_ERROR_CHARS if info.field_name == "message" else 80)
 
 
 class Transition(BaseModel):
@@ -171,7 +182,7 @@ class JobRecord(BaseModel):
             "songs": [
                 {
                     "id": s.upstream_id,
-                    "title": s.title,
+                    "title": clean_text(s.title),
                     "duration": s.duration,
                     "audio": _object_view(s.audio, link),
                     "cover": _object_view(s.cover, link),

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from producer.models.text_rules import control_rule
+
 MAX_LYRICS_CHARS = 200
 ACCOMPANIMENT = "##"
 _REFERENCE_ID = r"^[A-Za-z0-9._:-]+$"
@@ -48,6 +50,9 @@ class MiniMaxRequest(BaseModel):
     @field_validator("lyrics")
     @classmethod
     def _lyrics_rules(cls, lyrics: str) -> str:
+        rule = control_rule(lyrics)
+        if rule:
+            raise ValueError(f"lyrics: {rule}")
         length = lyrics_length(lyrics)
         if length > MAX_LYRICS_CHARS:
             raise ValueError(

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from producer.models.text_rules import control_rule
+
+# The gateways pass the seed on as a signed 32-bit integer; a larger one is refused or wrapped upstream.
+MAX_SEED = 2**31 - 1
 
 
 class _Strict(BaseModel):
@@ -43,7 +48,7 @@ class UdioRequest(_Strict):
     lyrics_type: Literal["generate", "user", "instrumental"] = "generate"
     model_type: Literal["udio32-v1.5", "udio130-v1.5"] = "udio32-v1.5"
     negative_prompt: str = Field("", max_length=5000)
-    seed: int = Field(-1, ge=-1, description="-1 means random")
+    seed: int = Field(-1, ge=-1, le=MAX_SEED, description="-1 means random; else within a signed 32-bit integer")
     bypass_prompt_optimization: bool = False
     song_section_start: float = Field(0.0, ge=0.0, le=1.0)
     song_section_end: float = Field(1.0, ge=0.0, le=1.0)
@@ -55,6 +60,20 @@ class UdioRequest(_Strict):
     # Float literals are not valid typing, but pydantic enforces them and puts them in the schema.
     generation_quality: Literal[0.25, 0.5, 0.75, 1.0] = 0.75  # type: ignore[valid-type]
     config: UdioConfig = Field(default_factory=UdioConfig)
+
+    @field_validator("prompt", "lyrics", "negative_prompt", mode="before")
+    @classmethod
+    def _unix_line_breaks(cls, value: Any) -> Any:
+        # A text file saved on Windows must not be refused for its `\r` characters.
+        return value.replace("\r\n", "\n") if isinstance(value, str) else value
+
+    @field_validator("prompt", "lyrics", "negative_prompt")
+    @classmethod
+    def _no_control_characters(cls, text: str, info: ValidationInfo) -> str:
+        rule = control_rule(text)
+        if rule:
+            raise ValueError(f"{info.field_name}: {rule}")
+        return text
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> UdioRequest:

@@ -95,6 +95,8 @@ def _task_object(payload: Any) -> dict[str, Any]:
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    # Socket timeout of every read and write: a client that stops sending is cut off.
+    timeout = 10
 
     def do_GET(self) -> None:
         if self.path == "/health":

@@ -1,4 +1,4 @@
-"""`songqueue metrics --port N`: a Prometheus endpoint for songqueue, a process of its own.
+"""`songqueue metrics [--host H] --port N`: a Prometheus endpoint for songqueue, a process of its own.
 
 Everything is read at scrape time: gauges from the job store's indexes, the spend ledger and
 the broker (producer/ops/operator_stats.py), counters and histograms from the hashes the workers
@@ -11,17 +11,19 @@ this one knows about jobs, providers, money and queues, which Flower cannot see.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import threading
 from collections import defaultdict
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from producer.client.songqueue import PROVIDERS, SongQueue
 from producer.ops import operator_stats
+from producer.ops.metrics_server import MetricsServer
 from producer.store import keys
 from producer.store.metric_schema import (
     DOWNLOADED_BYTES,
@@ -116,16 +118,20 @@ def _histogram(name: str, documentation: str, labels: list[str], fields: dict[st
     return family
 
 
-def serve(queue: SongQueue, port: int, address: str = "0.0.0.0") -> int:
-    """Serve /metrics until interrupted."""
+def serve(queue: SongQueue, port: int, address: str = "127.0.0.1") -> int:
+    """Serve /metrics until interrupted (producer/ops/metrics_server.py: timeouts, bounded threads, optional token)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SongqueueCollector(queue))
-    server, thread = start_http_server(port, addr=address, registry=registry)
-    print(f"songqueue metrics on http://{address}:{server.server_port}/metrics", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
+    server = MetricsServer(lambda: generate_latest(registry), token=queue.settings.metrics_token.get_secret_value())
+
+    async def run() -> None:
+        listening = await server.start(address, port)
+        bound = listening.sockets[0].getsockname()[1]
+        print(f"songqueue metrics on http://{address}:{bound}/metrics"
+              f"{' (bearer token required)' if server.token else ''}", flush=True)
+        async with listening:
+            await listening.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
     return 0

@@ -61,6 +61,7 @@ class Harness:
             "UDIO_BASE_URL": self.sandbox_url,
             "UDIO_API_KEY": SANDBOX_KEY,
             "STORAGE_URL": (self.tmp / "objects").as_uri(),
+            "ALLOW_PRIVATE_NETWORKS": "true",  # the sandbox serves its files from 127.0.0.1
             **self.settings,
         }
         self.env = stack.worker_env({f"SONGQUEUE_{k}": v for k, v in overrides.items()})

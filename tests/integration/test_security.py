@@ -15,6 +15,8 @@ import redis
 import requests
 import stack
 
+from tests.integration.test_observability import _start_metrics
+from tests.support.http_fixture import LocalServer
 from tests.support.ports import start_flower
 
 pytestmark = pytest.mark.integration
@@ -35,8 +37,12 @@ def _decoded_bodies(monitor_text: str) -> str:
 
 
 def test_api_key_never_leaks(make_stack, sandbox, tmp_path):
-    s = make_stack(max_transient_errors="3")
+    master = "cb-master-SECRET-0123456789"
+    s = make_stack(max_transient_errors="3", callback_secret=master)
     key = s.env["SONGQUEUE_UDIO_API_KEY"]
+    receiver = LocalServer()
+    receiver.__enter__()
+    hook = receiver.route("/hook")
     broker_url = s.env["SONGQUEUE_BROKER_URL"]
     monitor = subprocess.Popen(
         [str(Path(stack.redis_binary()).with_name("redis-cli")), "-u", broker_url, "monitor"],
@@ -50,7 +56,8 @@ def test_api_key_never_leaks(make_stack, sandbox, tmp_path):
         tag = uuid.uuid4().hex[:6]
         prompts = [f"leak check {tag}", f"leak fail {tag} sandbox:failure", f"leak flaky {tag} sandbox:fetch_500=2",
                    f"leak 403 {tag} sandbox:dl_403", f"leak 401 {tag}"]
-        ids = [queue.submit({"prompt": p}).id for p in prompts[:4]]
+        # Every job calls back, so callbacks (headers and bodies) are searched too.
+        ids = [queue.submit({"prompt": p}, callback_url=hook).id for p in prompts[:4]]
         # One job with a wrong key: the upstream's refusal must not echo ours.
         wrong = make_stack(udio_api_key="sk-wrongKEYwrongKEY0123456789abcdef")
         wrong.start_worker(concurrency=1)
@@ -65,14 +72,23 @@ def test_api_key_never_leaks(make_stack, sandbox, tmp_path):
         pages = [requests.get(f"{flower_url}/task/{uuid_}", auth=FLOWER_AUTH, timeout=10).text
                  for uuid_ in list(tasks)[:20]]
         assert requests.get(f"{flower_url}/api/tasks", timeout=10).status_code == 401
+        metrics, metrics_url = _start_metrics(s.env)
+        try:
+            scraped = requests.get(metrics_url, timeout=10).text
+        finally:
+            stack.stop(metrics)
+        stack.wait_until(lambda: len(receiver.requests) >= len(ids), 60, "a callback for every job")
     finally:
         stack.stop(flower)
         stack.stop(monitor)
+        receiver.close()
     monitor_text = (tmp_path / "monitor.txt").read_text(errors="replace")
     assert ids[0] in _decoded_bodies(monitor_text), "the monitor captured the task messages"
     store = redis.Redis.from_url(s.env["SONGQUEUE_REDIS_URL"])
     store_dump = "\n".join(str(store.get(k)) for k in store.keys("*") if store.type(k) == b"string")
-    cli_status = s.cli("status", ids[1]).stdout + s.cli("list").stdout
+    cli_status = (s.cli("status", ids[1]).stdout + s.cli("list").stdout + s.cli("stats", "--json").stdout
+                  + s.cli("callback-secret", hook).stdout)
+    callbacks = "\n".join(json.dumps(headers) + body.decode() for _, _, headers, body in receiver.requests)
     haystacks = {
         "broker traffic": monitor_text + _decoded_bodies(monitor_text),
         "flower api": json.dumps(tasks),
@@ -80,11 +96,15 @@ def test_api_key_never_leaks(make_stack, sandbox, tmp_path):
         "worker logs": s.worker_logs() + wrong.worker_logs(),
         "job records and errors": store_dump + json.dumps([r.model_dump(mode="json") for r in records]),
         "cli output": cli_status,
+        "callbacks": callbacks,
     }
     for where, text in haystacks.items():
         # Each place searched holds this test's jobs, so a clean result means something.
         assert any(i in text for i in [*ids, wrong_id]), f"{where} has none of this test's jobs"
         assert key not in text and "sk-wrongKEY" not in text, f"the API key leaked into {where}"
+        assert master not in text, f"the callback secret leaked into {where}"
+    # The metrics page names no job, so it is searched for the secrets alone (it did answer).
+    assert "songqueue_jobs" in scraped and key not in scraped and master not in scraped
     # Both keys reached the upstream with this test's own submits (the sandbox is shared, so
     # only requests carrying this test's tag count), so the search above had something to find.
     logged = requests.get(f"{sandbox.url}/_sandbox/requests?limit=2000", timeout=10).json()["requests"]

@@ -37,7 +37,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class LocalServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
         self.released = threading.Event()
@@ -69,7 +70,7 @@ class LocalServer:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
                 pass
 
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server((host, 0), _Handler)
         self.port = self._server.server_address[1]
         # A short poll interval: shutdown() waits up to one interval.
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), name="local-http",
@@ -82,7 +83,7 @@ class LocalServer:
         return self.url(path)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def __enter__(self) -> LocalServer:
         self._thread.start()

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import requests
-
+from producer.client.url_guard import download_policy
 from producer.models.job_record import JobRecord, StoredObject
 from producer.settings import Settings
 from workers.artifacts import storage_keys
@@ -26,29 +25,29 @@ Heartbeat = Callable[[], None] | None
 
 
 def store_asset(
-    session: requests.Session, storage: Storage, settings: Settings, record: JobRecord, song_index: int,
+    storage: Storage, settings: Settings, record: JobRecord, song_index: int,
     asset: str, heartbeat: Heartbeat = None,
 ) -> StoredObject:
     if asset == "audio":
-        return store_audio(session, storage, settings, record, song_index, heartbeat)
-    return store_cover(session, storage, settings, record, song_index, heartbeat)
+        return store_audio(storage, settings, record, song_index, heartbeat)
+    return store_cover(storage, settings, record, song_index, heartbeat)
 
 
 def store_cover(
-    session: requests.Session, storage: Storage, settings: Settings, record: JobRecord, song_index: int,
+    storage: Storage, settings: Settings, record: JobRecord, song_index: int,
     heartbeat: Heartbeat = None,
 ) -> StoredObject:
     return download_to_storage(
-        session, record.songs[song_index].image_path, storage, kind="image",
+        record.songs[song_index].image_path, storage, kind="image",
         key_for=lambda ext: storage_keys.cover_key(record.id, song_index, ext),
         max_bytes=settings.max_cover_bytes, timeout=settings.http_timeout, chunk_bytes=settings.download_chunk_bytes,
         spool_dir=settings.spool_dir, heartbeat=heartbeat,
-        allowed_hosts=settings.download_hosts,
+        policy=download_policy(settings),
     )
 
 
 def store_audio(
-    session: requests.Session, storage: Storage, settings: Settings, record: JobRecord, song_index: int,
+    storage: Storage, settings: Settings, record: JobRecord, song_index: int,
     heartbeat: Heartbeat = None,
 ) -> StoredObject:
     song = record.songs[song_index]
@@ -58,13 +57,13 @@ def store_audio(
         storage, song.staged_audio_key, max_bytes=settings.max_download_bytes,
         chunk_bytes=settings.download_chunk_bytes, spool_dir=settings.spool_dir,
     ) if song.staged_audio_key else download_to_file(
-        session, song.song_path, kind="audio", max_bytes=settings.max_download_bytes, timeout=settings.http_timeout,
+        song.song_path, kind="audio", max_bytes=settings.max_download_bytes, timeout=settings.http_timeout,
         chunk_bytes=settings.download_chunk_bytes, spool_dir=settings.spool_dir, heartbeat=heartbeat,
-        allowed_hosts=settings.download_hosts,
+        policy=download_policy(settings),
     )
     with source as downloaded:
         check_mp3(downloaded.path, song.duration, settings.duration_tolerance)
-        cover = cover_for_tags(session, storage, settings, record, song_index)
+        cover = cover_for_tags(storage, settings, record, song_index)
         write_tags(downloaded.path, song_tags(record, song_index, settings, cover))
         return storage.put_file(storage_keys.audio_key(record.id, song_index), downloaded.path, downloaded.content_type,
                                 upstream_sha256=downloaded.sha256)
@@ -88,7 +87,7 @@ def song_tags(record: JobRecord, song_index: int, settings: Settings, cover: Cov
 
 
 def cover_for_tags(
-    session: requests.Session, storage: Storage, settings: Settings, record: JobRecord, song_index: int
+    storage: Storage, settings: Settings, record: JobRecord, song_index: int
 ) -> Cover | None:
     """The cover to embed: from storage if already there, else fetched; None without one."""
     song = record.songs[song_index]
@@ -101,7 +100,7 @@ def cover_for_tags(
         return Cover(data, song.cover.content_type)
     if not song.image_path:
         return None  # nothing to embed; the cover task reports a missing cover
-    with download_to_file(session, song.image_path, kind="image", max_bytes=cap, timeout=settings.http_timeout,
+    with download_to_file(song.image_path, kind="image", max_bytes=cap, timeout=settings.http_timeout,
                           chunk_bytes=settings.download_chunk_bytes, spool_dir=settings.spool_dir,
-                          allowed_hosts=settings.download_hosts) as image:
+                          policy=download_policy(settings)) as image:
         return Cover(image.path.read_bytes(), image.content_type)

@@ -7,39 +7,35 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import urlparse
 
 import requests
 
+from producer.client.url_guard import CheckedUrl, UrlPolicy, UrlRefused
 from producer.models.job_record import StoredObject
 from workers.artifacts.media_types import sniff_audio, sniff_image
 from workers.storage import Storage
 from workers.upstream.errors import PermanentError, TransientError
+from workers.upstream.pinned_http import pinned_request
 
-ALLOWED_SCHEMES = ("http", "https")
 HEARTBEAT_SECONDS = 5.0
-
-
 MAX_REDIRECTS = 5
+# The guard's codes, as a download failure names them.
+_CODES = {"url_host_not_allowed": "download_host_not_allowed", "url_private_address": "download_private_address"}
 
 
-def check_url(url: str, allowed_hosts: Collection[str] = ()) -> None:
-    """http/https only; with an allow-list, only those hosts and their subdomains."""
-    parsed = urlparse(url)
-    scheme = parsed.scheme.lower()
-    if scheme not in ALLOWED_SCHEMES:
-        raise PermanentError("download_bad_url", f"refusing to download from a {scheme or 'relative'}:// URL")
-    host = (parsed.hostname or "").lower()
-    if allowed_hosts and not any(host == h or host.endswith("." + h) for h in allowed_hosts):
-        raise PermanentError(
-            "download_host_not_allowed",
-            f"refusing to download from {host or 'no host'}: not in SONGQUEUE_DOWNLOAD_ALLOWED_HOSTS")
+def check_url(url: str, policy: UrlPolicy, kind: str = "result") -> CheckedUrl:
+    """The URL checked by the one outbound guard, resolved and ready to pin; PermanentError if refused."""
+    try:
+        return policy.check(url)
+    except UrlRefused as exc:
+        raise PermanentError(_CODES.get(exc.code, "download_bad_url"),
+                             f"refusing to download the {kind} file: {exc.rule}") from None
 
 
 @dataclass(frozen=True)
@@ -55,7 +51,6 @@ class Downloaded:
 
 @contextmanager
 def download_to_file(
-    session: requests.Session,
     url: str,
     *,
     kind: str,
@@ -64,7 +59,7 @@ def download_to_file(
     chunk_bytes: int,
     spool_dir: str | None = None,
     heartbeat: Callable[[], None] | None = None,
-    allowed_hosts: Collection[str] = (),
+    policy: UrlPolicy,
 ) -> Iterator[Downloaded]:
     """Download `url` (byte-for-byte as given) to a temporary file in `spool_dir`.
 
@@ -73,7 +68,7 @@ def download_to_file(
     dead one. The file exists only inside the `with` block: it is deleted on the way
     out, whether the block succeeded or not.
     """
-    check_url(url, allowed_hosts)
+    checked = check_url(url, policy, kind)
     if spool_dir:
         Path(spool_dir).mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=spool_dir or None, prefix=f"songqueue-{kind}-", suffix=".part")
@@ -81,14 +76,13 @@ def download_to_file(
     try:
         with os.fdopen(fd, "wb") as out:
             size, sha256, extension, content_type = _fetch(
-                session, url, out, kind, max_bytes, timeout, chunk_bytes, heartbeat, allowed_hosts)
+                checked, out, kind, max_bytes, timeout, chunk_bytes, heartbeat, policy)
         yield Downloaded(path, size, sha256, extension, content_type)
     finally:
         path.unlink(missing_ok=True)
 
 
 def download_to_storage(
-    session: requests.Session,
     url: str,
     storage: Storage,
     *,
@@ -99,21 +93,21 @@ def download_to_storage(
     chunk_bytes: int,
     spool_dir: str | None = None,
     heartbeat: Callable[[], None] | None = None,
-    allowed_hosts: Collection[str] = (),
+    policy: UrlPolicy,
 ) -> StoredObject:
     """Download `url` as is and store it under `key_for(extension)` (a cover, say)."""
-    with download_to_file(session, url, kind=kind, max_bytes=max_bytes, timeout=timeout, chunk_bytes=chunk_bytes,
-                          spool_dir=spool_dir, heartbeat=heartbeat, allowed_hosts=allowed_hosts) as downloaded:
+    with download_to_file(url, kind=kind, max_bytes=max_bytes, timeout=timeout, chunk_bytes=chunk_bytes,
+                          spool_dir=spool_dir, heartbeat=heartbeat, policy=policy) as downloaded:
         return storage.put_file(key_for(downloaded.extension), downloaded.path, downloaded.content_type,
                                 upstream_sha256=downloaded.sha256)
 
 
 def _fetch(
-    session: requests.Session, url: str, out: BinaryIO, kind: str, max_bytes: int, timeout: float,
-    chunk_bytes: int, heartbeat: Callable[[], None] | None, allowed_hosts: Collection[str] = (),
+    checked: CheckedUrl, out: BinaryIO, kind: str, max_bytes: int, timeout: float,
+    chunk_bytes: int, heartbeat: Callable[[], None] | None, policy: UrlPolicy,
 ) -> tuple[int, str, str, str]:
     """Stream the body into `out`; returns (size, sha256, extension, content type)."""
-    response = _get_following_redirects(session, url, timeout, kind, allowed_hosts)
+    response = _get_following_redirects(checked, timeout, kind, policy)
     with response:
         _check_status(response, kind)
         expected = _content_length(response)
@@ -126,8 +120,9 @@ def _fetch(
         else:
             extension, content_type = sniff_image(first)
         if extension is None:
-            found = response.headers.get("Content-Type", "unknown type")
-            raise PermanentError(f"download_not_{kind}", f"the {kind} URL returned {found}, not {kind} data: {first[:60]!r}")
+            # Described, never quoted: the bytes may be anything (a metadata service's credentials).
+            raise PermanentError(f"download_not_{kind}", f"the {kind} URL returned {describe_body(response, first)}, "
+                                 f"not {kind} data")
         digest = hashlib.sha256()
         size = 0
         for chunk in chain([first], body):
@@ -184,18 +179,24 @@ def _capped_chunks(
         raise TransientError("download_truncated", f"the {kind} download ended at {size} of {expected} bytes")
 
 
-def _get_following_redirects(
-    session: requests.Session, url: str, timeout: float, kind: str, allowed_hosts: Collection[str]
-) -> requests.Response:
-    """GET `url`, following redirects by hand so each hop is checked before it is requested."""
+def _get_following_redirects(checked: CheckedUrl, timeout: float, kind: str, policy: UrlPolicy) -> requests.Response:
+    """GET the URL, following redirects by hand: each hop checked by the guard and pinned before it is requested."""
     for _ in range(MAX_REDIRECTS + 1):
         try:
-            response = session.get(url, stream=True, timeout=(min(timeout, 10.0), timeout), allow_redirects=False)
+            response = pinned_request(checked, "GET", stream=True, timeout=(min(timeout, 10.0), timeout))
         except requests.RequestException as exc:
             raise TransientError("download_interrupted", f"could not fetch the {kind} file: {type(exc).__name__}") from exc
         if not response.is_redirect:
             return response
         response.close()
-        url = requests.compat.urljoin(url, response.headers["Location"])
-        check_url(url, allowed_hosts)
+        checked = check_url(requests.compat.urljoin(checked.url, response.headers["Location"]), policy, kind)
     raise PermanentError("download_bad_url", f"the {kind} URL redirected more than {MAX_REDIRECTS} times")
+
+
+def describe_body(response: requests.Response, first: bytes) -> str:
+    """What came instead of a media file: its declared type, its length and a hash prefix of its first bytes."""
+    declared = response.headers.get("Content-Type", "no content type")
+    length = response.headers.get("Content-Length")
+    shown = "".join(c for c in declared[:80] if c.isprintable())
+    size = f"{length} bytes" if length and length.isdigit() else f"at least {len(first)} bytes"
+    return f"{shown or 'no content type'} ({size}, sha256 of the first {len(first)} bytes {hashlib.sha256(first).hexdigest()[:12]})"

@@ -14,12 +14,12 @@ import json
 import time
 from functools import lru_cache
 
-import requests
 from celery import Task
 
 from producer import task_names
 from producer.client.callbacks import PROGRESS, CallbackUrlError, check_callback_url
 from producer.client.links import ObjectLinks
+from producer.client.url_guard import callback_policy
 from producer.models.job_record import CallbackAttempt, JobRecord, JobState
 from producer.settings import Settings
 from workers import runtime
@@ -27,16 +27,10 @@ from workers.callback_delivery import Delivery, post
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
 from workers.tasks.common import log
-from workers.upstream.http_client import new_session
 
 # The record keeps the latest attempts only: a long-lived job with progress callbacks
 # must not grow without bound.
 KEPT_ATTEMPTS = 100
-
-
-@lru_cache(maxsize=1)
-def _session() -> requests.Session:
-    return new_session()
 
 
 @lru_cache(maxsize=1)
@@ -82,12 +76,12 @@ def _deliver(record: JobRecord, event: str, delivery: str, settings: Settings) -
         return Delivery(None, "not sent: SONGQUEUE_CALLBACK_SECRET is not set", retryable=False)
     try:
         # Checked again: the allow-list may have changed since the job was submitted.
-        url = check_callback_url(record.callback_url or "", settings.callback_hosts)
+        checked = check_callback_url(record.callback_url or "", callback_policy(settings), resolve=True)
     except CallbackUrlError as exc:
-        return Delivery(None, f"not sent: {exc.rule}", retryable=False)
+        return Delivery(None, f"not sent ({exc.code}): {exc.rule}", retryable=False)
     payload = {**record.public_view(link=_links().link), "event": event, "delivery": delivery}
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    return post(_session(), url, body, secret=secret.encode(), event=event, delivery=delivery,
+    return post(checked, body, secret=secret.encode(), event=event, delivery=delivery,
                 timeout=settings.callback_timeout)
 
 

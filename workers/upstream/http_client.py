@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 import requests
 
+from producer.models.text_rules import clean_text
 from workers.upstream.errors import PermanentError, TransientError
 
 USER_AGENT = "songqueue/0.1"
@@ -114,11 +115,10 @@ def _describe(body: bytes) -> str:
     try:
         parsed = json.loads(text)
         if isinstance(parsed, dict) and parsed.get("message"):
-            return str(parsed["message"])[:300]
+            return clean_text(str(parsed["message"]))
     except ValueError:
         pass
-    text = " ".join(_TAGS.sub(" ", text).split())
-    return text[:300] or "(empty body)"
+    return clean_text(_TAGS.sub(" ", text)) or "(empty body)"
 
 
 def _host(url: str) -> str:

@@ -21,7 +21,7 @@ def _settings(prefix: str, **overrides: object) -> Settings:
 
 
 def test_concurrent_reservations_never_overshoot(redis_client, key_prefix):
-    settings = _settings(key_prefix, udio_daily_budget=10.0)
+    settings = _settings(key_prefix, udio_daily_budget=10.0, udio_price_per_call=0.7)
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: budget.reserve(redis_client, settings, "udio", 0.7), range(40)))
     granted = [r for r in results if isinstance(r, budget.Reservation)]

@@ -111,7 +111,8 @@ def test_token_bucket_paces_calls_across_clients(store, redis_url):
 def test_admission_outcomes_and_the_budget_policy(store):
     """One step: limits, then budget; a job held back by a later check keeps no place in flight."""
     spent = keys.spend(store.prefix, "udio", spend.utc_day())
-    settings = _settings(store, udio_max_in_flight=1, udio_daily_budget=1.0, budget_policy="fail")
+    settings = _settings(store, udio_max_in_flight=1, udio_daily_budget=1.0, udio_price_per_call=1.0,
+                         budget_policy="fail")
     over = _queued(store)
     store.redis.set(spent, spend.to_micros(0.8))
     refused = gate.admit_submit(store.redis, settings, over, 0.5)

@@ -7,13 +7,14 @@ import hmac
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-import requests
 
-from producer.client.callbacks import CallbackUrlError, check_callback_url, sign
+from producer.client.callbacks import CallbackUrlError, check_callback_url, receiver_secret_text, sign
+from producer.client.url_guard import UrlPolicy
 from tests.support.http_fixture import LocalServer, closed_port
 from workers.callback_delivery import post
 
-ALLOWED = ("example.com",)
+ALLOWED = UrlPolicy(frozenset({"example.com"}), list_name="SONGQUEUE_CALLBACK_ALLOWED_HOSTS")
+LOCAL = UrlPolicy(allow_private=True)  # the receivers below run on 127.0.0.1
 
 
 @pytest.mark.parametrize("url", [
@@ -22,17 +23,17 @@ ALLOWED = ("example.com",)
     "  https://EXAMPLE.com/hook  ",
 ])
 def test_allowed_urls(url):
-    assert check_callback_url(url, ALLOWED) == url.strip()
+    assert check_callback_url(url, ALLOWED).url == url.strip()
 
 
 @pytest.mark.parametrize(("url", "rule"), [
     ("example.com/hook", "http:// or https://"),
     ("javascript:alert(1)", "http:// or https://"),
-    ("https://example.com:99999/hook", "invalid port"),
+    ("https://example.com:99999/hook", "port"),
     ("https://a:b@example.com/hook", "credentials"),
     ("https://notexample.com/hook", "not in SONGQUEUE_CALLBACK_ALLOWED_HOSTS"),
     ("https://example.com.evil.test/hook", "not in SONGQUEUE_CALLBACK_ALLOWED_HOSTS"),
-    ("https://example.com/" + "a" * 2100, "at most 2048"),
+    ("https://example.com/" + "a" * 2100, "over the limit of 2048"),
 ])
 def test_refused_urls(url, rule):
     with pytest.raises(CallbackUrlError) as caught:
@@ -40,8 +41,16 @@ def test_refused_urls(url, rule):
     assert rule in caught.value.rule and str(caught.value).startswith("callback_url: ")
 
 
-def test_any_host_without_an_allow_list():
-    assert check_callback_url("http://10.0.0.7:9000/x") == "http://10.0.0.7:9000/x"
+def test_private_hosts_are_refused_unless_allowed():
+    with pytest.raises(CallbackUrlError, match="private address") as caught:
+        check_callback_url("http://10.0.0.7:9000/x", UrlPolicy())
+    assert caught.value.code == "url_private_address"
+    assert check_callback_url("http://10.0.0.7:9000/x", LOCAL).url == "http://10.0.0.7:9000/x"
+    assert check_callback_url("http://10.0.0.7:9000/x", UrlPolicy(frozenset({"10.0.0.7"}))).url
+
+
+def test_any_public_host_without_an_allow_list():
+    assert check_callback_url("https://hooks.example.com/x", UrlPolicy()).url == "https://hooks.example.com/x"
 
 
 def test_signature_is_hmac_sha256_over_timestamp_dot_body():
@@ -70,7 +79,7 @@ def _status(code: int, headers: dict[str, str] | None = None):
 def test_answers_are_classed(code, headers, delivered, retryable, retry_after):
     with LocalServer() as receiver:
         url = receiver.route("/r", handler=_status(code, headers))
-        outcome = post(requests.Session(), url, b"{}", secret=b"k", event="job.succeeded", delivery="d1", timeout=2)
+        outcome = post(LOCAL.check(url), b"{}", secret=b"k", event="job.succeeded", delivery="d1", timeout=2)
         [(method, _, sent, body)] = receiver.requests
     assert (outcome.status_code, outcome.delivered, outcome.retryable, outcome.retry_after) == (
         code, delivered, retryable, retry_after)
@@ -79,6 +88,39 @@ def test_answers_are_classed(code, headers, delivered, retryable, retry_after):
 
 
 def test_no_answer_is_retryable_and_names_no_url():
-    outcome = post(requests.Session(), f"http://127.0.0.1:{closed_port()}/x?token=secret", b"{}", secret=b"k",
+    outcome = post(LOCAL.check(f"http://127.0.0.1:{closed_port()}/x?token=secret"), b"{}", secret=b"k",
                    event="job.failed", delivery="d", timeout=1)
     assert outcome.status_code is None and outcome.retryable and "token" not in (outcome.error or "")
+
+
+def test_standard_webhooks_signature_verifies_per_receiver(monkeypatch, capsys):
+    """The reference library verifies what a receiver gets with its own secret; another receiver's fails."""
+    from standardwebhooks import Webhook, WebhookVerificationError
+
+    from producer.cli import main as cli
+    from producer.settings import get_settings
+
+    body = '{"id":"j","title":"晨光"}'.encode()
+    with LocalServer() as receiver:
+        url = receiver.route("/hook", handler=_status(204))
+        assert post(LOCAL.check(url), body, secret=b"master", event="job.succeeded", delivery="d7", timeout=2).delivered
+        [(_, _, sent, got)] = receiver.requests
+    own = receiver_secret_text(b"master", url)
+    Webhook(own).verify(got, sent)
+    assert sent["webhook-id"] == "d7" and sent["webhook-signature"].startswith("v1,")
+    other = receiver_secret_text(b"master", "http://127.0.0.1:1/elsewhere")
+    assert other != own and receiver_secret_text(b"master", url.replace("/hook", "/x")) == own  # per origin
+    with pytest.raises(WebhookVerificationError):
+        Webhook(other).verify(got, sent)
+    # Deprecated headers, for one more release, signed with the master secret as before.
+    assert sent["X-Songqueue-Signature"] == sign(b"master", sent["X-Songqueue-Timestamp"], got)
+
+    monkeypatch.setenv("SONGQUEUE_CALLBACK_SECRET", "master")
+    monkeypatch.setenv("SONGQUEUE_ALLOW_PRIVATE_NETWORKS", "true")
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["callback-secret", url]) == 0
+        assert capsys.readouterr().out.strip() == own
+        assert cli.main(["callback-secret", "ftp://x/"]) == 2
+    finally:
+        get_settings.cache_clear()

@@ -137,6 +137,10 @@ def test_compose_runs_every_queue_one_beat_flower_with_auth_and_prometheus():
     flower = services["flower"]
     assert flower["command"][:2] == ["songqueue", "flower"] and "--insecure" not in flower["command"]
     assert {"SONGQUEUE_FLOWER_USER", "SONGQUEUE_FLOWER_PASSWORD"} <= set(flower["environment"])
+    # Nothing that shows spend or task metrics is published beyond the host's loopback.
+    published = [(name, port) for name, s in services.items() for port in s.get("ports", [])]
+    assert all(str(port).startswith("127.0.0.1:") for _, port in published), published
+    assert "ports" not in services["metrics"]
     assert services["worker-poll"]["environment"]["REMAP_SIGTERM"] == "SIGQUIT"
     assert "./prometheus.yml:/etc/prometheus/prometheus.yml:ro" in services["prometheus"]["volumes"]
 

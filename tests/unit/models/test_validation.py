@@ -97,7 +97,7 @@ VALID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
      {"lyrics_placement_start": 0.3, "lyrics_placement_end": 0.3}),
     ("placement-0-to-1", _req(lyrics_placement_start=0, lyrics_placement_end=1), {"lyrics_placement_end": 1}),
     ("seed-0", _req(seed=0), {"seed": 0}),
-    ("seed-large", _req(seed=2**31), {"seed": 2**31}),
+    ("seed-largest", _req(seed=2**31 - 1), {"seed": 2**31 - 1}),
     ("bypass-true", _req(bypass_prompt_optimization=True), {"bypass_prompt_optimization": True}),
     ("negative-prompt", _req(negative_prompt="no drums"), {"negative_prompt": "no drums"}),
     ("config-regular-explicit", _req(config={"mode": "regular"}), {"config": {"mode": "regular", "context_length": 130}}),
@@ -138,6 +138,8 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ("seed-fraction", _req(seed=1.5), "seed", "fractional"),
     ("seed-text", _req(seed="random"), "seed", "valid integer"),
     ("seed-none", _req(seed=None), "seed", "valid integer"),
+    ("seed-over-int32", _req(seed=2**31), "seed", "less than or equal to 2147483647"),
+    ("prompt-nul", {"prompt": "a\x00b"}, "prompt", "control characters"),
     ("bypass-text", _req(bypass_prompt_optimization="maybe"), "bypass_prompt_optimization", "valid boolean"),
     ("bypass-none", _req(bypass_prompt_optimization=None), "bypass_prompt_optimization", "valid boolean"),
     # every 0..1 number: just outside each edge, NaN, infinity, text

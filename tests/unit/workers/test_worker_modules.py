@@ -13,6 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from producer.client import url_guard
+from producer.client.url_guard import UrlPolicy
 from producer.settings import Settings
 from tests.support.http_fixture import LocalServer, closed_port
 from workers import retry_policy
@@ -308,22 +310,26 @@ def storage(tmp_path: Path) -> FileStorage:
     return FileStorage(tmp_path / "objects")
 
 
-def _download(session, url: str, storage: FileStorage, kind: str = "audio", max_bytes: int = CAP,
+# The local server runs on 127.0.0.1, which the guard refuses unless private networks are allowed.
+LOCAL = UrlPolicy(allow_private=True)
+
+
+def _download(url: str, storage: FileStorage, kind: str = "audio", max_bytes: int = CAP,
               timeout: float = 5.0):
     key_for = (lambda ext: audio_key("job1", 0)) if kind == "audio" else (lambda ext: cover_key("job1", 0, ext))
-    return download_to_storage(session, url, storage, kind=kind, key_for=key_for, max_bytes=max_bytes,
-                               timeout=timeout, chunk_bytes=16 * 1024)
+    return download_to_storage(url, storage, kind=kind, key_for=key_for, max_bytes=max_bytes,
+                               timeout=timeout, chunk_bytes=16 * 1024, policy=LOCAL)
 
 
 def _stored(storage: FileStorage) -> list[str]:
     return _files(storage.root) if storage.root.exists() else []
 
 
-def test_download_audio(server: LocalServer, session, storage: FileStorage) -> None:
+def test_download_audio(server: LocalServer, storage: FileStorage) -> None:
     # The double-encoded path of the seeds goes out byte-for-byte.
     path = "/samples/28e06/1/Whispers%2520of%2520the%2520Storm.mp3"
     url = server.route(path, body=MP3_BODY, headers={"Content-Type": "audio/mpeg"})
-    stored = _download(session, url, storage)
+    stored = _download(url, storage)
     assert server.requests[0][1] == path
     assert (stored.key, stored.content_type) == ("jobs/job1/song-1.mp3", "audio/mpeg")
     assert (stored.size, stored.sha256) == (len(MP3_BODY), hashlib.sha256(MP3_BODY).hexdigest())
@@ -332,83 +338,83 @@ def test_download_audio(server: LocalServer, session, storage: FileStorage) -> N
     assert _stored(storage) == ["jobs/job1/song-1.mp3"]
 
 
-def test_download_audio_trusts_bytes_not_the_content_type(server: LocalServer, session, storage: FileStorage) -> None:
+def test_download_audio_trusts_bytes_not_the_content_type(server: LocalServer, storage: FileStorage) -> None:
     url = server.route("/a", body=FRAME * 100, headers={"Content-Type": "application/octet-stream"})
-    assert _download(session, url, storage).content_type == "audio/mpeg"
+    assert _download(url, storage).content_type == "audio/mpeg"
 
 
 @pytest.mark.parametrize(("body", "ext", "content_type"), [
     (PNG + b"\x00" * 5000, "png", "image/png"), (JPEG * 100, "jpg", "image/jpeg"), (WEBP * 50, "webp", "image/webp"),
 ])
-def test_download_cover_named_by_its_bytes(server: LocalServer, session, storage: FileStorage, body: bytes,
+def test_download_cover_named_by_its_bytes(server: LocalServer, storage: FileStorage, body: bytes,
                                            ext: str, content_type: str) -> None:
     url = server.route("/public", body=body, headers={"Content-Type": "application/octet-stream"})
-    stored = _download(session, url, storage, kind="image")
+    stored = _download(url, storage, kind="image")
     assert (stored.key, stored.content_type) == (f"jobs/job1/song-1-cover.{ext}", content_type)
     assert stored.sha256 == hashlib.sha256(body).hexdigest()
 
 
-def test_download_gzip_encoded_audio(server: LocalServer, session, storage: FileStorage) -> None:
+def test_download_gzip_encoded_audio(server: LocalServer, storage: FileStorage) -> None:
     # A CDN may compress on the fly; Content-Length then counts the compressed bytes.
     url = server.route("/gz.mp3", body=gzip.compress(MP3_BODY),
                        headers={"Content-Type": "audio/mpeg", "Content-Encoding": "gzip"})
-    stored = _download(session, url, storage)
+    stored = _download(url, storage)
     assert (stored.size, stored.sha256) == (len(MP3_BODY), hashlib.sha256(MP3_BODY).hexdigest())
 
 
-def test_html_200_is_not_audio(server: LocalServer, session, storage: FileStorage) -> None:
+def test_html_200_is_not_audio(server: LocalServer, storage: FileStorage) -> None:
     url = server.route("/None.mp3", body=HTML, headers={"Content-Type": "text/html; charset=utf-8"})
     with pytest.raises(PermanentError) as caught:
-        _download(session, url, storage)
+        _download(url, storage)
     assert caught.value.code == "download_not_audio"
     assert "text/html" in caught.value.message
     assert _stored(storage) == []
 
 
-def test_image_url_serving_audio_is_not_an_image(server: LocalServer, session, storage: FileStorage) -> None:
+def test_image_url_serving_audio_is_not_an_image(server: LocalServer, storage: FileStorage) -> None:
     url = server.route("/cover", body=MP3_BODY)
     with pytest.raises(PermanentError) as caught:
-        _download(session, url, storage, kind="image")
+        _download(url, storage, kind="image")
     assert caught.value.code == "download_not_image"
     assert _stored(storage) == []
 
 
-def test_empty_200_is_not_audio(server: LocalServer, session, storage: FileStorage) -> None:
+def test_empty_200_is_not_audio(server: LocalServer, storage: FileStorage) -> None:
     url = server.route("/empty.mp3", body=b"")
     with pytest.raises(PermanentError) as caught:
-        _download(session, url, storage)
+        _download(url, storage)
     assert caught.value.code == "download_not_audio"
     assert "empty" in caught.value.message
 
 
 @pytest.mark.parametrize(("status", "says"), [(403, "signed"), (404, "not found"), (410, "gone"), (401, "refused")])
-def test_4xx_is_permanent(server: LocalServer, session, storage: FileStorage, status: int, says: str) -> None:
+def test_4xx_is_permanent(server: LocalServer, storage: FileStorage, status: int, says: str) -> None:
     url = server.route("/x.mp3", status=status, body=MP3_BODY)  # an audio body does not rescue a 4xx
     with pytest.raises(PermanentError) as caught:
-        _download(session, url, storage)
+        _download(url, storage)
     assert caught.value.code == "download_failed"
     assert f"HTTP {status}" in caught.value.message and says in caught.value.message
     assert _stored(storage) == []
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
-def test_429_and_5xx_are_transient(server: LocalServer, session, storage: FileStorage, status: int) -> None:
+def test_429_and_5xx_are_transient(server: LocalServer, storage: FileStorage, status: int) -> None:
     url = server.route("/x.mp3", status=status, body=b"<html>busy</html>")
     with pytest.raises(TransientError) as caught:
-        _download(session, url, storage)
+        _download(url, storage)
     assert caught.value.code == "download_unavailable"
     assert _stored(storage) == []
 
 
-def test_content_length_over_cap(server: LocalServer, session, storage: FileStorage) -> None:
+def test_content_length_over_cap(server: LocalServer, storage: FileStorage) -> None:
     url = server.route("/big.mp3", body=MP3_BODY)
     with pytest.raises(PermanentError) as caught:
-        _download(session, url, storage, max_bytes=len(MP3_BODY) - 1)
+        _download(url, storage, max_bytes=len(MP3_BODY) - 1)
     assert caught.value.code == "download_too_large"
     assert str(len(MP3_BODY)) in caught.value.message
     assert _stored(storage) == []
     # Exactly the cap is fine.
-    assert _download(session, url, storage, max_bytes=len(MP3_BODY)).size == len(MP3_BODY)
+    assert _download(url, storage, max_bytes=len(MP3_BODY)).size == len(MP3_BODY)
 
 
 def _no_length(body: bytes):
@@ -420,20 +426,20 @@ def _no_length(body: bytes):
     return handler
 
 
-def test_body_over_cap_without_content_length(server: LocalServer, session, storage: FileStorage) -> None:
+def test_body_over_cap_without_content_length(server: LocalServer, storage: FileStorage) -> None:
     url = server.route("/stream.mp3", handler=_no_length(MP3_BODY))
     with pytest.raises(PermanentError) as caught:
-        _download(session, url, storage, max_bytes=100_000)
+        _download(url, storage, max_bytes=100_000)
     assert caught.value.code == "download_too_large"
     assert _stored(storage) == []
 
 
-def test_body_without_content_length_is_stored_whole(server: LocalServer, session, storage: FileStorage) -> None:
+def test_body_without_content_length_is_stored_whole(server: LocalServer, storage: FileStorage) -> None:
     url = server.route("/stream.mp3", handler=_no_length(MP3_BODY))
-    assert _download(session, url, storage).sha256 == hashlib.sha256(MP3_BODY).hexdigest()
+    assert _download(url, storage).sha256 == hashlib.sha256(MP3_BODY).hexdigest()
 
 
-def test_truncated_body_is_transient_and_stores_nothing(server: LocalServer, session, storage: FileStorage) -> None:
+def test_truncated_body_is_transient_and_stores_nothing(server: LocalServer, storage: FileStorage) -> None:
     def truncated(h) -> None:
         h.send_response(200)
         h.send_header("Content-Length", str(len(MP3_BODY)))
@@ -442,12 +448,12 @@ def test_truncated_body_is_transient_and_stores_nothing(server: LocalServer, ses
 
     url = server.route("/cut.mp3", handler=truncated)
     with pytest.raises(TransientError) as caught:
-        _download(session, url, storage)
+        _download(url, storage)
     assert caught.value.code in {"download_interrupted", "download_truncated"}
     assert _stored(storage) == []
 
 
-def test_truncated_gzip_body_is_transient_and_stores_nothing(server: LocalServer, session,
+def test_truncated_gzip_body_is_transient_and_stores_nothing(server: LocalServer,
                                                             storage: FileStorage) -> None:
     packed = gzip.compress(MP3_BODY)
 
@@ -460,55 +466,56 @@ def test_truncated_gzip_body_is_transient_and_stores_nothing(server: LocalServer
 
     url = server.route("/cut.mp3", handler=truncated)
     with pytest.raises(TransientError):
-        _download(session, url, storage)
+        _download(url, storage)
     assert _stored(storage) == []
 
 
-def test_connection_refused_is_transient(session, storage: FileStorage) -> None:
+def test_connection_refused_is_transient(storage: FileStorage) -> None:
     with pytest.raises(TransientError) as caught:
-        _download(session, f"http://127.0.0.1:{closed_port()}/x.mp3", storage)
+        _download(f"http://127.0.0.1:{closed_port()}/x.mp3", storage)
     assert caught.value.code == "download_interrupted"
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/x.mp3", "/relative/x.mp3", "gopher://x"])
-def test_non_http_urls_are_refused(session, storage: FileStorage, url: str) -> None:
+def test_non_http_urls_are_refused(storage: FileStorage, url: str) -> None:
     with pytest.raises(PermanentError) as caught:
-        _download(session, url, storage)
+        _download(url, storage)
     assert caught.value.code == "download_bad_url"
     assert _stored(storage) == []
 
 
 @pytest.mark.parametrize("target", ["file:///etc/passwd", "ftp://127.0.0.1/x.mp3"])
-def test_redirect_to_non_http_is_refused(server: LocalServer, session, storage: FileStorage, target: str) -> None:
+def test_redirect_to_non_http_is_refused(server: LocalServer, storage: FileStorage, target: str) -> None:
     url = server.route("/moved.mp3", status=302, headers={"Location": target})
     with pytest.raises(PermanentError) as caught:
-        _download(session, url, storage)
+        _download(url, storage)
     assert caught.value.code == "download_bad_url"
     assert _stored(storage) == []
 
 
-def test_redirect_to_http_is_followed(server: LocalServer, session, storage: FileStorage) -> None:
+def test_redirect_to_http_is_followed(server: LocalServer, storage: FileStorage) -> None:
     server.route("/real.mp3", body=MP3_BODY)
     url = server.route("/moved.mp3", status=302, headers={"Location": server.url("/real.mp3")})
-    assert _download(session, url, storage).size == len(MP3_BODY)
+    assert _download(url, storage).size == len(MP3_BODY)
     assert [r[1] for r in server.requests] == ["/moved.mp3", "/real.mp3"]
 
 
-def test_allow_list_admits_listed_hosts_and_subdomains() -> None:
-    check_url("http://127.0.0.1/x.mp3", {"127.0.0.1"})
-    check_url("https://storage.googleapis.com/a.mp3", {"googleapis.com"})
+def test_allow_list_admits_listed_hosts_and_subdomains(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(url_guard, "resolver", lambda host, port: ["142.250.1.1"])
+    check_url("http://127.0.0.1/x.mp3", UrlPolicy(frozenset({"127.0.0.1"})))
+    check_url("https://storage.googleapis.com/a.mp3", UrlPolicy(frozenset({"googleapis.com"})))
     for url in ("https://evil.example/a.mp3", "https://notgoogleapis.com/a.mp3"):
         with pytest.raises(PermanentError) as caught:
-            check_url(url, {"googleapis.com"})
+            check_url(url, UrlPolicy(frozenset({"googleapis.com"})))
         assert caught.value.code == "download_host_not_allowed"
 
 
-def test_redirect_to_a_host_off_the_allow_list_is_never_requested(server: LocalServer, session,
+def test_redirect_to_a_host_off_the_allow_list_is_never_requested(server: LocalServer,
                                                                  storage: FileStorage) -> None:
     url = server.route("/moved.mp3", status=302, headers={"Location": "http://localhost:9/elsewhere.mp3"})
     with pytest.raises(PermanentError) as caught:
-        download_to_storage(session, url, storage, kind="audio", key_for=lambda ext: f"a.{ext}",
-                            max_bytes=10_000_000, timeout=5, chunk_bytes=4096, allowed_hosts={"127.0.0.1"})
+        download_to_storage(url, storage, kind="audio", key_for=lambda ext: f"a.{ext}", max_bytes=10_000_000,
+                            timeout=5, chunk_bytes=4096, policy=UrlPolicy(frozenset({"127.0.0.1"})))
     assert caught.value.code == "download_host_not_allowed"
     assert [r[1] for r in server.requests] == ["/moved.mp3"]
     assert _stored(storage) == []
