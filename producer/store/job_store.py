@@ -3,7 +3,8 @@
 Every write is an optimistic transaction (WATCH the record, check its state, MULTI/EXEC
 the new record and the indexes). A write whose expected state no longer holds is refused
 and logged, never applied: that is what makes a task that runs twice a no-op the second
-time.
+time. An ended job's record leaves Redis `retention` seconds after it ended
+(producer/store/retention.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import redis
 from redis.client import Pipeline
 
 from producer.models.job_record import IN_FLIGHT_STATES, JobRecord, JobState, Transition
-from producer.store import keys, optimistic
+from producer.store import keys, optimistic, retention
 
 log = logging.getLogger("songqueue.job_store")
 
@@ -25,13 +26,15 @@ Mutation = Callable[[JobRecord], None]
 
 
 class JobStore:
-    def __init__(self, client: redis.Redis, prefix: str = "songqueue") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "songqueue", retention: float = 0) -> None:
+        """`retention`: seconds an ended job stays in Redis (SONGQUEUE_JOB_RETENTION); 0 keeps it."""
         self.redis = client
         self.prefix = prefix
+        self.retention = retention
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "songqueue") -> JobStore:
-        return cls(redis.Redis.from_url(url, socket_timeout=30, health_check_interval=30), prefix)
+    def from_url(cls, url: str, prefix: str = "songqueue", retention: float = 0) -> JobStore:
+        return cls(redis.Redis.from_url(url, socket_timeout=30, health_check_interval=30), prefix, retention)
 
     def create(self, record: JobRecord, check_in: float | None = None) -> tuple[JobRecord, bool]:
         """Store a new QUEUED record; returns (record, created).
@@ -129,7 +132,10 @@ class JobStore:
                     _track_in_flight(pipe, self.prefix, record, now)
                 if record.state.terminal:
                     pipe.zrem(keys.due(self.prefix), job_id)
-                elif check_in is not None:
+                    retention.expire_job(pipe, self.prefix, record, self.retention)
+                elif before.terminal:
+                    retention.keep_job(pipe, self.prefix, record)
+                if not record.state.terminal and check_in is not None:
                     pipe.zadd(keys.due(self.prefix), {job_id: now + check_in})
 
             return record, write
@@ -143,6 +149,10 @@ class JobStore:
     def list(self, state: JobState | None = None, limit: int = 100) -> builtins.list[JobRecord]:
         records = (self.get(i) for i in self.ids(state, limit))
         return [r for r in records if r is not None]
+
+    def prune_ended(self, now: float) -> int:
+        """Drop the index entries of jobs whose records expired; returns how many."""
+        return retention.prune_jobs(self.redis, self.prefix, self.retention, now)
 
     def overdue(self, now: float, limit: int = 500) -> builtins.list[str]:
         """Live jobs whose `next_check_at` has passed, most overdue first."""
