@@ -14,7 +14,6 @@ import json
 import time
 from functools import lru_cache
 
-import requests
 from celery import Task
 
 from producer import task_names
@@ -27,16 +26,11 @@ from workers.callback_delivery import Delivery, post
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
 from workers.tasks.common import log
-from workers.upstream.http_client import new_session
+from workers.upstream.http_client import thread_session
 
 # The record keeps the latest attempts only: a long-lived job with progress callbacks
 # must not grow without bound.
 KEPT_ATTEMPTS = 100
-
-
-@lru_cache(maxsize=1)
-def _session() -> requests.Session:
-    return new_session()
 
 
 @lru_cache(maxsize=1)
@@ -87,7 +81,7 @@ def _deliver(record: JobRecord, event: str, delivery: str, settings: Settings) -
         return Delivery(None, f"not sent: {exc.rule}", retryable=False)
     payload = {**record.public_view(link=_links().link), "event": event, "delivery": delivery}
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    return post(_session(), url, body, secret=secret.encode(), event=event, delivery=delivery,
+    return post(thread_session(), url, body, secret=secret.encode(), event=event, delivery=delivery,
                 timeout=settings.callback_timeout)
 
 

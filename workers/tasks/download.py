@@ -9,9 +9,6 @@ again. The run that stores the last asset of a finished job sends finalize.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-import requests
 from celery import Task
 
 from producer import task_names
@@ -23,14 +20,9 @@ from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
 from workers.tasks.common import end_job, log, send
 from workers.upstream.errors import PermanentError, TransientError
-from workers.upstream.http_client import new_session
+from workers.upstream.http_client import thread_session
 
 ACTIVE = frozenset({JobState.GENERATING, JobState.DOWNLOADING})
-
-
-@lru_cache(maxsize=1)
-def _session() -> requests.Session:
-    return new_session()
 
 
 @app.task(name=task_names.DOWNLOAD, bind=True, max_retries=None)
@@ -65,7 +57,7 @@ def download(self: Task, job_id: str, song_index: int, asset: str, faults: int =
         if stored is not None and record.history and (stored.stored_at or 0) < (record.submitted_at or 0):
             stored = None  # a song of an earlier run of this replayed job (`songqueue retry`)
         if stored is None:
-            stored = store_asset(_session(), storage, settings, record, song_index, asset,
+            stored = store_asset(thread_session(), storage, settings, record, song_index, asset,
                                  heartbeat=lambda: store.check_in(job_id, settings.watchdog_grace))
             metrics.downloaded(record.provider, asset, stored.size)
     except TransientError as exc:

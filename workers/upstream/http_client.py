@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from email.utils import parsedate_to_datetime
 from time import time
 from typing import Any
@@ -14,6 +15,20 @@ import requests
 from workers.upstream.errors import PermanentError, TransientError
 
 USER_AGENT = "songqueue/0.1"
+
+
+_local = threading.local()
+
+
+def thread_session() -> requests.Session:
+    """This thread's session. A requests.Session (its cookie jar, its connection pool's
+    bookkeeping) is not documented as safe to share between threads, and a worker on
+    `--pool threads` (the download and callback queues) runs one task per thread; each
+    thread keeps its own session and so its own kept-alive connections."""
+    session: requests.Session | None = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = new_session()
+    return session
 
 
 def new_session() -> requests.Session:
