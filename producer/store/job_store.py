@@ -1,7 +1,8 @@
 """The job store: job records in Redis with atomic, compare-and-set state transitions.
 
-Every write is an optimistic transaction (WATCH the record, check its state, MULTI/EXEC
-the new record and the indexes). A write whose expected state no longer holds is refused
+Every write is a compare-and-set (producer/store/optimistic.py: read the record, check its
+state, then one Lua script writes the new record and the indexes only if the record is
+still the one read). A write whose expected state no longer holds is refused
 and logged, never applied: that is what makes a task that runs twice a no-op the second
 time. An ended job's record leaves Redis `retention` seconds after it ended
 (producer/store/retention.py).
@@ -15,7 +16,6 @@ import time
 from collections.abc import Callable, Collection
 
 import redis
-from redis.client import Pipeline
 
 from producer.models.job_record import IN_FLIGHT_STATES, JobRecord, JobState, Transition
 from producer.store import keys, optimistic, retention
@@ -96,7 +96,7 @@ class JobStore:
         """
         key = keys.job(self.prefix, job_id)
 
-        def decide(raw: bytes | None) -> tuple[JobRecord, Callable[[Pipeline], None]] | None:
+        def decide(raw: bytes | None) -> tuple[JobRecord, Callable[[optimistic.Writes], None]] | None:
             if raw is None:
                 log.warning("job %s: not found", job_id)
                 return None
@@ -124,7 +124,7 @@ class JobStore:
             record.version += 1
             record.updated_at = now
 
-            def write(pipe: Pipeline) -> None:
+            def write(pipe: optimistic.Writes) -> None:
                 pipe.set(key, record.model_dump_json())
                 if record.state != before:
                     pipe.zrem(keys.jobs_in_state(self.prefix, before.value), job_id)
@@ -179,7 +179,7 @@ class JobStore:
         return bool(self.redis.set(keys.watchdog_lock(self.prefix), "1", nx=True, px=max(1, int(seconds * 1000))))
 
 
-def _track_in_flight(pipe: redis.client.Pipeline, prefix: str, record: JobRecord, now: float) -> None:
+def _track_in_flight(pipe: optimistic.Writes, prefix: str, record: JobRecord, now: float) -> None:
     """Keep the provider's in-flight set in step with a state change, in the same transaction.
 
     Entering an in-flight state adds the job (a no-op when the submit step's limit already

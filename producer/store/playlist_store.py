@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Collection
 
 import redis
-from redis.client import Pipeline
 
 from producer.models.playlist_run import PlaylistRun, RunState
 from producer.store import keys, optimistic, retention
@@ -86,7 +85,7 @@ class PlaylistStore:
         Returns the run as written, or None when it is missing or has moved on."""
         key = keys.playlist_run(self.prefix, run_id)
 
-        def decide(raw: bytes | None) -> tuple[PlaylistRun, Callable[[Pipeline], None]] | None:
+        def decide(raw: bytes | None) -> tuple[PlaylistRun, Callable[[optimistic.Writes], None]] | None:
             if raw is None:
                 return None
             run = PlaylistRun.model_validate_json(raw)
@@ -100,7 +99,7 @@ class PlaylistStore:
             run.version += 1
             run.updated_at = now
 
-            def write(pipe: Pipeline) -> None:
+            def write(pipe: optimistic.Writes) -> None:
                 pipe.set(key, run.model_dump_json())
                 if run.state.terminal:
                     pipe.zrem(keys.playlist_open(self.prefix), run_id)

@@ -17,11 +17,10 @@ when the Redis record is gone (producer/client/archive.py). Retention 0 keeps ev
 from __future__ import annotations
 
 from redis import Redis
-from redis.client import Pipeline
 
 from producer.models.job_record import TERMINAL_STATES, JobRecord
 from producer.models.playlist_run import PlaylistRun
-from producer.store import keys
+from producer.store import keys, optimistic
 
 # Entries removed per ZREM batch, and batches per sweep round: a round stays short, and
 # a backlog (the first sweep after an upgrade) drains over a few rounds.
@@ -34,7 +33,7 @@ def ended_at(record: JobRecord) -> float:
     return last.at if last is not None and last.state.terminal else record.updated_at
 
 
-def expire_job(pipe: Pipeline, prefix: str, record: JobRecord, retention: float) -> None:
+def expire_job(pipe: optimistic.Writes, prefix: str, record: JobRecord, retention: float) -> None:
     """Queue the expiry of an ended job's record and idempotency key on `pipe`."""
     if retention <= 0:
         return
@@ -44,7 +43,7 @@ def expire_job(pipe: Pipeline, prefix: str, record: JobRecord, retention: float)
         pipe.expireat(keys.idempotency(prefix, record.idempotency_key), at)
 
 
-def keep_job(pipe: Pipeline, prefix: str, record: JobRecord) -> None:
+def keep_job(pipe: optimistic.Writes, prefix: str, record: JobRecord) -> None:
     """A job that lives again (replay) keeps its idempotency key; its record's SET already
     dropped the record's own expiry."""
     if record.idempotency_key:
@@ -71,7 +70,7 @@ def prune_jobs(client: Redis, prefix: str, retention: float, now: float) -> int:
     return pruned
 
 
-def expire_run(pipe: Pipeline, prefix: str, run: PlaylistRun, retention: float) -> None:
+def expire_run(pipe: optimistic.Writes, prefix: str, run: PlaylistRun, retention: float) -> None:
     """Queue the expiry of an ended playlist run and note it for the sweep."""
     if retention <= 0:
         return
