@@ -77,7 +77,7 @@ beat: $(STAMP)
 	mkdir -p var && $(BIN)/celery -A workers.celery_app beat --loglevel INFO --schedule var/celerybeat-schedule
 
 # Benchmarks (bench/): markdown tables on stdout and in bench/results/latest.md. Private
-# Redis, sandbox and workers per benchmark; the full run takes about 20 minutes on 2 cores.
+# Redis, sandbox and workers per benchmark; the full run (10,000 jobs in flight) takes about 50 minutes on 2 cores.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
