@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QUEUES ?= submit,poll,download,callback
 CONCURRENCY ?= 2
+IO_CONCURRENCY ?= 16
 
-.PHONY: demo test lint worker beat sandbox hooks flower metrics browser faults bench bench-quick install clean
+.PHONY: demo test lint worker worker-io beat sandbox hooks flower metrics browser faults bench bench-quick install clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -34,6 +35,12 @@ test: $(STAMP)
 # One worker on every queue; honours SONGQUEUE_* from the environment or .env.
 worker: $(STAMP)
 	$(BIN)/celery -A workers.celery_app worker -Q $(QUEUES) -c $(CONCURRENCY) --loglevel INFO
+
+# The I/O-bound steps (download, finalize, callback) on threads: a backlog drains at the
+# speed of the disk and the network, not of CONCURRENCY slots. Pair it with
+# `make worker QUEUES=submit,poll` (docs/operations.md, "Worker layout").
+worker-io: $(STAMP)
+	$(BIN)/celery -A workers.celery_app worker -Q download,callback --pool threads -c $(IO_CONCURRENCY) --loglevel INFO
 
 sandbox: $(STAMP)
 	$(BIN)/songqueue sandbox --port $${SANDBOX_PORT:-8808}
@@ -70,7 +77,7 @@ beat: $(STAMP)
 	mkdir -p var && $(BIN)/celery -A workers.celery_app beat --loglevel INFO --schedule var/celerybeat-schedule
 
 # Benchmarks (bench/): markdown tables on stdout and in bench/results/latest.md. Private
-# Redis, sandbox and workers per benchmark; the full run takes about 20 minutes on 2 cores.
+# Redis, sandbox and workers per benchmark; the full run (10,000 jobs in flight) takes about 50 minutes on 2 cores.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 

@@ -9,6 +9,7 @@ Redis (never the machine's) in a temporary folder and stops everything it starte
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import statistics
@@ -134,6 +135,18 @@ def peak_memory(proc: subprocess.Popen) -> Memory:
     return Memory(main, children)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a worker's main process and its live pool
+    children. Read before the worker is stopped."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in [pid, *child_pids(pid)]:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / tick
+
+
 # --- worker logs ------------------------------------------------------------------------
 
 _TASK_RUN = re.compile(r"Task (\S+)\[[0-9a-f-]+\] (succeeded in ([0-9.e-]+)s|retry:|raised)")
@@ -197,9 +210,10 @@ class Servers:
         return stack.worker_env({f"SONGQUEUE_{k}": v for k, v in base.items()})
 
     def start_worker(self, env: dict[str, str], name: str, *, queues: str = "submit,poll,download",
-                     concurrency: int = 2, app: str = "workers.celery_app") -> Worker:
+                     concurrency: int = 2, app: str = "workers.celery_app", pool: str = "prefork") -> Worker:
         log = self.tmp / f"{name}.log"
-        proc = stack.start_worker(env, log, name=name, queues=queues, concurrency=concurrency, app=app)
+        proc = stack.start_worker(env, log, name=name, queues=queues, concurrency=concurrency, app=app,
+                                  extra=("--pool", pool))
         worker = Worker(proc, log, name)
         self.workers.append(worker)
         return worker

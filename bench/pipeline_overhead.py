@@ -27,7 +27,7 @@ def run(quick: bool) -> Section:
     jobs = 20 if quick else 100
     noops = 300 if quick else 1500
     with harness.servers("pipeline", "--generation-time", "0", "--song-duration", "1") as srv:
-        job_rates, lat, per_job_runs = _jobs(srv, rounds, jobs)
+        job_rates, lat, per_job_runs, cpu_per_job = _jobs(srv, rounds, jobs)
         noop_rates = _noops(srv, rounds, noops)
 
     jobs_s, noop_s = median(job_rates), median(noop_rates)
@@ -54,6 +54,9 @@ def run(quick: bool) -> Section:
              "slot time per task run"], rows),
         notes=[
             f"Median job latency (submit to SUCCEEDED) while {jobs} jobs compete: {fmt(median(lat))} s.",
+            f"**Worker CPU per job: {fmt(cpu_per_job * 1000, 1)} ms** (user + system of the worker's main process "
+            "and pool children over all rounds, start-up excluded, divided by the jobs; the sandbox and Redis "
+            "are not counted).",
             "Task runs per job are counted from the worker's log (every run of submit, poll, download, "
             "finalize, retries included).",
             "Slot time per task run = concurrency / runs per second: what one run costs a worker slot, "
@@ -62,9 +65,10 @@ def run(quick: bool) -> Section:
     )
 
 
-def _jobs(srv: harness.Servers, rounds: int, jobs: int) -> tuple[list[float], list[float], float]:
+def _jobs(srv: harness.Servers, rounds: int, jobs: int) -> tuple[list[float], list[float], float, float]:
     env = srv.env(POLL_INITIAL_DELAY=0)
     worker = srv.start_worker(env, "pipeline-songqueue", concurrency=CONCURRENCY)
+    idle_cpu = harness.cpu_seconds(worker.proc.pid)  # start-up is not a job's cost
     queue = harness.producer(env)
     rates: list[float] = []
     lat: list[float] = []
@@ -82,8 +86,9 @@ def _jobs(srv: harness.Servers, rounds: int, jobs: int) -> tuple[list[float], li
     # Finalize logs its run just after the job is marked SUCCEEDED.
     _settle(lambda: len(worker.runs()))
     runs = len(worker.runs())
+    cpu = harness.cpu_seconds(worker.proc.pid) - idle_cpu
     srv.stop_worker(worker)
-    return rates, lat, runs / len(all_ids)
+    return rates, lat, runs / len(all_ids), cpu / len(all_ids)
 
 
 def _noops(srv: harness.Servers, rounds: int, count: int) -> list[float]:

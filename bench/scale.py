@@ -3,13 +3,14 @@ it costs in worker and Redis memory.
 
 All jobs are submitted at once through `SongQueue.submit`; the generation time is scaled
 down (GEN seconds instead of Udio's minutes) but long enough that every job is waiting on
-the upstream at the same time. Two workers, as a deployment would split them: one on
-submit+poll, one on download, concurrency 2 each, shipped poll settings.
+the upstream at the same time. Two workers in the recommended layout
+(docs/operations.md, "Worker layout"): submit+poll on prefork (concurrency 2), download+
+callback on a thread pool (`--pool threads -c 16`), shipped poll settings.
 
 Countdown (poll) messages are held by the worker that fetched them until due, and
-acks_late keeps them in the broker's `unacked` hash meanwhile: the peak of that hash and
-the submit+poll worker's main-process memory show what that costs. We observe it only;
-worker configuration (e.g. Celery's `worker_eta_task_limit`) is left as shipped.
+acks_late keeps them in the broker's `unacked` hash meanwhile; SONGQUEUE_WORKER_ETA_TASK_LIMIT
+(default 1000) caps how many one worker holds. The peak of that hash and the workers'
+memory show what holding costs.
 """
 
 from __future__ import annotations
@@ -24,11 +25,21 @@ from producer.models.job_record import TERMINAL_STATES, JobState
 
 LIVE = [s for s in JobState if s not in TERMINAL_STATES]
 WAITING = [JobState.SUBMITTED, JobState.GENERATING]
-# (jobs, generation seconds); the full size is reduced from 10,000 to fit `make bench` in
-# about 30 minutes on 2 cores (see the Section notes).
-QUICK = (500, 30.0)
-FULL = (2000, 90.0)
+# (jobs, generation seconds): `make bench` runs the full 10,000 jobs in flight.
 TARGET_FULL = 10_000
+QUICK = (500, 30.0)
+FULL = (TARGET_FULL, 400.0)
+IO_THREADS = 16
+PROJECTED = 100_000
+
+
+STALL = 180.0
+
+
+def stall_seconds(gen: float, submit_seconds: float) -> float:
+    """Seconds without any job ending before the rest count as lost: never less than the
+    generation time plus the time it took to submit them, plus the usual margin."""
+    return gen + submit_seconds + STALL
 
 
 def run(quick: bool, jobs: int | None = None, gen: float | None = None) -> Section:
@@ -40,7 +51,8 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None) -> Secti
     with harness.servers("scale", "--song-duration", "1") as srv:
         env = srv.env()
         sp = srv.start_worker(env, "scale-submit-poll", queues="submit,poll", concurrency=2)
-        dl = srv.start_worker(env, "scale-download", queues="download", concurrency=2)
+        dl = srv.start_worker(env, "scale-download", queues="download,callback", concurrency=IO_THREADS,
+                              pool="threads")
         queue = harness.producer(env)
         sp_start, dl_start = sp.memory(), dl.memory()
         broker = redis.Redis.from_url(env["SONGQUEUE_BROKER_URL"])
@@ -64,12 +76,16 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None) -> Secti
             ids += harness.submit_jobs(queue, prompts[start:start + 250])
             sample()
         submit_seconds = time.monotonic() - t0
-        harness.wait_for_jobs(queue.store, jobs, timeout=3600, stall=180, on_sample=sample, interval=0.5)
+        # No job can end before its generation does: the stall rule starts counting only
+        # after the generation time (plus the submit phase), so it cannot fire early.
+        harness.wait_for_jobs(queue.store, jobs, timeout=3600, stall=stall_seconds(gen, submit_seconds),
+                              on_sample=sample, interval=0.5)
         sp_mem, dl_mem = sp.memory(), dl.memory()
         info = srv.redis_info()
         records = harness.load_records(queue.store, ids)
         stats = srv.sandbox_stats()
         runs = len(sp.runs()) + len(dl.runs())
+        sp_runs, dl_runs = sp.runs(), dl.runs()
 
     counts = harness.state_counts(records)
     done = counts.get(JobState.SUCCEEDED.value, 0)
@@ -79,6 +95,7 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None) -> Secti
     twice = sum(1 for p in prompts if by_prompt.get(p, 0) > 1)
     never = sum(1 for p in prompts if by_prompt.get(p, 0) == 0)
     span = harness.makespan(records)
+    ideal, slowest = _ideal(gen, submit_seconds, jobs, sp_runs, dl_runs)
     peak_mib = info["used_memory_peak"] / 2**20
     rows = [
         ["jobs submitted", f"{jobs:,} in {fmt(submit_seconds, 1)} s ({fmt(jobs / submit_seconds, 0)} jobs/s "
@@ -92,25 +109,35 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None) -> Secti
         ["peak messages held by workers, unacked (countdowns + running)", f"{peak['unacked']:,}"],
         ["peak messages waiting in the queues (submit+poll+download)", f"{peak['backlog']:,}"],
         ["submit+poll worker peak RSS MiB", f"{sp_mem.describe()} (at start: pool {fmt(sp_start.child_peak, 0)})"],
-        ["download worker peak RSS MiB", f"{dl_mem.describe()} (at start: pool {fmt(dl_start.child_peak, 0)})"],
+        ["download+callback worker (threads) peak RSS MiB", f"{fmt(dl_mem.main, 0)} (at start: {fmt(dl_start.main, 0)})"],
+        ["makespan against the ideal", f"{fmt(span, 0)} s vs {fmt(ideal, 0)} s ideal (generation {fmt(gen, 0)} s + "
+                                       f"the slowest stage's work at its measured rate: {slowest})"],
         ["Redis used_memory_peak", f"{fmt(peak_mib, 1)} MiB ({fmt(info['used_memory_peak'] / jobs / 1024, 1)} KiB "
                                    f"per job; {fmt(info['used_memory'] / 2**20, 1)} MiB at the end)"],
     ]
     notes = [
-        "Lost = neither SUCCEEDED nor FAILED/TIMED_OUT/CANCELLED when the run ended (no job ended for 180 s, "
-        "or an hour passed). Submitted twice = the sandbox's submits_by_prompt > 1 for a job's unique prompt.",
+        f"Projection to {PROJECTED:,} jobs in flight, from the per-job figures measured here: Redis "
+        f"{fmt(info['used_memory_peak'] / jobs * PROJECTED / 2**30, 2)} GiB at the peak (records of jobs in "
+        f"flight, queues; ended jobs leave with SONGQUEUE_JOB_RETENTION), {fmt(runs / jobs * PROJECTED, 0)} "
+        f"task runs, and on this 2-core machine about {fmt(PROJECTED / (done / span) / 3600, 1)} h at "
+        f"{fmt(done / span)} jobs/s. What runs out first: worker throughput (CPU for the task runs), then Redis "
+        "memory; worker memory is capped by the ETA limit.",
+        f"Lost = neither SUCCEEDED nor FAILED/TIMED_OUT/CANCELLED when the run ended (no job ended for "
+        f"{fmt(stall_seconds(gen, submit_seconds), 0)} s, the generation and submit time plus 180 s, or an hour passed). "
+        "Submitted twice = the sandbox's submits_by_prompt > 1 for a job's unique prompt.",
         "A worker holds every countdown (poll) message it has fetched until it is due (Celery raises its "
         f"prefetch for each ETA message), in its main process; at most {peak['unacked']:,} messages were held "
         f"at once here, while up to {peak['backlog']:,} waited in the queues"
         + (" (the workers' throughput, not their memory, bounded what they held)"
            if peak["backlog"] > peak["unacked"] else "")
-        + ". `worker_eta_task_limit` (Celery 5.6+) would bound the held messages; it is not set.",
+        + f". SONGQUEUE_WORKER_ETA_TASK_LIMIT={harness.settings_from(env).worker_eta_task_limit} caps what one "
+        "worker holds; the rest wait in the broker.",
         f"Pool children: submit+poll worker {fmt(sp_start.child_peak, 0)} -> {fmt(sp_mem.child_peak, 0)} MiB, "
-        f"download worker {fmt(dl_start.child_peak, 0)} -> {fmt(dl_mem.child_peak, 0)} MiB (peak resident, "
-        "from start to end of the run).",
+        f"download worker (threads: one process) {fmt(dl_start.main, 0)} -> {fmt(dl_mem.main, 0)} MiB (peak "
+        "resident, from start to end of the run).",
         "Redis holds the job records (with their transitions and songs), the state indexes, the queues and "
-        "the unacked messages; finished records stay (no expiry yet), so `used_memory` at the end is the "
-        "cost of keeping finished jobs.",
+        "the unacked messages; ended records stay for SONGQUEUE_JOB_RETENTION (30 days by default), so "
+        "`used_memory` at the end is the cost of keeping ended jobs until then (see Retention).",
     ]
     if failed:
         codes: dict[str, int] = {}
@@ -127,12 +154,24 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None) -> Secti
     return Section(
         title="Scale",
         setup=(f"{jobs:,} jobs submitted at once, generation time {fmt(gen, 0)} s (scaled down from minutes), "
-               f"1 s songs. Workers: submit+poll (concurrency 2) and download (concurrency 2), shipped poll "
+               f"1 s songs. Workers: submit+poll (prefork, concurrency 2) and download+callback (threads, "
+               f"{IO_THREADS}), shipped poll "
                f"settings (first poll after 5 s, then within [2 s, 30 s]); one private Redis for broker and "
                f"job store; one sandbox."),
         table=harness.table(["measure", "value"], rows),
         notes=notes,
     )
+
+
+def _ideal(gen: float, submit_seconds: float, jobs: int, sp_runs: list[tuple[str, str, float | None]],
+           dl_runs: list[tuple[str, str, float | None]]) -> tuple[float, str]:
+    """Generation plus the slowest stage's total work at its measured rate: each worker's
+    summed task runtime divided by its concurrency (prefork) or taken whole (threads share
+    the GIL, so their runtimes overlap; the measured wall time of the stage bounds it)."""
+    sp_work = sum(r or 0.0 for _, _, r in sp_runs) / 2
+    dl_work = sum(r or 0.0 for _, _, r in dl_runs) / IO_THREADS
+    stage, work = max((("submit+poll", sp_work), ("download", dl_work)), key=lambda item: item[1])
+    return max(gen, submit_seconds) + work, f"{stage}, {fmt(work, 0)} s of work for {jobs:,} jobs"
 
 
 if __name__ == "__main__":

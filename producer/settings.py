@@ -106,6 +106,15 @@ class Settings(BaseSettings):
     watchdog_grace: float = Field(30.0, gt=0)
     max_deliveries: int = Field(5, ge=1, description="runs of one download before it counts as poison")
 
+    # Retention (producer/store/retention.py): an ended job's record, its index entries and
+    # idempotency key leave Redis this many seconds after it ended; manifest.json in storage
+    # stays the durable record. Ended playlist runs have their own. 0 keeps them forever.
+    job_retention: int = Field(30 * 24 * 3600, ge=0, description="seconds an ended job stays in Redis; 0 = forever")
+    playlist_run_retention: int = Field(
+        30 * 24 * 3600, ge=0, description="seconds an ended playlist run stays in Redis; 0 = forever")
+    retention_sweep_interval: float = Field(
+        300.0, gt=0, description="seconds between sweeps of expired jobs' index entries")
+
     # Scheduled playlists (producer/playlists/definition.py): TOML definitions read by the
     # beat and the workers; a running batch is checked by countdown every interval.
     playlists_dir: str = Field("./playlists", description="folder of playlist definitions (*.toml)")
@@ -141,6 +150,11 @@ class Settings(BaseSettings):
     worker_soft_shutdown_timeout: float = Field(
         0.0, ge=0, description="seconds of soft shutdown on SIGQUIT (or SIGTERM with REMAP_SIGTERM=SIGQUIT); 0 = off")
 
+    # Celery raises a worker's prefetch by one for each countdown (ETA) message it holds, so
+    # with 10,000 jobs polling one worker would hold 10,000 messages in memory. This caps the
+    # messages one worker process holds (countdowns plus reserved); the rest wait in the broker.
+    worker_eta_task_limit: int = Field(
+        1000, ge=0, description="messages (countdowns included) one worker holds at most; 0 = no limit")
     task_time_limit: int = Field(600, gt=0, description="hard limit of any one task run, seconds")
     visibility_timeout: int = Field(
         3 * 3600, gt=0, description="Redis broker: seconds before an unacked message is redelivered"

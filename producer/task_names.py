@@ -16,6 +16,10 @@ PLAYLIST_SWEEP = "songqueue.playlist_sweep"
 # Delivers a job's signed status to its callback_url; on a queue of its own so a slow
 # receiver never holds up a download.
 CALLBACK = "songqueue.callback"
+# Retention (producer/store/retention.py): the manifest of a job that ended without
+# succeeding, and the periodic sweep of expired jobs' and runs' index entries.
+ARCHIVE = "songqueue.archive"
+RETENTION_SWEEP = "songqueue.retention_sweep"
 
 QUEUE_SUBMIT = "submit"
 QUEUE_POLL = "poll"
@@ -33,6 +37,8 @@ ROUTES = {
     PLAYLIST_CHECK: {"queue": QUEUE_POLL},
     PLAYLIST_SWEEP: {"queue": QUEUE_POLL},
     CALLBACK: {"queue": QUEUE_CALLBACK},
+    ARCHIVE: {"queue": QUEUE_DOWNLOAD},
+    RETENTION_SWEEP: {"queue": QUEUE_POLL},
 }
 
 

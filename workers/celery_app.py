@@ -16,6 +16,7 @@ if app.conf.broker_url.startswith(("redis://", "rediss://")):
 app.conf.include = [
     "workers.tasks.submit", "workers.tasks.poll", "workers.tasks.download", "workers.tasks.finalize",
     "workers.tasks.watchdog", "workers.tasks.callback", "workers.tasks.playlist",
+    "workers.tasks.archive",
 ]
 # `celery beat` adds every scheduled playlist of SONGQUEUE_PLAYLISTS_DIR to beat_schedule.
 app.conf.beat_scheduler = "workers.playlists.beat:PlaylistScheduler"

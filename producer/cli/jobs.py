@@ -172,7 +172,13 @@ def _links() -> ObjectLinks:
 
 
 def list_jobs(args: argparse.Namespace) -> int:
-    records = SongQueue().list(JobState(args.state) if args.state else None, args.limit)
+    """Records in Redis; with --archived, the manifests of jobs Redis has let go."""
+    queue = SongQueue()
+    state = JobState(args.state) if args.state else None
+    if args.archived:
+        records = [r for r in queue.list_archived(args.limit) if state is None or r.state == state]
+    else:
+        records = queue.list(state, args.limit)
     if args.json:
         print(json.dumps([r.public_view(link=_links().link) for r in records], ensure_ascii=False))
         return EXIT_OK

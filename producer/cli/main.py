@@ -61,8 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cancel", help="cancel a job that has not ended")
     p.add_argument("job_id")
 
-    p = sub.add_parser("list", help="list recent jobs")
+    p = sub.add_parser("list", help="list recent jobs still in Redis (live, or ended within SONGQUEUE_JOB_RETENTION)")
     p.add_argument("--state", choices=[s.value for s in JobState])
+    p.add_argument("--archived", action="store_true",
+                   help="instead, jobs whose records left Redis, read from their manifests in storage")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from producer.settings import Settings
-from producer.task_names import ROUTES, WATCHDOG
+from producer.task_names import RETENTION_SWEEP, ROUTES, WATCHDOG
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -28,6 +28,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # Bounded worker memory whatever is in flight (SONGQUEUE_WORKER_ETA_TASK_LIMIT):
+        # countdowns past the cap stay in the broker until a held one runs.
+        "worker_eta_task_limit": settings.worker_eta_task_limit or None,
         "task_time_limit": settings.task_time_limit,
         "task_soft_time_limit": max(1, settings.task_time_limit - 30),
         # Flower sees only events.
@@ -45,6 +48,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "schedule": settings.watchdog_interval,
                 # A round that could not run in time is replaced by the next one.
                 "options": {"expires": settings.watchdog_interval},
+            },
+            "songqueue-retention-sweep": {
+                "task": RETENTION_SWEEP,
+                "schedule": settings.retention_sweep_interval,
+                "options": {"expires": settings.retention_sweep_interval},
             },
         },
         "enable_utc": True,

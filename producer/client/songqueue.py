@@ -14,6 +14,7 @@ from celery import Celery
 
 from producer import task_names
 from producer.client import replay
+from producer.client.archive import archived_ids, manifest_object, read_manifest, record_from_manifest, send_archive
 from producer.client.callbacks import TERMINAL_EVENTS, announce, check_callback_url
 from producer.client.celery_config import celery_config
 from producer.client.fetch import fetch_job
@@ -67,7 +68,8 @@ MAX_ALBUM_CHARS = 200
 class SongQueue:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
-        self.store = JobStore.from_url(self.settings.job_store_url, self.settings.key_prefix)
+        self.store = JobStore.from_url(self.settings.job_store_url, self.settings.key_prefix,
+                                       self.settings.job_retention)
         self.celery = Celery("songqueue-producer")
         self.celery.conf.update(celery_config(self.settings))
 
@@ -149,10 +151,32 @@ class SongQueue:
             raise
 
     def status(self, job_id: str) -> JobRecord:
+        """The job's record; once Redis has let an ended job go (SONGQUEUE_JOB_RETENTION),
+        the record its manifest.json tells (producer/client/archive.py)."""
         record = self.store.get(job_id)
+        if record is None:
+            record = self.archived(job_id)
         if record is None:
             raise JobNotFound(f"no job {job_id}")
         return record
+
+    def archived(self, job_id: str) -> JobRecord | None:
+        """The job as its manifest in storage tells it, or None when it has none."""
+        try:
+            document = read_manifest(self.settings, self.links, job_id)
+        except ValueError:  # not a job id at all
+            return None
+        return None if document is None else record_from_manifest(document, manifest_object(self.settings, job_id))
+
+    def list_archived(self, limit: int = 100) -> builtins.list[JobRecord]:
+        """Jobs found in storage whose records have left Redis, newest first on file storage."""
+        found: builtins.list[JobRecord] = []
+        for job_id in archived_ids(self.settings):
+            if len(found) >= limit:
+                break
+            if self.store.get(job_id) is None and (record := self.archived(job_id)) is not None:
+                found.append(record)
+        return found
 
     def wait(
         self,
@@ -178,6 +202,7 @@ class SongQueue:
         if record is None:
             return self.status(job_id)
         announce(self.celery, record, TERMINAL_EVENTS[JobState.CANCELLED])
+        send_archive(self.celery, record)
         return record
 
     def retry(self, job_id: str) -> JobRecord:

@@ -53,7 +53,7 @@ class Hooks:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = JobStore.from_url(settings.job_store_url, settings.key_prefix)
+        self.store = JobStore.from_url(settings.job_store_url, settings.key_prefix, settings.job_retention)
         self.celery = Celery("songqueue-hooks")
         self.celery.conf.update(celery_config(settings))
 

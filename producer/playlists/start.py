@@ -26,7 +26,7 @@ from producer.store.playlist_store import PlaylistStore
 
 
 def playlist_store(queue: SongQueue) -> PlaylistStore:
-    return PlaylistStore(queue.store.redis, queue.settings.key_prefix)
+    return PlaylistStore(queue.store.redis, queue.settings.key_prefix, queue.settings.playlist_run_retention)
 
 
 def start_run(queue: SongQueue, definition: PlaylistDefinition, slot: datetime | None = None) -> tuple[PlaylistRun, bool]:

@@ -1,9 +1,11 @@
 """The job store: job records in Redis with atomic, compare-and-set state transitions.
 
-Every write is an optimistic transaction (WATCH the record, check its state, MULTI/EXEC
-the new record and the indexes). A write whose expected state no longer holds is refused
+Every write is a compare-and-set (producer/store/optimistic.py: read the record, check its
+state, then one Lua script writes the new record and the indexes only if the record is
+still the one read). A write whose expected state no longer holds is refused
 and logged, never applied: that is what makes a task that runs twice a no-op the second
-time.
+time. An ended job's record leaves Redis `retention` seconds after it ended
+(producer/store/retention.py).
 """
 
 from __future__ import annotations
@@ -14,10 +16,9 @@ import time
 from collections.abc import Callable, Collection
 
 import redis
-from redis.client import Pipeline
 
 from producer.models.job_record import IN_FLIGHT_STATES, JobRecord, JobState, Transition
-from producer.store import keys, optimistic
+from producer.store import keys, optimistic, retention
 
 log = logging.getLogger("songqueue.job_store")
 
@@ -25,13 +26,15 @@ Mutation = Callable[[JobRecord], None]
 
 
 class JobStore:
-    def __init__(self, client: redis.Redis, prefix: str = "songqueue") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "songqueue", retention: float = 0) -> None:
+        """`retention`: seconds an ended job stays in Redis (SONGQUEUE_JOB_RETENTION); 0 keeps it."""
         self.redis = client
         self.prefix = prefix
+        self.retention = retention
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "songqueue") -> JobStore:
-        return cls(redis.Redis.from_url(url, socket_timeout=30, health_check_interval=30), prefix)
+    def from_url(cls, url: str, prefix: str = "songqueue", retention: float = 0) -> JobStore:
+        return cls(redis.Redis.from_url(url, socket_timeout=30, health_check_interval=30), prefix, retention)
 
     def create(self, record: JobRecord, check_in: float | None = None) -> tuple[JobRecord, bool]:
         """Store a new QUEUED record; returns (record, created).
@@ -93,7 +96,7 @@ class JobStore:
         """
         key = keys.job(self.prefix, job_id)
 
-        def decide(raw: bytes | None) -> tuple[JobRecord, Callable[[Pipeline], None]] | None:
+        def decide(raw: bytes | None) -> tuple[JobRecord, Callable[[optimistic.Writes], None]] | None:
             if raw is None:
                 log.warning("job %s: not found", job_id)
                 return None
@@ -121,7 +124,7 @@ class JobStore:
             record.version += 1
             record.updated_at = now
 
-            def write(pipe: Pipeline) -> None:
+            def write(pipe: optimistic.Writes) -> None:
                 pipe.set(key, record.model_dump_json())
                 if record.state != before:
                     pipe.zrem(keys.jobs_in_state(self.prefix, before.value), job_id)
@@ -129,7 +132,10 @@ class JobStore:
                     _track_in_flight(pipe, self.prefix, record, now)
                 if record.state.terminal:
                     pipe.zrem(keys.due(self.prefix), job_id)
-                elif check_in is not None:
+                    retention.expire_job(pipe, self.prefix, record, self.retention)
+                elif before.terminal:
+                    retention.keep_job(pipe, self.prefix, record)
+                if not record.state.terminal and check_in is not None:
                     pipe.zadd(keys.due(self.prefix), {job_id: now + check_in})
 
             return record, write
@@ -143,6 +149,10 @@ class JobStore:
     def list(self, state: JobState | None = None, limit: int = 100) -> builtins.list[JobRecord]:
         records = (self.get(i) for i in self.ids(state, limit))
         return [r for r in records if r is not None]
+
+    def prune_ended(self, now: float) -> int:
+        """Drop the index entries of jobs whose records expired; returns how many."""
+        return retention.prune_jobs(self.redis, self.prefix, self.retention, now)
 
     def overdue(self, now: float, limit: int = 500) -> builtins.list[str]:
         """Live jobs whose `next_check_at` has passed, most overdue first."""
@@ -169,7 +179,7 @@ class JobStore:
         return bool(self.redis.set(keys.watchdog_lock(self.prefix), "1", nx=True, px=max(1, int(seconds * 1000))))
 
 
-def _track_in_flight(pipe: redis.client.Pipeline, prefix: str, record: JobRecord, now: float) -> None:
+def _track_in_flight(pipe: optimistic.Writes, prefix: str, record: JobRecord, now: float) -> None:
     """Keep the provider's in-flight set in step with a state change, in the same transaction.
 
     Entering an in-flight state adds the job (a no-op when the submit step's limit already

@@ -70,6 +70,16 @@ def playlist_runs(prefix: str, playlist: str | None = None) -> str:
     return f"{prefix}:playlist:runs" if playlist is None else f"{prefix}:playlist:runs-of:{playlist}"
 
 
+def playlist_ended(prefix: str) -> str:
+    """Sorted set of ended runs as "{playlist}:{run_id}" (a playlist name holds no ":"),
+    scored by when they ended: what the retention sweep prunes from the two run indexes."""
+    return f"{prefix}:playlist:ended"
+
+
+def retention_sweep_lock(prefix: str) -> str:
+    return f"{prefix}:retention:lock"
+
+
 def playlist_slot(prefix: str, playlist: str, slot: int) -> str:
     """The claim on one scheduled time of a playlist (SET NX; holds the run id)."""
     return f"{prefix}:playlist:slot:{playlist}:{slot}"

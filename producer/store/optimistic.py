@@ -1,35 +1,89 @@
-"""The optimistic transaction both record stores use: WATCH, read, decide, MULTI/EXEC.
+"""The compare-and-set both record stores use: read, decide, then write in one Lua script
+only if the record is still the one that was read.
 
-If the key changes between the read and the write, Redis refuses the EXEC and the whole
+A transition used to be WATCH, GET, MULTI/EXEC: three round trips. Now it is a GET and
+one EVALSHA: the script compares the record's sha1 with the sha1 of the bytes the decision
+was made on and, only if they match, runs the decided writes (the record, its indexes,
+expiries) atomically. If the record changed in between, nothing is written and the
 decision is taken again on the fresh value; nothing is ever written from a stale read.
+
+Every key a script touches is passed in KEYS, as Redis Cluster requires; on Cluster they
+must also share a hash slot (docs/architecture.md, "Redis keys").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import json
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import redis
-from redis.client import Pipeline
 
 T = TypeVar("T")
+
+# KEYS[1]: the record. ARGV[1]: sha1 of the record as read ("" when it was missing).
+# ARGV[2]: the writes, a JSON list of Redis commands (all arguments strings).
+_CAS = """
+local current = redis.call('GET', KEYS[1])
+local seen = current and redis.sha1hex(current) or ''
+if seen ~= ARGV[1] then return 0 end
+for _, command in ipairs(cjson.decode(ARGV[2])) do
+  redis.call(unpack(command))
+end
+return 1
+"""
+
+
+class Writes:
+    """The writes a decision makes, recorded in order and sent as one script call. The
+    methods are the few Redis commands the stores need, spelled as redis-py spells them."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+        self.keys: dict[str, None] = {}
+
+    def _add(self, *command: str) -> None:
+        self.commands.append(list(command))
+        self.keys[command[1]] = None
+
+    def set(self, key: str, value: str) -> None:
+        self._add("SET", key, value)
+
+    def delete(self, key: str) -> None:
+        self._add("DEL", key)
+
+    def zadd(self, key: str, mapping: Mapping[str, float], nx: bool = False, xx: bool = False) -> None:
+        flags = ["NX"] if nx else ["XX"] if xx else []
+        for member, score in mapping.items():
+            self._add("ZADD", key, *flags, repr(float(score)), member)
+
+    def zrem(self, key: str, *members: str) -> None:
+        if members:
+            self._add("ZREM", key, *members)
+
+    def expireat(self, key: str, when: int) -> None:
+        self._add("EXPIREAT", key, str(int(when)))
+
+    def persist(self, key: str) -> None:
+        self._add("PERSIST", key)
+
+
 # Given the key's current value (None when missing): None to refuse, or the result and a
-# function that queues the writes on the transaction.
-Decision = Callable[[bytes | None], tuple[T, Callable[[Pipeline], None]] | None]
+# function that records the writes.
+Decision = Callable[[bytes | None], tuple[T, Callable[[Writes], None]] | None]
 
 
 def update(client: redis.Redis, key: str, decide: Decision[T]) -> T | None:
+    script = client.register_script(_CAS)  # local: only the sha1 is computed here
     while True:
-        with client.pipeline(transaction=True) as pipe:
-            try:
-                pipe.watch(key)
-                decided = decide(pipe.get(key))
-                if decided is None:
-                    return None
-                result, write = decided
-                pipe.multi()
-                write(pipe)
-                pipe.execute()
-                return result
-            except redis.WatchError:
-                continue
+        raw = client.get(key)
+        decided = decide(raw)
+        if decided is None:
+            return None
+        result, write = decided
+        writes = Writes()
+        write(writes)
+        seen = hashlib.sha1(raw).hexdigest() if raw is not None else ""  # noqa: S324 - a change detector
+        if script(keys=[key, *(k for k in writes.keys if k != key)], args=[seen, json.dumps(writes.commands)]):
+            return result

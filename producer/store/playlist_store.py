@@ -11,10 +11,9 @@ import time
 from collections.abc import Callable, Collection
 
 import redis
-from redis.client import Pipeline
 
 from producer.models.playlist_run import PlaylistRun, RunState
-from producer.store import keys, optimistic
+from producer.store import keys, optimistic, retention
 
 log = logging.getLogger("songqueue.playlist_store")
 
@@ -26,9 +25,11 @@ CLAIM_TTL = 30 * 24 * 3600
 
 
 class PlaylistStore:
-    def __init__(self, client: redis.Redis, prefix: str = "songqueue") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "songqueue", retention: float = 0) -> None:
+        """`retention`: seconds an ended run stays in Redis (SONGQUEUE_PLAYLIST_RUN_RETENTION); 0 keeps it."""
         self.redis = client
         self.prefix = prefix
+        self.retention = retention
 
     def create(self, run: PlaylistRun, check_in: float) -> tuple[PlaylistRun, bool]:
         """Store a new CREATING run; returns (run, created).
@@ -84,7 +85,7 @@ class PlaylistStore:
         Returns the run as written, or None when it is missing or has moved on."""
         key = keys.playlist_run(self.prefix, run_id)
 
-        def decide(raw: bytes | None) -> tuple[PlaylistRun, Callable[[Pipeline], None]] | None:
+        def decide(raw: bytes | None) -> tuple[PlaylistRun, Callable[[optimistic.Writes], None]] | None:
             if raw is None:
                 return None
             run = PlaylistRun.model_validate_json(raw)
@@ -98,10 +99,11 @@ class PlaylistStore:
             run.version += 1
             run.updated_at = now
 
-            def write(pipe: Pipeline) -> None:
+            def write(pipe: optimistic.Writes) -> None:
                 pipe.set(key, run.model_dump_json())
                 if run.state.terminal:
                     pipe.zrem(keys.playlist_open(self.prefix), run_id)
+                    retention.expire_run(pipe, self.prefix, run, self.retention)
                 elif check_in is not None:
                     pipe.zadd(keys.playlist_open(self.prefix), {run_id: now + check_in})
 
@@ -113,6 +115,10 @@ class PlaylistStore:
         ids = self.redis.zrevrange(keys.playlist_runs(self.prefix, playlist), 0, limit - 1)
         runs = (self.get(i.decode()) for i in ids)
         return [r for r in runs if r is not None]
+
+    def prune_ended(self, now: float) -> int:
+        """Drop the index entries of runs whose records expired; returns how many."""
+        return retention.prune_runs(self.redis, self.prefix, self.retention, now)
 
     def overdue(self, now: float, limit: int = 200) -> list[str]:
         """Runs not ended whose sweep deadline has passed."""

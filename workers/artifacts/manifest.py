@@ -1,10 +1,13 @@
 """The job's manifest.json, stored beside its songs: what was asked, when each state was
 reached and for how long, what the upstream called things, and what was stored.
 
-Written by finalize just before the job turns SUCCEEDED, so its last state is
-DOWNLOADING; `written_at` closes that state's timing. It holds no secret: the request
-is the validated gen_params (API keys are settings, never part of a request), and links
-are left out because presigned ones expire.
+Written by finalize just before the job turns SUCCEEDED, so its last transition is
+DOWNLOADING and `written_at` closes that state's timing; `state` says how the job ended.
+The archive task writes it for a job that FAILED, TIMED_OUT or was CANCELLED, with its
+`error`. Once Redis lets the job go (SONGQUEUE_JOB_RETENTION) this is the job's record:
+producer/client/archive.py reads it back. It holds no secret: the request is the
+validated gen_params (API keys are settings, never part of a request), and links are
+left out because presigned ones expire.
 """
 
 from __future__ import annotations
@@ -13,18 +16,27 @@ import json
 import time
 from typing import Any
 
-from producer.models.job_record import JobRecord, StoredObject
+from producer.models.job_record import JobRecord, JobState, StoredObject
 from workers.artifacts import storage_keys
 from workers.storage import Storage
 
-MANIFEST_VERSION = 1
+# 2: adds state, progress, ended_at and error (version 1 was only ever a success).
+MANIFEST_VERSION = 2
 
 
-def manifest_document(record: JobRecord, written_at: float | None = None) -> dict[str, Any]:
+def manifest_document(record: JobRecord, written_at: float | None = None,
+                      state: JobState | None = None) -> dict[str, Any]:
+    """`state`: how the job ends, when it is not the record's state yet (finalize)."""
     written_at = time.time() if written_at is None else written_at
+    state = state or record.state
+    ended_at = written_at if state != record.state else record.transitions[-1].at if record.transitions else written_at
     return {
         "manifest_version": MANIFEST_VERSION,
         "job_id": record.id,
+        "state": state.value,
+        "progress": 100 if state == JobState.SUCCEEDED else record.progress,
+        "ended_at": ended_at,
+        "error": record.error.model_dump() if record.error else None,
         "provider": record.provider,
         "model": record.model,
         "album": record.album,
@@ -75,6 +87,6 @@ def _object(obj: StoredObject | None) -> dict[str, Any] | None:
     }
 
 
-def write_manifest(storage: Storage, record: JobRecord) -> StoredObject:
-    body = json.dumps(manifest_document(record), ensure_ascii=False, indent=2).encode("utf-8")
+def write_manifest(storage: Storage, record: JobRecord, state: JobState | None = None) -> StoredObject:
+    body = json.dumps(manifest_document(record, state=state), ensure_ascii=False, indent=2).encode("utf-8")
     return storage.put(storage_keys.manifest_key(record.id), [body], "application/json")

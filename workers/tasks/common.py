@@ -8,6 +8,7 @@ from collections.abc import Collection
 from celery import Task
 
 from producer import task_names
+from producer.client.archive import send_archive
 from producer.client.callbacks import TERMINAL_EVENTS, announce
 from producer.models.job_record import LIVE_STATES, JobError, JobRecord, JobState
 from workers import metrics, runtime
@@ -56,4 +57,5 @@ def end_job(
         log.warning("job %s: %s (%s): %s", job_id, state.value, code, message,
                     extra={"job_id": job_id, "upstream_task_id": record.upstream_task_id})
         announce(app, record, TERMINAL_EVENTS[state])
+        send_archive(app, record)
     return record

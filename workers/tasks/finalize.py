@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Task
 
 from producer import task_names
+from producer.client.archive import send_archive
 from producer.client.callbacks import TERMINAL_EVENTS, announce
 from producer.models.job_record import JobState
 from workers import runtime
@@ -23,7 +24,7 @@ def finalize(self: Task, job_id: str, faults: int = 0) -> None:
     if record is None or record.state != JobState.DOWNLOADING or record.stored_assets() != record.expected_assets():
         return
     try:
-        manifest = write_manifest(runtime.storage(), record)
+        manifest = write_manifest(runtime.storage(), record, JobState.SUCCEEDED)
     except TransientError as exc:
         code = exc.code
 
@@ -40,3 +41,6 @@ def finalize(self: Task, job_id: str, faults: int = 0) -> None:
     if done is not None:
         log.info("job %s: SUCCEEDED, manifest at %s", job_id, manifest.uri)
         announce(app, done, TERMINAL_EVENTS[JobState.SUCCEEDED])
+    else:
+        # Cancelled meanwhile: the manifest just written says SUCCEEDED; have it rewritten.
+        send_archive(app, record)

@@ -26,6 +26,7 @@ import redis
 from celery import Task
 
 from producer import task_names
+from producer.client.archive import send_archive
 from producer.client.songqueue import SongQueue
 from producer.models.job_record import CANCELLABLE_STATES, JobError, JobRecord, JobState, StoredObject
 from producer.models.playlist_run import PlaylistRun, RunFailure, RunSong, RunState
@@ -126,7 +127,9 @@ def _cancel_late_jobs(run: PlaylistRun, job_ids: list[str]) -> None:
                                 message=f"playlist run {run.id} ended after its timeout of {run.timeout:.0f}s")
 
     for job_id in job_ids:
-        runtime.store().apply(job_id, CANCELLABLE_STATES, mutate=note, to=JobState.CANCELLED)
+        cancelled = runtime.store().apply(job_id, CANCELLABLE_STATES, mutate=note, to=JobState.CANCELLED)
+        if cancelled is not None:
+            send_archive(app, cancelled)
     log.warning("playlist run %s: timeout; cancelled %d jobs still open", run.id, len(job_ids))
 
 

@@ -287,3 +287,16 @@ def test_a_conflicting_move_makes_the_retry_refuse(store: JobStore, other_store:
     assert (final.state, final.progress, final.version) == (JobState.CANCELLED, 0, 1)
     assert store.ids(JobState.SUBMITTING) == [] and store.ids(JobState.CANCELLED) == ["j1"]
 
+
+
+def test_a_transition_keeps_any_text_byte_for_byte(store: JobStore) -> None:
+    """The compare-and-set script carries the record as JSON: CJK, emoji and quotes survive."""
+    store.create(_record("j1"))
+    text = '晨光 "quoted" \\ 🎵 naïve'
+
+    def note(record: JobRecord) -> None:
+        record.error = JobError(code="x", message=text)
+
+    written = store.apply("j1", {JobState.QUEUED}, mutate=note, to=JobState.FAILED)
+    assert written is not None and store.get("j1") == written
+    assert store.get("j1").error.message == text

@@ -1,0 +1,12 @@
+"""What makes a worker's memory bounded and its I/O steps safe on a thread pool."""
+
+from __future__ import annotations
+
+from producer.client.celery_config import celery_config
+from producer.settings import Settings
+
+
+def test_the_eta_task_limit_comes_from_its_setting() -> None:
+    assert celery_config(Settings())["worker_eta_task_limit"] == 1000
+    assert celery_config(Settings(worker_eta_task_limit=50))["worker_eta_task_limit"] == 50
+    assert celery_config(Settings(worker_eta_task_limit=0))["worker_eta_task_limit"] is None
