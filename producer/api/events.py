@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 
 from producer.api.auth import needs, visible_job
 from producer.api.keys import ApiKey
+from producer.api.problems import documented
 from producer.api.schemas import job_view
 from producer.api.state import ApiState, api_state
 
@@ -51,7 +52,8 @@ async def _stream(api: ApiState, request: Request, job_id: str) -> AsyncIterator
 
 
 @router.get("/{job_id}/events", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}}, "description": "the job's events"}})
+            responses={200: {"content": {"text/event-stream": {}}, "description": "the job's events"},
+                       **documented(401, 403, 404, 422)})
 def events(job_id: str, request: Request, key: Annotated[ApiKey, Depends(needs("read"))]) -> StreamingResponse:
     api = api_state(request)
     visible_job(api, key, job_id)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from producer.api.problems import problem_response
+from producer.api.problems import documented, problem_response
 from producer.api.state import api_state
 
 router = APIRouter(tags=["health"])
@@ -18,7 +18,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "Redis or the broker does not answer"}})
+@router.get("/readyz", responses=documented(503))
 def readyz(request: Request) -> Any:
     api = api_state(request)
     failures = []

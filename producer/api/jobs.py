@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from producer.api.auth import needs, visible_job
 from producer.api.keys import ApiKey
-from producer.api.problems import Problem, ProblemBody
+from producer.api.problems import Problem, documented
 from producer.api.schemas import JobPage, JobView, SubmitJob, job_view
 from producer.api.state import ApiState, api_state
 from producer.client.replay import NotReplayable
@@ -16,9 +16,7 @@ from producer.models.job_record import JobState
 from producer.store import keys as store_keys
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ProblemBody, "content": {"application/problem+json": {}}} for code in (401, 403, 404, 422)
-}
+_ERRORS = documented(401, 403, 404, 422)
 # A page of the listing reads at most this many ids, so a tenant's filter cannot make one
 # request scan the whole store; an unfilled page still carries a cursor to go on from.
 _SCAN = 1000
@@ -38,7 +36,7 @@ def _in_flight_check(state: ApiState, key: ApiKey) -> None:
                       {"Retry-After": _RETRY_AFTER})
 
 
-@router.post("", status_code=201, response_model=JobView, responses={**_ERRORS, 200: {"model": JobView}, 429: _ERRORS[401]})
+@router.post("", status_code=201, response_model=JobView, responses={**_ERRORS, **documented(400, 429), 200: {"model": JobView}})
 def submit(body: SubmitJob, request: Request, response: Response,
            key: Annotated[ApiKey, Depends(needs("submit"))],
            idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> dict[str, Any]:
@@ -93,7 +91,7 @@ def list_jobs(request: Request, key: Annotated[ApiKey, Depends(needs("read"))],
     return {"jobs": page, "next_cursor": next_cursor}
 
 
-@router.delete("/{job_id}", response_model=JobView, responses={**_ERRORS, 409: _ERRORS[401]})
+@router.delete("/{job_id}", response_model=JobView, responses={**_ERRORS, **documented(409)})
 def cancel(job_id: str, request: Request, key: Annotated[ApiKey, Depends(needs("submit"))]) -> dict[str, Any]:
     """Cancel a job that has not ended; 409 for one that has."""
     api = api_state(request)
@@ -103,7 +101,7 @@ def cancel(job_id: str, request: Request, key: Annotated[ApiKey, Depends(needs("
     return job_view(api.queue.cancel(job_id))
 
 
-@router.post("/{job_id}/retry", response_model=JobView, responses={**_ERRORS, 409: _ERRORS[401]})
+@router.post("/{job_id}/retry", response_model=JobView, responses={**_ERRORS, **documented(409)})
 def retry(job_id: str, request: Request, key: Annotated[ApiKey, Depends(needs("submit"))]) -> dict[str, Any]:
     """Run a FAILED or TIMED_OUT job again (a new upstream submit); 409 for any other state."""
     api = api_state(request)

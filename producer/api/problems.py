@@ -21,6 +21,7 @@ from producer.models.validation_errors import field_errors
 MEDIA_TYPE = "application/problem+json"
 _TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
            408: "Request timeout", 409: "Conflict", 413: "Content too large", 415: "Unsupported media type",
+           416: "Range not satisfiable",
            422: "Unprocessable content", 429: "Too many requests", 503: "Service unavailable"}
 
 
@@ -37,6 +38,13 @@ class ProblemBody(BaseModel):
     status: int
     detail: str | None = None
     errors: list[FieldError] | None = None
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that may answer these problem statuses (for OpenAPI)."""
+    return {code: {"model": ProblemBody, "description": _TITLES.get(code, "Error"),
+                   "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemBody"}}}}
+            for code in codes}
 
 
 class Problem(Exception):

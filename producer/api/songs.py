@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from producer.api.auth import needs, visible_job
 from producer.api.keys import ApiKey
-from producer.api.problems import Problem
+from producer.api.problems import Problem, documented
 from producer.api.state import api_state
 from producer.client.links import file_path
 
@@ -25,7 +25,8 @@ router = APIRouter(prefix="/v1/jobs", tags=["songs"])
 @router.get("/{job_id}/songs/{n}/{asset}", response_class=Response,
             responses={200: {"content": {"audio/mpeg": {}, "image/*": {}}, "description": "the stored bytes"},
                        206: {"description": "a byte range of them"},
-                       307: {"description": "S3 storage: a presigned URL"}})
+                       307: {"description": "S3 storage: a presigned URL"},
+                       **documented(401, 403, 404, 416, 422)})
 def song_asset(job_id: str, n: Annotated[int, Path(ge=1, le=100)], asset: Literal["audio", "cover"],
                request: Request, key: Annotated[ApiKey, Depends(needs("read"))]) -> Response:
     api = api_state(request)
