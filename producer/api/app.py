@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from producer.api import events, health, jobs, problems, songs
+from producer.api.console import routes as console_routes
 from producer.api.limits import BodyLimits
 from producer.api.state import ApiState
 from producer.settings import Settings, get_settings
@@ -21,6 +22,8 @@ def create_app(settings: Settings | None = None, *, max_body_bytes: int = 1 << 2
     app.state.api = ApiState.from_settings(settings or get_settings())
     for module in (jobs, events, songs, health):
         app.include_router(module.router)
+    app.include_router(console_routes.router)
+    app.mount("/console/static", console_routes.static, name="console-static")
     problems.install(app)
     app.add_middleware(BodyLimits, max_bytes=max_body_bytes, read_timeout=body_read_timeout)
     return app

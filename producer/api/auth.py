@@ -20,6 +20,10 @@ from producer.models.job_record import JobRecord
 
 _bearer = HTTPBearer(auto_error=False, description="an API key from `songqueue keys create`")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+# The console's login cookie (producer/api/console/): HttpOnly and SameSite=Strict, so a
+# page's script cannot read it and another site cannot make the browser send it. It lets
+# `<audio>`, `<img>` and EventSource, which cannot send a Bearer header, reach these routes.
+CONSOLE_COOKIE = "songqueue_console_key"
 
 
 def needs(scope: str) -> Callable[..., ApiKey]:
@@ -28,9 +32,10 @@ def needs(scope: str) -> Callable[..., ApiKey]:
     # Sync on purpose: FastAPI runs it in its thread pool, where the Redis call may block.
     def caller(request: Request,
                credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiKey:
-        if credentials is None or credentials.scheme.lower() != "bearer":
+        secret = credentials.credentials if credentials is not None else request.cookies.get(CONSOLE_COOKIE)
+        if not secret:
             raise Problem(401, "an API key is required: Authorization: Bearer <key>", _CHALLENGE)
-        key = api_state(request).keys.authenticate(credentials.credentials)
+        key = api_state(request).keys.authenticate(secret)
         if key is None:
             raise Problem(401, "unknown or revoked API key", _CHALLENGE)
         if not key.allows(scope):

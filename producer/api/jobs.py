@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from producer.api.auth import needs, visible_job
 from producer.api.keys import ApiKey
 from producer.api.problems import Problem, documented
-from producer.api.schemas import JobPage, JobView, SubmitJob, job_view
+from producer.api.schemas import JobBody, JobPage, JobView, SubmitJob, job_view
 from producer.api.state import ApiState, api_state
 from producer.client.replay import NotReplayable
-from producer.models.job_record import JobState
+from producer.models.job_record import JobRecord, JobState
 from producer.store import keys as store_keys
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -41,7 +41,14 @@ def submit(body: SubmitJob, request: Request, response: Response,
            key: Annotated[ApiKey, Depends(needs("submit"))],
            idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> dict[str, Any]:
     """Enqueue a job: 201 with the new job; 200 with the first job for a repeated Idempotency-Key."""
-    state = api_state(request)
+    record, created = submit_job(api_state(request), key, body, idempotency_key)
+    if not created:
+        response.status_code = 200
+    return job_view(record)
+
+
+def submit_job(state: ApiState, key: ApiKey, body: JobBody, idempotency_key: str | None = None) -> tuple[JobRecord, bool]:
+    """The submit of the API and the console: the key's cap, then SongQueue.submit under its tenant."""
     _in_flight_check(state, key)
     try:
         handle = state.queue.submit(
@@ -56,9 +63,7 @@ def submit(body: SubmitJob, request: Request, response: Response,
         raise Problem(422, "the request breaks a rule", errors=[(field, rule or str(exc))]) from None
     if handle.created:
         state.keys.add_live(key.id, handle.id)
-    else:
-        response.status_code = 200
-    return job_view(state.queue.status(handle.id))
+    return state.queue.status(handle.id), handle.created
 
 
 @router.get("/{job_id}", response_model=JobView, responses=_ERRORS)

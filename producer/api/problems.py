@@ -6,6 +6,7 @@ same formatter as the CLI's errors (producer/models/validation_errors.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pydantic
@@ -67,9 +68,10 @@ def problem_response(status: int, detail: str | None, headers: dict[str, str] | 
     return JSONResponse(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
 
 
-def _request_errors(exc: RequestValidationError) -> list[tuple[str, str]]:
+def pydantic_errors(errors: Sequence[Any]) -> list[tuple[str, str]]:
+    """(field, rule) pairs of a submit body's errors, named as the CLI names them."""
     pairs = []
-    for error in exc.errors():
+    for error in errors:
         # ("body", "udio", "request", "prompt"): drop the "body" and the union's tag.
         loc = [str(p) for p in error.get("loc", ()) if p != "body"]
         if len(loc) > 1 and loc[0] in PROVIDERS:
@@ -97,7 +99,7 @@ def install(app: FastAPI) -> None:
 
     async def on_request(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return problem_response(422, "the request breaks a rule", errors=_request_errors(exc))
+        return problem_response(422, "the request breaks a rule", errors=pydantic_errors(exc.errors()))
 
     async def on_pydantic(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, pydantic.ValidationError)
