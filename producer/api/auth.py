@@ -13,10 +13,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from producer.api.keys import ApiKey
 from producer.api.problems import Problem
 from producer.api.state import ApiState, api_state
 from producer.models.job_record import JobRecord
+from producer.store.api_keys import ApiKey
 
 _bearer = HTTPBearer(auto_error=False, description="an API key from `songqueue keys create`")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}

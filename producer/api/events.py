@@ -18,10 +18,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from producer.api.auth import needs, visible_job
-from producer.api.keys import ApiKey
 from producer.api.problems import documented
 from producer.api.schemas import job_view
 from producer.api.state import ApiState, api_state
+from producer.store.api_keys import ApiKey
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 _KEEP_ALIVE = 15.0

@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from producer.api.auth import needs, visible_job
-from producer.api.keys import ApiKey
 from producer.api.problems import Problem, documented
 from producer.api.schemas import JobBody, JobPage, JobView, SubmitJob, job_view
 from producer.api.state import ApiState, api_state
 from producer.client.replay import NotReplayable
 from producer.models.job_record import JobRecord, JobState
 from producer.store import keys as store_keys
+from producer.store.api_keys import ApiKey
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 _ERRORS = documented(401, 403, 404, 422)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -70,17 +69,20 @@ class BodyLimits:
         await self.app(scope, replay, send)
 
 
-def serve(app: Any, host: str, port: int, idle_timeout: float = 5.0) -> int:
-    """Run the API on host:port (0: a free port); prints the URL once bound."""
+def serve(app: Any, host: str, port: int, idle_timeout: float = 5.0, name: str = "songqueue api") -> int:
+    """Run the API on host:port (0: a free port); prints `NAME listening on URL` once bound."""
     import uvicorn
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    # Listening before the banner: a client that reads it may connect at once (the
+    # connection waits in the backlog until uvicorn accepts).
+    sock.listen(2048)
     bound = sock.getsockname()[1]
     config = uvicorn.Config(app, timeout_keep_alive=int(idle_timeout), limit_concurrency=500,
                             log_level="info", access_log=False, server_header=False)
-    print(f"songqueue api listening on http://{host}:{bound}", flush=True, file=sys.stderr)
+    print(f"{name} listening on http://{host}:{bound}", flush=True)
     uvicorn.Server(config).run(sockets=[sock])
     return 0

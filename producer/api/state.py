@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from fastapi import Request
 
-from producer.api.keys import KeyStore
 from producer.client.songqueue import SongQueue
+from producer.ops.hook_server import Hooks
 from producer.settings import Settings
+from producer.store.api_keys import KeyStore
 
 
 @dataclass
@@ -18,6 +20,10 @@ class ApiState:
     keys: KeyStore
     # SSE: how often a job's record is read for changes.
     events_interval: float = 0.25
+
+    @cached_property
+    def hooks(self) -> Hooks:
+        return Hooks(self.settings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiState:

@@ -9,10 +9,10 @@ import argparse
 import json
 import time
 
-from producer.api.keys import KeyStore
 from producer.cli.exit_codes import EXIT_OK, BadInput
 from producer.client.songqueue import SongQueue
 from producer.models.job_record import DEFAULT_TENANT
+from producer.store.api_keys import KeyStore
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

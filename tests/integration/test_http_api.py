@@ -157,3 +157,11 @@ def test_health_limits_and_the_cli_still_without_keys(start_api):
     assert done.returncode == 0, done.stderr
     job_id = json.loads(done.stdout)["id"]
     assert api.call("GET", f"/v1/jobs/{job_id}", key).json()["tenant"] == "default"
+
+
+def test_the_notify_hook_takes_chunked_bodies(start_api):
+    api = start_api(workers=False)
+    chunked = api.call("POST", "/hooks/udio", data=iter([b'{"task_id": ', b'"no-such-task", "status": "SUCCESS"}']),
+                       headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 404 and chunked.json() == {"error": "unknown task"}
+    assert api.call("POST", "/hooks/udio", data=b"not json").status_code == 400

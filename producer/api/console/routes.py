@@ -21,13 +21,13 @@ from pydantic import TypeAdapter
 from producer.api.auth import CONSOLE_COOKIE
 from producer.api.console.forms import form_inputs, submit_body
 from producer.api.jobs import submit_job
-from producer.api.keys import ApiKey
 from producer.api.problems import Problem, pydantic_errors
 from producer.api.schemas import SubmitJob
 from producer.api.state import api_state
 from producer.client.replay import NotReplayable
 from producer.models.job_record import JobRecord, JobState
 from producer.models.providers import PROVIDERS
+from producer.store.api_keys import ApiKey
 
 HERE = Path(__file__).parent
 router = APIRouter(prefix="/console", include_in_schema=False)
