@@ -35,7 +35,7 @@ def test_a_node_service_submits_follows_events_and_downloads(start_api, tmp_path
     assert report["etag"] == f'"{hashlib.sha256(out.read_bytes()).hexdigest()}"'
 
 
-def test_schemathesis_finds_no_server_error_and_no_schema_violation(start_api):  # noqa: F811
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(start_api, tmp_path):  # noqa: F811
     cli = [str(Path(sys.executable).parent / "schemathesis")]  # the CLI, run as a user would
     if not Path(cli[0]).exists():
         missing("schemathesis is not installed (the dev extra)")
@@ -48,8 +48,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(start_api): 
     with_key = subprocess.run([*cli, *base, "-H", f"Authorization: Bearer {key}",
                                "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
                                "response_schema_conformance"],
-                              capture_output=True, text=True, timeout=600)
+                              capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert with_key.returncode == 0, with_key.stdout[-4000:]
     without_key = subprocess.run([*cli, *base, "--checks", "ignored_auth"],
-                                 capture_output=True, text=True, timeout=600)
+                                 capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert without_key.returncode == 0, without_key.stdout[-4000:]
