@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from producer.api import events, health, hooks, jobs, problems, songs
+from producer.api import health, hooks, jobs, playlists, problems, songs
 from producer.api.console import routes as console_routes
 from producer.api.limits import BodyLimits
 from producer.api.state import ApiState
@@ -20,7 +20,7 @@ def create_app(settings: Settings | None = None, *, max_body_bytes: int = 1 << 2
                   description="Queue AI song generation jobs, follow them, and fetch their songs. "
                               "Every /v1 route needs `Authorization: Bearer <key>` (`songqueue keys create`).")
     app.state.api = ApiState.from_settings(settings or get_settings())
-    for module in (jobs, events, songs, health, hooks):
+    for module in (jobs, songs, playlists, health, hooks):
         app.include_router(module.router)
     app.include_router(console_routes.router)
     app.mount("/console/static", console_routes.static, name="console-static")

@@ -165,3 +165,23 @@ def test_the_notify_hook_takes_chunked_bodies(start_api):
                        headers={"Content-Type": "application/json"})
     assert chunked.status_code == 404 and chunked.json() == {"error": "unknown task"}
     assert api.call("POST", "/hooks/udio", data=b"not json").status_code == 400
+
+
+def test_playlists_list_run_and_files(start_api, tmp_path):
+    folder = tmp_path / "playlists"
+    folder.mkdir()
+    (folder / "api-mix.toml").write_text('cron = "0 6 * * *"\nprompts = ["api mix {index}"]\ncount = 1\n')
+    api = start_api(playlists_dir=str(folder))
+    admin, reader = api.key("--scopes", "admin"), api.key("--scopes", "read")
+    listed = api.call("GET", "/v1/playlists", reader).json()
+    assert [p["name"] for p in listed["playlists"]] == ["api-mix"] and listed["problems"] == []
+    assert api.call("POST", "/v1/playlists/api-mix/runs", reader).status_code == 403
+    assert api.call("POST", "/v1/playlists/nope/runs", admin).status_code == 404
+    started = api.call("POST", "/v1/playlists/api-mix/runs", admin)
+    assert started.status_code == 201, started.text
+    path = f"/v1/playlists/api-mix/runs/{started.json()['id']}"
+    run = stack.wait_until(lambda: (r := api.call("GET", path, reader).json())["state"] in ("SUCCEEDED", "FAILED") and r,
+                           120, "the playlist run to end")
+    assert run["state"] == "SUCCEEDED" and run["m3u8"] == f"{path}/playlist.m3u8"
+    m3u8 = api.call("GET", run["m3u8"], reader)
+    assert m3u8.status_code == 200 and m3u8.text.startswith("#EXTM3U")
