@@ -7,7 +7,7 @@ QUEUES ?= submit,poll,download,callback
 CONCURRENCY ?= 2
 IO_CONCURRENCY ?= 16
 
-.PHONY: demo test lint worker worker-io beat sandbox hooks flower metrics browser faults bench bench-quick install clean
+.PHONY: demo test lint worker worker-io beat sandbox api hooks flower metrics browser faults bench bench-quick install clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -44,6 +44,10 @@ worker-io: $(STAMP)
 
 sandbox: $(STAMP)
 	$(BIN)/songqueue sandbox --port $${SANDBOX_PORT:-8808}
+
+# The HTTP API (docs/http-api.md): API_HOST= (default 127.0.0.1), API_PORT= (default 8800).
+api: $(STAMP)
+	$(BIN)/songqueue api --host $${API_HOST:-127.0.0.1} --port $${API_PORT:-8800}
 
 # The notify hook the gateways call; point SONGQUEUE_NOTIFY_HOOK_URL at http://HOST:PORT/hooks/udio.
 hooks: $(STAMP)

@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from producer.client.async_songqueue import AsyncSongQueue
     from producer.client.minimax_upload import UploadError
     from producer.client.songqueue import JobHandle, JobNotFound, SongQueue, WaitTimeout
     from producer.models.job_record import JobRecord, JobState
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 # Public name -> the module that defines it.
 _EXPORTS = {
+    "AsyncSongQueue": "producer.client.async_songqueue",
     "JobHandle": "producer.client.songqueue",
     "JobNotFound": "producer.client.songqueue",
     "SongQueue": "producer.client.songqueue",
@@ -34,7 +36,7 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "JobHandle", "JobNotFound", "JobRecord", "JobState", "MiniMaxRequest", "Settings", "SongQueue",
+    "AsyncSongQueue", "JobHandle", "JobNotFound", "JobRecord", "JobState", "MiniMaxRequest", "Settings", "SongQueue",
     "SongSource", "UdioConfig", "UdioRequest", "UploadError", "WaitTimeout",
 ]
 

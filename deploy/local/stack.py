@@ -162,6 +162,18 @@ def start_flower(env: dict[str, str], port: int, log: Path, *args: str, launcher
     return _start_logged([*command, *args], env, log, f"flower on port {port}", answers)
 
 
+def start_api(env: dict[str, str], log: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """`songqueue api` on 127.0.0.1, port 0; returns once it serves, with its base URL."""
+    import re
+
+    argv = [PYTHON, "-m", "producer.cli.main", "api", "--port", "0", *args]
+    proc = _start_logged(argv, env, log, "songqueue api to serve",
+                         lambda text: "Application startup complete" in text)
+    match = re.search(r"listening on (http://\S+)", log.read_text(errors="replace"))
+    assert match, f"no listening line in {log}"
+    return proc, match.group(1)
+
+
 def kill(proc: subprocess.Popen) -> None:
     """SIGKILL a worker and its pool children at once, as a crash would."""
     with contextlib.suppress(ProcessLookupError):

@@ -16,7 +16,7 @@ import kombu.exceptions
 import pydantic
 import redis
 
-from producer.cli import jobs, ops
+from producer.cli import api_keys, http_api, jobs, ops
 from producer.cli import playlist as playlist_cli
 from producer.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK, EXIT_UNAVAILABLE, BadInput
 from producer.cli.request_flags import add_request_flags
@@ -31,7 +31,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "submit": jobs.submit, "status": jobs.status, "wait": jobs.wait, "cancel": jobs.cancel, "list": jobs.list_jobs,
     "fetch": jobs.fetch, "retry": jobs.retry, "hooks": ops.hooks, "stats": ops.stats, "metrics": ops.metrics,
     "callback-secret": ops.callback_secret,
-    "flower": ops.flower, "playlist": playlist_cli.command,
+    "flower": ops.flower, "playlist": playlist_cli.command, "api": http_api.command, "keys": api_keys.command,
 }
 
 
@@ -96,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--insecure", action="store_true", help="run without authentication (trusted networks only)")
 
     playlist_cli.add_parser(sub)
+    http_api.add_parser(sub)
+    api_keys.add_parser(sub)
 
     p = sub.add_parser("sandbox", help="run the local gateway (see sandbox/)", add_help=False)
     p.add_argument("sandbox_args", nargs=argparse.REMAINDER)

@@ -16,9 +16,11 @@ from producer.settings import get_settings
 
 
 def hooks(args: argparse.Namespace) -> int:
-    from producer.ops.hook_server import serve
+    """An alias: the HTTP API (which serves POST /hooks/{provider}) on the hook's port."""
+    from producer.api.app import create_app
+    from producer.api.limits import serve
 
-    return serve(get_settings(), args.host, args.port)
+    return serve(create_app(get_settings()), args.host, args.port, name="hooks")
 
 
 def stats(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from producer.client.url_guard import callback_policy
 from producer.client.wait_loop import Deadline, poll_until
 from producer.models.job_record import (
     CANCELLABLE_STATES,
+    DEFAULT_TENANT,
     REPLAYABLE_STATES,
     JobError,
     JobRecord,
@@ -83,6 +84,7 @@ class SongQueue:
         callback_progress: bool = False,
         album: str | None = None,
         batch_id: str | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> JobHandle:
         """Validate, record the job QUEUED, and send it to the submit queue.
 
@@ -91,7 +93,8 @@ class SongQueue:
         `callback_url`: where to POST the job's signed status when it ends (and on every
         progress change with `callback_progress`); a URL that breaks a rule raises
         producer.client.callbacks.CallbackUrlError (a ValueError naming callback_url).
-        `album`: the ID3 album of its songs; `batch_id`: the playlist run it belongs to.
+        `album`: the ID3 album of its songs; `batch_id`: the playlist run it belongs to;
+        `tenant`: who owns it (the HTTP API passes its key's tenant).
         """
         check_label("idempotency_key", idempotency_key, MAX_KEY_CHARS)
         check_label("album", album, MAX_ALBUM_CHARS)
@@ -117,6 +120,7 @@ class SongQueue:
             callback_progress=callback_progress,
             album=album,
             batch_id=batch_id,
+            tenant=tenant,
         )
         # If the submit message is lost, the watchdog sends it again after the grace period.
         record, created = self.store.create(record, check_in=self.settings.watchdog_grace)

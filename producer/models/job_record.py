@@ -35,6 +35,8 @@ class JobState(StrEnum):
         return self in TERMINAL_STATES
 
 
+DEFAULT_TENANT = "default"
+
 # The sets of states every module asks about, defined here and nowhere else.
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT, JobState.CANCELLED})
 # A job that has not ended: what a task may still move, and what `cancel` may stop.
@@ -134,6 +136,9 @@ class JobRecord(BaseModel):
     error: JobError | None = None
     songs: list[SongRecord] = Field(default_factory=list)
     idempotency_key: str | None = None
+    # Who the job belongs to: the tenant of the API key that submitted it (producer/api/),
+    # "default" for the CLI and the Python API, trusted in-cluster clients without keys.
+    tenant: str = DEFAULT_TENANT
     # Why a live job is not moving (a shared limit or the budget; workers/admission/limits.py), for
     # `songqueue status`; None when nothing holds it back.
     waiting_for: str | None = None

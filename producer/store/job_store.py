@@ -48,6 +48,7 @@ class JobStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(key, record.model_dump_json())
         pipe.zadd(keys.all_jobs(self.prefix), {record.id: record.created_at})
+        pipe.zadd(keys.tenant_jobs(self.prefix, record.tenant), {record.id: record.created_at})
         pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {record.id: record.created_at})
         if check_in is not None:
             pipe.zadd(keys.due(self.prefix), {record.id: record.created_at + check_in})
@@ -68,6 +69,7 @@ class JobStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(keys.job(self.prefix, record.id))
         pipe.zrem(keys.all_jobs(self.prefix), record.id)
+        pipe.zrem(keys.tenant_jobs(self.prefix, record.tenant), record.id)
         pipe.zrem(keys.jobs_in_state(self.prefix, record.state.value), record.id)
         pipe.zrem(keys.due(self.prefix), record.id)
         pipe.execute()

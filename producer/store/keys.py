@@ -12,6 +12,11 @@ def all_jobs(prefix: str) -> str:
     return f"{prefix}:jobs"
 
 
+def tenant_jobs(prefix: str, tenant: str) -> str:
+    """Sorted set of one tenant's job ids, scored by creation time (the HTTP API's listing)."""
+    return f"{prefix}:tenant:{tenant}:jobs"
+
+
 def jobs_in_state(prefix: str, state: str) -> str:
     """Sorted set of the job ids now in `state`, scored by when they entered it."""
     return f"{prefix}:state:{state}"

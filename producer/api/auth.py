@@ -1,0 +1,53 @@
+"""Bearer authentication and scopes: which key calls, and what it may do.
+
+Every /v1 route needs a key (`Authorization: Bearer sq_...`): 401 without a valid one,
+403 when the key lacks the route's scope. A non-admin key sees only its tenant's jobs;
+another tenant's job answers 404, so a key cannot learn which ids exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from producer.api.problems import Problem
+from producer.api.state import ApiState, api_state
+from producer.models.job_record import JobRecord
+from producer.store.api_keys import ApiKey
+
+_bearer = HTTPBearer(auto_error=False, description="an API key from `songqueue keys create`")
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+# The console's login cookie (producer/api/console/): HttpOnly and SameSite=Strict, so a
+# page's script cannot read it and another site cannot make the browser send it. It lets
+# `<audio>`, `<img>` and EventSource, which cannot send a Bearer header, reach these routes.
+CONSOLE_COOKIE = "songqueue_console_key"
+
+
+def needs(scope: str) -> Callable[..., ApiKey]:
+    """A dependency: the calling key, which must hold `scope` (admin holds every scope)."""
+
+    # Sync on purpose: FastAPI runs it in its thread pool, where the Redis call may block.
+    def caller(request: Request,
+               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiKey:
+        secret = credentials.credentials if credentials is not None else request.cookies.get(CONSOLE_COOKIE)
+        if not secret:
+            raise Problem(401, "an API key is required: Authorization: Bearer <key>", _CHALLENGE)
+        key = api_state(request).keys.authenticate(secret)
+        if key is None:
+            raise Problem(401, "unknown or revoked API key", _CHALLENGE)
+        if not key.allows(scope):
+            raise Problem(403, f"this key lacks the {scope!r} scope")
+        return key
+
+    return caller
+
+
+def visible_job(state: ApiState, key: ApiKey, job_id: str) -> JobRecord:
+    """The job, if this key may see it; 404 otherwise (for unknown ids and others' jobs alike)."""
+    record = state.queue.store.get(job_id)
+    if record is None or not ("admin" in key.scopes or record.tenant == key.tenant):
+        raise Problem(404, f"no job {job_id}")
+    return record

@@ -1,0 +1,167 @@
+"""/v1/jobs: submit, look up, list (cursor pages), cancel and retry jobs, through SongQueue; their events.
+
+GET /v1/jobs/{id}/events: Server-Sent Events of a job, every state and progress change, then the end.
+
+The job store has no change feed, so the stream reads the record every `events_interval`
+(0.25 s) and sends an event when its version moved: one Redis GET per open stream per tick.
+Events: `job` (data: the JobView) for each change, then `end` (data: the final JobView)
+when the job reaches a terminal state; a `: keep-alive` comment every 15 s of quiet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from producer.api.auth import needs, visible_job
+from producer.api.problems import Problem, documented
+from producer.api.schemas import JobBody, JobPage, JobView, SubmitJob, job_view
+from producer.api.state import ApiState, api_state
+from producer.client.replay import NotReplayable
+from producer.models.job_record import JobRecord, JobState
+from producer.store import keys as store_keys
+from producer.store.api_keys import ApiKey
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+_ERRORS = documented(401, 403, 404, 422)
+# A page of the listing reads at most this many ids, so a tenant's filter cannot make one
+# request scan the whole store; an unfilled page still carries a cursor to go on from.
+_SCAN = 1000
+_RETRY_AFTER = "5"
+
+
+def _in_flight_check(state: ApiState, key: ApiKey) -> None:
+    """429 when the key already has max_in_flight jobs that have not ended."""
+    if key.max_in_flight is None:
+        return
+    live = state.keys.live_jobs(key.id)
+    records = {job_id: state.queue.store.get(job_id) for job_id in live}
+    ended = {job_id for job_id, r in records.items() if r is None or r.state.terminal}
+    state.keys.drop_live(key.id, ended)
+    if len(live - ended) >= key.max_in_flight:
+        raise Problem(429, f"this key has {key.max_in_flight} jobs in flight, its limit; submit again when one ends",
+                      {"Retry-After": _RETRY_AFTER})
+
+
+@router.post("", status_code=201, response_model=JobView, responses={**_ERRORS, **documented(400, 429), 200: {"model": JobView}})
+def submit(body: SubmitJob, request: Request, response: Response,
+           key: Annotated[ApiKey, Depends(needs("submit"))],
+           idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> dict[str, Any]:
+    """Enqueue a job: 201 with the new job; 200 with the first job for a repeated Idempotency-Key."""
+    record, created = submit_job(api_state(request), key, body, idempotency_key)
+    if not created:
+        response.status_code = 200
+    return job_view(record)
+
+
+def submit_job(state: ApiState, key: ApiKey, body: JobBody, idempotency_key: str | None = None) -> tuple[JobRecord, bool]:
+    """The submit of the API and the console: the key's cap, then SongQueue.submit under its tenant."""
+    _in_flight_check(state, key)
+    try:
+        handle = state.queue.submit(
+            body.request, provider=body.provider,
+            # Keys are per tenant: two tenants may use the same Idempotency-Key without meeting.
+            idempotency_key=f"{key.tenant}:{idempotency_key}" if idempotency_key else None,
+            callback_url=body.callback_url, callback_progress=body.callback_progress, album=body.album,
+            tenant=key.tenant,
+        )
+    except ValueError as exc:  # callback_url rules; pydantic errors are handled by the app
+        field, _, rule = str(exc).partition(": ")
+        raise Problem(422, "the request breaks a rule", errors=[(field, rule or str(exc))]) from None
+    if handle.created:
+        state.keys.add_live(key.id, handle.id)
+    return state.queue.status(handle.id), handle.created
+
+
+@router.get("/{job_id}", response_model=JobView, responses=_ERRORS)
+def get_job(job_id: str, request: Request, key: Annotated[ApiKey, Depends(needs("read"))]) -> dict[str, Any]:
+    return job_view(visible_job(api_state(request), key, job_id))
+
+
+@router.get("", response_model=JobPage, responses=_ERRORS)
+def list_jobs(request: Request, key: Annotated[ApiKey, Depends(needs("read"))],
+              state: JobState | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+              cursor: Annotated[str | None, Query(pattern=r"^[0-9.]+_[0-9a-f]+$")] = None) -> dict[str, Any]:
+    """Newest first. An admin key lists every tenant; any other key, its own tenant."""
+    api = api_state(request)
+    store = api.queue.store
+    index = (store_keys.all_jobs(store.prefix) if "admin" in key.scopes
+             else store_keys.tenant_jobs(store.prefix, key.tenant))
+    high = f"({cursor.split('_')[0]}" if cursor else "+inf"
+    rows = store.redis.zrevrangebyscore(index, high, "-inf", start=0, num=_SCAN, withscores=True)
+    page: list[dict[str, Any]] = []
+    next_cursor = None
+    for raw_id, score in rows:
+        record = store.get(raw_id.decode())
+        if record is not None and (state is None or record.state == state):
+            page.append(job_view(record))
+        next_cursor = f"{score!r}_{raw_id.decode()}"
+        if len(page) == limit:
+            break
+    if len(rows) < _SCAN and len(page) < limit:
+        next_cursor = None
+    return {"jobs": page, "next_cursor": next_cursor}
+
+
+@router.delete("/{job_id}", response_model=JobView, responses={**_ERRORS, **documented(409)})
+def cancel(job_id: str, request: Request, key: Annotated[ApiKey, Depends(needs("submit"))]) -> dict[str, Any]:
+    """Cancel a job that has not ended; 409 for one that has."""
+    api = api_state(request)
+    record = visible_job(api, key, job_id)
+    if record.state.terminal:
+        raise Problem(409, f"job {job_id} already ended ({record.state.value})")
+    return job_view(api.queue.cancel(job_id))
+
+
+@router.post("/{job_id}/retry", response_model=JobView, responses={**_ERRORS, **documented(409)})
+def retry(job_id: str, request: Request, key: Annotated[ApiKey, Depends(needs("submit"))]) -> dict[str, Any]:
+    """Run a FAILED or TIMED_OUT job again (a new upstream submit); 409 for any other state."""
+    api = api_state(request)
+    visible_job(api, key, job_id)
+    try:
+        return job_view(api.queue.retry(job_id))
+    except NotReplayable as exc:
+        raise Problem(409, str(exc)) from None
+
+
+_KEEP_ALIVE = 15.0
+
+
+def _event(name: str, data: object) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+async def _stream(api: ApiState, request: Request, job_id: str) -> AsyncIterator[bytes]:
+    seen: tuple[int, str, int] | None = None
+    quiet_since = time.monotonic()
+    while not await request.is_disconnected():
+        record = await asyncio.to_thread(api.queue.store.get, job_id)
+        if record is None:  # removed while we watched
+            return
+        now = (record.version, record.state.value, record.progress)
+        if now != seen:
+            seen, quiet_since = now, time.monotonic()
+            yield _event("job", job_view(record))
+            if record.state.terminal:
+                yield _event("end", job_view(record))
+                return
+        elif time.monotonic() - quiet_since > _KEEP_ALIVE:
+            quiet_since = time.monotonic()
+            yield b": keep-alive\n\n"
+        await asyncio.sleep(api.events_interval)
+
+
+@router.get("/{job_id}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}, "description": "the job's events"},
+                       **documented(401, 403, 404, 422)})
+def events(job_id: str, request: Request, key: Annotated[ApiKey, Depends(needs("read"))]) -> StreamingResponse:
+    api = api_state(request)
+    visible_job(api, key, job_id)
+    return StreamingResponse(_stream(api, request, job_id), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

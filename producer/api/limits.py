@@ -1,0 +1,88 @@
+"""The server's guards, and `serve`: a body cap, a body read timeout, idle timeouts, 127.0.0.1.
+
+uvicorn closes idle keep-alive connections (`timeout_keep_alive`) and caps concurrent
+connections (`limit_concurrency`), but neither caps a request body nor bounds how long it
+takes to arrive; `BodyLimits` does both, for chunked bodies too (it counts what arrives,
+not what Content-Length claims): 413 past the cap, 408 when the whole body has not
+arrived within the read timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from producer.api.problems import problem_response
+
+
+class BodyLimits:
+    """Reads the whole body first (it is small: the cap), then hands it to the app.
+
+    Refusing while the app reads would be too late: FastAPI turns any error raised while
+    it parses a body into its own 400.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.read_timeout = read_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", ())).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await problem_response(413, f"the body is over {self.max_bytes} bytes")(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.read_timeout
+        while True:
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                await problem_response(408, f"the body did not arrive within {self.read_timeout:g} s")(scope, receive, send)
+                return
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await problem_response(413, f"the body is over {self.max_bytes} bytes")(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body: Message | None = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        async def replay() -> Message:
+            nonlocal body
+            if body is not None:
+                message, body = body, None
+                return message
+            return await receive()  # after the body: only the disconnect is left to hear
+
+        await self.app(scope, replay, send)
+
+
+def serve(app: Any, host: str, port: int, idle_timeout: float = 5.0, name: str = "songqueue api") -> int:
+    """Run the API on host:port (0: a free port); prints `NAME listening on URL` once bound."""
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    # Listening before the banner: a client that reads it may connect at once (the
+    # connection waits in the backlog until uvicorn accepts).
+    sock.listen(2048)
+    bound = sock.getsockname()[1]
+    config = uvicorn.Config(app, timeout_keep_alive=int(idle_timeout), limit_concurrency=500,
+                            log_level="info", access_log=False, server_header=False)
+    print(f"{name} listening on http://{host}:{bound}", flush=True)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0

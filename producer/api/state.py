@@ -1,0 +1,36 @@
+"""What the API's routes share: the settings, the SongQueue client and the key store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from fastapi import Request
+
+from producer.client.songqueue import SongQueue
+from producer.ops.hook_server import Hooks
+from producer.settings import Settings
+from producer.store.api_keys import KeyStore
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    queue: SongQueue
+    keys: KeyStore
+    # SSE: how often a job's record is read for changes.
+    events_interval: float = 0.25
+
+    @cached_property
+    def hooks(self) -> Hooks:
+        return Hooks(self.settings)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ApiState:
+        queue = SongQueue(settings)
+        return cls(settings, queue, KeyStore(queue.store.redis, settings.key_prefix))
+
+
+def api_state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.api
+    return state

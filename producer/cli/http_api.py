@@ -1,0 +1,22 @@
+"""`songqueue api`: serve the HTTP API and console (producer/api/)."""
+
+from __future__ import annotations
+
+import argparse
+
+from producer.settings import get_settings
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("api", help="serve the HTTP API (jobs, events, songs) under API keys")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8800, help="port (default 8800; 0 picks a free port)")
+    p.add_argument("--max-body", type=int, default=1 << 20, metavar="BYTES", help="request body cap (default 1 MiB)")
+
+
+def command(args: argparse.Namespace) -> int:
+    # FastAPI and uvicorn (the `ops` extra) only where the API runs.
+    from producer.api.app import create_app
+    from producer.api.limits import serve
+
+    return serve(create_app(get_settings(), max_body_bytes=args.max_body), args.host, args.port)
