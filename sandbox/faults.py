@@ -44,6 +44,8 @@ Downloads (counted per file: song/1, song/2, cover/1, cover/2):
   dl_fake_mp3             song files are an ID3 header over text: MP3 by their first bytes,
                           no MPEG audio inside (covers still served)
   dl_slow=KBPS            every download of the task throttled to KBPS KiB/s
+Suno (sandbox/suno.py; directives in gpt_description_prompt, else tags and prompt):
+  clip_array              the single fetch answers with the bare clip array (Suno-API's shape)
 MiniMax generation (directives in the lyrics; see sandbox/minimax.py):
   url                     data.audio is a URL instead of hex
   minimax_error[=CODE]    base_resp.status_code CODE (default 1026)
@@ -82,7 +84,7 @@ DELAYS = ("submit_slow", "fetch_slow")
 
 # Task shape: flags take no value, the others a positive number.
 FLAGS = ("failure", "flat", "stagger", "never_finish", "dl_none_mp3", "dl_fake_mp3", "omit_running_songs",
-         "hostile_titles", "long_titles")
+         "hostile_titles", "long_titles", "clip_array")
 NUMBERS = ("gen_time", "duration", "reported_duration", "size_mb", "dl_slow")
 
 # MiniMax: answer with a URL; answer a base_resp error with an optional status code.

@@ -28,9 +28,7 @@ from producer.models.job_record import (
     JobState,
     StoredObject,
 )
-from producer.models.minimax import MiniMaxRequest
-from producer.models.providers import DEFAULT_PROVIDER, PROVIDERS, REQUEST_MODELS
-from producer.models.udio import UdioRequest
+from producer.models.providers import DEFAULT_PROVIDER, PROVIDERS, REQUEST_MODELS, RequestModel
 from producer.settings import Settings, get_settings
 from producer.store.job_store import JobStore
 
@@ -67,7 +65,7 @@ class SongQueue:
 
     def submit(
         self,
-        request: UdioRequest | MiniMaxRequest | dict[str, Any],
+        request: RequestModel | dict[str, Any],
         *,
         provider: str = DEFAULT_PROVIDER,
         idempotency_key: str | None = None,

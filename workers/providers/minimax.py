@@ -18,9 +18,10 @@ from pydantic import SecretStr
 
 from producer.client.minimax_upload import RATE_LIMIT_CODES, base_resp
 from producer.models.minimax import ACCOMPANIMENT
+from producer.settings import Settings
 from workers.providers.base import UpstreamSong
 from workers.upstream.errors import PermanentError, TransientError
-from workers.upstream.http_client import call_json
+from workers.upstream.http_client import call_json, new_session
 
 GENERATE_PATH = "/minimaxi/v1/music_generation"
 MAX_TITLE_CHARS = 80
@@ -53,6 +54,18 @@ class MiniMaxProvider:
             timeout=self.timeout, max_bytes=self.max_json_bytes,
         )
         return [parse_generation(body, str(request.get("lyrics", "")))]
+
+
+def from_settings(settings: Settings) -> MiniMaxProvider:
+    return MiniMaxProvider(
+        base_url=settings.minimax_base_url,
+        api_key=settings.minimax_api_key,
+        session=new_session(),
+        # The song comes back in the answer of this one call.
+        timeout=settings.minimax_deadline,
+        # Hex audio is twice the size of the audio, which may be up to the download cap.
+        max_json_bytes=max(settings.max_json_bytes, 2 * settings.max_download_bytes + 64 * 1024),
+    )
 
 
 def parse_generation(body: Any, lyrics: str = "") -> UpstreamSong:
