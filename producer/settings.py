@@ -70,9 +70,9 @@ class Settings(BaseSettings):
     suno_poll_max_interval: float | None = Field(None, gt=0)
     suno_price_per_call: float = Field(0.0, ge=0, description="price of one submit (two clips)")
     # Batch polling (docs/providers.md): one POST /suno/fetch for up to this many due tasks;
-    # 1 polls each task alone. A task left out of this many answers in a row is failed.
+    # 1 polls each task alone. A task left out of more than this many answers is failed.
     suno_poll_batch_size: int = Field(100, ge=1, le=1000, description="task ids per batch fetch")
-    suno_max_absences: int = Field(5, ge=1, description="batch answers in a row that may leave a task out")
+    suno_max_absences: int = Field(5, ge=1, description="batch answers that may leave a task out")
 
     # Shared limits (workers/admission/limits.py), per provider and across every worker; unset means
     # no limit. A job over a limit waits by countdown, never fails for it.

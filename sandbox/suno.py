@@ -4,6 +4,7 @@ Shares the task table, timeline, files and fault directives with Udio. Directive
 the free text every client forwards: `gpt_description_prompt` in inspiration mode, else
 `tags` and `prompt` (the lyrics). On top of Udio's:
   clip_array      the single fetch answers with only the clip array (Suno-API's shape)
+  batch_absent=N  the batch fetch leaves the task out of its first N answers that name it
 Clips pass submitted -> queued -> streaming -> complete (or error). While streaming a
 clip's `audio_url` is a temporary stream under `/suno/stream` (counted in
 `suno_stream_requests`, so a test can prove nobody downloaded one); at complete it is
@@ -188,13 +189,18 @@ def fetch_many(app: Sandbox, req: Request) -> Response:
     except ValueError as exc:
         return error(400, "invalid_request", str(exc))
     now = time.time()
-    tasks = [t for t in dict.fromkeys(app.tasks.get(i) for i in ids) if t is not None and t.dialect == "suno"]
-    fault = None
+    found = (app.tasks.get(i) for i in dict.fromkeys(ids))
+    tasks = [t for t in found if t is not None and t.dialect == "suno"]
+    fault, answered = None, []
     for task in tasks:
         seen = app.tasks.next_fetch(task)
         app.stats.bump(app.stats.fetches_by_task, task.task_id)
+        if seen < (task.directives.number("batch_absent") or 0):
+            app.stats.fault("batch_absent")
+            continue
+        answered.append(task)
         fault = fault or _fetch_fault(app, task, seen)
-    objects = [task_object(app, t, now) for t in tasks]
+    objects = [task_object(app, t, now) for t in answered]
     with app.lock:
         app.rng.shuffle(objects)
     payload = {"code": "success", "message": "", "data": objects or None}

@@ -88,3 +88,39 @@ def test_suno_bad_input_names_field_and_rule(make_stack, sandbox) -> None:
     assert s.cli("submit", "--provider", "suno", "--prompt", "la", "--mode", "precede").returncode == 2
     assert sandbox.stats()["submit_requests"] == submits_before
     assert s.queue().list() == []
+
+
+def test_due_jobs_are_fetched_together_and_an_absence_is_not_a_failure(make_stack, sandbox) -> None:
+    s = make_stack(suno_poll_min_interval="1", suno_max_absences="3")
+    tag = uuid.uuid4().hex[:8]
+    queue = s.queue()
+    # Submitted before any worker runs, so their polls come due together.
+    ids = [queue.submit({"gpt_description_prompt": f"batch {tag} {i} sandbox:gen_time=3"
+                         + (" sandbox:batch_absent=2" if i == 0 else "")}, provider="suno").id for i in range(6)]
+    batches_before = sandbox.stats().get("batch_fetch_requests", 0)
+    s.start_worker(concurrency=2)
+
+    records = [queue.wait(i, timeout=90) for i in ids]
+
+    assert [r.state.value for r in records] == ["SUCCEEDED"] * 6, [r.error for r in records]
+    assert records[0].attempts.get("absent") == 2  # left out twice, counted, not failed
+    stats = sandbox.stats()
+    assert stats["faults"].get("batch_absent") == 2  # the fault landed
+    tasks = {t["prompt"]: tid for tid, t in stats["tasks"].items() if tag in t["prompt"]}
+    task_fetches = sum(stats["fetches_by_task"].get(tid, 0) for tid in tasks.values())
+    batch_calls = stats.get("batch_fetch_requests", 0) - batches_before
+    assert batch_calls > 0
+    # Every fetch of these tasks went out in batch calls, several tasks to a call.
+    assert task_fetches > batch_calls
+
+
+def test_a_task_always_left_out_fails_past_the_bound(make_stack, sandbox) -> None:
+    s = make_stack(suno_poll_min_interval="0.5", suno_max_absences="2")
+    s.start_worker()
+    queue = s.queue()
+    job = queue.submit({"gpt_description_prompt": _text("lost sandbox:gen_time=1 sandbox:batch_absent=50")},
+                       provider="suno")
+    record = queue.wait(job.id, timeout=60)
+    assert record.state.value == "FAILED"
+    assert record.error is not None and record.error.code == "upstream_task_missing"
+    assert "3 batch answers" in record.error.message
