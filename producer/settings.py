@@ -55,6 +55,8 @@ class Settings(BaseSettings):
 
     minimax_base_url: str = "https://api.302.ai"
     minimax_api_key: SecretStr = SecretStr("")
+    # 302.ai's path; MiniMax's own API (https://api.minimax.io) is /v1/music_generation.
+    minimax_generate_path: str = "/minimaxi/v1/music_generation"
     # MiniMax answers in the generation call itself: its deadline is that call's read timeout.
     minimax_deadline: float = Field(300.0, gt=0, description="seconds the one generation call may take")
     minimax_price_per_call: float = Field(0.0, ge=0, description="price of one generation call")
@@ -73,6 +75,9 @@ class Settings(BaseSettings):
     # 1 polls each task alone. A task left out of more than this many answers is failed.
     suno_poll_batch_size: int = Field(100, ge=1, le=1000, description="task ids per batch fetch")
     suno_max_absences: int = Field(5, ge=1, description="batch answers that may leave a task out")
+    # A batch takes every task due within this many seconds: wider means fewer, fuller calls,
+    # at the price of fetching some tasks that much early.
+    suno_poll_batch_window: float = Field(10.0, ge=0, description="seconds ahead a batch fetch may reach")
 
     # Shared limits (workers/admission/limits.py), per provider and across every worker; unset means
     # no limit. A job over a limit waits by countdown, never fails for it.

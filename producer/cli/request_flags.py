@@ -22,7 +22,8 @@ from producer.models.udio import UdioRequest
 # gen_params fields that get a flag of their own; `config` is spelled --mode/--extend/--context-length.
 _FLAG_ALIASES = {"model_type": "--model"}
 # Fields of other providers' models that the flags above already fill.
-_SPELLED_OTHERWISE = {"mv", "model", "continue_clip_id", "refer_voice", "refer_instrumental"}
+_SPELLED_OTHERWISE = {"mv", "model", "continue_clip_id", "refer_voice", "refer_instrumental",
+                      "audio_setting"}  # audio_setting: an object, from the Python API only
 # Fields of providers other than udio that get a flag of their own (suno's), in model order.
 _OTHER_FIELDS = tuple(dict.fromkeys(
     name for spec in PROVIDERS.values() if spec.request_model is not UdioRequest
@@ -64,7 +65,7 @@ def add_request_flags(parser: argparse.ArgumentParser) -> None:
     for name in _OTHER_FIELDS:
         info = next(spec.request_model.model_fields[name] for spec in PROVIDERS.values() if spec.owns(name))
         owners = "/".join(spec.name for spec in PROVIDERS.values() if spec.owns(name))
-        if info.annotation is bool:
+        if info.annotation in (bool, bool | None):
             parser.add_argument(flag(name), dest=name, action="store_const", const=True, default=None,
                                 help=f"{owners}: {info.description or name}")
         else:
@@ -166,9 +167,15 @@ def _extend_clip(data: dict[str, Any], args: argparse.Namespace, source: SongToE
 def reference_request(args: argparse.Namespace, spec: ProviderSpec) -> tuple[dict[str, Any], Uploads]:
     """A request that refers to uploaded audio (minimax): its fields and the files still to
     upload, every rule checked with a stand-in for each id to come."""
-    data: dict[str, Any] = {spec.text_field: _lyrics(args)}
+    data: dict[str, Any] = {}
+    lyrics = _lyrics(args)
+    if lyrics is not None:
+        data[spec.text_field] = lyrics
     if args.model_type is not None:
         data[spec.model_field] = args.model_type
+    for name in ("prompt", *_OTHER_FIELDS):  # the current MiniMax models' prompt, is_instrumental, ...
+        if spec.owns(name) and getattr(args, name, None) is not None:
+            data[name] = getattr(args, name)
     uploads: Uploads = {}
     for field, purpose in _REFERENCES:
         if getattr(args, field) is not None:

@@ -43,9 +43,10 @@ def claim(record: JobRecord, size: int) -> tuple[list[str], float | None]:
     batch has already fetched it."""
     settings = runtime.settings()
     _, least, _ = settings.poll_schedule(record.provider)
+    window = float(getattr(settings, f"{record.provider}_poll_batch_window", least))
     now = time.time()
     claimed, due_at = poll_due.claim(runtime.store().redis, _key(record.provider), record.id, now,
-                                     window=least, size=size, lease=settings.http_timeout + least)
+                                     window=window, size=size, lease=settings.http_timeout + least)
     if due_at is not None:
         return [], max(NOT_DUE_FLOOR, due_at - now)
     return claimed, None
