@@ -128,7 +128,8 @@ def parse_generation(body: Any, lyrics: str = "") -> UpstreamSong:
 def title_from_lyrics(lyrics: str) -> str:
     """The first sung line: MiniMax gives no title, and a song without one is hard to find."""
     for line in lyrics.removeprefix(ACCOMPANIMENT).removesuffix(ACCOMPANIMENT).splitlines():
-        if line.strip():
+        # Section markers ("[Verse]") are structure, not words.
+        if line.strip() and not (line.strip().startswith("[") and line.strip().endswith("]")):
             return line.strip()[:MAX_TITLE_CHARS]
     return ""
 
