@@ -51,7 +51,7 @@ def poll(self: Task, job_id: str, token: int = 0, once: bool = False, faults: in
             raise look_again(self, not_due_for)  # another job's batch fetched this one
     admitted = gate.admit_poll(store.redis, settings, record.provider)
     if isinstance(admitted, gate.Wait):
-        poll_batch.release(record.provider, claimed[1:])
+        poll_batch.release(record.provider, claimed)  # the job too: its retry claims again
         if not once:  # a one-shot poll just yields: the chain's next poll is scheduled
             wait_for_limit(self, record, token, admitted, expect=WAITING_STATES)
         return
