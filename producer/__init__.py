@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from producer.client.songqueue import JobHandle, JobNotFound, SongQueue, WaitTimeout
     from producer.models.job_record import JobRecord, JobState
     from producer.models.minimax import MiniMaxRequest
+    from producer.models.suno import SunoRequest
     from producer.models.udio import SongSource, UdioConfig, UdioRequest
     from producer.settings import Settings
 
@@ -29,6 +30,7 @@ _EXPORTS = {
     "JobRecord": "producer.models.job_record",
     "JobState": "producer.models.job_record",
     "MiniMaxRequest": "producer.models.minimax",
+    "SunoRequest": "producer.models.suno",
     "SongSource": "producer.models.udio",
     "UdioConfig": "producer.models.udio",
     "UdioRequest": "producer.models.udio",
@@ -37,7 +39,7 @@ _EXPORTS = {
 
 __all__ = [
     "AsyncSongQueue", "JobHandle", "JobNotFound", "JobRecord", "JobState", "MiniMaxRequest", "Settings", "SongQueue",
-    "SongSource", "UdioConfig", "UdioRequest", "UploadError", "WaitTimeout",
+    "SongSource", "SunoRequest", "UdioConfig", "UdioRequest", "UploadError", "WaitTimeout",
 ]
 
 

@@ -55,20 +55,44 @@ class Settings(BaseSettings):
 
     minimax_base_url: str = "https://api.302.ai"
     minimax_api_key: SecretStr = SecretStr("")
+    # 302.ai's path; MiniMax's own API (https://api.minimax.io) is /v1/music_generation.
+    minimax_generate_path: str = "/minimaxi/v1/music_generation"
     # MiniMax answers in the generation call itself: its deadline is that call's read timeout.
     minimax_deadline: float = Field(300.0, gt=0, description="seconds the one generation call may take")
     minimax_price_per_call: float = Field(0.0, ge=0, description="price of one generation call")
+
+    suno_base_url: str = "http://127.0.0.1:8808"
+    suno_api_key: SecretStr = SecretStr("")
+    # Some relays want the action upper-cased: /suno/submit/MUSIC.
+    suno_submit_path: str = "/suno/submit/music"
+    # Relays time a Suno task out after 10 min (Suno-API) to 24 h (new-api).
+    suno_deadline: float = Field(3600.0, gt=0, description="seconds from submit to a terminal answer")
+    suno_poll_initial_delay: float | None = Field(None, ge=0)
+    suno_poll_min_interval: float | None = Field(None, gt=0)
+    suno_poll_max_interval: float | None = Field(None, gt=0)
+    suno_price_per_call: float = Field(0.0, ge=0, description="price of one submit (two clips)")
+    # Batch polling (docs/providers.md): one POST /suno/fetch for up to this many due tasks;
+    # 1 polls each task alone. A task left out of more than this many answers is failed.
+    suno_poll_batch_size: int = Field(100, ge=1, le=1000, description="task ids per batch fetch")
+    suno_max_absences: int = Field(5, ge=1, description="batch answers that may leave a task out")
+    # A batch takes every task due within this many seconds: wider means fewer, fuller calls,
+    # at the price of fetching some tasks that much early.
+    suno_poll_batch_window: float = Field(10.0, ge=0, description="seconds ahead a batch fetch may reach")
 
     # Shared limits (workers/admission/limits.py), per provider and across every worker; unset means
     # no limit. A job over a limit waits by countdown, never fails for it.
     udio_max_in_flight: int | None = Field(None, ge=1, description="upstream tasks submitted and not yet done")
     udio_submit_rate: float | None = Field(None, gt=0, description="submit calls per second")
     udio_poll_rate: float | None = Field(None, gt=0, description="fetch calls per second")
+    suno_max_in_flight: int | None = Field(None, ge=1, description="upstream tasks submitted and not yet done")
+    suno_submit_rate: float | None = Field(None, gt=0, description="submit calls per second")
+    suno_poll_rate: float | None = Field(None, gt=0, description="fetch calls per second (a batch fetch is one)")
     minimax_max_in_flight: int | None = Field(None, ge=1, description="generation calls running at once")
     minimax_submit_rate: float | None = Field(None, gt=0, description="generation calls per second")
     # Daily budget per provider (workers/admission/budget.py), in the unit of *_PRICE_PER_CALL, per UTC day.
     udio_daily_budget: float | None = Field(None, ge=0)
     minimax_daily_budget: float | None = Field(None, ge=0)
+    suno_daily_budget: float | None = Field(None, ge=0)
     budget_policy: Literal["wait", "fail"] = Field("wait", description="what a submit over its budget does")
     limit_wait: float = Field(5.0, gt=0, description="seconds between tries of a job waiting for an in-flight slot")
     budget_wait: float = Field(300.0, gt=0, description="seconds between tries of a job waiting for budget")
@@ -178,7 +202,8 @@ class Settings(BaseSettings):
         return url
 
     @field_validator("udio_max_in_flight", "udio_submit_rate", "udio_poll_rate", "minimax_max_in_flight",
-                     "minimax_submit_rate", "udio_daily_budget", "minimax_daily_budget", mode="before")
+                     "minimax_submit_rate", "udio_daily_budget", "minimax_daily_budget", "suno_max_in_flight",
+                     "suno_submit_rate", "suno_poll_rate", "suno_daily_budget", mode="before")
     @classmethod
     def _empty_means_unlimited(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -44,6 +44,9 @@ Downloads (counted per file: song/1, song/2, cover/1, cover/2):
   dl_fake_mp3             song files are an ID3 header over text: MP3 by their first bytes,
                           no MPEG audio inside (covers still served)
   dl_slow=KBPS            every download of the task throttled to KBPS KiB/s
+Suno (sandbox/suno.py; directives in gpt_description_prompt, else tags and prompt):
+  clip_array              the single fetch answers with the bare clip array (Suno-API's shape)
+  batch_absent=N          the task is left out of the first N batch fetches that name it
 MiniMax generation (directives in the lyrics; see sandbox/minimax.py):
   url                     data.audio is a URL instead of hex
   minimax_error[=CODE]    base_resp.status_code CODE (default 1026)
@@ -82,8 +85,8 @@ DELAYS = ("submit_slow", "fetch_slow")
 
 # Task shape: flags take no value, the others a positive number.
 FLAGS = ("failure", "flat", "stagger", "never_finish", "dl_none_mp3", "dl_fake_mp3", "omit_running_songs",
-         "hostile_titles", "long_titles")
-NUMBERS = ("gen_time", "duration", "reported_duration", "size_mb", "dl_slow")
+         "hostile_titles", "long_titles", "clip_array")
+NUMBERS = ("gen_time", "duration", "reported_duration", "size_mb", "dl_slow", "batch_absent")
 
 # MiniMax: answer with a URL; answer a base_resp error with an optional status code.
 MINIMAX_FLAGS = ("url",)
@@ -190,7 +193,7 @@ def _check_value(name: str, value: str | None) -> None:
                 raise DirectiveError("sandbox:gen_time must be >= 0")
             if name == "duration" and not 0.1 <= number <= 3600:
                 raise DirectiveError("sandbox:duration must be between 0.1 and 3600")
-            if name in ("size_mb", "dl_slow", "reported_duration") and number <= 0:
+            if name in ("size_mb", "dl_slow", "reported_duration", "batch_absent") and number <= 0:
                 raise DirectiveError(f"sandbox:{name} must be > 0")
     except ValueError as exc:
         if isinstance(exc, DirectiveError):

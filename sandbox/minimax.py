@@ -17,6 +17,7 @@ Directives ride in the lyrics, the one free text every client forwards:
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import unicodedata
@@ -31,6 +32,7 @@ from sandbox.udio import unauthorized
 from sandbox.wire import Request, Response, json_response
 
 MODEL = "music-01"
+JSON_MODELS = ("music-2.6", "music-2.5+", "music-2.5", "music-2.0", "music-1.5")
 MAX_LYRICS_CHARS = 200
 INVALID_PARAMS = 2013
 # MiniMax's own status codes and messages (its API documentation).
@@ -154,6 +156,8 @@ def generate(app: Sandbox, req: Request) -> Response:
     app.stats.count("minimax_generation_requests")
     if not app.authorized(req.headers):
         return unauthorized(app)
+    if req.headers.get("content-type", "").lower().startswith("application/json"):
+        return generate_json(app, req)
     try:
         lyrics, _ = _checked_request(app, parse_form(req))
         directives = parse_directives(lyrics)
@@ -179,6 +183,59 @@ def generate(app: Sandbox, req: Request) -> Response:
     extra = {"audio_length": round(audio.song_duration(duration, 1) * 1000), "audio_sample_rate": SAMPLE_RATE,
              "audio_size": len(mp3), "bitrate": BITRATE, "audio_format": "mp3"}
     return _answer(0, data={"audio": answer, "status": 2}, extra_info=extra)
+
+
+def _checked_json(body: Any) -> tuple[str, str]:
+    """(model, the text directives are read from) of a valid JSON request (music-1.5+)."""
+    if not isinstance(body, dict):
+        raise InvalidParams("the body must be a JSON object")
+    model = body.get("model")
+    if model not in JSON_MODELS:
+        raise InvalidParams(f"model: must be one of {list(JSON_MODELS)}")
+    lyrics, prompt = body.get("lyrics", ""), body.get("prompt", "")
+    if not isinstance(lyrics, str) or not isinstance(prompt, str):
+        raise InvalidParams("lyrics and prompt must be strings")
+    if len(lyrics) > 3500 or len(prompt) > 2000:
+        raise InvalidParams("lyrics: at most 3500 characters; prompt: at most 2000")
+    if body.get("is_instrumental") and not prompt.strip():
+        raise InvalidParams("prompt: required when is_instrumental")
+    if not body.get("is_instrumental") and not lyrics.strip() and not body.get("lyrics_optimizer"):
+        raise InvalidParams("lyrics: required for a song with vocals unless lyrics_optimizer")
+    if body.get("output_format", "hex") not in ("hex", "url"):
+        raise InvalidParams("output_format: must be hex or url")
+    return model, f"{prompt} {lyrics}"
+
+
+def generate_json(app: Sandbox, req: Request) -> Response:
+    """music-1.5 to music-2.6: a JSON body; `output_format` url or hex (the default);
+    `extra_info.music_duration` in milliseconds. Directives in the prompt or the lyrics."""
+    try:
+        body = json.loads(req.body.decode("utf-8"))
+        model, text = _checked_json(body)
+        directives = parse_directives(text)
+    except (ValueError, InvalidParams, DirectiveError) as exc:  # JSONDecodeError is a ValueError
+        return _invalid(str(exc))
+    gen_time = directives.number("gen_time")
+    if gen_time:
+        time.sleep(gen_time)
+    if directives.has("minimax_error"):
+        app.stats.fault("minimax_error")
+        code = int(directives.number("minimax_error") or DEFAULT_ERROR)
+        return _answer(code, STATUS_MESSAGES.get(code, f"sandbox: injected error {code}"))
+    duration = directives.number("duration") or app.config.song_duration
+    mp3 = audio.song_mp3(duration, 1)
+    data: dict[str, Any] = {"status": 2}
+    if body.get("output_format") == "url" or directives.has("url"):
+        audio_id = uuid.uuid4().hex
+        with app.lock:
+            app.minimax_audio[audio_id] = duration
+        data["audio"] = data["audio_url"] = f"{app.public_url}/minimax/audio/{audio_id}.mp3"  # 302.ai sends both
+    else:
+        data["audio"] = mp3.hex()
+    app.stats.count("minimax_generations", app.stats.generations_by_lyrics, text.strip())
+    extra = {"music_duration": round(audio.song_duration(duration, 1) * 1000), "music_sample_rate": SAMPLE_RATE,
+             "music_channel": 2, "bitrate": BITRATE, "music_size": len(mp3), "model": model}
+    return _answer(0, data=data, extra_info=extra)
 
 
 def audio_file(app: Sandbox, req: Request, audio_id: str) -> Response:

@@ -26,7 +26,7 @@ from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from sandbox import admin, audio, files, minimax, udio
+from sandbox import admin, audio, files, minimax, suno, udio
 from sandbox.app import Sandbox
 from sandbox.config import SandboxConfig
 from sandbox.wire import Request, Response, error
@@ -39,6 +39,10 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", r"/udio/generate-proxy", partial(udio.submit, dialect="302ai")),
     ("POST", r"/udio/submit/music", partial(udio.submit, dialect="openai-hk")),
     ("GET", r"/udio/fetch/(?P<task_id>[^/]+)", udio.fetch),
+    ("POST", r"/suno/submit/(?:music|MUSIC)", suno.submit),
+    ("GET", r"/suno/fetch/(?P<task_id>[^/]+)", suno.fetch),
+    ("POST", r"/suno/fetch", suno.fetch_many),
+    ("GET", r"/suno/stream", suno.stream),
     ("GET", r"/files/(?P<task_id>[^/]+)/(?P<index>\d{1,3})/(?P<name>[^/]+)", files.song),
     ("GET", r"/images/(?P<task_id>[^/]+)/(?P<index>\d{1,3})", files.cover),
     ("POST", r"/minimaxi/v1/music_generation", minimax.generate),

@@ -105,7 +105,7 @@ def _gen_params(body: bytes) -> tuple[dict[str, Any], str]:
     return params, hook
 
 
-def _submit_fault(fault: Directive) -> Response:
+def submit_fault(fault: Directive) -> Response:
     if fault.name == "submit_429":
         return rate_limited(retry_after=True)
     if fault.name == "submit_429_noretry":
@@ -139,7 +139,7 @@ def submit(app: Sandbox, req: Request, dialect: str) -> Response:
     fault = directives.outcome("submit", seen)
     if fault is not None:
         app.stats.fault(fault.name)
-        return _submit_fault(fault)
+        return submit_fault(fault)
     cfg = app.config
     if app.chance(cfg.submit_429_rate):
         app.stats.fault("submit_429_rate")

@@ -173,6 +173,8 @@ def make_stack(redis_url: str, sandbox: Sandbox, tmp_path: Path, broker: str) ->
             "SONGQUEUE_UDIO_API_KEY": sandbox.api_key,
             "SONGQUEUE_MINIMAX_BASE_URL": sandbox.url,
             "SONGQUEUE_MINIMAX_API_KEY": sandbox.api_key,
+            "SONGQUEUE_SUNO_BASE_URL": sandbox.url,
+            "SONGQUEUE_SUNO_API_KEY": sandbox.api_key,
             "SONGQUEUE_STORAGE_URL": (stack_dir / "objects").as_uri(),
             "SONGQUEUE_POLL_INITIAL_DELAY": "0.5",
             "SONGQUEUE_POLL_MIN_INTERVAL": "0.5",

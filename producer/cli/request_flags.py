@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,14 @@ from producer.models.udio import UdioRequest
 
 # gen_params fields that get a flag of their own; `config` is spelled --mode/--extend/--context-length.
 _FLAG_ALIASES = {"model_type": "--model"}
+# Fields of other providers' models that the flags above already fill.
+_SPELLED_OTHERWISE = {"mv", "model", "continue_clip_id", "refer_voice", "refer_instrumental",
+                      "audio_setting"}  # audio_setting: an object, from the Python API only
+# Fields of providers other than udio that get a flag of their own (suno's), in model order.
+_OTHER_FIELDS = tuple(dict.fromkeys(
+    name for spec in PROVIDERS.values() if spec.request_model is not UdioRequest
+    for name in spec.request_model.model_fields
+    if name not in UdioRequest.model_fields and name not in _SPELLED_OTHERWISE and name != spec.lyrics_field))
 _SKIP_FIELDS = {"config", "prompt", "lyrics"}
 # argparse hands over strings: pydantic turns "0.5" into a float field, but never into a
 # Literal of numbers, so generation_quality is converted here.
@@ -30,7 +39,7 @@ _CONFIG_FLAGS = ("mode", "extend", "extend_job", "song", "context_length")
 # (request field, upload purpose) of each reference, given as an id or a file.
 _REFERENCES: tuple[tuple[str, Purpose], ...] = (("refer_voice", "voice"), ("refer_instrumental", "instrumental"))
 # Flags only some providers take, in the order they are checked.
-_PROVIDER_FLAGS = ("prompt", *_CONFIG_FLAGS,
+_PROVIDER_FLAGS = ("prompt", *_CONFIG_FLAGS, *_OTHER_FIELDS,
                    *(name for name in UdioRequest.model_fields if name not in _SKIP_FIELDS | {"model_type"}),
                    *(name for field, _ in _REFERENCES for name in (field, field + "_file")))
 # Stands in for an id still to be uploaded while every other rule is checked.
@@ -53,10 +62,20 @@ def add_request_flags(parser: argparse.ArgumentParser) -> None:
         else:
             parser.add_argument(*flags, dest=name, default=None, type=_FLAG_TYPES.get(name, str), metavar=name.upper(),
                                 help=f"default {info.default!r}" + (_other_models() if name == "model_type" else ""))
+    for name in _OTHER_FIELDS:
+        info = next(spec.request_model.model_fields[name] for spec in PROVIDERS.values() if spec.owns(name))
+        owners = "/".join(spec.name for spec in PROVIDERS.values() if spec.owns(name))
+        if info.annotation in (bool, bool | None):
+            parser.add_argument(flag(name), dest=name, action="store_const", const=True, default=None,
+                                help=f"{owners}: {info.description or name}")
+        else:
+            parser.add_argument(flag(name), dest=name, default=None, metavar=name.upper(),
+                                help=f"{owners}: {info.description or name}")
     parser.add_argument("--mode", choices=["regular", "precede", "continuation"], default=None,
                         help="config.mode; precede/continuation extend the song given by --extend or --extend-job")
     extend = parser.add_mutually_exclusive_group()
-    extend.add_argument("--extend", metavar="SONG_ID", help="config.source.song_id: the upstream id of the song to extend")
+    extend.add_argument("--extend", metavar="SONG_ID", help="the upstream id of the song to extend "
+                        "(udio: config.source.song_id; suno: continue_clip_id)")
     extend.add_argument("--extend-job", metavar="JOB_ID", help="extend a song of an earlier job (see --song)")
     parser.add_argument("--song", type=int, metavar="N", help="with --extend-job: which of its songs, from 1 (default 1)")
     parser.add_argument("--context-length", default=None, help="config.context_length, seconds")
@@ -77,8 +96,12 @@ def flag(name: str) -> str:
     return _FLAG_ALIASES.get(name, "--" + name.replace("_", "-"))
 
 
-def _field_of(dest: str) -> str:
-    """The request field the flag stored at `dest` fills."""
+def _field_of(dest: str, spec: ProviderSpec) -> str:
+    """The request field the flag stored at `dest` fills for provider `spec`."""
+    if dest in ("extend", "extend_job", "song") and spec.extend_field:
+        return spec.extend_field
+    if dest == "prompt" and spec.lyrics_field == "prompt":
+        return "prompt"
     return "config" if dest in _CONFIG_FLAGS else dest.removesuffix("_file")
 
 
@@ -86,7 +109,7 @@ def refuse_flags_of_other_providers(args: argparse.Namespace) -> None:
     """A flag the chosen provider would ignore is a mistake: say so rather than drop it."""
     spec = provider_spec(args.provider)
     for name in _PROVIDER_FLAGS:
-        if getattr(args, name, None) is not None and not spec.owns(_field_of(name)):
+        if getattr(args, name, None) is not None and not spec.owns(_field_of(name, spec)):
             shown = flag(name.removesuffix("_file")) + "-file" if name.endswith("_file") else flag(name)
             raise BadInput(f"{shown}: not a flag of --provider {args.provider}")
     if args.song is not None and args.extend_job is None:
@@ -102,14 +125,21 @@ def _lyrics(args: argparse.Namespace) -> str | None:
         raise BadInput(f"--lyrics-file: cannot read {args.lyrics_file}: {exc}") from exc
 
 
-def song_to_extend(queue: SongQueue, job_id: str, n: int) -> str:
-    """The upstream id of song `n` (from 1) of an earlier job, looked up in its record."""
+@dataclass(frozen=True)
+class SongToExtend:
+    song_id: str
+    task_id: str | None
+    duration: float | None
+
+
+def song_to_extend(queue: SongQueue, job_id: str, n: int) -> SongToExtend:
+    """Song `n` (from 1) of an earlier job, looked up in its record."""
     try:
         record = queue.status(job_id)
     except JobNotFound:
         raise BadInput(f"--extend-job: no job {job_id}") from None
-    if not provider_spec(record.provider).owns("config"):
-        extendable = " or ".join(spec.name for spec in PROVIDERS.values() if spec.owns("config"))
+    if provider_spec(record.provider).extend_field is None:
+        extendable = " or ".join(spec.name for spec in PROVIDERS.values() if spec.extend_field)
         raise BadInput(f"--extend-job: job {job_id} is a {record.provider} job; only {extendable} songs can be extended")
     if not record.songs:
         raise BadInput(f"--extend-job: job {job_id} has no songs ({record.state.value})")
@@ -118,15 +148,34 @@ def song_to_extend(queue: SongQueue, job_id: str, n: int) -> str:
     song = record.songs[n - 1]
     if not song.finished:
         raise BadInput(f"--song: song {n} of job {job_id} is not finished yet ({record.state.value})")
-    return song.upstream_id
+    return SongToExtend(song.upstream_id, record.upstream_task_id, song.duration)
+
+
+def _extend_clip(data: dict[str, Any], args: argparse.Namespace, source: SongToExtend | None) -> None:
+    """continue_clip_id and task_id from --extend/--extend-job; continue_at from the flag, else
+    the end of the clip being extended."""
+    if args.extend:
+        data["continue_clip_id"] = args.extend
+    elif source is not None:
+        data["continue_clip_id"] = source.song_id
+        if source.task_id and "task_id" not in data:
+            data["task_id"] = source.task_id
+        if "continue_at" not in data and source.duration is not None:
+            data["continue_at"] = source.duration
 
 
 def reference_request(args: argparse.Namespace, spec: ProviderSpec) -> tuple[dict[str, Any], Uploads]:
     """A request that refers to uploaded audio (minimax): its fields and the files still to
     upload, every rule checked with a stand-in for each id to come."""
-    data: dict[str, Any] = {spec.text_field: _lyrics(args)}
+    data: dict[str, Any] = {}
+    lyrics = _lyrics(args)
+    if lyrics is not None:
+        data[spec.text_field] = lyrics
     if args.model_type is not None:
         data[spec.model_field] = args.model_type
+    for name in ("prompt", *_OTHER_FIELDS):  # the current MiniMax models' prompt, is_instrumental, ...
+        if spec.owns(name) and getattr(args, name, None) is not None:
+            data[name] = getattr(args, name)
     uploads: Uploads = {}
     for field, purpose in _REFERENCES:
         if getattr(args, field) is not None:
@@ -148,20 +197,33 @@ def _check_readable(path: Path, shown: str) -> None:
         raise BadInput(f"{shown}: cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def prompt_request(args: argparse.Namespace, spec: ProviderSpec, song_id: str | None = None) -> dict[str, Any]:
-    """A request described by a prompt (udio), extending song `song_id` when given."""
-    text = getattr(args, spec.text_field)
-    if text is None:
-        raise BadInput(f"{flag(spec.text_field)}: required with --provider {spec.name}")
-    data: dict[str, Any] = {spec.text_field: text}
+def prompt_request(args: argparse.Namespace, spec: ProviderSpec,
+                   source: SongToExtend | None = None) -> dict[str, Any]:
+    """A request described by a prompt (udio, suno), extending song `source` when given."""
+    data: dict[str, Any] = {}
     lyrics = _lyrics(args)
+    if spec.lyrics_field == "prompt":  # suno: custom mode's lyrics are its `prompt`
+        if args.prompt is not None and lyrics is not None:
+            raise BadInput(f"--lyrics: --provider {spec.name} takes the lyrics as --lyrics or --prompt, not both")
+        lyrics = args.prompt if lyrics is None else lyrics
+    else:
+        text = getattr(args, spec.text_field)
+        if text is None:
+            raise BadInput(f"{flag(spec.text_field)}: required with --provider {spec.name}")
+        data[spec.text_field] = text
     if lyrics is not None:
-        data["lyrics"] = lyrics
+        data[spec.lyrics_field] = lyrics
     for name in spec.request_model.model_fields:
         if name not in _SKIP_FIELDS and getattr(args, name, None) is not None:
             data[name] = getattr(args, name)
+    if args.model_type is not None:
+        data[spec.model_field] = args.model_type
+    if spec.extend_field != "config":
+        if spec.extend_field:
+            _extend_clip(data, args, source)
+        return data
     config: dict[str, Any] = {}
-    song_id = args.extend or song_id
+    song_id = args.extend or (source.song_id if source else None)
     if song_id:
         config["mode"] = args.mode or "continuation"
         config["source"] = {"source_type": "song", "song_id": song_id}

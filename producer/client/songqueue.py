@@ -31,10 +31,8 @@ from producer.models.job_record import (
     JobState,
     StoredObject,
 )
-from producer.models.minimax import MiniMaxRequest
-from producer.models.providers import DEFAULT_PROVIDER, PROVIDERS, REQUEST_MODELS
+from producer.models.providers import DEFAULT_PROVIDER, PROVIDERS, REQUEST_MODELS, RequestModel
 from producer.models.text_rules import check_label
-from producer.models.udio import UdioRequest
 from producer.settings import Settings, get_settings
 from producer.store.job_store import JobStore
 
@@ -76,7 +74,7 @@ class SongQueue:
 
     def submit(
         self,
-        request: UdioRequest | MiniMaxRequest | dict[str, Any],
+        request: RequestModel | dict[str, Any],
         *,
         provider: str = DEFAULT_PROVIDER,
         idempotency_key: str | None = None,

@@ -1,8 +1,8 @@
 """Every provider songqueue knows, described once: the producer and the workers read this table.
 
 Adding a provider is a request model beside this module, one `ProviderSpec` line below,
-and one module under `workers/providers/` (its factory is listed in
-`workers.providers.registry`). Pydantic and the request models only: no celery, redis or
+and one module under `workers/providers/` (named by the spec's `gateway`; the workers
+import it by that name and build it with its `from_settings`). Pydantic and the request models only: no celery, redis or
 requests, so the CLI, the client, playlists, settings and workers can all import it.
 """
 
@@ -13,14 +13,17 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from producer.models.minimax import MiniMaxRequest
+from producer.models.suno import SunoRequest
 from producer.models.udio import UdioRequest
+
+RequestModel = UdioRequest | MiniMaxRequest | SunoRequest
 
 
 @dataclass(frozen=True)
 class ProviderSpec:
     name: str
     # Validates a job's request at the producer, before anything is enqueued or paid for.
-    request_model: type[UdioRequest] | type[MiniMaxRequest]
+    request_model: type[UdioRequest] | type[MiniMaxRequest] | type[SunoRequest]
     # The request field a caller's words go in: what playlists fill from `prompts` and what
     # a job is shown and searched by.
     text_field: str
@@ -28,6 +31,13 @@ class ProviderSpec:
     model_field: str
     # Polled until it ends (asynchronous), or answers with the songs in one call.
     polled: bool
+    # The module under workers/providers/ that speaks to the gateway: imported by name, so
+    # the producer never loads worker code. It has `from_settings(settings) -> provider`.
+    gateway: str
+    # The request field that names the song to extend (`--extend`, `--extend-job`), if any.
+    extend_field: str | None = None
+    # The request field the caller's lyrics go in (`--lyrics`, `--lyrics-file`).
+    lyrics_field: str = "lyrics"
 
     @property
     def default_model(self) -> str:
@@ -42,8 +52,12 @@ class ProviderSpec:
 PROVIDERS: dict[str, ProviderSpec] = {
     spec.name: spec
     for spec in (
-        ProviderSpec("udio", UdioRequest, text_field="prompt", model_field="model_type", polled=True),
-        ProviderSpec("minimax", MiniMaxRequest, text_field="lyrics", model_field="model", polled=False),
+        ProviderSpec("udio", UdioRequest, text_field="prompt", model_field="model_type", polled=True,
+                     gateway="workers.providers.udio", extend_field="config"),
+        ProviderSpec("minimax", MiniMaxRequest, text_field="lyrics", model_field="model", polled=False,
+                     gateway="workers.providers.minimax"),
+        ProviderSpec("suno", SunoRequest, text_field="gpt_description_prompt", model_field="mv", polled=True,
+                     gateway="workers.providers.suno", extend_field="continue_clip_id", lyrics_field="prompt"),
     )
 }
 DEFAULT_PROVIDER = "udio"

@@ -31,6 +31,11 @@ def due(prefix: str) -> str:
     return f"{prefix}:due"
 
 
+def poll_due(prefix: str, provider: str) -> str:
+    """Sorted set of job ids of a batch-polled provider, scored by when each is next due a fetch."""
+    return f"{prefix}:polldue:{provider}"
+
+
 def watchdog_lock(prefix: str) -> str:
     return f"{prefix}:watchdog:lock"
 

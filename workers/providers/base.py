@@ -61,6 +61,17 @@ class AsyncProvider(Protocol):
 
 
 @runtime_checkable
+class BatchProvider(AsyncProvider, Protocol):
+    """An asynchronous gateway that can also fetch many tasks in one call (Suno's relays).
+
+    The poll step then fetches every due task of the provider at once
+    (docs/providers.md, "Batch polling")."""
+
+    def fetch_many(self, task_ids: list[str]) -> dict[str, UpstreamStatus]:
+        """The status of each task the upstream answered for, by task id; absent ones are left out."""
+
+
+@runtime_checkable
 class SyncProvider(Protocol):
     """A gateway that generates in the one paid call and answers with the songs."""
 

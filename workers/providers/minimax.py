@@ -1,7 +1,8 @@
-"""MiniMax music-01 through 302.ai (docs/upstream-contract.md, "MiniMax music-01"): synchronous, one paid call.
+"""MiniMax through 302.ai or its own API (docs/upstream-contract.md, "MiniMax"): synchronous, one paid call.
 
-`POST {base}/minimaxi/v1/music_generation` as multipart/form-data answers with the song
-itself: `data.audio` is hex-encoded audio or a URL (which expires after about 12 hours,
+`POST {base}{SONGQUEUE_MINIMAX_GENERATE_PATH}`, as multipart/form-data for music-01 (its
+reference form) or as JSON for the current models (music-1.5 to music-2.6), answers with
+the song itself: `data.audio` is hex-encoded audio or a URL (which expires after about 12 hours,
 so it is downloaded at once like any other result URL). A non-zero
 `base_resp.status_code` is the upstream saying no, in its own words (`status_msg`).
 Parsing is a plain function so the documented bodies can be tested directly.
@@ -17,18 +18,21 @@ import requests
 from pydantic import SecretStr
 
 from producer.client.minimax_upload import RATE_LIMIT_CODES, base_resp
-from producer.models.minimax import ACCOMPANIMENT
+from producer.models.minimax import ACCOMPANIMENT, PROMPT_MODELS, REFERENCE_MODEL
+from producer.settings import Settings
 from workers.providers.base import UpstreamSong
 from workers.upstream.errors import PermanentError, TransientError
-from workers.upstream.http_client import call_json
+from workers.upstream.http_client import call_json, new_session
 
-GENERATE_PATH = "/minimaxi/v1/music_generation"
 MAX_TITLE_CHARS = 80
+# base_resp codes worth another try: rate limits, and MiniMax's own trouble (1000 unknown,
+# 1001 timeout, 1024 internal error). Every other non-zero code is a refusal.
+TRANSIENT_CODES = RATE_LIMIT_CODES | {1000, 1001, 1024}
 
 
 class MiniMaxProvider:
     name = "minimax"
-    price_factors: Mapping[str, float] = {"music-01": 1.0}
+    price_factors: Mapping[str, float] = {REFERENCE_MODEL: 1.0, **dict.fromkeys(PROMPT_MODELS, 1.0)}
 
     def __init__(
         self,
@@ -37,22 +41,40 @@ class MiniMaxProvider:
         session: requests.Session,
         timeout: float,
         max_json_bytes: int,
+        generate_path: str = "/minimaxi/v1/music_generation",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.generate_path = "/" + generate_path.lstrip("/")
         self._api_key = api_key
         self.session = session
         self.timeout = timeout
         self.max_json_bytes = max_json_bytes
 
     def generate(self, request: dict[str, Any]) -> list[UpstreamSong]:
-        # (None, value) makes a plain form field rather than a file part.
-        form = {name: (None, str(value)) for name, value in request.items()}
+        if request.get("model", REFERENCE_MODEL) == REFERENCE_MODEL:
+            # (None, value) makes a plain form field rather than a file part.
+            sent: dict[str, Any] = {"files": {name: (None, str(value)) for name, value in request.items()}}
+        else:
+            sent = {"json": request}
         body = call_json(
-            self.session, "POST", self.base_url + GENERATE_PATH, files=form,
+            self.session, "POST", self.base_url + self.generate_path, **sent,
             headers={"Authorization": f"Bearer {self._api_key.get_secret_value()}", "Accept": "application/json"},
             timeout=self.timeout, max_bytes=self.max_json_bytes,
         )
         return [parse_generation(body, str(request.get("lyrics", "")))]
+
+
+def from_settings(settings: Settings) -> MiniMaxProvider:
+    return MiniMaxProvider(
+        base_url=settings.minimax_base_url,
+        api_key=settings.minimax_api_key,
+        session=new_session(),
+        # The song comes back in the answer of this one call.
+        timeout=settings.minimax_deadline,
+        # Hex audio is twice the size of the audio, which may be up to the download cap.
+        max_json_bytes=max(settings.max_json_bytes, 2 * settings.max_download_bytes + 64 * 1024),
+        generate_path=settings.minimax_generate_path,
+    )
 
 
 def parse_generation(body: Any, lyrics: str = "") -> UpstreamSong:
@@ -67,11 +89,14 @@ def parse_generation(body: Any, lyrics: str = "") -> UpstreamSong:
     code, message = status
     if code in RATE_LIMIT_CODES:
         raise TransientError("upstream_rate_limited", f"MiniMax is rate limiting: {message} (status_code {code})")
+    if code in TRANSIENT_CODES:
+        raise TransientError("upstream_unavailable", f"MiniMax had trouble: {message} (status_code {code})")
     if code != 0:
         raise PermanentError("upstream_rejected",
                              f"MiniMax refused the request: {message or 'no status_msg'} (status_code {code})")
     data = body.get("data")
-    audio = data.get("audio") if isinstance(data, dict) else None
+    # The URL answer is in data.audio; some clients read data.audio_url, and 302.ai sends both.
+    audio = (data.get("audio") or data.get("audio_url")) if isinstance(data, dict) else None
     if not isinstance(audio, str) or not audio.strip():
         shown = f" (data.status {data.get('status')!r})" if isinstance(data, dict) else ""
         raise PermanentError("upstream_no_songs", f"MiniMax answered success without audio{shown}")
@@ -103,14 +128,17 @@ def parse_generation(body: Any, lyrics: str = "") -> UpstreamSong:
 def title_from_lyrics(lyrics: str) -> str:
     """The first sung line: MiniMax gives no title, and a song without one is hard to find."""
     for line in lyrics.removeprefix(ACCOMPANIMENT).removesuffix(ACCOMPANIMENT).splitlines():
-        if line.strip():
+        # Section markers ("[Verse]") are structure, not words.
+        if line.strip() and not (line.strip().startswith("[") and line.strip().endswith("]")):
             return line.strip()[:MAX_TITLE_CHARS]
     return ""
 
 
 def _duration(extra: Any) -> float | None:
-    # extra_info.audio_length is in milliseconds in MiniMax's own API (unconfirmed through 302.ai).
-    length = extra.get("audio_length") if isinstance(extra, dict) else None
+    # Milliseconds: extra_info.music_duration (the current models), audio_length (music-01).
+    length = None
+    if isinstance(extra, dict):
+        length = extra.get("music_duration") if extra.get("music_duration") is not None else extra.get("audio_length")
     if isinstance(length, bool) or not isinstance(length, (int, float)) or length <= 0:
         return None
     return length / 1000

@@ -1,51 +1,20 @@
 """Pick a provider by name (`provider=` on the job), built from settings.
 
-Which providers exist, and whether each is polled, is said once by the specs in
-`producer.models.providers`; this table only says how to build each one's client. Adding
-a gateway is one module in this package plus its line in FACTORIES; per-provider settings
-follow the `SONGQUEUE_{NAME}_*` scheme (`Settings.for_provider`).
+Which providers exist, whether each is polled and which module speaks to it is said once
+by the specs in `producer.models.providers`; each gateway module builds its own client
+from settings (`from_settings`). Per-provider settings follow the `SONGQUEUE_{NAME}_*`
+scheme (`Settings.for_provider`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 
 from producer.models.providers import provider_spec
 from producer.settings import Settings
 from workers.providers.base import AsyncProvider, SyncProvider
-from workers.providers.minimax import MiniMaxProvider
-from workers.providers.udio import UdioProvider
-from workers.upstream.http_client import new_session
 
 Provider = AsyncProvider | SyncProvider
-
-
-def _udio(settings: Settings) -> AsyncProvider:
-    return UdioProvider(
-        base_url=settings.udio_base_url,
-        api_key=settings.udio_api_key,
-        submit_path=settings.udio_submit_path,
-        session=new_session(),
-        timeout=settings.http_timeout,
-        max_json_bytes=settings.max_json_bytes,
-        notify_hook_url=settings.notify_hook_url,
-        notify_field=settings.udio_notify_field,
-    )
-
-
-def _minimax(settings: Settings) -> SyncProvider:
-    return MiniMaxProvider(
-        base_url=settings.minimax_base_url,
-        api_key=settings.minimax_api_key,
-        session=new_session(),
-        # The song comes back in the answer of this one call.
-        timeout=settings.minimax_deadline,
-        # Hex audio is twice the size of the audio, which may be up to the download cap.
-        max_json_bytes=max(settings.max_json_bytes, 2 * settings.max_download_bytes + 64 * 1024),
-    )
-
-
-FACTORIES: dict[str, Callable[[Settings], Provider]] = {"udio": _udio, "minimax": _minimax}
 
 
 def deadline_seconds(settings: Settings, provider: str) -> float:
@@ -63,7 +32,7 @@ def build(name: str, settings: Settings) -> Provider:
 
     Raises producer.models.providers.UnknownProvider (a ValueError naming the choices)."""
     spec = provider_spec(name)
-    provider = FACTORIES[spec.name](settings)
+    provider: Provider = importlib.import_module(spec.gateway).from_settings(settings)
     if isinstance(provider, AsyncProvider) != spec.polled:
         raise TypeError(f"provider {name!r}: its spec says polled={spec.polled}, its client disagrees")
     return provider

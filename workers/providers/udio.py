@@ -15,9 +15,10 @@ from urllib.parse import quote
 import requests
 from pydantic import SecretStr
 
+from producer.settings import Settings
 from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
 from workers.upstream.errors import PermanentError, TransientError
-from workers.upstream.http_client import call_json
+from workers.upstream.http_client import call_json, new_session
 
 TERMINAL = {"SUCCESS": Outcome.SUCCEEDED, "FAILURE": Outcome.FAILED}
 
@@ -72,7 +73,20 @@ class UdioProvider:
         return parse_fetch(body)
 
 
-def _envelope(body: Any) -> Any:
+def from_settings(settings: Settings) -> UdioProvider:
+    return UdioProvider(
+        base_url=settings.udio_base_url,
+        api_key=settings.udio_api_key,
+        submit_path=settings.udio_submit_path,
+        session=new_session(),
+        timeout=settings.http_timeout,
+        max_json_bytes=settings.max_json_bytes,
+        notify_hook_url=settings.notify_hook_url,
+        notify_field=settings.udio_notify_field,
+    )
+
+
+def envelope(body: Any) -> Any:
     """The `code`/`message`/`data` envelope: return `data` or raise with the upstream's words."""
     if not isinstance(body, dict) or "code" not in body:
         raise TransientError("upstream_malformed", "the upstream's answer has no 'code' field", maybe_accepted=True)
@@ -83,14 +97,14 @@ def _envelope(body: Any) -> Any:
 
 
 def parse_submit(body: Any) -> str:
-    data = _envelope(body)
+    data = envelope(body)
     if not isinstance(data, str) or not data.strip():
         raise TransientError("upstream_malformed", "the upstream's submit answer has no task id", maybe_accepted=True)
     return data.strip()
 
 
 def parse_fetch(body: Any) -> UpstreamStatus:
-    task = _envelope(body)
+    task = envelope(body)
     if not isinstance(task, dict):
         raise TransientError("upstream_malformed", "the upstream's fetch answer has no task object")
     raw_status = str(task.get("status") or "")

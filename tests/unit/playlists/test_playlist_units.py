@@ -76,7 +76,7 @@ def test_a_good_file_gets_its_defaults(tmp_path: Path) -> None:
     ("every = '5s'\n" + GOOD, "every", "either cron or every"),
     ("storage_prefix = '../elsewhere'\n" + GOOD, "storage_prefix", "no '..'"),
     ("model = 'udio9'\n" + GOOD, "model", "udio32-v1.5"),
-    ("provider = 'suno'\n" + GOOD, "provider", "must be one of"),
+    ("provider = 'stable-audio'\n" + GOOD, "provider", "must be one of"),
     (GOOD.replace("[request]", "[request]\nlyrics_type = 'user'"), "request.lyrics", "lyrics"),
     (GOOD.replace("count = 3", "count = 0"), "count", "greater than or equal to 1"),
     (GOOD.replace('cron = "0 6 * * mon-fri"', "every = 'soon'"), "every", "duration"),

@@ -34,7 +34,9 @@ OK = {"status_code": 0, "status_msg": "success"}
 
 
 def test_every_producer_provider_has_a_worker_module() -> None:
-    assert set(PROVIDERS) == set(registry.FACTORIES) == {"udio", "minimax"}
+    assert set(PROVIDERS) == {"udio", "minimax", "suno"}
+    for name in PROVIDERS:
+        assert registry.build(name, Settings()).name == name
 
 
 def test_build_picks_the_kind_by_name() -> None:
@@ -46,8 +48,8 @@ def test_build_picks_the_kind_by_name() -> None:
 
 
 def test_build_refuses_an_unknown_name() -> None:
-    with pytest.raises(ValueError, match="unknown provider 'suno'; known: minimax, udio"):
-        registry.build("suno", Settings())
+    with pytest.raises(ValueError, match="unknown provider 'stable-audio'; known: minimax, suno, udio"):
+        registry.build("stable-audio", Settings())
 
 
 def test_minimax_call_timeout_is_its_deadline_and_its_body_cap_fits_hex() -> None:
@@ -240,14 +242,15 @@ def test_upload_reference_unreachable_is_not_a_refusal(tmp_path: Path) -> None:
 
 def test_provider_spec_names_the_choices() -> None:
     assert provider_spec("minimax").text_field == "lyrics"
-    with pytest.raises(ValueError, match="unknown provider 'suno'; known: minimax, udio"):
-        provider_spec("suno")
+    with pytest.raises(ValueError, match="unknown provider 'stable-audio'; known: minimax, suno, udio"):
+        provider_spec("stable-audio")
 
 
 def test_specs_say_which_providers_are_polled_and_their_default_model() -> None:
-    assert POLLED_PROVIDERS == ("udio",)
+    assert POLLED_PROVIDERS == ("udio", "suno")
     assert {name: spec.default_model for name, spec in PROVIDERS.items()} == {"udio": "udio32-v1.5",
-                                                                             "minimax": "music-01"}
+                                                                             "minimax": "music-01",
+                                                                             "suno": "chirp-v3-5"}
 
 
 def test_models_import_no_celery_redis_or_requests() -> None:

@@ -1,0 +1,216 @@
+"""Suno as the task relays serve it (new-api, Suno-API): submit, single fetch, batch fetch.
+
+Shares the task table, timeline, files and fault directives with Udio. Directives ride in
+the free text every client forwards: `gpt_description_prompt` in inspiration mode, else
+`tags` and `prompt` (the lyrics). On top of Udio's:
+  clip_array      the single fetch answers with only the clip array (Suno-API's shape)
+  batch_absent=N  the batch fetch leaves the task out of its first N answers that name it
+Clips pass submitted -> queued -> streaming -> complete (or error). While streaming a
+clip's `audio_url` is a temporary stream under `/suno/stream` (counted in
+`suno_stream_requests`, so a test can prove nobody downloaded one); at complete it is
+the MP3 under `/files/`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.parse import unquote
+
+from sandbox import audio
+from sandbox.app import Sandbox
+from sandbox.faults import Directive, parse_directives
+from sandbox.tasks import FAIL_REASON, FAILURE, SONGS_PER_TASK, Task, timeline
+from sandbox.udio import TAGS, rate_limited, song_duration, song_paths, song_title, submit_fault, unauthorized
+from sandbox.wire import Request, Response, error, html_error, json_response, malformed
+
+MODELS = ("chirp-v3-0", "chirp-v3-5", "chirp-v4", "chirp-auk", "chirp-crow")
+QUEUED_UNTIL = 20  # percent of the generation time a started clip stays queued before streaming
+STREAM_BYTES = 4096
+
+
+def _body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    return body
+
+
+def _submit_params(raw: bytes) -> tuple[dict[str, Any], str]:
+    """The checked submit body and the text its directives are read from."""
+    body = _body(raw)
+    for name in ("gpt_description_prompt", "prompt", "title", "tags", "continue_clip_id", "task_id"):
+        if name in body and not isinstance(body[name], str):
+            raise ValueError(f"{name} must be a string")
+    if body.get("mv", MODELS[1]) not in MODELS:
+        raise ValueError(f"mv must be one of {list(MODELS)}")
+    described = body.get("gpt_description_prompt", "").strip()
+    text = described or f"{body.get('tags', '')} {body.get('prompt', '')}"
+    if not text.strip():
+        raise ValueError("gpt_description_prompt, or prompt/tags in custom mode, is required")
+    if "continue_clip_id" in body and not isinstance(body.get("continue_at"), (int, float)):
+        raise ValueError("continue_at (seconds) is required with continue_clip_id")
+    return body, text
+
+
+def submit(app: Sandbox, req: Request) -> Response:
+    app.stats.count("submit_requests")
+    if not app.authorized(req.headers):
+        return unauthorized(app)
+    try:
+        params, text = _submit_params(req.body)
+        directives = parse_directives(text)
+    except ValueError as exc:
+        return error(400, "invalid_request", str(exc))
+    seen = app.next_submit(text)
+    delay = directives.delay("submit_slow", seen)
+    if delay:
+        app.stats.fault("submit_slow")
+        time.sleep(delay)
+    fault = directives.outcome("submit", seen)
+    if fault is not None:
+        app.stats.fault(fault.name)
+        return submit_fault(fault)
+    cfg = app.config
+    if app.chance(cfg.submit_429_rate):
+        app.stats.fault("submit_429_rate")
+        return rate_limited(retry_after=True)
+    gen_time, duration = directives.number("gen_time"), directives.number("duration")
+    task = app.tasks.create(
+        prompt=text, gen_params=params, dialect="suno", directives=directives,
+        generation_time=cfg.generation_time if gen_time is None else gen_time,
+        song_duration=cfg.song_duration if duration is None else duration,
+        fails=directives.has("failure") or app.chance(cfg.failure_rate),
+        size_mb=directives.number("size_mb"),
+    )
+    app.stats.count("submits", app.stats.submits_by_prompt, text)
+    return json_response(200, {"code": "success", "message": "", "data": task.task_id})
+
+
+def _clip(app: Sandbox, task: Task, index: int, now: float) -> dict[str, Any]:
+    line = timeline(task, now)
+    clip_id = task.song_ids[index - 1]
+    if index in line.finished_songs:
+        status = "complete"
+    elif line.terminal and line.status == FAILURE:
+        status = "error"
+    elif not line.start_time:
+        status = "submitted"
+    else:
+        status = "queued" if line.progress < QUEUED_UNTIL else "streaming"
+    audio_url = image_url = ""
+    if status == "complete":
+        audio_url, image_url = song_paths(app, task, index)
+    elif status == "streaming":
+        audio_url = f"{app.public_url}/suno/stream?item_id={clip_id}"
+    tags = TAGS[(index - 1) % len(TAGS)]
+    params = task.gen_params
+    return {
+        "id": clip_id, "title": song_title(index, task), "status": status,
+        "audio_url": audio_url, "image_url": image_url,
+        "image_large_url": image_url + "?large=1" if image_url else "",
+        "video_url": "", "model_name": params.get("mv", MODELS[1]), "major_model_version": "v3",
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(task.submit_time)),
+        "metadata": {
+            "tags": ", ".join(tags), "prompt": params.get("prompt", "") if "prompt" in params else "[Verse]\nsandbox",
+            "duration": song_duration(task, index) if status == "complete" else None,
+            "error_type": "sandbox" if status == "error" else None,
+            "error_message": FAIL_REASON if status == "error" else None,
+        },
+    }
+
+
+def task_object(app: Sandbox, task: Task, now: float) -> dict[str, Any]:
+    line = timeline(task, now)
+    return {
+        "task_id": task.task_id, "action": "MUSIC", "status": line.status,
+        "fail_reason": FAIL_REASON if line.status == FAILURE else "",
+        "submit_time": int(task.submit_time), "start_time": line.start_time, "finish_time": line.finish_time,
+        # new-api only ever says 0% or 100%
+        "progress": "100%" if line.terminal else "0%",
+        "data": [_clip(app, task, i, now) for i in range(1, SONGS_PER_TASK + 1)],
+    }
+
+
+def _fetch_fault(app: Sandbox, task: Task, seen: int) -> Directive | None:
+    delay = task.directives.delay("fetch_slow", seen)
+    if delay:
+        app.stats.fault("fetch_slow")
+        time.sleep(delay)
+    fault = task.directives.outcome("fetch", seen)
+    if fault is None and app.chance(app.config.fetch_429_rate):
+        fault = Directive("fetch_429_rate", None)
+    if fault is None and app.chance(app.config.fetch_500_rate):
+        fault = Directive("fetch_500_rate", None)
+    return fault
+
+
+def _faulty(app: Sandbox, fault: Directive, payload: Any) -> Response:
+    app.stats.fault(fault.name)
+    if fault.name.startswith("fetch_429"):
+        return rate_limited(retry_after=True)
+    if fault.name.startswith("fetch_500"):
+        return html_error(500, "500 Internal Server Error")
+    return malformed(payload)
+
+
+def fetch(app: Sandbox, req: Request, task_id: str) -> Response:
+    app.stats.count("fetch_requests")
+    if not app.authorized(req.headers):
+        return unauthorized(app)
+    task = app.tasks.get(unquote(task_id))
+    if task is None or task.dialect != "suno":
+        return error(400, "task_not_exist", f"task not found: {unquote(task_id)}")
+    seen = app.tasks.next_fetch(task)
+    app.stats.bump(app.stats.fetches_by_task, task.task_id)
+    obj = task_object(app, task, time.time())
+    payload = {"code": "success", "message": "", "data": obj["data"] if task.directives.has("clip_array") else obj}
+    fault = _fetch_fault(app, task, seen)
+    if fault is not None:
+        return _faulty(app, fault, payload)
+    app.stats.count("fetches")
+    return json_response(200, payload)
+
+
+def fetch_many(app: Sandbox, req: Request) -> Response:
+    """`POST /suno/fetch {"ids": [...]}`: the known tasks, shuffled; `data: null` when none."""
+    app.stats.count("fetch_requests")
+    app.stats.count("batch_fetch_requests")
+    if not app.authorized(req.headers):
+        return unauthorized(app)
+    try:
+        ids = _body(req.body).get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValueError("ids must be a list of task ids")
+    except ValueError as exc:
+        return error(400, "invalid_request", str(exc))
+    now = time.time()
+    found = (app.tasks.get(i) for i in dict.fromkeys(ids))
+    tasks = [t for t in found if t is not None and t.dialect == "suno"]
+    fault, answered = None, []
+    for task in tasks:
+        seen = app.tasks.next_fetch(task)
+        app.stats.bump(app.stats.fetches_by_task, task.task_id)
+        if seen < (task.directives.number("batch_absent") or 0):
+            app.stats.fault("batch_absent")
+            continue
+        answered.append(task)
+        fault = fault or _fetch_fault(app, task, seen)
+    objects = [task_object(app, t, now) for t in answered]
+    with app.lock:
+        app.rng.shuffle(objects)
+    payload = {"code": "success", "message": "", "data": objects or None}
+    if fault is not None:
+        return _faulty(app, fault, payload)
+    app.stats.count("fetches")
+    return json_response(200, payload)
+
+
+def stream(app: Sandbox, req: Request) -> Response:
+    """A clip's temporary stream: the start of an MP3, as a live stream would give."""
+    app.stats.count("suno_stream_requests")
+    return Response(200, audio.song_mp3(30.0, 1)[:STREAM_BYTES], "audio/mpeg")

@@ -1,0 +1,126 @@
+"""Suno end to end through the CLI: a real worker, the sandbox speaking Suno over HTTP."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.integration
+
+
+def _text(words: str) -> str:
+    return f"{words} {uuid.uuid4().hex[:8]}"
+
+
+def _suno_submits(sandbox: Any, text: str) -> list[dict[str, Any]]:
+    log = requests.get(f"{sandbox.url}/_sandbox/requests", params={"limit": 2000}, timeout=5).json()["requests"]
+    return [json.loads(e["body"]) for e in log
+            if e["method"] == "POST" and e["path"].startswith("/suno/submit/") and text in e["body"]]
+
+
+@pytest.mark.parametrize("shape", ["", "sandbox:clip_array"])
+def test_suno_job_through_the_cli(make_stack, sandbox, shape: str) -> None:
+    s = make_stack()
+    s.start_worker()
+    description = _text(f"a calm lo-fi piano piece sandbox:stagger sandbox:gen_time=3 {shape}")
+    streams_before = sandbox.stats().get("suno_stream_requests", 0)
+
+    result = s.cli("submit", "--provider", "suno", "--gpt-description-prompt", description, "--model", "chirp-v4",
+                   "--wait", "--timeout", "90", "--json")
+
+    assert result.returncode == 0, result.stderr
+    job = json.loads(result.stdout)
+    assert job["state"] == "SUCCEEDED", job
+    assert _suno_submits(sandbox, description) == [
+        {"gpt_description_prompt": description, "mv": "chirp-v4", "make_instrumental": False}]
+    manifest = json.loads(Path(s.tmp, "objects", "jobs", job["id"], "manifest.json").read_text())
+    assert manifest["provider"] == "suno" and manifest["model"] == "chirp-v4"
+    assert [song["tags"] for song in manifest["songs"]] == [
+        ["sandbox", "electronic", "mandopop", "2010s"], ["sandbox", "ambient", "female vocalist", "ballad"]]
+    for song in manifest["songs"]:
+        assert song["audio"]["size"] > 0 and song["cover"]["content_type"] == "image/png"
+    # The streaming clips' temporary URLs were seen (the job polled through `streaming`) but never fetched.
+    assert sandbox.stats().get("suno_stream_requests", 0) == streams_before
+
+
+def test_suno_extend_job_sends_clip_task_and_continue_at(make_stack, sandbox) -> None:
+    s = make_stack()
+    s.start_worker()
+    queue = s.queue()
+    first = queue.wait(queue.submit({"gpt_description_prompt": _text("the original sandbox:gen_time=1")},
+                                    provider="suno").id, timeout=60)
+    assert first.state.value == "SUCCEEDED"
+    lyrics = _text("[Verse] and on it goes")
+
+    result = s.cli("submit", "--provider", "suno", "--lyrics", lyrics, "--tags", "punk", "--title", "On",
+                   "--extend-job", first.id, "--song", "2", "--continue-at", "0")
+
+    assert result.returncode == 0, result.stderr
+    [sent] = _wait_for_submit(sandbox, lyrics)
+    assert sent["continue_clip_id"] == first.songs[1].upstream_id
+    assert sent["task_id"] == first.upstream_task_id
+    assert sent["continue_at"] == 0  # kept, not dropped
+    assert (sent["prompt"], sent["tags"], sent["title"]) == (lyrics, "punk", "On")
+
+
+def _wait_for_submit(sandbox: Any, text: str) -> list[dict[str, Any]]:
+    import time
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = _suno_submits(sandbox, text)
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"no suno submit for {text!r}")
+
+
+def test_suno_bad_input_names_field_and_rule(make_stack, sandbox) -> None:
+    s = make_stack()
+    submits_before = sandbox.stats()["submit_requests"]
+    result = s.cli("submit", "--provider", "suno", "--gpt-description-prompt", "x", "--title", "T")
+    assert result.returncode == 2
+    assert "title" in result.stderr and "custom mode only" in result.stderr
+    assert s.cli("submit", "--provider", "suno", "--prompt", "la", "--mode", "precede").returncode == 2
+    assert sandbox.stats()["submit_requests"] == submits_before
+    assert s.queue().list() == []
+
+
+def test_due_jobs_are_fetched_together_and_an_absence_is_not_a_failure(make_stack, sandbox) -> None:
+    s = make_stack(suno_poll_min_interval="1", suno_max_absences="3")
+    tag = uuid.uuid4().hex[:8]
+    queue = s.queue()
+    # Submitted before any worker runs, so their polls come due together.
+    ids = [queue.submit({"gpt_description_prompt": f"batch {tag} {i} sandbox:gen_time=3"
+                         + (" sandbox:batch_absent=2" if i == 0 else "")}, provider="suno").id for i in range(6)]
+    batches_before = sandbox.stats().get("batch_fetch_requests", 0)
+    s.start_worker(concurrency=2)
+
+    records = [queue.wait(i, timeout=90) for i in ids]
+
+    assert [r.state.value for r in records] == ["SUCCEEDED"] * 6, [r.error for r in records]
+    assert records[0].attempts.get("absent") == 2  # left out twice, counted, not failed
+    stats = sandbox.stats()
+    assert stats["faults"].get("batch_absent") == 2  # the fault landed
+    tasks = {t["prompt"]: tid for tid, t in stats["tasks"].items() if tag in t["prompt"]}
+    task_fetches = sum(stats["fetches_by_task"].get(tid, 0) for tid in tasks.values())
+    batch_calls = stats.get("batch_fetch_requests", 0) - batches_before
+    assert batch_calls > 0
+    # Every fetch of these tasks went out in batch calls, several tasks to a call.
+    assert task_fetches > batch_calls
+
+
+def test_a_task_always_left_out_fails_past_the_bound(make_stack, sandbox) -> None:
+    s = make_stack(suno_poll_min_interval="0.5", suno_max_absences="2")
+    s.start_worker()
+    queue = s.queue()
+    job = queue.submit({"gpt_description_prompt": _text("lost sandbox:gen_time=1 sandbox:batch_absent=50")},
+                       provider="suno")
+    record = queue.wait(job.id, timeout=60)
+    assert record.state.value == "FAILED"
+    assert record.error is not None and record.error.code == "upstream_task_missing"
+    assert "3 batch answers" in record.error.message

@@ -1,0 +1,103 @@
+"""One fetch's answer applied to one job, under that job's fencing token.
+
+The poll step applies its own job's answer here; a batch poll (workers/tasks/poll_batch.py)
+applies every other claimed job's answer here too, each under its own token, exactly as
+if that job had been polled alone: deadline, FAILURE, progress, early downloads,
+finalize, progress callbacks and the watchdog's next check-in.
+"""
+
+from __future__ import annotations
+
+import time
+
+from producer import task_names
+from producer.client.callbacks import PROGRESS, announce, wants
+from producer.models.job_record import WAITING_STATES, JobRecord, JobState
+from workers import metrics, runtime
+from workers.celery_app import app
+from workers.providers.base import Outcome, UpstreamStatus
+from workers.retry_policy import next_poll_delay
+from workers.tasks.common import end_job, log, send
+from workers.tasks.status_merge import merge_status
+
+
+def past_deadline(record: JobRecord) -> bool:
+    """End the job TIMED_OUT when its deadline has passed; True if so."""
+    if record.deadline_at is None or time.time() <= record.deadline_at:
+        return False
+    polling_ended(end_job(
+        record.id, JobState.TIMED_OUT, "upstream_deadline",
+        f"no terminal answer from {record.provider} within its deadline "
+        f"({record.deadline_at - (record.submitted_at or record.created_at):.0f}s)",
+        expect=WAITING_STATES,
+    ))
+    return True
+
+
+def apply_status(record: JobRecord, token: int, status: UpstreamStatus, once: bool = False) -> float | None:
+    """Merge `status` into `record`'s job; the countdown to its next poll, or None when its
+    polling is over (ended, or moved on under another token)."""
+    settings = runtime.settings()
+    job_id = record.id
+    if status.outcome is Outcome.FAILED:
+        reason = status.fail_reason or f"status {status.raw_status}"
+        polling_ended(end_job(job_id, JobState.FAILED, "upstream_failure", f"the upstream reported FAILURE: {reason}",
+                              expect=WAITING_STATES), uncounted=1)
+        return None
+    elapsed = time.time() - (record.submitted_at or record.created_at)
+    _, least, most = settings.poll_schedule(record.provider)
+    countdown = next_poll_delay(elapsed, status.progress, least, most)
+    done = status.outcome is Outcome.SUCCEEDED
+    progress_before = record.progress
+    written = runtime.store().apply(
+        job_id, WAITING_STATES, mutate=lambda r: merge_status(r, status),
+        to=JobState.DOWNLOADING if done else JobState.GENERATING, token=token,
+        # Once downloading, the download steps keep the watchdog's deadline fresh; a
+        # one-shot poll leaves the deadline of the chain's next poll as it is.
+        check_in=settings.watchdog_grace if done else (None if once else countdown + settings.watchdog_grace),
+    )
+    if written is None:
+        return None
+    if written.progress != progress_before and wants(written, PROGRESS, settings.callback_progress):
+        announce(app, written, PROGRESS)
+    if done and not written.songs:
+        end_job(job_id, JobState.FAILED, "upstream_no_songs", "the upstream reported SUCCESS without any songs",
+                expect={JobState.DOWNLOADING})
+        return None
+    _dispatch_finished(job_id, written)
+    if done:
+        polling_ended(written)
+        log.info("job %s: upstream task %s done after %d poll(s)", job_id, written.upstream_task_id,
+                 written.attempts.get("poll", 0),
+                 extra={"job_id": job_id, "upstream_task_id": written.upstream_task_id})
+        if written.stored_assets() == written.expected_assets():
+            send(task_names.FINALIZE, job_id, record=written)
+        return None
+    return countdown
+
+
+def polling_ended(record: JobRecord | None, uncounted: int = 0) -> None:
+    """Count the job's fetches once its polling is over (`uncounted`: the last one, when it
+    was not merged into the record)."""
+    if record is not None:
+        metrics.polls_per_job(record.provider, record.attempts.get("poll", 0) + uncounted)
+
+
+def _dispatch_finished(job_id: str, record: JobRecord) -> None:
+    """Send downloads for finished songs not yet sent, then mark them sent.
+
+    Sent before marked: a crash in between sends them again, which the download step
+    absorbs (it skips an asset already stored).
+    """
+    ready = [i for i, s in enumerate(record.songs) if s.finished and not s.dispatched]
+    if not ready:
+        return
+    for index in ready:
+        for asset in record.songs[index].assets():
+            send(task_names.DOWNLOAD, job_id, index, asset, record=record)
+
+    def mark(r: JobRecord) -> None:
+        for index in ready:
+            r.songs[index].dispatched = True
+
+    runtime.store().apply(job_id, {JobState.GENERATING, JobState.DOWNLOADING}, mutate=mark)
