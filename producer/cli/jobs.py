@@ -14,6 +14,7 @@ from producer.cli.exit_codes import (
     EXIT_UNAVAILABLE,
     BadInput,
 )
+from producer.cli.no_worker_hint import NoWorkerHint
 from producer.cli.progress import ProgressDisplay
 from producer.cli.request_flags import (
     flag,
@@ -37,10 +38,16 @@ def _callback_url(args: argparse.Namespace) -> str | None:
         if args.callback_progress:
             raise BadInput("--callback-progress: only with --callback-url")
         return None
+    settings = get_settings()
     try:
-        return check_callback_url(args.callback_url, get_settings().callback_hosts)
+        url = check_callback_url(args.callback_url, settings.callback_hosts)
     except CallbackUrlError as exc:
         raise BadInput(f"--callback-url: {exc.rule}") from None
+    if not settings.callback_secret.get_secret_value():
+        # Workers never send an unsigned callback: without the secret it would be dropped silently.
+        raise BadInput(f"--callback-url {args.callback_url!r}: needs SONGQUEUE_CALLBACK_SECRET, which is not set "
+                       "(set it on this machine and on every worker)")
+    return url
 
 
 def submit(args: argparse.Namespace) -> int:
@@ -86,8 +93,9 @@ def wait(args: argparse.Namespace) -> int:
 
 def _wait_and_report(queue: SongQueue, job_id: str, timeout: float | None, as_json: bool) -> int:
     display = ProgressDisplay(sys.stderr)
+    hint = NoWorkerHint(queue, display)
     try:
-        record = queue.wait(job_id, timeout=timeout, on_progress=display.update)
+        record = queue.wait(job_id, timeout=timeout, on_progress=hint.update)
     except WaitTimeout as exc:
         display.close()
         print(f"songqueue: timed out waiting: {exc}", file=sys.stderr)

@@ -26,11 +26,12 @@ from producer.models.job_record import JobState
 from producer.models.providers import DEFAULT_PROVIDER, PROVIDERS
 from producer.models.validation_errors import describe
 from producer.ops.flower_launcher import FlowerAuthMissing
+from producer.unknown_settings import warn_unknown
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "submit": jobs.submit, "status": jobs.status, "wait": jobs.wait, "cancel": jobs.cancel, "list": jobs.list_jobs,
     "fetch": jobs.fetch, "retry": jobs.retry, "hooks": ops.hooks, "stats": ops.stats, "metrics": ops.metrics,
-    "flower": ops.flower, "playlist": playlist_cli.command,
+    "flower": ops.flower, "playlist": playlist_cli.command, "doctor": ops.doctor,
 }
 
 
@@ -88,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="address to bind (Flower's default: all)")
     p.add_argument("--insecure", action="store_true", help="run without authentication (trusted networks only)")
 
+    p = sub.add_parser("doctor", help="check settings, Redis, broker, workers, watchdog, storage, providers; "
+                       "one line each with a fix (exit 0 only when all pass)")
+    p.add_argument("--provider", action="append", choices=sorted(PROVIDERS),
+                   help="check only this provider (repeatable; default: every provider)")
+    p.add_argument("--json", action="store_true", help="print the checks as JSON")
+
     playlist_cli.add_parser(sub)
 
     p = sub.add_parser("sandbox", help="run the local gateway (see sandbox/)", add_help=False)
@@ -105,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:
         return EXIT_BAD_INPUT if exc.code else EXIT_OK
+    if args.command != "doctor":  # the doctor lists them itself
+        warn_unknown()
     try:
         return _COMMANDS[args.command](args)
     except BadInput as exc:

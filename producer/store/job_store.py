@@ -168,6 +168,14 @@ class JobStore:
         """A lease so one watchdog round runs per interval, even with two beats by mistake."""
         return bool(self.redis.set(keys.watchdog_lock(self.prefix), "1", nx=True, px=max(1, int(seconds * 1000))))
 
+    def note_watchdog_round(self, now: float) -> None:
+        self.redis.set(keys.watchdog_last_round(self.prefix), repr(now))
+
+    def last_watchdog_round(self) -> float | None:
+        """Unix time of the latest watchdog round, or None if none ever ran."""
+        raw = self.redis.get(keys.watchdog_last_round(self.prefix))
+        return None if raw is None else float(raw)
+
 
 def _track_in_flight(pipe: redis.client.Pipeline, prefix: str, record: JobRecord, now: float) -> None:
     """Keep the provider's in-flight set in step with a state change, in the same transaction.

@@ -25,6 +25,7 @@ def watchdog() -> int:
     settings = runtime.settings()
     if not store.try_watchdog_round(settings.watchdog_interval * 0.9):
         return 0
+    store.note_watchdog_round(time.time())
     rescheduled = 0
     for job_id in store.overdue(time.time()):
         record = store.get(job_id)
