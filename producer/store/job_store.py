@@ -17,7 +17,7 @@ import redis
 from redis.client import Pipeline
 
 from producer.models.job_record import IN_FLIGHT_STATES, JobRecord, JobState, Transition
-from producer.store import keys, optimistic
+from producer.store import keys, metric_schema, optimistic
 
 log = logging.getLogger("songqueue.job_store")
 
@@ -112,6 +112,7 @@ class JobStore:
                 )
                 return None
             before = record.state
+            cost_before = record.cost
             if mutate is not None:
                 mutate(record)
             now = time.time()
@@ -127,6 +128,11 @@ class JobStore:
                     pipe.zrem(keys.jobs_in_state(self.prefix, before.value), job_id)
                     pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {job_id: now})
                     _track_in_flight(pipe, self.prefix, record, now)
+                if record.state != before and record.state.terminal:
+                    _count_end(pipe, self.prefix, record, now)
+                if record.cost != cost_before:
+                    pipe.hincrbyfloat(keys.metric(self.prefix, metric_schema.SPEND), record.provider,
+                                      record.cost - cost_before)
                 if record.state.terminal:
                     pipe.zrem(keys.due(self.prefix), job_id)
                 elif check_in is not None:
@@ -175,6 +181,17 @@ class JobStore:
         """Unix time of the latest watchdog round, or None if none ever ran."""
         raw = self.redis.get(keys.watchdog_last_round(self.prefix))
         return None if raw is None else float(raw)
+
+
+def _count_end(pipe: Pipeline, prefix: str, record: JobRecord, now: float) -> None:
+    """The finished-jobs counter and the duration histogram (producer/store/metric_schema.py)."""
+    code = record.error.code if record.error else ""
+    series = f"{record.provider}{metric_schema.SEP}{record.state.value}"
+    pipe.hincrby(keys.metric(prefix, metric_schema.JOBS_FINISHED), f"{series}{metric_schema.SEP}{code}", 1)
+    seconds = max(0.0, now - record.created_at)
+    histogram = keys.metric(prefix, metric_schema.JOB_SECONDS)
+    pipe.hincrby(histogram, f"{series}{metric_schema.SEP}{metric_schema.bucket(seconds, metric_schema.JOB_BUCKETS)}", 1)
+    pipe.hincrbyfloat(histogram, f"{series}{metric_schema.SEP}sum", seconds)
 
 
 def _track_in_flight(pipe: redis.client.Pipeline, prefix: str, record: JobRecord, now: float) -> None:

@@ -26,3 +26,13 @@ def require_amqp() -> str:
     if not AMQP_URL:
         missing("SONGQUEUE_TEST_AMQP_URL not set (RabbitMQ variants; .ci/run sets it where RabbitMQ runs)")
     return AMQP_URL
+
+
+def require_promtool() -> str:
+    """The promtool binary (Debian's prometheus package; `make promtool` installs it)."""
+    import shutil
+
+    found = shutil.which("promtool")
+    if found is None:
+        missing("promtool not found (run `make promtool`: Debian's prometheus package)")
+    return str(found)

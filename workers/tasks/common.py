@@ -13,6 +13,7 @@ from producer.models.job_record import LIVE_STATES, JobError, JobRecord, JobStat
 from workers import metrics, runtime
 from workers.admission.limits import Wait
 from workers.celery_app import app
+from workers.task_base import note_job_failed
 
 log = logging.getLogger("songqueue.tasks")
 
@@ -56,4 +57,6 @@ def end_job(
         log.warning("job %s: %s (%s): %s", job_id, state.value, code, message,
                     extra={"job_id": job_id, "upstream_task_id": record.upstream_task_id})
         announce(app, record, TERMINAL_EVENTS[state])
+        if state in (JobState.FAILED, JobState.TIMED_OUT):
+            note_job_failed(f"job {job_id}: {state.value} ({code}): {message}")
     return record
