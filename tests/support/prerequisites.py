@@ -4,6 +4,7 @@ skip would hide that the browser or RabbitMQ variant never ran."""
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -28,11 +29,14 @@ def require_amqp() -> str:
     return AMQP_URL
 
 
-def require_promtool() -> str:
-    """The promtool binary (Debian's prometheus package; `make promtool` installs it)."""
-    import shutil
 
-    found = shutil.which("promtool")
+def require_tool(name: str, make_target: str) -> str:
+    """The path of the `name` binary (a Debian package `make MAKE_TARGET` installs)."""
+    found = shutil.which(name)
     if found is None:
-        missing("promtool not found (run `make promtool`: Debian's prometheus package)")
+        missing(f"{name} not found (run `make {make_target}`)")
     return str(found)
+
+
+def require_promtool() -> str:
+    return require_tool("promtool", "promtool")
