@@ -7,7 +7,7 @@ QUEUES ?= submit,poll,download,callback
 CONCURRENCY ?= 2
 IO_CONCURRENCY ?= 16
 
-.PHONY: demo test lint worker worker-io beat sandbox api hooks flower metrics browser faults bench bench-quick install clean
+.PHONY: demo test lint worker worker-io beat sandbox api hooks flower metrics browser promtool docker-compose faults bench bench-quick install clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -70,6 +70,23 @@ browser:
 	  $$SUDO apt-get update -qq >/dev/null 2>&1 && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
 	  || echo "make browser: could not install chromium and chromium-driver; the Flower browser test will skip"; }
+
+# promtool (Debian's prometheus package) for the metrics and alert-rules checks; quiet and
+# idempotent like `make browser`; the tests skip with the reason without it, fail under CI=true.
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+	  $$SUDO apt-get update -qq >/dev/null 2>&1 && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+	  || echo "make promtool: could not install prometheus (promtool); the promtool checks will skip"; }
+
+# docker-compose (Debian's package) to validate deploy/docker-compose.yml in the tests; same pattern.
+docker-compose:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+	  $$SUDO apt-get update -qq >/dev/null 2>&1 && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends docker-compose >/dev/null 2>&1 \
+	  || echo "make docker-compose: could not install docker-compose; the compose check will skip"; }
 
 # Every fault scenario with the default watchdog settings; prints the report table.
 # FAULT_ARGS="--amqp amqp://guest:guest@127.0.0.1:5672/songqueue-ci" runs it on RabbitMQ.

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import beat_init, worker_ready
 
 from producer.client.celery_config import celery_config
 from producer.settings import get_settings
+from producer.unknown_settings import warn_unknown
 from workers import log_format  # noqa: F401 - connects the JSON log signals (SONGQUEUE_LOG_JSON)
 
 # Retries keep their argsrepr (workers/task_base.py), so Flower shows the job all along.
@@ -20,3 +22,8 @@ app.conf.include = [
 ]
 # `celery beat` adds every scheduled playlist of SONGQUEUE_PLAYLISTS_DIR to beat_schedule.
 app.conf.beat_scheduler = "workers.playlists.beat:PlaylistScheduler"
+
+
+# A mistyped SONGQUEUE_* variable is ignored by the settings: say so where operators look.
+worker_ready.connect(lambda **_: warn_unknown(), weak=False)
+beat_init.connect(lambda **_: warn_unknown(), weak=False)

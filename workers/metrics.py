@@ -16,6 +16,7 @@ import redis
 
 from producer.store import keys
 from producer.store.metric_schema import (
+    CALLBACKS,
     DOWNLOADED_BYTES,
     LATENCY_BUCKETS,
     LIMIT_WAITS,
@@ -24,6 +25,7 @@ from producer.store.metric_schema import (
     SEP,
     UPSTREAM_ERRORS,
     UPSTREAM_SECONDS,
+    WATCHDOG_RESCHEDULES,
     bucket,
 )
 from workers import runtime
@@ -84,3 +86,12 @@ def downloaded(provider: str, asset: str, size: int) -> None:
 
 def limit_wait(provider: str, limit: str) -> None:
     _write((LIMIT_WAITS, f"{provider}{SEP}{limit}", "int", 1))
+
+
+def callback(event: str, outcome: str) -> None:
+    """A callback event's end: "delivered", or "failed" when its deliveries were given up."""
+    _write((CALLBACKS, f"{event}{SEP}{outcome}", "int", 1))
+
+
+def watchdog_rescheduled(state: str) -> None:
+    _write((WATCHDOG_RESCHEDULES, state, "int", 1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from functools import lru_cache
 
 from producer.cli.exit_codes import (
@@ -14,6 +15,7 @@ from producer.cli.exit_codes import (
     EXIT_UNAVAILABLE,
     BadInput,
 )
+from producer.cli.no_worker_hint import NoWorkerHint
 from producer.cli.progress import ProgressDisplay
 from producer.cli.request_flags import (
     flag,
@@ -23,13 +25,14 @@ from producer.cli.request_flags import (
     song_to_extend,
     takes_references,
 )
+from producer.cli.timeline import timeline
 from producer.client.callbacks import CallbackUrlError, check_callback_url
 from producer.client.links import ObjectLinks
 from producer.client.minimax_upload import UploadError
 from producer.client.songqueue import MAX_KEY_CHARS, SongQueue, WaitTimeout
 from producer.client.url_guard import callback_policy
 from producer.models.job_record import JobRecord, JobState
-from producer.models.providers import provider_spec
+from producer.models.providers import PROVIDERS, provider_spec
 from producer.models.text_rules import check_label
 from producer.settings import get_settings
 
@@ -39,10 +42,16 @@ def _callback_url(args: argparse.Namespace) -> str | None:
         if args.callback_progress:
             raise BadInput("--callback-progress: only with --callback-url")
         return None
+    settings = get_settings()
     try:
-        return check_callback_url(args.callback_url, callback_policy(get_settings())).url
+        url = check_callback_url(args.callback_url, callback_policy(settings)).url
     except CallbackUrlError as exc:
         raise BadInput(f"--callback-url: {exc.rule}") from None
+    if not settings.callback_secret.get_secret_value():
+        # Workers never send an unsigned callback: without the secret it would be dropped silently.
+        raise BadInput(f"--callback-url {args.callback_url!r}: needs SONGQUEUE_CALLBACK_SECRET, which is not set "
+                       "(set it on this machine and on every worker)")
+    return url
 
 
 def submit(args: argparse.Namespace) -> int:
@@ -92,8 +101,9 @@ def wait(args: argparse.Namespace) -> int:
 
 def _wait_and_report(queue: SongQueue, job_id: str, timeout: float | None, as_json: bool) -> int:
     display = ProgressDisplay(sys.stderr)
+    hint = NoWorkerHint(queue, display)
     try:
-        record = queue.wait(job_id, timeout=timeout, on_progress=display.update)
+        record = queue.wait(job_id, timeout=timeout, on_progress=hint.update)
     except WaitTimeout as exc:
         display.close()
         print(f"songqueue: timed out waiting: {exc}", file=sys.stderr)
@@ -136,14 +146,26 @@ def _print_record(record: JobRecord, as_json: bool) -> None:
 
 def status(args: argparse.Namespace) -> int:
     record = SongQueue().status(args.job_id)
+    if args.timeline and not args.json:
+        print(f"job {record.id}: {record.state.value} ({record.progress}%)")
+        print("\n".join(timeline(record, time.time())))
+        return EXIT_OK
     _print_record(record, args.json)
     return EXIT_OK
 
 
 def cancel(args: argparse.Namespace) -> int:
-    record = SongQueue().cancel(args.job_id)
-    print(f"job {record.id}: {record.state.value}")
-    return EXIT_OK if record.state == JobState.CANCELLED else EXIT_FAILED
+    queue = SongQueue()
+    before = queue.status(args.job_id)
+    record = queue.cancel(args.job_id)
+    cancelled = record.state == JobState.CANCELLED and not before.state.terminal
+    reason = None if cancelled else f"not cancelled: the job had already ended {record.state.value}"
+    if args.json:
+        print(json.dumps({**record.public_view(link=_links().link), "cancelled": cancelled, "reason": reason},
+                         ensure_ascii=False))
+    else:
+        print(f"job {record.id}: {record.state.value}" + (f" ({reason})" if reason else ""))
+    return EXIT_OK if cancelled else EXIT_FAILED
 
 
 def fetch(args: argparse.Namespace) -> int:
@@ -157,8 +179,12 @@ def fetch(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"songqueue: fetch failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    for path in paths:
-        print(path)
+    if args.json:
+        print(json.dumps({"job_id": record.id, "state": record.state.value, "paths": [str(p) for p in paths],
+                          "expected": record.expected_assets()}, ensure_ascii=False))
+    else:
+        for path in paths:
+            print(path)
     if record.state != JobState.SUCCEEDED or record.stored_assets() < record.expected_assets():
         print(f"songqueue: job {record.id} is {record.state.value}: copied {len(paths)} of "
               f"{record.expected_assets()} files", file=sys.stderr)
@@ -182,14 +208,29 @@ def list_jobs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.public_view(link=_links().link) for r in records], ensure_ascii=False))
         return EXIT_OK
+    now = time.time()
+    print(f"{'JOB':<32}  {'STATE':<11} {'PROG':>4}  {'AGE':>6}  {'PROVIDER/MODEL':<22}  PROMPT")
     for r in records:
-        error = f"  {r.error.code}: {r.error.message}" if r.error else ""
-        print(f"{r.id}  {r.state.value:<11} {r.progress:>3}%  {r.provider}/{r.model}{error}")
+        text = " ".join(str(r.request.get(provider_spec(r.provider).text_field, "") if r.provider in PROVIDERS
+                            else "").split())
+        error = f"  [{r.error.code}]" if r.error else ""
+        print(f"{r.id:<32}  {r.state.value:<11} {r.progress:>3}%  {_age(now - r.created_at):>6}  "
+              f"{r.provider + '/' + r.model:<22}  {text[:40]}{error}")
     return EXIT_OK
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{max(seconds, 0):.0f}s"
 
 
 def retry(args: argparse.Namespace) -> int:
     record = SongQueue().retry(args.job_id)
     runs = len(record.history)
+    if args.json:
+        print(json.dumps(record.public_view(link=_links().link), ensure_ascii=False))
+        return EXIT_OK
     print(f"job {record.id}: {record.state.value} again (run {runs + 1}; the earlier run is kept in its history)")
     return EXIT_OK

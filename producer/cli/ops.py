@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from producer.cli.exit_codes import EXIT_OK, BadInput
+from producer.cli.exit_codes import EXIT_FAILED, EXIT_OK, BadInput
 from producer.client.callbacks import CallbackUrlError, check_callback_url, receiver_secret_text
 from producer.client.songqueue import SongQueue
 from producer.client.url_guard import callback_policy
@@ -63,3 +63,16 @@ def metrics(args: argparse.Namespace) -> int:
 def flower(args: argparse.Namespace) -> int:
     exec_flower(get_settings(), args.port, args.address, args.insecure)
     return EXIT_OK  # not reached: the process is Flower now
+
+
+def doctor(args: argparse.Namespace) -> int:
+    from producer.doctor.report import render
+    from producer.doctor.run import run
+
+    lines = run(args.provider or sorted(PROVIDERS))
+    if args.json:
+        print(json.dumps({"ok": all(line.ok for line in lines), "checks": [line.as_dict() for line in lines]},
+                         default=str))
+    else:
+        print(render(lines))
+    return EXIT_OK if all(line.ok for line in lines) else EXIT_FAILED

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from producer.cli.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT
+from producer.cli.parser_base import seconds, whole_number
 from producer.cli.progress import ProgressDisplay
 from producer.client.songqueue import SongQueue
 from producer.client.wait_loop import Deadline, poll_until
@@ -35,14 +36,15 @@ def add_parser(sub: Any) -> None:
     run = commands.add_parser("run", help="run a playlist definition now, outside its schedule")
     run.add_argument("file", type=Path, help="a playlist definition (TOML)")
     run.add_argument("--wait", action="store_true", help="wait for the whole batch, with a progress bar")
-    run.add_argument("--timeout", type=float, default=None, help="with --wait: give up after S seconds (exit 3)")
+    run.add_argument("--timeout", type=seconds, default=None, metavar="S",
+                     help="with --wait: give up after S seconds, S >= 0 (exit 3)")
     run.add_argument("--json", action="store_true", help="print the run as JSON")
     listing = commands.add_parser("list", help="definitions in the folder, their next run, and recent runs")
-    listing.add_argument("--runs", type=int, default=3, metavar="N", help="recent runs shown per playlist")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--runs", type=whole_number(0, 100), default=3, metavar="N", help="recent runs shown per playlist, 0..100")
+    listing.add_argument("--json", action="store_true", help="print the definitions and runs as JSON")
     status = commands.add_parser("status", help="show a playlist run")
-    status.add_argument("run_id")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("run_id", help="the run id playlist run printed")
+    status.add_argument("--json", action="store_true", help="print the run as JSON")
 
 
 def command(args: argparse.Namespace) -> int:

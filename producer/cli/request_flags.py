@@ -1,4 +1,5 @@
-"""`songqueue submit`'s request flags: one per request field, and how they become a request.
+"""`songqueue submit`'s request flags: one per request field, how they become a request, and
+how a request's validation errors are told back by flag.
 
 Which flag belongs to which provider is read from the provider specs (a flag is refused
 when the chosen provider's request model has no field for it). What each provider's flags
@@ -11,13 +12,18 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
+
+import pydantic
+from pydantic.fields import FieldInfo
 
 from producer.cli.exit_codes import BadInput
+from producer.cli.parser_base import whole_number
 from producer.client.minimax_upload import Purpose
 from producer.client.songqueue import JobNotFound, SongQueue
 from producer.models.providers import PROVIDERS, ProviderSpec, provider_spec
-from producer.models.udio import UdioRequest
+from producer.models.udio import UdioConfig, UdioRequest
+from producer.models.validation_errors import field_errors
 
 # gen_params fields that get a flag of their own; `config` is spelled --mode/--extend/--context-length.
 _FLAG_ALIASES = {"model_type": "--model"}
@@ -49,9 +55,10 @@ Uploads = dict[str, tuple[Path, Purpose]]
 
 
 def add_request_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prompt", help="udio (required): description (generate/instrumental) or style tags (user)")
+    parser.add_argument("--prompt", help="udio (required): description (generate/instrumental) or style tags (user); "
+                        + field_help(UdioRequest.model_fields["prompt"]))
     lyrics = parser.add_mutually_exclusive_group()
-    lyrics.add_argument("--lyrics", help="lyrics text")
+    lyrics.add_argument("--lyrics", help="lyrics text; " + field_help(UdioRequest.model_fields["lyrics"]))
     lyrics.add_argument("--lyrics-file", type=Path, help="read the lyrics from a UTF-8 file")
     for name, info in UdioRequest.model_fields.items():
         if name in _SKIP_FIELDS:
@@ -61,29 +68,45 @@ def add_request_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(*flags, dest=name, action="store_const", const=True, default=None)
         else:
             parser.add_argument(*flags, dest=name, default=None, type=_FLAG_TYPES.get(name, str), metavar=name.upper(),
-                                help=f"default {info.default!r}" + (_other_models() if name == "model_type" else ""))
+                                help=field_help(info) + (_other_models() if name == "model_type" else ""))
     for name in _OTHER_FIELDS:
         info = next(spec.request_model.model_fields[name] for spec in PROVIDERS.values() if spec.owns(name))
         owners = "/".join(spec.name for spec in PROVIDERS.values() if spec.owns(name))
         if info.annotation in (bool, bool | None):
             parser.add_argument(flag(name), dest=name, action="store_const", const=True, default=None,
-                                help=f"{owners}: {info.description or name}")
+                                help=f"{owners}: " + field_help(info))
         else:
             parser.add_argument(flag(name), dest=name, default=None, metavar=name.upper(),
-                                help=f"{owners}: {info.description or name}")
+                                help=f"{owners}: " + field_help(info))
     parser.add_argument("--mode", choices=["regular", "precede", "continuation"], default=None,
                         help="config.mode; precede/continuation extend the song given by --extend or --extend-job")
     extend = parser.add_mutually_exclusive_group()
     extend.add_argument("--extend", metavar="SONG_ID", help="the upstream id of the song to extend "
                         "(udio: config.source.song_id; suno: continue_clip_id)")
     extend.add_argument("--extend-job", metavar="JOB_ID", help="extend a song of an earlier job (see --song)")
-    parser.add_argument("--song", type=int, metavar="N", help="with --extend-job: which of its songs, from 1 (default 1)")
-    parser.add_argument("--context-length", default=None, help="config.context_length, seconds")
+    parser.add_argument("--song", type=whole_number(1), metavar="N",
+                        help="with --extend-job: which of its songs, from 1 (default 1)")
+    parser.add_argument("--context-length", default=None,
+                        help="config.context_length, seconds; " + field_help(UdioConfig.model_fields["context_length"]))
     for field, purpose in _REFERENCES:
         group = parser.add_mutually_exclusive_group()
         group.add_argument(flag(field), dest=field, metavar="ID", help=f"minimax: {field}, an id from the upload API")
         group.add_argument(flag(field) + "-file", dest=field + "_file", type=Path, metavar="PATH",
                            help=f"minimax: upload this audio file (purpose {purpose}) and use its id as {field}")
+
+
+def field_help(info: FieldInfo) -> str:
+    """A request field's rule as help text: its description, choices, range and default."""
+    parts = [info.description] if info.description else []
+    if get_origin(info.annotation) is Literal:
+        parts.append("choices: " + ", ".join(str(c) for c in get_args(info.annotation)))
+    for rule in info.metadata:
+        for attr, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"),
+                           ("min_length", "length >="), ("max_length", "length <=")):
+            if getattr(rule, attr, None) is not None:
+                parts.append(f"{sign} {getattr(rule, attr)}")
+    parts.append(f"default {info.default!r}")
+    return "; ".join(parts)
 
 
 def _other_models() -> str:
@@ -238,3 +261,27 @@ def prompt_request(args: argparse.Namespace, spec: ProviderSpec,
 
 def takes_references(spec: ProviderSpec) -> bool:
     return any(spec.owns(field) for field, _ in _REFERENCES)
+
+
+# Parts of udio's `config` are set by flags of other names.
+_CONFIG_LOCATIONS = {"config": "--mode", "config.mode": "--mode", "config.context_length": "--context-length",
+                 "config.source": "--extend/--extend-job", "song_id": "--extend", "config.source.song_id": "--extend"}
+
+
+def flag_of(location: str) -> str:
+    if location in _CONFIG_LOCATIONS:
+        return _CONFIG_LOCATIONS[location]
+    if location == "request" or "." in location:
+        return location
+    return flag(location)
+
+
+def describe_flags(exc: pydantic.ValidationError) -> str:
+    """One line per error: `  --seed '-2': Input should be greater than or equal to -1`."""
+    lines = []
+    for (location, rule), error in zip(field_errors(exc), exc.errors(include_url=False), strict=True):
+        given = error.get("input")
+        own = ".".join(str(part) for part in error["loc"]) == location
+        echo = f" {given!r}" if own and isinstance(given, str | int | float) and len(str(given)) <= 80 else ""
+        lines.append(f"  {flag_of(location)}{echo}: {rule}")
+    return "\n".join(lines)

@@ -183,6 +183,11 @@ class JobRecord(BaseModel):
             "id": self.id,
             "state": self.state.value,
             "progress": self.progress,
+            "provider": self.provider,
+            "model": self.model,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "cost": self.cost,
             "error": self.error.model_dump() if self.error else None,
             "songs": [
                 {

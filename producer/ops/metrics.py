@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from producer.client.songqueue import PROVIDERS, SongQueue
@@ -26,14 +33,20 @@ from producer.ops import operator_stats
 from producer.ops.metrics_server import MetricsServer
 from producer.store import keys
 from producer.store.metric_schema import (
+    CALLBACKS,
     DOWNLOADED_BYTES,
+    JOB_BUCKETS,
+    JOB_SECONDS,
+    JOBS_FINISHED,
     LATENCY_BUCKETS,
     LIMIT_WAITS,
     POLL_BUCKETS,
     POLLS_PER_JOB,
     SEP,
+    SPEND,
     UPSTREAM_ERRORS,
     UPSTREAM_SECONDS,
+    WATCHDOG_RESCHEDULES,
     format_bound,
 )
 
@@ -45,6 +58,8 @@ class SongqueueCollector(Collector):
         self.queue = queue
 
     def collect(self) -> Iterator[Metric]:
+        yield InfoMetricFamily("songqueue_build", "The songqueue version serving these metrics",
+                               value={"version": _version()})
         settings = self.queue.settings
         snapshot = operator_stats.collect(settings, self.queue.store.redis, self.queue.celery, list(PROVIDERS))
         jobs = GaugeMetricFamily("songqueue_jobs", "Jobs in each state (job store index sizes)", labels=["state"])
@@ -67,13 +82,20 @@ class SongqueueCollector(Collector):
         for name, count in snapshot.queues.items():
             depth.add_metric([name], count)
         yield depth
+        last_round = self.queue.store.last_watchdog_round()
+        watchdog = GaugeMetricFamily("songqueue_watchdog_last_round_timestamp_seconds",
+                                     "Unix time of the watchdog's latest round (absent before the first)")
+        if last_round is not None:
+            watchdog.add_metric([], last_round)
+        yield watchdog
         yield from self._worker_counters()
 
     def _worker_counters(self) -> Iterator[Metric]:
         redis = self.queue.store.redis
         prefix = self.queue.store.prefix
         pipe = redis.pipeline(transaction=False)
-        families = (UPSTREAM_SECONDS, UPSTREAM_ERRORS, POLLS_PER_JOB, DOWNLOADED_BYTES, LIMIT_WAITS)
+        families = (UPSTREAM_SECONDS, UPSTREAM_ERRORS, POLLS_PER_JOB, DOWNLOADED_BYTES, LIMIT_WAITS, JOBS_FINISHED,
+                    JOB_SECONDS, SPEND, CALLBACKS, WATCHDOG_RESCHEDULES)
         for family in families:
             pipe.hgetall(keys.metric(prefix, family))
         raw = dict(zip(families, pipe.execute()))
@@ -98,6 +120,29 @@ class SongqueueCollector(Collector):
         for field, value in sorted(hashes[LIMIT_WAITS].items()):
             waits.add_metric(field.split(SEP), value)
         yield waits
+        yield _histogram("songqueue_job_duration_seconds", "Seconds from a job's creation to its end, by provider "
+                         "and end state", ["provider", "state"], hashes[JOB_SECONDS], JOB_BUCKETS)
+        counters = (
+            ("songqueue_jobs_finished", "Jobs that ended, by provider, end state and error code", JOBS_FINISHED,
+             ["provider", "state", "code"]),
+            ("songqueue_spend", "Money charged to jobs, in the price unit (never reset)", SPEND, ["provider"]),
+            ("songqueue_callbacks", "Callback events delivered, or failed after their last attempt", CALLBACKS,
+             ["event", "outcome"]),
+            ("songqueue_watchdog_reschedules", "Overdue jobs the watchdog sent on again, by state",
+             WATCHDOG_RESCHEDULES, ["state"]),
+        )
+        for name, documentation, family, labels in counters:
+            counter = CounterMetricFamily(name, documentation, labels=labels)
+            for field, value in sorted(hashes[family].items()):
+                counter.add_metric(field.split(SEP), value)
+            yield counter
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("songqueue")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _histogram(name: str, documentation: str, labels: list[str], fields: dict[str, float],

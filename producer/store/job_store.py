@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection
 import redis
 
 from producer.models.job_record import IN_FLIGHT_STATES, JobRecord, JobState, Transition
-from producer.store import keys, optimistic, retention
+from producer.store import keys, metric_schema, optimistic, retention
 
 log = logging.getLogger("songqueue.job_store")
 
@@ -117,6 +117,7 @@ class JobStore:
                 )
                 return None
             before = record.state
+            cost_before = record.cost
             if mutate is not None:
                 mutate(record)
             now = time.time()
@@ -132,6 +133,11 @@ class JobStore:
                     pipe.zrem(keys.jobs_in_state(self.prefix, before.value), job_id)
                     pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {job_id: now})
                     _track_in_flight(pipe, self.prefix, record, now)
+                if record.state != before and record.state.terminal:
+                    _count_end(pipe, self.prefix, record, now)
+                if record.cost != cost_before:
+                    pipe.hincrbyfloat(keys.metric(self.prefix, metric_schema.SPEND), record.provider,
+                                      record.cost - cost_before)
                 if record.state.terminal:
                     pipe.zrem(keys.due(self.prefix), job_id)
                     retention.expire_job(pipe, self.prefix, record, self.retention)
@@ -179,6 +185,25 @@ class JobStore:
     def try_watchdog_round(self, seconds: float) -> bool:
         """A lease so one watchdog round runs per interval, even with two beats by mistake."""
         return bool(self.redis.set(keys.watchdog_lock(self.prefix), "1", nx=True, px=max(1, int(seconds * 1000))))
+
+    def note_watchdog_round(self, now: float) -> None:
+        self.redis.set(keys.watchdog_last_round(self.prefix), repr(now))
+
+    def last_watchdog_round(self) -> float | None:
+        """Unix time of the latest watchdog round, or None if none ever ran."""
+        raw = self.redis.get(keys.watchdog_last_round(self.prefix))
+        return None if raw is None else float(raw)
+
+
+def _count_end(pipe: optimistic.Writes, prefix: str, record: JobRecord, now: float) -> None:
+    """The finished-jobs counter and the duration histogram (producer/store/metric_schema.py)."""
+    code = record.error.code if record.error else ""
+    series = f"{record.provider}{metric_schema.SEP}{record.state.value}"
+    pipe.hincrby(keys.metric(prefix, metric_schema.JOBS_FINISHED), f"{series}{metric_schema.SEP}{code}", 1)
+    seconds = max(0.0, now - record.created_at)
+    histogram = keys.metric(prefix, metric_schema.JOB_SECONDS)
+    pipe.hincrby(histogram, f"{series}{metric_schema.SEP}{metric_schema.bucket(seconds, metric_schema.JOB_BUCKETS)}", 1)
+    pipe.hincrbyfloat(histogram, f"{series}{metric_schema.SEP}sum", seconds)
 
 
 def _track_in_flight(pipe: optimistic.Writes, prefix: str, record: JobRecord, now: float) -> None:

@@ -40,6 +40,11 @@ def watchdog_lock(prefix: str) -> str:
     return f"{prefix}:watchdog:lock"
 
 
+def watchdog_last_round(prefix: str) -> str:
+    """Unix time of the watchdog's latest round: how `songqueue doctor` knows beat is alive."""
+    return f"{prefix}:watchdog:last_round"
+
+
 def upstream_task(prefix: str, provider: str, task_id: str) -> str:
     """Upstream task id -> job id: how the notify hook finds the job a gateway calls about."""
     return f"{prefix}:upstream:{provider}:{task_id}"

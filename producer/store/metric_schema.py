@@ -13,9 +13,17 @@ UPSTREAM_ERRORS = "upstream_errors"  # fields provider|call|code
 POLLS_PER_JOB = "polls_per_job"  # fields provider|le and provider|sum
 DOWNLOADED_BYTES = "downloaded_bytes"  # fields provider|asset
 LIMIT_WAITS = "limit_waits"  # fields provider|limit
+# Written by the job store itself, in the same transaction as the state change, so a job
+# that ends is counted exactly once whichever process ends it (a worker, a cancel, the watchdog).
+JOBS_FINISHED = "jobs_finished"  # fields provider|state|error code ("" when none)
+JOB_SECONDS = "job_seconds"  # fields provider|state|le and provider|state|sum: created to ended
+SPEND = "spend"  # fields provider: money charged to jobs, never reset (a counter)
+CALLBACKS = "callbacks"  # fields event|outcome (delivered, failed)
+WATCHDOG_RESCHEDULES = "watchdog_reschedules"  # fields state
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 POLL_BUCKETS = (1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144)
+JOB_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
 SEP = "|"
 
 

@@ -62,6 +62,12 @@ class Writes:
         if members:
             self._add("ZREM", key, *members)
 
+    def hincrby(self, key: str, field: str, amount: int = 1) -> None:
+        self._add("HINCRBY", key, field, str(int(amount)))
+
+    def hincrbyfloat(self, key: str, field: str, amount: float) -> None:
+        self._add("HINCRBYFLOAT", key, field, repr(float(amount)))
+
     def expireat(self, key: str, when: int) -> None:
         self._add("EXPIREAT", key, str(int(when)))
 

@@ -14,6 +14,8 @@ import stack
 from prometheus_client.parser import text_string_to_metric_families
 
 from producer.models.job_record import JobState
+from tests.support.ports import start_flower
+from tests.support.prerequisites import require_promtool
 
 pytestmark = pytest.mark.integration
 
@@ -55,9 +57,20 @@ def test_metrics_and_json_logs_of_a_real_run(make_stack, tmp_path):
         flaky = queue.submit({"prompt": f"metrics flaky {tag} sandbox:fetch_500=1"}).id
         records = [queue.wait(j, timeout=60) for j in (early, flaky)]
         assert [r.state for r in records] == [JobState.SUCCEEDED] * 2
-        after = _samples(requests.get(url, timeout=10).text)
+        text = requests.get(url, timeout=10).text
+        after = _samples(text)
     finally:
         stack.stop(metrics)
+
+    # The job-level families: counted by the job store as each job ends.
+    assert _value(after["songqueue_jobs_finished"], "songqueue_jobs_finished_total", provider="udio",
+                  state="SUCCEEDED", code="") == 2
+    durations = after["songqueue_job_duration_seconds"]
+    assert _value(durations, "songqueue_job_duration_seconds_count", provider="udio", state="SUCCEEDED") == 2
+    assert _value(after["songqueue_spend"], "songqueue_spend_total", provider="udio") == 1.0
+    assert [s.labels["version"] for s in after["songqueue_build_info"]] != []
+    _check_with_promtool(text)
+    _rules_and_dashboard_name_only_exported_metrics(set(after))
 
     assert _value(after["songqueue_jobs"], "songqueue_jobs", state="SUCCEEDED") == 2
     assert _value(after["songqueue_jobs"], "songqueue_jobs", state="QUEUED") == 0
@@ -91,3 +104,36 @@ def test_metrics_and_json_logs_of_a_real_run(make_stack, tmp_path):
     assert any(p["task"] == "songqueue.poll" and "Retry in" in p["message"] for p in mine), mine
     assert any(re.search(r"Task songqueue\.download\[\S+\] received", p["message"]) for p in mine), mine
     assert all(p["job_id"] in (early, flaky, None) for p in parsed)
+
+
+def _check_with_promtool(text: str) -> None:
+    promtool = require_promtool()
+    done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _rules_and_dashboard_name_only_exported_metrics(families: set[str]) -> None:
+    """Every songqueue_* series the alert rules and the dashboard query is one the exporter serves."""
+    names = {f"{family}{suffix}" for family in families for suffix in ("", "_total", "_bucket", "_sum", "_count", "_info")}
+    for path in (stack.ROOT / "deploy" / "prometheus-rules.yml", stack.ROOT / "deploy" / "grafana-dashboard.json"):
+        used = set(re.findall(r"songqueue_[a-z_]+", path.read_text()))
+        assert used <= names, (path.name, used - names)
+
+
+def test_flower_shows_the_task_that_failed_a_job_as_failed(make_stack):
+    s = make_stack()
+    s.start_worker(concurrency=1)
+    flower, url = start_flower({**s.env, "FLOWER_UNAUTHENTICATED_API": "true"}, s.tmp / "flower.log")
+    try:
+        job = s.queue().submit({"prompt": f"doomed {uuid.uuid4().hex[:6]} sandbox:failure"}).id
+        assert s.queue().wait(job, timeout=60).state == JobState.FAILED
+
+        def failed_task() -> dict | None:
+            tasks = requests.get(f"{url}/api/tasks", timeout=5).json()
+            return next((t for t in tasks.values() if job in str(t.get("args")) and t.get("state") == "FAILURE"), None)
+
+        task = stack.wait_until(failed_task, 30, "Flower to show the failing task")
+    finally:
+        stack.stop(flower)
+    assert isinstance(task, dict) and task["name"] == "songqueue.poll"
+    assert "JobFailed" in str(task.get("exception")) and "upstream_failure" in str(task.get("exception"))

@@ -129,7 +129,7 @@ def test_status_list_and_wait_commands(make_stack):
 
     assert waited.returncode == 0 and "SUCCEEDED" in waited.stdout
     view = json.loads(status.stdout)
-    assert set(view) == {"id", "state", "progress", "error", "songs"}
+    assert set(view) == {"id", "state", "progress", "provider", "model", "created_at", "updated_at", "cost", "error", "songs"}
     assert set(view["songs"][0]) == {"id", "title", "duration", "audio", "cover"}
     assert job_id in listed.stdout
     record = s.queue().status(job_id)

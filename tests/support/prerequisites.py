@@ -4,6 +4,7 @@ skip would hide that the browser or RabbitMQ variant never ran."""
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -26,3 +27,16 @@ def require_amqp() -> str:
     if not AMQP_URL:
         missing("SONGQUEUE_TEST_AMQP_URL not set (RabbitMQ variants; .ci/run sets it where RabbitMQ runs)")
     return AMQP_URL
+
+
+
+def require_tool(name: str, make_target: str) -> str:
+    """The path of the `name` binary (a Debian package `make MAKE_TARGET` installs)."""
+    found = shutil.which(name)
+    if found is None:
+        missing(f"{name} not found (run `make {make_target}`)")
+    return str(found)
+
+
+def require_promtool() -> str:
+    return require_tool("promtool", "promtool")

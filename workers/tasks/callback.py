@@ -22,7 +22,7 @@ from producer.client.links import ObjectLinks
 from producer.client.url_guard import callback_policy
 from producer.models.job_record import CallbackAttempt, JobRecord, JobState
 from producer.settings import Settings
-from workers import runtime
+from workers import metrics, runtime
 from workers.callback_delivery import Delivery, post
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
@@ -56,9 +56,11 @@ def callback(self: Task, job_id: str, event: str, delivery: str, sent_at: float,
     store.apply(job_id, set(JobState), mutate=lambda r: _keep(r, note))
     if outcome.delivered:
         log.info("job %s: %s callback delivered (attempt %d, HTTP %s)", job_id, event, attempt, outcome.status_code)
+        metrics.callback(event, "delivered")
         return
 
     def give_up(_: str) -> None:
+        metrics.callback(event, "failed")
         log.warning("job %s: %s callback not delivered, giving up after attempt %d: %s",
                     job_id, event, attempt, outcome.error)
 

@@ -14,6 +14,7 @@ from producer.models.job_record import LIVE_STATES, JobError, JobRecord, JobStat
 from workers import metrics, runtime
 from workers.admission.limits import Wait
 from workers.celery_app import app
+from workers.task_base import note_job_failed
 
 log = logging.getLogger("songqueue.tasks")
 
@@ -58,4 +59,6 @@ def end_job(
                     extra={"job_id": job_id, "upstream_task_id": record.upstream_task_id})
         announce(app, record, TERMINAL_EVENTS[state])
         send_archive(app, record)
+        if state in (JobState.FAILED, JobState.TIMED_OUT):
+            note_job_failed(f"job {job_id}: {state.value} ({code}): {message}")
     return record

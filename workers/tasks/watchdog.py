@@ -12,7 +12,7 @@ import time
 
 from producer import task_names
 from producer.models.job_record import JobRecord, JobState
-from workers import runtime
+from workers import metrics, runtime
 from workers.celery_app import app
 from workers.tasks.common import log, send
 from workers.tasks.submit import resolve_uncertain
@@ -25,11 +25,15 @@ def watchdog() -> int:
     settings = runtime.settings()
     if not store.try_watchdog_round(settings.watchdog_interval * 0.9):
         return 0
+    store.note_watchdog_round(time.time())
     rescheduled = 0
     for job_id in store.overdue(time.time()):
         record = store.get(job_id)
         if record is not None and not record.state.terminal:
-            rescheduled += _reschedule(record)
+            done = _reschedule(record)
+            if done:
+                metrics.watchdog_rescheduled(record.state.value)
+            rescheduled += done
     if rescheduled:
         log.warning("watchdog: rescheduled %d overdue jobs", rescheduled)
     return rescheduled

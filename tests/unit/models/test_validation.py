@@ -289,22 +289,22 @@ def fake_queue(monkeypatch: pytest.MonkeyPatch) -> type[FakeQueue]:
 
 
 BAD_CLI: list[tuple[str, list[str], str]] = [
-    ("prompt-strength-1.5", ["--prompt", "x", "--prompt-strength", "1.5"], "prompt_strength"),
-    ("clarity-negative", ["--prompt", "x", "--clarity-strength", "-0.01"], "clarity_strength"),
+    ("prompt-strength-1.5", ["--prompt", "x", "--prompt-strength", "1.5"], "--prompt-strength '1.5'"),
+    ("clarity-negative", ["--prompt", "x", "--clarity-strength", "-0.01"], "--clarity-strength '-0.01'"),
     ("seed-not-a-number", ["--prompt", "x", "--seed", "abc"], "seed"),
-    ("quality-0.3", ["--prompt", "x", "--generation-quality", "0.3"], "generation_quality"),
+    ("quality-0.3", ["--prompt", "x", "--generation-quality", "0.3"], "--generation-quality"),
     ("quality-not-a-number", ["--prompt", "x", "--generation-quality", "high"], "--generation-quality"),
-    ("model-unknown", ["--prompt", "x", "--model", "udio64-v1.5"], "model_type"),
-    ("lyrics-type-unknown", ["--prompt", "x", "--lyrics-type", "rap"], "lyrics_type"),
+    ("model-unknown", ["--prompt", "x", "--model", "udio64-v1.5"], "--model 'udio64-v1.5'"),
+    ("lyrics-type-unknown", ["--prompt", "x", "--lyrics-type", "rap"], "--lyrics-type 'rap'"),
     ("user-without-lyrics", ["--prompt", "x", "--lyrics-type", "user"], "lyrics: must be non-empty"),
     ("instrumental-with-lyrics", ["--prompt", "x", "--lyrics-type", "instrumental", "--lyrics", "la"], "lyrics"),
     ("blank-prompt", ["--prompt", "   "], "prompt: must not be blank"),
     ("section-end-before-start", ["--prompt", "x", "--song-section-start", "0.7", "--song-section-end", "0.2"],
-     "song_section_end"),
-    ("precede-without-extend", ["--prompt", "x", "--mode", "precede"], "config.source"),
-    ("extend-with-regular", ["--prompt", "x", "--extend", SONG_ID, "--mode", "regular"], "config.source"),
-    ("extend-bad-id", ["--prompt", "x", "--extend", "a/b c"], "config.source.song_id"),
-    ("context-length-0", ["--prompt", "x", "--context-length", "0"], "config.context_length"),
+     "--song-section-end"),
+    ("precede-without-extend", ["--prompt", "x", "--mode", "precede"], "--extend/--extend-job"),
+    ("extend-with-regular", ["--prompt", "x", "--extend", SONG_ID, "--mode", "regular"], "--extend/--extend-job"),
+    ("extend-bad-id", ["--prompt", "x", "--extend", "a/b c"], "--extend"),
+    ("context-length-0", ["--prompt", "x", "--context-length", "0"], "--context-length"),
     ("lyrics-file-missing", ["--prompt", "x", "--lyrics-file", "/nonexistent/lyrics.txt"], "--lyrics-file"),
     ("lyrics-and-lyrics-file", ["--prompt", "x", "--lyrics", "a", "--lyrics-file", "f.txt"], "--lyrics-file"),
     ("prompt-flag-missing", [], "--prompt"),
@@ -331,8 +331,9 @@ def test_cli_lyrics_file_not_utf8(tmp_path, fake_queue: type[FakeQueue], capsys:
     assert fake_queue.made == []
 
 
-@pytest.mark.parametrize("argv", [[], ["frobnicate"], ["status"], ["list", "--state", "DONE"]],
-                         ids=["no-command", "unknown-command", "status-without-id", "list-bad-state"])
+# A bare `songqueue` prints the help and exits 0 (tests/unit/cli/test_cli_manners.py).
+@pytest.mark.parametrize("argv", [["frobnicate"], ["status"], ["list", "--state", "DONE"]],
+                         ids=["unknown-command", "status-without-id", "list-bad-state"])
 def test_cli_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(argv) == exit_codes.EXIT_BAD_INPUT
     assert "usage:" in capsys.readouterr().err

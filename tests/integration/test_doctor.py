@@ -1,0 +1,90 @@
+"""`songqueue doctor` on a fresh machine with nothing running, and on a real running stack;
+the submit-side refusals and hints that point at the same problems."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import redis
+import stack
+
+from producer.task_names import ALL_QUEUES
+
+pytestmark = pytest.mark.integration
+
+CHECKS = ["settings", "variables", "redis", "broker", "workers", "watchdog", "clock", "storage",
+          "provider minimax", "provider udio", "callbacks"]
+
+
+def _songqueue(env: dict[str, str], *args: str, cwd=stack.ROOT, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "producer.cli.main", *args], env={**env, "PYTHONPATH": str(stack.ROOT)},
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def _doctor(env: dict[str, str], cwd=stack.ROOT) -> tuple[int, dict[str, dict]]:
+    done = _songqueue(env, "doctor", "--json", cwd=cwd)
+    report = json.loads(done.stdout)
+    assert report["ok"] == (done.returncode == 0)
+    return done.returncode, {line["check"]: line for line in report["checks"]}
+
+
+def test_doctor_on_a_fresh_machine_names_every_failure_with_a_fix(tmp_path):
+    closed = stack.free_port()
+    env = stack.worker_env({
+        "SONGQUEUE_BROKER_URL": f"redis://:hunter2@127.0.0.1:{closed}/0",
+        "SONGQUEUE_UDIO_BASE_URL": f"http://127.0.0.1:{closed}",
+        "SONGQUEUE_MINIMAX_BASE_URL": f"http://127.0.0.1:{closed}",
+        "SONGQUEUE_UDIO_APIKEY": "typo",
+    })
+    code, checks = _doctor(env, cwd=tmp_path)
+    assert code == 1
+    assert list(checks) == CHECKS
+    failing = {name for name, line in checks.items() if not line["ok"]}
+    assert failing == {"variables", "redis", "broker", "workers", "watchdog", "clock", "provider minimax",
+                       "provider udio"}
+    assert all(checks[name]["fix"] for name in failing)
+    assert "did you mean SONGQUEUE_UDIO_API_KEY?" in checks["variables"]["detail"]
+    assert "SONGQUEUE_UDIO_API_KEY is not set" in checks["provider udio"]["detail"]
+    assert checks["storage"]["ok"] and (tmp_path / "var" / "objects").is_dir()
+    assert "hunter2" not in json.dumps(checks)  # the broker's password is masked
+
+    text = _songqueue(env, "doctor", cwd=tmp_path)
+    assert text.returncode == 1
+    assert text.stdout.count("FAIL") == len(failing) and text.stdout.count("fix: ") == len(failing)
+    assert "hunter2" not in text.stdout
+
+
+def test_callback_url_without_a_secret_is_refused_before_anything_is_sent(tmp_path):
+    # Exit 2 rather than 4 (unreachable): refused before Redis or the broker is touched.
+    env = stack.worker_env({"SONGQUEUE_BROKER_URL": f"redis://127.0.0.1:{stack.free_port()}/0"})
+    done = _songqueue(env, "submit", "--prompt", "x", "--callback-url", "http://127.0.0.1:9/hook", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--callback-url 'http://127.0.0.1:9/hook'" in done.stderr and "SONGQUEUE_CALLBACK_SECRET" in done.stderr
+
+
+def test_submit_wait_hints_when_no_worker_takes_submits(make_stack):
+    s = make_stack()
+    done = s.cli("submit", "--prompt", "nobody home", "--wait", "--timeout", "6")
+    assert done.returncode == 3
+    assert "no worker consumes the 'submit' queue" in done.stderr and "make worker" in done.stderr
+
+
+def test_doctor_passes_on_a_running_stack(make_stack):
+    s = make_stack(callback_secret="doctor-secret", watchdog_interval="1")
+    s.start_worker(concurrency=1)
+    beat = stack.start_beat(s.env, s.tmp / "beat.log")
+    try:
+        store = redis.Redis.from_url(s.env["SONGQUEUE_REDIS_URL"])
+        last_round = f"{s.env['SONGQUEUE_KEY_PREFIX']}:watchdog:last_round"
+        stack.wait_until(lambda: store.get(last_round), 60, "a watchdog round")
+        code, checks = _doctor(s.env)
+    finally:
+        stack.stop(beat)
+    assert code == 0, {name: line for name, line in checks.items() if not line["ok"]}
+    assert list(checks) == CHECKS
+    assert all(checks["workers"]["data"]["consumers"][queue] for queue in ALL_QUEUES)
+    assert "doctor-secret" not in json.dumps(checks)
+    assert checks["settings"]["data"]["settings"]["callback_secret"] == "****"

@@ -1,0 +1,27 @@
+"""The alert rules pass `promtool check rules`; the Grafana dashboard is well-formed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.support.prerequisites import require_promtool
+
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
+
+
+def test_alert_rules_pass_promtool():
+    promtool = require_promtool()
+    done = subprocess.run([promtool, "check", "rules", str(DEPLOY / "prometheus-rules.yml")],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS: 5 rules found" in done.stdout
+
+
+def test_dashboard_panels_each_query_something():
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+    assert dashboard["uid"] == "songqueue"
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    assert all(panel["targets"] and all(t["expr"] for t in panel["targets"]) for panel in dashboard["panels"])
