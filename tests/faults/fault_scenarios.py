@@ -162,9 +162,12 @@ class Scenario:
 LIVE = {JobState.SUBMITTED, JobState.GENERATING}
 SCENARIOS = [
     Scenario("no faults"),
-    Scenario("upstream 429 / 5xx (HTML) on submit and fetch",
-             "sandbox:submit_429=1 sandbox:submit_429_noretry=1 sandbox:submit_500=1 "
-             "sandbox:fetch_500=2 sandbox:fetch_429=1"),
+    Scenario("upstream 429 on submit, 429 / 5xx (HTML) on fetch",
+             "sandbox:submit_429=1 sandbox:submit_429_noretry=1 sandbox:fetch_500=2 sandbox:fetch_429=1"),
+    # A 5xx or a dropped connection after the request left is uncertain: never resubmitted.
+    Scenario("submit 5xx (HTML, outcome unknown)", "sandbox:submit_500", (failed("submit_uncertain"),)),
+    Scenario("submit accepted, then 502", "sandbox:submit_accept_502", (failed("submit_uncertain"),)),
+    Scenario("submit accepted, then connection dropped", "sandbox:submit_accept_drop", (failed("submit_uncertain"),)),
     Scenario("fetch timeouts and malformed JSON", "sandbox:fetch_slow=3 sandbox:fetch_malformed=2",
              settings={"HTTP_TIMEOUT": "1"}),
     Scenario("submit read timeout (outcome unknown)", "sandbox:submit_slow=3",

@@ -69,7 +69,11 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
     gate.settle(store.redis, admitted.reservation, billed=call is not None and call.may_be_billed)
     if record is None or call is None:
         return  # moved on meanwhile: nothing was called
+    if call.fault is not None and call.may_be_billed:
+        _charge(job_id, price)  # no refund for a billed but unusable (or lost) answer
     if isinstance(call.fault, TransientError):
+        if call.fault.maybe_accepted and not resolve_uncertain(record, call.fault.message):
+            return
         _retry(self, job_id, call.fault)
         return
     if isinstance(call.fault, PermanentError):
@@ -88,7 +92,14 @@ class _Call:
 
     @property
     def may_be_billed(self) -> bool:
-        return self.fault is None or (isinstance(self.fault, TransientError) and self.fault.maybe_accepted)
+        return self.fault is None or self.fault.maybe_accepted
+
+
+def _charge(job_id: str, price: float) -> None:
+    def charge(r: JobRecord) -> None:
+        r.cost += price
+
+    runtime.store().apply(job_id, set(JobState), mutate=charge)
 
 
 def _call(provider: Provider, record: JobRecord) -> _Call:
@@ -136,19 +147,32 @@ def _record_task(record: JobRecord, task_id: str, price: float) -> None:
     send(task_names.POLL, job_id, record.token, countdown=first_poll, record=record)
 
 
-def resolve_uncertain(record: JobRecord) -> bool:
-    """An intent without a task id: the paid call may have gone through. True = submit again."""
+INTERRUPTED = "the worker stopped during the paid call (it was redelivered or found overdue by the watchdog)"
+
+
+def resolve_uncertain(record: JobRecord, what: str = INTERRUPTED) -> bool:
+    """The paid call may have gone through (`what` says why we cannot tell). True = submit again.
+
+    Under SONGQUEUE_UNCERTAIN_SUBMIT=fail (the default) the job ends FAILED with
+    `submit_uncertain` and a sentence an operator can act on; it is never resubmitted.
+    """
     if runtime.settings().uncertain_submit == "fail":
         end_job(
             record.id, JobState.FAILED, "submit_uncertain",
-            "the submit was interrupted after it may have reached the upstream; not resubmitted "
-            "automatically (SONGQUEUE_UNCERTAIN_SUBMIT=fail). Check the upstream account, then "
-            "retry the job by hand.",
+            f"the submit's outcome is unknown: {what}. The upstream may have accepted and billed it, so it "
+            "was not sent again (SONGQUEUE_UNCERTAIN_SUBMIT=fail). Look for a task with this prompt in the "
+            f"upstream account (sent {_when(record.submit_intent_at)}); if there is none, `songqueue retry "
+            f"{record.id}` submits it anew.",
             expect={JobState.SUBMITTING},
         )
         return False
-    log.warning("job %s: resubmitting after an uncertain submit (SONGQUEUE_UNCERTAIN_SUBMIT=resubmit)", record.id)
+    log.warning("job %s: resubmitting after an uncertain submit (%s; SONGQUEUE_UNCERTAIN_SUBMIT=resubmit)",
+                record.id, what, extra={"job_id": record.id})
     return True
+
+
+def _when(at: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at)) if at else "at an unknown time"
 
 
 def _retry(task: Task, job_id: str, exc: TransientError) -> None:
