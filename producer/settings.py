@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # A redelivered submit that finds an intent but no upstream task id cannot know whether
     # the paid call went through: fail it for an operator, or submit again.
     uncertain_submit: Literal["fail", "resubmit"] = "fail"
+    # Every run that reaches the paid call counts (429s and redeliveries included); past
+    # the cap the job fails rather than paying on every redelivery of a poison submit.
+    max_submit_attempts: int = Field(10, ge=1, description="paid-call attempts per job before FAILED")
 
     # Polling: the first poll waits poll_initial_delay; later ones aim at the upstream's
     # expected finish (from its progress), clamped to [poll_min_interval, poll_max_interval].

@@ -112,3 +112,18 @@ def test_resubmit_policy_submits_again_after_a_lost_answer(make_stack, sandbox) 
     assert record.state.value == "SUCCEEDED"
     assert sandbox.stats()["submits_by_prompt"][prompt] == 2  # the operator chose to pay twice
     assert "resubmitting after an uncertain submit" in s.worker_logs()
+
+
+def test_submit_attempts_are_capped(make_stack, sandbox) -> None:
+    s = make_stack(max_submit_attempts="2")
+    s.start_worker()
+    queue = s.queue()
+    faults_before = sandbox.stats()["faults"].get("submit_429", 0)
+    prompt = f"capped {_tag()} sandbox:submit_429=5"
+
+    record = queue.wait(queue.submit({"prompt": prompt}).id, timeout=60)
+
+    assert sandbox.stats()["faults"].get("submit_429", 0) == faults_before + 2  # two calls reached the upstream
+    assert record.state.value == "FAILED" and record.error.code == "submit_attempts_exhausted"
+    assert "SONGQUEUE_MAX_SUBMIT_ATTEMPTS=2" in record.error.message
+    assert sandbox.stats()["submits_by_prompt"].get(prompt, 0) == 0

@@ -15,6 +15,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from workers.upstream.errors import PermanentError, TransientError
 
 USER_AGENT = "songqueue/0.1"
+CONNECT_TIMEOUT = 10.0  # at most; a shorter call timeout shortens it too
 
 
 def new_session() -> requests.Session:
@@ -42,8 +43,11 @@ def call_json(
     TransientError(maybe_accepted=True), since the request may have been acted upon.
     Connection refused, DNS failure and connect timeouts happen before anything is sent.
     """
+    # `timeout` bounds each read; the whole answer gets no longer either, so a body that
+    # trickles in cannot outlast the watchdog's deadline for the call.
+    deadline = time() + min(timeout, CONNECT_TIMEOUT) + timeout
     try:
-        response = session.request(method, url, timeout=(min(timeout, 10.0), timeout), stream=True, **kwargs)
+        response = session.request(method, url, timeout=(min(timeout, CONNECT_TIMEOUT), timeout), stream=True, **kwargs)
     except requests.ConnectTimeout as exc:
         raise TransientError("upstream_unreachable", f"connecting to the upstream timed out ({_host(url)})") from exc
     except requests.ConnectionError as exc:
@@ -65,9 +69,13 @@ def call_json(
     status = response.status_code
     with response:
         try:
-            body = _read_capped(response, max_bytes)
+            body = _read_capped(response, max_bytes, deadline)
         except requests.RequestException as exc:
             raise TransientError("upstream_broken_body", "the upstream's answer was cut off", maybe_accepted=True) from exc
+        except TimeoutError as exc:
+            raise TransientError(
+                "upstream_timeout", f"the upstream's answer took longer than {timeout:g}s to arrive", maybe_accepted=True
+            ) from exc
         except PermanentError:
             if status == 429 or status >= 500:
                 # An oversized error page is still an error page: the fault is transient.
@@ -106,10 +114,12 @@ def _never_sent(exc: requests.ConnectionError) -> bool:
     return isinstance(reason, NewConnectionError)  # NameResolutionError is one too
 
 
-def _read_capped(response: requests.Response, max_bytes: int) -> bytes:
+def _read_capped(response: requests.Response, max_bytes: int, deadline: float) -> bytes:
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_content(64 * 1024):
+        if time() > deadline:
+            raise TimeoutError("the answer's deadline passed")
         size += len(chunk)
         if size > max_bytes:
             raise PermanentError("upstream_body_too_large", f"the upstream's answer is larger than {max_bytes} bytes")
