@@ -98,7 +98,7 @@ class Settings(BaseSettings):
         "", description="comma-separated hosts (and their subdomains) downloads may come from; empty = any")
     download_chunk_bytes: int = Field(64 * 1024, gt=0)
 
-    # The watchdog (a beat task) reschedules any job whose next step is overdue by more
+    # The watchdog (a round every worker runs on a timer) reschedules any job whose next step is overdue by more
     # than watchdog_grace seconds: recovery from a killed worker without waiting for the
     # broker's visibility timeout.
     watchdog_interval: float = Field(10.0, gt=0)

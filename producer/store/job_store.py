@@ -163,6 +163,10 @@ class JobStore:
         """Push back a live job's watchdog deadline (a heartbeat during long steps)."""
         self.redis.zadd(keys.due(self.prefix), {job_id: time.time() + seconds}, xx=True)
 
+    def forget_due(self, job_id: str) -> None:
+        """Drop a watchdog entry whose job is gone or has ended."""
+        self.redis.zrem(keys.due(self.prefix), job_id)
+
     def index_upstream_task(self, provider: str, task_id: str, job_id: str, seconds: float) -> None:
         """Remember which job owns an upstream task, for `seconds` (the notify hook's lookup)."""
         self.redis.set(keys.upstream_task(self.prefix, provider, task_id), job_id, ex=max(1, int(seconds)))

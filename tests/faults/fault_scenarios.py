@@ -1,7 +1,7 @@
 """Fault scenarios: jobs under crashes and upstream faults must end right, once billed.
 
-Each scenario runs real jobs on a private Redis, real Celery workers and beat (the
-watchdog), and the sandbox gateway with faults injected per job through prompt
+Each scenario runs real jobs on a private Redis, real Celery workers (each runs the
+watchdog round itself: no beat anywhere), and the sandbox gateway with faults injected per job through prompt
 directives. `tests/faults/test_faults.py` runs every scenario small and fast; `make faults`
 runs them with the default watchdog settings and prints the report table:
 
@@ -41,7 +41,7 @@ FAST = {
 
 @dataclass
 class Harness:
-    """One scenario's songqueue: private Redis, workers, beat, storage; the shared sandbox."""
+    """One scenario's songqueue: private Redis, workers, storage; the shared sandbox."""
 
     tmp: Path
     sandbox_url: str
@@ -50,7 +50,6 @@ class Harness:
     redis_proc: object = None
     redis_url: str = ""
     workers: list = field(default_factory=list)
-    beat: object = None
 
     def __post_init__(self) -> None:
         self.redis_proc, self.redis_url = start_on_free_port(lambda port: stack.start_redis(self.tmp / "redis", port))
@@ -72,9 +71,6 @@ class Harness:
         name = f"w{len(self.workers)}"
         self.workers.append(stack.start_worker(self.env, self.tmp / f"{name}.log", name=name, concurrency=concurrency))
 
-    def start_beat(self) -> None:
-        self.beat = stack.start_beat(self.env, self.tmp / "beat.log")
-
     def kill_workers(self) -> None:
         for proc in self.workers:
             stack.kill(proc)
@@ -94,7 +90,7 @@ class Harness:
         return "\n".join(p.read_text(errors="replace") for p in self.tmp.glob("*.log"))
 
     def stop(self) -> None:
-        for proc in [*self.workers, self.beat, self.redis_proc]:
+        for proc in [*self.workers, self.redis_proc]:
             stack.stop(proc)
 
 
@@ -126,6 +122,19 @@ def kill_workers_when(states: set[JobState], every: bool = True) -> Disruption:
     """SIGKILL every worker (pool children too) once jobs are in `states`; start a fresh one."""
     def disrupt(h: Harness, ids: list[str]) -> float:
         wait_for(h, ids, states, every)
+        fault_at = time.monotonic()
+        h.kill_workers()
+        h.start_worker()
+        return fault_at
+    return disrupt
+
+
+def kill_workers_twice_when(states: set[JobState]) -> Disruption:
+    """Two SIGKILLs in a row (the second hits the fresh worker right after it is ready)."""
+    def disrupt(h: Harness, ids: list[str]) -> float:
+        wait_for(h, ids, states, every=True)
+        h.kill_workers()
+        h.start_worker()
         fault_at = time.monotonic()
         h.kill_workers()
         h.start_worker()
@@ -190,6 +199,8 @@ SCENARIOS = [
     Scenario("worker SIGKILL during submit", "sandbox:submit_slow=4", (SUCCESS, failed("submit_uncertain")),
              settings={"HTTP_TIMEOUT": "10"}, disrupt=kill_workers_when({JobState.SUBMITTING}, every=False)),
     Scenario("worker SIGKILL during poll", "sandbox:gen_time=8", disrupt=kill_workers_when(LIVE)),
+    Scenario("workers only (no beat): SIGKILL twice during poll", "sandbox:gen_time=8",
+             disrupt=kill_workers_twice_when(LIVE)),
     Scenario("worker SIGKILL during download", "sandbox:gen_time=1 sandbox:dl_slow=64",
              disrupt=kill_workers_when({JobState.DOWNLOADING}, every=False)),
     Scenario("Redis restart (AOF) mid-generation", "sandbox:gen_time=8", disrupt=restart_redis_when(LIVE)),
@@ -219,7 +230,6 @@ def run(scenario: Scenario, tmp: Path, sandbox_url: str, jobs: int, settings: di
 
     h = Harness(tmp, sandbox_url, {**settings, **scenario.settings}, broker_url)
     try:
-        h.start_beat()
         h.start_worker()
         tag = uuid.uuid4().hex[:8]
         prompts = [f"{scenario.name} {tag} {i} {scenario.directives}".strip() for i in range(jobs)]

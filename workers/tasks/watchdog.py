@@ -1,4 +1,8 @@
-"""The watchdog: a beat task that reschedules any job whose next step is overdue.
+"""The watchdog: reschedules any job whose next step is overdue.
+
+Every worker runs a round every SONGQUEUE_WATCHDOG_INTERVAL on a timer thread
+(workers/watchdog_timer.py); a Redis lease keeps it to one round per interval across the
+fleet. The task `songqueue.watchdog` runs one round on demand.
 
 A worker killed by SIGKILL leaves its unacked messages, countdowns included, invisible
 until the broker's visibility timeout (hours). The job store knows better: every step
@@ -20,7 +24,12 @@ from workers.tasks.submit import resolve_uncertain
 
 @app.task(name=task_names.WATCHDOG)
 def watchdog() -> int:
-    """One round; returns how many jobs were rescheduled."""
+    """One round on demand; returns how many jobs were rescheduled."""
+    return watchdog_round()
+
+
+def watchdog_round() -> int:
+    """One round, unless another worker ran one this interval; returns how many jobs were rescheduled."""
     store = runtime.store()
     settings = runtime.settings()
     if not store.try_watchdog_round(settings.watchdog_interval * 0.9):
@@ -28,8 +37,10 @@ def watchdog() -> int:
     rescheduled = 0
     for job_id in store.overdue(time.time()):
         record = store.get(job_id)
-        if record is not None and not record.state.terminal:
-            rescheduled += _reschedule(record)
+        if record is None or record.state.terminal:
+            store.forget_due(job_id)  # nothing left to heal (the record expired or was deleted)
+            continue
+        rescheduled += _reschedule(record)
     if rescheduled:
         log.warning("watchdog: rescheduled %d overdue jobs", rescheduled)
     return rescheduled

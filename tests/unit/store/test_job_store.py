@@ -315,3 +315,11 @@ def test_a_conflicting_move_makes_the_retry_refuse(store: JobStore, other_store:
     assert (final.state, final.progress, final.version) == (JobState.CANCELLED, 0, 1)
     assert store.ids(JobState.SUBMITTING) == [] and store.ids(JobState.CANCELLED) == ["j1"]
 
+
+
+def test_forget_due_drops_a_watchdog_entry(store: JobStore) -> None:
+    store.create(_record("d1"), check_in=0)
+    store.redis.delete(keys.job(store.prefix, "d1"))  # the record expired or was deleted
+    assert store.overdue(time.time() + 1) == ["d1"]
+    store.forget_due("d1")
+    assert store.overdue(time.time() + 1) == []
