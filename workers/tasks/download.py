@@ -21,6 +21,7 @@ from workers.artifacts import storage_keys
 from workers.artifacts.assets import store_asset
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
+from workers.tasks import step_runs
 from workers.tasks.common import end_job, log, send
 from workers.upstream.errors import PermanentError, TransientError
 from workers.upstream.http_client import new_session
@@ -48,14 +49,12 @@ def download(self: Task, job_id: str, song_index: int, asset: str, faults: int =
     # Counted before the work: a download that kills its worker every time is re-queued
     # by reject-on-worker-lost forever unless something counts the deliveries.
     runs_key = f"download:{song_index + 1}:{asset}"
-    record = store.apply(job_id, ACTIVE, mutate=lambda r: _count_run(r, runs_key),
-                         check_in=settings.watchdog_grace)
+    record = step_runs.begin(job_id, runs_key, ACTIVE, check_in=settings.watchdog_grace)
     if record is None:
         return
-    if record.attempts[runs_key] > settings.max_deliveries:
-        end_job(job_id, JobState.FAILED, "download_poison",
-                f"song {song_index + 1} {asset}: started {record.attempts[runs_key]} times without finishing",
-                expect=ACTIVE)
+    spent = step_runs.spent(record, runs_key, settings, "download", f"song {song_index + 1} {asset}")
+    if spent is not None:
+        end_job(job_id, JobState.FAILED, spent.code, spent.message, expect=ACTIVE)
         return
     storage = runtime.storage()
     try:
@@ -70,6 +69,7 @@ def download(self: Task, job_id: str, song_index: int, asset: str, faults: int =
             metrics.downloaded(record.provider, asset, stored.size)
     except TransientError as exc:
         log.info("job %s: song %d %s: %s", job_id, song_index + 1, asset, exc.message)
+        step_runs.fault(job_id, runs_key, ACTIVE)
         code = exc.code
 
         def give_up(message: str) -> None:
@@ -84,10 +84,6 @@ def download(self: Task, job_id: str, song_index: int, asset: str, faults: int =
                          check_in=settings.watchdog_grace)
     if record is not None:
         _maybe_finalize(record)
-
-
-def _count_run(record: JobRecord, runs_key: str) -> None:
-    record.attempts[runs_key] = record.attempts.get(runs_key, 0) + 1
 
 
 def _maybe_finalize(record: JobRecord) -> None:
