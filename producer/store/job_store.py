@@ -163,6 +163,18 @@ class JobStore:
         """Push back a live job's watchdog deadline (a heartbeat during long steps)."""
         self.redis.zadd(keys.due(self.prefix), {job_id: time.time() + seconds}, xx=True)
 
+    def owe_callback(self, job_id: str, seconds: float) -> None:
+        """Note (or push back) that the job's end owes a callback: looked at in `seconds`."""
+        self.redis.zadd(keys.callback_outbox(self.prefix), {job_id: time.time() + seconds})
+
+    def owed_callbacks(self, now: float, limit: int = 500) -> builtins.list[str]:
+        return [i.decode() for i in
+                self.redis.zrangebyscore(keys.callback_outbox(self.prefix), "-inf", now, start=0, num=limit)]
+
+    def callback_settled(self, job_id: str) -> None:
+        """The end's callback was delivered or refused for good: nothing owed any more."""
+        self.redis.zrem(keys.callback_outbox(self.prefix), job_id)
+
     def forget_due(self, job_id: str) -> None:
         """Drop a watchdog entry whose job is gone or has ended."""
         self.redis.zrem(keys.due(self.prefix), job_id)

@@ -60,18 +60,26 @@ def callback(self: Task, job_id: str, event: str, delivery: str, sent_at: float,
                            status_code=outcome.status_code, error=outcome.error)
     # Any state: recording an attempt never moves the job.
     store.apply(job_id, set(JobState), mutate=lambda r: _keep(r, note))
+    ending = event != PROGRESS
     if outcome.delivered:
         log.info("job %s: %s callback delivered (attempt %d, HTTP %s)", job_id, event, attempt, outcome.status_code)
+        if ending:
+            store.callback_settled(job_id)
         return
 
     def give_up(_: str) -> None:
         log.warning("job %s: %s callback not delivered, giving up after attempt %d: %s",
                     job_id, event, attempt, outcome.error)
+        if ending:
+            store.callback_settled(job_id)
 
     if not outcome.retryable:
         give_up(outcome.error or "")
         return
     log.info("job %s: %s callback attempt %d failed (%s)", job_id, event, attempt, outcome.error)
+    if ending:
+        # Still owed, but being retried: the outbox waits past the longest backoff.
+        store.owe_callback(job_id, settings.retry_max_delay + settings.watchdog_grace)
     retry_or_give_up(self, settings, "callback", outcome.error or "", retry_after=outcome.retry_after,
                      not_after=sent_at + settings.callback_max_seconds, give_up=give_up)
 

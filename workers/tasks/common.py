@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from celery import Task
 
@@ -51,9 +51,26 @@ def end_job(
         record.error = JobError(code=code, message=message)
         record.waiting_for = None
 
-    record = runtime.store().apply(job_id, expect, mutate=note, to=state)
+    record = finish(job_id, lambda: runtime.store().apply(job_id, expect, mutate=note, to=state))
     if record is not None:
         log.warning("job %s: %s (%s): %s", job_id, state.value, code, message,
                     extra={"job_id": job_id, "upstream_task_id": record.upstream_task_id})
-        announce(app, record, TERMINAL_EVENTS[state])
+    return record
+
+
+def finish(job_id: str, end: Callable[[], JobRecord | None]) -> JobRecord | None:
+    """Run `end` (the terminal write) under the callback outbox, then announce the end.
+
+    The debt is written first: a worker that dies between the terminal write and sending
+    the callback leaves it in the outbox, and the watchdog round sends it. Written but
+    refused (the job had moved on), it is settled by the round too.
+    """
+    store = runtime.store()
+    store.owe_callback(job_id, runtime.settings().watchdog_grace)
+    record = end()
+    if record is not None:
+        if record.callback_url:
+            announce(app, record, TERMINAL_EVENTS[record.state])
+        else:
+            store.callback_settled(job_id)
     return record

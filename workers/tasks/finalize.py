@@ -5,14 +5,13 @@ from __future__ import annotations
 from celery import Task
 
 from producer import task_names
-from producer.client.callbacks import TERMINAL_EVENTS, announce
 from producer.models.job_record import JobState
 from workers import runtime
 from workers.artifacts.manifest import write_manifest
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
 from workers.tasks import step_runs
-from workers.tasks.common import end_job, log
+from workers.tasks.common import end_job, finish, log
 from workers.upstream.errors import PermanentError, TransientError
 
 RUNS = "finalize"
@@ -49,8 +48,7 @@ def finalize(self: Task, job_id: str, faults: int = 0) -> None:
     except PermanentError as exc:
         end_job(job_id, JobState.FAILED, exc.code, f"manifest: {exc.message}", expect={JobState.DOWNLOADING})
         return
-    done = store.apply(job_id, {JobState.DOWNLOADING}, mutate=lambda r: setattr(r, "manifest", manifest),
-                       to=JobState.SUCCEEDED)
+    done = finish(job_id, lambda: store.apply(job_id, {JobState.DOWNLOADING},
+                                              mutate=lambda r: setattr(r, "manifest", manifest), to=JobState.SUCCEEDED))
     if done is not None:
         log.info("job %s: SUCCEEDED, manifest at %s", job_id, manifest.uri)
-        announce(app, done, TERMINAL_EVENTS[JobState.SUCCEEDED])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 
 from producer import task_names
+from producer.client.callbacks import TERMINAL_EVENTS, announce
 from producer.models.job_record import JobRecord, JobState
 from workers import runtime
 from workers.celery_app import app
@@ -43,7 +44,26 @@ def watchdog_round() -> int:
         rescheduled += _reschedule(record)
     if rescheduled:
         log.warning("watchdog: rescheduled %d overdue jobs", rescheduled)
+    _send_owed_callbacks()
     return rescheduled
+
+
+def _send_owed_callbacks() -> None:
+    """Send again every end whose callback is owed past its time (its worker died between
+    the terminal write and the send, or the send failed); same delivery id, so receivers
+    drop a repeat."""
+    store = runtime.store()
+    settings = runtime.settings()
+    for job_id in store.owed_callbacks(time.time()):
+        record = store.get(job_id)
+        if record is None or (record.state.terminal and not record.callback_url):
+            store.callback_settled(job_id)
+        elif not record.state.terminal:
+            store.owe_callback(job_id, settings.watchdog_grace)  # its end is still to come
+        else:
+            log.warning("watchdog: job %s: sending its %s callback again", job_id, record.state.value)
+            store.owe_callback(job_id, settings.retry_max_delay + settings.watchdog_grace)
+            announce(app, record, TERMINAL_EVENTS[record.state])
 
 
 def _reschedule(record: JobRecord) -> int:
