@@ -52,17 +52,20 @@ class Harness:
     workers: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.prefix = f"f{uuid.uuid4().hex[:8]}"
         self.redis_proc, self.redis_url = start_on_free_port(lambda port: stack.start_redis(self.tmp / "redis", port))
         overrides = {
             "BROKER_URL": self.broker_url or self.redis_url,
             "REDIS_URL": self.redis_url,
-            "KEY_PREFIX": f"f{uuid.uuid4().hex[:8]}",
+            "KEY_PREFIX": self.prefix,
             "UDIO_BASE_URL": self.sandbox_url,
             "UDIO_API_KEY": SANDBOX_KEY,
             "STORAGE_URL": (self.tmp / "objects").as_uri(),
             **self.settings,
         }
         self.env = stack.worker_env({f"SONGQUEUE_{k}": v for k, v in overrides.items()})
+        # Test-only, read by the workers from the environment (not a Settings field).
+        overrides.pop("FAULT_POINT", None)
         if self.broker_url:
             purge_queues(self.broker_url)
         self.queue = SongQueue(Settings(**{k.lower(): v for k, v in overrides.items()}))
@@ -142,6 +145,17 @@ def kill_workers_twice_when(states: set[JobState]) -> Disruption:
     return disrupt
 
 
+def crash_point_hit(point: str) -> Disruption:
+    """The fault is the point's own action; this waits until a worker reached the point."""
+    from workers.fault_points import hit_key
+
+    def disrupt(h: Harness, ids: list[str]) -> float:
+        client = redis.Redis.from_url(h.redis_url)
+        stack.wait_until(lambda: client.exists(hit_key(h.prefix, point)), 60, f"a worker at {point}")
+        return time.monotonic()
+    return disrupt
+
+
 def restart_redis_when(states: set[JobState]) -> Disruption:
     def disrupt(h: Harness, ids: list[str]) -> float:
         wait_for(h, ids, states, every=True)
@@ -204,6 +218,19 @@ SCENARIOS = [
     Scenario("worker SIGKILL during download", "sandbox:gen_time=1 sandbox:dl_slow=64",
              disrupt=kill_workers_when({JobState.DOWNLOADING}, every=False)),
     Scenario("Redis restart (AOF) mid-generation", "sandbox:gen_time=8", disrupt=restart_redis_when(LIVE)),
+]
+
+
+# Crash points (workers/fault_points.py): each worker SIGKILLs itself once at the point.
+# Killed mid-submit, a paid call may have gone through: submit_uncertain, as intended.
+# (The callback points need a receiver; they run in tests/integration, not here.)
+CRASH_POINTS = ["submit.before_call", "submit.after_call", "submit.after_record", "poll.before_fetch",
+                "poll.after_fetch", "download.before_put", "download.after_put", "finalize.before_put",
+                "finalize.after_put", "send.before", "send.after"]
+POINT_SCENARIOS = [
+    Scenario(f"crash point {point} (kill)", "sandbox:gen_time=2", (SUCCESS, failed("submit_uncertain")),
+             settings={"FAULT_POINT": f"{point}:kill"}, disrupt=crash_point_hit(point))
+    for point in CRASH_POINTS
 ]
 
 
@@ -285,7 +312,7 @@ def main() -> int:
                                            "--song-duration", "2", log=Path(tmp) / "sandbox.log")
         results = []
         try:
-            for i, scenario in enumerate(s for s in SCENARIOS if not args.only or args.only in s.name):
+            for i, scenario in enumerate(s for s in SCENARIOS + POINT_SCENARIOS if not args.only or args.only in s.name):
                 result = run(scenario, Path(tmp) / f"s{i}", url, args.jobs, settings, args.amqp, timeout=240)
                 results.append(result)
                 print(f"{'ok ' if result.ok else 'BAD'} {scenario.name}: {result}", file=sys.stderr)

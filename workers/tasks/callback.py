@@ -22,7 +22,7 @@ from producer.client.callbacks import PROGRESS, CallbackUrlError, check_callback
 from producer.client.links import ObjectLinks
 from producer.models.job_record import CallbackAttempt, JobRecord, JobState
 from producer.settings import Settings
-from workers import runtime
+from workers import fault_points, runtime
 from workers.callback_delivery import Delivery, post
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
@@ -55,7 +55,9 @@ def callback(self: Task, job_id: str, event: str, delivery: str, sent_at: float,
     if event == PROGRESS and record.state.terminal:
         return  # superseded: the job's end has an event of its own
     attempt = faults + 1
+    fault_points.hit("callback.before_post")
     outcome = _deliver(record, event, delivery, settings)
+    fault_points.hit("callback.after_post")
     note = CallbackAttempt(at=time.time(), event=event, delivery=delivery, attempt=attempt,
                            status_code=outcome.status_code, error=outcome.error)
     # Any state: recording an attempt never moves the job.

@@ -10,7 +10,7 @@ from celery import Task
 from producer import task_names
 from producer.client.callbacks import TERMINAL_EVENTS, announce
 from producer.models.job_record import LIVE_STATES, JobError, JobRecord, JobState
-from workers import metrics, runtime
+from workers import fault_points, metrics, runtime
 from workers.admission.limits import Wait
 from workers.celery_app import app
 
@@ -21,7 +21,9 @@ def send(task_name: str, job_id: str, *args: object, countdown: float | None = N
     """Send a step; with the job's `record`, Flower shows its provider and prompt too."""
     label = task_names.argsrepr(job_id, *args, provider=record.provider if record else "",
                                 request=record.request if record else None)
+    fault_points.hit("send.before")
     app.send_task(task_name, args=[job_id, *args], countdown=countdown, argsrepr=label)
+    fault_points.hit("send.after")
 
 
 def wait_for_limit(task: Task, record: JobRecord, token: int, wait: Wait, expect: Collection[JobState]) -> None:

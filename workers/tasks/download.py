@@ -16,7 +16,7 @@ from celery import Task
 
 from producer import task_names
 from producer.models.job_record import JobRecord, JobState
-from workers import metrics, runtime
+from workers import fault_points, metrics, runtime
 from workers.artifacts import storage_keys
 from workers.artifacts.assets import store_asset
 from workers.celery_app import app
@@ -64,8 +64,10 @@ def download(self: Task, job_id: str, song_index: int, asset: str, faults: int =
         if stored is not None and record.history and (stored.stored_at or 0) < (record.submitted_at or 0):
             stored = None  # a song of an earlier run of this replayed job (`songqueue retry`)
         if stored is None:
+            fault_points.hit("download.before_put")
             stored = store_asset(_session(), storage, settings, record, song_index, asset,
                                  heartbeat=lambda: store.check_in(job_id, settings.watchdog_grace))
+            fault_points.hit("download.after_put")
             metrics.downloaded(record.provider, asset, stored.size)
     except TransientError as exc:
         log.info("job %s: song %d %s: %s", job_id, song_index + 1, asset, exc.message)

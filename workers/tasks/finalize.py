@@ -6,7 +6,7 @@ from celery import Task
 
 from producer import task_names
 from producer.models.job_record import JobState
-from workers import runtime
+from workers import fault_points, runtime
 from workers.artifacts.manifest import write_manifest
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
@@ -35,7 +35,9 @@ def finalize(self: Task, job_id: str, faults: int = 0) -> None:
         end_job(job_id, JobState.FAILED, spent.code, spent.message, expect={JobState.DOWNLOADING})
         return
     try:
+        fault_points.hit("finalize.before_put")
         manifest = write_manifest(runtime.storage(), record)
+        fault_points.hit("finalize.after_put")
     except TransientError as exc:
         step_runs.fault(job_id, RUNS, {JobState.DOWNLOADING})
         code = exc.code

@@ -18,7 +18,7 @@ from celery import Task
 from producer import task_names
 from producer.client.callbacks import PROGRESS, announce, wants
 from producer.models.job_record import WAITING_STATES, JobRecord, JobState
-from workers import metrics, runtime
+from workers import fault_points, metrics, runtime
 from workers.admission import gate
 from workers.celery_app import app
 from workers.providers.base import Outcome
@@ -53,7 +53,9 @@ def poll(self: Task, job_id: str, token: int = 0, once: bool = False, faults: in
         return
     try:
         with metrics.upstream_call(record.provider, "fetch"):
+            fault_points.hit("poll.before_fetch")
             status = runtime.polled_provider(record.provider).fetch(record.upstream_task_id)
+            fault_points.hit("poll.after_fetch")
     except TransientError as exc:
         if once:
             log.info("job %s: one-shot poll hit a transient fault; the poll chain carries on: %s", job_id, exc.message)

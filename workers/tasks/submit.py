@@ -16,7 +16,7 @@ from celery import Task
 
 from producer import task_names
 from producer.models.job_record import JobRecord, JobState
-from workers import metrics, runtime
+from workers import fault_points, metrics, runtime
 from workers.admission import gate
 from workers.celery_app import app
 from workers.providers import registry
@@ -113,6 +113,7 @@ def _charge(job_id: str, price: float) -> None:
 
 def _call(provider: Provider, record: JobRecord) -> _Call:
     """The paid call: a task id (asynchronous provider) or songs (synchronous), or its fault."""
+    fault_points.hit("submit.before_call")
     try:
         if isinstance(provider, SyncProvider):
             with metrics.upstream_call(record.provider, "generate"):
@@ -135,6 +136,7 @@ def _record_task(record: JobRecord, task_id: str, price: float) -> None:
     job_id = record.id
     log.warning("job %s: upstream accepted it as task %s (paid; recording it)", job_id, task_id,
                 extra={"job_id": job_id, "upstream_task_id": task_id})
+    fault_points.hit("submit.after_call")
     now = time.time()
     first_poll = settings.poll_schedule(record.provider)[0]
 
@@ -155,6 +157,7 @@ def _record_task(record: JobRecord, task_id: str, price: float) -> None:
         # upstream may still call about it.
         store.index_upstream_task(record.provider, task_id, job_id,
                                   registry.deadline_seconds(settings, record.provider) + 3600)
+    fault_points.hit("submit.after_record")
     log.info("job %s: submitted as upstream task %s", job_id, task_id,
              extra={"job_id": job_id, "upstream_task_id": task_id})
     send(task_names.POLL, job_id, record.token, countdown=first_poll, record=record)
