@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     # A redelivered submit that finds an intent but no upstream task id cannot know whether
     # the paid call went through: fail it for an operator, or submit again.
     uncertain_submit: Literal["fail", "resubmit"] = "fail"
+    # Every run that reaches the paid call counts (429s and redeliveries included); past
+    # the cap the job fails rather than paying on every redelivery of a poison submit.
+    max_submit_attempts: int = Field(10, ge=1, description="paid-call attempts per job before FAILED")
 
     # Polling: the first poll waits poll_initial_delay; later ones aim at the upstream's
     # expected finish (from its progress), clamped to [poll_min_interval, poll_max_interval].
@@ -123,7 +126,7 @@ class Settings(BaseSettings):
     allow_private_networks: bool = Field(False, description="let downloads and callbacks reach private addresses")
     download_chunk_bytes: int = Field(64 * 1024, gt=0)
 
-    # The watchdog (a beat task) reschedules any job whose next step is overdue by more
+    # The watchdog (a round every worker runs on a timer) reschedules any job whose next step is overdue by more
     # than watchdog_grace seconds: recovery from a killed worker without waiting for the
     # broker's visibility timeout.
     watchdog_interval: float = Field(10.0, gt=0)

@@ -16,6 +16,10 @@ Submit (counted per prompt text, since no task exists yet):
   submit_429[=N]          429, JSON error, header Retry-After: 1
   submit_429_noretry[=N]  429, JSON error, no Retry-After
   submit_500[=N]          500, text/html "502 Bad Gateway" page
+  submit_accept_502[=N]   the task IS created (and counted), then a text/html 502 page:
+                          a proxy that lost the gateway's answer
+  submit_accept_drop[=N]  the task IS created (and counted), then the connection is
+                          closed without an answer
   submit_400[=N]          400 JSON error (every submit unless N)
   submit_error=MSG        200 {"code":"error","message":MSG with _ as spaces} (every submit)
   submit_malformed[=N]    200 with the first half of a JSON body; no task is created
@@ -51,6 +55,8 @@ MiniMax generation (directives in the lyrics; see sandbox/minimax.py):
   url                     data.audio is a URL instead of hex
   minimax_error[=CODE]    base_resp.status_code CODE (default 1026)
   duration=S, gen_time=S  song length; seconds the answer takes
+  submit_accept_502, submit_accept_drop   the song is generated (and counted), then the
+                          answer is a 502 page, or the connection closes without one
 """
 
 from __future__ import annotations
@@ -67,6 +73,8 @@ OUTCOMES: dict[str, tuple[str, int]] = {
     "submit_429_noretry": ("submit", 1),
     "submit_500": ("submit", 1),
     "submit_malformed": ("submit", 1),
+    "submit_accept_502": ("submit", 1),
+    "submit_accept_drop": ("submit", 1),
     "submit_400": ("submit", FOREVER),
     "submit_error": ("submit", FOREVER),
     "fetch_500": ("fetch", 1),
@@ -79,6 +87,9 @@ OUTCOMES: dict[str, tuple[str, int]] = {
     "dl_404": ("download", FOREVER),
     "dl_html": ("download", FOREVER),
 }
+
+# Submit outcomes that create the task first: the upstream accepted, the answer was lost.
+ACCEPTING = ("submit_accept_502", "submit_accept_drop")
 
 # Delays: value S or S:N (seconds, for the first N requests; N defaults to 1).
 DELAYS = ("submit_slow", "fetch_slow")

@@ -27,9 +27,9 @@ from typing import Any
 
 from sandbox import audio
 from sandbox.app import Sandbox
-from sandbox.faults import DirectiveError, parse_directives
+from sandbox.faults import ACCEPTING, DirectiveError, parse_directives
 from sandbox.udio import unauthorized
-from sandbox.wire import Request, Response, json_response
+from sandbox.wire import Request, Response, json_response, lost_answer
 
 MODEL = "music-01"
 JSON_MODELS = ("music-2.6", "music-2.5+", "music-2.5", "music-2.0", "music-1.5")
@@ -180,6 +180,10 @@ def generate(app: Sandbox, req: Request) -> Response:
     else:
         answer = mp3.hex()
     app.stats.count("minimax_generations", app.stats.generations_by_lyrics, lyrics)
+    for lost in ACCEPTING:
+        if directives.has(lost):  # generated (and billed), then the answer is lost
+            app.stats.fault(lost)
+            return lost_answer(drop=lost == "submit_accept_drop")
     extra = {"audio_length": round(audio.song_duration(duration, 1) * 1000), "audio_sample_rate": SAMPLE_RATE,
              "audio_size": len(mp3), "bitrate": BITRATE, "audio_format": "mp3"}
     return _answer(0, data={"audio": answer, "status": 2}, extra_info=extra)

@@ -144,6 +144,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(response)
 
     def _send(self, resp: Response) -> None:
+        if resp.drop:
+            self.close_connection = True  # nothing written: the client sees the connection end
+            return
         try:
             self.send_response(resp.status)
             self.send_header("Content-Type", resp.content_type)

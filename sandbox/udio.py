@@ -15,9 +15,9 @@ from urllib.parse import quote, unquote
 
 from sandbox import audio
 from sandbox.app import Sandbox
-from sandbox.faults import Directive, parse_directives
+from sandbox.faults import ACCEPTING, Directive, parse_directives
 from sandbox.tasks import FAIL_REASON, FAILURE, SONGS_PER_TASK, Task, song_ready_time, timeline
-from sandbox.wire import Request, Response, error, html_error, json_response, malformed
+from sandbox.wire import Request, Response, error, html_error, json_response, lost_answer, malformed
 
 # Titles carry a space, a dash outside ASCII and CJK text on purpose: the
 # upstream does too, and a client that builds storage paths from titles or
@@ -137,7 +137,7 @@ def submit(app: Sandbox, req: Request, dialect: str) -> Response:
         app.stats.fault("submit_slow")
         time.sleep(delay)
     fault = directives.outcome("submit", seen)
-    if fault is not None:
+    if fault is not None and fault.name not in ACCEPTING:
         app.stats.fault(fault.name)
         return submit_fault(fault)
     cfg = app.config
@@ -164,6 +164,9 @@ def submit(app: Sandbox, req: Request, dialect: str) -> Response:
     if hook:
         app.hooks.watch(task)
     app.stats.count("submits", app.stats.submits_by_prompt, prompt)
+    if fault is not None:  # accepted, then the answer is lost on the way back
+        app.stats.fault(fault.name)
+        return lost_answer(drop=fault.name == "submit_accept_drop")
     return json_response(200, {"code": "success", "message": "", "data": task.task_id})
 
 

@@ -46,6 +46,7 @@ class Response:
     cut_after: int | None = None  # send this many body bytes, then stop
     cut_mode: str = "close"  # "close": FIN after the short body; "reset": TCP RST
     throttle_bytes_per_s: float | None = None
+    drop: bool = False  # close the connection without sending a status line
     on_complete: Callable[[], None] | None = None  # called once the whole body was sent
 
     @property
@@ -70,6 +71,11 @@ def html_error(status: int, title: str) -> Response:
         "<p>sandbox injected fault</p><hr><center>nginx</center></body></html>"
     ).encode()
     return Response(status, body, "text/html; charset=utf-8")
+
+
+def lost_answer(drop: bool) -> Response:
+    """The request was acted upon, its answer lost: a proxy's 502 page, or no answer at all."""
+    return Response(0, drop=True) if drop else html_error(502, "502 Bad Gateway")
 
 
 def malformed(payload: Any) -> Response:

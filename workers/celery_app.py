@@ -8,7 +8,10 @@ from celery.signals import beat_init, worker_ready
 from producer.client.celery_config import celery_config
 from producer.settings import get_settings
 from producer.unknown_settings import warn_unknown
-from workers import log_format  # noqa: F401 - connects the JSON log signals (SONGQUEUE_LOG_JSON)
+from workers import (
+    log_format,  # noqa: F401 - connects the JSON log signals (SONGQUEUE_LOG_JSON)
+    watchdog_timer,  # noqa: F401 - every worker runs the watchdog round on a timer
+)
 
 # Retries keep their argsrepr (workers/task_base.py), so Flower shows the job all along.
 app = Celery("songqueue", task_cls="workers.task_base:SongqueueTask")

@@ -114,15 +114,23 @@ def wants(record: JobRecord, event: str, progress_for_all: bool) -> bool:
     return event != PROGRESS or record.callback_progress or progress_for_all
 
 
+def terminal_delivery(record: JobRecord) -> str:
+    """The delivery id of a job's end: the same for every send of it (a resend by the
+    watchdog included), so a receiver that got it once can drop the repeats."""
+    ended_at = record.transitions[-1].at if record.transitions else record.updated_at
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"songqueue:{record.id}:{record.state.value}:{ended_at}").hex
+
+
 def announce(celery: Celery, record: JobRecord, event: str) -> None:
     """Send the delivery task of `event` for a job with a callback_url.
 
     Never raises: the job's own step has already happened, and a broker hiccup here must
-    not make it look failed. The message carries ids only; the URL is read from the record.
+    not make it look failed (the workers' callback outbox sends a lost end again). The
+    message carries ids only; the URL is read from the record.
     """
     if not record.callback_url:
         return
-    delivery = uuid.uuid4().hex
+    delivery = terminal_delivery(record) if record.state.terminal and event != PROGRESS else uuid.uuid4().hex
     try:
         celery.send_task(task_names.CALLBACK, args=[record.id, event, delivery, time.time()],
                          argsrepr=f"job={record.id} event={event} delivery={delivery}")

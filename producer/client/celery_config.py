@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from producer.settings import Settings
-from producer.task_names import RETENTION_SWEEP, ROUTES, WATCHDOG
+from producer.task_names import ROUTES
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -42,19 +42,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # before the orchestrator's SIGKILL, which would leave them invisible until the
         # visibility timeout. An idle worker skips the wait (its countdowns go back at once).
         "worker_soft_shutdown_timeout": settings.worker_soft_shutdown_timeout,
-        "beat_schedule": {
-            "songqueue-watchdog": {
-                "task": WATCHDOG,
-                "schedule": settings.watchdog_interval,
-                # A round that could not run in time is replaced by the next one.
-                "options": {"expires": settings.watchdog_interval},
-            },
-            "songqueue-retention-sweep": {
-                "task": RETENTION_SWEEP,
-                "schedule": settings.retention_sweep_interval,
-                "options": {"expires": settings.retention_sweep_interval},
-            },
-        },
+        # No watchdog and no retention sweep here: every worker runs their rounds on a timer
+        # (workers/watchdog_timer.py), so recovery needs no beat and no queue; beat runs only the playlists.
         "enable_utc": True,
         "timezone": "UTC",
     }

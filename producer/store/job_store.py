@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Collection
 
 import redis
+from redis.client import Pipeline
 
 from producer.models.job_record import IN_FLIGHT_STATES, JobRecord, JobState, Transition
 from producer.store import keys, metric_schema, optimistic, retention
@@ -44,35 +45,45 @@ class JobStore:
         With an idempotency key the first job stored under it wins and a repeat returns it.
         """
         record.transitions = [Transition(state=record.state, at=record.created_at)]
-        key = keys.job(self.prefix, record.id)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(key, record.model_dump_json())
+        if not record.idempotency_key:
+            pipe = self.redis.pipeline(transaction=True)
+            self._queue_create(pipe, record, check_in)
+            pipe.execute()
+            return record, True
+        return self._create_claiming(record, check_in)
+
+    def _create_claiming(self, record: JobRecord, check_in: float | None) -> tuple[JobRecord, bool]:
+        """Claim the idempotency key and write the record in one transaction.
+
+        A crash or timeout can no longer fall between the two: either both exist, or
+        neither does, and a caller's retry with the same key finds the job or creates it.
+        """
+        idem = keys.idempotency(self.prefix, record.idempotency_key or "")
+        while True:
+            with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(idem)
+                    owner = pipe.get(idem)
+                    if owner is None:
+                        pipe.multi()
+                        pipe.set(idem, record.id)
+                        self._queue_create(pipe, record, check_in)
+                        pipe.execute()
+                        return record, True
+                except redis.WatchError:
+                    continue
+            existing = self.get(owner.decode())
+            if existing is None:
+                raise RuntimeError(f"idempotency key {record.idempotency_key!r} points at a missing job")
+            return existing, False
+
+    def _queue_create(self, pipe: Pipeline, record: JobRecord, check_in: float | None) -> None:
+        pipe.set(keys.job(self.prefix, record.id), record.model_dump_json())
         pipe.zadd(keys.all_jobs(self.prefix), {record.id: record.created_at})
         pipe.zadd(keys.tenant_jobs(self.prefix, record.tenant), {record.id: record.created_at})
         pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {record.id: record.created_at})
         if check_in is not None:
             pipe.zadd(keys.due(self.prefix), {record.id: record.created_at + check_in})
-        pipe.execute()
-        # The record is written before the idempotency key claims it, so whoever finds the
-        # key finds a record behind it; the loser of a race removes its own record.
-        if record.idempotency_key:
-            idem = keys.idempotency(self.prefix, record.idempotency_key)
-            if not self.redis.set(idem, record.id, nx=True):
-                self._forget(record)
-                existing = self.get(self.redis.get(idem).decode())
-                if existing is None:
-                    raise RuntimeError(f"idempotency key {record.idempotency_key!r} points at a missing job")
-                return existing, False
-        return record, True
-
-    def _forget(self, record: JobRecord) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(keys.job(self.prefix, record.id))
-        pipe.zrem(keys.all_jobs(self.prefix), record.id)
-        pipe.zrem(keys.tenant_jobs(self.prefix, record.tenant), record.id)
-        pipe.zrem(keys.jobs_in_state(self.prefix, record.state.value), record.id)
-        pipe.zrem(keys.due(self.prefix), record.id)
-        pipe.execute()
 
     def get(self, job_id: str) -> JobRecord | None:
         raw = self.redis.get(keys.job(self.prefix, job_id))
@@ -169,6 +180,22 @@ class JobStore:
     def check_in(self, job_id: str, seconds: float) -> None:
         """Push back a live job's watchdog deadline (a heartbeat during long steps)."""
         self.redis.zadd(keys.due(self.prefix), {job_id: time.time() + seconds}, xx=True)
+
+    def owe_callback(self, job_id: str, seconds: float) -> None:
+        """Note (or push back) that the job's end owes a callback: looked at in `seconds`."""
+        self.redis.zadd(keys.callback_outbox(self.prefix), {job_id: time.time() + seconds})
+
+    def owed_callbacks(self, now: float, limit: int = 500) -> builtins.list[str]:
+        return [i.decode() for i in
+                self.redis.zrangebyscore(keys.callback_outbox(self.prefix), "-inf", now, start=0, num=limit)]
+
+    def callback_settled(self, job_id: str) -> None:
+        """The end's callback was delivered or refused for good: nothing owed any more."""
+        self.redis.zrem(keys.callback_outbox(self.prefix), job_id)
+
+    def forget_due(self, job_id: str) -> None:
+        """Drop a watchdog entry whose job is gone or has ended."""
+        self.redis.zrem(keys.due(self.prefix), job_id)
 
     def index_upstream_task(self, provider: str, task_id: str, job_id: str, seconds: float) -> None:
         """Remember which job owns an upstream task, for `seconds` (the notify hook's lookup)."""

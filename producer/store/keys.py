@@ -107,3 +107,8 @@ def playlist_open(prefix: str) -> str:
 
 def playlist_sweep_lock(prefix: str) -> str:
     return f"{prefix}:playlist:sweep:lock"
+
+
+def callback_outbox(prefix: str) -> str:
+    """Sorted set of job ids whose end still owes a callback, scored by when to look again."""
+    return f"{prefix}:callbacks:outbox"

@@ -34,37 +34,35 @@ class PlaylistStore:
     def create(self, run: PlaylistRun, check_in: float) -> tuple[PlaylistRun, bool]:
         """Store a new CREATING run; returns (run, created).
 
-        A scheduled run (`run.slot` set) claims its (playlist, slot) with SET NX: of any
-        number of attempts at one slot (two beats, a beat restarted mid-schedule, a
-        redelivered message) the first wins and the others get its run back. The record
-        is written before the claim, so whoever finds the claim finds a record behind it;
-        a loser removes its own record.
+        A scheduled run (`run.slot` set) claims its (playlist, slot): of any number of
+        attempts at one slot (two beats, a beat restarted mid-schedule, a redelivered
+        message) the first wins and the others get its run back. The claim and the record
+        are written in one transaction, so a crash between them cannot leave either alone.
         """
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(keys.playlist_run(self.prefix, run.id), run.model_dump_json())
-        pipe.zadd(keys.playlist_runs(self.prefix), {run.id: run.created_at})
-        pipe.zadd(keys.playlist_runs(self.prefix, run.playlist), {run.id: run.created_at})
-        pipe.zadd(keys.playlist_open(self.prefix), {run.id: run.created_at + check_in})
-        pipe.execute()
-        if run.slot is None:
-            return run, True
-        claim = keys.playlist_slot(self.prefix, run.playlist, int(run.slot))
-        if self.redis.set(claim, run.id, nx=True, ex=CLAIM_TTL):
-            return run, True
-        self._forget(run)
-        winner = self.redis.get(claim)
-        existing = self.get(winner.decode()) if winner else None
-        if existing is None:
-            raise RuntimeError(f"playlist {run.playlist}: the claim on slot {int(run.slot)} points at a missing run")
-        return existing, False
-
-    def _forget(self, run: PlaylistRun) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(keys.playlist_run(self.prefix, run.id))
-        pipe.zrem(keys.playlist_runs(self.prefix), run.id)
-        pipe.zrem(keys.playlist_runs(self.prefix, run.playlist), run.id)
-        pipe.zrem(keys.playlist_open(self.prefix), run.id)
-        pipe.execute()
+        claim = keys.playlist_slot(self.prefix, run.playlist, int(run.slot)) if run.slot is not None else None
+        while True:
+            with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    winner = None
+                    if claim is not None:
+                        pipe.watch(claim)
+                        winner = pipe.get(claim)
+                    if winner is None:
+                        pipe.multi()
+                        if claim is not None:
+                            pipe.set(claim, run.id, ex=CLAIM_TTL)
+                        pipe.set(keys.playlist_run(self.prefix, run.id), run.model_dump_json())
+                        pipe.zadd(keys.playlist_runs(self.prefix), {run.id: run.created_at})
+                        pipe.zadd(keys.playlist_runs(self.prefix, run.playlist), {run.id: run.created_at})
+                        pipe.zadd(keys.playlist_open(self.prefix), {run.id: run.created_at + check_in})
+                        pipe.execute()
+                        return run, True
+                except redis.WatchError:
+                    continue
+            existing = self.get(winner.decode())
+            if existing is None:
+                raise RuntimeError(f"playlist {run.playlist}: the claim on slot {int(run.slot or 0)} points at a missing run")
+            return existing, False
 
     def get(self, run_id: str) -> PlaylistRun | None:
         raw = self.redis.get(keys.playlist_run(self.prefix, run_id))

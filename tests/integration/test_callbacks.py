@@ -14,7 +14,7 @@ import pytest
 import redis
 import stack
 
-from producer.client.callbacks import CallbackUrlError
+from producer.client.callbacks import CallbackUrlError, terminal_delivery
 from producer.models.job_record import JobRecord, JobState
 from producer.task_names import ALL_QUEUES
 from tests.support.http_fixture import LocalServer, closed_port
@@ -183,3 +183,28 @@ def test_job_record_without_callbacks_reads_as_before():
     old = {"id": "j1", "provider": "udio", "model": "udio32-v1.5", "request": {"prompt": "p"}}
     record = JobRecord.model_validate(old)
     assert record.callback_url is None and record.callbacks == [] and not record.callback_progress
+
+
+def test_an_owed_callback_is_sent_by_the_watchdog_round(make_stack):
+    """What a worker that died between the terminal write and the send leaves behind: the
+    job FAILED in Redis and its callback still in the outbox. A worker's own watchdog
+    round (no beat) sends it, with the delivery id of that end, and settles the debt."""
+    s = make_stack(**FAST, watchdog_interval="0.5")
+    queue = s.queue()
+    store = queue.store
+    with LocalServer() as receiver:
+        url = receiver.route("/owed", handler=answers())
+        record = JobRecord(id=uuid.uuid4().hex, provider="udio", model="udio32-v1.5",
+                           request={"prompt": "owed"}, callback_url=url)
+        store.create(record)
+        store.apply(record.id, {JobState.QUEUED}, to=JobState.FAILED)
+        store.owe_callback(record.id, 0)
+        s.start_worker()
+
+        stack.wait_until(lambda: posts(receiver, "/owed"), 30, "the owed callback")
+        stack.wait_until(lambda: not store.owed_callbacks(time.time() + 3600), 30, "the debt settled")
+
+        [(headers, body)] = posts(receiver, "/owed")
+        payload = json.loads(body)
+        assert payload["event"] == "job.failed" and payload["id"] == record.id and verified(headers, body)
+        assert headers["X-Songqueue-Delivery"] == terminal_delivery(store.get(record.id))

@@ -99,7 +99,8 @@ def parse_generation(body: Any, lyrics: str = "") -> UpstreamSong:
     audio = (data.get("audio") or data.get("audio_url")) if isinstance(data, dict) else None
     if not isinstance(audio, str) or not audio.strip():
         shown = f" (data.status {data.get('status')!r})" if isinstance(data, dict) else ""
-        raise PermanentError("upstream_no_songs", f"MiniMax answered success without audio{shown}")
+        raise PermanentError("upstream_no_songs", f"MiniMax answered success without audio{shown}",
+                             maybe_accepted=True)
     audio = audio.strip()
     song_path, audio_bytes = "", None
     if audio[:8].lower().startswith(("http://", "https://")):
@@ -108,8 +109,8 @@ def parse_generation(body: Any, lyrics: str = "") -> UpstreamSong:
         try:
             audio_bytes = bytes.fromhex(audio)
         except ValueError:
-            raise PermanentError("upstream_malformed",
-                                 "MiniMax's data.audio is neither a URL nor hex-encoded audio") from None
+            raise PermanentError("upstream_malformed", "MiniMax's data.audio is neither a URL nor hex-encoded audio",
+                                 maybe_accepted=True) from None
     # MiniMax names no song; its trace id (when given) ties the song to the upstream's logs.
     song_id = str(body.get("trace_id") or "") or "minimax-" + hashlib.sha256(audio.encode()).hexdigest()[:16]
     return UpstreamSong(

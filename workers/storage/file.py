@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import mimetypes
 import os
@@ -14,6 +15,21 @@ from urllib.parse import unquote, urlparse
 
 from producer.models.job_record import StoredObject
 from workers.artifacts.storage_keys import check_key
+from workers.upstream.errors import PermanentError, TransientError, UpstreamError
+
+# Conditions that can clear by themselves or by an operator's hand (space freed, a busy
+# mount back): retried within the step's bound. Any other OSError (permission, read-only
+# filesystem, a name too long) fails the job at once with the reason.
+_TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN, errno.EBUSY, errno.EINTR,
+                               errno.ETIMEDOUT, errno.ENFILE, errno.EMFILE})
+
+
+def file_error(exc: OSError, doing: str) -> UpstreamError:
+    """Sort a filesystem error into worth-retrying or not; the sentence names the key and the cause."""
+    said = f"{doing}: {exc.strerror or exc} (errno {errno.errorcode.get(exc.errno or 0, exc.errno)})"
+    if exc.errno in _TRANSIENT_ERRNOS:
+        return TransientError("storage_unavailable", f"storage {said}")
+    return PermanentError("storage_refused", f"storage {said}")
 
 
 class FileStorage:
@@ -31,6 +47,14 @@ class FileStorage:
         return self.root / check_key(key)
 
     def put(self, key: str, chunks: Iterable[bytes], content_type: str) -> StoredObject:
+        try:
+            return self._put(key, chunks, content_type)
+        except OSError as exc:
+            if exc.errno is None:
+                raise  # not the filesystem's (a download's own error, passed through the chunks)
+            raise file_error(exc, f"writing {key}") from exc
+
+    def _put(self, key: str, chunks: Iterable[bytes], content_type: str) -> StoredObject:
         final = self._path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         # Same directory, so the rename is atomic; a dot name, so listings skip it.
@@ -58,6 +82,12 @@ class FileStorage:
         return stored.model_copy(update={"upstream_sha256": upstream_sha256})
 
     def stat(self, key: str) -> StoredObject | None:
+        try:
+            return self._stat(key)
+        except OSError as exc:
+            raise file_error(exc, f"reading {key}") from exc
+
+    def _stat(self, key: str) -> StoredObject | None:
         path = self._path(key)
         if not path.is_file():
             return None

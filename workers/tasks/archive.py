@@ -5,7 +5,8 @@ periodic sweep of index entries whose records Redis has already expired.
   when a cancel beat finalize to the record). Writes manifest.json with the job's state
   and error, then notes it on the record. It always rewrites, so a redelivered message or
   a manifest finalize wrote just before a cancel ends with the state the record holds.
-- `songqueue.retention_sweep()`: a beat task, every SONGQUEUE_RETENTION_SWEEP_INTERVAL.
+- `songqueue.retention_sweep()`: run by every worker's watchdog timer (workers/watchdog_timer.py);
+  a Redis lease keeps it to one round per SONGQUEUE_RETENTION_SWEEP_INTERVAL across the fleet.
   Sorted-set members cannot expire, so it prunes the entries of jobs and playlist runs
   that ended more than their retention ago (producer/store/retention.py).
 """

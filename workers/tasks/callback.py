@@ -22,7 +22,7 @@ from producer.client.links import ObjectLinks
 from producer.client.url_guard import callback_policy
 from producer.models.job_record import CallbackAttempt, JobRecord, JobState
 from producer.settings import Settings
-from workers import metrics, runtime
+from workers import fault_points, metrics, runtime
 from workers.callback_delivery import Delivery, post
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
@@ -49,25 +49,35 @@ def callback(self: Task, job_id: str, event: str, delivery: str, sent_at: float,
     if event == PROGRESS and record.state.terminal:
         return  # superseded: the job's end has an event of its own
     attempt = faults + 1
+    fault_points.hit("callback.before_post")
     outcome = _deliver(record, event, delivery, settings)
+    fault_points.hit("callback.after_post")
     note = CallbackAttempt(at=time.time(), event=event, delivery=delivery, attempt=attempt,
                            status_code=outcome.status_code, error=outcome.error)
     # Any state: recording an attempt never moves the job.
     store.apply(job_id, set(JobState), mutate=lambda r: _keep(r, note))
+    ending = event != PROGRESS
     if outcome.delivered:
         log.info("job %s: %s callback delivered (attempt %d, HTTP %s)", job_id, event, attempt, outcome.status_code)
         metrics.callback(event, "delivered")
+        if ending:
+            store.callback_settled(job_id)
         return
 
     def give_up(_: str) -> None:
         metrics.callback(event, "failed")
         log.warning("job %s: %s callback not delivered, giving up after attempt %d: %s",
                     job_id, event, attempt, outcome.error)
+        if ending:
+            store.callback_settled(job_id)
 
     if not outcome.retryable:
         give_up(outcome.error or "")
         return
     log.info("job %s: %s callback attempt %d failed (%s)", job_id, event, attempt, outcome.error)
+    if ending:
+        # Still owed, but being retried: the outbox waits past the longest backoff.
+        store.owe_callback(job_id, settings.retry_max_delay + settings.watchdog_grace)
     retry_or_give_up(self, settings, "callback", outcome.error or "", retry_after=outcome.retry_after,
                      not_after=sent_at + settings.callback_max_seconds, give_up=give_up)
 

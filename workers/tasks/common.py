@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from celery import Task
 
@@ -11,7 +11,7 @@ from producer import task_names
 from producer.client.archive import send_archive
 from producer.client.callbacks import TERMINAL_EVENTS, announce
 from producer.models.job_record import LIVE_STATES, JobError, JobRecord, JobState
-from workers import metrics, runtime
+from workers import fault_points, metrics, runtime
 from workers.admission.limits import Wait
 from workers.celery_app import app
 from workers.task_base import note_job_failed
@@ -23,7 +23,9 @@ def send(task_name: str, job_id: str, *args: object, countdown: float | None = N
     """Send a step; with the job's `record`, Flower shows its provider and prompt too."""
     label = task_names.argsrepr(job_id, *args, provider=record.provider if record else "",
                                 request=record.request if record else None)
+    fault_points.hit("send.before")
     app.send_task(task_name, args=[job_id, *args], countdown=countdown, argsrepr=label)
+    fault_points.hit("send.after")
 
 
 def wait_for_limit(task: Task, record: JobRecord, token: int, wait: Wait, expect: Collection[JobState]) -> None:
@@ -53,12 +55,29 @@ def end_job(
         record.error = JobError(code=code, message=message)
         record.waiting_for = None
 
-    record = runtime.store().apply(job_id, expect, mutate=note, to=state)
+    record = finish(job_id, lambda: runtime.store().apply(job_id, expect, mutate=note, to=state))
     if record is not None:
         log.warning("job %s: %s (%s): %s", job_id, state.value, code, message,
                     extra={"job_id": job_id, "upstream_task_id": record.upstream_task_id})
-        announce(app, record, TERMINAL_EVENTS[state])
         send_archive(app, record)
         if state in (JobState.FAILED, JobState.TIMED_OUT):
             note_job_failed(f"job {job_id}: {state.value} ({code}): {message}")
+    return record
+
+
+def finish(job_id: str, end: Callable[[], JobRecord | None]) -> JobRecord | None:
+    """Run `end` (the terminal write) under the callback outbox, then announce the end.
+
+    The debt is written first: a worker that dies between the terminal write and sending
+    the callback leaves it in the outbox, and the watchdog round sends it. Written but
+    refused (the job had moved on), it is settled by the round too.
+    """
+    store = runtime.store()
+    store.owe_callback(job_id, runtime.settings().watchdog_grace)
+    record = end()
+    if record is not None:
+        if record.callback_url:
+            announce(app, record, TERMINAL_EVENTS[record.state])
+        else:
+            store.callback_settled(job_id)
     return record

@@ -13,11 +13,12 @@ from celery import Task
 
 from producer import task_names
 from producer.models.job_record import JobRecord, JobState
-from workers import metrics, runtime
+from workers import fault_points, metrics, runtime
 from workers.artifacts import storage_keys
 from workers.artifacts.assets import store_asset
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
+from workers.tasks import step_runs
 from workers.tasks.common import end_job, log, send
 from workers.upstream.errors import PermanentError, TransientError
 
@@ -39,14 +40,12 @@ def download(self: Task, job_id: str, song_index: int, asset: str, faults: int =
     # Counted before the work: a download that kills its worker every time is re-queued
     # by reject-on-worker-lost forever unless something counts the deliveries.
     runs_key = f"download:{song_index + 1}:{asset}"
-    record = store.apply(job_id, ACTIVE, mutate=lambda r: _count_run(r, runs_key),
-                         check_in=settings.watchdog_grace)
+    record = step_runs.begin(job_id, runs_key, ACTIVE, check_in=settings.watchdog_grace)
     if record is None:
         return
-    if record.attempts[runs_key] > settings.max_deliveries:
-        end_job(job_id, JobState.FAILED, "download_poison",
-                f"song {song_index + 1} {asset}: started {record.attempts[runs_key]} times without finishing",
-                expect=ACTIVE)
+    spent = step_runs.spent(record, runs_key, settings, "download", f"song {song_index + 1} {asset}")
+    if spent is not None:
+        end_job(job_id, JobState.FAILED, spent.code, spent.message, expect=ACTIVE)
         return
     storage = runtime.storage()
     try:
@@ -56,11 +55,14 @@ def download(self: Task, job_id: str, song_index: int, asset: str, faults: int =
         if stored is not None and record.history and (stored.stored_at or 0) < (record.submitted_at or 0):
             stored = None  # a song of an earlier run of this replayed job (`songqueue retry`)
         if stored is None:
+            fault_points.hit("download.before_put")
             stored = store_asset(storage, settings, record, song_index, asset,
                                  heartbeat=lambda: store.check_in(job_id, settings.watchdog_grace))
+            fault_points.hit("download.after_put")
             metrics.downloaded(record.provider, asset, stored.size)
     except TransientError as exc:
         log.info("job %s: song %d %s: %s", job_id, song_index + 1, asset, exc.message)
+        step_runs.fault(job_id, runs_key, ACTIVE)
         code = exc.code
 
         def give_up(message: str) -> None:
@@ -75,10 +77,6 @@ def download(self: Task, job_id: str, song_index: int, asset: str, faults: int =
                          check_in=settings.watchdog_grace)
     if record is not None:
         _maybe_finalize(record)
-
-
-def _count_run(record: JobRecord, runs_key: str) -> None:
-    record.attempts[runs_key] = record.attempts.get(runs_key, 0) + 1
 
 
 def _maybe_finalize(record: JobRecord) -> None:

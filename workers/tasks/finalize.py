@@ -6,41 +6,55 @@ from celery import Task
 
 from producer import task_names
 from producer.client.archive import send_archive
-from producer.client.callbacks import TERMINAL_EVENTS, announce
 from producer.models.job_record import JobState
-from workers import runtime
+from workers import fault_points, runtime
 from workers.artifacts.manifest import write_manifest
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
-from workers.tasks.common import end_job, log
+from workers.tasks import step_runs
+from workers.tasks.common import end_job, finish, log
 from workers.upstream.errors import PermanentError, TransientError
+
+RUNS = "finalize"
 
 
 @app.task(name=task_names.FINALIZE, bind=True, max_retries=None)
 def finalize(self: Task, job_id: str, faults: int = 0) -> None:
     """`faults`: transient faults in a row so far, counted by workers.retry_policy."""
     store = runtime.store()
+    settings = runtime.settings()
     record = store.get(job_id)
     if record is None or record.state != JobState.DOWNLOADING or record.stored_assets() != record.expected_assets():
         return
+    # Counted like a download's runs: the watchdog resends finalize every round while the
+    # job sits in DOWNLOADING, so only a bound makes a finalize that always fails end.
+    record = step_runs.begin(job_id, RUNS, {JobState.DOWNLOADING}, check_in=settings.watchdog_grace)
+    if record is None:
+        return
+    spent = step_runs.spent(record, RUNS, settings, "finalize", "manifest")
+    if spent is not None:
+        end_job(job_id, JobState.FAILED, spent.code, spent.message, expect={JobState.DOWNLOADING})
+        return
     try:
+        fault_points.hit("finalize.before_put")
         manifest = write_manifest(runtime.storage(), record, JobState.SUCCEEDED)
+        fault_points.hit("finalize.after_put")
     except TransientError as exc:
+        step_runs.fault(job_id, RUNS, {JobState.DOWNLOADING})
         code = exc.code
 
         def give_up(message: str) -> None:
             end_job(job_id, JobState.FAILED, code, f"manifest: {message}", expect={JobState.DOWNLOADING})
 
-        retry_or_give_up(self, runtime.settings(), "finalize", exc.message, retry_after=exc.retry_after, give_up=give_up)
+        retry_or_give_up(self, settings, "finalize", exc.message, retry_after=exc.retry_after, give_up=give_up)
         return
     except PermanentError as exc:
         end_job(job_id, JobState.FAILED, exc.code, f"manifest: {exc.message}", expect={JobState.DOWNLOADING})
         return
-    done = store.apply(job_id, {JobState.DOWNLOADING}, mutate=lambda r: setattr(r, "manifest", manifest),
-                       to=JobState.SUCCEEDED)
+    done = finish(job_id, lambda: store.apply(job_id, {JobState.DOWNLOADING},
+                                              mutate=lambda r: setattr(r, "manifest", manifest), to=JobState.SUCCEEDED))
     if done is not None:
         log.info("job %s: SUCCEEDED, manifest at %s", job_id, manifest.uri)
-        announce(app, done, TERMINAL_EVENTS[JobState.SUCCEEDED])
     else:
         # Cancelled meanwhile: the manifest just written says SUCCEEDED; have it rewritten.
         send_archive(app, record)

@@ -19,7 +19,7 @@ from celery import Task
 
 from producer import task_names
 from producer.models.job_record import WAITING_STATES, JobRecord, JobState
-from workers import metrics, runtime
+from workers import fault_points, metrics, runtime
 from workers.admission import gate
 from workers.celery_app import app
 from workers.providers.base import BatchProvider, UpstreamStatus
@@ -58,10 +58,12 @@ def poll(self: Task, job_id: str, token: int = 0, once: bool = False, faults: in
     status: UpstreamStatus | None
     try:
         with metrics.upstream_call(record.provider, "fetch"):
+            fault_points.hit("poll.before_fetch")
             if claimed and isinstance(provider, BatchProvider):
                 status = poll_batch.fetch(provider, record, claimed)
             else:
                 status = provider.fetch(record.upstream_task_id)
+            fault_points.hit("poll.after_fetch")
     except TransientError as exc:
         poll_batch.release(record.provider, claimed)  # all due again, for whichever poll runs next
         if once:

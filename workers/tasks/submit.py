@@ -16,7 +16,7 @@ from celery import Task
 
 from producer import task_names
 from producer.models.job_record import JobRecord, JobState
-from workers import metrics, runtime
+from workers import fault_points, metrics, runtime
 from workers.admission import gate
 from workers.celery_app import app
 from workers.providers import registry
@@ -25,7 +25,9 @@ from workers.providers.registry import Provider
 from workers.retry_policy import retry_or_give_up
 from workers.tasks.common import end_job, log, send, wait_for_limit
 from workers.tasks.generated import accept_songs
+from workers.tasks.written import until_written
 from workers.upstream.errors import PermanentError, TransientError
+from workers.upstream.http_client import CONNECT_TIMEOUT
 
 
 @app.task(name=task_names.SUBMIT, bind=True, max_retries=None)
@@ -44,6 +46,12 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
             return
     elif record.state != JobState.QUEUED:
         return
+    if record.attempts.get("submit", 0) >= settings.max_submit_attempts:
+        end_job(job_id, JobState.FAILED, "submit_attempts_exhausted",
+                f"the submit was tried {record.attempts.get('submit', 0)} times (SONGQUEUE_MAX_SUBMIT_ATTEMPTS="
+                f"{settings.max_submit_attempts}) without an answer to keep; not tried again",
+                expect={record.state})
+        return
 
     def intend(r: JobRecord) -> None:
         r.submit_intent_at = time.time()
@@ -61,15 +69,20 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
     if isinstance(admitted, gate.Wait):
         wait_for_limit(self, record, token, admitted, expect={record.state})
         return
-    # A synchronous provider's call lasts as long as its generation: provider.timeout.
-    # Only from exactly what was read: of two deliveries of one message, one submits.
+    # A synchronous provider's call lasts as long as its generation: provider.timeout (the
+    # whole call is bounded by it, plus the connect timeout). Only from exactly what was
+    # read: of two deliveries of one message, one submits.
     record = store.apply(job_id, {record.state}, mutate=intend, to=JobState.SUBMITTING, version=record.version,
-                         check_in=provider.timeout + settings.watchdog_grace)
+                         check_in=provider.timeout + CONNECT_TIMEOUT + settings.watchdog_grace)
     call = None if record is None else _call(provider, record)
     gate.settle(store.redis, admitted.reservation, billed=call is not None and call.may_be_billed)
     if record is None or call is None:
         return  # moved on meanwhile: nothing was called
+    if call.fault is not None and call.may_be_billed:
+        _charge(job_id, price)  # no refund for a billed but unusable (or lost) answer
     if isinstance(call.fault, TransientError):
+        if call.fault.maybe_accepted and not resolve_uncertain(record, call.fault.message):
+            return
         _retry(self, job_id, call.fault)
         return
     if isinstance(call.fault, PermanentError):
@@ -88,11 +101,19 @@ class _Call:
 
     @property
     def may_be_billed(self) -> bool:
-        return self.fault is None or (isinstance(self.fault, TransientError) and self.fault.maybe_accepted)
+        return self.fault is None or self.fault.maybe_accepted
+
+
+def _charge(job_id: str, price: float) -> None:
+    def charge(r: JobRecord) -> None:
+        r.cost += price
+
+    runtime.store().apply(job_id, set(JobState), mutate=charge)
 
 
 def _call(provider: Provider, record: JobRecord) -> _Call:
     """The paid call: a task id (asynchronous provider) or songs (synchronous), or its fault."""
+    fault_points.hit("submit.before_call")
     try:
         if isinstance(provider, SyncProvider):
             with metrics.upstream_call(record.provider, "generate"):
@@ -104,10 +125,18 @@ def _call(provider: Provider, record: JobRecord) -> _Call:
 
 
 def _record_task(record: JobRecord, task_id: str, price: float) -> None:
-    """SUBMITTING -> SUBMITTED with the upstream's task id, then the first poll."""
+    """SUBMITTING -> SUBMITTED with the upstream's task id, then the first poll.
+
+    The id is paid for: it is logged before anything else, and its write is retried until
+    Redis takes it. The write is fenced by the token this run's intent was written under,
+    so a run the watchdog resent meanwhile is never overwritten by a slow original.
+    """
     store = runtime.store()
     settings = runtime.settings()
     job_id = record.id
+    log.warning("job %s: upstream accepted it as task %s (paid; recording it)", job_id, task_id,
+                extra={"job_id": job_id, "upstream_task_id": task_id})
+    fault_points.hit("submit.after_call")
     now = time.time()
     first_poll = settings.poll_schedule(record.provider)[0]
 
@@ -118,37 +147,62 @@ def _record_task(record: JobRecord, task_id: str, price: float) -> None:
         r.deadline_at = now + registry.deadline_seconds(settings, r.provider)
 
     check_in = first_poll + settings.watchdog_grace
-    if store.apply(job_id, {JobState.SUBMITTING}, mutate=note, to=JobState.SUBMITTED, check_in=check_in) is None:
-        # Cancelled meanwhile: keep the paid task's id and price on the record for accounting.
-        def keep(r: JobRecord) -> None:
-            r.upstream_task_id = task_id
-            r.cost += price
-
-        store.apply(job_id, set(JobState), mutate=keep)
+    written = until_written(job_id, task_id, lambda: store.apply(
+        job_id, {JobState.SUBMITTING}, mutate=note, to=JobState.SUBMITTED, token=record.token, check_in=check_in))
+    if written is None:
+        _keep_paid_task(job_id, task_id, price)
         return
     if settings.notify_hook_url:
         # The notify hook finds the job by the upstream's task id; kept as long as the
         # upstream may still call about it.
         store.index_upstream_task(record.provider, task_id, job_id,
                                   registry.deadline_seconds(settings, record.provider) + 3600)
+    fault_points.hit("submit.after_record")
     log.info("job %s: submitted as upstream task %s", job_id, task_id,
              extra={"job_id": job_id, "upstream_task_id": task_id})
     send(task_names.POLL, job_id, record.token, countdown=first_poll, record=record)
 
 
-def resolve_uncertain(record: JobRecord) -> bool:
-    """An intent without a task id: the paid call may have gone through. True = submit again."""
+def _keep_paid_task(job_id: str, task_id: str, price: float) -> None:
+    """The job moved on while its paid call ran (cancelled, failed uncertain, or resent):
+    the price is charged all the same, and the id kept when the record has none."""
+    def keep(r: JobRecord) -> None:
+        r.cost += price
+        if r.upstream_task_id is None:
+            r.upstream_task_id = task_id
+
+    kept = until_written(job_id, task_id, lambda: runtime.store().apply(job_id, set(JobState), mutate=keep))
+    if kept is not None and kept.upstream_task_id != task_id:
+        log.error("job %s: upstream task %s was paid but the job already runs as task %s",
+                  job_id, task_id, kept.upstream_task_id, extra={"job_id": job_id, "upstream_task_id": task_id})
+
+
+INTERRUPTED = "the worker stopped during the paid call (it was redelivered or found overdue by the watchdog)"
+
+
+def resolve_uncertain(record: JobRecord, what: str = INTERRUPTED) -> bool:
+    """The paid call may have gone through (`what` says why we cannot tell). True = submit again.
+
+    Under SONGQUEUE_UNCERTAIN_SUBMIT=fail (the default) the job ends FAILED with
+    `submit_uncertain` and a sentence an operator can act on; it is never resubmitted.
+    """
     if runtime.settings().uncertain_submit == "fail":
         end_job(
             record.id, JobState.FAILED, "submit_uncertain",
-            "the submit was interrupted after it may have reached the upstream; not resubmitted "
-            "automatically (SONGQUEUE_UNCERTAIN_SUBMIT=fail). Check the upstream account, then "
-            "retry the job by hand.",
+            f"the submit's outcome is unknown: {what}. The upstream may have accepted and billed it, so it "
+            "was not sent again (SONGQUEUE_UNCERTAIN_SUBMIT=fail). Look for a task with this prompt in the "
+            f"upstream account (sent {_when(record.submit_intent_at)}); if there is none, `songqueue retry "
+            f"{record.id}` submits it anew.",
             expect={JobState.SUBMITTING},
         )
         return False
-    log.warning("job %s: resubmitting after an uncertain submit (SONGQUEUE_UNCERTAIN_SUBMIT=resubmit)", record.id)
+    log.warning("job %s: resubmitting after an uncertain submit (%s; SONGQUEUE_UNCERTAIN_SUBMIT=resubmit)",
+                record.id, what, extra={"job_id": record.id})
     return True
+
+
+def _when(at: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at)) if at else "at an unknown time"
 
 
 def _retry(task: Task, job_id: str, exc: TransientError) -> None:

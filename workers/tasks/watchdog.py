@@ -1,4 +1,8 @@
-"""The watchdog: a beat task that reschedules any job whose next step is overdue.
+"""The watchdog: reschedules any job whose next step is overdue.
+
+Every worker runs a round every SONGQUEUE_WATCHDOG_INTERVAL on a timer thread
+(workers/watchdog_timer.py); a Redis lease keeps it to one round per interval across the
+fleet. The task `songqueue.watchdog` runs one round on demand.
 
 A worker killed by SIGKILL leaves its unacked messages, countdowns included, invisible
 until the broker's visibility timeout (hours). The job store knows better: every step
@@ -11,6 +15,7 @@ from __future__ import annotations
 import time
 
 from producer import task_names
+from producer.client.callbacks import TERMINAL_EVENTS, announce
 from producer.models.job_record import JobRecord, JobState
 from workers import metrics, runtime
 from workers.celery_app import app
@@ -20,7 +25,12 @@ from workers.tasks.submit import resolve_uncertain
 
 @app.task(name=task_names.WATCHDOG)
 def watchdog() -> int:
-    """One round; returns how many jobs were rescheduled."""
+    """One round on demand; returns how many jobs were rescheduled."""
+    return watchdog_round()
+
+
+def watchdog_round() -> int:
+    """One round, unless another worker ran one this interval; returns how many jobs were rescheduled."""
     store = runtime.store()
     settings = runtime.settings()
     if not store.try_watchdog_round(settings.watchdog_interval * 0.9):
@@ -29,14 +39,35 @@ def watchdog() -> int:
     rescheduled = 0
     for job_id in store.overdue(time.time()):
         record = store.get(job_id)
-        if record is not None and not record.state.terminal:
-            done = _reschedule(record)
-            if done:
-                metrics.watchdog_rescheduled(record.state.value)
-            rescheduled += done
+        if record is None or record.state.terminal:
+            store.forget_due(job_id)  # nothing left to heal (the record expired or was deleted)
+            continue
+        done = _reschedule(record)
+        if done:
+            metrics.watchdog_rescheduled(record.state.value)
+        rescheduled += done
     if rescheduled:
         log.warning("watchdog: rescheduled %d overdue jobs", rescheduled)
+    _send_owed_callbacks()
     return rescheduled
+
+
+def _send_owed_callbacks() -> None:
+    """Send again every end whose callback is owed past its time (its worker died between
+    the terminal write and the send, or the send failed); same delivery id, so receivers
+    drop a repeat."""
+    store = runtime.store()
+    settings = runtime.settings()
+    for job_id in store.owed_callbacks(time.time()):
+        record = store.get(job_id)
+        if record is None or (record.state.terminal and not record.callback_url):
+            store.callback_settled(job_id)
+        elif not record.state.terminal:
+            store.owe_callback(job_id, settings.watchdog_grace)  # its end is still to come
+        else:
+            log.warning("watchdog: job %s: sending its %s callback again", job_id, record.state.value)
+            store.owe_callback(job_id, settings.retry_max_delay + settings.watchdog_grace)
+            announce(app, record, TERMINAL_EVENTS[record.state])
 
 
 def _reschedule(record: JobRecord) -> int:

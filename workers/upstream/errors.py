@@ -4,12 +4,18 @@ from __future__ import annotations
 
 
 class UpstreamError(Exception):
-    """`code` is machine-readable; str(exc) is a sentence fit for a job's error."""
+    """`code` is machine-readable; str(exc) is a sentence fit for a job's error.
 
-    def __init__(self, code: str, message: str) -> None:
+
+    `maybe_accepted` marks an answer to a paid call that may have been acted upon and
+    billed (see TransientError, and PermanentError for a billed but unusable answer).
+    """
+
+    def __init__(self, code: str, message: str, maybe_accepted: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.maybe_accepted = maybe_accepted
 
 
 class TransientError(UpstreamError):
@@ -22,10 +28,13 @@ class TransientError(UpstreamError):
     def __init__(
         self, code: str, message: str, retry_after: float | None = None, maybe_accepted: bool = False
     ) -> None:
-        super().__init__(code, message)
+        super().__init__(code, message, maybe_accepted)
         self.retry_after = retry_after
-        self.maybe_accepted = maybe_accepted
 
 
 class PermanentError(UpstreamError):
-    """Trying again cannot help: 4xx, FAILURE, an answer we refuse to use."""
+    """Trying again cannot help: 4xx, FAILURE, an answer we refuse to use.
+
+    With `maybe_accepted` the call succeeded upstream (and was billed) but its answer is
+    unusable: a MiniMax success without audio, an oversized 200.
+    """

@@ -10,11 +10,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from producer.models.text_rules import clean_text
 from workers.upstream.errors import PermanentError, TransientError
 
 USER_AGENT = "songqueue/0.1"
+CONNECT_TIMEOUT = 10.0  # at most; a shorter call timeout shortens it too
 
 
 def new_session() -> requests.Session:
@@ -36,11 +38,17 @@ def call_json(
 ) -> Any:
     """Send a request and return its parsed JSON body, or raise an UpstreamError.
 
-    Read timeouts and garbled success bodies raise TransientError(maybe_accepted=True):
-    the request may have been acted upon.
+    Once the request has left, only an answer that proves rejection (429, a 4xx) is
+    certain: a read timeout, a dropped connection, a 5xx (a proxy or CDN in front of the
+    gateway may have lost an accepted answer) and a garbled success body raise
+    TransientError(maybe_accepted=True), since the request may have been acted upon.
+    Connection refused, DNS failure and connect timeouts happen before anything is sent.
     """
+    # `timeout` bounds each read; the whole answer gets no longer either, so a body that
+    # trickles in cannot outlast the watchdog's deadline for the call.
+    deadline = time() + min(timeout, CONNECT_TIMEOUT) + timeout
     try:
-        response = session.request(method, url, timeout=(min(timeout, 10.0), timeout), stream=True, **kwargs)
+        response = session.request(method, url, timeout=(min(timeout, CONNECT_TIMEOUT), timeout), stream=True, **kwargs)
     except requests.ConnectTimeout as exc:
         raise TransientError("upstream_unreachable", f"connecting to the upstream timed out ({_host(url)})") from exc
     except requests.ConnectionError as exc:
@@ -49,7 +57,12 @@ def call_json(
             raise TransientError(
                 "upstream_timeout", f"the upstream did not answer within {timeout:g}s", maybe_accepted=True
             ) from exc
-        raise TransientError("upstream_unreachable", f"could not connect to the upstream ({_host(url)})") from exc
+        if _never_sent(exc):
+            raise TransientError("upstream_unreachable", f"could not connect to the upstream ({_host(url)})") from exc
+        raise TransientError(
+            "upstream_dropped", f"the upstream closed the connection without an answer ({_host(url)})",
+            maybe_accepted=True,
+        ) from exc
     except requests.Timeout as exc:
         raise TransientError(
             "upstream_timeout", f"the upstream did not answer within {timeout:g}s", maybe_accepted=True
@@ -57,13 +70,22 @@ def call_json(
     status = response.status_code
     with response:
         try:
-            body = _read_capped(response, max_bytes)
+            body = _read_capped(response, max_bytes, deadline)
         except requests.RequestException as exc:
             raise TransientError("upstream_broken_body", "the upstream's answer was cut off", maybe_accepted=True) from exc
+        except TimeoutError as exc:
+            raise TransientError(
+                "upstream_timeout", f"the upstream's answer took longer than {timeout:g}s to arrive", maybe_accepted=True
+            ) from exc
         except PermanentError:
             if status == 429 or status >= 500:
                 # An oversized error page is still an error page: the fault is transient.
                 body = b"(oversized error page)"
+            elif status < 300:
+                # An oversized success was still a success upstream: it may have been billed.
+                raise PermanentError("upstream_body_too_large",
+                                     f"the upstream's answer is larger than {max_bytes} bytes",
+                                     maybe_accepted=True) from None
             else:
                 raise
     if status == 429:
@@ -72,7 +94,9 @@ def call_json(
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
     if status >= 500:
-        raise TransientError("upstream_unavailable", f"the upstream answered HTTP {status}: {_describe(body)}")
+        raise TransientError(
+            "upstream_unavailable", f"the upstream answered HTTP {status}: {_describe(body)}", maybe_accepted=True
+        )
     if status >= 400:
         raise PermanentError("upstream_rejected", f"the upstream refused the request (HTTP {status}): {_describe(body)}")
     try:
@@ -83,10 +107,20 @@ def call_json(
         ) from exc
 
 
-def _read_capped(response: requests.Response, max_bytes: int) -> bytes:
+def _never_sent(exc: requests.ConnectionError) -> bool:
+    """True when the connection failed before the request went out (refused, DNS failure)."""
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, NewConnectionError)  # NameResolutionError is one too
+
+
+def _read_capped(response: requests.Response, max_bytes: int, deadline: float) -> bytes:
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_content(64 * 1024):
+        if time() > deadline:
+            raise TimeoutError("the answer's deadline passed")
         size += len(chunk)
         if size > max_bytes:
             raise PermanentError("upstream_body_too_large", f"the upstream's answer is larger than {max_bytes} bytes")

@@ -121,10 +121,10 @@ BAD_ANSWERS: list[tuple[str, Any, type[Exception], str, bool]] = [
      "MiniMax is rate limiting", False),
     ("no-base-resp", {"data": {"audio": "00"}}, TransientError, "no base_resp", True),
     ("not-an-object", ["ok"], TransientError, "no base_resp", True),
-    ("success-without-audio", {"data": {"status": 1}, "base_resp": OK}, PermanentError, "data.status 1", False),
-    ("success-without-data", {"base_resp": OK}, PermanentError, "without audio", False),
+    ("success-without-audio", {"data": {"status": 1}, "base_resp": OK}, PermanentError, "data.status 1", True),
+    ("success-without-data", {"base_resp": OK}, PermanentError, "without audio", True),
     ("audio-neither-hex-nor-url", {"data": {"audio": "ftp://x/y.mp3"}, "base_resp": OK}, PermanentError,
-     "neither a URL nor hex", False),
+     "neither a URL nor hex", True),
 ]
 
 

@@ -387,6 +387,33 @@ def test_read_timeout_may_have_been_accepted(server: LocalServer, session) -> No
     assert caught.value.maybe_accepted is True
 
 
+def test_connection_dropped_after_sending_may_have_been_accepted(server: LocalServer, session) -> None:
+    """Closed without a status line, after the request was read: it may have been acted on."""
+    url = server.route("/drop", handler=lambda h: setattr(h, "close_connection", True))
+    with pytest.raises(TransientError) as caught:
+        _call(session, url, method="POST")
+    assert caught.value.code == "upstream_dropped"
+    assert caught.value.maybe_accepted is True
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_5xx_may_have_been_accepted(server: LocalServer, session, status: int) -> None:
+    """A proxy's 5xx page can stand in front of an answer the gateway did give."""
+    url = server.route("/proxy", status=status, body=b"<html><h1>Bad Gateway</h1></html>",
+                       headers={"Content-Type": "text/html"})
+    with pytest.raises(TransientError) as caught:
+        _call(session, url, method="POST")
+    assert caught.value.code == "upstream_unavailable" and f"HTTP {status}" in caught.value.message
+    assert caught.value.maybe_accepted is True
+
+
+def test_oversized_success_may_have_been_billed(server: LocalServer, session) -> None:
+    url = server.route("/big", body=json.dumps({"code": "success", "data": "x" * 5000}).encode())
+    with pytest.raises(PermanentError) as caught:
+        _call(session, url, max_bytes=100, method="POST")
+    assert caught.value.code == "upstream_body_too_large" and caught.value.maybe_accepted is True
+
+
 def _cut_off(handler) -> None:
     handler.send_response(200)
     handler.send_header("Content-Length", "1000")

@@ -66,6 +66,34 @@ def test_idempotency_key_returns_the_first_job(store: JobStore) -> None:
     assert created_other is True and other.id == "j3"
 
 
+def test_idempotency_claim_and_record_are_one_transaction(store: JobStore) -> None:
+    """The key is never seen without its record, nor a record without its key: a writer
+    that dies between two steps cannot leave a QUEUED orphan the watchdog would submit."""
+    seen: list[tuple[bool, bool]] = []
+    done = threading.Event()
+    idem = keys.idempotency(store.prefix, "atomic")
+
+    def watch() -> None:
+        while not done.is_set():
+            with store.redis.pipeline(transaction=True) as pipe:
+                pipe.get(idem)
+                pipe.get(keys.job(store.prefix, "a1"))
+                owner, raw = pipe.execute()
+            seen.append((owner is not None, raw is not None))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        results = [store.create(_record(f"a{i}", idempotency_key="atomic")) for i in range(1, 4)]
+    finally:
+        done.set()
+        watcher.join()
+    assert [created for _, created in results] == [True, False, False]
+    assert {r.id for r, _ in results} == {"a1"}
+    assert all(key == record for key, record in seen)  # both, or neither
+    assert store.ids() == ["a1"] and store.get("a2") is None
+
+
 def test_idempotency_key_returns_the_first_job_as_it_is_now(store: JobStore) -> None:
     store.create(_record("j1", idempotency_key="k"))
     store.apply("j1", {JobState.QUEUED}, to=JobState.SUBMITTING)
@@ -300,3 +328,11 @@ def test_a_transition_keeps_any_text_byte_for_byte(store: JobStore) -> None:
     written = store.apply("j1", {JobState.QUEUED}, mutate=note, to=JobState.FAILED)
     assert written is not None and store.get("j1") == written
     assert store.get("j1").error.message == text
+
+
+def test_forget_due_drops_a_watchdog_entry(store: JobStore) -> None:
+    store.create(_record("d1"), check_in=0)
+    store.redis.delete(keys.job(store.prefix, "d1"))  # the record expired or was deleted
+    assert store.overdue(time.time() + 1) == ["d1"]
+    store.forget_due("d1")
+    assert store.overdue(time.time() + 1) == []
