@@ -56,7 +56,7 @@ def test_request_flags_show_choices_range_and_default(capsys):
     assert "choices: generate, user, instrumental; default 'generate'" in flat
     assert "choices: udio32-v1.5, udio130-v1.5; default 'udio32-v1.5'" in flat
     assert ">= 0.0; <= 1.0; default 0.5" in flat  # --prompt-strength
-    assert "--provider {minimax,udio}" in flat and "(default: udio)" in flat
+    assert "--provider {minimax,suno,udio}" in flat and "(default: udio)" in flat
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
