@@ -50,7 +50,7 @@ CLI_CASES: list[tuple[list[str], str, str]] = [
     (["--prompt", "x", "--context-length", "0"], "--context-length", "greater than 0"),
     (["--prompt", "x", "--context-length", "abc"], "--context-length", "valid number"),
     (["--prompt", "x", "--lyrics-file", "/nonexistent/lyrics.txt"], "--lyrics-file", "cannot read"),
-    (["--prompt", "x", "--provider", "suno"], "--provider", "invalid choice"),
+    (["--prompt", "x", "--provider", "sunno"], "--provider", "invalid choice"),
     (["--lyrics", "x"], "--prompt", "required"),
 ]
 
@@ -99,5 +99,5 @@ def test_api_refuses_bad_input_and_enqueues_nothing(bare_stack):
         assert (field, ) == tuple(f for f, _ in field_errors(caught.value))[:1], case_id
         assert rule in " ".join(r for _, r in field_errors(caught.value)), case_id
     with pytest.raises(ValueError, match="provider"):
-        queue.submit({"prompt": "x"}, provider="suno")
+        queue.submit({"prompt": "x"}, provider="sunno")
     _nothing_written_or_sent(bare_stack)

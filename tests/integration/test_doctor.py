@@ -16,7 +16,7 @@ from producer.task_names import ALL_QUEUES
 pytestmark = pytest.mark.integration
 
 CHECKS = ["settings", "variables", "redis", "broker", "workers", "watchdog", "clock", "storage",
-          "provider minimax", "provider udio", "callbacks"]
+          "provider minimax", "provider suno", "provider udio", "callbacks"]
 
 
 def _songqueue(env: dict[str, str], *args: str, cwd=stack.ROOT, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -37,6 +37,7 @@ def test_doctor_on_a_fresh_machine_names_every_failure_with_a_fix(tmp_path):
         "SONGQUEUE_BROKER_URL": f"redis://:hunter2@127.0.0.1:{closed}/0",
         "SONGQUEUE_UDIO_BASE_URL": f"http://127.0.0.1:{closed}",
         "SONGQUEUE_MINIMAX_BASE_URL": f"http://127.0.0.1:{closed}",
+        "SONGQUEUE_SUNO_BASE_URL": f"http://127.0.0.1:{closed}",
         "SONGQUEUE_UDIO_APIKEY": "typo",
     })
     code, checks = _doctor(env, cwd=tmp_path)
@@ -44,7 +45,7 @@ def test_doctor_on_a_fresh_machine_names_every_failure_with_a_fix(tmp_path):
     assert list(checks) == CHECKS
     failing = {name for name, line in checks.items() if not line["ok"]}
     assert failing == {"variables", "redis", "broker", "workers", "watchdog", "clock", "provider minimax",
-                       "provider udio"}
+                       "provider suno", "provider udio"}
     assert all(checks[name]["fix"] for name in failing)
     assert "did you mean SONGQUEUE_UDIO_API_KEY?" in checks["variables"]["detail"]
     assert "SONGQUEUE_UDIO_API_KEY is not set" in checks["provider udio"]["detail"]
@@ -60,9 +61,9 @@ def test_doctor_on_a_fresh_machine_names_every_failure_with_a_fix(tmp_path):
 def test_callback_url_without_a_secret_is_refused_before_anything_is_sent(tmp_path):
     # Exit 2 rather than 4 (unreachable): refused before Redis or the broker is touched.
     env = stack.worker_env({"SONGQUEUE_BROKER_URL": f"redis://127.0.0.1:{stack.free_port()}/0"})
-    done = _songqueue(env, "submit", "--prompt", "x", "--callback-url", "http://127.0.0.1:9/hook", cwd=tmp_path)
+    done = _songqueue(env, "submit", "--prompt", "x", "--callback-url", "https://receiver.example/hook", cwd=tmp_path)
     assert done.returncode == 2
-    assert "--callback-url 'http://127.0.0.1:9/hook'" in done.stderr and "SONGQUEUE_CALLBACK_SECRET" in done.stderr
+    assert "--callback-url 'https://receiver.example/hook'" in done.stderr and "SONGQUEUE_CALLBACK_SECRET" in done.stderr
 
 
 def test_submit_wait_hints_when_no_worker_takes_submits(make_stack):
