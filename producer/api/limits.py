@@ -1,10 +1,15 @@
-"""The server's guards, and `serve`: a body cap, a body read timeout, idle timeouts, 127.0.0.1.
+"""The server's guards, and `serve`: a body cap, head and body read timeouts, idle timeouts, 127.0.0.1.
 
 uvicorn closes idle keep-alive connections (`timeout_keep_alive`) and caps concurrent
 connections (`limit_concurrency`), but neither caps a request body nor bounds how long it
 takes to arrive; `BodyLimits` does both, for chunked bodies too (it counts what arrives,
 not what Content-Length claims): 413 past the cap, 408 when the whole body has not
 arrived within the read timeout.
+
+Nor does uvicorn bound how long a request head may take: a client that sends half a head
+was held for ever, and past `limit_concurrency` such connections turn every other client
+away with 503. `HeadTimeout` closes a connection whose head has not arrived within the
+read timeout (counted from the connection, or from the previous answer on keep-alive).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import socket
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from producer.api.problems import problem_response
 
@@ -69,7 +75,43 @@ class BodyLimits:
         await self.app(scope, replay, send)
 
 
-def serve(app: Any, host: str, port: int, idle_timeout: float = 5.0, name: str = "songqueue api") -> int:
+class HeadTimeout(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request head (`head_timeout` seconds)."""
+
+    head_timeout = 30.0
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._arm_head_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_head_timer()  # a keep-alive connection's next head gets the same deadline
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _head_timed_out(self) -> None:
+        # A request under way (its head arrived) is BodyLimits' business, or a stream's.
+        waiting_for_head = self.cycle is None or self.cycle.response_complete
+        if waiting_for_head and not self.transport.is_closing():
+            self.transport.close()
+
+
+def head_timeout_protocol(seconds: float) -> type[HeadTimeout]:
+    return type("HeadTimeout", (HeadTimeout,), {"head_timeout": seconds})
+
+
+def serve(app: Any, host: str, port: int, idle_timeout: float = 5.0, name: str = "songqueue api",
+          read_timeout: float = 30.0) -> int:
     """Run the API on host:port (0: a free port); prints `NAME listening on URL` once bound."""
     import uvicorn
 
@@ -81,7 +123,8 @@ def serve(app: Any, host: str, port: int, idle_timeout: float = 5.0, name: str =
     # connection waits in the backlog until uvicorn accepts).
     sock.listen(2048)
     bound = sock.getsockname()[1]
-    config = uvicorn.Config(app, timeout_keep_alive=int(idle_timeout), limit_concurrency=500,
+    config = uvicorn.Config(app, http=head_timeout_protocol(read_timeout),
+                            timeout_keep_alive=int(idle_timeout), limit_concurrency=500,
                             log_level="info", access_log=False, server_header=False)
     print(f"{name} listening on http://{host}:{bound}", flush=True)
     uvicorn.Server(config).run(sockets=[sock])

@@ -82,6 +82,11 @@ def pydantic_errors(errors: Sequence[Any]) -> list[tuple[str, str]]:
         elif error.get("type") == "value_error" and ": " in message:
             named, message = message.split(": ", 1)
             loc = ["request", named] if loc[:1] == ["request"] else [named]
+        elif error.get("type") == "json_invalid":
+            # loc is ("body", offset): name the body, not the offset as if it were a field.
+            reason = (error.get("ctx") or {}).get("error", "JSON decode error")
+            where = loc[0] if loc else "?"
+            loc, message = ["body"], f"must be JSON ({reason} at character {where})"
         elif error.get("type") == "extra_forbidden":
             message = "unknown field (not part of the request)"
         pairs.append((".".join(loc) or "body", message))
