@@ -12,6 +12,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8800, help="port (default 8800; 0 picks a free port)")
     p.add_argument("--max-body", type=int, default=1 << 20, metavar="BYTES", help="request body cap (default 1 MiB)")
+    p.add_argument("--max-upload", type=int, default=20 << 20, metavar="BYTES",
+                   help="POST /v1/uploads: the largest reference file (default 20 MiB)")
 
 
 def command(args: argparse.Namespace) -> int:
@@ -19,4 +21,5 @@ def command(args: argparse.Namespace) -> int:
     from producer.api.app import create_app
     from producer.api.limits import serve
 
-    return serve(create_app(get_settings(), max_body_bytes=args.max_body), args.host, args.port)
+    return serve(create_app(get_settings(), max_body_bytes=args.max_body,
+                                 max_upload_bytes=args.max_upload), args.host, args.port)
