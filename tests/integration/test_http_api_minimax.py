@@ -1,7 +1,8 @@
-"""POST /v1/uploads end to end: `songqueue api` in its own process, the sandbox's MiniMax upload API.
+"""POST /v1/uploads and a key's daily budget end to end: `songqueue api` in its own process,
+real workers, the sandbox's MiniMax API (it answers at once, so a priced job ends fast).
 
-The id it answers is what a MiniMax job then names in refer_voice; the job runs on a real
-worker to SUCCEEDED, so the sandbox has checked the id is one it issued for a voice.
+The id an upload answers is what a MiniMax job then names in refer_voice; the job runs on a
+real worker to SUCCEEDED, so the sandbox has checked the id is one it issued for a voice.
 """
 
 from __future__ import annotations
@@ -38,12 +39,12 @@ def start_api(make_stack) -> Iterator[Callable[..., tuple[str, object]]]:
         stack.stop(proc)
 
 
-def _key(built, scopes: str) -> str:
+def _key(built, scopes: str, daily_budget: float | None = None) -> str:
     # In-process, not `songqueue keys create` (tests/integration/test_http_api.py runs that):
     # a CLI process per key would be most of this file's time.
     queue = built.queue()
     _, secret = KeyStore(queue.store.redis, queue.settings.key_prefix).create(
-        f"k{uuid.uuid4().hex[:6]}", "default", scopes.split(","))
+        f"k{uuid.uuid4().hex[:6]}", "default", scopes.split(","), daily_budget=daily_budget)
     return secret
 
 
@@ -53,11 +54,11 @@ def _upload(url: str, key: str | None, data: bytes, purpose: str = "voice") -> r
                          files={"file": ("voice.mp3", data, "audio/mpeg")}, timeout=30)
 
 
-def test_upload_then_a_minimax_job_refers_to_it_and_refusals(start_api, sandbox):
-    # One API for both (a process start is most of the time): a small cap, under which a
+def test_upload_then_a_priced_job_spends_the_keys_daily_budget(start_api, sandbox):
+    # One API for all (a process start is most of the time): a small cap, under which a
     # short ID3-headed file (all the sandbox checks) passes and a real song does not.
-    url, built = start_api("--max-upload", "4096", workers=True)
-    key = _key(built, "submit,read")
+    url, built = start_api("--max-upload", "4096", workers=True, minimax_price_per_call="0.5")
+    key = _key(built, "submit,read", daily_budget=0.5)
     uploads_before = sandbox.stats()["minimax_uploads"]
 
     answer = _upload(url, key, b"ID3" + bytes(1000))
@@ -74,6 +75,19 @@ def test_upload_then_a_minimax_job_refers_to_it_and_refusals(start_api, sandbox)
     record = built.queue().wait(job.json()["id"], timeout=60)
     assert record.state.value == "SUCCEEDED", record.error
     assert record.request["refer_voice"] == view["id"] and len(record.songs) == 1
+    assert record.cost == 0.5
+
+    # The job's cost (charged by the worker) has spent the key's budget for the UTC day.
+    body = {"provider": "minimax", "request": {"lyrics": f"{lyrics} again", "refer_voice": view["id"]}}
+    over = requests.post(f"{url}/v1/jobs", headers={"Authorization": f"Bearer {key}"}, json=body, timeout=30)
+    assert over.status_code == 429, over.text
+    assert over.headers["content-type"] == "application/problem+json"
+    assert "daily budget is spent: 0.5 of 0.5" in over.json()["detail"]
+    assert 0 < int(over.headers["Retry-After"]) <= 86400
+    # The budget is the key's: another key of the same tenant still submits.
+    other = requests.post(f"{url}/v1/jobs", headers={"Authorization": f"Bearer {_key(built, 'submit')}"},
+                          json=body, timeout=30)
+    assert other.status_code == 201, other.text
     _refusals(url, built, sandbox)
 
 
