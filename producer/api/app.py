@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from producer.api import health, hooks, jobs, playlists, problems, songs, uploads
+from producer.api.console import playlists as console_playlists
 from producer.api.console import routes as console_routes
 from producer.api.limits import BodyLimits
 from producer.api.state import ApiState
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None, *, max_body_bytes: int = 1 << 2
     for module in (jobs, songs, uploads, playlists, health, hooks):
         app.include_router(module.router)
     app.include_router(console_routes.router)
+    app.include_router(console_playlists.router)
     app.mount("/console/static", console_routes.static, name="console-static")
     problems.install(app)
     # An upload's body is its file plus the multipart framing (boundaries, part headers).
