@@ -45,7 +45,7 @@ def _upstream_problem(exc: UploadError) -> Problem:
 
 
 @router.post("", status_code=201, response_model=UploadView,
-             responses=documented(401, 403, 413, 422, 502))
+             responses=documented(400, 401, 403, 413, 422, 502))
 def upload(request: Request, key: Annotated[ApiKey, Depends(needs("submit"))],
            file: Annotated[UploadFile, File(description="the reference audio (mp3 or wav)")],
            purpose: Annotated[Literal["voice", "instrumental"], Form()]) -> dict[str, Any]:

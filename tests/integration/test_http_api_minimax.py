@@ -110,6 +110,9 @@ def _refusals(url: str, built, sandbox) -> None:
     for r in (no_key, read_only, bad_purpose, empty, too_big, not_audio):
         assert r.headers["content-type"] == "application/problem+json"
     assert bad_purpose.json()["errors"][0]["field"] == "purpose"
+    broken = requests.post(f"{url}/v1/uploads", data=b"--x\r\nbroken", timeout=30, headers={
+        "Authorization": f"Bearer {submit}", "Content-Type": "multipart/form-data; boundary=x"})
+    assert broken.status_code in (400, 422) and broken.headers["content-type"] == "application/problem+json"
     assert empty.json()["errors"] == [{"field": "file", "rule": "must not be empty"}]
     # MiniMax's refusal, named on the file, in the upstream's words; the file itself never quoted.
     [refusal] = not_audio.json()["errors"]
