@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from producer.api import key_budget
 from producer.api.auth import needs, visible_job
 from producer.api.problems import Problem, documented
 from producer.api.schemas import JobBody, JobPage, JobView, SubmitJob, job_view
@@ -61,8 +62,9 @@ def submit(body: SubmitJob, request: Request, response: Response,
 
 
 def submit_job(state: ApiState, key: ApiKey, body: JobBody, idempotency_key: str | None = None) -> tuple[JobRecord, bool]:
-    """The submit of the API and the console: the key's cap, then SongQueue.submit under its tenant."""
+    """The submit of the API and the console: the key's caps, then SongQueue.submit under its tenant."""
     _in_flight_check(state, key)
+    key_budget.check(state, key)
     try:
         handle = state.queue.submit(
             body.request, provider=body.provider,
@@ -76,6 +78,7 @@ def submit_job(state: ApiState, key: ApiKey, body: JobBody, idempotency_key: str
         raise Problem(422, "the request breaks a rule", errors=[(field, rule or str(exc))]) from None
     if handle.created:
         state.keys.add_live(key.id, handle.id)
+        key_budget.record(state, key, handle.id)
     return state.queue.status(handle.id), handle.created
 
 

@@ -31,18 +31,20 @@ class BodyLimits:
     it parses a body into its own 400.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout: float) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout: float, caps: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.read_timeout = read_timeout
+        self.caps = caps or {}  # path -> its own cap (POST /v1/uploads takes files)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        cap = self.caps.get(scope.get("path", ""), self.max_bytes)
         declared = dict(scope.get("headers", ())).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await problem_response(413, f"the body is over {self.max_bytes} bytes")(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > cap:
+            await problem_response(413, f"the body is over {cap} bytes")(scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -58,8 +60,8 @@ class BodyLimits:
                 return
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
-            if size > self.max_bytes:
-                await problem_response(413, f"the body is over {self.max_bytes} bytes")(scope, receive, send)
+            if size > cap:
+                await problem_response(413, f"the body is over {cap} bytes")(scope, receive, send)
                 return
             if not message.get("more_body", False):
                 break

@@ -33,22 +33,27 @@ def _view(api: ApiState, run: PlaylistRun) -> dict[str, Any]:
     # Paths on this API, not on the server.
     view["m3u8"] = f"{base}/playlist.m3u8" if run.m3u8 else None
     view["json"] = f"{base}/playlist.json" if run.document else None
-    for song in view.get("songs", []):
+    for song, kept in zip(view.get("songs", []), run.songs):
         song.pop("path", None)
+        song["audio"] = f"/v1/jobs/{kept.job_id}/songs/{kept.song_index}/audio"
     return view
 
 
-@router.get("", responses=_ERRORS)
-def list_playlists(request: Request, key: Annotated[ApiKey, Depends(needs("read"))]) -> dict[str, Any]:
-    api = api_state(request)
+def overview(api: ApiState, recent: int = 5) -> dict[str, Any]:
+    """The definitions with their latest runs (this listing and the console's playlists page)."""
     definitions, problems = load_folder(api.settings.playlists_dir)
     store = playlist_store(api.queue)
     return {
         "playlists": [{"name": name, "provider": d.provider, "schedule": d.cron or d.every, "timezone": d.timezone,
-                       "prompts": len(d.prompts), "runs": [_view(api, r) for r in store.recent(name, 5)]}
+                       "prompts": len(d.prompts), "runs": [_view(api, r) for r in store.recent(name, recent)]}
                       for name, d in sorted(definitions.items())],
         "problems": [str(p) for p in problems],
     }
+
+
+@router.get("", responses=_ERRORS)
+def list_playlists(request: Request, key: Annotated[ApiKey, Depends(needs("read"))]) -> dict[str, Any]:
+    return overview(api_state(request))
 
 
 @router.post("/{name}/runs", status_code=201, responses={**_ERRORS, **documented(409)})

@@ -22,7 +22,7 @@ from producer.models.validation_errors import field_errors
 MEDIA_TYPE = "application/problem+json"
 _TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
            408: "Request timeout", 409: "Conflict", 413: "Content too large", 415: "Unsupported media type",
-           416: "Range not satisfiable",
+           416: "Range not satisfiable", 502: "Bad gateway",
            422: "Unprocessable content", 429: "Too many requests", 503: "Service unavailable"}
 
 

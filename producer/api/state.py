@@ -20,6 +20,8 @@ class ApiState:
     keys: KeyStore
     # SSE: how often a job's record is read for changes.
     events_interval: float = 0.25
+    # POST /v1/uploads: the largest reference file accepted (its body cap is this plus the form's overhead).
+    max_upload_bytes: int = 20 << 20
 
     @cached_property
     def hooks(self) -> Hooks:

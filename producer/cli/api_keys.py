@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--tenant", default=DEFAULT_TENANT, help=f"whose jobs it makes and sees (default {DEFAULT_TENANT})")
     c.add_argument("--scopes", default="submit,read", help="comma-separated: submit, read, admin (default submit,read)")
     c.add_argument("--max-in-flight", type=int, default=None, metavar="N", help="jobs not yet ended it may have")
-    c.add_argument("--daily-budget", type=float, default=None, metavar="X", help="recorded with the key")
+    c.add_argument("--daily-budget", type=float, default=None, metavar="X",
+                   help="refuse its submits (429) once its jobs of the UTC day cost X or more")
     c.add_argument("--json", action="store_true")
     ls = keys_sub.add_parser("list", help="every key (never the secret)")
     ls.add_argument("--json", action="store_true")

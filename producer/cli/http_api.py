@@ -14,6 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-body", type=int, default=1 << 20, metavar="BYTES", help="request body cap (default 1 MiB)")
     p.add_argument("--read-timeout", type=float, default=30.0, metavar="SECONDS",
                    help="a request's head, and then its body, must each arrive within this (default 30)")
+    p.add_argument("--max-upload", type=int, default=20 << 20, metavar="BYTES",
+                   help="POST /v1/uploads: the largest reference file (default 20 MiB)")
 
 
 def command(args: argparse.Namespace) -> int:
@@ -21,5 +23,6 @@ def command(args: argparse.Namespace) -> int:
     from producer.api.app import create_app
     from producer.api.limits import serve
 
-    app = create_app(get_settings(), max_body_bytes=args.max_body, body_read_timeout=args.read_timeout)
+    app = create_app(get_settings(), max_body_bytes=args.max_body, max_upload_bytes=args.max_upload,
+                     body_read_timeout=args.read_timeout)
     return serve(app, args.host, args.port, read_timeout=args.read_timeout)

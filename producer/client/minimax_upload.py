@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import mimetypes
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal, get_args
 
 import requests
 
@@ -19,6 +19,7 @@ from producer.settings import Settings
 
 UPLOAD_PATH = "/minimaxi/v1/music_upload"
 Purpose = Literal["voice", "instrumental"]
+PURPOSES: tuple[str, ...] = get_args(Purpose)
 ID_FIELD: dict[str, str] = {"voice": "voice_id", "instrumental": "instrumental_id"}
 # MiniMax's own codes for "rate limit triggered" (its API documentation; unconfirmed
 # through 302.ai): worth trying again later, unlike every other non-zero code.
@@ -28,9 +29,11 @@ RATE_LIMIT_CODES = frozenset({1002, 1039})
 class UploadError(Exception):
     """`refused`: the upstream said no (bad file, bad key); otherwise it could not be reached."""
 
-    def __init__(self, message: str, refused: bool) -> None:
+    def __init__(self, message: str, refused: bool, http_status: int | None = None) -> None:
         super().__init__(message)
         self.refused = refused
+        # The upstream's HTTP status when it was an error status (401: our key, not the file).
+        self.http_status = http_status
 
 
 def base_resp(body: Any) -> tuple[int, str] | None:
@@ -43,16 +46,22 @@ def base_resp(body: Any) -> tuple[int, str] | None:
 
 def upload_reference(settings: Settings, path: Path, purpose: Purpose) -> str:
     """POST `path` to the upload API; return its voice_id or instrumental_id."""
+    with path.open("rb") as body:
+        return upload_file(settings, path.name, body, purpose)
+
+
+def upload_file(settings: Settings, filename: str, body: IO[bytes], purpose: Purpose) -> str:
+    """POST an open file (named `filename`) to the upload API; the HTTP API's uploads come here."""
     url = settings.minimax_base_url.rstrip("/") + UPLOAD_PATH
     headers = {"Authorization": f"Bearer {settings.minimax_api_key.get_secret_value()}"}
-    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
     session = requests.Session()
     session.trust_env = False  # an environment proxy would see the Authorization header
     try:
-        with session, path.open("rb") as body:
+        with session:
             response = session.post(
                 url, headers=headers, data={"purpose": purpose},
-                files={"file": (path.name, body, content_type)},
+                files={"file": (filename, body, content_type)},
                 timeout=(10.0, settings.http_timeout),
             )
     except requests.RequestException as exc:
@@ -60,10 +69,10 @@ def upload_reference(settings: Settings, path: Path, purpose: Purpose) -> str:
                           refused=False) from exc
     if response.status_code == 429 or response.status_code >= 500:
         raise UploadError(f"the MiniMax upload API answered HTTP {response.status_code}; try again later",
-                          refused=False)
+                          refused=False, http_status=response.status_code)
     if response.status_code >= 400:
         raise UploadError(f"the MiniMax upload API refused the file (HTTP {response.status_code}): "
-                          f"{clean_text(response.text)}", refused=True)
+                          f"{clean_text(response.text)}", refused=True, http_status=response.status_code)
     try:
         answer = response.json()
     except ValueError:

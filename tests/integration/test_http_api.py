@@ -185,3 +185,17 @@ def test_playlists_list_run_and_files(start_api, tmp_path):
     assert run["state"] == "SUCCEEDED" and run["m3u8"] == f"{path}/playlist.m3u8"
     m3u8 = api.call("GET", run["m3u8"], reader)
     assert m3u8.status_code == 200 and m3u8.text.startswith("#EXTM3U")
+    song = run["songs"][0]  # a Udio job makes two
+    assert song["audio"].startswith(f"/v1/jobs/{song['job_id']}/songs/")
+
+    # The console's playlists page shows the definition, the run, its files and a player.
+    console = requests.Session()
+    assert console.post(f"{api.url}/console/login", data={"api_key": reader}, timeout=30).url.endswith("/console/jobs")
+    page = console.get(f"{api.url}/console/playlists", timeout=30)
+    assert page.status_code == 200 and "0 6 * * *" in page.text
+    assert f'data-run="{run["id"]}"' in page.text and "state-SUCCEEDED" in page.text
+    assert f'href="{run["m3u8"]}"' in page.text and f'href="{run["json"]}"' in page.text
+    assert f'<audio controls preload="none" src="{song["audio"]}">' in page.text
+    played = console.get(f"{api.url}{song['audio']}", timeout=30)  # the cookie reaches the song, as <audio> would
+    assert played.status_code == 200 and played.headers["content-type"] == "audio/mpeg" and played.content[:3] == b"ID3"
+    assert requests.get(f"{api.url}/console/playlists", timeout=30, allow_redirects=False).status_code == 303
