@@ -7,11 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
+import requests
+from pydantic import SecretStr
 
 from sandbox import audio
+from tests.support.http_fixture import LocalServer
 from workers.artifacts import inline_audio, storage_keys
 from workers.providers.base import InlineAudio
-from workers.providers.minimax import parse_generation
+from workers.providers.minimax import MiniMaxProvider, parse_generation
 from workers.providers.minimax_hex import HexAudioSink
 from workers.storage.file import FileStorage
 from workers.upstream.errors import PermanentError
@@ -140,3 +143,48 @@ def test_staging_a_spool_file_refuses_like_a_download(data: bytes, cap: int, cod
     with pytest.raises(PermanentError) as caught:
         inline_audio.stage_file(FileStorage(tmp_path / "store"), "job1", 0, inline, max_bytes=cap)
     assert caught.value.code == code and not path.exists()
+
+
+# --- the provider over HTTP ---------------------------------------------------------------
+
+
+def _provider(server: LocalServer, session: requests.Session, spool: Path, cap: int) -> MiniMaxProvider:
+    return MiniMaxProvider(server.url("/"), SecretStr("sk-test"), session, timeout=5, max_json_bytes=4096,
+                           max_audio_bytes=cap, spool_dir=str(spool))
+
+
+def test_the_provider_streams_a_hex_answer_larger_than_the_json_cap(server: LocalServer, session: requests.Session,
+                                                                     tmp_path: Path) -> None:
+    song_bytes = audio.song_mp3(0.3, 1)  # 2x its size in hex is far over the 4096-byte JSON cap
+    body = {"data": {"audio": song_bytes.hex(), "status": 2}, "extra_info": EXTRA, "base_resp": OK}
+    server.route("/minimaxi/v1/music_generation", body=json.dumps(body).encode())
+    [song] = _provider(server, session, tmp_path, cap=len(song_bytes)).generate({"model": "music-2.6", "lyrics": "la"})
+    assert song.audio_file is not None and song.audio_file.path.read_bytes() == song_bytes
+    assert song.audio_file.sha256 == hashlib.sha256(song_bytes).hexdigest()
+
+
+@pytest.mark.parametrize(("answer", "code"), [
+    ({"data": {"audio": MP3.hex()}, "base_resp": OK}, "download_too_large"),
+    ({"data": {"audio": MP3.hex() + "0"}, "base_resp": OK}, "upstream_malformed"),
+    ({"data": {"audio": MP3.hex()}, "base_resp": {"status_code": 2013, "status_msg": "bad params"}},
+     "upstream_rejected"),
+], ids=["over-cap", "odd", "refused-after-hex"])
+def test_a_refused_answer_leaves_no_spool_file(answer: dict[str, object], code: str, server: LocalServer,
+                                               session: requests.Session, tmp_path: Path) -> None:
+    server.route("/minimaxi/v1/music_generation", body=json.dumps(answer).encode())
+    with pytest.raises(PermanentError) as caught:
+        _provider(server, session, tmp_path, cap=len(MP3) - 1 if code == "download_too_large" else len(MP3)).generate(
+            {"model": "music-2.6", "lyrics": "la"})
+    assert caught.value.code == code
+    # A billed answer we cannot use is charged; a refusal in base_resp was not billed.
+    assert caught.value.maybe_accepted is (code != "upstream_rejected")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_error_page_is_not_fed_to_the_sink(server: LocalServer, session: requests.Session, tmp_path: Path) -> None:
+    server.route("/minimaxi/v1/music_generation", status=503,
+                 body=json.dumps({"data": {"audio": MP3.hex()}, "message": "overloaded"}).encode())
+    with pytest.raises(Exception, match="HTTP 503") as caught:
+        _provider(server, session, tmp_path, cap=len(MP3)).generate({"model": "music-2.6", "lyrics": "la"})
+    assert getattr(caught.value, "code", "") == "upstream_unavailable"
+    assert list(tmp_path.iterdir()) == []
