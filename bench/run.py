@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from bench import harness  # noqa: E402
 
 # In the order they run: the cheap ones first, the long scale run last.
-BENCHMARKS = ("pipeline_overhead", "slot_efficiency", "poll_efficiency", "suno_polling", "notify_hook", "http_api",
+BENCHMARKS = ("pipeline_overhead", "slot_efficiency", "poll_efficiency", "suno_polling", "minimax_hex", "notify_hook", "http_api",
               "download", "io_pool", "retention", "scale")
 RESULTS = ROOT / "bench" / "results"
 

@@ -1,7 +1,8 @@
 """Audio an upstream returned in its answer (MiniMax's hex) rather than at a URL.
 
-The decoded bytes exist only in the memory of the submit task that received them, so it
-stages them in storage at once (`stage`). The download step then takes them from there
+The decoded bytes exist only in the submit task that received them (in memory, or in a
+spool file when decoded as a stream), so it stages them in storage at once (`stage`,
+`stage_file`). The download step then takes them from there
 (`staged_to_file`, the counterpart of `downloader.download_to_file`) through the same
 checks, tags and storage as a downloaded file, so both kinds of provider end alike.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from workers.artifacts import storage_keys
 from workers.artifacts.downloader import Downloaded
 from workers.artifacts.media_types import sniff_audio
+from workers.providers.base import InlineAudio
 from workers.storage import Storage
 from workers.upstream.errors import PermanentError
 
@@ -34,6 +36,22 @@ def stage(storage: Storage, job_id: str, song_index: int, data: bytes, max_bytes
     key = storage_keys.staged_audio_key(job_id, song_index)
     storage.put(key, [data], content_type)
     return key
+
+
+def stage_file(storage: Storage, job_id: str, song_index: int, audio: InlineAudio, max_bytes: int) -> str:
+    """`stage` for audio already decoded into a spool file (streamed from disk); deletes the file."""
+    try:
+        if audio.size > max_bytes:
+            raise PermanentError("download_too_large",
+                                 f"the inline audio is {audio.size} bytes, over the cap of {max_bytes}")
+        extension, content_type = sniff_audio(audio.head)
+        if extension is None:
+            raise PermanentError("download_not_audio", f"the upstream's inline audio is not MP3: {audio.head!r}")
+        key = storage_keys.staged_audio_key(job_id, song_index)
+        storage.put_file(key, audio.path, content_type, upstream_sha256=audio.sha256)
+        return key
+    finally:
+        audio.path.unlink(missing_ok=True)
 
 
 @contextmanager

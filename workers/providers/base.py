@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -17,6 +18,16 @@ class Outcome(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class InlineAudio:
+    """Inline audio decoded into a spool file as it arrived; whoever stages it deletes the file."""
+
+    path: Path
+    size: int
+    sha256: str
+    head: bytes  # the first bytes, for sniffing the format without reopening
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,8 @@ class UpstreamSong:
     # Audio the upstream returned inline (MiniMax's hex answer), decoded; `song_path` is
     # then empty. Never stored on the job record: it goes to storage at once.
     audio_bytes: bytes | None = field(default=None, repr=False)
+    # The same, decoded as a stream into a spool file (MiniMax's provider does this).
+    audio_file: InlineAudio | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from pydantic import SecretStr
 from producer.client.minimax_upload import RATE_LIMIT_CODES, base_resp
 from producer.models.minimax import ACCOMPANIMENT, PROMPT_MODELS, REFERENCE_MODEL
 from producer.settings import Settings
-from workers.providers.base import UpstreamSong
+from workers.providers.base import InlineAudio, UpstreamSong
+from workers.providers.minimax_hex import HexAudioSink
 from workers.upstream.errors import PermanentError, TransientError
 from workers.upstream.http_client import call_json, new_session
 
@@ -42,6 +43,8 @@ class MiniMaxProvider:
         timeout: float,
         max_json_bytes: int,
         generate_path: str = "/minimaxi/v1/music_generation",
+        max_audio_bytes: int = 100 * 1024 * 1024,
+        spool_dir: str = "",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.generate_path = "/" + generate_path.lstrip("/")
@@ -49,6 +52,8 @@ class MiniMaxProvider:
         self.session = session
         self.timeout = timeout
         self.max_json_bytes = max_json_bytes
+        self.max_audio_bytes = max_audio_bytes
+        self.spool_dir = spool_dir
 
     def generate(self, request: dict[str, Any]) -> list[UpstreamSong]:
         if request.get("model", REFERENCE_MODEL) == REFERENCE_MODEL:
@@ -56,12 +61,19 @@ class MiniMaxProvider:
             sent: dict[str, Any] = {"files": {name: (None, str(value)) for name, value in request.items()}}
         else:
             sent = {"json": request}
-        body = call_json(
-            self.session, "POST", self.base_url + self.generate_path, **sent,
-            headers={"Authorization": f"Bearer {self._api_key.get_secret_value()}", "Accept": "application/json"},
-            timeout=self.timeout, max_bytes=self.max_json_bytes,
-        )
-        return [parse_generation(body, str(request.get("lyrics", "")))]
+        # Hex audio is decoded into a spool file as it arrives, never held whole in memory.
+        sink = HexAudioSink(max_audio_bytes=self.max_audio_bytes, max_rest_bytes=self.max_json_bytes,
+                            spool_dir=self.spool_dir or None)
+        try:
+            body = call_json(
+                self.session, "POST", self.base_url + self.generate_path, **sent,
+                headers={"Authorization": f"Bearer {self._api_key.get_secret_value()}", "Accept": "application/json"},
+                timeout=self.timeout, max_bytes=self.max_json_bytes, sink=sink,
+            )
+            return [parse_generation(body, str(request.get("lyrics", "")), inline=sink.audio)]
+        except BaseException:
+            sink.discard()
+            raise
 
 
 def from_settings(settings: Settings) -> MiniMaxProvider:
@@ -71,14 +83,20 @@ def from_settings(settings: Settings) -> MiniMaxProvider:
         session=new_session(),
         # The song comes back in the answer of this one call.
         timeout=settings.minimax_deadline,
-        # Hex audio is twice the size of the audio, which may be up to the download cap.
-        max_json_bytes=max(settings.max_json_bytes, 2 * settings.max_download_bytes + 64 * 1024),
+        # Hex audio bypasses this cap (it is streamed to a spool file under the download cap);
+        # a URL answer or a text value that is not hex is held, and so bounded by it.
+        max_json_bytes=settings.max_json_bytes,
         generate_path=settings.minimax_generate_path,
+        max_audio_bytes=settings.max_download_bytes,
+        spool_dir=settings.spool_dir,
     )
 
 
-def parse_generation(body: Any, lyrics: str = "") -> UpstreamSong:
+def parse_generation(body: Any, lyrics: str = "", inline: InlineAudio | None = None) -> UpstreamSong:
     """The one song of a generation answer, or the upstream's reason for not giving one.
+
+    `inline` is data.audio's hex already decoded into a spool file (`HexAudioSink`);
+    `body` then holds an empty string in its place.
 
     Everything after a well-formed success is permanent: the call was billed, and asking
     again would bill again.
@@ -94,6 +112,8 @@ def parse_generation(body: Any, lyrics: str = "") -> UpstreamSong:
     if code != 0:
         raise PermanentError("upstream_rejected",
                              f"MiniMax refused the request: {message or 'no status_msg'} (status_code {code})")
+    if inline is not None:
+        return _song(body, lyrics, "minimax-" + inline.sha256[:16], audio_file=inline)
     data = body.get("data")
     # The URL answer is in data.audio; some clients read data.audio_url, and 302.ai sends both.
     audio = (data.get("audio") or data.get("audio_url")) if isinstance(data, dict) else None
@@ -111,10 +131,15 @@ def parse_generation(body: Any, lyrics: str = "") -> UpstreamSong:
         except ValueError:
             raise PermanentError("upstream_malformed", "MiniMax's data.audio is neither a URL nor hex-encoded audio",
                                  maybe_accepted=True) from None
+    return _song(body, lyrics, "minimax-" + hashlib.sha256(audio.encode()).hexdigest()[:16],
+                 song_path=song_path, audio_bytes=audio_bytes)
+
+
+def _song(body: dict[str, Any], lyrics: str, fallback_id: str, *, song_path: str = "",
+          audio_bytes: bytes | None = None, audio_file: InlineAudio | None = None) -> UpstreamSong:
     # MiniMax names no song; its trace id (when given) ties the song to the upstream's logs.
-    song_id = str(body.get("trace_id") or "") or "minimax-" + hashlib.sha256(audio.encode()).hexdigest()[:16]
     return UpstreamSong(
-        id=song_id,
+        id=str(body.get("trace_id") or "") or fallback_id,
         title=title_from_lyrics(lyrics),
         song_path=song_path,
         image_path="",  # MiniMax makes no cover
@@ -123,6 +148,7 @@ def parse_generation(body: Any, lyrics: str = "") -> UpstreamSong:
         tags=[],
         finished=True,
         audio_bytes=audio_bytes,
+        audio_file=audio_file,
     )
 
 

@@ -36,7 +36,10 @@ def accept_songs(job_id: str, songs: list[UpstreamSong], price: float) -> None:
     staged: dict[int, str] = {}
     try:
         for index, song in enumerate(songs):
-            if song.audio_bytes is not None:
+            if song.audio_file is not None:
+                staged[index] = inline_audio.stage_file(runtime.storage(), job_id, index, song.audio_file,
+                                                        settings.max_download_bytes)
+            elif song.audio_bytes is not None:
                 staged[index] = inline_audio.stage(runtime.storage(), job_id, index, song.audio_bytes,
                                                    settings.max_download_bytes)
     except UpstreamError as exc:
@@ -46,6 +49,11 @@ def accept_songs(job_id: str, songs: list[UpstreamSong], price: float) -> None:
         end_job(job_id, JobState.FAILED, exc.code, f"the upstream's song could not be kept: {exc.message}",
                 expect={JobState.SUBMITTING})
         return
+    finally:
+        # Spool files of songs not reached (an earlier one failed) go too.
+        for song in songs:
+            if song.audio_file is not None:
+                song.audio_file.path.unlink(missing_ok=True)
 
     now = time.time()
 

@@ -6,7 +6,7 @@ import json
 import re
 from email.utils import parsedate_to_datetime
 from time import time
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import requests
@@ -27,6 +27,14 @@ def new_session() -> requests.Session:
     return session
 
 
+class BodySink(Protocol):
+    """Takes a success body as it arrives and keeps the small JSON part (MiniMax's hex)."""
+
+    def feed(self, chunk: bytes) -> None: ...
+
+    def finish(self) -> bytes: ...
+
+
 def call_json(
     session: requests.Session,
     method: str,
@@ -34,6 +42,7 @@ def call_json(
     *,
     timeout: float,
     max_bytes: int,
+    sink: BodySink | None = None,
     **kwargs: Any,
 ) -> Any:
     """Send a request and return its parsed JSON body, or raise an UpstreamError.
@@ -43,6 +52,9 @@ def call_json(
     gateway may have lost an accepted answer) and a garbled success body raise
     TransientError(maybe_accepted=True), since the request may have been acted upon.
     Connection refused, DNS failure and connect timeouts happen before anything is sent.
+
+    With a `sink`, a success body goes through it chunk by chunk and only what it keeps is
+    parsed; the sink enforces its own caps (`max_bytes` still bounds error bodies).
     """
     # `timeout` bounds each read; the whole answer gets no longer either, so a body that
     # trickles in cannot outlast the watchdog's deadline for the call.
@@ -70,14 +82,19 @@ def call_json(
     status = response.status_code
     with response:
         try:
-            body = _read_capped(response, max_bytes, deadline)
+            if sink is not None and status < 300:
+                body = _read_into(response, sink, deadline)
+            else:
+                body = _read_capped(response, max_bytes, deadline)
         except requests.RequestException as exc:
             raise TransientError("upstream_broken_body", "the upstream's answer was cut off", maybe_accepted=True) from exc
         except TimeoutError as exc:
             raise TransientError(
                 "upstream_timeout", f"the upstream's answer took longer than {timeout:g}s to arrive", maybe_accepted=True
             ) from exc
-        except PermanentError:
+        except PermanentError as exc:
+            if exc.maybe_accepted:
+                raise  # the sink's verdict on a billed success
             if status == 429 or status >= 500:
                 # An oversized error page is still an error page: the fault is transient.
                 body = b"(oversized error page)"
@@ -126,6 +143,14 @@ def _read_capped(response: requests.Response, max_bytes: int, deadline: float) -
             raise PermanentError("upstream_body_too_large", f"the upstream's answer is larger than {max_bytes} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _read_into(response: requests.Response, sink: BodySink, deadline: float) -> bytes:
+    for chunk in response.iter_content(64 * 1024):
+        if time() > deadline:
+            raise TimeoutError("the answer's deadline passed")
+        sink.feed(chunk)
+    return sink.finish()
 
 
 def parse_retry_after(value: str | None) -> float | None:
