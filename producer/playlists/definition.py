@@ -174,6 +174,13 @@ class PlaylistDefinition(BaseModel):
         return None
 
     @property
+    def warnings(self) -> list[str]:
+        """What is valid but likely not meant (a cron restricting both day fields)."""
+        timing = self.timing
+        warning = timing.both_days_warning() if isinstance(timing, Cron) else None
+        return [warning] if warning else []
+
+    @property
     def requests_per_run(self) -> int:
         return self.count or len(self.prompts)
 

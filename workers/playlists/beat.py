@@ -95,6 +95,8 @@ def playlist_entries(folder: Path) -> dict[str, dict[str, Any]]:
             log.info("playlist %s (%s): no schedule; runs only by `songqueue playlist run`", name, definition.source)
             continue
         entries[f"playlist:{name}"] = _entry(definition)
+        for warning in definition.warnings:
+            log.warning("playlist %s (%s): %s", name, definition.source, warning)
         log.info("playlist %s (%s): %s", name, definition.source, definition.timing.describe())
     return entries
 
