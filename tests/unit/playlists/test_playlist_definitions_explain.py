@@ -75,3 +75,37 @@ def test_a_rare_day_is_found_and_an_impossible_one_refused() -> None:
     assert leap_monday.next_after(datetime(2026, 1, 1, tzinfo=UTC)) == datetime(2044, 2, 29, 6, 0, tzinfo=UTC)
     with pytest.raises(ValueError, match="never occurs"):
         Cron.parse("0 6 31 2 *", ZoneInfo("UTC"))
+
+
+def test_playlist_list_shows_the_next_three_runs_and_the_warning(tmp_path: Path, redis_db_url: str,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    from producer.cli import main as cli
+    from producer.settings import get_settings
+
+    defs = tmp_path / "playlists"
+    defs.mkdir()
+    (defs / "firsts.toml").write_text('cron = "0 6 1 * mon"\nprompts = ["x"]\n', encoding="utf-8")
+    (defs / "daily.toml").write_text('cron = "15 7 * * *"\ntimezone = "Europe/Berlin"\nprompts = ["x"]\n',
+                                     encoding="utf-8")
+    for name, value in {"BROKER_URL": redis_db_url, "REDIS_URL": redis_db_url, "PLAYLISTS_DIR": str(defs)}.items():
+        monkeypatch.setenv(f"SONGQUEUE_{name}", value)
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["playlist", "list", "--json"]) == 0
+        rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["playlists"]}
+        assert cli.main(["playlist", "list"]) == 0
+        text = capsys.readouterr().out
+    finally:
+        get_settings.cache_clear()
+    daily = [datetime.fromisoformat(t) for t in rows["daily"]["next_runs"]]
+    assert len(daily) == 3 and rows["daily"]["next_run"] == rows["daily"]["next_runs"][0]
+    assert all((b.date() - a.date()).days == 1 for a, b in zip(daily, daily[1:]))
+    assert {t.strftime("%H:%M") for t in daily} == {"07:15"}
+    assert rows["daily"]["warnings"] == []
+    firsts = [datetime.fromisoformat(t) for t in rows["firsts"]["next_runs"]]
+    assert len(firsts) == 3 and all(t.day == 1 and t.weekday() == 0 for t in firsts)
+    assert "day 1 of the month and a mon" in rows["firsts"]["warnings"][0]
+    assert f"next: {', '.join(rows['daily']['next_runs'])}" in text and "warning: cron '0 6 1 * mon'" in text
