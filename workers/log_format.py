@@ -5,25 +5,23 @@ them as `extra={"job_id": ..., "upstream_task_id": ...}`, and a line logged insi
 task without them still gets the job id from the task's first argument. Installed on
 Celery's own handlers through its `after_setup_logger` / `after_setup_task_logger`
 signals, so Celery's lines (received, succeeded, retry) come out in the same shape.
-Messages never hold secrets (keys are SecretStr and never formatted into a message).
+The formatter is the one every songqueue process uses (producer/log_json.py,
+python-json-logger): every `extra=` field of a call is kept. Messages never hold secrets
+(keys are SecretStr and never formatted into a message).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import time
-from typing import Any
 
 from celery import current_task
 from celery.signals import after_setup_logger, after_setup_task_logger
 
 from producer import task_names
+from producer.log_json import json_formatter
 from producer.settings import get_settings
 
-# Extras a log call may pass that make it into the JSON line.
-FIELDS = ("job_id", "upstream_task_id", "provider")
 # Tasks whose first argument is a job id.
 _JOB_TASKS = frozenset({task_names.SUBMIT, task_names.POLL, task_names.DOWNLOAD, task_names.FINALIZE})
 # How producer.task_names.argsrepr starts.
@@ -52,32 +50,11 @@ class JobContext(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "job_id": getattr(record, "job_id", None),
-            "upstream_task_id": getattr(record, "upstream_task_id", None),
-            "task": getattr(record, "task_name", None),
-            "task_id": getattr(record, "task_id", None),
-            "process": record.processName,
-        }
-        for name in FIELDS:
-            if name not in line and getattr(record, name, None) is not None:
-                line[name] = getattr(record, name)
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False, default=str)
-
-
 def _install(logger: logging.Logger, **_: object) -> None:
     if not get_settings().log_json:
         return
     for handler in logger.handlers:
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(json_formatter())
         if not any(isinstance(f, JobContext) for f in handler.filters):
             handler.addFilter(JobContext())
 

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from producer.api.problems import problem_response
+from producer.log_json import install_server_logging
 
 
 class BodyLimits:
@@ -116,6 +117,7 @@ def serve(app: Any, host: str, port: int, idle_timeout: float = 5.0, name: str =
           read_timeout: float = 30.0) -> int:
     """Run the API on host:port (0: a free port); prints `NAME listening on URL` once bound."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -125,8 +127,11 @@ def serve(app: Any, host: str, port: int, idle_timeout: float = 5.0, name: str =
     # connection waits in the backlog until uvicorn accepts).
     sock.listen(2048)
     bound = sock.getsockname()[1]
+    # With SONGQUEUE_LOG_JSON uvicorn configures no logging of its own: its loggers propagate
+    # to the root's JSON handler, so its lines look like every other process's.
+    log_config = None if install_server_logging() else LOGGING_CONFIG
     config = uvicorn.Config(app, http=head_timeout_protocol(read_timeout),
-                            timeout_keep_alive=int(idle_timeout), limit_concurrency=500,
+                            timeout_keep_alive=int(idle_timeout), limit_concurrency=500, log_config=log_config,
                             log_level="info", access_log=False, server_header=False)
     print(f"{name} listening on http://{host}:{bound}", flush=True)
     uvicorn.Server(config).run(sockets=[sock])

@@ -107,7 +107,8 @@ def _parser() -> Parser:
     p.add_argument("url", help="the receiver's callback URL (its scheme, host and port choose the secret)")
 
     p = sub.add_parser("flower", help="run Flower with basic auth from SONGQUEUE_FLOWER_USER/_PASSWORD")
-    p.add_argument("--port", type=whole_number(0, 65535), default=None, help="port, 0..65535 (Flower's default 5555; 0 picks a free port)")
+    p.add_argument("--port", type=whole_number(0, 65535), default=None,
+                   help="port, 0..65535 (Flower's default 5555; 0 picks a free port)")
     p.add_argument("--address", default=None, help="address to bind (Flower's default: all)")
     p.add_argument("--insecure", action="store_true", help="run without authentication (trusted networks only)")
 

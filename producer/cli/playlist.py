@@ -166,9 +166,15 @@ def _print_run(run: PlaylistRun, jobs: list[JobRecord | None], as_json: bool) ->
         print(f"  error: {run.error.code}: {run.error.message}")
 
 
-def _next_run(definition: PlaylistDefinition) -> datetime | None:
+def _next_runs(definition: PlaylistDefinition, count: int = 3) -> list[datetime]:
     timing = definition.timing
-    return None if timing is None else timing.next_after(datetime.now(UTC))
+    found: list[datetime] = []
+    while timing is not None and len(found) < count:
+        upcoming = timing.next_after(found[-1] if found else datetime.now(UTC))
+        if upcoming is None:
+            break
+        found.append(upcoming)
+    return found
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -177,13 +183,15 @@ def _list(args: argparse.Namespace) -> int:
     store = playlist_store(SongQueue(settings))
     rows: list[dict[str, Any]] = []
     for name, definition in sorted(definitions.items()):
-        upcoming = _next_run(definition)
+        upcoming = [at.astimezone(definition.zone).isoformat(timespec="seconds") for at in _next_runs(definition)]
         rows.append({
             "name": name,
             "source": definition.source,
             "schedule": definition.timing.describe() if definition.timing else None,
             "timezone": definition.timezone,
-            "next_run": upcoming.astimezone(definition.zone).isoformat(timespec="seconds") if upcoming else None,
+            "next_run": upcoming[0] if upcoming else None,
+            "next_runs": upcoming,
+            "warnings": definition.warnings,
             "requests": definition.requests_per_run,
             "recent_runs": [
                 {"id": r.id, "state": r.state.value, "trigger": r.trigger, "scheduled_for": _when(r.slot),
@@ -200,8 +208,12 @@ def _list(args: argparse.Namespace) -> int:
         if not rows:
             print(f"no playlists in {settings.playlists_dir}")
         for row in rows:
-            schedule = f"{row['schedule']}, next {row['next_run']}" if row["schedule"] else "no schedule (playlist run only)"
+            schedule = row["schedule"] or "no schedule (playlist run only)"
             print(f"{row['name']}  {schedule}  {row['requests']} requests  ({row['source']})")
+            if row["next_runs"]:
+                print(f"    next: {', '.join(row['next_runs'])}")
+            for warning in row["warnings"]:
+                print(f"    warning: {warning}")
             for r in row["recent_runs"]:
                 done = f"{r['succeeded_requests']}/{r['requests']} succeeded" if r["state"] in ("SUCCEEDED", "FAILED") else ""
                 print(f"    {r['id']}  {r['state']:<9} {r['trigger']:<8} {done}")

@@ -29,6 +29,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from producer.client.songqueue import PROVIDERS, SongQueue
+from producer.log_json import install_server_logging
 from producer.ops import operator_stats
 from producer.ops.metrics_server import MetricsServer
 from producer.store import keys
@@ -165,6 +166,7 @@ def _histogram(name: str, documentation: str, labels: list[str], fields: dict[st
 
 def serve(queue: SongQueue, port: int, address: str = "127.0.0.1") -> int:
     """Serve /metrics until interrupted (producer/ops/metrics_server.py: timeouts, bounded threads, optional token)."""
+    install_server_logging()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SongqueueCollector(queue))
     server = MetricsServer(lambda: generate_latest(registry), token=queue.settings.metrics_token.get_secret_value())

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import re
-import string
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,26 +34,26 @@ from pydantic import (
 
 from producer.models.providers import DEFAULT_PROVIDER, PROVIDERS, provider_spec
 from producer.models.validation_errors import Wording, field_errors
+from producer.playlists.problems import (
+    JOINED,
+    PLACEHOLDERS,
+    DefinitionError,
+    all_problems,
+    request_problems,
+    template_problem,
+)
 from producer.playlists.schedule import Cron, Every, Timing, parse_duration
+
+__all__ = ["PLACEHOLDERS", "DefinitionError", "PlaylistDefinition", "load_definition", "load_folder", "parse_definition"]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 # Storage keys are ours, plain ASCII, never escaping their root (workers.artifacts.storage_keys).
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*\Z")
 MAX_REQUESTS = 200
-PLACEHOLDERS = ("date", "time", "datetime", "index", "count", "name")
 # A definition file names its parts "keys"; an error about the file as a whole is "(file)".
 _FILE_WORDING = Wording(unknown="unknown key", missing="required", whole="(file)", named_by_model_only=True)
 # Stands in for a run's time when a file is validated without running it.
 _SAMPLE_TIME = datetime(2030, 12, 31, 23, 59, 59, tzinfo=UTC)
-
-
-class DefinitionError(ValueError):
-    """A playlist file that cannot be used: each problem names the key and the rule."""
-
-    def __init__(self, path: Path | str, problems: list[tuple[str, str]]) -> None:
-        self.path = str(path)
-        self.problems = problems
-        super().__init__("\n".join(f"{self.path}: {key}: {rule}" for key, rule in problems))
 
 
 class PlaylistDefinition(BaseModel):
@@ -134,23 +133,32 @@ class PlaylistDefinition(BaseModel):
 
     @model_validator(mode="after")
     def _coherent(self) -> PlaylistDefinition:
-        # "key: rule" messages: the model-level errors name their key (see _FILE_WORDING).
+        # "key: rule" messages, every one found (JOINED): the model-level errors name their
+        # key (see _FILE_WORDING), and a file's author sees them all in one go.
+        problems = []
         if self.cron is not None and self.every is not None:
-            raise ValueError("every: give either cron or every, not both")
+            problems.append("every: give either cron or every, not both")
         if isinstance(self.min_success, int) and self.min_success > self.requests_per_run:
-            raise ValueError(f"min_success: {self.min_success} is more than the {self.requests_per_run} "
-                             "requests of a run")
+            problems.append(f"min_success: {self.min_success} is more than the {self.requests_per_run} "
+                            "requests of a run")
+        usable = []  # the prompts the sample run below can fill in ("sample" for a broken one)
         for i, template in enumerate(self.prompts):
-            problem = _template_problem(template)
+            problem = template_problem(template)
             if problem:
-                raise ValueError(f"prompts[{i}]: {problem}")
+                problems.append(f"prompts[{i}]: {problem}")
+            usable.append("sample" if problem else template)
         spec = provider_spec(self.provider)
         text, model = spec.text_field, spec.model_field
         for key in (text, model):
             if key in self.request:
                 owner = "prompts" if key == text else "model"
-                raise ValueError(f"request.{key}: set by `{owner}`, not in [request]")
-        self.expand(_SAMPLE_TIME)  # every request model rule, on a sample run
+                problems.append(f"request.{key}: set by `{owner}`, not in [request]")
+        try:  # every request model rule, on a sample run
+            self.model_copy(update={"prompts": usable}).expand(_SAMPLE_TIME)
+        except ValueError as exc:
+            problems.append(str(exc))
+        if problems:
+            raise ValueError(JOINED.join(problems))
         return self
 
     # --- what a run needs -------------------------------------------------------------
@@ -172,6 +180,13 @@ class PlaylistDefinition(BaseModel):
         if self.every is not None:
             return Every(parse_duration(self.every), self.zone)
         return None
+
+    @property
+    def warnings(self) -> list[str]:
+        """What is valid but likely not meant (a cron restricting both day fields)."""
+        timing = self.timing
+        warning = timing.both_days_warning() if isinstance(timing, Cron) else None
+        return [warning] if warning else []
 
     @property
     def requests_per_run(self) -> int:
@@ -217,37 +232,20 @@ class PlaylistDefinition(BaseModel):
             try:
                 spec.request_model.model_validate(data)
             except pydantic.ValidationError as exc:
-                key, rule = field_errors(exc)[0]
-                head = key.split(".")[0]
-                key = f"prompts[{slot}]" if head == text else "model" if head == model_key else f"request.{key}"
-                raise ValueError(f"{key}: {rule}") from None
+                raise ValueError(JOINED.join(request_problems(exc, spec.request_model, slot, text, model_key))) from None
             requests.append(data)
         return requests
-
-
-def _template_problem(template: str) -> str | None:
-    try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-    except ValueError as exc:
-        return f"not a valid template ({exc}); write {{{{ and }}}} for literal braces"
-    for field in fields:
-        if field not in PLACEHOLDERS:
-            return f"unknown placeholder {{{field}}} (known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)})"
-    try:
-        template.format(date="", time="", datetime="", index=1, count=1, name="")
-    except (ValueError, TypeError) as exc:
-        return f"not a valid template: {exc}"
-    return None
 
 
 def parse_definition(data: dict[str, Any], path: Path | str) -> PlaylistDefinition:
     """Validate a parsed TOML table; the name defaults to the file's stem."""
     path = Path(path)
     data = {"name": path.name.removesuffix(".toml"), **data}
-    try:
-        definition = PlaylistDefinition.model_validate(data)
-    except pydantic.ValidationError as exc:
-        raise DefinitionError(path, field_errors(exc, _FILE_WORDING)) from None
+    definition, problems = all_problems(PlaylistDefinition.model_validate,
+                                        lambda exc: field_errors(exc, _FILE_WORDING), data,
+                                        PlaylistDefinition.model_fields)
+    if problems:
+        raise DefinitionError(path, problems)
     definition._source = str(path)  # noqa: SLF001 - set once, by the loader that knows the file
     return definition
 

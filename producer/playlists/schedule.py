@@ -7,8 +7,9 @@ the slot it claims) and `playlist list` (next run) agree on one calendar:
   belongs to. Exactly one run is made per (playlist, slot).
 - `next_after(now)`: the first scheduled time after `now`.
 
-Cron fields are parsed by Celery's own crontab parser and matched as Celery's crontab
-does: a day must match day-of-month AND month AND day-of-week. Wall-clock times are in
+Cron fields are checked by Celery's own crontab parser (messages that name the field) and
+computed by croniter with Celery's crontab meaning: a day must match day-of-month AND
+month AND day-of-week (croniter's `day_or=False`; plain cron ORs the two day fields). Wall-clock times are in
 the playlist's time zone; a time that does not exist on a spring-forward day runs at the
 same offset an hour later, an ambiguous one on a fall-back day runs once, the first time.
 """
@@ -17,13 +18,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from celery.schedules import crontab
+from croniter import CroniterBadDateError, croniter
 
 # A day-of-week/day-of-month combination can be rare (29 Feb on a Monday: every 28 years).
-_SEARCH_DAYS = 366 * 29
+_MAX_YEARS = 29
+# A daylight-saving shift moves a wall-clock time by at most this much: the search starts
+# this far on the other side of now, so no slot near a shift is missed.
+_DST_MARGIN = timedelta(hours=2)
 _FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
 _FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -50,11 +55,6 @@ def parse_duration(value: str | int) -> int:
 class Cron:
     expression: str
     tz: ZoneInfo
-    minutes: tuple[int, ...]
-    hours: tuple[int, ...]
-    days_of_month: frozenset[int]
-    months: frozenset[int]
-    days_of_week: frozenset[int]  # 0 = Sunday, as in cron
 
     @classmethod
     def parse(cls, expression: str, tz: ZoneInfo) -> Cron:
@@ -62,58 +62,74 @@ class Cron:
         parts = expression.split()
         if len(parts) != 5:
             raise ValueError(f"needs 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}")
-        sets = {}
+        # Celery's parser, field by field, for messages that name the field; croniter computes.
         for field, label, spec in zip(_FIELDS, _FIELD_NAMES, parts):
             try:
-                sets[field] = getattr(crontab(**{field: spec}), field)
+                crontab(**{field: spec})
             except Exception as exc:  # noqa: BLE001 - the parser raises ValueError and its own ParseException
                 raise ValueError(f"{label} field {spec!r}: {exc}") from None
         try:  # the combination, e.g. 31 February
             crontab(*(parts[i] for i in (0, 1, 4, 2, 3)))
         except ValueError as exc:
             raise ValueError(str(exc)) from None
-        cron = cls(expression, tz, tuple(sorted(sets["minute"])), tuple(sorted(sets["hour"])),
-                   frozenset(sets["day_of_month"]), frozenset(sets["month_of_year"]), frozenset(sets["day_of_week"]))
+        if not croniter.is_valid(expression):
+            raise ValueError(f"{expression!r} is not a cron expression")
+        cron = cls(expression, tz)
         if cron.next_after(datetime.now(UTC)) is None:
-            raise ValueError("never fires (no matching day in the next 29 years)")
+            raise ValueError("never fires (no matching day in the coming years)")
         return cron
 
-    def _day_matches(self, day: date) -> bool:
-        return (day.month in self.months and day.day in self.days_of_month
-                and day.isoweekday() % 7 in self.days_of_week)
+    def _iter(self, local_wall_clock: datetime) -> croniter:
+        # Naive wall-clock times, each placed in the zone by _at: croniter's own handling of
+        # aware times moves a skipped 02:30 to 03:00 and runs a repeated one twice; ours is
+        # the documented one (an hour later; once). day_or=False: day-of-month AND day-of-week.
+        return croniter(self.expression, local_wall_clock, day_or=False, max_years_between_matches=_MAX_YEARS)
 
-    def _at(self, day: date, hour: int, minute: int) -> datetime:
-        local = datetime(day.year, day.month, day.day, hour, minute, tzinfo=self.tz)
-        return local.astimezone(UTC)
+    def _at(self, wall_clock: datetime) -> datetime:
+        return wall_clock.replace(tzinfo=self.tz).astimezone(UTC)
 
     def latest(self, now: datetime) -> datetime | None:
-        # Compared in UTC: aware datetimes sharing one tzinfo compare by wall clock.
         now = now.astimezone(UTC)
-        today = now.astimezone(self.tz).date()
-        for back in range(_SEARCH_DAYS):
-            day = today - timedelta(days=back)
-            if not self._day_matches(day):
-                continue
-            for hour in reversed(self.hours):
-                for minute in reversed(self.minutes):
-                    at = self._at(day, hour, minute)
-                    if at <= now:
-                        return at
-        return None
+        local = now.astimezone(self.tz).replace(tzinfo=None, second=0, microsecond=0)
+        times = self._iter(local + _DST_MARGIN + timedelta(minutes=1))
+        try:
+            while (at := self._at(times.get_prev(datetime))) > now:
+                pass
+        except CroniterBadDateError:
+            return None
+        return at
 
     def next_after(self, now: datetime) -> datetime | None:
         now = now.astimezone(UTC)
-        today = now.astimezone(self.tz).date()
-        for ahead in range(-1, _SEARCH_DAYS):  # from yesterday: a DST shift can move a local day
-            day = today + timedelta(days=ahead)
-            if not self._day_matches(day):
-                continue
-            for hour in self.hours:
-                for minute in self.minutes:
-                    at = self._at(day, hour, minute)
-                    if at > now:
-                        return at
-        return None
+        times = self._iter(now.astimezone(self.tz).replace(tzinfo=None) - _DST_MARGIN)
+        try:
+            while (at := self._at(times.get_next(datetime))) <= now:
+                pass
+        except CroniterBadDateError:
+            return None
+        return at
+
+    def upcoming(self, now: datetime, count: int) -> list[datetime]:
+        """The next `count` scheduled times after `now` (fewer if it stops firing)."""
+        found: list[datetime] = []
+        while len(found) < count and (at := self.next_after(found[-1] if found else now)) is not None:
+            found.append(at)
+        return found
+
+    def restricts_both_days(self) -> bool:
+        """Both day fields restricted: cron's usual OR would differ from the AND used here."""
+        parts = self.expression.split()
+        return parts[2] != "*" and parts[4] != "*"
+
+    def both_days_warning(self) -> str | None:
+        """What a day-of-month plus day-of-week expression means here, for the operator."""
+        if not self.restricts_both_days():
+            return None
+        parts = self.expression.split()
+        dates = ", ".join(at.astimezone(self.tz).strftime("%a %Y-%m-%d") for at in self.upcoming(datetime.now(UTC), 3))
+        return (f"cron {self.expression!r} restricts both day-of-month and day-of-week: it runs only on days that "
+                f"are both day {parts[2]} of the month and a {parts[4]} (plain cron would run on either); "
+                f"next such days: {dates}")
 
     def describe(self) -> str:
         return f"cron {self.expression!r} ({self.tz.key})"

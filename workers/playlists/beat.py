@@ -2,7 +2,7 @@
 
 `PlaylistScheduler` (the app's `beat_scheduler`) is Celery's PersistentScheduler plus:
 
-- at start, one entry `playlist:{name}` per definition in SONGQUEUE_PLAYLISTS_DIR that
+- at start (and when the folder changes), one entry `playlist:{name}` per definition in SONGQUEUE_PLAYLISTS_DIR that
   has a schedule (a malformed file is logged with its path and key and skipped; the
   others load), and the `songqueue-playlist-sweep` entry (workers/tasks/playlist.py);
 - each playlist message carries its *slot*, the scheduled time it is for, computed by
@@ -14,8 +14,9 @@ the entry's last send. Beat sends at most one message per due entry and tick, an
 being down for several slots it sends one, for the latest. A beat restarted from a schedule
 file older than its last send (the file is synced every few minutes, not on every send)
 sends the current slot again, and a second beat sends every slot too: the Redis claim
-turns those repeats into no-ops. Definitions are read when beat starts: restart it after
-adding a playlist or changing a schedule (the workers re-read a definition at each run).
+turns those repeats into no-ops. Definitions are read when beat starts and again whenever a
+file of the folder changes (mtime or size; looked at every RELOAD_CHECK seconds), so a new,
+edited or removed playlist needs no restart (the workers re-read a definition at each run).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from producer.settings import get_settings
 log = logging.getLogger("songqueue.playlists")
 
 SWEEP_ENTRY = "songqueue-playlist-sweep"
+# How often beat looks at the definitions folder (a stat of each file), seconds.
+RELOAD_CHECK = 5.0
 
 
 class SlotSchedule(BaseSchedule):
@@ -95,6 +98,8 @@ def playlist_entries(folder: Path) -> dict[str, dict[str, Any]]:
             log.info("playlist %s (%s): no schedule; runs only by `songqueue playlist run`", name, definition.source)
             continue
         entries[f"playlist:{name}"] = _entry(definition)
+        for warning in definition.warnings:
+            log.warning("playlist %s (%s): %s", name, definition.source, warning)
         log.info("playlist %s (%s): %s", name, definition.source, definition.timing.describe())
     return entries
 
@@ -107,12 +112,47 @@ def _entry(definition: PlaylistDefinition) -> dict[str, Any]:
     }
 
 
+def folder_state(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """What changes when a definition is added, edited, renamed or removed."""
+    state = []
+    for path in sorted(folder.glob("*.toml")) if folder.is_dir() else ():
+        try:
+            stat = path.stat()
+        except OSError:  # removed between the listing and the stat: the next look sees it gone
+            continue
+        state.append((path.name, stat.st_mtime_ns, stat.st_size))
+    return tuple(state)
+
+
 class PlaylistScheduler(PersistentScheduler):
+    _folder_state: tuple[tuple[str, int, int], ...] | None = None
+
     def merge_inplace(self, b: dict[str, Any]) -> None:
         settings = get_settings()
+        folder = Path(settings.playlists_dir)
+        self._folder_state = folder_state(folder)
         sweep = {SWEEP_ENTRY: {"task": task_names.PLAYLIST_SWEEP, "schedule": settings.watchdog_interval,
                                "options": {"expires": settings.watchdog_interval}}}
-        super().merge_inplace({**b, **sweep, **playlist_entries(Path(settings.playlists_dir))})
+        super().merge_inplace({**b, **sweep, **playlist_entries(folder)})
+
+    def reload_if_changed(self) -> bool:
+        """Re-read the folder when a file's mtime or size changed (or one came or went).
+
+        Kept entries keep their last send (merge_inplace updates them in place), so an edit
+        does not resend the current slot; a new playlist waits for its next slot. Celery's
+        tick sees the changed schedule and rebuilds its heap.
+        """
+        if folder_state(Path(get_settings().playlists_dir)) == self._folder_state:
+            return False
+        log.info("playlist definitions changed in %s: reloading", get_settings().playlists_dir)
+        self.merge_inplace(self.app.conf.beat_schedule)
+        return True
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        self.reload_if_changed()
+        # Wake at least every RELOAD_CHECK seconds, so a change is seen without a restart
+        # even when nothing is due for hours.
+        return min(float(super().tick(*args, **kwargs)), RELOAD_CHECK)
 
     def apply_async(self, entry: ScheduleEntry, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
         if not isinstance(entry.schedule, SlotSchedule):
