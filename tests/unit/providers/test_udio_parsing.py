@@ -58,7 +58,8 @@ SEED_002_PATHS = (
 )
 # The contract's fields a song keeps, plus audio_bytes: the decoded inline audio of a
 # synchronous provider (MiniMax), which Udio never sets.
-SONG_FIELDS = {"id", "title", "song_path", "image_path", "duration", "lyrics", "tags", "finished", "audio_bytes"}
+SONG_FIELDS = {"id", "title", "song_path", "image_path", "duration", "lyrics", "tags", "finished", "audio_bytes",
+               "audio_file"}
 
 
 def _fetch_body(status: str | None = "IN_PROGRESS", **task: Any) -> dict[str, Any]:
