@@ -20,6 +20,7 @@ from producer.client.songqueue import SongQueue
 from producer.client.wait_loop import Deadline, poll_until
 from producer.models.job_record import JobRecord
 from producer.models.playlist_run import PlaylistRun, RunState
+from producer.models.text_rules import clean_text
 from producer.playlists.definition import (
     DefinitionError,
     PlaylistDefinition,
@@ -72,9 +73,15 @@ def _run(args: argparse.Namespace) -> int:
         latest = store.get(latest.id) or latest
         return latest, _jobs(queue, latest)
 
+    reported: set[str] = set()
+
+    def show(view: tuple[PlaylistRun, list[JobRecord | None]]) -> None:
+        for row in ended_rows(view[1], reported):
+            display.note(row)
+        display.show(_label(*view), _batch_progress(view[1]))
+
     try:
-        run, jobs = poll_until(read, lambda view: view[0].state.terminal, args.timeout,
-                               on_progress=lambda view: display.show(_label(*view), _batch_progress(view[1])))
+        run, jobs = poll_until(read, lambda view: view[0].state.terminal, args.timeout, on_progress=show)
     except Deadline as exc:
         run, jobs = exc.last
         display.close()
@@ -84,6 +91,18 @@ def _run(args: argparse.Namespace) -> int:
     display.close()
     _print_run(run, jobs, args.json)
     return EXIT_OK if run.state == RunState.SUCCEEDED else EXIT_FAILED
+
+
+def ended_rows(jobs: list[JobRecord | None], reported: set[str]) -> list[str]:
+    """One row per job of the batch that ended since the last call (`reported` remembers)."""
+    rows = []
+    for number, job in enumerate(jobs, start=1):
+        if job is None or not job.state.terminal or job.id in reported:
+            continue
+        reported.add(job.id)
+        error = f" {job.error.code}: {clean_text(job.error.message, 120)}" if job.error else ""
+        rows.append(f"  job {number}/{len(jobs)} {job.id}: {job.state.value}{error}")
+    return rows
 
 
 def _label(run: PlaylistRun, jobs: list[JobRecord | None]) -> str:

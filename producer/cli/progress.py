@@ -35,6 +35,18 @@ class ProgressDisplay:
             self.stream.write(line + "\n")
         self.stream.flush()
 
+    def note(self, line: str) -> None:
+        """A line of its own above the bar (a job of a batch that ended), the bar redrawn below it."""
+        if self.tty:
+            self.stream.write("\r\x1b[K" + line + "\n")
+            if self.last is not None:
+                label, progress = self.last
+                self.last = None
+                self.show(label, progress)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
     def close(self) -> None:
         if self.tty and self.last is not None:
             self.stream.write("\n")
