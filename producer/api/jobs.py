@@ -90,7 +90,7 @@ def get_job(job_id: str, request: Request, key: Annotated[ApiKey, Depends(needs(
 @router.get("", response_model=JobPage, responses=_ERRORS)
 def list_jobs(request: Request, key: Annotated[ApiKey, Depends(needs("read"))],
               state: JobState | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-              cursor: Annotated[str | None, Query(pattern=r"^[0-9.]+_[0-9a-f]+$")] = None) -> dict[str, Any]:
+              cursor: Annotated[str | None, Query(pattern=r"^[0-9]+(\.[0-9]+)?_[0-9a-f]+$")] = None) -> dict[str, Any]:
     """Newest first. An admin key lists every tenant; any other key, its own tenant."""
     api = api_state(request)
     store = api.queue.store
