@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import Task
 
-# Set by workers.tasks.common.end_job when the running task ends its job FAILED or TIMED_OUT.
+# Set by workers.steps.common.end_job when the running task ends its job FAILED or TIMED_OUT.
 _ended: ContextVar[str | None] = ContextVar("songqueue_job_failed", default=None)
 
 

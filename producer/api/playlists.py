@@ -17,8 +17,8 @@ from producer.api.auth import needs
 from producer.api.problems import Problem, documented
 from producer.api.state import ApiState, api_state
 from producer.cli.playlist import run_view
-from producer.client.links import file_path
 from producer.models.playlist_run import PlaylistRun
+from producer.objects.links import file_path
 from producer.playlists.definition import load_folder
 from producer.playlists.start import playlist_store, start_run
 from producer.store.api_keys import ApiKey

@@ -27,13 +27,13 @@ from producer.cli.request_flags import (
 )
 from producer.cli.timeline import timeline
 from producer.client.callbacks import CallbackUrlError, check_callback_url
-from producer.client.links import ObjectLinks
 from producer.client.minimax_upload import UploadError
 from producer.client.songqueue import MAX_KEY_CHARS, SongQueue, WaitTimeout
 from producer.client.url_guard import callback_policy
 from producer.models.job_record import JobRecord, JobState
 from producer.models.providers import PROVIDERS, provider_spec
 from producer.models.text_rules import check_label
+from producer.objects.links import ObjectLinks
 from producer.settings import get_settings
 
 

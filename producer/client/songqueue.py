@@ -14,11 +14,8 @@ from celery import Celery
 
 from producer import task_names
 from producer.client import replay
-from producer.client.archive import archived_ids, manifest_object, read_manifest, record_from_manifest, send_archive
 from producer.client.callbacks import TERMINAL_EVENTS, announce, check_callback_url
 from producer.client.celery_config import celery_config
-from producer.client.fetch import fetch_job
-from producer.client.links import ObjectLinks
 from producer.client.minimax_upload import Purpose, upload_reference
 from producer.client.url_guard import callback_policy
 from producer.client.wait_loop import Deadline, poll_until
@@ -33,6 +30,9 @@ from producer.models.job_record import (
 )
 from producer.models.providers import DEFAULT_PROVIDER, PROVIDERS, REQUEST_MODELS, RequestModel
 from producer.models.text_rules import check_label
+from producer.objects.archive import archived_ids, manifest_object, read_manifest, record_from_manifest, send_archive
+from producer.objects.fetch import fetch_job
+from producer.objects.links import ObjectLinks
 from producer.settings import Settings, get_settings
 from producer.store.job_store import JobStore
 
@@ -154,7 +154,7 @@ class SongQueue:
 
     def status(self, job_id: str) -> JobRecord:
         """The job's record; once Redis has let an ended job go (SONGQUEUE_JOB_RETENTION),
-        the record its manifest.json tells (producer/client/archive.py)."""
+        the record its manifest.json tells (producer/objects/archive.py)."""
         record = self.store.get(job_id)
         if record is None:
             record = self.archived(job_id)

@@ -43,7 +43,7 @@ def storage_writable(settings: Settings) -> Line:
     probe = f"_doctor/{uuid.uuid4().hex}"
     try:
         if url.startswith("s3://"):
-            from producer.client.s3 import S3Location, s3_client
+            from producer.objects.s3 import S3Location, s3_client
 
             where = S3Location.parse(url)
             key = f"{where.key}/{probe}" if where.key else probe

@@ -176,7 +176,7 @@ class JobRecord(BaseModel):
     def public_view(self, link: Callable[[StoredObject], str] | None = None) -> dict[str, Any]:
         """The shape of `songqueue status --json` (docs/cli.md).
 
-        `link` makes each object's "link" (a path, or a presigned URL: producer.client.links);
+        `link` makes each object's "link" (a path, or a presigned URL: producer.objects.links);
         without it "link" is None.
         """
         view: dict[str, Any] = {

@@ -11,7 +11,7 @@ they entered their terminal state) and runs are pruned by score by a periodic sw
 expired: their end time is older than the retention, so the record's EXPIREAT has passed.
 
 `manifest.json` in storage is the durable record of an ended job; the producer reads it
-when the Redis record is gone (producer/client/archive.py). Retention 0 keeps everything.
+when the Redis record is gone (producer/objects/archive.py). Retention 0 keeps everything.
 """
 
 from __future__ import annotations

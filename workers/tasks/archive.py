@@ -25,7 +25,7 @@ from workers import runtime
 from workers.artifacts.manifest import write_manifest
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
-from workers.tasks.common import log
+from workers.steps.common import log
 from workers.upstream.errors import PermanentError, TransientError
 
 

@@ -18,15 +18,15 @@ from celery import Task
 
 from producer import task_names
 from producer.client.callbacks import PROGRESS, CallbackUrlError, check_callback_url
-from producer.client.links import ObjectLinks
 from producer.client.url_guard import callback_policy
 from producer.models.job_record import CallbackAttempt, JobRecord, JobState
+from producer.objects.links import ObjectLinks
 from producer.settings import Settings
 from workers import fault_points, metrics, runtime
 from workers.callback_delivery import Delivery, post
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
-from workers.tasks.common import log
+from workers.steps.common import log
 
 # The record keeps the latest attempts only: a long-lived job with progress callbacks
 # must not grow without bound.

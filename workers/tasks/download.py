@@ -18,8 +18,8 @@ from workers.artifacts import storage_keys
 from workers.artifacts.assets import store_asset
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
-from workers.tasks import step_runs
-from workers.tasks.common import end_job, log, send
+from workers.steps import step_runs
+from workers.steps.common import end_job, log, send
 from workers.upstream.errors import PermanentError, TransientError
 
 ACTIVE = frozenset({JobState.GENERATING, JobState.DOWNLOADING})

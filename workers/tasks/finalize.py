@@ -5,14 +5,14 @@ from __future__ import annotations
 from celery import Task
 
 from producer import task_names
-from producer.client.archive import send_archive
 from producer.models.job_record import JobState
+from producer.objects.archive import send_archive
 from workers import fault_points, runtime
 from workers.artifacts.manifest import write_manifest
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
-from workers.tasks import step_runs
-from workers.tasks.common import end_job, finish, log
+from workers.steps import step_runs
+from workers.steps.common import end_job, finish, log
 from workers.upstream.errors import PermanentError, TransientError
 
 RUNS = "finalize"

@@ -17,7 +17,7 @@ from producer.models.job_record import JobRecord, JobState, SongRecord
 from workers import runtime
 from workers.artifacts import inline_audio
 from workers.providers.base import UpstreamSong
-from workers.tasks.common import end_job, log, send
+from workers.steps.common import end_job, log, send
 from workers.upstream.errors import UpstreamError
 
 

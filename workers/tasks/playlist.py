@@ -26,10 +26,10 @@ import redis
 from celery import Task
 
 from producer import task_names
-from producer.client.archive import send_archive
 from producer.client.songqueue import SongQueue
 from producer.models.job_record import CANCELLABLE_STATES, JobError, JobRecord, JobState, StoredObject
 from producer.models.playlist_run import PlaylistRun, RunFailure, RunSong, RunState
+from producer.objects.archive import send_archive
 from producer.playlists.definition import DefinitionError, load_folder
 from producer.playlists.start import create_jobs, playlist_store, send_check, start_run
 from producer.store.playlist_store import PlaylistStore
@@ -37,7 +37,7 @@ from workers import runtime
 from workers.celery_app import app
 from workers.playlists.output import collect, outcome, write_outputs
 from workers.retry_policy import look_again, retry_or_give_up
-from workers.tasks.common import log
+from workers.steps.common import log
 from workers.upstream.errors import PermanentError, TransientError
 
 

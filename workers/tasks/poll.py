@@ -6,7 +6,7 @@ soon as they are seen, even while their sibling is still generating.
 
 A provider that can fetch many tasks in one call (Suno) is polled in batches: this run
 fetches its own job's task together with every other due task of the provider, and
-applies each answer under that job's own token (workers/tasks/poll_batch.py).
+applies each answer under that job's own token (workers/steps/poll_batch.py).
 
 `once=True` is a one-shot poll, sent by the notify hook (producer/ops/hook_server.py) when the
 gateway says the task changed: it fetches and merges under the same fencing token like any
@@ -24,9 +24,9 @@ from workers.admission import gate
 from workers.celery_app import app
 from workers.providers.base import BatchProvider, UpstreamStatus
 from workers.retry_policy import look_again, retry_or_give_up
-from workers.tasks import poll_batch
-from workers.tasks.common import end_job, log, wait_for_limit
-from workers.tasks.poll_apply import apply_status, past_deadline, polling_ended
+from workers.steps import poll_batch
+from workers.steps.common import end_job, log, wait_for_limit
+from workers.steps.poll_apply import apply_status, past_deadline, polling_ended
 from workers.upstream.errors import PermanentError, TransientError
 
 

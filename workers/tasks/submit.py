@@ -23,9 +23,9 @@ from workers.providers import registry
 from workers.providers.base import SyncProvider
 from workers.providers.registry import Provider
 from workers.retry_policy import retry_or_give_up
-from workers.tasks.common import end_job, log, send, wait_for_limit
+from workers.steps.common import end_job, log, send, wait_for_limit
+from workers.steps.written import until_written
 from workers.tasks.generated import accept_songs
-from workers.tasks.written import until_written
 from workers.upstream.errors import PermanentError, TransientError
 from workers.upstream.http_client import CONNECT_TIMEOUT
 

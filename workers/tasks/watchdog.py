@@ -19,7 +19,7 @@ from producer.client.callbacks import TERMINAL_EVENTS, announce
 from producer.models.job_record import JobRecord, JobState
 from workers import metrics, runtime
 from workers.celery_app import app
-from workers.tasks.common import log, send
+from workers.steps.common import log, send
 from workers.tasks.submit import resolve_uncertain
 
 

@@ -15,8 +15,8 @@ import requests
 import stack
 from botocore.config import Config
 
-from producer.client.links import ObjectLinks
 from producer.models.job_record import StoredObject
+from producer.objects.links import ObjectLinks
 from producer.settings import Settings
 from tests.support.s3_server import AWS_ENV, S3Server, s3  # noqa: F401 - s3 is a fixture
 from workers.storage import open_storage

@@ -11,9 +11,9 @@ import time
 import pytest
 import redis
 
-from producer.client.archive import manifest_key, record_from_manifest
 from producer.models.job_record import JobError, JobRecord, JobState, SongRecord, StoredObject
 from producer.models.playlist_run import PlaylistRun, RunState
+from producer.objects.archive import manifest_key, record_from_manifest
 from producer.store import keys
 from producer.store.job_store import JobStore
 from producer.store.playlist_store import PlaylistStore

@@ -7,7 +7,7 @@ import logging
 import pytest
 import redis
 
-from workers.tasks import written
+from workers.steps import written
 
 
 def test_retries_redis_errors_until_the_write_lands(monkeypatch: pytest.MonkeyPatch,

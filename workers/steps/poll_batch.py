@@ -20,8 +20,8 @@ from producer.settings import Settings
 from producer.store import keys, poll_due
 from workers import runtime
 from workers.providers.base import AsyncProvider, BatchProvider, UpstreamStatus
-from workers.tasks.common import end_job, log
-from workers.tasks.poll_apply import apply_status, past_deadline, polling_ended
+from workers.steps.common import end_job, log
+from workers.steps.poll_apply import apply_status, past_deadline, polling_ended
 from workers.upstream.errors import PermanentError
 
 NOT_DUE_FLOOR = 0.05  # seconds: a job due a hair from now still waits for its own turn

@@ -13,8 +13,8 @@ from typing import Any, BinaryIO
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from producer.client.s3 import S3Location, s3_client
 from producer.models.job_record import StoredObject
+from producer.objects.s3 import S3Location, s3_client
 from producer.settings import Settings
 
 

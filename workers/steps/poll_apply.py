@@ -1,6 +1,6 @@
 """One fetch's answer applied to one job, under that job's fencing token.
 
-The poll step applies its own job's answer here; a batch poll (workers/tasks/poll_batch.py)
+The poll step applies its own job's answer here; a batch poll (workers/steps/poll_batch.py)
 applies every other claimed job's answer here too, each under its own token, exactly as
 if that job had been polled alone: deadline, FAILURE, progress, early downloads,
 finalize, progress callbacks and the watchdog's next check-in.
@@ -17,8 +17,8 @@ from workers import metrics, runtime
 from workers.celery_app import app
 from workers.providers.base import Outcome, UpstreamStatus
 from workers.retry_policy import next_poll_delay
-from workers.tasks.common import end_job, log, send
-from workers.tasks.status_merge import merge_status
+from workers.steps.common import end_job, log, send
+from workers.steps.status_merge import merge_status
 
 
 def past_deadline(record: JobRecord) -> bool:

@@ -8,9 +8,9 @@ from collections.abc import Callable, Collection
 from celery import Task
 
 from producer import task_names
-from producer.client.archive import send_archive
 from producer.client.callbacks import TERMINAL_EVENTS, announce
 from producer.models.job_record import LIVE_STATES, JobError, JobRecord, JobState
+from producer.objects.archive import send_archive
 from workers import fault_points, metrics, runtime
 from workers.admission.limits import Wait
 from workers.celery_app import app

@@ -25,9 +25,9 @@ from urllib.parse import unquote, urlparse
 from celery import Celery
 
 from producer import task_names
-from producer.client.links import ObjectLinks, ObjectUnreadable
-from producer.client.s3 import S3Location, s3_client
 from producer.models.job_record import JobError, JobRecord, JobState, SongRecord, StoredObject, Transition
+from producer.objects.links import ObjectLinks, ObjectUnreadable
+from producer.objects.s3 import S3Location, s3_client
 from producer.settings import Settings
 
 log = logging.getLogger("songqueue.archive")

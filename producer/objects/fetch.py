@@ -3,7 +3,7 @@
     01 - Sandbox Song 1 – 晨光.mp3
     01 - Sandbox Song 1 – 晨光.png
 
-Names come from producer.client.file_names. A name already taken (in this run, or by a
+Names come from producer.objects.file_names. A name already taken (in this run, or by a
 different file in the folder; compared case-insensitively, as macOS and Windows do)
 gets " (2)", " (3)"…; a file already there with the very same bytes is kept, so fetching
 twice copies nothing twice. Each copy is written to a temporary name, its sha256 checked
@@ -17,9 +17,9 @@ import os
 import uuid
 from pathlib import Path
 
-from producer.client.file_names import numbered, safe_file_name
-from producer.client.links import ObjectLinks
 from producer.models.job_record import JobRecord, StoredObject
+from producer.objects.file_names import numbered, safe_file_name
+from producer.objects.links import ObjectLinks
 
 CHUNK = 1 << 20
 MAX_COLLISIONS = 1000
