@@ -152,6 +152,19 @@ def _checked_request(app: Sandbox, form: dict[str, Part]) -> tuple[str, dict[str
     return lyrics, references
 
 
+def _generate_or_inject(app: Sandbox, directives: Any) -> Response | None:
+    """The generation delay, then an injected `minimax_error` answer if the directives ask
+    for one: the same for the music-01 form and the 2.x JSON body."""
+    gen_time = directives.number("gen_time")
+    if gen_time:
+        time.sleep(gen_time)
+    if directives.has("minimax_error"):
+        app.stats.fault("minimax_error")
+        code = int(directives.number("minimax_error") or DEFAULT_ERROR)
+        return _answer(code, STATUS_MESSAGES.get(code, f"sandbox: injected error {code}"))
+    return None
+
+
 def generate(app: Sandbox, req: Request) -> Response:
     app.stats.count("minimax_generation_requests")
     if not app.authorized(req.headers):
@@ -163,13 +176,9 @@ def generate(app: Sandbox, req: Request) -> Response:
         directives = parse_directives(lyrics)
     except (InvalidParams, DirectiveError) as exc:
         return _invalid(str(exc))
-    gen_time = directives.number("gen_time")
-    if gen_time:
-        time.sleep(gen_time)
-    if directives.has("minimax_error"):
-        app.stats.fault("minimax_error")
-        code = int(directives.number("minimax_error") or DEFAULT_ERROR)
-        return _answer(code, STATUS_MESSAGES.get(code, f"sandbox: injected error {code}"))
+    refused = _generate_or_inject(app, directives)
+    if refused is not None:
+        return refused
     duration = directives.number("duration") or app.config.song_duration
     mp3 = audio.song_mp3(duration, 1)
     audio_id = uuid.uuid4().hex
@@ -219,13 +228,9 @@ def generate_json(app: Sandbox, req: Request) -> Response:
         directives = parse_directives(text)
     except (ValueError, InvalidParams, DirectiveError) as exc:  # JSONDecodeError is a ValueError
         return _invalid(str(exc))
-    gen_time = directives.number("gen_time")
-    if gen_time:
-        time.sleep(gen_time)
-    if directives.has("minimax_error"):
-        app.stats.fault("minimax_error")
-        code = int(directives.number("minimax_error") or DEFAULT_ERROR)
-        return _answer(code, STATUS_MESSAGES.get(code, f"sandbox: injected error {code}"))
+    refused = _generate_or_inject(app, directives)
+    if refused is not None:
+        return refused
     duration = directives.number("duration") or app.config.song_duration
     mp3 = audio.song_mp3(duration, 1)
     data: dict[str, Any] = {"status": 2}
