@@ -23,7 +23,7 @@ from producer.settings import Settings
 from workers.providers.base import InlineAudio, UpstreamSong
 from workers.providers.minimax_hex import HexAudioSink
 from workers.upstream.errors import PermanentError, TransientError
-from workers.upstream.http_client import call_json, new_session
+from workers.upstream.http_client import bearer_headers, call_json, new_session
 
 MAX_TITLE_CHARS = 80
 # base_resp codes worth another try: rate limits, and MiniMax's own trouble (1000 unknown,
@@ -67,7 +67,7 @@ class MiniMaxProvider:
         try:
             body = call_json(
                 self.session, "POST", self.base_url + self.generate_path, **sent,
-                headers={"Authorization": f"Bearer {self._api_key.get_secret_value()}", "Accept": "application/json"},
+                headers=bearer_headers(self._api_key),
                 timeout=self.timeout, max_bytes=self.max_json_bytes, sink=sink,
             )
             return [parse_generation(body, str(request.get("lyrics", "")), inline=sink.audio)]

@@ -23,7 +23,7 @@ from producer.settings import Settings
 from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
 from workers.providers.udio import envelope, parse_submit
 from workers.upstream.errors import TransientError
-from workers.upstream.http_client import call_json, new_session
+from workers.upstream.http_client import bearer_headers, call_json, new_session
 
 # Task statuses; one relay's docs spell FAILURE as FAIL, and UNKNOWN is terminal on new-api.
 TERMINAL = {"SUCCESS": Outcome.SUCCEEDED, "FAILURE": Outcome.FAILED, "FAIL": Outcome.FAILED,
@@ -50,7 +50,7 @@ class SunoProvider:
         self.batch_size = batch_size
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._api_key.get_secret_value()}", "Accept": "application/json"}
+        return bearer_headers(self._api_key)
 
     def submit(self, request: dict[str, Any]) -> str:
         body = call_json(self.session, "POST", self.base_url + self.submit_path, json=request,

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from producer.settings import Settings
 from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
 from workers.upstream.errors import PermanentError, TransientError
-from workers.upstream.http_client import call_json, new_session
+from workers.upstream.http_client import bearer_headers, call_json, new_session
 
 TERMINAL = {"SUCCESS": Outcome.SUCCEEDED, "FAILURE": Outcome.FAILED}
 
@@ -49,7 +49,7 @@ class UdioProvider:
         self.notify_field = notify_field
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._api_key.get_secret_value()}", "Accept": "application/json"}
+        return bearer_headers(self._api_key)
 
     def submit(self, request: dict[str, Any]) -> str:
         payload: dict[str, Any] = {"gen_params": request}

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import requests
+from pydantic import SecretStr
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from producer.models.text_rules import clean_text
@@ -17,6 +18,11 @@ from workers.upstream.errors import PermanentError, TransientError
 
 USER_AGENT = "songqueue/0.1"
 CONNECT_TIMEOUT = 10.0  # at most; a shorter call timeout shortens it too
+
+
+def bearer_headers(api_key: SecretStr) -> dict[str, str]:
+    """The headers of every gateway call: the key as a Bearer token, JSON expected back."""
+    return {"Authorization": f"Bearer {api_key.get_secret_value()}", "Accept": "application/json"}
 
 
 def new_session() -> requests.Session:
