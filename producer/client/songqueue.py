@@ -83,6 +83,7 @@ class SongQueue:
         album: str | None = None,
         batch_id: str | None = None,
         tenant: str = DEFAULT_TENANT,
+        api_key: str | None = None,
     ) -> JobHandle:
         """Validate, record the job QUEUED, and send it to the submit queue.
 
@@ -92,7 +93,8 @@ class SongQueue:
         progress change with `callback_progress`); a URL that breaks a rule raises
         producer.client.callbacks.CallbackUrlError (a ValueError naming callback_url).
         `album`: the ID3 album of its songs; `batch_id`: the playlist run it belongs to;
-        `tenant`: who owns it (the HTTP API passes its key's tenant).
+        `tenant`: who owns it, and `api_key`: the id of the key that submitted it (the HTTP
+        API passes both; the workers hold the job to that key's limits).
         """
         check_label("idempotency_key", idempotency_key, MAX_KEY_CHARS)
         check_label("album", album, MAX_ALBUM_CHARS)
@@ -119,6 +121,7 @@ class SongQueue:
             album=album,
             batch_id=batch_id,
             tenant=tenant,
+            api_key=api_key,
         )
         # If the submit message is lost, the watchdog sends it again after the grace period.
         record, created = self.store.create(record, check_in=self.settings.watchdog_grace)

@@ -139,6 +139,10 @@ class JobRecord(BaseModel):
     # Who the job belongs to: the tenant of the API key that submitted it (producer/api/),
     # "default" for the CLI and the Python API, trusted in-cluster clients without keys.
     tenant: str = DEFAULT_TENANT
+    # The id of the API key that submitted it (None for the CLI and the Python API): the
+    # workers hold the job to that key's own in-flight limit and daily budget, as they do
+    # to the provider's (workers/admission/key_limits.py).
+    api_key: str | None = None
     # Why a live job is not moving (a shared limit or the budget; workers/admission/limits.py), for
     # `songqueue status`; None when nothing holds it back.
     waiting_for: str | None = None

@@ -58,7 +58,7 @@ class JobStore:
         A crash or timeout can no longer fall between the two: either both exist, or
         neither does, and a caller's retry with the same key finds the job or creates it.
         """
-        idem = keys.idempotency(self.prefix, record.idempotency_key or "")
+        idem = keys.idempotency(self.prefix, record.idempotency_key or "", record.tenant)
         while True:
             with self.redis.pipeline(transaction=True) as pipe:
                 try:
@@ -240,8 +240,11 @@ def _track_in_flight(pipe: optimistic.Writes, prefix: str, record: JobRecord, no
     admitted it); any other state removes it: so a job that ends, backs off to QUEUED or is
     cancelled frees its place at once, and nothing held by a dead worker can leak.
     """
-    key = keys.in_flight(prefix, record.provider)
-    if record.state in IN_FLIGHT_STATES:
-        pipe.zadd(key, {record.id: now}, nx=True)
-    else:
-        pipe.zrem(key, record.id)
+    sets = [keys.in_flight(prefix, record.provider)]
+    if record.api_key:  # the submitting key's own limit, kept the same way
+        sets.append(keys.key_in_flight(prefix, record.api_key))
+    for key in sets:
+        if record.state in IN_FLIGHT_STATES:
+            pipe.zadd(key, {record.id: now}, nx=True)
+        else:
+            pipe.zrem(key, record.id)

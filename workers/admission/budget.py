@@ -28,36 +28,40 @@ class Reservation:
 
 @dataclass(frozen=True)
 class OverBudget:
-    provider: str
+    whose: str  # "udio", or "API key 3f2a… (name)"
+    knob: str  # what raises the budget, named in the message
     day: str
     spent: float
     budget: float
     price: float
 
     def message(self) -> str:
-        return (f"{self.provider}'s daily budget is spent: {self.spent:g} of {self.budget:g} on {self.day} (UTC), "
-                f"and this call costs {self.price:g} (SONGQUEUE_{self.provider.upper()}_DAILY_BUDGET)")
+        return (f"{self.whose}'s daily budget is spent: {self.spent:g} of {self.budget:g} on {self.day} (UTC), "
+                f"and this call costs {self.price:g} ({self.knob})")
 
     def wait(self, settings: Settings) -> Wait:
         # Back at the turn of the day at the latest, when the day's budget is new.
         seconds = min(jittered(settings.budget_wait), spend.seconds_to_next_day() + 1)
-        return Wait("budget", f"{self.provider} daily budget: {self.spent:g} of {self.budget:g} spent on "
-                    f"{self.day} (UTC); waits for the next day or a larger "
-                    f"SONGQUEUE_{self.provider.upper()}_DAILY_BUDGET", seconds)
+        return Wait("budget", f"{self.whose} daily budget: {self.spent:g} of {self.budget:g} spent on "
+                    f"{self.day} (UTC); waits for the next day or a larger {self.knob}", seconds)
 
 
 def reserve(client: redis.Redis, settings: Settings, provider: str, price: float) -> Reservation | OverBudget | None:
     """Reserve `price` for one call today; None when there is nothing to reserve (price 0)."""
+    return reserve_under(client, keys.spend(settings.key_prefix, provider, spend.utc_day()),
+                         settings.daily_budget(provider), price,
+                         provider, f"SONGQUEUE_{provider.upper()}_DAILY_BUDGET")
+
+
+def reserve_under(client: redis.Redis, day_key: str, budget: float | None, price: float,
+                  whose: str, knob: str) -> Reservation | OverBudget | None:
+    """Reserve `price` in the day's spend counter `day_key` under `budget` (None: unlimited)."""
     if price <= 0:
         return None
-    budget = settings.daily_budget(provider)
-    day = spend.utc_day()
-    key = keys.spend(settings.key_prefix, provider, day)
     micros = spend.to_micros(price)
-    ok, total = run_script(client, "budget_reserve", [key],
+    ok, total = run_script(client, "budget_reserve", [day_key],
                            [micros, -1 if budget is None else spend.to_micros(budget), spend.KEEP_SECONDS])
     if ok:
-        return Reservation(key, micros)
+        return Reservation(day_key, micros)
     assert budget is not None
-    return OverBudget(provider, day, int(total) / spend.MICROS, budget, price)
-
+    return OverBudget(whose, knob, spend.utc_day(), int(total) / spend.MICROS, budget, price)

@@ -75,7 +75,7 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
     record = store.apply(job_id, {record.state}, mutate=intend, to=JobState.SUBMITTING, version=record.version,
                          check_in=provider.timeout + CONNECT_TIMEOUT + settings.watchdog_grace)
     call = None if record is None else _call(provider, record)
-    gate.settle(store.redis, admitted.reservation, billed=call is not None and call.may_be_billed)
+    gate.settle(store.redis, admitted.reservations, billed=call is not None and call.may_be_billed)
     if record is None or call is None:
         return  # moved on meanwhile: nothing was called
     if call.fault is not None and call.may_be_billed:

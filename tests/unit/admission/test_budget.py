@@ -30,7 +30,7 @@ def test_concurrent_reservations_never_overshoot(redis_client, key_prefix):
     assert spend.spent(redis_client, key_prefix, "udio") == pytest.approx(9.8)
     assert "9.8 of 10" in refused[0].message() and "SONGQUEUE_UDIO_DAILY_BUDGET" in refused[0].message()
 
-    gate.settle(redis_client, granted[0], billed=False)  # a refused call gives its reservation back
+    gate.settle(redis_client, (granted[0],), billed=False)  # a refused call gives its reservation back
     assert isinstance(budget.reserve(redis_client, settings, "udio", 0.7), budget.Reservation)
     assert spend.spent(redis_client, key_prefix, "udio") == pytest.approx(9.8)
     assert redis_client.ttl(keys.spend(key_prefix, "udio", spend.utc_day())) > 7 * 24 * 3600
