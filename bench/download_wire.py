@@ -12,6 +12,7 @@ memory. The cover was stored first (as when the cover task wins), so its APIC fr
 from storage. curl runs on the same URLs between the batches.
 
     python -m bench.download_wire [--quick]      # or: python bench/run.py --only download_wire
+    BENCH_BASELINE_TREE=/path/to/older/tree python -m bench.download_wire   # adds that tree's row
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ from bench.harness import Section, fmt, median
 
 MIB = 1024 * 1024
 SIZES_MIB = (5, 50)
+CHILD = Path(__file__).with_name("download_wire_child.py")
 
 
-def run(quick: bool) -> Section:
+def run(quick: bool, baseline_tree: str = "") -> Section:
+    """`baseline_tree` (BENCH_BASELINE_TREE when run as a module): another source tree of
+    songqueue, e.g. an earlier commit's `git archive`, measured alike in the same rounds."""
     rounds, per_round = (2, 3) if quick else (3, 4)
     curl = shutil.which("curl")
     load_start = os.getloadavg()
@@ -42,8 +46,13 @@ def run(quick: bool) -> Section:
     with harness.servers("download-wire", "--song-duration", "2") as srv:
         for size in SIZES_MIB:
             songs = _songs(srv.sandbox_url, size)
-            got: dict[str, list[float]] = {"ours": [], "cpu": [], "curl": [], "rss": [], "rss_floor": []}
+            got: dict[str, list[float]] = {"ours": [], "cpu": [], "curl": [], "rss": [], "rss_floor": [],
+                                           "before": [], "before_cpu": []}
             for _ in range(rounds):
+                if baseline_tree:
+                    before = _ours(srv, songs, per_round, Path(baseline_tree))
+                    got["before"] += before["rates"]
+                    got["before_cpu"] += before["cpu_ms"]
                 child = _ours(srv, songs, per_round)
                 got["ours"] += child["rates"]
                 got["cpu"] += child["cpu_ms"]
@@ -60,10 +69,15 @@ def run(quick: bool) -> Section:
         rows.append([f"{size} MiB", "songqueue store_audio", len(got["ours"]), fmt(median(got["ours"]), 0),
                      f"{fmt(min(got['ours']), 0)}–{fmt(max(got['ours']), 0)}", fmt(median(got["cpu"]), 0),
                      f"{fmt(max(got['rss']), 0)} (after imports {fmt(max(got['rss_floor']), 0)})"])
+        if got["before"]:
+            rows.append(["", f"songqueue before ({Path(baseline_tree).name})", len(got["before"]),
+                         fmt(median(got["before"]), 0), f"{fmt(min(got['before']), 0)}–{fmt(max(got['before']), 0)}",
+                         fmt(median(got["before_cpu"]), 0), ""])
         if curl:
             rows.append(["", "curl (baseline)", len(got["curl"]), fmt(median(got["curl"]), 0),
                          f"{fmt(min(got['curl']), 0)}–{fmt(max(got['curl']), 0)}", "", ""])
-            rows.append(["", "**ratio** songqueue ÷ curl", "", f"**{fmt(ratio)}**", "", "", ""])
+            before_ratio = f" (before: {fmt(median(got['before']) / median(got['curl']))})" if got["before"] else ""
+            rows.append(["", "**ratio** songqueue ÷ curl", "", f"**{fmt(ratio)}**{before_ratio}", "", "", ""])
     small, large = results[SIZES_MIB[0]], results[SIZES_MIB[-1]]
     notes = [
         f"Load average (1, 5, 15 min) at the start {_load(load_start)}, at the end {_load(load_end)}, on 2 cores: "
@@ -110,13 +124,14 @@ def _songs(base_url: str, size_mib: int) -> list[dict]:
     raise RuntimeError(f"the sandbox task {task_id} did not finish")
 
 
-def _ours(srv: harness.Servers, songs: list[dict], count: int) -> dict:
+def _ours(srv: harness.Servers, songs: list[dict], count: int, tree: Path = harness.ROOT) -> dict:
+    """`count` songs stored by the `store_audio` of the source tree `tree`, in a child process."""
     folder = srv.tmp / f"wire-{uuid.uuid4().hex[:8]}"
     settings = {"storage_url": (folder / "objects").as_uri(), "spool_dir": str(folder / "spool"),
                 "max_download_bytes": 1 << 30, "allow_private_networks": True}
-    out = subprocess.run([sys.executable, "-m", "bench.download_wire", "--child", json.dumps(settings),
-                          json.dumps(songs), str(count)], capture_output=True, text=True, cwd=harness.ROOT,
-                         timeout=600, check=False)
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, str(CHILD), json.dumps(settings), json.dumps(songs), str(count)],
+                         capture_output=True, text=True, cwd=tree, env=env, timeout=600, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"the download child failed: {out.stderr[-2000:]}")
     shutil.rmtree(folder, ignore_errors=True)
@@ -136,49 +151,5 @@ def _curl(curl: str, urls: list[str], tmp: Path) -> list[float]:
     return rates
 
 
-def _vm_hwm_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def child(settings_json: str, songs_json: str, count: int) -> dict:
-    """In the child: store `count` songs (cycling over `songs`) with store_audio; time each."""
-    from producer.client.url_guard import download_policy
-    from producer.models.job_record import JobRecord, SongRecord
-    from producer.settings import Settings
-    from workers.artifacts import storage_keys
-    from workers.artifacts.assets import store_audio
-    from workers.artifacts.downloader import download_to_storage
-    from workers.storage import open_storage
-
-    settings = Settings(**json.loads(settings_json))
-    storage = open_storage(settings)
-    songs = [SongRecord(upstream_id=s["id"], title=s["title"], duration=s["duration"], lyrics=s.get("lyrics", ""),
-                        tags=s["tags"], song_path=s["song_path"], image_path=s["image_path"])
-             for s in json.loads(songs_json)]
-    record = JobRecord(id="wire", provider="udio", model="udio32-v1.5", request={"prompt": "bench"},
-                       upstream_task_id="bench", songs=songs)
-    for n, song in enumerate(songs):
-        song.cover = download_to_storage(
-            song.image_path, storage, kind="image", key_for=lambda ext, n=n: storage_keys.cover_key("wire", n, ext),
-            max_bytes=settings.max_cover_bytes, timeout=settings.http_timeout,
-            chunk_bytes=settings.download_chunk_bytes, policy=download_policy(settings))
-    floor = _vm_hwm_mib()
-    rates, cpu_ms = [], []
-    for i in range(count):
-        index = i % len(songs)
-        wall, cpu = time.perf_counter(), time.process_time()
-        stored = store_audio(storage, settings, record, index)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        rates.append(stored.size / MIB / wall)
-        cpu_ms.append(cpu * 1000)
-    return {"rates": rates, "cpu_ms": cpu_ms, "peak_mib": _vm_hwm_mib(), "floor_mib": floor}
-
-
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--child":
-        print(json.dumps(child(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
-    else:
-        print(run("--quick" in sys.argv).render())
+    print(run("--quick" in sys.argv, os.environ.get("BENCH_BASELINE_TREE", "")).render())

@@ -22,6 +22,7 @@ from typing import BinaryIO
 from mutagen import MutagenError
 
 from workers.artifacts.id3_tags import SongTags, tag_bytes
+from workers.artifacts.writeback import EVERY_BYTES, start_writeback
 from workers.upstream.errors import PermanentError
 
 ID3V1_BYTES = 128
@@ -54,18 +55,20 @@ def write_tagged_mp3(chunks: Iterable[bytes], out: BinaryIO, tags: SongTags) -> 
     stored = hashlib.sha256(tag)
     out.write(tag)
     held = _HeldBack(stored)
-    audio = _write_audio(rest, served, out, held, upstream)
+    audio = _write_audio(rest, served, out, held, upstream, len(tag))
     cut = held.finish(out)
     return TaggedMp3(len(tag) + audio - cut, stored.hexdigest(), len(upstream_tag) + audio, upstream.hexdigest())
 
 
 def _write_audio(first: bytes, served: Iterator[bytes], out: BinaryIO, held: _HeldBack,
-                 upstream: hashlib._Hash) -> int:
-    """Write the audio; returns its length. The upstream's digest runs on a helper thread
-    (hashlib lets go of the GIL), on one chunk while this thread writes it, hashes it into
-    the stored digest and receives the next: the two digests are the costliest part of the
-    pass, and this way they take the time of about one."""
+                 upstream: hashlib._Hash, offset: int) -> int:
+    """Write the audio at `offset`; returns its length. The upstream's digest runs on a
+    helper thread (hashlib lets go of the GIL), on one chunk while this thread writes it,
+    hashes it into the stored digest and receives the next: the two digests are the
+    costliest part of the pass, and this way they take the time of about one. The disk
+    gets the bytes as they come (workers.artifacts.writeback), not all at the fsync."""
     written = 0
+    flushed = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="upstream-sha256") as helper:
         pending: Future[None] | None = None
         for chunk in _prepend(first, served):
@@ -75,6 +78,9 @@ def _write_audio(first: bytes, served: Iterator[bytes], out: BinaryIO, held: _He
             out.write(chunk)
             held.update(chunk)
             written += len(chunk)
+            if written - flushed >= EVERY_BYTES:
+                start_writeback(out, offset + flushed, offset + written)
+                flushed = written
         if pending is not None:
             pending.result()
     return written

@@ -8,13 +8,14 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sys
 from pathlib import Path
 
 import pytest
 from mutagen.id3 import ID3, TCOM, TIT2
 
-from sandbox.audio import song_mp3
-from workers.artifacts import tagged_mp3
+from sandbox.audio import large_mp3, song_mp3
+from workers.artifacts import tagged_mp3, writeback
 from workers.artifacts.audio_check import check_mp3
 from workers.artifacts.id3_tags import SongTags
 from workers.artifacts.spool import spool_path
@@ -166,3 +167,18 @@ def _umask() -> int:
     os.umask(mask)
     return mask
 
+
+
+def test_a_large_song_starts_its_writeback_on_the_way_and_stays_whole(tmp_path: Path) -> None:
+    # 20 MiB: past writeback.EVERY_BYTES twice, so the disk is asked to start mid-pass.
+    big = large_mp3(20, 1)
+    path = tmp_path / "song.mp3"
+    with open(path, "wb") as out:
+        written = write_tagged_mp3(big.chunks(), out, TAGS)
+    assert big.size > 2 * writeback.EVERY_BYTES
+    stored = path.read_bytes()
+    assert (written.size, written.sha256) == (len(stored), _sha(stored))
+    assert written.upstream_sha256 == _sha(b"".join(big.chunks()))
+    assert check_mp3(path, big.duration, 0.1) == pytest.approx(big.duration, abs=0.1)
+    if sys.platform == "linux":
+        assert writeback._sync_file_range is not None  # the hint is really given here
