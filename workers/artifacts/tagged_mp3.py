@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -62,27 +61,20 @@ def write_tagged_mp3(chunks: Iterable[bytes], out: BinaryIO, tags: SongTags) -> 
 
 def _write_audio(first: bytes, served: Iterator[bytes], out: BinaryIO, held: _HeldBack,
                  upstream: hashlib._Hash, offset: int) -> int:
-    """Write the audio at `offset`; returns its length. The upstream's digest runs on a
-    helper thread (hashlib lets go of the GIL), on one chunk while this thread writes it,
-    hashes it into the stored digest and receives the next: the two digests are the
-    costliest part of the pass, and this way they take the time of about one. The disk
-    gets the bytes as they come (workers.artifacts.writeback), not all at the fsync."""
+    """Write the audio at `offset`; returns its length. Each chunk is hashed into both
+    digests while it is in memory anyway (a helper thread for the upstream's digest was
+    measured: no faster on the shared 2-core machine, and more CPU). The disk gets the
+    bytes as they come (workers.artifacts.writeback), not all at the fsync."""
     written = 0
     flushed = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="upstream-sha256") as helper:
-        pending: Future[None] | None = None
-        for chunk in _prepend(first, served):
-            if pending is not None:
-                pending.result()
-            pending = helper.submit(upstream.update, chunk)
-            out.write(chunk)
-            held.update(chunk)
-            written += len(chunk)
-            if written - flushed >= EVERY_BYTES:
-                start_writeback(out, offset + flushed, offset + written)
-                flushed = written
-        if pending is not None:
-            pending.result()
+    for chunk in _prepend(first, served):
+        upstream.update(chunk)
+        out.write(chunk)
+        held.update(chunk)
+        written += len(chunk)
+        if written - flushed >= EVERY_BYTES:
+            start_writeback(out, offset + flushed, offset + written)
+            flushed = written
     return written
 
 
