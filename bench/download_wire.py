@@ -85,10 +85,9 @@ def run(quick: bool, baseline_tree: str = "") -> Section:
         f"Peak RSS of the process storing {SIZES_MIB[-1]} MiB songs {fmt(max(large['rss']), 1)} MiB against "
         f"{fmt(max(small['rss']), 1)} MiB for {SIZES_MIB[0]} MiB songs: flat, the bytes stream through "
         f"{harness.settings_from({}).download_chunk_bytes // 1024} KiB chunks.",
-        "CPU ms is the child's process time per file (both threads): the part of the path the load "
-        "cannot stretch.",
+        "CPU ms is the child's process time per file: the part of the path that the load cannot stretch.",
         "curl only writes the bytes (no fsync); our path also tags, hashes twice (stored and as served), "
-        "verifies and makes the file durable before it counts as stored.",
+        "verifies and makes the file durable (fsync of the file and of its folder) before it counts as stored.",
     ]
     if not curl:
         notes.append("curl is not installed on this machine: the baseline was skipped.")
