@@ -72,7 +72,7 @@ def accept_songs(job_id: str, songs: list[UpstreamSong], price: float) -> None:
     log.info("job %s: %s generated %d song(s)", job_id, record.provider, len(record.songs))
     for index, stored_song in enumerate(record.songs):
         for asset in stored_song.assets():
-            send(task_names.DOWNLOAD, job_id, index, asset, record=record)
+            send(task_names.DOWNLOAD, job_id, index, asset, record.run, record=record)
 
 
 def _song_record(song: UpstreamSong, staged_key: str) -> SongRecord:

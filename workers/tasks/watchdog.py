@@ -104,9 +104,9 @@ def _reschedule(record: JobRecord) -> int:
         missing = [(i, asset) for i, song in enumerate(fresh.songs) for asset in song.assets()
                    if getattr(song, asset) is None]
         for index, asset in missing:
-            send(task_names.DOWNLOAD, record.id, index, asset, record=fresh)
+            send(task_names.DOWNLOAD, record.id, index, asset, fresh.run, record=fresh)
         if not missing:
-            send(task_names.FINALIZE, record.id, record=fresh)
+            send(task_names.FINALIZE, record.id, fresh.run, record=fresh)
         log.info("watchdog: job %s overdue in DOWNLOADING; resent %d downloads", record.id, len(missing))
         return 1
     return 0
