@@ -24,7 +24,7 @@ ENV = "SONGQUEUE_FAULT_POINT"
 ACTIONS = ("kill", "redis_error", "storage_error")
 POINTS = (
     "submit.before_call", "submit.after_call", "submit.after_record",
-    "poll.before_fetch", "poll.after_fetch",
+    "poll.before_fetch", "poll.after_fetch", "poll.after_retry",
     "download.before_put", "download.after_put",
     "finalize.before_put", "finalize.after_put",
     "send.before", "send.after",

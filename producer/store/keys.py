@@ -58,6 +58,11 @@ def upstream_task(prefix: str, provider: str, task_id: str) -> str:
     return f"{prefix}:upstream:{provider}:{task_id}"
 
 
+def poll_link(prefix: str, job_id: str) -> str:
+    """The job's live poll link, "token:link" (workers/steps/poll_chain.py)."""
+    return f"{prefix}:polllink:{job_id}"
+
+
 def hook_poll(prefix: str, job_id: str) -> str:
     """Held for SONGQUEUE_NOTIFY_MIN_INTERVAL after a hook-triggered poll: the rate limit."""
     return f"{prefix}:hookpoll:{job_id}"

@@ -12,14 +12,18 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import time
 import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
+import redis
 
 from producer.models.job_record import JobState
+from workers.fault_points import hit_key
 
 pytestmark = pytest.mark.integration
 
@@ -73,3 +77,42 @@ def test_a_download_of_a_replaced_run_writes_nothing(make_stack, sandbox) -> Non
     done = queue.wait(job, timeout=60)
     assert done.state == JobState.SUCCEEDED and done.run == 1
     assert done.stored_assets() == done.expected_assets()
+
+
+def _poll_messages(broker: redis.Redis, job_id: str) -> int:
+    """Poll messages of `job_id` held by the broker: queued (every priority list of the
+    poll queue) or delivered and not yet acked."""
+    bodies = [raw for name in broker.scan_iter(match="poll*") if broker.type(name) == b"list"
+              for raw in broker.lrange(name, 0, -1)]
+    bodies += [json.dumps(json.loads(raw)[0]).encode() for raw in broker.hvals("unacked")]
+    found = 0
+    for raw in bodies:
+        message = json.loads(raw)
+        headers = message.get("headers", {})
+        if headers.get("task") == "songqueue.poll" and f"job={job_id}" in headers.get("argsrepr", ""):
+            found += 1
+    return found
+
+
+def test_a_poll_redelivered_after_its_retry_leaves_one_chain(make_stack, sandbox) -> None:
+    s = make_stack(fault_point="poll.after_retry:kill", watchdog_grace="120")
+    worker = s.start_worker(concurrency=2)
+    queue = s.queue()
+    client = redis.Redis.from_url(s.env["SONGQUEUE_REDIS_URL"])
+    job = queue.submit({"prompt": f"one chain {_tag()} sandbox:never_finish"}).id
+
+    # The first link published its successor and was killed before its ack...
+    wait_for("the crash point", lambda: client.exists(hit_key(s.env["SONGQUEUE_KEY_PREFIX"], "poll.after_retry")))
+    # ...so it was delivered again, and dropped itself.
+    wait_for("the redelivered poll to drop itself",
+             lambda: f"job {job}: dropped a duplicate poll (link 'first')" in s.worker_logs())
+    task_id = queue.status(job).upstream_task_id
+    seen = sandbox.stats()["fetches_by_task"][task_id]
+    wait_for("the chain to poll on", lambda: sandbox.stats()["fetches_by_task"][task_id] >= seen + 3)
+
+    # A warm shutdown lets the running link publish its successor and puts every pending
+    # countdown back on the queue: one chain is one message.
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(60)
+    assert _poll_messages(client, job) == 1
+    assert queue.status(job).state == JobState.GENERATING
