@@ -116,3 +116,25 @@ def test_a_poll_redelivered_after_its_retry_leaves_one_chain(make_stack, sandbox
     worker.wait(60)
     assert _poll_messages(client, job) == 1
     assert queue.status(job).state == JobState.GENERATING
+
+
+def test_a_minimax_answer_is_recorded_through_a_redis_error(make_stack, sandbox) -> None:
+    s = make_stack(fault_point="submit.after_call:redis_error", minimax_price_per_call="0.5")
+    s.start_worker()
+    queue = s.queue()
+    client = redis.Redis.from_url(s.env["SONGQUEUE_REDIS_URL"])
+    tag = _tag()
+    lyrics = f"[Verse]\nkept {tag} sandbox:duration=3"
+
+    job = queue.submit({"model": "music-2.6", "prompt": "city pop", "lyrics": lyrics}, provider="minimax").id
+    record = queue.wait(job, timeout=90)
+
+    # The fault landed: at the point, after the paid answer was logged and before its write.
+    assert client.get(hit_key(s.env["SONGQUEUE_KEY_PREFIX"], "submit.after_call")) == b"redis_error"
+    logs = s.worker_logs()
+    assert f"job {job}: the upstream answered with the 1 paid song(s)" in logs
+    assert f"job {job}: could not record the 1 paid song(s)" in logs and "injected at submit.after_call" in logs
+    # The write was retried and landed: one paid generation, recorded and charged once.
+    assert record.state == JobState.SUCCEEDED, record.error
+    assert sum(n for text, n in sandbox.stats()["generations_by_lyrics"].items() if tag in text) == 1
+    assert record.cost == 0.5 and record.attempts["submit"] == 1 and len(record.songs) == 1
