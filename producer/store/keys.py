@@ -95,6 +95,12 @@ def spend(prefix: str, provider: str, day: str) -> str:
     return f"{prefix}:spend:{provider}:{day}"
 
 
+def reservations(prefix: str) -> str:
+    """Hash of budget reservations not yet committed by an intent nor given back:
+    reservation id -> JSON (workers/admission/budget.py)."""
+    return f"{prefix}:reservations"
+
+
 def metric(prefix: str, name: str) -> str:
     """A hash of counters the workers keep for `songqueue metrics` (workers/metrics.py)."""
     return f"{prefix}:metrics:{name}"

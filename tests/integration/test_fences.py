@@ -17,12 +17,15 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlparse
 
 import pytest
 import redis
 
 from producer.models.job_record import JobState
+from producer.store import keys, spend
 from workers.fault_points import hit_key
 
 pytestmark = pytest.mark.integration
@@ -32,6 +35,10 @@ T = TypeVar("T")
 
 def _tag() -> str:
     return uuid.uuid4().hex[:8]
+
+
+def _uri_path(uri: str) -> Path:
+    return Path(urlparse(uri).path)
 
 
 def wait_for(what: str, check: Callable[[], T], timeout: float = 90) -> T:
@@ -138,3 +145,52 @@ def test_a_minimax_answer_is_recorded_through_a_redis_error(make_stack, sandbox)
     assert record.state == JobState.SUCCEEDED, record.error
     assert sum(n for text, n in sandbox.stats()["generations_by_lyrics"].items() if tag in text) == 1
     assert record.cost == 0.5 and record.attempts["submit"] == 1 and len(record.songs) == 1
+
+
+def test_a_reservation_left_by_a_worker_killed_before_the_intent_is_given_back(make_stack, sandbox) -> None:
+    s = make_stack(fault_point="submit.after_admit:kill", udio_price_per_call="1", udio_daily_budget="10",
+                   udio_max_in_flight="1", watchdog_interval="1")
+    s.start_worker()
+    queue = s.queue()
+    client = redis.Redis.from_url(s.env["SONGQUEUE_REDIS_URL"])
+    prefix = s.env["SONGQUEUE_KEY_PREFIX"]
+    prompt = f"reserved {_tag()}"
+
+    record = queue.wait(queue.submit({"prompt": prompt}).id, timeout=90)
+
+    # The fault landed: a submit was killed holding a reservation and a place in flight; its
+    # message came back, reserved again and submitted once.
+    assert client.get(hit_key(prefix, "submit.after_admit")) == b"kill"
+    assert record.state == JobState.SUCCEEDED and record.cost == 1.0
+    assert sandbox.stats()["submits_by_prompt"][prompt] == 1
+    # The dead run's reservation is given back by a watchdog round: the day's spend is what
+    # was billed, nothing is pending, no place is held.
+    wait_for("the stranded reservation to be given back", lambda: client.hlen(keys.reservations(prefix)) == 0)
+    assert spend.spent(client, prefix, "udio") == 1.0
+    assert client.zcard(keys.in_flight(prefix, "udio")) == 0
+    assert "gave back a budget reservation its submit left before the intent" in s.worker_logs()
+
+
+@pytest.mark.parametrize("max_transient_errors", ["0", "8"])
+def test_playlist_files_are_retried_then_the_run_fails_once_the_bound_is_spent(make_stack, tmp_path,
+                                                                             max_transient_errors: str) -> None:
+    definition = tmp_path / "outputs.toml"
+    definition.write_text(f'album = "Bounded"\nprompts = ["bounded {_tag()} sandbox:gen_time=0.5"]\ncount = 1\n')
+    s = make_stack(playlist_check_interval="0.5", fault_point="playlist.before_put:storage_error",
+                   max_transient_errors=max_transient_errors)
+    s.start_worker()
+    client = redis.Redis.from_url(s.env["SONGQUEUE_REDIS_URL"])
+
+    result = s.cli("playlist", "run", str(definition), "--wait", "--timeout", "90", "--json")
+
+    view = json.loads(result.stdout)
+    # The fault landed: the storage reported a full disk while the files were written.
+    assert client.get(hit_key(s.env["SONGQUEUE_KEY_PREFIX"], "playlist.before_put")) == b"storage_error"
+    if max_transient_errors == "0":  # the bound is spent at the first fault: the run ends, with the reason
+        assert result.returncode == 1 and view["state"] == "FAILED", view
+        assert view["error"]["code"] == "storage_unavailable"
+        assert "playlist files: gave up after 1 attempts" in view["error"]["message"]
+        assert "injected at playlist.before_put" in view["error"]["message"] and view["m3u8"] is None
+    else:  # retried: the next attempt stores them
+        assert result.returncode == 0 and view["state"] == "SUCCEEDED", view
+        assert _uri_path(view["m3u8"]).is_file() and _uri_path(view["json"]).is_file()

@@ -16,6 +16,7 @@ from celery import Task
 
 from producer import task_names
 from producer.models.job_record import JobRecord, JobState
+from producer.store.optimistic import Writes
 from workers import fault_points, metrics, runtime
 from workers.admission import gate
 from workers.celery_app import app
@@ -69,13 +70,21 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
     if isinstance(admitted, gate.Wait):
         wait_for_limit(self, record, token, admitted, expect={record.state})
         return
+    reservations = admitted.reservations
+    fault_points.hit("submit.after_admit")  # reserved, the intent not yet written
+
+    def commit(writes: Writes) -> None:
+        for reservation in reservations:
+            writes.hdel(reservation.pending, reservation.id)
+
     # A synchronous provider's call lasts as long as its generation: provider.timeout (the
     # whole call is bounded by it, plus the connect timeout). Only from exactly what was
-    # read: of two deliveries of one message, one submits.
+    # read: of two deliveries of one message, one submits. The intent commits the budget
+    # reservations in the same atomic step (workers/admission/budget.py).
     record = store.apply(job_id, {record.state}, mutate=intend, to=JobState.SUBMITTING, version=record.version,
-                         check_in=provider.timeout + CONNECT_TIMEOUT + settings.watchdog_grace)
+                         check_in=provider.timeout + CONNECT_TIMEOUT + settings.watchdog_grace, also=commit)
     call = None if record is None else _call(provider, record)
-    gate.settle(store.redis, admitted.reservations, billed=call is not None and call.may_be_billed)
+    gate.settle(store.redis, reservations, billed=call is not None and call.may_be_billed, committed=record is not None)
     if record is None or call is None:
         return  # moved on meanwhile: nothing was called
     if call.fault is not None and call.may_be_billed:
