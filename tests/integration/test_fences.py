@@ -194,3 +194,21 @@ def test_playlist_files_are_retried_then_the_run_fails_once_the_bound_is_spent(m
     else:  # retried: the next attempt stores them
         assert result.returncode == 0 and view["state"] == "SUCCEEDED", view
         assert _uri_path(view["m3u8"]).is_file() and _uri_path(view["json"]).is_file()
+
+
+def test_playlist_files_attempts_that_died_count_toward_the_bound(make_stack, tmp_path) -> None:
+    definition = tmp_path / "outputs.toml"
+    definition.write_text(f'album = "Bounded"\nprompts = ["killed {_tag()} sandbox:gen_time=0.5"]\ncount = 1\n')
+    # One attempt allowed in all; the first is killed at the point and its message redelivered.
+    s = make_stack(playlist_check_interval="0.5", fault_point="playlist.before_put:kill",
+                   max_deliveries="1", max_transient_errors="0")
+    s.start_worker()
+    client = redis.Redis.from_url(s.env["SONGQUEUE_REDIS_URL"])
+
+    result = s.cli("playlist", "run", str(definition), "--wait", "--timeout", "90", "--json")
+
+    view = json.loads(result.stdout)
+    assert client.get(hit_key(s.env["SONGQUEUE_KEY_PREFIX"], "playlist.before_put")) == b"kill"
+    assert result.returncode == 1 and view["state"] == "FAILED", view
+    assert view["error"]["code"] == "playlist_output_exhausted"
+    assert "1 attempts did not store them" in view["error"]["message"] and view["m3u8"] is None
