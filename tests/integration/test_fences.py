@@ -65,8 +65,9 @@ def test_a_download_of_a_replaced_run_writes_nothing(make_stack, sandbox) -> Non
     assert first.state == JobState.FAILED and first.run == 0
 
     queue.retry(job)
+    # Settled: its downloads sent and marked so (the last write of its poll).
     second = wait_for("run 1 to reach DOWNLOADING", lambda: (r := queue.status(job)).state == JobState.DOWNLOADING
-                      and r)
+                      and all(song.dispatched for song in r.songs) and r)
     assert second.run == 1 and second.songs and second.songs[0].audio is None
     task_id = second.upstream_task_id
 
