@@ -171,6 +171,12 @@ class JobRecord(BaseModel):
     # broker deliver it again later, finds a newer token and does nothing.
     token: int = 0
 
+    @property
+    def run(self) -> int:
+        """Which run of the job this is: 0, then one more per replay (`songqueue retry`).
+        Download and finalize messages carry it (workers/tasks/download.py)."""
+        return len(self.history)
+
     def expected_assets(self) -> int:
         return sum(len(s.assets()) for s in self.songs)
 

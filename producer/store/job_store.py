@@ -98,13 +98,18 @@ class JobStore:
         *,
         token: int | None = None,
         version: int | None = None,
+        run: int | None = None,
         check_in: float | None = None,
+        also: Callable[[optimistic.Writes], None] | None = None,
     ) -> JobRecord | None:
         """Mutate the record and/or move it to `to`, only if its state is in `expect`.
 
-        `token` and `version`, when given, must also still match: a stale step message
-        (older fencing token) or a decision made on an outdated read is refused.
+        `token`, `version` and `run`, when given, must also still match: a stale step message
+        (older fencing token, or a download of a run a replay replaced) or a decision made on
+        an outdated read is refused.
         `check_in` (seconds) moves the job's watchdog deadline; a terminal job has none.
+        `also` adds writes of the caller's to the same atomic step (a budget reservation
+        committed with the intent, say).
         Returns the record as written, or None when the job is missing or has moved on.
         """
         key = keys.job(self.prefix, job_id)
@@ -119,6 +124,9 @@ class JobStore:
                 return None
             if version is not None and record.version != version:
                 log.info("job %s: refused a write based on version %d (now %d)", job_id, version, record.version)
+                return None
+            if run is not None and record.run != run:
+                log.info("job %s: refused a write of run %d (now run %d)", job_id, run, record.run)
                 return None
             if record.state not in expect:
                 log.info(
@@ -156,6 +164,8 @@ class JobStore:
                     retention.keep_job(pipe, self.prefix, record)
                 if not record.state.terminal and check_in is not None:
                     pipe.zadd(keys.due(self.prefix), {job_id: now + check_in})
+                if also is not None:
+                    also(pipe)
 
             return record, write
 

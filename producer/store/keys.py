@@ -58,6 +58,11 @@ def upstream_task(prefix: str, provider: str, task_id: str) -> str:
     return f"{prefix}:upstream:{provider}:{task_id}"
 
 
+def poll_link(prefix: str, job_id: str) -> str:
+    """The job's live poll link, "token:link" (workers/steps/poll_chain.py)."""
+    return f"{prefix}:polllink:{job_id}"
+
+
 def hook_poll(prefix: str, job_id: str) -> str:
     """Held for SONGQUEUE_NOTIFY_MIN_INTERVAL after a hook-triggered poll: the rate limit."""
     return f"{prefix}:hookpoll:{job_id}"
@@ -88,6 +93,12 @@ def rate_bucket(prefix: str, provider: str, call: str) -> str:
 def spend(prefix: str, provider: str, day: str) -> str:
     """Money reserved for a provider's paid calls on UTC `day` (YYYY-MM-DD), in micro-units."""
     return f"{prefix}:spend:{provider}:{day}"
+
+
+def reservations(prefix: str) -> str:
+    """Hash of budget reservations not yet committed by an intent nor given back:
+    reservation id -> JSON (workers/admission/budget.py)."""
+    return f"{prefix}:reservations"
 
 
 def metric(prefix: str, name: str) -> str:

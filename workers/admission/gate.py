@@ -71,12 +71,13 @@ def admit_submit(client: redis.Redis, settings: Settings, record: JobRecord,
 def _reserve(client: redis.Redis, settings: Settings, record: JobRecord, key: ApiKey | None,
              price: float) -> Admitted | OverBudget:
     """The provider's budget, then the key's; what one reserved is given back when the other refuses."""
-    shared = budget.reserve(client, settings, record.provider, price)
+    shared = budget.reserve(client, settings, record.provider, price, job_id=record.id, version=record.version)
     if isinstance(shared, OverBudget):
         return shared
-    own = key_limits.reserve(client, settings, key, price) if key is not None else None
+    own = key_limits.reserve(client, settings, key, price, job_id=record.id,
+                             version=record.version) if key is not None else None
     if isinstance(own, OverBudget):
-        settle(client, (shared,) if shared else (), billed=False)
+        settle(client, (shared,) if shared else (), billed=False, committed=False)
         return own
     return Admitted(tuple(r for r in (shared, own) if r is not None))
 
@@ -86,10 +87,12 @@ def admit_poll(client: redis.Redis, settings: Settings, provider: str) -> Admitt
     return Admitted() if wait is None else wait
 
 
-def settle(client: redis.Redis, reservations: tuple[Reservation, ...], billed: bool) -> None:
-    """The one place reservations end: kept when the call was (or may have been) billed,
-    given back when the upstream refused it or it was never made."""
-    if billed:
-        return
+def settle(client: redis.Redis, reservations: tuple[Reservation, ...], billed: bool, committed: bool = True) -> None:
+    """The one place a submit ends its reservations: kept when the call was (or may have
+    been) billed, given back when the upstream refused it or it was never made.
+    `committed`: the intent's write took them (workers/admission/budget.py); when it did
+    not, the watchdog may have given them back already, and none is given back twice."""
+    if billed and committed:
+        return  # the intent committed them, and the call keeps them
     for reservation in reservations:
-        client.decrby(reservation.key, reservation.micros)
+        budget.settle(client, reservation, give_back=not billed, committed=committed)

@@ -73,10 +73,12 @@ def release_in_flight(client: redis.Redis, settings: Settings, record: JobRecord
                [record.id, *names(IN_FLIGHT_STATES)])
 
 
-def reserve(client: redis.Redis, settings: Settings, key: ApiKey, price: float) -> Reservation | OverBudget | None:
+def reserve(client: redis.Redis, settings: Settings, key: ApiKey, price: float, *, job_id: str,
+            version: int) -> Reservation | OverBudget | None:
     """Reserve one call's price under the key's daily budget; None when it has none or the call is free."""
     if key.daily_budget is None:
         return None
-    return reserve_under(client, keys.key_spend(settings.key_prefix, key.id, spend.utc_day()), key.daily_budget,
-                         price, _describe(key), "songqueue keys create --daily-budget")
+    return reserve_under(client, settings.key_prefix, keys.key_spend(settings.key_prefix, key.id, spend.utc_day()),
+                         key.daily_budget, price, _describe(key), "songqueue keys create --daily-budget",
+                         job_id=job_id, version=version)
 
