@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from producer.client.quorum_queues import quorum_config
 from producer.settings import Settings
 from producer.task_names import ROUTES
 
@@ -46,4 +47,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # (workers/watchdog_timer.py), so recovery needs no beat and no queue; beat runs only the playlists.
         "enable_utc": True,
         "timezone": "UTC",
+        # RabbitMQ quorum queues with countdowns in the broker (SONGQUEUE_AMQP_QUEUE_TYPE).
+        **quorum_config(settings),
     }
