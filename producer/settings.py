@@ -190,6 +190,8 @@ class Settings(BaseSettings):
     # not in a worker; "classic": Celery's default queues, countdowns held by the worker.
     amqp_queue_type: Literal["classic", "quorum"] = Field(
         "classic", description="RabbitMQ task queues: classic, or quorum with countdowns kept in the broker")
+    # Diagnostics: each worker process dumps its top allocation sites here (workers/heap_profile.py).
+    tracemalloc_dir: str = Field("", description="folder for tracemalloc dumps of worker processes; empty = off")
     task_time_limit: int = Field(600, gt=0, description="hard limit of any one task run, seconds")
     visibility_timeout: int = Field(
         3 * 3600, gt=0, description="Redis broker: seconds before an unacked message is redelivered"
