@@ -243,16 +243,18 @@ COMPARED = ("completed", "submitted twice", "makespan (", "peak messages", "peak
             "download+callback worker", "broker memory", "Redis used_memory_peak")
 
 
-def compare(jobs: int, gen: float, amqp_url: str) -> Section:
+def compare(jobs: int, gen: float, amqp_url: str, **settings: object) -> Section:
     """The same run on each of BROKERS, one column each."""
     started = time.monotonic()
-    runs = {b: run(False, jobs, gen, broker=b, amqp_url=amqp_url) for b in BROKERS}
+    runs = {b: run(False, jobs, gen, broker=b, amqp_url=amqp_url, **settings) for b in BROKERS}
     by_broker = {b: dict((m, v) for m, v in _rows(sec)) for b, sec in runs.items()}
     measures = [m for m, _ in _rows(runs["redis"]) if m.strip("*").startswith(COMPARED)]
     return Section(
         title="Scale by broker",
         setup=f"{jobs:,} jobs at once, generation {fmt(gen, 0)} s, the Scale setup on each broker in turn "
-              f"(RabbitMQ in a vhost of its own, Redis as job store). Machine load average at the end: "
+              f"(RabbitMQ in a vhost of its own, Redis as job store)"
+              + "".join(f", SONGQUEUE_{k.upper()}={v}" for k, v in settings.items())
+              + ". Machine load average at the end: "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}.",
         table=harness.table(["measure", *BROKERS], [[m, *(by_broker[b].get(m, "–") for b in BROKERS)]
                                                      for m in measures]),
@@ -272,10 +274,14 @@ if __name__ == "__main__":
     parser.add_argument("--amqp", default=rabbitmq.DEFAULT_URL, help="RabbitMQ URL (a vhost is made under it)")
     parser.add_argument("--tracemalloc", metavar="DIR", default="",
                         help="the workers dump their top allocation sites into DIR (SONGQUEUE_TRACEMALLOC_DIR)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a SONGQUEUE_ setting of the workers, without the prefix (repeatable)")
     args = parser.parse_args()
     gen = args.gen or max(30.0, args.jobs / 25)
+    extra: dict[str, object] = dict(item.split("=", 1) for item in args.set)
+    if args.tracemalloc:
+        extra["tracemalloc_dir"] = args.tracemalloc
     if args.compare:
-        print(compare(args.jobs, gen, args.amqp).render())
+        print(compare(args.jobs, gen, args.amqp, **extra).render())
     else:
-        extra = {"tracemalloc_dir": args.tracemalloc} if args.tracemalloc else {}
         print(run(quick=False, jobs=args.jobs, gen=gen, broker=args.broker, amqp_url=args.amqp, **extra).render())

@@ -185,6 +185,11 @@ class Settings(BaseSettings):
     # messages one worker process holds (countdowns plus reserved); the rest wait in the broker.
     worker_eta_task_limit: int = Field(
         1000, ge=0, description="messages (countdowns included) one worker holds at most; 0 = no limit")
+    # A prefork child past this resident size is replaced after its current task (Celery's
+    # worker_max_memory_per_child): a backstop, since what makes a child grow is freed garbage
+    # the allocator keeps (docs/benchmarks.md, "Pool-child growth"), not a leak of ours.
+    worker_max_memory_per_child: int = Field(
+        512, ge=0, description="MiB of resident memory after which a prefork child is replaced; 0 = never")
     # RabbitMQ only. "quorum": the task queues are replicated quorum queues and countdowns wait
     # in the broker (Celery's native delayed delivery through the celery_delayed_* exchanges),
     # not in a worker; "classic": Celery's default queues, countdowns held by the worker.

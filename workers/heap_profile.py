@@ -15,6 +15,8 @@ memory, so never leave it on in production.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import threading
 import time
@@ -30,11 +32,34 @@ TOP = 25
 WARMUP = 10.0  # the first snapshot, once the child has imported and run its first tasks
 
 
-def _rss_mib() -> float:
+def _status_mib(field_name: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field_name + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _rss_mib() -> float:
+    return _status_mib("VmRSS")
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def _malloc_line() -> str:
+    """glibc's own account (mallinfo2, every arena): what Python's large objects and C libraries
+    hold, and what malloc keeps free without returning it to the system."""
+    try:
+        mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return "malloc: mallinfo2 not available"
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return (f"malloc: in use {info.uordblks / 2**20:.1f} MiB, free but kept {info.fordblks / 2**20:.1f} MiB, "
+            f"mmapped {info.hblkhd / 2**20:.1f} MiB")
 
 
 def _site(stat: Any) -> str:
@@ -45,8 +70,15 @@ def _site(stat: Any) -> str:
 def report(first: tracemalloc.Snapshot, now: tracemalloc.Snapshot, started: float, rss_first: float) -> str:
     """The text of one dump: totals, the top sites by size, and the top growth since `first`."""
     traced = sum(s.size for s in now.statistics("filename")) / 2**20
+    current, peak = tracemalloc.get_traced_memory() if tracemalloc.is_tracing() else (0, 0)
     lines = [f"pid {os.getpid()}  {time.monotonic() - started:.0f} s  traced {traced:.1f} MiB  "
-             f"rss {_rss_mib():.1f} MiB (at the first snapshot {rss_first:.1f} MiB)", "", "top sites by size:"]
+             f"rss {_rss_mib():.1f} MiB (at the first snapshot {rss_first:.1f} MiB)",
+             f"rss anon {_status_mib('RssAnon'):.1f} MiB, file {_status_mib('RssFile'):.1f} MiB; traced now "
+             f"{current / 2**20:.1f} MiB, peak {peak / 2**20:.1f} MiB; tracemalloc's own "
+             f"{tracemalloc.get_tracemalloc_memory() / 2**20:.1f} MiB",
+             _malloc_line(),
+             "gc collections by generation: " + ", ".join(str(g["collections"]) for g in gc.get_stats()),
+             "", "top sites by size:"]
     lines += [f"  {s.size / 1024:10.1f} KiB  {s.count:8d} blocks  {_site(s)}" for s in now.statistics("lineno")[:TOP]]
     lines += ["", "grown most since the first snapshot:"]
     lines += [f"  {d.size_diff / 1024:+10.1f} KiB  {d.count_diff:+8d} blocks  (now {d.size / 1024:.1f} KiB)  {_site(d)}"
