@@ -9,6 +9,7 @@ from producer.client.quorum_queues import SongqueueCelery, declare_task_queues, 
 from producer.settings import get_settings
 from producer.unknown_settings import warn_unknown
 from workers import (
+    gc_freeze,  # noqa: F401 - pool children freeze their inherited heap (retry garbage collected soon)
     heap_profile,  # noqa: F401 - tracemalloc dumps when SONGQUEUE_TRACEMALLOC_DIR is set
     log_format,  # noqa: F401 - connects the JSON log signals (SONGQUEUE_LOG_JSON)
     watchdog_timer,  # noqa: F401 - every worker runs the watchdog round on a timer
