@@ -10,13 +10,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
-
 from producer import task_names
 from producer.client import replay
 from producer.client.callbacks import TERMINAL_EVENTS, announce, check_callback_url
 from producer.client.celery_config import celery_config
 from producer.client.minimax_upload import Purpose, upload_reference
+from producer.client.quorum_queues import SongqueueCelery
 from producer.client.url_guard import callback_policy
 from producer.client.wait_loop import Deadline, poll_until
 from producer.models.job_record import (
@@ -69,7 +68,7 @@ class SongQueue:
         self.settings = settings or get_settings()
         self.store = JobStore.from_url(self.settings.job_store_url, self.settings.key_prefix,
                                        self.settings.job_retention)
-        self.celery = Celery("songqueue-producer")
+        self.celery = SongqueueCelery("songqueue-producer")
         self.celery.conf.update(celery_config(self.settings))
 
     def submit(
