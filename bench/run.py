@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 from bench import harness  # noqa: E402
 
 # In the order they run: the cheap ones first, the long scale run last.
-BENCHMARKS = ("pipeline_overhead", "slot_efficiency", "poll_efficiency", "suno_polling", "minimax_hex", "notify_hook", "http_api",
-              "download", "io_pool", "eta_memory", "retention", "scale")
+BENCHMARKS = ("pipeline_overhead", "slot_efficiency", "poll_efficiency", "suno_polling", "minimax_hex", "notify_hook",
+              "uncertain_reconcile", "http_api", "download", "io_pool", "eta_memory", "retention", "scale")
 RESULTS = ROOT / "bench" / "results"
 
 
