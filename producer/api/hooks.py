@@ -39,7 +39,7 @@ async def notify(
     try:
         status, answer = await _run(api.hooks, provider, body, job, sig)
     except Forbidden as exc:
-        log.warning("hook refused: a bad signature for job %s", (job or "")[:64])
+        log.warning("hook refused: a bad signature for job %r", (job or "")[:64])
         return problem_response(403, str(exc))
     except (redis.RedisError, kombu.exceptions.OperationalError, ConnectionError) as exc:
         log.warning("hook could not be handled: %s", exc)

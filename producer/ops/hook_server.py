@@ -120,7 +120,10 @@ class Hooks:
                 return 200, {"result": "ignored", "reason": f"job is {record.state.value}"}
             if record.notified_task_id is not None:
                 if record.notified_task_id == task_id and record.uncertain_submit is not None:
-                    self._send_submit(record)  # the earlier send may have been lost; the submit is fenced
+                    # The earlier send may have been lost; the submit is fenced, and a repeat is throttled.
+                    if not self.store.claim_hook_poll(record.id, self.settings.notify_min_interval):
+                        return 200, {"result": "throttled"}
+                    self._send_submit(record)
                     return 202, {"result": "reconciling"}
                 return 200, {"result": "ignored", "reason": "a task id was already noted for this job"}
 

@@ -283,6 +283,10 @@ def test_signed_hook_decisions(signed_hooks):
     message = json.loads(broker.lindex(QUEUE_SUBMIT, 0))
     assert message["headers"]["task"] == "songqueue.submit"
     assert json.loads(base64.b64decode(message["body"]))[0] == [waiting.id, noted.token]
+    # A repeat resends the submit at most once per SONGQUEUE_NOTIFY_MIN_INTERVAL.
+    assert hooks.handle("udio", body, waiting.id, good["sig"]) == (202, {"result": "reconciling"})
+    assert hooks.handle("udio", body, waiting.id, good["sig"]) == (200, {"result": "throttled"})
+    assert broker.llen(QUEUE_SUBMIT) == 2
     # Another task id for the same job changes nothing.
     other_body = json.dumps({"task_id": "task-B"}).encode()
     assert hooks.handle("udio", other_body, waiting.id, good["sig"])[1]["result"] == "ignored"
@@ -292,7 +296,7 @@ def test_signed_hook_decisions(signed_hooks):
     in_call = _submitting_job(store, uncertain=False)
     assert hooks.handle("udio", body, in_call.id, _query(hooks.settings, in_call.id)["sig"]) == (
         202, {"result": "task id noted"})
-    assert store.get(in_call.id).notified_task_id == "task-A" and broker.llen(QUEUE_SUBMIT) == 1
+    assert store.get(in_call.id).notified_task_id == "task-A" and broker.llen(QUEUE_SUBMIT) == 2
 
     # A job that already has its task id: the signed call changes nothing on the record.
     submitted = _waiting_job(store, "task-1")
@@ -310,10 +314,12 @@ def test_signed_hook_decisions(signed_hooks):
     assert store.get(other.id) == ended
 
 
-def test_the_sandbox_reconciles_a_lost_answer_through_the_hook(hooked, sandbox):
+@pytest.mark.parametrize(("submit_path", "dialect"), [("/udio/generate-proxy", "302ai"),
+                                                      ("/udio/submit/music", "openai-hk")])
+def test_the_sandbox_reconciles_a_lost_answer_through_the_hook(hooked, sandbox, submit_path: str, dialect: str):
     """submit_accept_502: the gateway made the task and the proxy lost its answer; the
     gateway's hook names the task, and the job ends SUCCEEDED with one paid submit."""
-    s, hook_url, log = hooked(callback_secret=SECRET, udio_price_per_call="1.5")
+    s, hook_url, log = hooked(callback_secret=SECRET, udio_price_per_call="1.5", udio_submit_path=submit_path)
     s.start_worker()
     queue = s.queue()
     faults_before = sandbox.stats()["faults"].get("submit_accept_502", 0)
@@ -325,6 +331,7 @@ def test_the_sandbox_reconciles_a_lost_answer_through_the_hook(hooked, sandbox):
     assert stats["faults"].get("submit_accept_502", 0) == faults_before + 1  # the answer was lost...
     assert stats["submits_by_prompt"][prompt] == 1  # ...after the gateway made the task, once
     (task,) = [t for t, info in stats["tasks"].items() if info["prompt"] == prompt]
+    assert stats["tasks"][task]["dialect"] == dialect
     assert stats["hooks_by_task"][task] >= 1  # the gateway called the hook about it
     assert record.state == JobState.SUCCEEDED, record.error
     assert record.upstream_task_id == task and record.notified_task_id == task
