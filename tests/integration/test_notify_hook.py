@@ -334,7 +334,7 @@ def test_the_sandbox_reconciles_a_lost_answer_through_the_hook(hooked, sandbox, 
     assert stats["tasks"][task]["dialect"] == dialect
     assert stats["hooks_by_task"][task] >= 1  # the gateway called the hook about it
     assert record.state == JobState.SUCCEEDED, record.error
-    assert record.upstream_task_id == task and record.notified_task_id == task
+    assert record.upstream_task_id == task and record.notified_task_id == task and record.waiting_for is None
     assert record.attempts["submit"] == 1 and record.cost == 1.5  # charged once
     assert "the notify hook names upstream task" in log.read_text()
     submits = [json.loads(r["body"]) for r in requests.get(f"{sandbox.url}/_sandbox/requests?limit=2000",

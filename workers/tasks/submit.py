@@ -147,6 +147,7 @@ def _record_task(record: JobRecord, task_id: str, price: float) -> None:
 
     def note(r: JobRecord) -> None:
         r.upstream_task_id = task_id
+        r.waiting_for = None  # a submit reconciled from the notify hook waited for it
         r.submitted_at = now
         r.cost += price
         r.deadline_at = now + registry.deadline_seconds(settings, r.provider)
