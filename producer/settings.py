@@ -170,6 +170,11 @@ class Settings(BaseSettings):
     # The submit-body field that carries the hook URL (unconfirmed in the gateways' docs).
     udio_notify_field: str = Field("notify_hook", min_length=1)
     notify_min_interval: float = Field(10.0, gt=0, description="at most one hook-triggered poll per job per this many seconds")
+    # An uncertain submit of a provider whose gateway calls the hook (Udio) waits this long
+    # for the signed hook to name its task before SONGQUEUE_UNCERTAIN_SUBMIT decides; needs
+    # the hook URL and SONGQUEUE_CALLBACK_SECRET (which signs the per-job hook URL).
+    uncertain_hook_wait: float = Field(
+        600.0, ge=0, description="seconds an uncertain submit waits for the notify hook to name its task; 0 = no wait")
 
     # Operators: Flower's basic auth (`songqueue flower` refuses to start without it unless
     # --insecure), JSON log lines, and how long a stopping worker keeps running tasks before

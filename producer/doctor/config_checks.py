@@ -75,8 +75,11 @@ def callback_secret(settings: Settings, jobs_with_callbacks: int | None) -> Line
         reasons.append("SONGQUEUE_CALLBACK_ALLOWED_HOSTS is set")
     if jobs_with_callbacks:
         reasons.append(f"{jobs_with_callbacks} recent jobs have a callback_url")
+    if settings.notify_hook_url:
+        reasons.append("SONGQUEUE_NOTIFY_HOOK_URL is set")
     if not reasons:
         return passed("callbacks", "not in use (no recent job has a callback_url), so no secret is needed")
     return failed("callbacks", f"in use ({', '.join(reasons)}) but SONGQUEUE_CALLBACK_SECRET is unset: "
-                  "no callback is ever sent", "set SONGQUEUE_CALLBACK_SECRET (e.g. `openssl rand -hex 32`) "
-                  "on every worker and give it to the receivers")
+                  "no callback is ever sent, and notify URLs go unsigned (an uncertain submit cannot be "
+                  "reconciled from the hook)", "set SONGQUEUE_CALLBACK_SECRET (e.g. `openssl rand -hex 32`) "
+                  "on every worker and the hook server, and give the receivers their secrets")

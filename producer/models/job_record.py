@@ -71,6 +71,17 @@ class JobError(BaseModel):
         return clean_text(text, MAX_ERROR_CHARS if info.field_name == "message" else 80)
 
 
+class UncertainSubmit(BaseModel):
+    """A submit whose paid call may have gone through, waiting for the gateway's notify hook
+    to name its task (workers/steps/hook_wait.py) until `since` + SONGQUEUE_UNCERTAIN_HOOK_WAIT."""
+
+    since: float
+    reason: str = Field(description="why the outcome is unknown, for the error if no hook comes")
+    # The call's price is already on the job (a lost answer is charged when it comes back
+    # uncertain); a worker that died mid-call charged nothing, so reconciling charges it then.
+    charged: bool = False
+
+
 class Transition(BaseModel):
     state: JobState
     at: float
@@ -150,6 +161,11 @@ class JobRecord(BaseModel):
     history: list[PreviousRun] = Field(default_factory=list)
     # Submit ledger: intent recorded before the paid upstream call, task id right after.
     submit_intent_at: float | None = None
+    # Set while an uncertain submit waits for the notify hook; cleared by the next submit.
+    uncertain_submit: UncertainSubmit | None = None
+    # The upstream task id a signed notify hook named while the job had none (it may come
+    # before the lost answer does): what an uncertain submit is reconciled from.
+    notified_task_id: str | None = None
     submitted_at: float | None = None
     deadline_at: float | None = None
     manifest: StoredObject | None = None

@@ -38,6 +38,10 @@ class ProviderSpec:
     extend_field: str | None = None
     # The request field the caller's lyrics go in (`--lyrics`, `--lyrics-file`).
     lyrics_field: str = "lyrics"
+    # The gateway calls the notify hook a submit names (SONGQUEUE_NOTIFY_HOOK_URL, signed per
+    # job): so an uncertain submit can be reconciled from the hook (docs/callbacks-and-hooks.md).
+    # Suno's relays drop the field and MiniMax answers at once: Udio's gateways only.
+    notify_hook: bool = False
 
     @property
     def default_model(self) -> str:
@@ -53,7 +57,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
     spec.name: spec
     for spec in (
         ProviderSpec("udio", UdioRequest, text_field="prompt", model_field="model_type", polled=True,
-                     gateway="workers.providers.udio", extend_field="config"),
+                     gateway="workers.providers.udio", extend_field="config", notify_hook=True),
         ProviderSpec("minimax", MiniMaxRequest, text_field="lyrics", model_field="model", polled=False,
                      gateway="workers.providers.minimax"),
         ProviderSpec("suno", SunoRequest, text_field="gpt_description_prompt", model_field="mv", polled=True,

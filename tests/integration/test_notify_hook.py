@@ -7,19 +7,22 @@ import base64
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import redis
 import requests
 import stack
 
-from producer.models.job_record import JobRecord, JobState
-from producer.ops.hook_server import Hooks
+from producer.client import hook_link
+from producer.models.job_record import JobRecord, JobState, UncertainSubmit
+from producer.ops.hook_server import Forbidden, Hooks
 from producer.settings import Settings
 from producer.store.job_store import JobStore
-from producer.task_names import ALL_QUEUES, QUEUE_POLL
+from producer.task_names import ALL_QUEUES, QUEUE_POLL, QUEUE_SUBMIT
 from sandbox import server as sandbox_server
 from tests.support.http_fixture import LocalServer
 from tests.unit.sandbox.test_sandbox import TASK_KEYS
@@ -221,3 +224,173 @@ def test_forged_and_replayed_hooks_cause_at_most_one_poll(hooked, sandbox):
     with pytest.raises(TimeoutError):
         stack.wait_until(lambda: fetches() > 1, 4, "a second fetch")
     assert queue.status(job.id).token == record.token
+
+
+# --- reconciling an uncertain submit from the signed per-job hook URL ---------------------------
+
+SECRET = "hook-test-secret"
+
+
+@pytest.fixture
+def signed_hooks(redis_db_url: str) -> Iterator[Hooks]:
+    url = redis_db_url
+    yield Hooks(Settings(broker_url=url, redis_url=url, key_prefix=f"h{uuid.uuid4().hex[:6]}",
+                         notify_min_interval=30, callback_secret=SECRET,
+                         notify_hook_url="https://hooks.example.com/hooks/udio"))
+    redis.Redis.from_url(url).flushdb()
+
+
+def _submitting_job(store: JobStore, uncertain: bool) -> JobRecord:
+    record, _ = store.create(JobRecord(id=uuid.uuid4().hex, provider="udio", model="udio32-v1.5", request={}))
+
+    def intend(r: JobRecord) -> None:
+        if uncertain:
+            r.uncertain_submit = UncertainSubmit(since=time.time(), reason="HTTP 502", charged=True)
+
+    written = store.apply(record.id, {JobState.QUEUED}, mutate=intend, to=JobState.SUBMITTING)
+    assert written is not None
+    return written
+
+
+def _query(settings: Settings, job_id: str) -> dict[str, str]:
+    url = hook_link.job_hook_url(settings, "udio", job_id)
+    return dict(parse_qsl(urlsplit(url).query))
+
+
+def test_signed_hook_decisions(signed_hooks):
+    hooks = signed_hooks
+    broker = redis.Redis.from_url(hooks.settings.broker_url)
+    store = hooks.store
+    body = json.dumps({"task_id": "task-A", "status": "IN_PROGRESS"}).encode()
+
+    # Forged and altered signatures: refused, nothing written, nothing sent.
+    waiting = _submitting_job(store, uncertain=True)
+    other = _submitting_job(store, uncertain=True)
+    good = _query(hooks.settings, waiting.id)
+    for job, sig in [(waiting.id, "0" * 64), (waiting.id, good["sig"][:-1] + "0"), (other.id, good["sig"]),
+                     (waiting.id, ""), (waiting.id, "é" * 64), ("", good["sig"])]:
+        with pytest.raises(Forbidden):
+            hooks.handle("udio", body, job, sig)
+    with pytest.raises(Forbidden):  # signed for udio, presented as suno
+        hooks.handle("suno", body, waiting.id, good["sig"])
+    assert store.get(waiting.id) == waiting and store.get(other.id) == other
+    assert all(broker.llen(q) == 0 for q in ALL_QUEUES)
+
+    # A waiting uncertain submit: the id is noted once and the submit is sent to record it.
+    assert hooks.handle("udio", body, waiting.id, good["sig"]) == (202, {"result": "reconciling"})
+    noted = store.get(waiting.id)
+    assert noted.notified_task_id == "task-A" and noted.state == JobState.SUBMITTING
+    message = json.loads(broker.lindex(QUEUE_SUBMIT, 0))
+    assert message["headers"]["task"] == "songqueue.submit"
+    assert json.loads(base64.b64decode(message["body"]))[0] == [waiting.id, noted.token]
+    # A repeat resends the submit at most once per SONGQUEUE_NOTIFY_MIN_INTERVAL.
+    assert hooks.handle("udio", body, waiting.id, good["sig"]) == (202, {"result": "reconciling"})
+    assert hooks.handle("udio", body, waiting.id, good["sig"]) == (200, {"result": "throttled"})
+    assert broker.llen(QUEUE_SUBMIT) == 2
+    # Another task id for the same job changes nothing.
+    other_body = json.dumps({"task_id": "task-B"}).encode()
+    assert hooks.handle("udio", other_body, waiting.id, good["sig"])[1]["result"] == "ignored"
+    assert store.get(waiting.id) == noted
+
+    # A submit still in its call: the id is noted for it, nothing sent.
+    in_call = _submitting_job(store, uncertain=False)
+    assert hooks.handle("udio", body, in_call.id, _query(hooks.settings, in_call.id)["sig"]) == (
+        202, {"result": "task id noted"})
+    assert store.get(in_call.id).notified_task_id == "task-A" and broker.llen(QUEUE_SUBMIT) == 2
+
+    # A job that already has its task id: the signed call changes nothing on the record.
+    submitted = _waiting_job(store, "task-1")
+    sig = _query(hooks.settings, submitted.id)["sig"]
+    assert hooks.handle("udio", other_body, submitted.id, sig)[0] == 404
+    assert hooks.handle("udio", json.dumps({"task_id": "task-1", "status": "SUCCESS"}).encode(), submitted.id,
+                        sig) == (202, {"result": "poll sent"})
+    assert store.get(submitted.id) == submitted
+
+    # An ended job is not revived.
+    store.apply(other.id, {JobState.SUBMITTING}, to=JobState.FAILED)
+    ended = store.get(other.id)
+    assert hooks.handle("udio", body, other.id, _query(hooks.settings, other.id)["sig"]) == (
+        200, {"result": "ignored", "reason": "job is FAILED"})
+    assert store.get(other.id) == ended
+
+
+@pytest.mark.parametrize(("submit_path", "dialect"), [("/udio/generate-proxy", "302ai"),
+                                                      ("/udio/submit/music", "openai-hk")])
+def test_the_sandbox_reconciles_a_lost_answer_through_the_hook(hooked, sandbox, submit_path: str, dialect: str):
+    """submit_accept_502: the gateway made the task and the proxy lost its answer; the
+    gateway's hook names the task, and the job ends SUCCEEDED with one paid submit."""
+    s, hook_url, log = hooked(callback_secret=SECRET, udio_price_per_call="1.5", udio_submit_path=submit_path)
+    s.start_worker()
+    queue = s.queue()
+    faults_before = sandbox.stats()["faults"].get("submit_accept_502", 0)
+    prompt = _prompt("reconciled sandbox:submit_accept_502 sandbox:gen_time=3")
+
+    record = queue.wait(queue.submit({"prompt": prompt}).id, timeout=60)
+
+    stats = sandbox.stats()
+    assert stats["faults"].get("submit_accept_502", 0) == faults_before + 1  # the answer was lost...
+    assert stats["submits_by_prompt"][prompt] == 1  # ...after the gateway made the task, once
+    (task,) = [t for t, info in stats["tasks"].items() if info["prompt"] == prompt]
+    assert stats["tasks"][task]["dialect"] == dialect
+    assert stats["hooks_by_task"][task] >= 1  # the gateway called the hook about it
+    assert record.state == JobState.SUCCEEDED, record.error
+    assert record.upstream_task_id == task and record.notified_task_id == task and record.waiting_for is None
+    assert record.attempts["submit"] == 1 and record.cost == 1.5  # charged once
+    assert "the notify hook names upstream task" in log.read_text()
+    submits = [json.loads(r["body"]) for r in requests.get(f"{sandbox.url}/_sandbox/requests?limit=2000",
+                                                           timeout=10).json()["requests"]
+               if r["method"] == "POST" and prompt in r["body"]]
+    query = dict(parse_qsl(urlsplit(submits[0]["notify_hook"]).query))
+    assert submits[0]["notify_hook"].startswith(hook_url + "?") and query["job"] == record.id
+    assert SECRET not in json.dumps(submits) and SECRET not in s.worker_logs()
+
+    # A forged call for the same job is refused as problem+json, and the job is untouched.
+    forged = requests.post(hook_url, params={"job": record.id, "sig": "f" * 64},
+                           json={"task_id": "someone-elses", "status": "SUCCESS"}, timeout=10)
+    assert forged.status_code == 403 and forged.headers["content-type"] == "application/problem+json"
+    assert forged.json()["status"] == 403
+    assert queue.status(record.id).model_dump() == record.model_dump()
+
+
+def test_an_uncertain_submit_waits_a_bounded_time_for_a_hook_that_never_comes(hooked, sandbox):
+    """The gateway's hook calls go nowhere: the job waits SONGQUEUE_UNCERTAIN_HOOK_WAIT, then
+    SONGQUEUE_UNCERTAIN_SUBMIT=fail decides, saying why; nothing is sent twice."""
+    s, _, _ = hooked(callback_secret=SECRET, uncertain_hook_wait="2", watchdog_interval="1")
+    s.env["SONGQUEUE_NOTIFY_HOOK_URL"] = f"http://127.0.0.1:{stack.free_port()}/hooks/udio"  # nobody listens
+    s.start_worker()
+    queue = s.queue()
+    hook_failures = sandbox.stats().get("hook_failures", 0)
+    prompt = _prompt("unheard sandbox:submit_accept_drop sandbox:gen_time=1")
+
+    job = queue.submit({"prompt": prompt})
+    waiting = stack.wait_until(lambda: (r := queue.status(job.id)).uncertain_submit and r, 30, "the wait for the hook")
+    assert waiting.state == JobState.SUBMITTING and "notify hook" in (waiting.waiting_for or "")
+    record = queue.wait(job.id, timeout=60)
+
+    assert sandbox.stats()["hook_failures"] > hook_failures  # the gateway did try the (dead) hook
+    assert sandbox.stats()["submits_by_prompt"][prompt] == 1
+    assert record.state == JobState.FAILED and record.error.code == "submit_uncertain"
+    assert "closed the connection" in record.error.message
+    assert "SONGQUEUE_UNCERTAIN_HOOK_WAIT=2 s" in record.error.message
+    assert _entered(record, JobState.FAILED) - waiting.uncertain_submit.since >= 2
+
+
+def test_a_worker_killed_after_the_paid_call_is_reconciled_through_the_hook(hooked, sandbox):
+    """The worker dies between the gateway's answer and its record: the task id is lost
+    with it, but the gateway's hook names it; one submit, charged once."""
+    s, _, _ = hooked(callback_secret=SECRET, udio_price_per_call="1.5", fault_point="submit.after_call:kill",
+                     watchdog_grace="2", watchdog_interval="1")
+    s.start_worker()
+    queue = s.queue()
+    prompt = _prompt("killed after the call sandbox:gen_time=3")
+
+    record = queue.wait(queue.submit({"prompt": prompt}).id, timeout=90)
+
+    prefix = s.env["SONGQUEUE_KEY_PREFIX"]
+    assert redis.Redis.from_url(s.env["SONGQUEUE_REDIS_URL"]).get(f"{prefix}:faultpoint:submit.after_call") == b"kill"
+    assert "fault point submit.after_call: kill" in s.worker_logs()  # the crash landed after the paid call
+    stats = sandbox.stats()
+    (task,) = [t for t, info in stats["tasks"].items() if info["prompt"] == prompt]
+    assert stats["submits_by_prompt"][prompt] == 1 and stats["hooks_by_task"][task] >= 1
+    assert record.state == JobState.SUCCEEDED, record.error
+    assert record.upstream_task_id == task and record.cost == 1.5

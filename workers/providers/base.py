@@ -66,8 +66,11 @@ class AsyncProvider(Protocol):
     # Price of one paid call per model, in multiples of SONGQUEUE_{NAME}_PRICE_PER_CALL.
     price_factors: Mapping[str, float]
 
-    def submit(self, request: dict[str, Any]) -> str:
-        """Send the paid generation request; return the upstream task id."""
+    def submit(self, request: dict[str, Any], notify_hook: str = "") -> str:
+        """Send the paid generation request; return the upstream task id.
+
+        `notify_hook`: the job's signed notify URL (producer/client/hook_link.py), "" for none;
+        sent only by a gateway whose spec says it calls hooks."""
 
     def fetch(self, task_id: str) -> UpstreamStatus:
         """Ask how the upstream task is doing."""

@@ -52,7 +52,8 @@ class SunoProvider:
     def _headers(self) -> dict[str, str]:
         return bearer_headers(self._api_key)
 
-    def submit(self, request: dict[str, Any]) -> str:
+    def submit(self, request: dict[str, Any], notify_hook: str = "") -> str:
+        # `notify_hook` is never given: the relays drop the field (its spec says no hooks).
         body = call_json(self.session, "POST", self.base_url + self.submit_path, json=request,
                          headers=self._headers(), timeout=self.timeout, max_bytes=self.max_json_bytes)
         return parse_submit(body)

@@ -36,7 +36,6 @@ class UdioProvider:
         session: requests.Session,
         timeout: float,
         max_json_bytes: int,
-        notify_hook_url: str = "",
         notify_field: str = "notify_hook",
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -45,19 +44,18 @@ class UdioProvider:
         self.session = session
         self.timeout = timeout
         self.max_json_bytes = max_json_bytes
-        self.notify_hook_url = notify_hook_url
         self.notify_field = notify_field
 
     def _headers(self) -> dict[str, str]:
         return bearer_headers(self._api_key)
 
-    def submit(self, request: dict[str, Any]) -> str:
+    def submit(self, request: dict[str, Any], notify_hook: str = "") -> str:
         payload: dict[str, Any] = {"gen_params": request}
-        if self.notify_hook_url:
+        if notify_hook:
             # Top level, beside gen_params: the fetch answer carries notify_hook at the top
             # of the task object, so that is where the gateways most likely read it
             # (unconfirmed; the field name is SONGQUEUE_UDIO_NOTIFY_FIELD).
-            payload[self.notify_field] = self.notify_hook_url
+            payload[self.notify_field] = notify_hook
         body = call_json(
             self.session, "POST", self.base_url + self.submit_path,
             json=payload, headers=self._headers(),
@@ -81,7 +79,6 @@ def from_settings(settings: Settings) -> UdioProvider:
         session=new_session(),
         timeout=settings.http_timeout,
         max_json_bytes=settings.max_json_bytes,
-        notify_hook_url=settings.notify_hook_url,
         notify_field=settings.udio_notify_field,
     )
 

@@ -15,6 +15,7 @@ from typing import Any
 from celery import Task
 
 from producer import task_names
+from producer.client import hook_link
 from producer.models.job_record import JobRecord, JobState
 from producer.store.optimistic import Writes
 from workers import fault_points, metrics, runtime
@@ -24,6 +25,7 @@ from workers.providers import registry
 from workers.providers.base import SyncProvider
 from workers.providers.registry import Provider
 from workers.retry_policy import retry_or_give_up
+from workers.steps import hook_wait
 from workers.steps.common import end_job, log, send, wait_for_limit
 from workers.steps.written import until_written
 from workers.tasks.generated import accept_songs
@@ -58,6 +60,8 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
         r.submit_intent_at = time.time()
         r.attempts["submit"] = r.attempts.get("submit", 0) + 1
         r.waiting_for = None
+        r.uncertain_submit = None  # a new call: any earlier wait for the hook is over
+        r.notified_task_id = None
 
     provider = runtime.provider(record.provider)
     price = registry.call_price(settings, provider, record.model)
@@ -90,7 +94,7 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
     if call.fault is not None and call.may_be_billed:
         _charge(job_id, price)  # no refund for a billed but unusable (or lost) answer
     if isinstance(call.fault, TransientError):
-        if call.fault.maybe_accepted and not resolve_uncertain(record, call.fault.message):
+        if call.fault.maybe_accepted and not resolve_uncertain(record, call.fault.message, charged=True):
             return
         _retry(self, job_id, call.fault)
         return
@@ -128,7 +132,8 @@ def _call(provider: Provider, record: JobRecord) -> _Call:
             with metrics.upstream_call(record.provider, "generate"):
                 return _Call(provider.generate(record.request))
         with metrics.upstream_call(record.provider, "submit"):
-            return _Call(provider.submit(record.request))
+            hook = hook_link.job_hook_url(runtime.settings(), record.provider, record.id)
+            return _Call(provider.submit(record.request, notify_hook=hook))
     except (TransientError, PermanentError) as exc:
         return _Call(fault=exc)
 
@@ -150,6 +155,7 @@ def _record_task(record: JobRecord, task_id: str, price: float) -> None:
 
     def note(r: JobRecord) -> None:
         r.upstream_task_id = task_id
+        r.waiting_for = None  # a submit reconciled from the notify hook waited for it
         r.submitted_at = now
         r.cost += price
         r.deadline_at = now + registry.deadline_seconds(settings, r.provider)
@@ -194,12 +200,28 @@ def _keep_paid_task(job_id: str, task_id: str, price: float) -> None:
 INTERRUPTED = "the worker stopped during the paid call (it was redelivered or found overdue by the watchdog)"
 
 
-def resolve_uncertain(record: JobRecord, what: str = INTERRUPTED) -> bool:
+def resolve_uncertain(record: JobRecord, what: str = INTERRUPTED, charged: bool = False) -> bool:
     """The paid call may have gone through (`what` says why we cannot tell). True = submit again.
 
-    Under SONGQUEUE_UNCERTAIN_SUBMIT=fail (the default) the job ends FAILED with
+    Where the gateway calls the job's signed notify hook, the task id the hook names is
+    recorded as the call's answer, and until it comes the job waits up to
+    SONGQUEUE_UNCERTAIN_HOOK_WAIT (workers/steps/hook_wait.py). Then, or without a hook:
+    under SONGQUEUE_UNCERTAIN_SUBMIT=fail (the default) the job ends FAILED with
     `submit_uncertain` and a sentence an operator can act on; it is never resubmitted.
+    `charged`: the caller already charged the call's price.
     """
+    if hook_wait.applies(record):
+        verdict = hook_wait.decide(record, what, charged)
+        if isinstance(verdict, hook_wait.Reconcile):
+            log.warning("job %s: the notify hook named upstream task %s: recording it as the submit's answer",
+                        record.id, verdict.task_id, extra={"job_id": record.id, "upstream_task_id": verdict.task_id})
+            settings = runtime.settings()
+            price = registry.call_price(settings, runtime.provider(record.provider), record.model)
+            _record_task(verdict.record, verdict.task_id, price if verdict.charge else 0.0)
+            return False
+        if isinstance(verdict, hook_wait.Wait):
+            return False
+        what = verdict.reason
     if runtime.settings().uncertain_submit == "fail":
         end_job(
             record.id, JobState.FAILED, "submit_uncertain",

@@ -445,7 +445,17 @@ def test_provider_submit_and_fetch_over_http(server: LocalServer, session, submi
     assert status.outcome is Outcome.SUCCEEDED and len(status.songs) == 2
     (m1, p1, h1, b1), (m2, p2, h2, _) = server.requests
     assert (m1, p1) == ("POST", "/" + submit_path.lstrip("/"))
-    assert json.loads(b1) == {"gen_params": gen_params}
+    assert json.loads(b1) == {"gen_params": gen_params}  # no hook given, none sent
     assert (m2, p2) == ("GET", "/udio/fetch/69c61512-278e-4ff4-b6ea-f3b278329b04")
     assert h1["Authorization"] == h2["Authorization"] == "Bearer sk-test"
     assert h1["Content-Type"] == "application/json"
+
+
+def test_provider_sends_the_jobs_notify_url_beside_gen_params(server: LocalServer, session) -> None:
+    server.route("/udio/generate-proxy", body=SEED_000_SUBMIT.encode())
+    provider = UdioProvider(server.url("/"), SecretStr("sk-test"), "/udio/generate-proxy", session, timeout=5,
+                            max_json_bytes=1 << 20, notify_field="callback")
+    hook = "https://hooks.example.com/hooks/udio?job=j1&sig=abc"
+    provider.submit({"prompt": "x"}, notify_hook=hook)
+    (_, _, _, body), = server.requests
+    assert json.loads(body) == {"gen_params": {"prompt": "x"}, "callback": hook}
