@@ -9,6 +9,7 @@ it follows SONGQUEUE_UNCERTAIN_SUBMIT rather than silently submitting again.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,11 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
     if record.token != token:
         return  # the watchdog has handed this step to a newer message
     if record.state == JobState.SUBMITTING and record.upstream_task_id is None:
-        if not resolve_uncertain(record):
+        # The interrupted run's reservation stays spent (it may have been billed): the job
+        # is charged that call too, fenced on the version so two deliveries charge once.
+        price = registry.call_price(settings, runtime.provider(record.provider), record.model)
+        charged = store.apply(job_id, {JobState.SUBMITTING}, mutate=_add_cost(price), version=record.version)
+        if charged is None or not resolve_uncertain(charged):
             return
     elif record.state != JobState.QUEUED:
         return
@@ -89,6 +94,7 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
         end_job(job_id, JobState.FAILED, call.fault.code, call.fault.message)
         return
     if isinstance(provider, SyncProvider):
+        fault_points.hit("submit.after_call")
         accept_songs(job_id, call.answer, price)
         return
     _record_task(record, call.answer, price)
@@ -104,11 +110,14 @@ class _Call:
         return self.fault is None or self.fault.maybe_accepted
 
 
-def _charge(job_id: str, price: float) -> None:
+def _add_cost(price: float) -> Callable[[JobRecord], None]:
     def charge(r: JobRecord) -> None:
         r.cost += price
+    return charge
 
-    runtime.store().apply(job_id, set(JobState), mutate=charge)
+
+def _charge(job_id: str, price: float) -> None:
+    runtime.store().apply(job_id, set(JobState), mutate=_add_cost(price))
 
 
 def _call(provider: Provider, record: JobRecord) -> _Call:
