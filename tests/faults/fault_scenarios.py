@@ -216,6 +216,7 @@ def run(scenario: Scenario, tmp: Path, sandbox_url: str, jobs: int, settings: di
     try:
         records = [h.queue.store.get(i) for i in texts]
         settled_at = _settle_callbacks(h, records)
+        records = _after_archive(h, list(texts))
         _note_storage_faults(h, merged, records)
         stats = requests.get(f"{sandbox_url}/_sandbox/stats", timeout=10).json()
         found = invariants.check(redis.Redis.from_url(h.redis_url), h.prefix, h.config, records, texts, stats,
@@ -258,6 +259,18 @@ def _settle_callbacks(h: Harness, records: list) -> float | None:
     except TimeoutError:
         return None
     return time.time()
+
+
+def _after_archive(h: Harness, ids: list[str]) -> list:
+    """The records once every ended job has its manifest: a job that did not succeed gets
+    one from the archive task after its end (the invariants then check it like any object)."""
+    def archived() -> list | None:
+        records = [h.queue.store.get(i) for i in ids]
+        return records if all(r.manifest is not None or not r.state.terminal for r in records) else None
+    try:
+        return stack.wait_until(archived, 30, "every ended job's manifest", interval=0.2)  # type: ignore[return-value]
+    except TimeoutError:
+        return [h.queue.store.get(i) for i in ids]
 
 
 def _note_storage_faults(h: Harness, settings: dict[str, str], records: list) -> None:
