@@ -49,11 +49,14 @@ def wait_for_limit(task: Task, record: JobRecord, token: int, wait: Wait, expect
 
 
 def end_job(
-    job_id: str, state: JobState, code: str, message: str, expect: Collection[JobState] = LIVE_STATES
+    job_id: str, state: JobState, code: str, message: str, expect: Collection[JobState] = LIVE_STATES,
+    cost: float = 0.0,
 ) -> JobRecord | None:
+    """`cost`: charged to the job in the same write that ends it."""
     def note(record: JobRecord) -> None:
         record.error = JobError(code=code, message=message)
         record.waiting_for = None
+        record.cost += cost
 
     record = finish(job_id, lambda: runtime.store().apply(job_id, expect, mutate=note, to=state))
     if record is not None:

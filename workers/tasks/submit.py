@@ -9,7 +9,6 @@ it follows SONGQUEUE_UNCERTAIN_SUBMIT rather than silently submitting again.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,11 +42,7 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
     if record.token != token:
         return  # the watchdog has handed this step to a newer message
     if record.state == JobState.SUBMITTING and record.upstream_task_id is None:
-        # The interrupted run's reservation stays spent (it may have been billed): the job
-        # is charged that call too, fenced on the version so two deliveries charge once.
-        price = registry.call_price(settings, runtime.provider(record.provider), record.model)
-        charged = store.apply(job_id, {JobState.SUBMITTING}, mutate=_add_cost(price), version=record.version)
-        if charged is None or not resolve_uncertain(charged):
+        if not resolve_uncertain(record):
             return
     elif record.state != JobState.QUEUED:
         return
@@ -110,14 +105,11 @@ class _Call:
         return self.fault is None or self.fault.maybe_accepted
 
 
-def _add_cost(price: float) -> Callable[[JobRecord], None]:
+def _charge(job_id: str, price: float) -> None:
     def charge(r: JobRecord) -> None:
         r.cost += price
-    return charge
 
-
-def _charge(job_id: str, price: float) -> None:
-    runtime.store().apply(job_id, set(JobState), mutate=_add_cost(price))
+    runtime.store().apply(job_id, set(JobState), mutate=charge)
 
 
 def _call(provider: Provider, record: JobRecord) -> _Call:
@@ -189,20 +181,26 @@ def _keep_paid_task(job_id: str, task_id: str, price: float) -> None:
 INTERRUPTED = "the worker stopped during the paid call (it was redelivered or found overdue by the watchdog)"
 
 
-def resolve_uncertain(record: JobRecord, what: str = INTERRUPTED) -> bool:
-    """The paid call may have gone through (`what` says why we cannot tell). True = submit again.
+def resolve_uncertain(record: JobRecord, what: str | None = None) -> bool:
+    """The paid call may have gone through (`what` says why we cannot tell; None: its worker
+    stopped during the call). True = submit again.
 
     Under SONGQUEUE_UNCERTAIN_SUBMIT=fail (the default) the job ends FAILED with
-    `submit_uncertain` and a sentence an operator can act on; it is never resubmitted.
+    `submit_uncertain` and a sentence an operator can act on; it is never resubmitted. An
+    interrupted call's reservation stayed in the spend ledger, so the job is charged that
+    call in the same write that ends it (a caller that saw the call's answer charged it).
     """
+    interrupted = what is None
+    what = what or INTERRUPTED
     if runtime.settings().uncertain_submit == "fail":
+        price = registry.call_price(runtime.settings(), runtime.provider(record.provider), record.model)
         end_job(
             record.id, JobState.FAILED, "submit_uncertain",
             f"the submit's outcome is unknown: {what}. The upstream may have accepted and billed it, so it "
             "was not sent again (SONGQUEUE_UNCERTAIN_SUBMIT=fail). Look for a task with this prompt in the "
             f"upstream account (sent {_when(record.submit_intent_at)}); if there is none, `songqueue retry "
             f"{record.id}` submits it anew.",
-            expect={JobState.SUBMITTING},
+            expect={JobState.SUBMITTING}, cost=price if interrupted else 0.0,
         )
         return False
     log.warning("job %s: resubmitting after an uncertain submit (%s; SONGQUEUE_UNCERTAIN_SUBMIT=resubmit)",
