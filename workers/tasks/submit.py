@@ -91,6 +91,7 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
     if isinstance(provider, SyncProvider):
         fault_points.hit("submit.after_call")
         accept_songs(job_id, call.answer, price)
+        fault_points.hit("submit.after_record")
         return
     _record_task(record, call.answer, price)
 
