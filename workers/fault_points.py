@@ -3,9 +3,10 @@
 `SONGQUEUE_FAULT_POINT=<point>:<action>` makes the first worker that reaches `<point>`
 (across the fleet: a Redis key records the hit) do `<action>` there, once:
 `kill` (SIGKILL its own process, as a crash would), `redis_error` (raise a Redis
-connection error) or `storage_error` (raise a full disk's error as the storage reports
-it: `storage_unavailable`, transient). Unset, `hit` costs one
-dictionary lookup. `make faults` runs every point in POINTS with real workers.
+connection error), `storage_error` (disk full, as the object store reports it: its
+transient `storage_unavailable`) or `oserror` (a bare disk-full OSError, as a write outside
+the store raises it, e.g. a download's spool file). Unset, `hit` costs one dictionary
+lookup. `make faults` runs every point in POINTS with real workers.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from workers.storage.file import file_error
 log = logging.getLogger("songqueue.fault_points")
 
 ENV = "SONGQUEUE_FAULT_POINT"
-ACTIONS = ("kill", "redis_error", "storage_error")
+ACTIONS = ("kill", "redis_error", "storage_error", "oserror")
 POINTS = (
     "submit.after_admit", "submit.before_call", "submit.after_call", "submit.after_record",
     "poll.before_fetch", "poll.after_fetch", "poll.after_retry",
@@ -52,6 +53,8 @@ def hit(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if action == "redis_error":
         raise redis.ConnectionError(f"injected at {point}")
+    disk_full = OSError(errno.ENOSPC, f"No space left on device (injected at {point})")
     if action == "storage_error":
-        # As the storage reports a full disk (workers/storage/file.py): sorted, transient.
-        raise file_error(OSError(errno.ENOSPC, "No space left on device"), f"injected at {point}")
+        raise file_error(disk_full, f"injected at {point}") from disk_full
+    if action == "oserror":
+        raise disk_full

@@ -50,12 +50,14 @@ def wait_for_limit(task: Task, record: JobRecord, token: int, wait: Wait, expect
 
 def end_job(
     job_id: str, state: JobState, code: str, message: str, expect: Collection[JobState] = LIVE_STATES,
-    *, token: int | None = None, run: int | None = None,
+    *, token: int | None = None, run: int | None = None, cost: float = 0.0,
 ) -> JobRecord | None:
-    """End the job with an error; `token` and `run` fence it like any write (JobStore.apply)."""
+    """End the job with an error; `token` and `run` fence it like any write (JobStore.apply);
+    `cost` is charged to the job in the same write that ends it."""
     def note(record: JobRecord) -> None:
         record.error = JobError(code=code, message=message)
         record.waiting_for = None
+        record.cost += cost
 
     record = finish(job_id, lambda: runtime.store().apply(job_id, expect, mutate=note, to=state,
                                                               token=token, run=run))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from celery import Task
 
 from producer import task_names
-from producer.models.job_record import JobRecord, JobState
+from producer.models.job_record import TERMINAL_STATES, JobRecord, JobState
 from workers import fault_points, metrics, runtime
 from workers.artifacts import storage_keys
 from workers.artifacts.assets import store_asset
@@ -87,10 +87,16 @@ def download(self: Task, job_id: str, song_index: int, asset: str, run: int = 0,
         end_job(job_id, JobState.FAILED, exc.code, f"song {song_index + 1} {asset}: {exc.message}", expect=ACTIVE,
                 run=run)
         return
-    record = store.apply(job_id, ACTIVE, mutate=lambda r: setattr(r.songs[song_index], asset, stored),
-                         check_in=settings.watchdog_grace, run=run)
+    def keep(r: JobRecord) -> None:
+        setattr(r.songs[song_index], asset, stored)
+
+    record = store.apply(job_id, ACTIVE, mutate=keep, check_in=settings.watchdog_grace, run=run)
     if record is not None:
         _maybe_finalize(record)
+    else:
+        # The job ended meanwhile (a sibling asset failed it): the object is in storage all
+        # the same, so its sha256 goes on the record rather than leave an unaccounted file.
+        store.apply(job_id, TERMINAL_STATES, mutate=keep, run=run)
 
 
 def _maybe_finalize(record: JobRecord) -> None:

@@ -89,6 +89,7 @@ def accept_songs(job_id: str, songs: list[UpstreamSong], price: float, token: in
         log.warning("job %s: %s were paid but the job moved on before they were recorded", job_id, what,
                   extra={"job_id": job_id})
         return
+    fault_points.hit("submit.after_record")
     log.info("job %s: %s generated %d song(s)", job_id, record.provider, len(record.songs))
     for index, stored_song in enumerate(record.songs):
         for asset in stored_song.assets():

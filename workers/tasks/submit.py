@@ -208,7 +208,9 @@ def resolve_uncertain(record: JobRecord, what: str = INTERRUPTED, charged: bool 
     SONGQUEUE_UNCERTAIN_HOOK_WAIT (workers/steps/hook_wait.py). Then, or without a hook:
     under SONGQUEUE_UNCERTAIN_SUBMIT=fail (the default) the job ends FAILED with
     `submit_uncertain` and a sentence an operator can act on; it is never resubmitted.
-    `charged`: the caller already charged the call's price.
+    `charged`: the caller already charged the call's price; otherwise (the worker stopped
+    during the call) its reservation stayed in the spend ledger, so the job is charged that
+    call in the same write that ends it.
     """
     if hook_wait.applies(record):
         verdict = hook_wait.decide(record, what, charged)
@@ -223,13 +225,14 @@ def resolve_uncertain(record: JobRecord, what: str = INTERRUPTED, charged: bool 
             return False
         what = verdict.reason
     if runtime.settings().uncertain_submit == "fail":
+        price = registry.call_price(runtime.settings(), runtime.provider(record.provider), record.model)
         end_job(
             record.id, JobState.FAILED, "submit_uncertain",
             f"the submit's outcome is unknown: {what}. The upstream may have accepted and billed it, so it "
             "was not sent again (SONGQUEUE_UNCERTAIN_SUBMIT=fail). Look for a task with this prompt in the "
             f"upstream account (sent {_when(record.submit_intent_at)}); if there is none, `songqueue retry "
             f"{record.id}` submits it anew.",
-            expect={JobState.SUBMITTING},
+            expect={JobState.SUBMITTING}, cost=0.0 if charged else price,
         )
         return False
     log.warning("job %s: resubmitting after an uncertain submit (%s; SONGQUEUE_UNCERTAIN_SUBMIT=resubmit)",
