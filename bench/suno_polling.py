@@ -39,7 +39,8 @@ def run(quick: bool) -> Section:
                           SUNO_POLL_INITIAL_DELAY=initial, SUNO_POLL_MIN_INTERVAL=low, SUNO_POLL_MAX_INTERVAL=high,
                           SUNO_POLL_BATCH_SIZE=size, SUNO_POLL_BATCH_WINDOW=WINDOW / scale)
             queue = harness.producer(env)
-            before = srv.sandbox_stats()["fetch_requests"]
+            first = srv.sandbox_stats()
+            before, sizes_before = first["fetch_requests"], len(first["batch_sizes"])
             gens = [NOMINAL * (0.9 + 0.2 * (i + 0.5) / jobs) / scale for i in range(jobs)]
             ids = [queue.submit(SunoRequest(gpt_description_prompt=harness.prompt(f"suno {size}", gen_time=f"{g:.3f}")),
                                 provider="suno").id for g in gens]
@@ -53,6 +54,8 @@ def run(quick: bool) -> Section:
                 if reached is None:
                     raise RuntimeError(f"suno polling, {name}: job {record.id} ended {record.state.value}")
                 lags.append((reached - stats["tasks"][record.upstream_task_id]["finished_at"]) * scale)
+            sizes = stats["batch_sizes"][sizes_before:]
+            print(name, "batch calls", len(sizes), "median", median(sizes), "max", max(sizes, default=0), flush=True)
             results[name] = ((stats["fetch_requests"] - before) / jobs, lags, float(jobs))
     batch_calls, batch_lags, _ = results["batch (100 per call)"]
     single_calls, single_lags, _ = results["per task"]
