@@ -137,6 +137,48 @@ def test_one_batch_call_carries_every_due_job_and_each_ends_on_its_own(make_stac
     assert fetches >= 2 * n and len(calls) * 4 <= fetches, (len(calls), fetches)
 
 
+def test_a_failed_batch_call_makes_every_job_in_it_due_again(make_stack, sandbox) -> None:
+    s = make_stack(suno_poll_batch_window="30")
+    tag = uuid.uuid4().hex[:8]
+    queue = s.queue()
+    # Two 500s for the batches naming job 0: a relay's error answers for the whole call.
+    ids = [queue.submit({"gpt_description_prompt": f"flaky {tag} {i} sandbox:gen_time=3"
+                         + (" sandbox:fetch_500=2" if i == 0 else "")}, provider="suno").id for i in range(4)]
+    s.start_worker()
+
+    records = [queue.wait(i, timeout=120) for i in ids]
+
+    assert [r.state.value for r in records] == ["SUCCEEDED"] * 4, [r.error for r in records]
+    stats = sandbox.stats()
+    assert stats["faults"].get("fetch_500", 0) >= 2  # the fault landed
+    faulty = records[0].upstream_task_id
+    failed_calls = [c for c in stats["batch_ids"] if faulty in c][:2]
+    others = {r.upstream_task_id for r in records[1:]}
+    # The jobs that shared a failed call with job 0 were asked for again afterwards, and ended.
+    for task in others & set().union(*failed_calls):
+        assert stats["fetches_by_task"][task] >= 2
+
+
+def test_a_drainer_killed_mid_batch_loses_no_job(make_stack, sandbox) -> None:
+    import redis
+
+    from workers.fault_points import hit_key
+
+    s = make_stack(fault_point="poll.before_fetch:kill", http_timeout="3", watchdog_grace="4",
+                   watchdog_interval="1", suno_poll_batch_window="30")
+    tag = uuid.uuid4().hex[:8]
+    queue = s.queue()
+    ids = [queue.submit({"gpt_description_prompt": f"killed {tag} {i} sandbox:gen_time=3"}, provider="suno").id
+           for i in range(4)]
+    s.start_worker()
+
+    records = [queue.wait(i, timeout=150) for i in ids]
+
+    store = redis.Redis.from_url(s.env["SONGQUEUE_REDIS_URL"])
+    assert store.exists(hit_key(s.env["SONGQUEUE_KEY_PREFIX"], "poll.before_fetch"))  # the kill landed
+    assert [r.state.value for r in records] == ["SUCCEEDED"] * 4, [r.error for r in records]
+
+
 def test_a_task_always_left_out_fails_past_the_bound(make_stack, sandbox) -> None:
     s = make_stack(suno_poll_min_interval="0.5", suno_max_absences="2")
     s.start_worker()

@@ -134,6 +134,7 @@ def drain(provider_name: str, token: str, faults: int) -> Next | None:
             for record in records:  # as each job's own poll would after as many faults in a row
                 polling_ended(end_job(record.id, JobState.FAILED, exc.code,
                                       f"gave up after {faults} attempts: {exc.message}", expect=WAITING_STATES))
+                reschedule(record, None)
             faults = 0
             continue
         faults = 0
