@@ -69,9 +69,10 @@ def run(quick: bool) -> Section:
         f"{harness.settings_from(env).download_chunk_bytes // 1024} KiB chunks.",
         "Both clients read from the same sandbox process, which generates the MP3 stream in Python; that "
         "server, sharing the 2 cores, bounds both numbers.",
-        "songqueue's download task does more than fetch: it spools the MP3 to a temporary file, verifies it "
-        "(MPEG frames, duration), writes ID3 tags and then stores it with a sha256 (workers/artifacts/assets.py); curl "
-        "only writes the bytes.",
+        "songqueue's download task does more than fetch: it writes the MP3 behind its ID3 tag into a spool file "
+        "as it arrives, with the sha256 of the bytes served and of the bytes stored (workers/artifacts/tagged_mp3.py), "
+        "verifies the frame headers (duration), and storage links the file into place after an fsync; it also "
+        "reads and updates the job record in Redis. curl only writes the bytes.",
         f"The bench raises SONGQUEUE_MAX_DOWNLOAD_BYTES to 1 GiB: `sandbox:size_mb={size_mb}` makes files of "
         f"{fmt(median(sizes) / MIB, 2)} MiB, and the default cap is 200 MiB.",
     ]

@@ -25,7 +25,7 @@ from bench import harness  # noqa: E402
 
 # In the order they run: the cheap ones first, the long scale run last.
 BENCHMARKS = ("pipeline_overhead", "slot_efficiency", "poll_efficiency", "suno_polling", "minimax_hex", "notify_hook", "http_api",
-              "download", "io_pool", "retention", "scale")
+              "download", "download_wire", "io_pool", "eta_memory", "retention", "retry_garbage", "scale")
 RESULTS = ROOT / "bench" / "results"
 
 

@@ -11,15 +11,22 @@ Countdown (poll) messages are held by the worker that fetched them until due, an
 acks_late keeps them in the broker's `unacked` hash meanwhile; SONGQUEUE_WORKER_ETA_TASK_LIMIT
 (default 1000) caps how many one worker holds. The peak of that hash and the workers'
 memory show what holding costs.
+
+`--broker rabbitmq-classic|rabbitmq-quorum` runs the same on RabbitMQ (a vhost of its own;
+Redis stays the job store); `--compare` runs the three brokers one after the other and puts
+worker RSS, broker memory and who holds the messages side by side.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+from collections.abc import Iterator
 
 import redis
 
-from bench import harness
+from bench import harness, rabbitmq
 from bench.harness import Section, fmt
 from producer.models.job_record import TERMINAL_STATES, JobState
 
@@ -34,6 +41,9 @@ PROJECTED = 100_000
 
 
 STALL = 180.0
+BROKERS = ("redis", "rabbitmq-classic", "rabbitmq-quorum")
+# rabbitmqctl costs about a CPU second a call on this machine: look at RabbitMQ this often.
+AMQP_SAMPLE_SECONDS = 10.0
 
 
 def stall_seconds(gen: float, submit_seconds: float) -> float:
@@ -42,32 +52,73 @@ def stall_seconds(gen: float, submit_seconds: float) -> float:
     return gen + submit_seconds + STALL
 
 
-def run(quick: bool, jobs: int | None = None, gen: float | None = None) -> Section:
-    """`jobs` and `gen` override the preset sizes (python -m bench.scale --jobs N)."""
+@contextlib.contextmanager
+def broker_env(srv: harness.Servers, broker: str, amqp_url: str, **settings: object) -> Iterator[dict[str, str]]:
+    """The workers' environment on `broker`: a fresh Redis database, or a RabbitMQ vhost of its own."""
+    if broker == "redis":
+        yield srv.env(**settings)
+        return
+    with rabbitmq.vhost(amqp_url) as (url, _):
+        yield srv.env(broker_url=url, amqp_queue_type=broker.removeprefix("rabbitmq-"), **settings)
+
+
+class BrokerGauge:
+    """Peaks of who holds the messages, and of the broker's memory, on either broker."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        url = env["SONGQUEUE_BROKER_URL"]
+        self.redis = redis.Redis.from_url(url) if url.startswith("redis") else None
+        self.vhost = "" if self.redis else url.rsplit("/", 1)[1]
+        self.peak = {"unacked": 0, "backlog": 0, "delayed": 0, "memory": 0}
+        self.last = 0.0
+
+    def sample(self) -> None:
+        if self.redis is not None:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hlen("unacked")
+            for name in ("submit", "poll", "download"):
+                pipe.llen(name)
+            unacked, *queued = pipe.execute()
+            self._peaks(unacked, sum(queued), 0, 0)
+        elif time.monotonic() - self.last >= AMQP_SAMPLE_SECONDS:
+            self.last = time.monotonic()
+            held = rabbitmq.holdings(self.vhost)
+            self._peaks(held.unacked, held.ready, held.delayed, held.memory)
+
+    def _peaks(self, unacked: int, backlog: int, delayed: int, memory: int) -> None:
+        for key, value in (("unacked", unacked), ("backlog", backlog), ("delayed", delayed), ("memory", memory)):
+            self.peak[key] = max(self.peak[key], value)
+
+    def memory_row(self, info: dict) -> str:
+        if self.redis is not None:
+            return f"{fmt(info['used_memory_peak'] / 2**20, 1)} MiB (Redis: broker and job store together)"
+        return (f"{fmt(self.peak['memory'] / 2**20, 1)} MiB (the vhost's queues, peak of samples every "
+                f"{fmt(AMQP_SAMPLE_SECONDS, 0)} s)")
+
+
+def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: str = "redis",
+        amqp_url: str = rabbitmq.DEFAULT_URL, **settings: object) -> Section:
+    """`jobs` and `gen` override the preset sizes (python -m bench.scale --jobs N); `settings`
+    are SONGQUEUE_ settings of the workers (without the prefix)."""
     preset = jobs is None
     default_jobs, default_gen = QUICK if quick else FULL
     jobs = jobs or default_jobs
     gen = gen or default_gen
-    with harness.servers("scale", "--song-duration", "1") as srv:
-        env = srv.env()
+    with harness.servers("scale", "--song-duration", "1") as srv, \
+            broker_env(srv, broker, amqp_url, **settings) as env:
         sp = srv.start_worker(env, "scale-submit-poll", queues="submit,poll", concurrency=2)
         dl = srv.start_worker(env, "scale-download", queues="download,callback", concurrency=IO_THREADS,
                               pool="threads")
         queue = harness.producer(env)
         sp_start, dl_start = sp.memory(), dl.memory()
-        broker = redis.Redis.from_url(env["SONGQUEUE_BROKER_URL"])
-        peak = {"open": 0, "waiting": 0, "unacked": 0, "backlog": 0}
+        gauge = BrokerGauge(env)
+        peak = gauge.peak | {"open": 0, "waiting": 0}
 
         def sample() -> None:
-            pipe = broker.pipeline(transaction=False)
-            pipe.hlen("unacked")
-            for name in ("submit", "poll", "download"):
-                pipe.llen(name)
-            unacked, *queued = pipe.execute()
+            gauge.sample()
+            peak.update(gauge.peak)
             peak["open"] = max(peak["open"], harness.count_states(queue.store, LIVE))
             peak["waiting"] = max(peak["waiting"], harness.count_states(queue.store, WAITING))
-            peak["unacked"] = max(peak["unacked"], unacked)
-            peak["backlog"] = max(peak["backlog"], sum(queued))
 
         prompts = [harness.prompt(f"scale {i}", gen_time=gen) for i in range(jobs)]
         ids: list[str] = []
@@ -108,6 +159,8 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None) -> Secti
         ["median poll runs per job", fmt(harness.median(r.attempts.get("poll", 0) for r in records), 1)],
         ["peak messages held by workers, unacked (countdowns + running)", f"{peak['unacked']:,}"],
         ["peak messages waiting in the queues (submit+poll+download)", f"{peak['backlog']:,}"],
+        ["peak countdowns held by the broker (celery_delayed_* queues)", f"{peak['delayed']:,}"],
+        ["broker memory peak", gauge.memory_row(info)],
         ["submit+poll worker peak RSS MiB", f"{sp_mem.describe()} (at start: pool {fmt(sp_start.child_peak, 0)})"],
         ["download+callback worker (threads) peak RSS MiB", f"{fmt(dl_mem.main, 0)} (at start: {fmt(dl_start.main, 0)})"],
         ["makespan against the ideal", f"{fmt(span, 0)} s vs {fmt(ideal, 0)} s ideal (generation {fmt(gen, 0)} s + "
@@ -125,8 +178,11 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None) -> Secti
         f"Lost = neither SUCCEEDED nor FAILED/TIMED_OUT/CANCELLED when the run ended (no job ended for "
         f"{fmt(stall_seconds(gen, submit_seconds), 0)} s, the generation and submit time plus 180 s, or an hour passed). "
         "Submitted twice = the sandbox's submits_by_prompt > 1 for a job's unique prompt.",
-        "A worker holds every countdown (poll) message it has fetched until it is due (Celery raises its "
-        f"prefetch for each ETA message), in its main process; at most {peak['unacked']:,} messages were held "
+        (f"Countdowns waited in the broker (celery_delayed_* queues, at most {peak['delayed']:,} at once) and "
+         "reached the workers when due; " if broker == "rabbitmq-quorum" else
+         "A worker holds every countdown (poll) message it has fetched until it is due (Celery raises its "
+         "prefetch for each ETA message), in its main process; ")
+        + f"at most {peak['unacked']:,} messages were held by the workers "
         f"at once here, while up to {peak['backlog']:,} waited in the queues"
         + (" (the workers' throughput, not their memory, bounded what they held)"
            if peak["backlog"] > peak["unacked"] else "")
@@ -152,12 +208,15 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None) -> Secti
                      f"about {fmt(TARGET_FULL / (done / span) / 60, 0)} minutes on their own. "
                      f"`python -m bench.scale --jobs {TARGET_FULL}` runs the full size.")
     return Section(
-        title="Scale",
+        title="Scale" if broker == "redis" else f"Scale on {broker}",
         setup=(f"{jobs:,} jobs submitted at once, generation time {fmt(gen, 0)} s (scaled down from minutes), "
                f"1 s songs. Workers: submit+poll (prefork, concurrency 2) and download+callback (threads, "
                f"{IO_THREADS}), shipped poll "
-               f"settings (first poll after 5 s, then within [2 s, 30 s]); one private Redis for broker and "
-               f"job store; one sandbox."),
+               f"settings (first poll after 5 s, then within [2 s, 30 s]); "
+               + ("one private Redis for broker and job store" if broker == "redis" else
+                  f"RabbitMQ ({broker.removeprefix('rabbitmq-')} queues, a vhost of its own) as broker, a private "
+                  "Redis as job store")
+               + "; one sandbox."),
         table=harness.table(["measure", "value"], rows),
         notes=notes,
     )
@@ -174,11 +233,55 @@ def _ideal(gen: float, submit_seconds: float, jobs: int, sp_runs: list[tuple[str
     return max(gen, submit_seconds) + work, f"{stage}, {fmt(work, 0)} s of work for {jobs:,} jobs"
 
 
+def _rows(section: Section) -> list[list[str]]:
+    """The (measure, value) rows back out of a section's markdown table."""
+    return [line.strip("| ").split(" | ") for line in section.table.splitlines()[2:]]
+
+
+# The rows that differ by broker; the rest (completed, lost, twice) must read the same.
+COMPARED = ("completed", "submitted twice", "makespan (", "peak messages", "peak countdowns", "submit+poll worker",
+            "download+callback worker", "broker memory", "Redis used_memory_peak")
+
+
+def compare(jobs: int, gen: float, amqp_url: str, **settings: object) -> Section:
+    """The same run on each of BROKERS, one column each."""
+    started = time.monotonic()
+    runs = {b: run(False, jobs, gen, broker=b, amqp_url=amqp_url, **settings) for b in BROKERS}
+    by_broker = {b: dict((m, v) for m, v in _rows(sec)) for b, sec in runs.items()}
+    measures = [m for m, _ in _rows(runs["redis"]) if m.strip("*").startswith(COMPARED)]
+    return Section(
+        title="Scale by broker",
+        setup=f"{jobs:,} jobs at once, generation {fmt(gen, 0)} s, the Scale setup on each broker in turn "
+              f"(RabbitMQ in a vhost of its own, Redis as job store)"
+              + "".join(f", SONGQUEUE_{k.upper()}={v}" for k, v in settings.items())
+              + ". Machine load average at the end: "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}.",
+        table=harness.table(["measure", *BROKERS], [[m, *(by_broker[b].get(m, "–") for b in BROKERS)]
+                                                     for m in measures]),
+        notes=[n for sec in runs.values() for n in sec.notes[2:3]],
+        seconds=time.monotonic() - started,
+    )
+
+
 if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(description="the scale benchmark alone, at any size")
     parser.add_argument("--jobs", type=int, default=FULL[0])
     parser.add_argument("--gen", type=float, default=None, help="generation seconds (default: 1 per 25 jobs, >= 30)")
+    parser.add_argument("--broker", choices=BROKERS, default="redis")
+    parser.add_argument("--compare", action="store_true", help="run on each broker in turn, one table")
+    parser.add_argument("--amqp", default=rabbitmq.DEFAULT_URL, help="RabbitMQ URL (a vhost is made under it)")
+    parser.add_argument("--tracemalloc", metavar="DIR", default="",
+                        help="the workers dump their top allocation sites into DIR (SONGQUEUE_TRACEMALLOC_DIR)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a SONGQUEUE_ setting of the workers, without the prefix (repeatable)")
     args = parser.parse_args()
-    print(run(quick=False, jobs=args.jobs, gen=args.gen or max(30.0, args.jobs / 25)).render())
+    gen = args.gen or max(30.0, args.jobs / 25)
+    extra: dict[str, object] = dict(item.split("=", 1) for item in args.set)
+    if args.tracemalloc:
+        extra["tracemalloc_dir"] = args.tracemalloc
+    if args.compare:
+        print(compare(args.jobs, gen, args.amqp, **extra).render())
+    else:
+        print(run(quick=False, jobs=args.jobs, gen=gen, broker=args.broker, amqp_url=args.amqp, **extra).render())

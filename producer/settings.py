@@ -18,7 +18,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # global poll schedule with SONGQUEUE_{NAME}_POLL_* settings. Defined by the provider specs.
 from producer.models.providers import POLLED_PROVIDERS
 
-__all__ = ["POLLED_PROVIDERS", "Settings", "get_settings"]
+__all__ = ["AMQP_SCHEMES", "POLLED_PROVIDERS", "Settings", "get_settings"]
+
+# Broker URL schemes of RabbitMQ (kombu's py-amqp transport).
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
 
 
 class Settings(BaseSettings):
@@ -124,7 +127,9 @@ class Settings(BaseSettings):
     # points at a loopback/private/link-local/... address (producer/client/url_guard.py);
     # true lifts that for all hosts (a local sandbox, a private CDN), an allow-list per host.
     allow_private_networks: bool = Field(False, description="let downloads and callbacks reach private addresses")
-    download_chunk_bytes: int = Field(64 * 1024, gt=0)
+    # One read, one write and one hash call per chunk: 1 MiB keeps the per-call cost small
+    # against the bytes (64 KiB chunks ran at half the speed) for 1 MiB of memory a download.
+    download_chunk_bytes: int = Field(1024 * 1024, gt=0)
 
     # The watchdog (a round every worker runs on a timer) reschedules any job whose next step is overdue by more
     # than watchdog_grace seconds: recovery from a killed worker without waiting for the
@@ -182,6 +187,18 @@ class Settings(BaseSettings):
     # messages one worker process holds (countdowns plus reserved); the rest wait in the broker.
     worker_eta_task_limit: int = Field(
         1000, ge=0, description="messages (countdowns included) one worker holds at most; 0 = no limit")
+    # A prefork child past this resident size is replaced after its current task (Celery's
+    # worker_max_memory_per_child): a backstop, since what makes a child grow is freed garbage
+    # the allocator keeps (docs/benchmarks.md, "Pool-child growth"), not a leak of ours.
+    worker_max_memory_per_child: int = Field(
+        512, ge=0, description="MiB of resident memory after which a prefork child is replaced; 0 = never")
+    # RabbitMQ only. "quorum": the task queues are replicated quorum queues and countdowns wait
+    # in the broker (Celery's native delayed delivery through the celery_delayed_* exchanges),
+    # not in a worker; "classic": Celery's default queues, countdowns held by the worker.
+    amqp_queue_type: Literal["classic", "quorum"] = Field(
+        "classic", description="RabbitMQ task queues: classic, or quorum with countdowns kept in the broker")
+    # Diagnostics: each worker process dumps its top allocation sites here (workers/heap_profile.py).
+    tracemalloc_dir: str = Field("", description="folder for tracemalloc dumps of worker processes; empty = off")
     task_time_limit: int = Field(600, gt=0, description="hard limit of any one task run, seconds")
     visibility_timeout: int = Field(
         3 * 3600, gt=0, description="Redis broker: seconds before an unacked message is redelivered"
@@ -274,6 +291,9 @@ class Settings(BaseSettings):
             if least > most:
                 raise ValueError(f"{provider}_poll_min_interval must be <= {provider}_poll_max_interval "
                                  "(or the global value it falls back to)")
+        if self.amqp_queue_type == "quorum" and not self.broker_url.startswith(AMQP_SCHEMES):
+            raise ValueError("amqp_queue_type=quorum needs a RabbitMQ broker_url (amqp:// or amqps://); "
+                             "Redis keeps countdowns in the worker whatever the queue type")
         # The generation call runs inside one submit task, which must not be cut off mid-call.
         if self.minimax_deadline + 10 >= self.task_time_limit - 30:
             raise ValueError("minimax_deadline must be shorter than task_time_limit minus 40s "

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from celery import Celery
-from celery.signals import beat_init, worker_ready
+from celery.signals import beat_init, worker_init, worker_ready
 
 from producer.client.celery_config import celery_config
+from producer.client.quorum_queues import SongqueueCelery, declare_task_queues, uses_quorum
 from producer.settings import get_settings
 from producer.unknown_settings import warn_unknown
 from workers import (
+    gc_freeze,  # noqa: F401 - pool children freeze their inherited heap (retry garbage collected soon)
+    heap_profile,  # noqa: F401 - tracemalloc dumps when SONGQUEUE_TRACEMALLOC_DIR is set
     log_format,  # noqa: F401 - connects the JSON log signals (SONGQUEUE_LOG_JSON)
     watchdog_timer,  # noqa: F401 - every worker runs the watchdog round on a timer
 )
 
 # Retries keep their argsrepr (workers/task_base.py), so Flower shows the job all along.
-app = Celery("songqueue", task_cls="workers.task_base:SongqueueTask")
+app = SongqueueCelery("songqueue", task_cls="workers.task_base:SongqueueTask")
 app.conf.update(celery_config(get_settings()))
 if app.conf.broker_url.startswith(("redis://", "rediss://")):
     app.conf.broker_transport = "workers.redis_transport:Transport"
@@ -26,6 +28,11 @@ app.conf.include = [
 # `celery beat` adds every scheduled playlist of SONGQUEUE_PLAYLISTS_DIR to beat_schedule.
 app.conf.beat_scheduler = "workers.playlists.beat:PlaylistScheduler"
 
+
+# Quorum queues: every task queue exists before the worker binds them all to the delayed
+# exchanges (producer/client/quorum_queues.py), whichever queues this worker consumes.
+if uses_quorum(app):
+    worker_init.connect(lambda **_: declare_task_queues(app), weak=False)
 
 # A mistyped SONGQUEUE_* variable is ignored by the settings: say so where operators look.
 worker_ready.connect(lambda **_: warn_unknown(), weak=False)

@@ -3,7 +3,8 @@
 `SONGQUEUE_FAULT_POINT=<point>:<action>` makes the first worker that reaches `<point>`
 (across the fleet: a Redis key records the hit) do `<action>` there, once:
 `kill` (SIGKILL its own process, as a crash would), `redis_error` (raise a Redis
-connection error) or `storage_error` (raise a disk-full OSError). Unset, `hit` costs one
+connection error) or `storage_error` (raise a full disk's error as the storage reports
+it: `storage_unavailable`, transient). Unset, `hit` costs one
 dictionary lookup. `make faults` runs every point in POINTS with real workers.
 """
 
@@ -17,16 +18,17 @@ import signal
 import redis
 
 from workers import runtime
+from workers.storage.file import file_error
 
 log = logging.getLogger("songqueue.fault_points")
 
 ENV = "SONGQUEUE_FAULT_POINT"
 ACTIONS = ("kill", "redis_error", "storage_error")
 POINTS = (
-    "submit.before_call", "submit.after_call", "submit.after_record",
-    "poll.before_fetch", "poll.after_fetch",
+    "submit.after_admit", "submit.before_call", "submit.after_call", "submit.after_record",
+    "poll.before_fetch", "poll.after_fetch", "poll.after_retry",
     "download.before_put", "download.after_put",
-    "finalize.before_put", "finalize.after_put",
+    "finalize.before_put", "finalize.after_put", "playlist.before_put",
     "send.before", "send.after",
     "callback.before_post", "callback.after_post",
 )
@@ -51,4 +53,5 @@ def hit(point: str) -> None:
     if action == "redis_error":
         raise redis.ConnectionError(f"injected at {point}")
     if action == "storage_error":
-        raise OSError(errno.ENOSPC, f"No space left on device (injected at {point})")
+        # As the storage reports a full disk (workers/storage/file.py): sorted, transient.
+        raise file_error(OSError(errno.ENOSPC, "No space left on device"), f"injected at {point}")

@@ -34,20 +34,6 @@ _ERRORS = documented(401, 403, 404, 422)
 # A page of the listing reads at most this many ids, so a tenant's filter cannot make one
 # request scan the whole store; an unfilled page still carries a cursor to go on from.
 _SCAN = 1000
-_RETRY_AFTER = "5"
-
-
-def _in_flight_check(state: ApiState, key: ApiKey) -> None:
-    """429 when the key already has max_in_flight jobs that have not ended."""
-    if key.max_in_flight is None:
-        return
-    live = state.keys.live_jobs(key.id)
-    records = {job_id: state.queue.store.get(job_id) for job_id in live}
-    ended = {job_id for job_id, r in records.items() if r is None or r.state.terminal}
-    state.keys.drop_live(key.id, ended)
-    if len(live - ended) >= key.max_in_flight:
-        raise Problem(429, f"this key has {key.max_in_flight} jobs in flight, its limit; submit again when one ends",
-                      {"Retry-After": _RETRY_AFTER})
 
 
 @router.post("", status_code=201, response_model=JobView, responses={**_ERRORS, **documented(400, 429), 200: {"model": JobView}})
@@ -62,23 +48,23 @@ def submit(body: SubmitJob, request: Request, response: Response,
 
 
 def submit_job(state: ApiState, key: ApiKey, body: JobBody, idempotency_key: str | None = None) -> tuple[JobRecord, bool]:
-    """The submit of the API and the console: the key's caps, then SongQueue.submit under its tenant."""
-    _in_flight_check(state, key)
+    """The submit of the API and the console: the key's budget, then SongQueue.submit under its tenant.
+
+    The key's in-flight limit and its budget are held by the workers (the job waits QUEUED,
+    the reason on it), so a job over the in-flight limit is accepted, not refused.
+    """
     key_budget.check(state, key)
     try:
         handle = state.queue.submit(
             body.request, provider=body.provider,
-            # Keys are per tenant: two tenants may use the same Idempotency-Key without meeting.
-            idempotency_key=f"{key.tenant}:{idempotency_key}" if idempotency_key else None,
+            # Idempotency keys are per tenant (producer/store/keys.py idempotency).
+            idempotency_key=idempotency_key,
             callback_url=body.callback_url, callback_progress=body.callback_progress, album=body.album,
-            tenant=key.tenant,
+            tenant=key.tenant, api_key=key.id,
         )
     except ValueError as exc:  # callback_url rules; pydantic errors are handled by the app
         field, _, rule = str(exc).partition(": ")
         raise Problem(422, "the request breaks a rule", errors=[(field, rule or str(exc))]) from None
-    if handle.created:
-        state.keys.add_live(key.id, handle.id)
-        key_budget.record(state, key, handle.id)
     return state.queue.status(handle.id), handle.created
 
 

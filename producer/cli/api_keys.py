@@ -22,9 +22,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--name", required=True, help="who or what uses it")
     c.add_argument("--tenant", default=DEFAULT_TENANT, help=f"whose jobs it makes and sees (default {DEFAULT_TENANT})")
     c.add_argument("--scopes", default="submit,read", help="comma-separated: submit, read, admin (default submit,read)")
-    c.add_argument("--max-in-flight", type=int, default=None, metavar="N", help="jobs not yet ended it may have")
+    c.add_argument("--max-in-flight", type=int, default=None, metavar="N",
+                   help="its jobs with an upstream task in flight at once; more wait QUEUED (>= 1; default: no limit)")
     c.add_argument("--daily-budget", type=float, default=None, metavar="X",
-                   help="refuse its submits (429) once its jobs of the UTC day cost X or more")
+                   help="what its paid calls may cost per UTC day; a job over it waits or fails by SONGQUEUE_BUDGET_POLICY, "
+                        "and the API refuses submits (429) once it is spent (>= 0; default: no budget)")
     c.add_argument("--json", action="store_true")
     ls = keys_sub.add_parser("list", help="every key (never the secret)")
     ls.add_argument("--json", action="store_true")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from producer.client.quorum_queues import quorum_config
 from producer.settings import Settings
 from producer.task_names import ROUTES
 
@@ -31,6 +32,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Bounded worker memory whatever is in flight (SONGQUEUE_WORKER_ETA_TASK_LIMIT):
         # countdowns past the cap stay in the broker until a held one runs.
         "worker_eta_task_limit": settings.worker_eta_task_limit or None,
+        # Celery counts KiB; a child is replaced after the task that took it past the limit.
+        "worker_max_memory_per_child": settings.worker_max_memory_per_child * 1024 or None,
         "task_time_limit": settings.task_time_limit,
         "task_soft_time_limit": max(1, settings.task_time_limit - 30),
         # Flower sees only events.
@@ -46,4 +49,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # (workers/watchdog_timer.py), so recovery needs no beat and no queue; beat runs only the playlists.
         "enable_utc": True,
         "timezone": "UTC",
+        # RabbitMQ quorum queues with countdowns in the broker (SONGQUEUE_AMQP_QUEUE_TYPE).
+        **quorum_config(settings),
     }

@@ -10,13 +10,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
-
 from producer import task_names
 from producer.client import replay
 from producer.client.callbacks import TERMINAL_EVENTS, announce, check_callback_url
 from producer.client.celery_config import celery_config
 from producer.client.minimax_upload import Purpose, upload_reference
+from producer.client.quorum_queues import SongqueueCelery
 from producer.client.url_guard import callback_policy
 from producer.client.wait_loop import Deadline, poll_until
 from producer.models.job_record import (
@@ -69,7 +68,7 @@ class SongQueue:
         self.settings = settings or get_settings()
         self.store = JobStore.from_url(self.settings.job_store_url, self.settings.key_prefix,
                                        self.settings.job_retention)
-        self.celery = Celery("songqueue-producer")
+        self.celery = SongqueueCelery("songqueue-producer")
         self.celery.conf.update(celery_config(self.settings))
 
     def submit(
@@ -83,6 +82,7 @@ class SongQueue:
         album: str | None = None,
         batch_id: str | None = None,
         tenant: str = DEFAULT_TENANT,
+        api_key: str | None = None,
     ) -> JobHandle:
         """Validate, record the job QUEUED, and send it to the submit queue.
 
@@ -92,7 +92,8 @@ class SongQueue:
         progress change with `callback_progress`); a URL that breaks a rule raises
         producer.client.callbacks.CallbackUrlError (a ValueError naming callback_url).
         `album`: the ID3 album of its songs; `batch_id`: the playlist run it belongs to;
-        `tenant`: who owns it (the HTTP API passes its key's tenant).
+        `tenant`: who owns it, and `api_key`: the id of the key that submitted it (the HTTP
+        API passes both; the workers hold the job to that key's limits).
         """
         check_label("idempotency_key", idempotency_key, MAX_KEY_CHARS)
         check_label("album", album, MAX_ALBUM_CHARS)
@@ -119,6 +120,7 @@ class SongQueue:
             album=album,
             batch_id=batch_id,
             tenant=tenant,
+            api_key=api_key,
         )
         # If the submit message is lost, the watchdog sends it again after the grace period.
         record, created = self.store.create(record, check_in=self.settings.watchdog_grace)

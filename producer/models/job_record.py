@@ -139,6 +139,10 @@ class JobRecord(BaseModel):
     # Who the job belongs to: the tenant of the API key that submitted it (producer/api/),
     # "default" for the CLI and the Python API, trusted in-cluster clients without keys.
     tenant: str = DEFAULT_TENANT
+    # The id of the API key that submitted it (None for the CLI and the Python API): the
+    # workers hold the job to that key's own in-flight limit and daily budget, as they do
+    # to the provider's (workers/admission/key_limits.py).
+    api_key: str | None = None
     # Why a live job is not moving (a shared limit or the budget; workers/admission/limits.py), for
     # `songqueue status`; None when nothing holds it back.
     waiting_for: str | None = None
@@ -166,6 +170,12 @@ class JobRecord(BaseModel):
     # watchdog bumps it when it reschedules a step, so the original message, should the
     # broker deliver it again later, finds a newer token and does nothing.
     token: int = 0
+
+    @property
+    def run(self) -> int:
+        """Which run of the job this is: 0, then one more per replay (`songqueue retry`).
+        Download and finalize messages carry it (workers/tasks/download.py)."""
+        return len(self.history)
 
     def expected_assets(self) -> int:
         return sum(len(s.assets()) for s in self.songs)

@@ -81,6 +81,9 @@ class PlaylistRun(BaseModel):
     # Fencing token of the check task, as JobRecord.token: the sweep bumps it when it
     # sends a check again, so an old countdown chain, if it ever returns, stops.
     check_token: int = 0
+    # Attempts at storing the playlist files, each counted before it starts: with the
+    # sweep sending the check again after every lost one, only this bounds them.
+    output_attempts: int = 0
 
     def run_dir(self) -> str:
         """Storage folder of this run's playlist.m3u8 and playlist.json."""

@@ -25,10 +25,9 @@ import json
 import logging
 from typing import Any
 
-from celery import Celery
-
 from producer import task_names
 from producer.client.celery_config import celery_config
+from producer.client.quorum_queues import SongqueueCelery
 from producer.models.job_record import WAITING_STATES
 from producer.settings import POLLED_PROVIDERS, Settings
 from producer.store.job_store import JobStore
@@ -46,7 +45,7 @@ class Hooks:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = JobStore.from_url(settings.job_store_url, settings.key_prefix, settings.job_retention)
-        self.celery = Celery("songqueue-hooks")
+        self.celery = SongqueueCelery("songqueue-hooks")
         self.celery.conf.update(celery_config(settings))
 
     def handle(self, provider: str, body: bytes) -> tuple[int, dict[str, Any]]:

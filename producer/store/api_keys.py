@@ -20,9 +20,6 @@ from producer.models.job_record import DEFAULT_TENANT
 
 SCOPES = ("submit", "read", "admin")
 _KEY_PREFIX = "sq_"
-# A day's set of job ids outlives its day a little (a submit just before midnight still
-# counts on its own day); only today's is read.
-_DAY_KEEP_SECONDS = 2 * 24 * 3600
 
 
 @dataclass
@@ -69,12 +66,6 @@ class KeyStore:
     def _index(self) -> str:
         return f"{self.prefix}:apikeys"
 
-    def _live(self, key_id: str) -> str:
-        return f"{self.prefix}:apikey:{key_id}:live"
-
-    def _day(self, key_id: str, day: str) -> str:
-        return f"{self.prefix}:apikey:{key_id}:day:{day}"
-
     def create(self, name: str, tenant: str, scopes: list[str], max_in_flight: int | None = None,
                daily_budget: float | None = None) -> tuple[ApiKey, str]:
         """A new key: (its record, the secret to hand over once)."""
@@ -118,26 +109,6 @@ class KeyStore:
             key.revoked_at = time.time()
             self.redis.set(self._record(key.id), _dump(key))
         return key
-
-    def live_jobs(self, key_id: str) -> set[str]:
-        return {i.decode() for i in self.redis.smembers(self._live(key_id))}
-
-    def add_live(self, key_id: str, job_id: str) -> None:
-        self.redis.sadd(self._live(key_id), job_id)
-
-    def drop_live(self, key_id: str, job_ids: set[str]) -> None:
-        if job_ids:
-            self.redis.srem(self._live(key_id), *job_ids)
-
-    def add_day_job(self, key_id: str, day: str, job_id: str) -> None:
-        """Note a job this key submitted on `day` (UTC), for its daily budget."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.sadd(self._day(key_id, day), job_id)
-        pipe.expire(self._day(key_id, day), _DAY_KEEP_SECONDS)
-        pipe.execute()
-
-    def day_jobs(self, key_id: str, day: str) -> set[str]:
-        return {i.decode() for i in self.redis.smembers(self._day(key_id, day))}
 
 
 def _dump(key: ApiKey) -> str:

@@ -58,7 +58,7 @@ class JobStore:
         A crash or timeout can no longer fall between the two: either both exist, or
         neither does, and a caller's retry with the same key finds the job or creates it.
         """
-        idem = keys.idempotency(self.prefix, record.idempotency_key or "")
+        idem = keys.idempotency(self.prefix, record.idempotency_key or "", record.tenant)
         while True:
             with self.redis.pipeline(transaction=True) as pipe:
                 try:
@@ -98,13 +98,18 @@ class JobStore:
         *,
         token: int | None = None,
         version: int | None = None,
+        run: int | None = None,
         check_in: float | None = None,
+        also: Callable[[optimistic.Writes], None] | None = None,
     ) -> JobRecord | None:
         """Mutate the record and/or move it to `to`, only if its state is in `expect`.
 
-        `token` and `version`, when given, must also still match: a stale step message
-        (older fencing token) or a decision made on an outdated read is refused.
+        `token`, `version` and `run`, when given, must also still match: a stale step message
+        (older fencing token, or a download of a run a replay replaced) or a decision made on
+        an outdated read is refused.
         `check_in` (seconds) moves the job's watchdog deadline; a terminal job has none.
+        `also` adds writes of the caller's to the same atomic step (a budget reservation
+        committed with the intent, say).
         Returns the record as written, or None when the job is missing or has moved on.
         """
         key = keys.job(self.prefix, job_id)
@@ -119,6 +124,9 @@ class JobStore:
                 return None
             if version is not None and record.version != version:
                 log.info("job %s: refused a write based on version %d (now %d)", job_id, version, record.version)
+                return None
+            if run is not None and record.run != run:
+                log.info("job %s: refused a write of run %d (now run %d)", job_id, run, record.run)
                 return None
             if record.state not in expect:
                 log.info(
@@ -156,6 +164,8 @@ class JobStore:
                     retention.keep_job(pipe, self.prefix, record)
                 if not record.state.terminal and check_in is not None:
                     pipe.zadd(keys.due(self.prefix), {job_id: now + check_in})
+                if also is not None:
+                    also(pipe)
 
             return record, write
 
@@ -240,8 +250,11 @@ def _track_in_flight(pipe: optimistic.Writes, prefix: str, record: JobRecord, no
     admitted it); any other state removes it: so a job that ends, backs off to QUEUED or is
     cancelled frees its place at once, and nothing held by a dead worker can leak.
     """
-    key = keys.in_flight(prefix, record.provider)
-    if record.state in IN_FLIGHT_STATES:
-        pipe.zadd(key, {record.id: now}, nx=True)
-    else:
-        pipe.zrem(key, record.id)
+    sets = [keys.in_flight(prefix, record.provider)]
+    if record.api_key:  # the submitting key's own limit, kept the same way
+        sets.append(keys.key_in_flight(prefix, record.api_key))
+    for key in sets:
+        if record.state in IN_FLIGHT_STATES:
+            pipe.zadd(key, {record.id: now}, nx=True)
+        else:
+            pipe.zrem(key, record.id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from producer.models.job_record import DEFAULT_TENANT
+
 
 def job(prefix: str, job_id: str) -> str:
     return f"{prefix}:job:{job_id}"
@@ -22,8 +24,14 @@ def jobs_in_state(prefix: str, state: str) -> str:
     return f"{prefix}:state:{state}"
 
 
-def idempotency(prefix: str, key: str) -> str:
-    return f"{prefix}:idem:{key}"
+def idempotency(prefix: str, key: str, tenant: str = DEFAULT_TENANT) -> str:
+    """Idempotency key -> job id. Each tenant has its own namespace of keys, so two tenants'
+    services may use the same key without meeting; the default tenant (the CLI, the Python
+    API) keeps the plain name. A separate word, not a longer key, so no key of one namespace
+    can spell a key of the other, and the caller's key keeps its whole 200 characters."""
+    if tenant == DEFAULT_TENANT:
+        return f"{prefix}:idem:{key}"
+    return f"{prefix}:idem-tenant:{tenant}:{key}"
 
 
 def due(prefix: str) -> str:
@@ -51,6 +59,11 @@ def upstream_task(prefix: str, provider: str, task_id: str) -> str:
     return f"{prefix}:upstream:{provider}:{task_id}"
 
 
+def poll_link(prefix: str, job_id: str) -> str:
+    """The job's live poll link, "token:link" (workers/steps/poll_chain.py)."""
+    return f"{prefix}:polllink:{job_id}"
+
+
 def hook_poll(prefix: str, job_id: str) -> str:
     """Held for SONGQUEUE_NOTIFY_MIN_INTERVAL after a hook-triggered poll: the rate limit."""
     return f"{prefix}:hookpoll:{job_id}"
@@ -62,6 +75,17 @@ def in_flight(prefix: str, provider: str) -> str:
     return f"{prefix}:inflight:{provider}"
 
 
+def key_in_flight(prefix: str, key_id: str) -> str:
+    """Sorted set of an API key's jobs in SUBMITTING/SUBMITTED/GENERATING: its own in-flight
+    limit (`songqueue keys create --max-in-flight`), kept by the job store like `in_flight`."""
+    return f"{prefix}:apikey:{key_id}:inflight"
+
+
+def key_spend(prefix: str, key_id: str, day: str) -> str:
+    """Money reserved for an API key's paid calls on UTC `day`, in micro-units (its daily budget)."""
+    return f"{prefix}:apikey:{key_id}:spend:{day}"
+
+
 def rate_bucket(prefix: str, provider: str, call: str) -> str:
     """Token bucket (hash: tokens, at) of a provider's `call` rate ("submit" or "poll")."""
     return f"{prefix}:rate:{provider}:{call}"
@@ -70,6 +94,12 @@ def rate_bucket(prefix: str, provider: str, call: str) -> str:
 def spend(prefix: str, provider: str, day: str) -> str:
     """Money reserved for a provider's paid calls on UTC `day` (YYYY-MM-DD), in micro-units."""
     return f"{prefix}:spend:{provider}:{day}"
+
+
+def reservations(prefix: str) -> str:
+    """Hash of budget reservations not yet committed by an intent nor given back:
+    reservation id -> JSON (workers/admission/budget.py)."""
+    return f"{prefix}:reservations"
 
 
 def metric(prefix: str, name: str) -> str:

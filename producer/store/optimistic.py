@@ -62,6 +62,9 @@ class Writes:
         if members:
             self._add("ZREM", key, *members)
 
+    def hdel(self, key: str, field: str) -> None:
+        self._add("HDEL", key, field)
+
     def hincrby(self, key: str, field: str, amount: int = 1) -> None:
         self._add("HINCRBY", key, field, str(int(amount)))
 

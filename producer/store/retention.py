@@ -40,14 +40,14 @@ def expire_job(pipe: optimistic.Writes, prefix: str, record: JobRecord, retentio
     at = int(ended_at(record) + retention)
     pipe.expireat(keys.job(prefix, record.id), at)
     if record.idempotency_key:
-        pipe.expireat(keys.idempotency(prefix, record.idempotency_key), at)
+        pipe.expireat(keys.idempotency(prefix, record.idempotency_key, record.tenant), at)
 
 
 def keep_job(pipe: optimistic.Writes, prefix: str, record: JobRecord) -> None:
     """A job that lives again (replay) keeps its idempotency key; its record's SET already
     dropped the record's own expiry."""
     if record.idempotency_key:
-        pipe.persist(keys.idempotency(prefix, record.idempotency_key))
+        pipe.persist(keys.idempotency(prefix, record.idempotency_key, record.tenant))
 
 
 def prune_jobs(client: Redis, prefix: str, retention: float, now: float) -> int:

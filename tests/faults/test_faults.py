@@ -39,10 +39,14 @@ def test_crash_point(scenario: Scenario, fault_sandbox, tmp_path):
 ON_RABBITMQ = [s for s in SCENARIOS if s.name in ("no faults", "worker SIGKILL during poll")]
 
 
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
 @pytest.mark.parametrize("scenario", ON_RABBITMQ, ids=[s.name for s in ON_RABBITMQ])
-def test_fault_scenario_on_rabbitmq(scenario: Scenario, fault_sandbox, tmp_path):
+def test_fault_scenario_on_rabbitmq(scenario: Scenario, queue_type: str, fault_sandbox, tmp_path):
+    # Quorum: the countdowns the killed worker would have held wait in the broker instead.
+    settings = {**FAST, "AMQP_QUEUE_TYPE": queue_type}
     with private_vhost(require_amqp()) as amqp_url:
-        _check(scenario, run(scenario, tmp_path, fault_sandbox, jobs=4, settings=FAST, broker_url=amqp_url, timeout=90))
+        _check(scenario, run(scenario, tmp_path, fault_sandbox, jobs=4, settings=settings, broker_url=amqp_url,
+                             timeout=90))
 
 
 def _check(scenario: Scenario, result) -> None:

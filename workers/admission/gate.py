@@ -1,10 +1,11 @@
 """The one admission step before an upstream call: shared limits, then the daily budget.
 
 `admit_submit` and `admit_poll` answer with one of:
-- `Admitted(reservation)`: go on; the reservation (None for a free call or a poll) is the
-  budget held for the call, and `settle` ends it, once, after the call.
+- `Admitted(reservations)`: go on; the reservations (none for a free call or a poll) are the
+  budget held for the call, the provider's and the API key's, and `settle` ends them, once,
+  after the call.
 - `Wait`: hold the job back by countdown, the reason shown in `songqueue status`
-  (a shared limit, or the budget under SONGQUEUE_BUDGET_POLICY=wait).
+  (a shared limit, its API key's limit, or a budget under SONGQUEUE_BUDGET_POLICY=wait).
 - `OverBudget`: the budget is spent and SONGQUEUE_BUDGET_POLICY=fail: end the job.
 - `MovedOn`: the job is no longer to submit (cancelled, say): nothing to do.
 """
@@ -17,7 +18,8 @@ import redis
 
 from producer.models.job_record import JobRecord
 from producer.settings import Settings
-from workers.admission import budget, limits
+from producer.store.api_keys import ApiKey
+from workers.admission import budget, key_limits, limits
 from workers.admission.budget import OverBudget, Reservation
 from workers.admission.limits import Wait
 
@@ -26,7 +28,7 @@ __all__ = ["Admitted", "MovedOn", "OverBudget", "Wait", "admit_poll", "admit_sub
 
 @dataclass(frozen=True)
 class Admitted:
-    reservation: Reservation | None = None
+    reservations: tuple[Reservation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -36,25 +38,48 @@ class MovedOn:
 
 def admit_submit(client: redis.Redis, settings: Settings, record: JobRecord,
                  price: float) -> Admitted | Wait | OverBudget | MovedOn:
-    """The in-flight limit, the submit rate, then the budget, in that order.
+    """In flight (the provider's, then the API key's), the submit rate, then the budgets
+    (the provider's, then the key's), in that order.
 
-    A place in flight taken before a later check says wait is given back, so a waiting job
-    never counts as in flight.
+    A place in flight taken before a later check says wait is given back, and so is a
+    budget reserved before a later one refuses, so a waiting job never counts as in flight
+    and never holds money.
     """
+    key = key_limits.key_of(client, settings, record)
     try:
         wait = limits.admit_in_flight(client, settings, record.id, record.provider)
+        if wait is None and key is not None:
+            wait = key_limits.admit_in_flight(client, settings, record, key)
+            if wait is not None:
+                limits.release_in_flight(client, settings, record.id, record.provider)
     except limits.JobMovedOn:
         return MovedOn()
     if wait is not None:
         return wait
     held: Wait | OverBudget | None = limits.take_token(client, settings, record.provider, "submit")
     if held is None:
-        reserved = budget.reserve(client, settings, record.provider, price)
-        if not isinstance(reserved, OverBudget):
-            return Admitted(reserved)
+        reserved = _reserve(client, settings, record, key, price)
+        if isinstance(reserved, Admitted):
+            return reserved
         held = reserved.wait(settings) if settings.budget_policy == "wait" else reserved
     limits.release_in_flight(client, settings, record.id, record.provider)
+    if key is not None:
+        key_limits.release_in_flight(client, settings, record, key)
     return held
+
+
+def _reserve(client: redis.Redis, settings: Settings, record: JobRecord, key: ApiKey | None,
+             price: float) -> Admitted | OverBudget:
+    """The provider's budget, then the key's; what one reserved is given back when the other refuses."""
+    shared = budget.reserve(client, settings, record.provider, price, job_id=record.id, version=record.version)
+    if isinstance(shared, OverBudget):
+        return shared
+    own = key_limits.reserve(client, settings, key, price, job_id=record.id,
+                             version=record.version) if key is not None else None
+    if isinstance(own, OverBudget):
+        settle(client, (shared,) if shared else (), billed=False, committed=False)
+        return own
+    return Admitted(tuple(r for r in (shared, own) if r is not None))
 
 
 def admit_poll(client: redis.Redis, settings: Settings, provider: str) -> Admitted | Wait:
@@ -62,8 +87,12 @@ def admit_poll(client: redis.Redis, settings: Settings, provider: str) -> Admitt
     return Admitted() if wait is None else wait
 
 
-def settle(client: redis.Redis, reservation: Reservation | None, billed: bool) -> None:
-    """The one place a reservation ends: kept when the call was (or may have been) billed,
-    given back when the upstream refused it or it was never made."""
-    if reservation is not None and not billed:
-        client.decrby(reservation.key, reservation.micros)
+def settle(client: redis.Redis, reservations: tuple[Reservation, ...], billed: bool, committed: bool = True) -> None:
+    """The one place a submit ends its reservations: kept when the call was (or may have
+    been) billed, given back when the upstream refused it or it was never made.
+    `committed`: the intent's write took them (workers/admission/budget.py); when it did
+    not, the watchdog may have given them back already, and none is given back twice."""
+    if billed and committed:
+        return  # the intent committed them, and the call keeps them
+    for reservation in reservations:
+        budget.settle(client, reservation, give_back=not billed, committed=committed)

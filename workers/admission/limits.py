@@ -70,7 +70,7 @@ def admit_in_flight(client: redis.Redis, settings: Settings, job_id: str, provid
         return None
     prefix = settings.key_prefix
     admitted, _ = run_script(client, "in_flight_admit", [keys.in_flight(prefix, provider), keys.job(prefix, job_id)],
-                             [job_id, limit, time.time(), *_names(ADMISSIBLE_STATES)])
+                             [job_id, limit, time.time(), *names(ADMISSIBLE_STATES)])
     if admitted == -1:
         raise JobMovedOn(job_id)
     if admitted:
@@ -85,7 +85,7 @@ def release_in_flight(client: redis.Redis, settings: Settings, job_id: str, prov
         return
     run_script(client, "in_flight_release",
                [keys.in_flight(settings.key_prefix, provider), keys.job(settings.key_prefix, job_id)],
-               [job_id, *_names(IN_FLIGHT_STATES)])
+               [job_id, *names(IN_FLIGHT_STATES)])
 
 
 def take_token(client: redis.Redis, settings: Settings, provider: str, call: str) -> Wait | None:
@@ -102,5 +102,5 @@ def take_token(client: redis.Redis, settings: Settings, provider: str, call: str
 
 
 
-def _names(states: frozenset[JobState]) -> list[str]:
+def names(states: frozenset[JobState]) -> list[str]:
     return sorted(state.value for state in states)

@@ -1,8 +1,8 @@
 """A song's two finished artifacts: the verified, tagged MP3 and its cover.
 
-The MP3 is downloaded to a spool file, checked (workers.artifacts.audio_check), tagged
-(workers.artifacts.id3_tags) and only then stored, so no untagged or unverified audio is ever
-visible. One task per asset: the audio task takes the cover for its APIC frame from
+The MP3 is written tagged (workers.artifacts.tagged_mp3) to a spool file as it downloads,
+checked (workers.artifacts.audio_check) and only then stored, so no untagged or unverified
+audio is ever visible. One task per asset: the audio task takes the cover for its APIC frame from
 storage when the cover task got there first, else fetches the (small, capped) image itself.
 """
 
@@ -15,9 +15,11 @@ from producer.models.job_record import JobRecord, StoredObject
 from producer.settings import Settings
 from workers.artifacts import storage_keys
 from workers.artifacts.audio_check import check_mp3
-from workers.artifacts.downloader import download_to_file, download_to_storage
-from workers.artifacts.id3_tags import Cover, SongTags, write_tags
-from workers.artifacts.inline_audio import staged_to_file
+from workers.artifacts.downloader import download_to_file, download_to_storage, open_download
+from workers.artifacts.id3_tags import Cover, SongTags
+from workers.artifacts.inline_audio import open_staged
+from workers.artifacts.spool import spool_path
+from workers.artifacts.tagged_mp3 import write_tagged_mp3
 from workers.storage import Storage
 from workers.upstream.errors import PermanentError
 
@@ -50,23 +52,28 @@ def store_audio(
     storage: Storage, settings: Settings, record: JobRecord, song_index: int,
     heartbeat: Heartbeat = None,
 ) -> StoredObject:
+    """One pass over the audio: the body (checked to start as MP3) is written behind its
+    tag into a spool file, hashed on the way (workers.artifacts.tagged_mp3); the frame
+    headers are verified, then storage takes the file with the sha256 already known."""
     song = record.songs[song_index]
     # Audio an upstream returned inline (MiniMax's hex) was staged by the submit step:
     # read back from storage instead of downloaded, then checked and tagged alike.
-    source = staged_to_file(
-        storage, song.staged_audio_key, max_bytes=settings.max_download_bytes,
-        chunk_bytes=settings.download_chunk_bytes, spool_dir=settings.spool_dir,
-    ) if song.staged_audio_key else download_to_file(
+    source = open_staged(
+        storage, song.staged_audio_key, max_bytes=settings.max_download_bytes, chunk_bytes=settings.download_chunk_bytes,
+    ) if song.staged_audio_key else open_download(
         song.song_path, kind="audio", max_bytes=settings.max_download_bytes, timeout=settings.http_timeout,
-        chunk_bytes=settings.download_chunk_bytes, spool_dir=settings.spool_dir, heartbeat=heartbeat,
-        policy=download_policy(settings),
+        chunk_bytes=settings.download_chunk_bytes, heartbeat=heartbeat, policy=download_policy(settings),
     )
-    with source as downloaded:
-        check_mp3(downloaded.path, song.duration, settings.duration_tolerance)
-        cover = cover_for_tags(storage, settings, record, song_index)
-        write_tags(downloaded.path, song_tags(record, song_index, settings, cover))
-        return storage.put_file(storage_keys.audio_key(record.id, song_index), downloaded.path, downloaded.content_type,
-                                upstream_sha256=downloaded.sha256)
+    with source as body:
+        # The tag goes before the audio, so the cover is needed first; a body that is not
+        # MP3 at all was refused above, before any cover was fetched.
+        tags = song_tags(record, song_index, settings, cover_for_tags(storage, settings, record, song_index))
+        with spool_path(settings.spool_dir, "audio") as path:
+            with open(path, "wb") as out:
+                written = write_tagged_mp3(body.chunks, out, tags)
+            check_mp3(path, song.duration, settings.duration_tolerance)
+            return storage.put_file(storage_keys.audio_key(record.id, song_index), path, body.content_type,
+                                    upstream_sha256=written.upstream_sha256, sha256=written.sha256)
 
 
 def song_tags(record: JobRecord, song_index: int, settings: Settings, cover: Cover | None) -> SongTags:

@@ -2,7 +2,11 @@
 
 Result URLs of this family break into placeholders, error pages and truncated files
 (docs/upstream-contract.md, "What shapes the design"); the first bytes looking like MP3 is not enough, so the
-whole file is parsed with mutagen before it may be stored.
+file is parsed with mutagen before it may be stored. mutagen reads headers, not the audio:
+the ID3 tag's, then the first MPEG frames' (sync, bitrate, sample rate, a Xing/VBRI/LAME
+frame count when there is one), and takes the length from that count or, for constant
+bitrate, from the file's size; a few hundred bytes of a 50 MiB file. A truncated body
+never gets here: the download checks its length against Content-Length.
 """
 
 from __future__ import annotations

@@ -4,21 +4,19 @@ never half-visible."""
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import BinaryIO
 
 import requests
 
 from producer.client.url_guard import CheckedUrl, UrlPolicy, UrlRefused
 from producer.models.job_record import StoredObject
 from workers.artifacts.media_types import sniff_audio, sniff_image
+from workers.artifacts.spool import spool_path
 from workers.storage import Storage
 from workers.upstream.errors import PermanentError, TransientError
 from workers.upstream.pinned_http import pinned_request
@@ -39,6 +37,15 @@ def check_url(url: str, policy: UrlPolicy, kind: str = "result") -> CheckedUrl:
 
 
 @dataclass(frozen=True)
+class Body:
+    """A response body whose first bytes are of the kind asked for: capped chunks, as served."""
+
+    extension: str
+    content_type: str
+    chunks: Iterator[bytes]
+
+
+@dataclass(frozen=True)
 class Downloaded:
     """A complete download in the spool: the upstream's bytes, as served."""
 
@@ -47,6 +54,40 @@ class Downloaded:
     sha256: str
     extension: str
     content_type: str
+
+
+@contextmanager
+def open_download(
+    url: str,
+    *,
+    kind: str,
+    max_bytes: int,
+    timeout: float,
+    chunk_bytes: int,
+    heartbeat: Callable[[], None] | None = None,
+    policy: UrlPolicy,
+) -> Iterator[Body]:
+    """GET `url` (byte-for-byte as given; every redirect hop checked and pinned) and check
+    its answer: status, declared length, and first bytes (`kind` is "audio" or "image").
+
+    The body's chunks stream from the connection, which closes when the block ends; past
+    `max_bytes` or cut short they raise. `heartbeat` is called every few seconds while
+    bytes flow, so a long download is not taken for a dead one.
+    """
+    response = _get_following_redirects(check_url(url, policy, kind), timeout, kind, policy)
+    with response:
+        _check_status(response, kind)
+        expected = _content_length(response)
+        if expected is not None and expected > max_bytes:
+            raise PermanentError("download_too_large", f"the {kind} file is {expected} bytes, over the cap of {max_bytes}")
+        body = _capped_chunks(response, chunk_bytes, max_bytes, expected, kind, heartbeat)
+        first = _first_chunk(body, kind)
+        extension, content_type = sniff_audio(first) if kind == "audio" else sniff_image(first)
+        if extension is None:
+            # Described, never quoted: the bytes may be anything (a metadata service's credentials).
+            raise PermanentError(f"download_not_{kind}", f"the {kind} URL returned {describe_body(response, first)}, "
+                                 f"not {kind} data")
+        yield Body(extension, content_type, chain([first], body))
 
 
 @contextmanager
@@ -61,25 +102,21 @@ def download_to_file(
     heartbeat: Callable[[], None] | None = None,
     policy: UrlPolicy,
 ) -> Iterator[Downloaded]:
-    """Download `url` (byte-for-byte as given) to a temporary file in `spool_dir`.
+    """Download `url` as served to a spool file in `spool_dir`, hashed on the way.
 
-    `kind` is "audio" or "image"; the first bytes must be of that kind. `heartbeat` is
-    called every few seconds while bytes flow, so a long download is not taken for a
-    dead one. The file exists only inside the `with` block: it is deleted on the way
-    out, whether the block succeeded or not.
+    The file exists only inside the `with` block: it is deleted on the way out, whether
+    the block succeeded or not.
     """
-    checked = check_url(url, policy, kind)
-    if spool_dir:
-        Path(spool_dir).mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=spool_dir or None, prefix=f"songqueue-{kind}-", suffix=".part")
-    path = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            size, sha256, extension, content_type = _fetch(
-                checked, out, kind, max_bytes, timeout, chunk_bytes, heartbeat, policy)
-        yield Downloaded(path, size, sha256, extension, content_type)
-    finally:
-        path.unlink(missing_ok=True)
+    with open_download(url, kind=kind, max_bytes=max_bytes, timeout=timeout, chunk_bytes=chunk_bytes,
+                       heartbeat=heartbeat, policy=policy) as body, spool_path(spool_dir, kind) as path:
+        digest = hashlib.sha256()
+        size = 0
+        with open(path, "wb") as out:
+            for chunk in body.chunks:
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+        yield Downloaded(path, size, digest.hexdigest(), body.extension, body.content_type)
 
 
 def download_to_storage(
@@ -98,38 +135,9 @@ def download_to_storage(
     """Download `url` as is and store it under `key_for(extension)` (a cover, say)."""
     with download_to_file(url, kind=kind, max_bytes=max_bytes, timeout=timeout, chunk_bytes=chunk_bytes,
                           spool_dir=spool_dir, heartbeat=heartbeat, policy=policy) as downloaded:
+        # Stored as served: the sha256 computed while spooling is the stored bytes' own.
         return storage.put_file(key_for(downloaded.extension), downloaded.path, downloaded.content_type,
-                                upstream_sha256=downloaded.sha256)
-
-
-def _fetch(
-    checked: CheckedUrl, out: BinaryIO, kind: str, max_bytes: int, timeout: float,
-    chunk_bytes: int, heartbeat: Callable[[], None] | None, policy: UrlPolicy,
-) -> tuple[int, str, str, str]:
-    """Stream the body into `out`; returns (size, sha256, extension, content type)."""
-    response = _get_following_redirects(checked, timeout, kind, policy)
-    with response:
-        _check_status(response, kind)
-        expected = _content_length(response)
-        if expected is not None and expected > max_bytes:
-            raise PermanentError("download_too_large", f"the {kind} file is {expected} bytes, over the cap of {max_bytes}")
-        body = _capped_chunks(response, chunk_bytes, max_bytes, expected, kind, heartbeat)
-        first = _first_chunk(body, kind)
-        if kind == "audio":
-            extension, content_type = sniff_audio(first)
-        else:
-            extension, content_type = sniff_image(first)
-        if extension is None:
-            # Described, never quoted: the bytes may be anything (a metadata service's credentials).
-            raise PermanentError(f"download_not_{kind}", f"the {kind} URL returned {describe_body(response, first)}, "
-                                 f"not {kind} data")
-        digest = hashlib.sha256()
-        size = 0
-        for chunk in chain([first], body):
-            out.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest(), extension, content_type
+                                upstream_sha256=downloaded.sha256, sha256=downloaded.sha256)
 
 
 def _check_status(response: requests.Response, kind: str) -> None:

@@ -1,15 +1,15 @@
-"""ID3v2.4 tags of a stored MP3, written with mutagen.
+"""ID3v2.4 tags of a stored MP3, rendered with mutagen as bytes to write before the audio.
 
 Text frames are UTF-8 (ID3v2.4 encoding 3), so CJK titles and lyrics survive intact.
-Frames we own are replaced, others the upstream may have written are kept.
+Frames we own are replaced, others the upstream's own ID3v2 tag carried are kept.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from mutagen.id3 import APIC, ID3, TALB, TCON, TIT2, TPE1, TRCK, TXXX, USLT, ID3NoHeaderError, PictureType
+from mutagen.id3 import APIC, ID3, TALB, TCON, TIT2, TPE1, TRCK, TXXX, USLT, PictureType
 
 UTF8 = 3
 # ISO 639-2 "undetermined": the upstream does not say which language its lyrics are in.
@@ -17,6 +17,10 @@ LYRICS_LANGUAGE = "und"
 TXXX_JOB_ID = "songqueue job id"
 TXXX_UPSTREAM_SONG_ID = "upstream song id"
 TXXX_UPSTREAM_TASK_ID = "upstream task id"
+# Room left in the tag for a later editor to retag in place. At least 133 zero bytes also
+# matters to the rendering: mutagen looks for an ID3v1 tag in the last 133 bytes of the
+# buffer it saves into, and must find none in our own frames.
+PADDING = 1024
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,13 @@ class SongTags:
     cover: Cover | None = None
 
 
-def write_tags(path: Path, tags: SongTags) -> None:
-    try:
-        id3 = ID3(path)
-    except ID3NoHeaderError:
-        id3 = ID3()
+def tag_bytes(upstream_tag: bytes, tags: SongTags) -> bytes:
+    """The complete ID3v2.4 tag (header, frames, padding) for `tags`, merged into the
+    upstream's own ID3v2 tag (`upstream_tag`, its bytes as served; empty when it had none).
+
+    Raises mutagen's errors when `upstream_tag` does not parse.
+    """
+    id3 = ID3(io.BytesIO(upstream_tag)) if upstream_tag else ID3()
     id3.setall("TIT2", [TIT2(encoding=UTF8, text=tags.title)])
     id3.setall("TPE1", [TPE1(encoding=UTF8, text=tags.artist)])
     id3.setall("TALB", [TALB(encoding=UTF8, text=tags.album)])
@@ -64,5 +70,6 @@ def write_tags(path: Path, tags: SongTags) -> None:
         id3.delall(f"TXXX:{desc}")
         if value:
             id3.add(TXXX(encoding=UTF8, desc=desc, text=value))
-    # v1=0 drops any ID3v1 tag: its Latin-1 fields cannot hold CJK text and would disagree with ours.
-    id3.save(path, v2_version=4, v1=0)
+    rendered = io.BytesIO()
+    id3.save(rendered, v2_version=4, v1=0, padding=lambda info: PADDING)
+    return rendered.getvalue()

@@ -3,21 +3,18 @@
 The decoded bytes exist only in the submit task that received them (in memory, or in a
 spool file when decoded as a stream), so it stages them in storage at once (`stage`,
 `stage_file`). The download step then takes them from there
-(`staged_to_file`, the counterpart of `downloader.download_to_file`) through the same
-checks, tags and storage as a downloaded file, so both kinds of provider end alike.
+(`open_staged`, the counterpart of `downloader.open_download`) through the same checks,
+tags and storage as a downloaded file, so both kinds of provider end alike.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from itertools import chain
 
 from workers.artifacts import storage_keys
-from workers.artifacts.downloader import Downloaded
+from workers.artifacts.downloader import Body
 from workers.artifacts.media_types import sniff_audio
 from workers.providers.base import InlineAudio
 from workers.storage import Storage
@@ -48,41 +45,33 @@ def stage_file(storage: Storage, job_id: str, song_index: int, audio: InlineAudi
         if extension is None:
             raise PermanentError("download_not_audio", f"the upstream's inline audio is not MP3: {audio.head!r}")
         key = storage_keys.staged_audio_key(job_id, song_index)
-        storage.put_file(key, audio.path, content_type, upstream_sha256=audio.sha256)
+        storage.put_file(key, audio.path, content_type, upstream_sha256=audio.sha256, sha256=audio.sha256)
         return key
     finally:
         audio.path.unlink(missing_ok=True)
 
 
 @contextmanager
-def staged_to_file(
-    storage: Storage, key: str, *, max_bytes: int, chunk_bytes: int, spool_dir: str | None = None
-) -> Iterator[Downloaded]:
-    """Copy the staged object at `key` to a spool file; deleted when the block ends."""
-    if spool_dir:
-        Path(spool_dir).mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=spool_dir or None, prefix="songqueue-inline-", suffix=".part")
-    path = Path(name)
+def open_staged(storage: Storage, key: str, *, max_bytes: int, chunk_bytes: int) -> Iterator[Body]:
+    """The staged object at `key` as a body to read, like `downloader.open_download`'s: capped
+    chunks whose first bytes were checked to be MP3; the stream closes when the block ends."""
     try:
-        digest = hashlib.sha256()
-        size = 0
-        head = b""
-        with os.fdopen(fd, "wb") as out:
-            try:
-                source = storage.open(key)
-            except FileNotFoundError:
-                raise PermanentError("download_failed", f"the staged inline audio {key} is missing") from None
-            with source:
-                for chunk in iter(lambda: source.read(chunk_bytes), b""):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise PermanentError("download_too_large", f"the inline audio exceeds the cap of {max_bytes} bytes")
-                    head = head or chunk[:_HEAD]
-                    digest.update(chunk)
-                    out.write(chunk)
-        extension, content_type = sniff_audio(head)
+        source = storage.open(key)
+    except FileNotFoundError:
+        raise PermanentError("download_failed", f"the staged inline audio {key} is missing") from None
+    with source:
+        chunks = _capped(iter(lambda: source.read(chunk_bytes), b""), max_bytes)
+        first = next(chunks, b"")
+        extension, content_type = sniff_audio(first[:_HEAD])
         if extension is None:
             raise PermanentError("download_not_audio", f"the staged inline audio {key} is not MP3")
-        yield Downloaded(path, size, digest.hexdigest(), extension, content_type)
-    finally:
-        path.unlink(missing_ok=True)
+        yield Body(extension, content_type, chain([first], chunks))
+
+
+def _capped(chunks: Iterator[bytes], max_bytes: int) -> Iterator[bytes]:
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise PermanentError("download_too_large", f"the inline audio exceeds the cap of {max_bytes} bytes")
+        yield chunk

@@ -49,13 +49,16 @@ def wait_for_limit(task: Task, record: JobRecord, token: int, wait: Wait, expect
 
 
 def end_job(
-    job_id: str, state: JobState, code: str, message: str, expect: Collection[JobState] = LIVE_STATES
+    job_id: str, state: JobState, code: str, message: str, expect: Collection[JobState] = LIVE_STATES,
+    *, token: int | None = None, run: int | None = None,
 ) -> JobRecord | None:
+    """End the job with an error; `token` and `run` fence it like any write (JobStore.apply)."""
     def note(record: JobRecord) -> None:
         record.error = JobError(code=code, message=message)
         record.waiting_for = None
 
-    record = finish(job_id, lambda: runtime.store().apply(job_id, expect, mutate=note, to=state))
+    record = finish(job_id, lambda: runtime.store().apply(job_id, expect, mutate=note, to=state,
+                                                              token=token, run=run))
     if record is not None:
         log.warning("job %s: %s (%s): %s", job_id, state.value, code, message,
                     extra={"job_id": job_id, "upstream_task_id": record.upstream_task_id})

@@ -71,7 +71,7 @@ def apply_status(record: JobRecord, token: int, status: UpstreamStatus, once: bo
                  written.attempts.get("poll", 0),
                  extra={"job_id": job_id, "upstream_task_id": written.upstream_task_id})
         if written.stored_assets() == written.expected_assets():
-            send(task_names.FINALIZE, job_id, record=written)
+            send(task_names.FINALIZE, job_id, written.run, record=written)
         return None
     return countdown
 
@@ -94,7 +94,7 @@ def _dispatch_finished(job_id: str, record: JobRecord) -> None:
         return
     for index in ready:
         for asset in record.songs[index].assets():
-            send(task_names.DOWNLOAD, job_id, index, asset, record=record)
+            send(task_names.DOWNLOAD, job_id, index, asset, record.run, record=record)
 
     def mark(r: JobRecord) -> None:
         for index in ready:

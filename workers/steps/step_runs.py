@@ -25,15 +25,16 @@ class Spent:
     message: str
 
 
-def begin(job_id: str, key: str, expect: Collection[JobState], check_in: float) -> JobRecord | None:
-    """Count a run of step `key`; the record as written, or None when the job moved on."""
+def begin(job_id: str, key: str, expect: Collection[JobState], check_in: float, run: int) -> JobRecord | None:
+    """Count a run of step `key` of the job's run `run`; the record as written, or None
+    when the job moved on (or a replay began another run)."""
     def count(r: JobRecord) -> None:
         r.attempts[key] = r.attempts.get(key, 0) + 1
 
-    return runtime.store().apply(job_id, expect, mutate=count, check_in=check_in)
+    return runtime.store().apply(job_id, expect, mutate=count, check_in=check_in, run=run)
 
 
-def fault(job_id: str, key: str, expect: Collection[JobState]) -> None:
+def fault(job_id: str, key: str, expect: Collection[JobState], run: int) -> None:
     """Count a transient fault of step `key` (the run ended by a retry, not by dying).
 
     The watchdog's deadline moves past the longest backoff, so a retry waiting on its
@@ -42,7 +43,8 @@ def fault(job_id: str, key: str, expect: Collection[JobState]) -> None:
         r.attempts[f"{key}:faults"] = r.attempts.get(f"{key}:faults", 0) + 1
 
     settings = runtime.settings()
-    runtime.store().apply(job_id, expect, mutate=count, check_in=settings.retry_max_delay + settings.watchdog_grace)
+    runtime.store().apply(job_id, expect, mutate=count, check_in=settings.retry_max_delay + settings.watchdog_grace,
+                          run=run)
 
 
 def spent(record: JobRecord, key: str, settings: Settings, step: str, what: str) -> Spent | None:

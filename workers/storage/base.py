@@ -1,12 +1,15 @@
-"""The protocol every storage backend implements."""
+"""The protocol every storage backend implements, and the checksum they share."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from producer.models.job_record import StoredObject
+
+_BLOCK = 1 << 20
 
 
 class Storage(Protocol):
@@ -20,11 +23,14 @@ class Storage(Protocol):
         is left at `key` and the error propagates.
         """
 
-    def put_file(self, key: str, path: Path, content_type: str, upstream_sha256: str | None = None) -> StoredObject:
-        """Store the complete local file `path` under `key`, streamed from disk.
+    def put_file(self, key: str, path: Path, content_type: str, upstream_sha256: str | None = None,
+                 sha256: str | None = None) -> StoredObject:
+        """Store the complete local file `path` under `key`, without reading it into memory.
 
-        Memory stays flat whatever the file's size; the object becomes visible only once
-        complete. `upstream_sha256` is recorded beside the stored bytes' own sha256.
+        The object becomes visible only once complete. `sha256` is the file's own, when the
+        caller computed it while writing the file (then the file is not read to hash it
+        again); `upstream_sha256` is recorded beside it. `path` is left where it was: the
+        caller deletes it, and must not change it afterwards (file storage may link it).
         """
 
     def stat(self, key: str) -> StoredObject | None:
@@ -35,3 +41,11 @@ class Storage(Protocol):
 
     def uri(self, key: str) -> str:
         """A URI naming the object (file:///… or s3://…)."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        for block in iter(lambda: source.read(_BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()

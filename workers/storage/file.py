@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import mimetypes
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterable
@@ -15,6 +17,7 @@ from urllib.parse import unquote, urlparse
 
 from producer.models.job_record import StoredObject
 from workers.artifacts.storage_keys import check_key
+from workers.storage.base import file_sha256
 from workers.upstream.errors import PermanentError, TransientError, UpstreamError
 
 # Conditions that can clear by themselves or by an operator's hand (space freed, a busy
@@ -75,11 +78,24 @@ class FileStorage:
         return StoredObject(uri=self.uri(key), key=key, size=size, sha256=digest.hexdigest(), content_type=content_type,
                             stored_at=time.time())
 
-    def put_file(self, key: str, path: Path, content_type: str, upstream_sha256: str | None = None) -> StoredObject:
-        # A copy, not a rename: the spool folder may be on another filesystem.
-        with open(path, "rb") as source:
-            stored = self.put(key, iter(lambda: source.read(1 << 20), b""), content_type)
-        return stored.model_copy(update={"upstream_sha256": upstream_sha256})
+    def put_file(self, key: str, path: Path, content_type: str, upstream_sha256: str | None = None,
+                 sha256: str | None = None) -> StoredObject:
+        try:
+            final = self._path(key)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            temp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.part")
+            try:
+                _place(path, temp)
+                size = temp.stat().st_size
+                digest = sha256 or file_sha256(temp)
+                os.replace(temp, final)
+            finally:
+                temp.unlink(missing_ok=True)
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            raise file_error(exc, f"writing {key}") from exc
+        return StoredObject(uri=self.uri(key), key=key, size=size, sha256=digest, content_type=content_type,
+                            upstream_sha256=upstream_sha256, stored_at=time.time())
 
     def stat(self, key: str) -> StoredObject | None:
         try:
@@ -91,14 +107,10 @@ class FileStorage:
         path = self._path(key)
         if not path.is_file():
             return None
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         info = path.stat()
         return StoredObject(
-            uri=self.uri(key), key=key, size=info.st_size, sha256=digest.hexdigest(), content_type=content_type,
+            uri=self.uri(key), key=key, size=info.st_size, sha256=file_sha256(path), content_type=content_type,
             stored_at=info.st_mtime,
         )
 
@@ -107,3 +119,51 @@ class FileStorage:
 
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
+
+
+# A hard link fails across filesystems (EXDEV) and on filesystems without links; then the
+# bytes are copied instead.
+_NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS})
+
+
+def _place(source: Path, temp: Path) -> None:
+    """Make `temp` (beside the final name) hold `source`'s bytes, on disk before it is renamed.
+
+    On the same filesystem a hard link: no byte is copied, and `source` stays where it was
+    for its owner to delete. Elsewhere a copy in the kernel (sendfile). Either way the
+    file gets the mode a new file would (the spool's may be stricter).
+    """
+    try:
+        os.link(source, temp)
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+        shutil.copyfile(source, temp)
+    fd = os.open(temp, os.O_RDONLY)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable: the object is recorded as stored right after."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _umask() -> int:
+    # Read from /proc: os.umask can only be read by setting it, process-wide, which a
+    # thread creating a file at that moment would see.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022

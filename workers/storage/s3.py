@@ -26,6 +26,7 @@ from producer.models.job_record import StoredObject
 from producer.objects.s3 import S3Location, s3_client
 from producer.settings import Settings
 from workers.artifacts.storage_keys import check_key
+from workers.storage.base import file_sha256
 from workers.upstream.errors import PermanentError, TransientError, UpstreamError
 
 SHA256_META = "sha256"
@@ -72,18 +73,16 @@ class S3Storage:
                                                                   ExtraArgs=extra, Config=self.transfer))
         return self._stored(key, size, digest.hexdigest(), content_type, None)
 
-    def put_file(self, key: str, path: Path, content_type: str, upstream_sha256: str | None = None) -> StoredObject:
-        digest = hashlib.sha256()
-        with open(path, "rb") as source:
-            for block in iter(lambda: source.read(1 << 20), b""):
-                digest.update(block)
-            size = source.tell()
+    def put_file(self, key: str, path: Path, content_type: str, upstream_sha256: str | None = None,
+                 sha256: str | None = None) -> StoredObject:
+        digest = sha256 or file_sha256(path)
+        size = path.stat().st_size
         # By file name, s3transfer reads each part from disk as it sends it; from a file
         # object it would buffer whole parts in memory.
-        self._upload(key, content_type, digest.hexdigest(), upstream_sha256,
+        self._upload(key, content_type, digest, upstream_sha256,
                      lambda extra: self.client.upload_file(str(path), self.bucket, self._object_key(key),
                                                            ExtraArgs=extra, Config=self.transfer))
-        return self._stored(key, size, digest.hexdigest(), content_type, upstream_sha256)
+        return self._stored(key, size, digest, content_type, upstream_sha256)
 
     def _upload(self, key: str, content_type: str, sha256: str, upstream_sha256: str | None, send: Any) -> None:
         metadata = {SHA256_META: sha256}

@@ -1,4 +1,7 @@
-"""Step 4: write the job's manifest.json and mark it SUCCEEDED."""
+"""Step 4: write the job's manifest.json and mark it SUCCEEDED.
+
+Fenced by the job's run like a download (workers/tasks/download.py): a finalize of a run
+a replay replaced writes nothing."""
 
 from __future__ import annotations
 
@@ -19,40 +22,47 @@ RUNS = "finalize"
 
 
 @app.task(name=task_names.FINALIZE, bind=True, max_retries=None)
-def finalize(self: Task, job_id: str, faults: int = 0) -> None:
-    """`faults`: transient faults in a row so far, counted by workers.retry_policy."""
+def finalize(self: Task, job_id: str, run: int = 0, faults: int = 0) -> None:
+    """`run`: the job's run the message belongs to; `faults`: transient faults in a row so
+    far, counted by workers.retry_policy."""
     store = runtime.store()
     settings = runtime.settings()
     record = store.get(job_id)
     if record is None or record.state != JobState.DOWNLOADING or record.stored_assets() != record.expected_assets():
         return
+    if record.run != run:
+        log.warning("job %s: dropped a finalize of run %d: the job is on run %d", job_id, run, record.run,
+                    extra={"job_id": job_id})
+        return
     # Counted like a download's runs: the watchdog resends finalize every round while the
     # job sits in DOWNLOADING, so only a bound makes a finalize that always fails end.
-    record = step_runs.begin(job_id, RUNS, {JobState.DOWNLOADING}, check_in=settings.watchdog_grace)
+    record = step_runs.begin(job_id, RUNS, {JobState.DOWNLOADING}, check_in=settings.watchdog_grace, run=run)
     if record is None:
         return
     spent = step_runs.spent(record, RUNS, settings, "finalize", "manifest")
     if spent is not None:
-        end_job(job_id, JobState.FAILED, spent.code, spent.message, expect={JobState.DOWNLOADING})
+        end_job(job_id, JobState.FAILED, spent.code, spent.message, expect={JobState.DOWNLOADING}, run=run)
         return
     try:
         fault_points.hit("finalize.before_put")
         manifest = write_manifest(runtime.storage(), record, JobState.SUCCEEDED)
         fault_points.hit("finalize.after_put")
     except TransientError as exc:
-        step_runs.fault(job_id, RUNS, {JobState.DOWNLOADING})
+        step_runs.fault(job_id, RUNS, {JobState.DOWNLOADING}, run)
         code = exc.code
 
         def give_up(message: str) -> None:
-            end_job(job_id, JobState.FAILED, code, f"manifest: {message}", expect={JobState.DOWNLOADING})
+            end_job(job_id, JobState.FAILED, code, f"manifest: {message}", expect={JobState.DOWNLOADING}, run=run)
 
         retry_or_give_up(self, settings, "finalize", exc.message, retry_after=exc.retry_after, give_up=give_up)
         return
     except PermanentError as exc:
-        end_job(job_id, JobState.FAILED, exc.code, f"manifest: {exc.message}", expect={JobState.DOWNLOADING})
+        end_job(job_id, JobState.FAILED, exc.code, f"manifest: {exc.message}", expect={JobState.DOWNLOADING},
+                run=run)
         return
     done = finish(job_id, lambda: store.apply(job_id, {JobState.DOWNLOADING},
-                                              mutate=lambda r: setattr(r, "manifest", manifest), to=JobState.SUCCEEDED))
+                                              mutate=lambda r: setattr(r, "manifest", manifest), to=JobState.SUCCEEDED,
+                                              run=run))
     if done is not None:
         log.info("job %s: SUCCEEDED, manifest at %s", job_id, manifest.uri)
     else:

@@ -6,6 +6,11 @@ then the job moves SUBMITTING -> DOWNLOADING with its songs, and the download st
 every song through the same path as an asynchronous provider's: a URL is downloaded, a
 staged object is read back, and both are checked, tagged and stored alike. Nothing here
 calls the upstream again: the call was billed.
+
+The answer is paid for, so it is kept like an asynchronous provider's task id
+(workers/tasks/submit.py): logged before it is written, the write retried until Redis
+takes it, and fenced by the token the intent was written under, so a slow original can
+neither overwrite nor fail a submit the watchdog resent meanwhile.
 """
 
 from __future__ import annotations
@@ -14,24 +19,30 @@ import time
 
 from producer import task_names
 from producer.models.job_record import JobRecord, JobState, SongRecord
-from workers import runtime
+from workers import fault_points, runtime
 from workers.artifacts import inline_audio
 from workers.providers.base import UpstreamSong
 from workers.steps.common import end_job, log, send
+from workers.steps.written import until_written
 from workers.upstream.errors import UpstreamError
 
 
-def accept_songs(job_id: str, songs: list[UpstreamSong], price: float) -> None:
+def accept_songs(job_id: str, songs: list[UpstreamSong], price: float, token: int) -> None:
+    """`token`: the fencing token this run's intent was written under."""
     store = runtime.store()
     settings = runtime.settings()
+    what = f"the {len(songs)} paid song(s) {', '.join(song.id for song in songs)}"
 
     def charge(r: JobRecord) -> None:
         r.cost += price
 
+    def charged() -> None:
+        until_written(job_id, f"the price of {what}", lambda: store.apply(job_id, set(JobState), mutate=charge))
+
     if not songs:
-        store.apply(job_id, {JobState.SUBMITTING}, mutate=charge)
+        charged()
         end_job(job_id, JobState.FAILED, "upstream_no_songs", "the upstream answered without any songs",
-                expect={JobState.SUBMITTING})
+                expect={JobState.SUBMITTING}, token=token)
         return
     staged: dict[int, str] = {}
     try:
@@ -45,9 +56,9 @@ def accept_songs(job_id: str, songs: list[UpstreamSong], price: float) -> None:
     except UpstreamError as exc:
         # Storage faults arrive as UpstreamErrors too. Retrying is no use either way: the
         # bytes live only in this run, and getting them again means paying again.
-        store.apply(job_id, {JobState.SUBMITTING}, mutate=charge)
+        charged()
         end_job(job_id, JobState.FAILED, exc.code, f"the upstream's song could not be kept: {exc.message}",
-                expect={JobState.SUBMITTING})
+                expect={JobState.SUBMITTING}, token=token)
         return
     finally:
         # Spool files of songs not reached (an earlier one failed) go too.
@@ -63,16 +74,25 @@ def accept_songs(job_id: str, songs: list[UpstreamSong], price: float) -> None:
         r.submitted_at = now
         r.progress = 100
 
-    record = store.apply(job_id, {JobState.SUBMITTING}, mutate=record_songs, to=JobState.DOWNLOADING,
-                         check_in=settings.watchdog_grace)
+    log.warning("job %s: the upstream answered with %s (paid; staged as %s; recording them)", job_id, what,
+                ", ".join(staged.values()) or "URLs", extra={"job_id": job_id})
+
+    def write() -> JobRecord | None:
+        fault_points.hit("submit.after_call")  # logged, not yet written
+        return store.apply(job_id, {JobState.SUBMITTING}, mutate=record_songs, to=JobState.DOWNLOADING,
+                           token=token, check_in=settings.watchdog_grace)
+
+    record = until_written(job_id, what, write)
     if record is None:
-        # Cancelled meanwhile: the call was paid all the same.
-        store.apply(job_id, set(JobState), mutate=charge)
+        # Cancelled, or resent by the watchdog, meanwhile: the call was paid all the same.
+        charged()
+        log.warning("job %s: %s were paid but the job moved on before they were recorded", job_id, what,
+                  extra={"job_id": job_id})
         return
     log.info("job %s: %s generated %d song(s)", job_id, record.provider, len(record.songs))
     for index, stored_song in enumerate(record.songs):
         for asset in stored_song.assets():
-            send(task_names.DOWNLOAD, job_id, index, asset, record=record)
+            send(task_names.DOWNLOAD, job_id, index, asset, record.run, record=record)
 
 
 def _song_record(song: UpstreamSong, staged_key: str) -> SongRecord:

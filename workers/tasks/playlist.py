@@ -8,7 +8,10 @@
   SONGQUEUE_PLAYLIST_CHECK_INTERVAL, holding no worker slot between links. Once every job
   is terminal (or the run's timeout passed: the rest are cancelled) it stores the
   playlist files and ends the run. Failed jobs never block it: they are listed with their
-  reasons, and fewer successes than `min_success` make the run FAILED.
+  reasons, and fewer successes than `min_success` make the run FAILED. A storage fault
+  while writing the files is retried by the retry policy; every attempt is counted on the
+  run first, so after SONGQUEUE_MAX_DELIVERIES + SONGQUEUE_MAX_TRANSIENT_ERRORS of them
+  (retries and the sweep's takeovers together) the run ends FAILED with the reason.
 - `songqueue.playlist_sweep()`: a beat task, the watchdog of runs. A run whose check
   chain is overdue (its worker died holding the countdown) gets a new chain under a new
   token; a run left CREATING by a creator that died gets its jobs made.
@@ -33,7 +36,7 @@ from producer.objects.archive import send_archive
 from producer.playlists.definition import DefinitionError, load_folder
 from producer.playlists.start import create_jobs, playlist_store, send_check, start_run
 from producer.store.playlist_store import PlaylistStore
-from workers import runtime
+from workers import fault_points, runtime
 from workers.celery_app import app
 from workers.playlists.output import collect, outcome, write_outputs
 from workers.retry_policy import look_again, retry_or_give_up
@@ -99,7 +102,18 @@ def playlist_check(self: Task, run_id: str, token: int = 0, faults: int = 0) -> 
         jobs = [runtime.store().get(job_id) for job_id in run.job_ids]
     state, succeeded = outcome(run, jobs)
     songs, failed = collect(run, jobs)
+    counted = store.apply(run_id, {RunState.RUNNING}, mutate=_count_output_attempt, token=token)
+    if counted is None:
+        return
+    most = settings.max_deliveries + settings.max_transient_errors
+    if counted.output_attempts > most:
+        _finish(store, run, token, RunState.FAILED, succeeded, songs, failed, error=JobError(
+            code="playlist_output_exhausted",
+            message=f"playlist files: {counted.output_attempts - 1} attempts did not store them "
+                    f"(SONGQUEUE_MAX_DELIVERIES + SONGQUEUE_MAX_TRANSIENT_ERRORS = {most})"))
+        return
     try:
+        fault_points.hit("playlist.before_put")
         m3u8, document = write_outputs(runtime.storage(), run, songs, failed, state, succeeded)
     except TransientError as exc:
         store.check_in(run_id, settings.retry_max_delay + settings.watchdog_grace)
@@ -119,6 +133,10 @@ def playlist_check(self: Task, run_id: str, token: int = 0, faults: int = 0) -> 
         code="too_few_songs",
         message=f"{succeeded} of {len(run.job_ids)} requests succeeded; min_success is {run.min_success}")
     _finish(store, run, token, state, succeeded, songs, failed, error=error, m3u8=m3u8, document=document)
+
+
+def _count_output_attempt(run: PlaylistRun) -> None:
+    run.output_attempts += 1
 
 
 def _cancel_late_jobs(run: PlaylistRun, job_ids: list[str]) -> None:

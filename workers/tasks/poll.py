@@ -11,11 +11,18 @@ call, applying each answer under that job's own token (workers/steps/poll_batch.
 `once=True` is a one-shot poll, sent by the notify hook (producer/ops/hook_server.py) when the
 gateway says the task changed: it fetches and merges under the same fencing token like any
 poll, but never schedules another one, so the countdown chain stays the only chain.
+
+Each link of the chain is named, and a link redelivered after it published its successor
+drops itself (workers/steps/poll_chain.py), so a worker killed between `retry()` and the
+ack cannot leave two chains behind.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Task
+from celery.exceptions import Retry
 
 from producer import task_names
 from producer.models.job_record import WAITING_STATES, JobRecord, JobState
@@ -23,15 +30,35 @@ from workers import fault_points, metrics, runtime
 from workers.admission import gate
 from workers.celery_app import app
 from workers.retry_policy import look_again, retry_or_give_up
-from workers.steps import poll_batch
+from workers.steps import poll_batch, poll_chain
 from workers.steps.common import end_job, log, wait_for_limit
 from workers.steps.poll_apply import apply_status, past_deadline, polling_ended
+from workers.task_base import SongqueueTask
 from workers.upstream.errors import PermanentError, TransientError
 
 
-@app.task(name=task_names.POLL, bind=True, max_retries=None)
-def poll(self: Task, job_id: str, token: int = 0, once: bool = False, faults: int = 0) -> None:
-    """`faults`: transient faults in a row so far, counted by workers.retry_policy."""
+class PollLink(SongqueueTask):
+    """A poll task whose every retry (the next poll, a limit wait, a backoff) names its
+    successor before publishing it (workers/steps/poll_chain.py)."""
+
+    def retry(self, *args: Any, **options: Any) -> Any:
+        job_id = self.request.args[0]
+        token = self.request.args[1] if len(self.request.args) > 1 else self.request.kwargs.get("token", 0)
+        kwargs = options.get("kwargs")
+        store = runtime.store()
+        link = poll_chain.name_successor(store.redis, store.prefix, job_id, int(token))
+        options["kwargs"] = {**(self.request.kwargs if kwargs is None else kwargs), "link": link}
+        try:
+            return super().retry(*args, **options)
+        except Retry:
+            fault_points.hit("poll.after_retry")  # the successor is out; this link not yet acked
+            raise
+
+
+@app.task(name=task_names.POLL, bind=True, max_retries=None, base=PollLink)
+def poll(self: Task, job_id: str, token: int = 0, once: bool = False, faults: int = 0, link: str = "") -> None:
+    """`faults`: transient faults in a row so far, counted by workers.retry_policy; `link`:
+    this link's name in the job's poll chain ("" for the first)."""
     store = runtime.store()
     settings = runtime.settings()
     record = store.get(job_id)
@@ -39,6 +66,10 @@ def poll(self: Task, job_id: str, token: int = 0, once: bool = False, faults: in
         return
     if record.token != token:
         return  # the watchdog has handed polling to a newer message
+    if not once and not poll_chain.holds(store.redis, store.prefix, job_id, token, link):
+        log.warning("job %s: dropped a duplicate poll (link %r): its successor already runs the chain",
+                    job_id, link or "first", extra={"job_id": job_id})
+        return
     if past_deadline(record):
         return
     provider = runtime.polled_provider(record.provider)

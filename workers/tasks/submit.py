@@ -16,6 +16,7 @@ from celery import Task
 
 from producer import task_names
 from producer.models.job_record import JobRecord, JobState
+from producer.store.optimistic import Writes
 from workers import fault_points, metrics, runtime
 from workers.admission import gate
 from workers.celery_app import app
@@ -69,13 +70,21 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
     if isinstance(admitted, gate.Wait):
         wait_for_limit(self, record, token, admitted, expect={record.state})
         return
+    reservations = admitted.reservations
+    fault_points.hit("submit.after_admit")  # reserved, the intent not yet written
+
+    def commit(writes: Writes) -> None:
+        for reservation in reservations:
+            writes.hdel(reservation.pending, reservation.id)
+
     # A synchronous provider's call lasts as long as its generation: provider.timeout (the
     # whole call is bounded by it, plus the connect timeout). Only from exactly what was
-    # read: of two deliveries of one message, one submits.
+    # read: of two deliveries of one message, one submits. The intent commits the budget
+    # reservations in the same atomic step (workers/admission/budget.py).
     record = store.apply(job_id, {record.state}, mutate=intend, to=JobState.SUBMITTING, version=record.version,
-                         check_in=provider.timeout + CONNECT_TIMEOUT + settings.watchdog_grace)
+                         check_in=provider.timeout + CONNECT_TIMEOUT + settings.watchdog_grace, also=commit)
     call = None if record is None else _call(provider, record)
-    gate.settle(store.redis, admitted.reservation, billed=call is not None and call.may_be_billed)
+    gate.settle(store.redis, reservations, billed=call is not None and call.may_be_billed, committed=record is not None)
     if record is None or call is None:
         return  # moved on meanwhile: nothing was called
     if call.fault is not None and call.may_be_billed:
@@ -89,7 +98,7 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
         end_job(job_id, JobState.FAILED, call.fault.code, call.fault.message)
         return
     if isinstance(provider, SyncProvider):
-        accept_songs(job_id, call.answer, price)
+        accept_songs(job_id, call.answer, price, record.token)
         return
     _record_task(record, call.answer, price)
 
@@ -136,7 +145,6 @@ def _record_task(record: JobRecord, task_id: str, price: float) -> None:
     job_id = record.id
     log.warning("job %s: upstream accepted it as task %s (paid; recording it)", job_id, task_id,
                 extra={"job_id": job_id, "upstream_task_id": task_id})
-    fault_points.hit("submit.after_call")
     now = time.time()
     first_poll = settings.poll_schedule(record.provider)[0]
 
@@ -147,8 +155,13 @@ def _record_task(record: JobRecord, task_id: str, price: float) -> None:
         r.deadline_at = now + registry.deadline_seconds(settings, r.provider)
 
     check_in = first_poll + settings.watchdog_grace
-    written = until_written(job_id, task_id, lambda: store.apply(
-        job_id, {JobState.SUBMITTING}, mutate=note, to=JobState.SUBMITTED, token=record.token, check_in=check_in))
+
+    def write() -> JobRecord | None:
+        fault_points.hit("submit.after_call")  # logged, not yet written
+        return store.apply(job_id, {JobState.SUBMITTING}, mutate=note, to=JobState.SUBMITTED, token=record.token,
+                           check_in=check_in)
+
+    written = until_written(job_id, f"upstream task {task_id}", write)
     if written is None:
         _keep_paid_task(job_id, task_id, price)
         return
@@ -171,7 +184,8 @@ def _keep_paid_task(job_id: str, task_id: str, price: float) -> None:
         if r.upstream_task_id is None:
             r.upstream_task_id = task_id
 
-    kept = until_written(job_id, task_id, lambda: runtime.store().apply(job_id, set(JobState), mutate=keep))
+    kept = until_written(job_id, f"upstream task {task_id}",
+                         lambda: runtime.store().apply(job_id, set(JobState), mutate=keep))
     if kept is not None and kept.upstream_task_id != task_id:
         log.error("job %s: upstream task %s was paid but the job already runs as task %s",
                   job_id, task_id, kept.upstream_task_id, extra={"job_id": job_id, "upstream_task_id": task_id})

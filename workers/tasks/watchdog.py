@@ -17,7 +17,10 @@ import time
 from producer import task_names
 from producer.client.callbacks import TERMINAL_EVENTS, announce
 from producer.models.job_record import JobRecord, JobState
+from producer.store import keys
+from producer.store.optimistic import Writes
 from workers import metrics, runtime
+from workers.admission import budget
 from workers.celery_app import app
 from workers.steps.common import log, send
 from workers.tasks.submit import resolve_uncertain
@@ -49,6 +52,7 @@ def watchdog_round() -> int:
     if rescheduled:
         log.warning("watchdog: rescheduled %d overdue jobs", rescheduled)
     _send_owed_callbacks()
+    budget.return_stranded(store.redis, store)
     return rescheduled
 
 
@@ -87,7 +91,20 @@ def _reschedule(record: JobRecord) -> int:
             send(task_names.SUBMIT, record.id, fresh.token, record=fresh)
         return 1
     if record.state == JobState.QUEUED:
-        fresh = store.apply(record.id, {JobState.QUEUED}, mutate=bump, version=record.version, check_in=grace)
+        # A submit that died between its admission and its intent left the job in the
+        # provider's in-flight set: a QUEUED job holds no place, so it goes with the bump
+        # (which also fences that submit's intent). Its budget reservation, now unusable,
+        # is given back below (workers/admission/budget.py).
+        in_flight = [keys.in_flight(store.prefix, record.provider)]
+        if record.api_key:
+            in_flight.append(keys.key_in_flight(store.prefix, record.api_key))
+
+        def release(writes: Writes) -> None:
+            for held in in_flight:
+                writes.zrem(held, record.id)
+
+        fresh = store.apply(record.id, {JobState.QUEUED}, mutate=bump, version=record.version, check_in=grace,
+                            also=release)
         if fresh is not None:
             send(task_names.SUBMIT, record.id, fresh.token, record=fresh)
         return 1
@@ -104,9 +121,9 @@ def _reschedule(record: JobRecord) -> int:
         missing = [(i, asset) for i, song in enumerate(fresh.songs) for asset in song.assets()
                    if getattr(song, asset) is None]
         for index, asset in missing:
-            send(task_names.DOWNLOAD, record.id, index, asset, record=fresh)
+            send(task_names.DOWNLOAD, record.id, index, asset, fresh.run, record=fresh)
         if not missing:
-            send(task_names.FINALIZE, record.id, record=fresh)
+            send(task_names.FINALIZE, record.id, fresh.run, record=fresh)
         log.info("watchdog: job %s overdue in DOWNLOADING; resent %d downloads", record.id, len(missing))
         return 1
     return 0

@@ -10,9 +10,10 @@ import pytest
 import redis
 import stack
 
-from producer.models.job_record import JobState
+from producer.models.job_record import JobRecord, JobState
 from producer.settings import Settings
 from producer.store import keys, spend
+from producer.store.job_store import JobStore
 from workers.admission import budget, gate
 
 
@@ -23,24 +24,57 @@ def _settings(prefix: str, **overrides: object) -> Settings:
 def test_concurrent_reservations_never_overshoot(redis_client, key_prefix):
     settings = _settings(key_prefix, udio_daily_budget=10.0, udio_price_per_call=0.7)
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: budget.reserve(redis_client, settings, "udio", 0.7), range(40)))
+        results = list(pool.map(lambda _: budget.reserve(redis_client, settings, "udio", 0.7, job_id="j1", version=0), range(40)))
     granted = [r for r in results if isinstance(r, budget.Reservation)]
     refused = [r for r in results if isinstance(r, budget.OverBudget)]
     assert len(granted) == 14 and len(refused) == 26  # 14 x 0.7 = 9.8; a 15th would make 10.5
     assert spend.spent(redis_client, key_prefix, "udio") == pytest.approx(9.8)
     assert "9.8 of 10" in refused[0].message() and "SONGQUEUE_UDIO_DAILY_BUDGET" in refused[0].message()
 
-    gate.settle(redis_client, granted[0], billed=False)  # a refused call gives its reservation back
-    assert isinstance(budget.reserve(redis_client, settings, "udio", 0.7), budget.Reservation)
+    gate.settle(redis_client, (granted[0],), billed=False)  # a refused call gives its reservation back
+    assert isinstance(budget.reserve(redis_client, settings, "udio", 0.7, job_id="j1", version=0), budget.Reservation)
     assert spend.spent(redis_client, key_prefix, "udio") == pytest.approx(9.8)
     assert redis_client.ttl(keys.spend(key_prefix, "udio", spend.utc_day())) > 7 * 24 * 3600
 
 
 def test_without_a_budget_spend_is_still_counted(redis_client, key_prefix):
     settings = _settings(key_prefix)
-    assert isinstance(budget.reserve(redis_client, settings, "minimax", 2.5), budget.Reservation)
-    assert budget.reserve(redis_client, settings, "minimax", 0.0) is None, "a free call reserves nothing"
+    assert isinstance(budget.reserve(redis_client, settings, "minimax", 2.5, job_id="j1", version=0), budget.Reservation)
+    assert budget.reserve(redis_client, settings, "minimax", 0.0, job_id="j1", version=0) is None, "a free call reserves nothing"
     assert spend.spent(redis_client, key_prefix, "minimax") == 2.5
+
+
+def test_a_reservation_is_committed_by_the_intent_or_given_back_once(redis_client, key_prefix):
+    """Pending from reserve to the intent's write, which commits it in the same atomic step;
+    one whose intent can no longer be written (its job moved past the version it was made
+    on: the worker died between) is given back by the watchdog, exactly once."""
+    store = JobStore(redis_client, key_prefix)
+    settings = _settings(key_prefix, udio_daily_budget=10.0, udio_price_per_call=1.0)
+    pending = keys.reservations(key_prefix)
+
+    def job() -> JobRecord:
+        return store.create(JobRecord(id=uuid.uuid4().hex, provider="udio", model="udio32-v1.5", request={}))[0]
+
+    def reserve(record: JobRecord) -> budget.Reservation:
+        reserved = budget.reserve(redis_client, settings, "udio", 1.0, job_id=record.id, version=record.version)
+        assert isinstance(reserved, budget.Reservation)
+        return reserved
+
+    committed_job, stranded_job, live_job = job(), job(), job()
+    committed, stranded, live = reserve(committed_job), reserve(stranded_job), reserve(live_job)
+    assert redis_client.hlen(pending) == 3 and spend.spent(redis_client, key_prefix, "udio") == 3.0
+
+    store.apply(committed_job.id, {JobState.QUEUED}, to=JobState.SUBMITTING, version=committed_job.version,
+                also=lambda w: w.hdel(committed.pending, committed.id))  # the intent
+    store.apply(stranded_job.id, {JobState.QUEUED}, mutate=lambda r: setattr(r, "token", r.token + 1))  # a resend
+    assert budget.return_stranded(redis_client, store) == 1
+    assert spend.spent(redis_client, key_prefix, "udio") == 2.0
+    assert [k.decode() for k in redis_client.hkeys(pending)] == [live.id], "the live one may still be committed"
+
+    gate.settle(redis_client, (stranded,), billed=False, committed=False)  # its run, had it lived on
+    assert spend.spent(redis_client, key_prefix, "udio") == 2.0, "never given back twice"
+    gate.settle(redis_client, (committed,), billed=True)
+    assert spend.spent(redis_client, key_prefix, "udio") == 2.0, "a billed call keeps its price"
 
 
 @pytest.mark.integration

@@ -127,9 +127,9 @@ def test_admission_outcomes_and_the_budget_policy(store):
     full = gate.admit_submit(store.redis, settings, _queued(store), 0.0)
     assert isinstance(full, gate.Wait) and full.limit == "in_flight"
 
-    gate.settle(store.redis, admitted.reservation, billed=True)
+    gate.settle(store.redis, admitted.reservations, billed=True)
     assert spend.spent(store.redis, store.prefix, "udio") == pytest.approx(1.0), "a billed call keeps its price"
-    gate.settle(store.redis, admitted.reservation, billed=False)
+    gate.settle(store.redis, admitted.reservations, billed=False)
     assert spend.spent(store.redis, store.prefix, "udio") == pytest.approx(0.8), "an unbilled one gives it back"
     store.apply(over.id, {JobState.QUEUED}, to=JobState.CANCELLED)
     assert isinstance(gate.admit_submit(store.redis, settings, over, 0.2), gate.MovedOn)

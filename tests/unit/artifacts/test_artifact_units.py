@@ -21,8 +21,9 @@ from sandbox.cover import png_cover
 from sandbox.files import FAKE_MP3
 from workers.artifacts.assets import song_tags
 from workers.artifacts.audio_check import check_mp3
-from workers.artifacts.id3_tags import Cover, SongTags, write_tags
+from workers.artifacts.id3_tags import Cover, SongTags
 from workers.artifacts.manifest import manifest_document
+from workers.artifacts.tagged_mp3 import write_tagged_mp3
 from workers.storage.file import FileStorage
 from workers.upstream.errors import PermanentError
 
@@ -83,8 +84,15 @@ def _tags(**overrides: object) -> SongTags:
     return SongTags(**fields)
 
 
+def _tag(path: Path, tags: SongTags) -> None:
+    """Tag the MP3 at `path` the way a download does: one pass from its bytes into a new file."""
+    served = path.read_bytes()
+    with open(path, "wb") as out:
+        write_tagged_mp3([served], out, tags)
+
+
 def test_tags_are_id3v24_with_cjk_intact_and_the_audio_untouched(mp3: Path, mp3_bytes: bytes) -> None:
-    write_tags(mp3, _tags())
+    _tag(mp3, _tags())
 
     tags = ID3(mp3)
     assert tags.version == (2, 4, 0)
@@ -107,8 +115,8 @@ def test_retagging_replaces_our_frames_and_keeps_the_upstreams(mp3: Path) -> Non
     upstream.add(TCOM(encoding=3, text="upstream composer"))
     upstream.save(mp3, v2_version=3)
 
-    write_tags(mp3, _tags())
-    write_tags(mp3, _tags(lyrics="", genres=[], cover=None, upstream_task_id=None))
+    _tag(mp3, _tags())
+    _tag(mp3, _tags(lyrics="", genres=[], cover=None, upstream_task_id=None))
 
     tags = ID3(mp3)
     assert str(tags["TIT2"]) == "Sandbox Song 1 – 晨光" and str(tags["TCOM"]) == "upstream composer"
@@ -245,4 +253,4 @@ def test_file_storage_put_file_records_both_checksums(tmp_path: Path, mp3: Path)
     assert stored.stored_at is not None
     with storage.open("jobs/j1/song-1.mp3") as stream:
         assert stream.read() == data
-    assert mp3.exists()  # a copy: the spool file is the caller's to delete
+    assert mp3.exists()  # linked or copied: the spool file is the caller's to delete

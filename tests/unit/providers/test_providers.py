@@ -172,11 +172,14 @@ def test_staged_audio_reads_back_byte_for_byte(tmp_path: Path) -> None:
     storage = FileStorage(tmp_path)
     key = inline_audio.stage(storage, "job1", 0, MP3, max_bytes=len(MP3))
     assert key == storage_keys.staged_audio_key("job1", 0) == "jobs/job1/upstream/song-1.mp3"
-    with inline_audio.staged_to_file(storage, key, max_bytes=len(MP3), chunk_bytes=1000,
-                                     spool_dir=str(tmp_path / "spool")) as staged:
-        assert staged.path.read_bytes() == MP3
-        assert (staged.size, staged.sha256, staged.extension) == (len(MP3), hashlib.sha256(MP3).hexdigest(), "mp3")
-    assert not staged.path.exists()
+    with inline_audio.open_staged(storage, key, max_bytes=len(MP3), chunk_bytes=1000) as staged:
+        assert (staged.extension, staged.content_type) == ("mp3", "audio/mpeg")
+        assert b"".join(staged.chunks) == MP3
+    # Read back under the same cap as a download.
+    with pytest.raises(PermanentError) as caught, inline_audio.open_staged(
+            storage, key, max_bytes=len(MP3) - 1, chunk_bytes=1000) as staged:
+        b"".join(staged.chunks)
+    assert caught.value.code == "download_too_large"
 
 
 @pytest.mark.parametrize(("data", "cap", "code"), [
@@ -190,7 +193,7 @@ def test_stage_refuses_like_a_download(tmp_path: Path, data: bytes, cap: int, co
 
 
 def test_missing_staged_audio_is_permanent(tmp_path: Path) -> None:
-    with pytest.raises(PermanentError, match="is missing"), inline_audio.staged_to_file(
+    with pytest.raises(PermanentError, match="is missing"), inline_audio.open_staged(
         FileStorage(tmp_path), "jobs/j/upstream/song-1.mp3", max_bytes=10, chunk_bytes=10
     ):
         pass

@@ -336,3 +336,23 @@ def test_forget_due_drops_a_watchdog_entry(store: JobStore) -> None:
     assert store.overdue(time.time() + 1) == ["d1"]
     store.forget_due("d1")
     assert store.overdue(time.time() + 1) == []
+
+
+def test_a_write_of_a_replaced_run_is_refused(store: JobStore) -> None:
+    """`run` fences a download's writes: once a replay began another run, the old run's
+    writes do nothing; `also` joins the caller's writes to the same atomic step."""
+    from producer.client.replay import reset_for_replay
+
+    store.create(_record("j1"))
+    store.apply("j1", {JobState.QUEUED}, to=JobState.FAILED)
+    assert store.get("j1").run == 0
+    store.apply("j1", {JobState.FAILED}, mutate=reset_for_replay, to=JobState.QUEUED)
+    before = store.get("j1")
+    assert before.run == 1
+
+    assert store.apply("j1", {JobState.QUEUED}, mutate=lambda r: setattr(r, "progress", 50), run=0) is None
+    assert store.get("j1") == before
+    written = store.apply("j1", {JobState.QUEUED}, mutate=lambda r: setattr(r, "progress", 50), run=1,
+                          also=lambda w: w.hincrby(f"{store.prefix}:also", "n", 1))
+    assert written is not None and written.progress == 50
+    assert store.redis.hget(f"{store.prefix}:also", "n") == b"1"
