@@ -6,6 +6,8 @@ package and a broker URL, never the worker code.
 
 SUBMIT = "songqueue.submit"
 POLL = "songqueue.poll"
+# One per batch-polled provider: fetches every due job's task in one call (docs/providers.md).
+POLL_DRAIN = "songqueue.poll_drain"
 DOWNLOAD = "songqueue.download"
 FINALIZE = "songqueue.finalize"
 WATCHDOG = "songqueue.watchdog"
@@ -30,6 +32,7 @@ ALL_QUEUES = (QUEUE_SUBMIT, QUEUE_POLL, QUEUE_DOWNLOAD, QUEUE_CALLBACK)
 ROUTES = {
     SUBMIT: {"queue": QUEUE_SUBMIT},
     POLL: {"queue": QUEUE_POLL},
+    POLL_DRAIN: {"queue": QUEUE_POLL},
     DOWNLOAD: {"queue": QUEUE_DOWNLOAD},
     FINALIZE: {"queue": QUEUE_DOWNLOAD},
     WATCHDOG: {"queue": QUEUE_POLL},

@@ -29,6 +29,8 @@ TOTALS = (
 )
 
 MAX_LOGGED_BODY = 64 * 1024
+# Batch fetches whose ids are kept (the newest); every batch's size is kept.
+BATCH_IDS_KEPT = 500
 
 
 class Stats:
@@ -47,6 +49,9 @@ class Stats:
             self.generations_by_lyrics: Counter[str] = Counter()
             self.hooks_by_task: Counter[str] = Counter()
             self.faults: Counter[str] = Counter()
+            # One entry per batch fetch: how many ids it named (all), and which (the newest).
+            self.batch_sizes: list[int] = []
+            self.batch_ids: deque[list[str]] = deque(maxlen=BATCH_IDS_KEPT)
             self.log: deque[dict[str, Any]] = deque(maxlen=self._log_size)
             self._seq = 0
 
@@ -63,6 +68,11 @@ class Stats:
     def fault(self, name: str) -> None:
         with self._lock:
             self.faults[name] += 1
+
+    def batch(self, ids: list[str]) -> None:
+        with self._lock:
+            self.batch_sizes.append(len(ids))
+            self.batch_ids.append(list(ids))
 
     def record_request(self, entry: dict[str, Any]) -> None:
         body = entry.get("body", b"")
@@ -90,5 +100,7 @@ class Stats:
                 "generations_by_lyrics": dict(self.generations_by_lyrics),
                 "hooks_by_task": dict(self.hooks_by_task),
                 "faults": dict(self.faults),
+                "batch_sizes": list(self.batch_sizes),
+                "batch_ids": list(self.batch_ids),
                 "tasks": tasks,
             }

@@ -188,6 +188,7 @@ def fetch_many(app: Sandbox, req: Request) -> Response:
             raise ValueError("ids must be a list of task ids")
     except ValueError as exc:
         return error(400, "invalid_request", str(exc))
+    app.stats.batch(ids)
     now = time.time()
     found = (app.tasks.get(i) for i in dict.fromkeys(ids))
     tasks = [t for t in found if t is not None and t.dialect == "suno"]

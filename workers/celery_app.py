@@ -21,7 +21,7 @@ app.conf.update(celery_config(get_settings()))
 if app.conf.broker_url.startswith(("redis://", "rediss://")):
     app.conf.broker_transport = "workers.redis_transport:Transport"
 app.conf.include = [
-    "workers.tasks.submit", "workers.tasks.poll", "workers.tasks.download", "workers.tasks.finalize",
+    "workers.tasks.submit", "workers.tasks.poll", "workers.tasks.poll_drain", "workers.tasks.download", "workers.tasks.finalize",
     "workers.tasks.watchdog", "workers.tasks.callback", "workers.tasks.playlist",
     "workers.tasks.archive",
 ]

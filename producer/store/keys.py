@@ -40,7 +40,8 @@ def due(prefix: str) -> str:
 
 
 def poll_due(prefix: str, provider: str) -> str:
-    """Sorted set of job ids of a batch-polled provider, scored by when each is next due a fetch."""
+    """Sorted set of job ids of a batch-polled provider, scored by when each is next due a fetch;
+    `…:inflight` and `…:drainer` beside it (producer/store/poll_due.py)."""
     return f"{prefix}:polldue:{provider}"
 
 

@@ -114,6 +114,71 @@ def test_due_jobs_are_fetched_together_and_an_absence_is_not_a_failure(make_stac
     assert task_fetches > batch_calls
 
 
+def test_one_batch_call_carries_every_due_job_and_each_ends_on_its_own(make_stack, sandbox) -> None:
+    n = 12
+    # A window wider than the generations: once every job has joined, each drain takes all of them.
+    s = make_stack(suno_poll_initial_delay="0.5", suno_poll_min_interval="0.5", suno_poll_batch_window="30")
+    tag = uuid.uuid4().hex[:8]
+    queue = s.queue()
+    ids = [queue.submit({"gpt_description_prompt": f"together {tag} {i} sandbox:gen_time=4"
+                         + (" sandbox:failure" if i == 0 else "")}, provider="suno").id for i in range(n)]
+    s.start_worker(concurrency=2)
+
+    records = [queue.wait(i, timeout=120) for i in ids]
+
+    assert [r.state.value for r in records] == ["FAILED"] + ["SUCCEEDED"] * (n - 1), [r.error for r in records]
+    assert records[0].error is not None and records[0].error.code == "upstream_failure"
+    stats = sandbox.stats()
+    ours = {r.upstream_task_id for r in records}
+    calls = [set(c) for c in stats["batch_ids"] if ours & set(c)]
+    assert any(c == ours for c in calls), calls  # one call carried all n tasks, and nothing else
+    # Each task was fetched in batch calls only, several times, in far fewer calls than fetches.
+    fetches = sum(stats["fetches_by_task"][t] for t in ours)
+    assert fetches >= 2 * n and len(calls) * 4 <= fetches, (len(calls), fetches)
+
+
+def test_a_failed_batch_call_makes_every_job_in_it_due_again(make_stack, sandbox) -> None:
+    s = make_stack(suno_poll_batch_window="30")
+    tag = uuid.uuid4().hex[:8]
+    queue = s.queue()
+    # Two 500s for the batches naming job 0: a relay's error answers for the whole call.
+    ids = [queue.submit({"gpt_description_prompt": f"flaky {tag} {i} sandbox:gen_time=3"
+                         + (" sandbox:fetch_500=2" if i == 0 else "")}, provider="suno").id for i in range(4)]
+    s.start_worker()
+
+    records = [queue.wait(i, timeout=120) for i in ids]
+
+    assert [r.state.value for r in records] == ["SUCCEEDED"] * 4, [r.error for r in records]
+    stats = sandbox.stats()
+    assert stats["faults"].get("fetch_500", 0) >= 2  # the fault landed
+    faulty = records[0].upstream_task_id
+    failed_calls = [c for c in stats["batch_ids"] if faulty in c][:2]
+    others = {r.upstream_task_id for r in records[1:]}
+    # The jobs that shared a failed call with job 0 were asked for again afterwards, and ended.
+    for task in others & set().union(*failed_calls):
+        assert stats["fetches_by_task"][task] >= 2
+
+
+def test_a_drainer_killed_mid_batch_loses_no_job(make_stack, sandbox) -> None:
+    import redis
+
+    from workers.fault_points import hit_key
+
+    s = make_stack(fault_point="poll.before_fetch:kill", http_timeout="3", watchdog_grace="4",
+                   watchdog_interval="1", suno_poll_batch_window="30")
+    tag = uuid.uuid4().hex[:8]
+    queue = s.queue()
+    ids = [queue.submit({"gpt_description_prompt": f"killed {tag} {i} sandbox:gen_time=3"}, provider="suno").id
+           for i in range(4)]
+    s.start_worker()
+
+    records = [queue.wait(i, timeout=150) for i in ids]
+
+    store = redis.Redis.from_url(s.env["SONGQUEUE_REDIS_URL"])
+    assert store.exists(hit_key(s.env["SONGQUEUE_KEY_PREFIX"], "poll.before_fetch"))  # the kill landed
+    assert [r.state.value for r in records] == ["SUCCEEDED"] * 4, [r.error for r in records]
+
+
 def test_a_task_always_left_out_fails_past_the_bound(make_stack, sandbox) -> None:
     s = make_stack(suno_poll_min_interval="0.5", suno_max_absences="2")
     s.start_worker()

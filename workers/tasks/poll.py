@@ -4,9 +4,9 @@ No worker slot waits on the upstream: each run is one fetch, and the next one is
 `retry(countdown=...)` of the same task. Finished songs are dispatched for download as
 soon as they are seen, even while their sibling is still generating.
 
-A provider that can fetch many tasks in one call (Suno) is polled in batches: this run
-fetches its own job's task together with every other due task of the provider, and
-applies each answer under that job's own token (workers/steps/poll_batch.py).
+A provider that can fetch many tasks in one call (Suno) is polled in batches: this run only
+marks its job due, and the provider's drainer fetches it with every other due task in one
+call, applying each answer under that job's own token (workers/steps/poll_batch.py).
 
 `once=True` is a one-shot poll, sent by the notify hook (producer/ops/hook_server.py) when the
 gateway says the task changed: it fetches and merges under the same fencing token like any
@@ -29,7 +29,6 @@ from producer.models.job_record import WAITING_STATES, JobRecord, JobState
 from workers import fault_points, metrics, runtime
 from workers.admission import gate
 from workers.celery_app import app
-from workers.providers.base import BatchProvider, UpstreamStatus
 from workers.retry_policy import look_again, retry_or_give_up
 from workers.steps import poll_batch, poll_chain
 from workers.steps.common import end_job, log, wait_for_limit
@@ -74,29 +73,20 @@ def poll(self: Task, job_id: str, token: int = 0, once: bool = False, faults: in
     if past_deadline(record):
         return
     provider = runtime.polled_provider(record.provider)
-    size = 1 if once else poll_batch.batch_size(settings, provider)
-    claimed: list[str] = []
-    if size > 1:
-        claimed, not_due_for = poll_batch.claim(record, size)
-        if not_due_for is not None:
-            raise look_again(self, not_due_for)  # another job's batch fetched this one
+    if not once and poll_batch.batch_size(settings, provider) > 1:
+        poll_batch.join(record)  # the provider's drainer fetches it, with every other due task
+        return
     admitted = gate.admit_poll(store.redis, settings, record.provider)
     if isinstance(admitted, gate.Wait):
-        poll_batch.release(record.provider, claimed)  # the job too: its retry claims again
         if not once:  # a one-shot poll just yields: the chain's next poll is scheduled
             wait_for_limit(self, record, token, admitted, expect=WAITING_STATES)
         return
-    status: UpstreamStatus | None
     try:
         with metrics.upstream_call(record.provider, "fetch"):
             fault_points.hit("poll.before_fetch")
-            if claimed and isinstance(provider, BatchProvider):
-                status = poll_batch.fetch(provider, record, claimed)
-            else:
-                status = provider.fetch(record.upstream_task_id)
+            status = provider.fetch(record.upstream_task_id)
             fault_points.hit("poll.after_fetch")
     except TransientError as exc:
-        poll_batch.release(record.provider, claimed)  # all due again, for whichever poll runs next
         if once:
             log.info("job %s: one-shot poll hit a transient fault; the poll chain carries on: %s", job_id, exc.message)
             return
@@ -107,27 +97,18 @@ def poll(self: Task, job_id: str, token: int = 0, once: bool = False, faults: in
         code = exc.code
 
         def give_up(message: str) -> None:
-            _ended(record, end_job(job_id, JobState.FAILED, code, message, expect=WAITING_STATES), claimed)
+            polling_ended(end_job(job_id, JobState.FAILED, code, message, expect=WAITING_STATES))
 
         retry_or_give_up(self, settings, "poll", exc.message, retry_after=exc.retry_after, give_up=give_up)
         return
     except PermanentError as exc:
-        _ended(record, end_job(job_id, JobState.FAILED, exc.code, exc.message, expect=WAITING_STATES), claimed,
-               uncounted=1)
+        polling_ended(end_job(job_id, JobState.FAILED, exc.code, exc.message, expect=WAITING_STATES), uncounted=1)
         return
 
-    countdown = poll_batch.absent(record, token) if status is None else apply_status(record, token, status, once)
-    if claimed:
-        poll_batch.reschedule(record, countdown)
+    countdown = apply_status(record, token, status, once)
     if countdown is None or once:
         return  # polling is over, or (one-shot) the chain's next poll is already scheduled
     raise look_again(self, countdown)
-
-
-def _ended(record: JobRecord, ended: JobRecord | None, claimed: list[str], uncounted: int = 0) -> None:
-    polling_ended(ended, uncounted)
-    if claimed:
-        poll_batch.reschedule(record, None)
 
 
 def _count_fault(record: JobRecord) -> None:
