@@ -112,7 +112,8 @@ SCENARIOS = [
 
 # Where a step of that provider never runs, its points are never reached (MiniMax answers
 # in the submit call: nothing to poll).
-NOT_REACHED = {"minimax": {"poll.before_fetch", "poll.after_fetch", "poll.after_retry"}}
+NOT_REACHED = {"minimax": {"poll.before_fetch", "poll.after_fetch", "poll.after_retry"},
+               "suno": {"poll.after_retry"}}  # batch polled: a drainer fetches, no poll chain retries
 # The rows' jobs belong to no playlist run; tests/integration/test_fences.py kills there.
 NO_ROW = {"playlist.before_put"}
 # Killed between intent and record of a paid submit, a job fails `submit_uncertain`.
