@@ -17,11 +17,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Providers polled until they end (the others answer in one call): each may override the
 # global poll schedule with SONGQUEUE_{NAME}_POLL_* settings. Defined by the provider specs.
 from producer.models.providers import POLLED_PROVIDERS
+from producer.store import sentinel_url
 
 __all__ = ["AMQP_SCHEMES", "POLLED_PROVIDERS", "Settings", "get_settings"]
 
 # Broker URL schemes of RabbitMQ (kombu's py-amqp transport).
 AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+
+# What the job store can use (and so what an empty SONGQUEUE_REDIS_URL takes from the broker).
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
 
 
 class Settings(BaseSettings):
@@ -30,8 +34,11 @@ class Settings(BaseSettings):
     )
 
     broker_url: str = "redis://localhost:6379/0"
-    # Empty means "the broker, when the broker is Redis".
+    # Empty means "the broker, when the broker is Redis (or Redis through Sentinel)".
     redis_url: str = ""
+    # Both URLs may be kombu's sentinel://h1:26379;sentinel://h2:26379 form
+    # (producer/store/sentinel_url.py); the master's name is not in it.
+    sentinel_master: str = Field("", description="Redis Sentinel: the master name the sentinels monitor")
     key_prefix: str = Field("songqueue", description="prefix of every Redis key of the job store")
 
     storage_url: str = "file://./var/objects"
@@ -219,6 +226,29 @@ class Settings(BaseSettings):
             raise ValueError("must start with file:// or s3://")
         return url
 
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_sentinel_form(cls, url: str) -> str:
+        if sentinel_url.is_sentinel(url):
+            sentinel_url.parse(url)
+        return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _job_store_scheme(cls, url: str) -> str:
+        if sentinel_url.is_sentinel(url):
+            sentinel_url.parse(url)
+        elif url and urlparse(url).scheme not in _REDIS_SCHEMES:
+            raise ValueError("must start with redis://, rediss://, unix:// or sentinel:// (or be empty: the broker's)")
+        return url
+
+    @model_validator(mode="after")
+    def _sentinel_needs_a_master(self) -> Settings:
+        if not self.sentinel_master and any(sentinel_url.is_sentinel(u) for u in (self.broker_url, self.redis_url)):
+            raise ValueError("sentinel_master: required when SONGQUEUE_BROKER_URL or SONGQUEUE_REDIS_URL is a "
+                             "sentinel:// URL; set it to the name of `sentinel monitor NAME ...` in sentinel.conf")
+        return self
+
     @field_validator("notify_hook_url")
     @classmethod
     def _hook_is_http(cls, url: str) -> str:
@@ -327,7 +357,7 @@ class Settings(BaseSettings):
     def job_store_url(self) -> str:
         if self.redis_url:
             return self.redis_url
-        if self.broker_url.startswith(("redis://", "rediss://", "unix://")):
+        if urlparse(self.broker_url).scheme in _REDIS_SCHEMES:
             return self.broker_url
         raise ValueError("SONGQUEUE_REDIS_URL is required when the broker is not Redis")
 

@@ -5,7 +5,9 @@ channel's close then tries to restore unacked messages through the closed transp
 raises AttributeError, which Celery treats as unrecoverable: the worker exits (kombu
 issue #582 and celery #9250 show the same family of crash). Here that close is allowed to
 fail quietly: the consumer reconnects, and messages that were unacked come back through
-the broker's visibility timeout or, sooner, through our watchdog.
+the broker's visibility timeout or, sooner, through our watchdog. The Sentinel transport
+(SONGQUEUE_BROKER_URL=sentinel://...) gets the same fix: a failover is such a lost
+connection.
 """
 
 from __future__ import annotations
@@ -17,13 +19,25 @@ from kombu.transport import redis
 log = logging.getLogger("songqueue.redis_transport")
 
 
-class Channel(redis.Channel):
+class _QuietClose:
     def close(self) -> None:
         try:
-            super().close()
+            super().close()  # type: ignore[misc]
         except AttributeError as exc:
             log.warning("broker channel closed after a lost connection (%s); reconnecting", exc)
 
 
+class Channel(_QuietClose, redis.Channel):
+    pass
+
+
+class SentinelChannel(_QuietClose, redis.SentinelChannel):
+    pass
+
+
 class Transport(redis.Transport):
     Channel = Channel
+
+
+class SentinelTransport(redis.SentinelTransport):
+    Channel = SentinelChannel
