@@ -13,8 +13,10 @@ connection.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from kombu.transport import redis
+from redis import exceptions as redis_errors
 
 log = logging.getLogger("songqueue.redis_transport")
 
@@ -25,6 +27,17 @@ class _QuietClose:
             super().close()  # type: ignore[misc]
         except AttributeError as exc:
             log.warning("broker channel closed after a lost connection (%s); reconnecting", exc)
+
+    def _get_pool(self, asynchronous: bool = False) -> Any:
+        # A message taken before the connection was lost is acked on its old, closed
+        # channel. Its pool is gone (the Sentinel channel drops it on close), and rebuilding
+        # it from a closed channel raises AttributeError, which kills the worker
+        # ("Unrecoverable error"). A connection error instead is what Celery expects of a
+        # lost broker: it logs that the ack failed and goes on; the message comes back after
+        # the visibility timeout and finds its job moved on (a no-op).
+        if self.connection is None:  # type: ignore[attr-defined]
+            raise redis_errors.ConnectionError("broker channel already closed after a lost connection")
+        return super()._get_pool(asynchronous)  # type: ignore[misc]
 
 
 class Channel(_QuietClose, redis.Channel):
