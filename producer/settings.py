@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # Both URLs may be kombu's sentinel://h1:26379;sentinel://h2:26379 form
     # (producer/store/sentinel_url.py); the master's name is not in it.
     sentinel_master: str = Field("", description="Redis Sentinel: the master name the sentinels monitor")
+    # Replication is asynchronous: a failover can lose the last writes. The one whose loss
+    # could bill twice, a submit's intent, waits for this many replicas first (WAIT).
+    redis_min_replicas: int = Field(
+        0, ge=0, description="replicas that must hold a submit's intent before the paid call; 0 = do not wait")
     key_prefix: str = Field("songqueue", description="prefix of every Redis key of the job store")
 
     storage_url: str = "file://./var/objects"

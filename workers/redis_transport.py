@@ -35,7 +35,7 @@ class _QuietClose:
         # ("Unrecoverable error"). A connection error instead is what Celery expects of a
         # lost broker: it logs that the ack failed and goes on; the message comes back after
         # the visibility timeout and finds its job moved on (a no-op).
-        if self.connection is None:  # type: ignore[attr-defined]
+        if self.connection is None or self.connection.client is None:  # type: ignore[attr-defined]
             raise redis_errors.ConnectionError("broker channel already closed after a lost connection")
         return super()._get_pool(asynchronous)  # type: ignore[misc]
 

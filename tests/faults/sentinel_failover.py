@@ -65,7 +65,10 @@ def run(tmp: Path, sandbox_url: str, jobs: int, settings: dict[str, str], timeou
         overrides = {
             "BROKER_URL": cluster.url, "REDIS_URL": cluster.url, "SENTINEL_MASTER": cluster.name,
             "KEY_PREFIX": f"s{uuid.uuid4().hex[:8]}", "UDIO_BASE_URL": sandbox_url, "UDIO_API_KEY": SANDBOX_KEY,
-            "STORAGE_URL": (tmp / "objects").as_uri(), "ALLOW_PRIVATE_NETWORKS": "true", **settings,
+            "STORAGE_URL": (tmp / "objects").as_uri(), "ALLOW_PRIVATE_NETWORKS": "true",
+            # What docs/operations.md asks of a Sentinel deployment: no paid call on an
+            # intent that only the master holds.
+            "REDIS_MIN_REPLICAS": "1", **settings,
         }
         env = stack.worker_env({f"SONGQUEUE_{k}": v for k, v in overrides.items()})
         queue = SongQueue(Settings(**{k.lower(): v for k, v in overrides.items()}))
