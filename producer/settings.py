@@ -11,15 +11,16 @@ from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Providers polled until they end (the others answer in one call): each may override the
 # global poll schedule with SONGQUEUE_{NAME}_POLL_* settings. Defined by the provider specs.
 from producer.models.providers import POLLED_PROVIDERS
+from producer.models.validation_errors import Wording, field_errors
 from producer.store import sentinel_url
 
-__all__ = ["AMQP_SCHEMES", "POLLED_PROVIDERS", "Settings", "get_settings"]
+__all__ = ["AMQP_SCHEMES", "POLLED_PROVIDERS", "Settings", "describe_settings_error", "get_settings"]
 
 # Broker URL schemes of RabbitMQ (kombu's py-amqp transport).
 AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
@@ -369,3 +370,15 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+# A field validator's rule may itself hold ": " (it is not a key); a model-level one names its key first.
+_SETTINGS = Wording(whole="settings", named_by_model_only=True)
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line per broken setting, by its variable's name: `  SONGQUEUE_BROKER_URL: rule`.
+
+    The value given is never quoted: a URL may hold a password."""
+    return "\n".join(f"  SONGQUEUE_{name.upper()}: {rule}" if name != "settings" else f"  {rule}"
+                     for name, rule in field_errors(exc, _SETTINGS))

@@ -13,7 +13,7 @@ from redis.sentinel import SentinelConnectionPool
 
 from producer.client.celery_config import celery_config
 from producer.doctor.report import mask_url
-from producer.settings import Settings
+from producer.settings import Settings, describe_settings_error
 from producer.store import redis_client, sentinel_url
 
 URL = "sentinel://:pw@s1:26380/2;sentinel://s2;sentinel://s3:26382/2"
@@ -53,6 +53,20 @@ def test_settings_refuse_a_sentinel_url_without_a_master_name_or_malformed():
     assert loc == ("redis_url",) and "must start with redis://, rediss://, unix:// or sentinel://" in msg
     [(loc, msg)] = _errors(broker_url="sentinel://s1/0;sentinel://s2/3", sentinel_master="m")
     assert loc == ("broker_url",)
+
+
+def test_a_settings_error_names_the_variable_and_never_quotes_the_url():
+    with pytest.raises(pydantic.ValidationError) as caught:
+        Settings(broker_url="sentinel://:secret@s1:x", redis_url="ftp://u:secret@r")
+    text = describe_settings_error(caught.value)
+    assert text.splitlines() == [
+        "  SONGQUEUE_BROKER_URL: part 1: the port must be a number from 1 to 65535 "
+        "(sentinel://[USER:PASSWORD@]HOST[:PORT][/DB] with one part per sentinel, joined by ';')",
+        "  SONGQUEUE_REDIS_URL: must start with redis://, rediss://, unix:// or sentinel:// (or be empty: the broker's)",
+    ]
+    with pytest.raises(pydantic.ValidationError) as caught:
+        Settings(broker_url="sentinel://:secret@s1")
+    assert describe_settings_error(caught.value).startswith("  SONGQUEUE_SENTINEL_MASTER: required when")
 
 
 def test_the_job_store_follows_a_sentinel_broker_and_kombu_gets_the_master_name():
