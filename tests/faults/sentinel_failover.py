@@ -32,7 +32,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "deploy" / "local")]  # run as a script by
 import stack  # noqa: E402
 
 from producer import JobState, Settings, SongQueue  # noqa: E402
-from tests.faults.fault_scenarios import FAST, SANDBOX_KEY  # noqa: E402
+from tests.faults.fault_scenarios import FAST  # noqa: E402
+from tests.faults.harness import SANDBOX_KEY  # noqa: E402
 from tests.support import sentinel_cluster  # noqa: E402
 
 NAME = "Redis master SIGKILL, Sentinel failover"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.fault_scenarios import FAST, SANDBOX_KEY
+from tests.faults.fault_scenarios import FAST
+from tests.faults.harness import SANDBOX_KEY
 from tests.faults.sentinel_failover import run
 
 pytestmark = pytest.mark.integration
