@@ -95,6 +95,7 @@ docker-compose:
 # it on RabbitMQ, FAULT_ARGS=--default-watchdog every row at the default watchdog settings.
 faults: $(STAMP)
 	FAULTS="$(FAULTS)" $(BIN)/python tests/faults/fault_scenarios.py --jobs $${FAULT_JOBS:-3} $(FAULT_ARGS)
+	$(BIN)/python tests/faults/sentinel_failover.py --jobs $${FAULT_JOBS:-10}
 
 # The watchdog's clock and the scheduled playlists of SONGQUEUE_PLAYLISTS_DIR: run exactly one.
 beat: $(STAMP)

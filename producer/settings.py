@@ -11,17 +11,22 @@ from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Providers polled until they end (the others answer in one call): each may override the
 # global poll schedule with SONGQUEUE_{NAME}_POLL_* settings. Defined by the provider specs.
 from producer.models.providers import POLLED_PROVIDERS
+from producer.models.validation_errors import Wording, field_errors
+from producer.store import sentinel_url
 
-__all__ = ["AMQP_SCHEMES", "POLLED_PROVIDERS", "Settings", "get_settings"]
+__all__ = ["AMQP_SCHEMES", "POLLED_PROVIDERS", "Settings", "describe_settings_error", "get_settings"]
 
 # Broker URL schemes of RabbitMQ (kombu's py-amqp transport).
 AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+
+# What the job store can use (and so what an empty SONGQUEUE_REDIS_URL takes from the broker).
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
 
 
 class Settings(BaseSettings):
@@ -30,8 +35,15 @@ class Settings(BaseSettings):
     )
 
     broker_url: str = "redis://localhost:6379/0"
-    # Empty means "the broker, when the broker is Redis".
+    # Empty means "the broker, when the broker is Redis (or Redis through Sentinel)".
     redis_url: str = ""
+    # Both URLs may be kombu's sentinel://h1:26379;sentinel://h2:26379 form
+    # (producer/store/sentinel_url.py); the master's name is not in it.
+    sentinel_master: str = Field("", description="Redis Sentinel: the master name the sentinels monitor")
+    # Replication is asynchronous: a failover can lose the last writes. The one whose loss
+    # could bill twice, a submit's intent, waits for this many replicas first (WAIT).
+    redis_min_replicas: int = Field(
+        0, ge=0, description="replicas that must hold a submit's intent before the paid call; 0 = do not wait")
     key_prefix: str = Field("songqueue", description="prefix of every Redis key of the job store")
 
     storage_url: str = "file://./var/objects"
@@ -219,6 +231,29 @@ class Settings(BaseSettings):
             raise ValueError("must start with file:// or s3://")
         return url
 
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_sentinel_form(cls, url: str) -> str:
+        if sentinel_url.is_sentinel(url):
+            sentinel_url.parse(url)
+        return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _job_store_scheme(cls, url: str) -> str:
+        if sentinel_url.is_sentinel(url):
+            sentinel_url.parse(url)
+        elif url and urlparse(url).scheme not in _REDIS_SCHEMES:
+            raise ValueError("must start with redis://, rediss://, unix:// or sentinel:// (or be empty: the broker's)")
+        return url
+
+    @model_validator(mode="after")
+    def _sentinel_needs_a_master(self) -> Settings:
+        if not self.sentinel_master and any(sentinel_url.is_sentinel(u) for u in (self.broker_url, self.redis_url)):
+            raise ValueError("sentinel_master: required when SONGQUEUE_BROKER_URL or SONGQUEUE_REDIS_URL is a "
+                             "sentinel:// URL; set it to the name of `sentinel monitor NAME ...` in sentinel.conf")
+        return self
+
     @field_validator("notify_hook_url")
     @classmethod
     def _hook_is_http(cls, url: str) -> str:
@@ -327,7 +362,7 @@ class Settings(BaseSettings):
     def job_store_url(self) -> str:
         if self.redis_url:
             return self.redis_url
-        if self.broker_url.startswith(("redis://", "rediss://", "unix://")):
+        if urlparse(self.broker_url).scheme in _REDIS_SCHEMES:
             return self.broker_url
         raise ValueError("SONGQUEUE_REDIS_URL is required when the broker is not Redis")
 
@@ -335,3 +370,15 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+# A field validator's rule may itself hold ": " (it is not a key); a model-level one names its key first.
+_SETTINGS = Wording(whole="settings", named_by_model_only=True)
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line per broken setting, by its variable's name: `  SONGQUEUE_BROKER_URL: rule`.
+
+    The value given is never quoted: a URL may hold a password."""
+    return "\n".join(f"  SONGQUEUE_{name.upper()}: {rule}" if name != "settings" else f"  {rule}"
+                     for name, rule in field_errors(exc, _SETTINGS))

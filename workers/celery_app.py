@@ -20,6 +20,8 @@ app = SongqueueCelery("songqueue", task_cls="workers.task_base:SongqueueTask")
 app.conf.update(celery_config(get_settings()))
 if app.conf.broker_url.startswith(("redis://", "rediss://")):
     app.conf.broker_transport = "workers.redis_transport:Transport"
+elif app.conf.broker_url.startswith("sentinel://"):
+    app.conf.broker_transport = "workers.redis_transport:SentinelTransport"
 app.conf.include = [
     "workers.tasks.submit", "workers.tasks.poll", "workers.tasks.poll_drain", "workers.tasks.download", "workers.tasks.finalize",
     "workers.tasks.watchdog", "workers.tasks.callback", "workers.tasks.playlist",

@@ -5,25 +5,52 @@ channel's close then tries to restore unacked messages through the closed transp
 raises AttributeError, which Celery treats as unrecoverable: the worker exits (kombu
 issue #582 and celery #9250 show the same family of crash). Here that close is allowed to
 fail quietly: the consumer reconnects, and messages that were unacked come back through
-the broker's visibility timeout or, sooner, through our watchdog.
+the broker's visibility timeout or, sooner, through our watchdog. The Sentinel transport
+(SONGQUEUE_BROKER_URL=sentinel://...) gets the same fix: a failover is such a lost
+connection.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from kombu.transport import redis
+from redis import exceptions as redis_errors
 
 log = logging.getLogger("songqueue.redis_transport")
 
 
-class Channel(redis.Channel):
+class _QuietClose:
     def close(self) -> None:
         try:
-            super().close()
+            super().close()  # type: ignore[misc]
         except AttributeError as exc:
             log.warning("broker channel closed after a lost connection (%s); reconnecting", exc)
+
+    def _get_pool(self, asynchronous: bool = False) -> Any:
+        # A message taken before the connection was lost is acked on its old, closed
+        # channel. Its pool is gone (the Sentinel channel drops it on close), and rebuilding
+        # it from a closed channel raises AttributeError, which kills the worker
+        # ("Unrecoverable error"). A connection error instead is what Celery expects of a
+        # lost broker: it logs that the ack failed and goes on; the message comes back after
+        # the visibility timeout and finds its job moved on (a no-op).
+        if self.connection is None or self.connection.client is None:  # type: ignore[attr-defined]
+            raise redis_errors.ConnectionError("broker channel already closed after a lost connection")
+        return super()._get_pool(asynchronous)  # type: ignore[misc]
+
+
+class Channel(_QuietClose, redis.Channel):
+    pass
+
+
+class SentinelChannel(_QuietClose, redis.SentinelChannel):
+    pass
 
 
 class Transport(redis.Transport):
     Channel = Channel
+
+
+class SentinelTransport(redis.SentinelTransport):
+    Channel = SentinelChannel

@@ -21,7 +21,7 @@ def settings() -> Settings:
 @lru_cache(maxsize=1)
 def store() -> JobStore:
     s = settings()
-    return JobStore.from_url(s.job_store_url, s.key_prefix, s.job_retention)
+    return JobStore.from_url(s.job_store_url, s.key_prefix, s.job_retention, s.sentinel_master)
 
 
 @lru_cache(maxsize=1)

@@ -28,6 +28,7 @@ from producer.client.songqueue import JobNotFound
 from producer.models.job_record import JobState
 from producer.models.providers import DEFAULT_PROVIDER, PROVIDERS
 from producer.ops.flower_launcher import FlowerAuthMissing
+from producer.settings import Settings, describe_settings_error
 from producer.unknown_settings import warn_unknown
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -164,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"songqueue: bad input: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except pydantic.ValidationError as exc:
-        print(f"songqueue: bad input:\n{describe_flags(exc)}", file=sys.stderr)
+        if exc.title == Settings.__name__:  # SONGQUEUE_* variables or .env, not this command's flags
+            print(f"songqueue: bad settings:\n{describe_settings_error(exc)}", file=sys.stderr)
+        else:
+            print(f"songqueue: bad input:\n{describe_flags(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (JobNotFound, NotReplayable, FlowerAuthMissing) as exc:
         print(f"songqueue: {exc}", file=sys.stderr)

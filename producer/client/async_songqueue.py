@@ -15,20 +15,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from producer.client.minimax_upload import Purpose
 from producer.client.songqueue import JobHandle, JobNotFound, SongQueue, WaitTimeout
 from producer.models.job_record import JobRecord, JobState, StoredObject
 from producer.settings import Settings
-from producer.store import keys
+from producer.store import keys, redis_client
 
 
 class AsyncSongQueue:
     def __init__(self, settings: Settings | None = None) -> None:
         self.sync = SongQueue(settings)
         self.settings = self.sync.settings
-        self.redis = aioredis.Redis.from_url(self.settings.job_store_url, socket_timeout=30)
+        self.redis = redis_client.connect_async(self.settings.job_store_url, self.settings.sentinel_master,
+                                                socket_timeout=30)
 
     async def aclose(self) -> None:
         await self.redis.aclose()

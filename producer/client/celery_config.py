@@ -10,11 +10,18 @@ from typing import Any
 
 from producer.client.quorum_queues import quorum_config
 from producer.settings import Settings
+from producer.store import sentinel_url
 from producer.task_names import ROUTES
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
-    transport = {"visibility_timeout": settings.visibility_timeout}
+    transport: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout}
+    if sentinel_url.is_sentinel(settings.broker_url):
+        # kombu's Sentinel transport takes the master's name from here, not from the URL.
+        # A failover can leave connections to the dead master half-open (a partition, not a
+        # crash): a socket timeout lets a publish fail and reconnect to the new master
+        # instead of waiting forever (kombu's own advice for failover).
+        transport.update(master_name=settings.sentinel_master, socket_timeout=30, socket_connect_timeout=5)
     return {
         "broker_url": settings.broker_url,
         "broker_transport_options": transport,

@@ -67,7 +67,7 @@ class SongQueue:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self.store = JobStore.from_url(self.settings.job_store_url, self.settings.key_prefix,
-                                       self.settings.job_retention)
+                                       self.settings.job_retention, self.settings.sentinel_master)
         self.celery = SongqueueCelery("songqueue-producer")
         self.celery.conf.update(celery_config(self.settings))
 

@@ -41,7 +41,11 @@ def render(lines: list[Line]) -> str:
 
 
 def mask_url(url: str) -> str:
-    """A URL with its password (redis://:pw@host, amqp://user:pw@host) replaced by ****."""
+    """A URL with its password (redis://:pw@host, amqp://user:pw@host) replaced by ****.
+
+    A list of URLs joined by ';' (kombu's sentinel://h1;sentinel://h2 form) is masked part by part."""
+    if ";" in url:
+        return ";".join(mask_url(part) for part in url.split(";"))
     parts = urlsplit(url)
     if parts.password is None:
         return url

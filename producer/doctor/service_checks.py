@@ -15,6 +15,7 @@ from producer.client.worker_queues import consumers
 from producer.doctor.report import Line, failed, mask_url, passed
 from producer.settings import Settings
 from producer.store.job_store import JobStore
+from producer.store.redis_client import connect
 from producer.task_names import ALL_QUEUES
 
 # Countdowns, deadlines and the watchdog's grace are all measured against Redis-stored times.
@@ -27,7 +28,7 @@ def redis_client(settings: Settings) -> tuple[redis.Redis | None, Line]:
         url = settings.job_store_url
     except ValueError as exc:
         return None, failed("redis", str(exc), "set SONGQUEUE_REDIS_URL to the job store's Redis")
-    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    client = connect(url, settings.sentinel_master, socket_connect_timeout=2, socket_timeout=2)
     try:
         client.ping()
     except redis.RedisError as exc:

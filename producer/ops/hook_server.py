@@ -62,7 +62,8 @@ class Hooks:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = JobStore.from_url(settings.job_store_url, settings.key_prefix, settings.job_retention)
+        self.store = JobStore.from_url(settings.job_store_url, settings.key_prefix, settings.job_retention,
+                                       settings.sentinel_master)
         self.celery = SongqueueCelery("songqueue-hooks")
         self.celery.conf.update(celery_config(settings))
 

@@ -19,7 +19,7 @@ import redis
 from redis.client import Pipeline
 
 from producer.models.job_record import IN_FLIGHT_STATES, JobRecord, JobState, Transition
-from producer.store import keys, metric_schema, optimistic, retention
+from producer.store import keys, metric_schema, optimistic, redis_client, retention
 
 log = logging.getLogger("songqueue.job_store")
 
@@ -34,8 +34,9 @@ class JobStore:
         self.retention = retention
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "songqueue", retention: float = 0) -> JobStore:
-        return cls(redis.Redis.from_url(url, socket_timeout=30, health_check_interval=30), prefix, retention)
+    def from_url(cls, url: str, prefix: str = "songqueue", retention: float = 0, master: str = "") -> JobStore:
+        """`master`: SONGQUEUE_SENTINEL_MASTER, read when `url` is a sentinel:// URL."""
+        return cls(redis_client.connect(url, master, socket_timeout=30, health_check_interval=30), prefix, retention)
 
     def create(self, record: JobRecord, check_in: float | None = None) -> tuple[JobRecord, bool]:
         """Store a new QUEUED record; returns (record, created).

@@ -17,6 +17,7 @@ from celery import Task
 from producer import task_names
 from producer.client import hook_link
 from producer.models.job_record import JobRecord, JobState
+from producer.store import replication
 from producer.store.optimistic import Writes
 from workers import fault_points, metrics, runtime
 from workers.admission import gate
@@ -87,6 +88,14 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
     # reservations in the same atomic step (workers/admission/budget.py).
     record = store.apply(job_id, {record.state}, mutate=intend, to=JobState.SUBMITTING, version=record.version,
                          check_in=provider.timeout + CONNECT_TIMEOUT + settings.watchdog_grace, also=commit)
+    short = None if record is None else replication.replicated(store.redis, store.prefix, settings.redis_min_replicas)
+    if short is not None:
+        # An intent a failover could lose must not be paid for: back to QUEUED, try later.
+        gate.settle(store.redis, reservations, billed=False, committed=True)
+        _retry(self, job_id, TransientError("redis_not_replicated", (
+            f"the submit intent reached {short} of SONGQUEUE_REDIS_MIN_REPLICAS={settings.redis_min_replicas} "
+            f"Redis replicas within {replication.WAIT_SECONDS:g}s; the upstream was not called")))
+        return
     call = None if record is None else _call(provider, record)
     gate.settle(store.redis, reservations, billed=call is not None and call.may_be_billed, committed=record is not None)
     if record is None or call is None:
