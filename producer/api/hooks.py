@@ -27,7 +27,7 @@ log = logging.getLogger("songqueue.hooks")
 
 
 @router.post("/hooks/{provider}", responses={202: {"description": "one poll sent, or the job's task id noted"},
-                                            400: {}, 404: {}, 503: {}, **documented(403)})
+                                            400: {}, 404: {}, 503: {}, **documented(403, 422)})
 async def notify(
     provider: str,
     request: Request,
