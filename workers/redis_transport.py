@@ -10,7 +10,7 @@ the broker's visibility timeout or, sooner, through our watchdog.
 
 kombu builds a new `redis.Redis` for every publish, ack and event (its `conn_or_acquire`);
 redis-py fills about 170 response callbacks in each client's constructor, so that was the
-largest single CPU cost of a task run (profiled: a third of the worker's main process
+largest single CPU cost of a task run (profiled: 28 % of the worker's main process
 with an instant upstream). The client only wraps the channel's connection pool and is
 thread-safe, so one per channel and pool serves them all.
 """
