@@ -52,6 +52,18 @@ def stall_seconds(gen: float, submit_seconds: float) -> float:
     return gen + submit_seconds + STALL
 
 
+# The slowest rate a run may drain at before its deadline: well under the 4.8 jobs/s of
+# the 2,000-job run on a busy 2-core machine.
+FLOOR_JOBS_PER_SECOND = 2.0
+
+
+def deadline_seconds(jobs: int, gen: float, submit_seconds: float) -> float:
+    """How long the run may take in all: the stall allowance plus every job at the floor
+    rate. A fixed hour cut a 10,000-job run short on a loaded machine, counting jobs that
+    were still moving as lost."""
+    return stall_seconds(gen, submit_seconds) + jobs / FLOOR_JOBS_PER_SECOND
+
+
 @contextlib.contextmanager
 def broker_env(srv: harness.Servers, broker: str, amqp_url: str, **settings: object) -> Iterator[dict[str, str]]:
     """The workers' environment on `broker`: a fresh Redis database, or a RabbitMQ vhost of its own."""
@@ -129,7 +141,8 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
         submit_seconds = time.monotonic() - t0
         # No job can end before its generation does: the stall rule starts counting only
         # after the generation time (plus the submit phase), so it cannot fire early.
-        harness.wait_for_jobs(queue.store, jobs, timeout=3600, stall=stall_seconds(gen, submit_seconds),
+        harness.wait_for_jobs(queue.store, jobs, timeout=deadline_seconds(jobs, gen, submit_seconds),
+                              stall=stall_seconds(gen, submit_seconds),
                               on_sample=sample, interval=0.5)
         sp_mem, dl_mem = sp.memory(), dl.memory()
         info = srv.redis_info()
@@ -176,7 +189,9 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
         f"{fmt(done / span)} jobs/s. What runs out first: worker throughput (CPU for the task runs), then Redis "
         "memory; worker memory is capped by the ETA limit.",
         f"Lost = neither SUCCEEDED nor FAILED/TIMED_OUT/CANCELLED when the run ended (no job ended for "
-        f"{fmt(stall_seconds(gen, submit_seconds), 0)} s, the generation and submit time plus 180 s, or an hour passed). "
+        f"{fmt(stall_seconds(gen, submit_seconds), 0)} s, the generation and submit time plus 180 s, or "
+        f"{fmt(deadline_seconds(jobs, gen, submit_seconds), 0)} s passed: that plus every job at "
+        f"{fmt(FLOOR_JOBS_PER_SECOND, 0)} jobs/s). "
         "Submitted twice = the sandbox's submits_by_prompt > 1 for a job's unique prompt.",
         (f"Countdowns waited in the broker (celery_delayed_* queues, at most {peak['delayed']:,} at once) and "
          "reached the workers when due; " if broker == "rabbitmq-quorum" else

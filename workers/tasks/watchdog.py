@@ -17,6 +17,7 @@ import time
 from producer import task_names
 from producer.client.callbacks import TERMINAL_EVENTS, announce
 from producer.models.job_record import JobRecord, JobState
+from producer.ops.operator_stats import queue_depths
 from producer.store import keys
 from producer.store.optimistic import Writes
 from workers import metrics, runtime
@@ -24,6 +25,20 @@ from workers.admission import budget
 from workers.celery_app import app
 from workers.steps.common import log, send
 from workers.tasks.submit import resolve_uncertain
+
+# A job overdue while its step's queue is backed up is most often waiting in that queue
+# (thousands submitted at once), not lost. Resending every overdue job each round made a
+# queue that a busy fleet drained slowly grow faster than it drained, and each resend's
+# new token sent the job's only valid message to the back again: a 10,000-job burst never
+# finished. So while the step's queue holds at least DEFER_BACKLOG messages, an overdue
+# job is only looked at again later (grace, then twice as long each time, up to
+# BACKOFF_CAP x grace), and resent once it was deferred MAX_DEFERRALS times in that state
+# (about half an hour with the default grace): a lost message still heals, if later.
+DEFER_BACKLOG = 100
+MAX_DEFERRALS = 6
+BACKOFF_CAP = 32
+STEP_QUEUES = {JobState.QUEUED: "submit", JobState.SUBMITTED: "poll", JobState.GENERATING: "poll",
+               JobState.DOWNLOADING: "download"}
 
 
 @app.task(name=task_names.WATCHDOG)
@@ -39,18 +54,29 @@ def watchdog_round() -> int:
     if not store.try_watchdog_round(settings.watchdog_interval * 0.9):
         return 0
     store.note_watchdog_round(time.time())
-    rescheduled = 0
+    rescheduled = deferred = 0
+    depths: dict[str, int] | None = None  # asked of the broker once a round, if needed
     for job_id in store.overdue(time.time()):
         record = store.get(job_id)
         if record is None or record.state.terminal:
             store.forget_due(job_id)  # nothing left to heal (the record expired or was deleted)
             continue
+        queue = STEP_QUEUES.get(record.state)
+        if queue is not None and looked_at(record) < MAX_DEFERRALS:
+            if depths is None:
+                depths = queue_depths(app)
+            if depths.get(queue, 0) >= DEFER_BACKLOG:
+                _defer(record)
+                deferred += 1
+                continue
         done = _reschedule(record)
         if done:
             metrics.watchdog_rescheduled(record.state.value)
         rescheduled += done
     if rescheduled:
         log.warning("watchdog: rescheduled %d overdue jobs", rescheduled)
+    if deferred:
+        log.info("watchdog: %d overdue jobs wait behind a backlog of their step's queue; looked at later", deferred)
     _send_owed_callbacks()
     budget.return_stranded(store.redis, store)
     return rescheduled
@@ -74,13 +100,34 @@ def _send_owed_callbacks() -> None:
             announce(app, record, TERMINAL_EVENTS[record.state])
 
 
+def looked_at(record: JobRecord) -> int:
+    """How often the watchdog deferred or rescheduled the job in its present state."""
+    return record.attempts.get(f"watchdog:{record.state.value}", 0)
+
+
+def backoff(record: JobRecord, grace: float) -> float:
+    """Seconds until the watchdog looks at the job again: twice as long each time in one state."""
+    return grace * min(2 ** looked_at(record), BACKOFF_CAP)
+
+
+def _count(r: JobRecord) -> None:
+    key = f"watchdog:{r.state.value}"
+    r.attempts[key] = r.attempts.get(key, 0) + 1
+
+
+def _defer(record: JobRecord) -> None:
+    grace = backoff(record, runtime.settings().watchdog_grace)
+    runtime.store().apply(record.id, {record.state}, mutate=_count, version=record.version, check_in=grace)
+
+
 def _reschedule(record: JobRecord) -> int:
     store = runtime.store()
     settings = runtime.settings()
-    grace = settings.watchdog_grace
+    grace = backoff(record, settings.watchdog_grace)
 
     def bump(r: JobRecord) -> None:
         r.token += 1
+        _count(r)
 
     if record.state == JobState.SUBMITTING and record.upstream_task_id is None:
         # The submit died mid-call: the paid request may have gone through.
@@ -115,7 +162,8 @@ def _reschedule(record: JobRecord) -> int:
             send(task_names.POLL, record.id, fresh.token, record=fresh)
         return 1
     if record.state == JobState.DOWNLOADING:
-        fresh = store.apply(record.id, {JobState.DOWNLOADING}, version=record.version, check_in=grace)
+        fresh = store.apply(record.id, {JobState.DOWNLOADING}, mutate=_count, version=record.version,
+                            check_in=grace)
         if fresh is None:
             return 0
         missing = [(i, asset) for i, song in enumerate(fresh.songs) for asset in song.assets()

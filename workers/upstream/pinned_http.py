@@ -3,11 +3,19 @@
 `producer.client.url_guard.check_url` resolves the host once and says which address is
 allowed. The requests here go to exactly that address: urllib3 connects to a connection's
 `_dns_host`, while the Host header, TLS SNI and certificate check keep using the host as
-written. A fresh session per request, so a pinned pool is never shared with another host.
+written.
+
+Sessions are kept per thread and per (scheme, host, port, address), so a download or
+callback to a host already visited reuses its open connection (a new TCP, and TLS,
+handshake per request was a large share of a download task's CPU) while a pinned pool is
+still never shared with another host or another address: a host that now resolves
+elsewhere gets a session of its own.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import requests
@@ -79,17 +87,39 @@ def pinned_session(checked: CheckedUrl) -> requests.Session:
     return session
 
 
+# Sessions one thread keeps open; the least recently used is closed past this many.
+KEPT_SESSIONS = 16
+_kept = threading.local()
+
+
+def _kept_sessions() -> OrderedDict[tuple[str, str, int, str], requests.Session]:
+    sessions: OrderedDict[tuple[str, str, int, str], requests.Session] | None = getattr(_kept, "sessions", None)
+    if sessions is None:
+        sessions = _kept.sessions = OrderedDict()
+    return sessions
+
+
+def _session_for(checked: CheckedUrl) -> tuple[tuple[str, str, int, str], requests.Session]:
+    key = (checked.scheme, checked.host, checked.port, checked.address or "")
+    sessions = _kept_sessions()
+    session = sessions.pop(key, None) or pinned_session(checked)
+    sessions[key] = session
+    while len(sessions) > KEPT_SESSIONS:
+        sessions.popitem(last=False)[1].close()
+    return key, session
+
+
 def pinned_request(checked: CheckedUrl, method: str, **kwargs: Any) -> requests.Response:
     """`method` on the checked URL, never following a redirect (the caller checks each hop).
 
-    With `stream=True` the session stays open until the response is closed.
+    With `stream=True` the connection is held until the response is closed, then goes
+    back to this thread's session for the host and address.
     """
-    session = pinned_session(checked)
+    key, session = _session_for(checked)
     try:
-        response = session.request(method, checked.url, allow_redirects=False, **kwargs)
+        return session.request(method, checked.url, allow_redirects=False, **kwargs)
     except BaseException:
+        # Whatever failed (a refused connection, a timeout) starts afresh next time.
+        _kept_sessions().pop(key, None)
         session.close()
         raise
-    if not kwargs.get("stream"):
-        session.close()
-    return response
