@@ -38,7 +38,7 @@ from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
 from workers.steps import step_runs
 from workers.steps.common import end_job, log
-from workers.tasks.finalize import finalize_ready
+from workers.tasks import finalize
 from workers.upstream.errors import PermanentError, TransientError
 
 ACTIVE = frozenset({JobState.GENERATING, JobState.DOWNLOADING})
@@ -105,8 +105,9 @@ def download(self: Task, job_id: str, song_index: int, asset: str | None = None,
                 run=run)
         return
     written = _keep(job_id, song_index, stored, run)
-    if written is not None:
-        _finalize_if_complete(written)
+    if written is not None and finalize.ready(written):
+        # This write stored the job's last object, and counted the finalize run with it.
+        finalize.finalize_ready(written, run, task=None, counted=True)
 
 
 def _fetch(record: JobRecord, song_index: int, asset: str) -> StoredObject:
@@ -140,7 +141,12 @@ def _keep(job_id: str, song_index: int, stored: dict[str, StoredObject], run: in
         for asset, obj in stored.items():
             setattr(r.songs[song_index], asset, obj)
 
-    record = store.apply(job_id, ACTIVE, mutate=keep, check_in=runtime.settings().watchdog_grace, run=run)
+    def keep_and_count(r: JobRecord) -> None:
+        keep(r)
+        if finalize.ready(r):
+            finalize.count_run(r)  # finalized right after, in this run (saves a read and a write)
+
+    record = store.apply(job_id, ACTIVE, mutate=keep_and_count, check_in=runtime.settings().watchdog_grace, run=run)
     if record is None:
         # The job ended meanwhile (a sibling asset failed it): the objects are in storage all
         # the same, so their sha256 goes on the record rather than leave an unaccounted file.
@@ -149,5 +155,5 @@ def _keep(job_id: str, song_index: int, stored: dict[str, StoredObject], run: in
 
 
 def _finalize_if_complete(record: JobRecord) -> None:
-    if record.state == JobState.DOWNLOADING and record.stored_assets() == record.expected_assets():
-        finalize_ready(record, record.run, task=None)
+    if finalize.ready(record):
+        finalize.finalize_ready(record, record.run, task=None)

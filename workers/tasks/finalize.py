@@ -36,26 +36,39 @@ def finalize(self: Task, job_id: str, run: int = 0, faults: int = 0) -> None:
         finalize_ready(record, run, task=self)
 
 
-def finalize_ready(record: JobRecord, run: int, task: Task | None) -> None:
+def ready(record: JobRecord) -> bool:
+    """Whether the job waits for its finalize: DOWNLOADING with every asset stored."""
+    return record.state == JobState.DOWNLOADING and record.stored_assets() == record.expected_assets()
+
+
+def count_run(record: JobRecord) -> None:
+    """Count a finalize run, in a write the caller makes anyway (the download's that
+    stores the last object), instead of a write of its own."""
+    record.attempts[RUNS] = record.attempts.get(RUNS, 0) + 1
+
+
+def finalize_ready(record: JobRecord, run: int, task: Task | None, counted: bool = False) -> None:
     """Finalize `record`'s job (as just read or written) if it is ready and on run `run`.
 
     `task`: the finalize task running this, whose retry takes a transient fault; None when
-    a download run calls it, and then the finalize task is sent to retry by countdown."""
+    a download run calls it, and then the finalize task is sent to retry by countdown.
+    `counted`: `record` was written with this run counted (`count_run`)."""
     store = runtime.store()
     settings = runtime.settings()
     job_id = record.id
-    if record.state != JobState.DOWNLOADING or record.stored_assets() != record.expected_assets():
+    if not ready(record):
         return
     if record.run != run:
         log.warning("job %s: dropped a finalize of run %d: the job is on run %d", job_id, run, record.run,
                     extra={"job_id": job_id})
         return
-    # Counted like a download's runs: the watchdog resends finalize every round while the
-    # job sits in DOWNLOADING, so only a bound makes a finalize that always fails end.
-    counted = step_runs.begin(job_id, RUNS, {JobState.DOWNLOADING}, check_in=settings.watchdog_grace, run=run)
-    if counted is None:
-        return
-    record = counted
+    if not counted:
+        # Counted like a download's runs: the watchdog resends finalize every round while
+        # the job sits in DOWNLOADING, so only a bound makes a finalize that always fails end.
+        written = step_runs.begin(job_id, RUNS, {JobState.DOWNLOADING}, check_in=settings.watchdog_grace, run=run)
+        if written is None:
+            return
+        record = written
     spent = step_runs.spent(record, RUNS, settings, "finalize", "manifest")
     if spent is not None:
         end_job(job_id, JobState.FAILED, spent.code, spent.message, expect={JobState.DOWNLOADING}, run=run)
