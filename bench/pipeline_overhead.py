@@ -3,7 +3,7 @@ no-op tasks per second on the same box, broker and worker configuration.
 
 The upstream answers SUCCESS at once (`sandbox:gen_time=0`, first poll without delay) and
 files are small, so what is left is our own work per job (submit, poll, one download task
-per asset, finalize) plus Celery's. The baseline is `bench/noop_worker.py`, a task that
+per song, the last of which finalizes) plus Celery's. The baseline is `bench/noop_worker.py`, a task that
 does nothing, run by a real worker with the same concurrency. The ratio
 (task runs per job x jobs per second) / (no-op tasks per second) is the share of Celery's
 bare task rate our tasks achieve; its inverse is how much dearer one of our task runs is

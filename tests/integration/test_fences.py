@@ -87,6 +87,31 @@ def test_a_download_of_a_replaced_run_writes_nothing(make_stack, sandbox) -> Non
     assert done.stored_assets() == done.expected_assets()
 
 
+def test_per_asset_download_messages_of_the_older_shape_still_store_the_job(make_stack, sandbox) -> None:
+    # Messages sent before one run per song (one per asset, the asset named) may still be
+    # queued after an upgrade: each fetches its asset alone, under its own bound, and the
+    # run that stores the last one finalizes the job. The new shape's messages wait on the
+    # download queue, which no worker reads here.
+    s = make_stack(watchdog_grace="120")
+    s.start_worker(queues="submit,poll,callback")
+    queue = s.queue()
+    job = queue.submit({"prompt": f"older shape {_tag()}"}).id
+    record = wait_for("DOWNLOADING with its downloads sent", lambda: (r := queue.status(job)).state
+                      == JobState.DOWNLOADING and all(song.dispatched for song in r.songs) and r)
+    sent = [(index, asset) for index, song in enumerate(record.songs) for asset in song.assets()]
+    assert len(sent) == 4  # 2 songs, MP3 and cover each
+    for index, asset in sent:
+        queue.celery.send_task("songqueue.download", args=[job, index, asset, record.run], queue="older")
+    s.start_worker(queues="older", concurrency=1)
+
+    done = queue.wait(job, timeout=60)
+    assert done.state == JobState.SUCCEEDED and done.manifest is not None
+    assert done.stored_assets() == done.expected_assets()
+    assert {key: n for key, n in done.attempts.items() if key.startswith("download:")} == {
+        f"download:{index + 1}:{asset}": 1 for index, asset in sent}
+    assert "Task songqueue.finalize[" not in s.worker_logs()  # the last asset's run finalized
+
+
 def _poll_messages(broker: redis.Redis, job_id: str) -> int:
     """Poll messages of `job_id` held by the broker: queued (every priority list of the
     poll queue) or delivered and not yet acked."""

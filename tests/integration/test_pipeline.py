@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
@@ -58,6 +59,27 @@ def test_job_through_the_cli_stores_two_songs_and_covers(make_stack, sandbox):
     stats = sandbox.stats()
     assert stats["submits_by_prompt"][prompt] == 1
     assert stats["downloads_bad_path"] == 0
+
+
+def test_a_song_takes_one_download_run_and_the_last_one_finalizes(make_stack, sandbox):
+    """Task runs per job: one download run per song (its cover, then its MP3), and the run
+    that stores the job's last object finalizes it: no finalize run of its own."""
+    s = make_stack()
+    s.start_worker(concurrency=2)
+    queue = s.queue()
+    record = queue.wait(queue.submit({"prompt": _prompt("one run per song")}).id, timeout=60)
+    assert record.state.value == "SUCCEEDED" and record.manifest is not None
+    assert len(record.songs) == 2 and all(song.audio and song.cover for song in record.songs)
+
+    def runs() -> list[str]:
+        return re.findall(r"Task (songqueue\.\w+)\[[0-9a-f-]+\] succeeded", s.worker_logs())
+
+    # Celery logs a run once it returned, just after the job turned SUCCEEDED.
+    stack.wait_until(lambda: runs().count("songqueue.download") >= 2, 30, "both download runs to be logged")
+    assert runs().count("songqueue.download") == 2, runs()
+    assert "songqueue.finalize" not in runs(), runs()
+    # Each song's cover was fetched once: the MP3's tag took it from storage.
+    assert sandbox.stats()["downloads_by_task"][record.upstream_task_id] == 4
 
 
 def test_waiting_on_the_upstream_holds_no_worker_slot(make_stack, sandbox):

@@ -2,8 +2,9 @@
 
 The MP3 is written tagged (workers.artifacts.tagged_mp3) to a spool file as it downloads,
 checked (workers.artifacts.audio_check) and only then stored, so no untagged or unverified
-audio is ever visible. One task per asset: the audio task takes the cover for its APIC frame from
-storage when the cover task got there first, else fetches the (small, capped) image itself.
+audio is ever visible. The download run stores a song's cover first, so the MP3's APIC frame
+takes it from storage; only a message for the audio alone (the older per-asset shape) or a
+cover stored by no one yet makes it fetch the (small, capped) image itself.
 """
 
 from __future__ import annotations

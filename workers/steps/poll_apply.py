@@ -93,8 +93,7 @@ def _dispatch_finished(job_id: str, record: JobRecord) -> None:
     if not ready:
         return
     for index in ready:
-        for asset in record.songs[index].assets():
-            send(task_names.DOWNLOAD, job_id, index, asset, record.run, record=record)
+        send(task_names.DOWNLOAD, job_id, index, None, record.run, record=record)  # None: all the song's assets
 
     def mark(r: JobRecord) -> None:
         for index in ready:

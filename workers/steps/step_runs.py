@@ -25,11 +25,16 @@ class Spent:
     message: str
 
 
-def begin(job_id: str, key: str, expect: Collection[JobState], check_in: float, run: int) -> JobRecord | None:
-    """Count a run of step `key` of the job's run `run`; the record as written, or None
-    when the job moved on (or a replay began another run)."""
+def begin(job_id: str, key: str | tuple[str, ...], expect: Collection[JobState], check_in: float,
+          run: int) -> JobRecord | None:
+    """Count a run of step `key` (or of each step of a tuple: one download run fetches a
+    song's assets, each bounded on its own, in one write) of the job's run `run`; the
+    record as written, or None when the job moved on (or a replay began another run)."""
+    counted = (key,) if isinstance(key, str) else key
+
     def count(r: JobRecord) -> None:
-        r.attempts[key] = r.attempts.get(key, 0) + 1
+        for each in counted:
+            r.attempts[each] = r.attempts.get(each, 0) + 1
 
     return runtime.store().apply(job_id, expect, mutate=count, check_in=check_in, run=run)
 

@@ -1,10 +1,21 @@
-"""Step 3: one task per asset (a song's MP3 or its cover), streamed into storage.
+"""Step 3: one task per song (its MP3 and its cover), streamed into storage; the run that
+stores the job's last object also finalizes it.
 
 The MP3 is verified and tagged on the way (workers.artifacts.assets); a wrong file fails the job
-with `download_not_audio` or `duration_mismatch`.
+with `download_not_audio` or `duration_mismatch`. The cover goes first, so the MP3's ID3
+frame takes it from storage instead of fetching it a second time.
+
+One run per song, not per asset, and no separate finalize run on the way to SUCCEEDED:
+most of a task run's cost is the run itself (Celery's handling, the next step's send, the
+store's read and compare-and-set), so a 2-song job takes 2 download runs instead of 4
+asset runs and a finalize (docs/benchmarks.md, "Fewer task runs per job"). Each asset
+keeps its own bound (`download:<song>:<asset>` in the record's attempts). A message with
+an `asset` (sent before this change, or by hand) fetches that asset alone.
 
 An asset already on the record, or already in storage under its key, is not fetched
-again. The run that stores the last asset of a finished job sends finalize.
+again. The run whose write stores the last asset of a finished job finalizes it in the
+same run (workers/tasks/finalize.py); the separate finalize task stays for the watchdog's
+recovery and for a finalize's transient fault.
 
 Every download and finalize message carries the job's run (`JobRecord.run`: one more per
 replay). A message of a run that `songqueue retry` replaced (redelivered late, or a
@@ -19,86 +30,130 @@ from __future__ import annotations
 from celery import Task
 
 from producer import task_names
-from producer.models.job_record import TERMINAL_STATES, JobRecord, JobState
+from producer.models.job_record import TERMINAL_STATES, JobRecord, JobState, StoredObject
 from workers import fault_points, metrics, runtime
 from workers.artifacts import storage_keys
 from workers.artifacts.assets import store_asset
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
 from workers.steps import step_runs
-from workers.steps.common import end_job, log, send
+from workers.steps.common import end_job, log
+from workers.tasks import finalize
 from workers.upstream.errors import PermanentError, TransientError
 
 ACTIVE = frozenset({JobState.GENERATING, JobState.DOWNLOADING})
+# The cover before the MP3: the MP3's tag embeds it (workers.artifacts.assets.cover_for_tags).
+ORDER = ("cover", "audio")
 
 
 @app.task(name=task_names.DOWNLOAD, bind=True, max_retries=None)
-def download(self: Task, job_id: str, song_index: int, asset: str, run: int = 0, faults: int = 0) -> None:
-    """`run`: the job's run the message belongs to; `faults`: transient faults in a row so
-    far, counted by workers.retry_policy."""
+def download(self: Task, job_id: str, song_index: int, asset: str | None = None, run: int = 0,
+             faults: int = 0) -> None:
+    """`asset`: "audio" or "cover", or None for all of the song's; `run`: the job's run the
+    message belongs to; `faults`: transient faults in a row so far, counted by
+    workers.retry_policy."""
     store = runtime.store()
     settings = runtime.settings()
     record = store.get(job_id)
     if record is None or record.state not in ACTIVE or song_index >= len(record.songs):
         return
+    what = f"song {song_index + 1}" + (f" {asset}" if asset else "")
     if record.run != run:
-        log.warning("job %s: dropped a download (song %d %s) of run %d: the job is on run %d", job_id,
-                    song_index + 1, asset, run, record.run, extra={"job_id": job_id})
+        log.warning("job %s: dropped a download (%s) of run %d: the job is on run %d", job_id, what, run,
+                    record.run, extra={"job_id": job_id})
         return
     song = record.songs[song_index]
-    if getattr(song, asset) is not None:
-        _maybe_finalize(record)
+    wanted = song.assets() if asset is None else (asset,)
+    missing = tuple(a for a in ORDER if a in wanted and getattr(song, a) is None)
+    if not missing:
+        _finalize_if_complete(record)
         return
     # Counted before the work: a download that kills its worker every time is re-queued
     # by reject-on-worker-lost forever unless something counts the deliveries.
-    runs_key = f"download:{song_index + 1}:{asset}"
-    record = step_runs.begin(job_id, runs_key, ACTIVE, check_in=settings.watchdog_grace, run=run)
+    runs_keys = {a: f"download:{song_index + 1}:{a}" for a in missing}
+    record = step_runs.begin(job_id, tuple(runs_keys.values()), ACTIVE, check_in=settings.watchdog_grace, run=run)
     if record is None:
         return
-    spent = step_runs.spent(record, runs_key, settings, "download", f"song {song_index + 1} {asset}")
-    if spent is not None:
-        end_job(job_id, JobState.FAILED, spent.code, spent.message, expect=ACTIVE, run=run)
-        return
-    storage = runtime.storage()
+    for each in missing:
+        spent = step_runs.spent(record, runs_keys[each], settings, "download", f"song {song_index + 1} {each}")
+        if spent is not None:
+            end_job(job_id, JobState.FAILED, spent.code, spent.message, expect=ACTIVE, run=run)
+            return
+    stored: dict[str, StoredObject] = {}
+    current = missing[0]
     try:
-        # An MP3 stored by a run that died before recording it is complete (stored only
-        # after its checks), so it is taken as it is.
-        stored = storage.stat(storage_keys.audio_key(job_id, song_index)) if asset == "audio" else None
-        if stored is not None and record.history and (stored.stored_at or 0) < (record.submitted_at or 0):
-            stored = None  # a song of an earlier run of this replayed job (`songqueue retry`)
-        if stored is None:
-            fault_points.hit("download.before_put")
-            stored = store_asset(storage, settings, record, song_index, asset,
-                                 heartbeat=lambda: store.check_in(job_id, settings.watchdog_grace))
-            fault_points.hit("download.after_put")
-            metrics.downloaded(record.provider, asset, stored.size)
+        for current in missing:
+            stored[current] = _fetch(record, song_index, current)
+            # On this run's copy too: the MP3's tag reads the cover just stored.
+            setattr(record.songs[song_index], current, stored[current])
     except TransientError as exc:
-        log.info("job %s: song %d %s: %s", job_id, song_index + 1, asset, exc.message)
-        step_runs.fault(job_id, runs_key, ACTIVE, run)
+        log.info("job %s: song %d %s: %s", job_id, song_index + 1, current, exc.message)
+        _keep(job_id, song_index, stored, run)  # what this run stored before the fault stays stored
+        step_runs.fault(job_id, runs_keys[current], ACTIVE, run)
         code = exc.code
+        failed = current
 
         def give_up(message: str) -> None:
-            end_job(job_id, JobState.FAILED, code, f"song {song_index + 1} {asset}: {message}", expect=ACTIVE,
+            end_job(job_id, JobState.FAILED, code, f"song {song_index + 1} {failed}: {message}", expect=ACTIVE,
                     run=run)
 
         retry_or_give_up(self, settings, "download", exc.message, retry_after=exc.retry_after, give_up=give_up)
         return
     except PermanentError as exc:
-        end_job(job_id, JobState.FAILED, exc.code, f"song {song_index + 1} {asset}: {exc.message}", expect=ACTIVE,
+        _keep(job_id, song_index, stored, run)
+        end_job(job_id, JobState.FAILED, exc.code, f"song {song_index + 1} {current}: {exc.message}", expect=ACTIVE,
                 run=run)
         return
+    written = _keep(job_id, song_index, stored, run)
+    if written is not None and finalize.ready(written):
+        # This write stored the job's last object, and counted the finalize run with it.
+        finalize.finalize_ready(written, run, task=None, counted=True)
+
+
+def _fetch(record: JobRecord, song_index: int, asset: str) -> StoredObject:
+    """Store one asset (or take the MP3 a run that died before recording it stored)."""
+    store = runtime.store()
+    settings = runtime.settings()
+    storage = runtime.storage()
+    job_id = record.id
+    # An MP3 stored by a run that died before recording it is complete (stored only
+    # after its checks), so it is taken as it is.
+    stored = storage.stat(storage_keys.audio_key(job_id, song_index)) if asset == "audio" else None
+    if stored is not None and record.history and (stored.stored_at or 0) < (record.submitted_at or 0):
+        stored = None  # a song of an earlier run of this replayed job (`songqueue retry`)
+    if stored is None:
+        fault_points.hit("download.before_put")
+        stored = store_asset(storage, settings, record, song_index, asset,
+                             heartbeat=lambda: store.check_in(job_id, settings.watchdog_grace))
+        fault_points.hit("download.after_put")
+        metrics.downloaded(record.provider, asset, stored.size)
+    return stored
+
+
+def _keep(job_id: str, song_index: int, stored: dict[str, StoredObject], run: int) -> JobRecord | None:
+    """Put what was stored on the record (one write for the song); the record as written,
+    or None when the job ended meanwhile or nothing was stored."""
+    if not stored:
+        return None
+    store = runtime.store()
+
     def keep(r: JobRecord) -> None:
-        setattr(r.songs[song_index], asset, stored)
+        for asset, obj in stored.items():
+            setattr(r.songs[song_index], asset, obj)
 
-    record = store.apply(job_id, ACTIVE, mutate=keep, check_in=settings.watchdog_grace, run=run)
-    if record is not None:
-        _maybe_finalize(record)
-    else:
-        # The job ended meanwhile (a sibling asset failed it): the object is in storage all
-        # the same, so its sha256 goes on the record rather than leave an unaccounted file.
+    def keep_and_count(r: JobRecord) -> None:
+        keep(r)
+        if finalize.ready(r):
+            finalize.count_run(r)  # finalized right after, in this run (saves a read and a write)
+
+    record = store.apply(job_id, ACTIVE, mutate=keep_and_count, check_in=runtime.settings().watchdog_grace, run=run)
+    if record is None:
+        # The job ended meanwhile (a sibling asset failed it): the objects are in storage all
+        # the same, so their sha256 goes on the record rather than leave an unaccounted file.
         store.apply(job_id, TERMINAL_STATES, mutate=keep, run=run)
+    return record
 
 
-def _maybe_finalize(record: JobRecord) -> None:
-    if record.state == JobState.DOWNLOADING and record.stored_assets() == record.expected_assets():
-        send(task_names.FINALIZE, record.id, record.run, record=record)
+def _finalize_if_complete(record: JobRecord) -> None:
+    if finalize.ready(record):
+        finalize.finalize_ready(record, record.run, task=None)

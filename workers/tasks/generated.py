@@ -91,9 +91,8 @@ def accept_songs(job_id: str, songs: list[UpstreamSong], price: float, token: in
         return
     fault_points.hit("submit.after_record")
     log.info("job %s: %s generated %d song(s)", job_id, record.provider, len(record.songs))
-    for index, stored_song in enumerate(record.songs):
-        for asset in stored_song.assets():
-            send(task_names.DOWNLOAD, job_id, index, asset, record.run, record=record)
+    for index in range(len(record.songs)):
+        send(task_names.DOWNLOAD, job_id, index, None, record.run, record=record)  # None: all the song's assets
 
 
 def _song_record(song: UpstreamSong, staged_key: str) -> SongRecord:

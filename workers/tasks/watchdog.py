@@ -166,12 +166,13 @@ def _reschedule(record: JobRecord) -> int:
                             check_in=grace)
         if fresh is None:
             return 0
-        missing = [(i, asset) for i, song in enumerate(fresh.songs) for asset in song.assets()
-                   if getattr(song, asset) is None]
-        for index, asset in missing:
-            send(task_names.DOWNLOAD, record.id, index, asset, fresh.run, record=fresh)
+        missing = [i for i, song in enumerate(fresh.songs) if any(getattr(song, a) is None for a in song.assets())]
+        for index in missing:
+            # One message per song: it fetches only the song's assets not yet stored.
+            send(task_names.DOWNLOAD, record.id, index, None, fresh.run, record=fresh)
         if not missing:
             send(task_names.FINALIZE, record.id, fresh.run, record=fresh)
-        log.info("watchdog: job %s overdue in DOWNLOADING; resent %d downloads", record.id, len(missing))
+        log.info("watchdog: job %s overdue in DOWNLOADING; resent the downloads of %d songs", record.id,
+                 len(missing))
         return 1
     return 0
