@@ -31,7 +31,7 @@ def test_a_redelivered_submit_and_the_late_answer_charge_the_call_once(make_stac
     s.start_worker(concurrency=2)
     queue = s.queue()
     slow_before = sandbox.stats()["faults"].get("submit_slow", 0)
-    prompt = f"redelivered {uuid.uuid4().hex[:8]} sandbox:submit_slow=5"
+    prompt = f"redelivered {uuid.uuid4().hex[:8]} sandbox:submit_slow=12"  # held long enough under load
     job_id = queue.submit({"prompt": prompt}).id
 
     # The original's paid call is held by the sandbox: its intent is written.
