@@ -33,6 +33,7 @@ def reset_for_replay(record: JobRecord) -> None:
     record.songs = []
     record.manifest = None
     record.submit_intent_at = None
+    record.submit_intent_id = None  # `charged_calls` stays: `cost` keeps adding up
     record.submitted_at = None
     record.deadline_at = None
     # Per-run counters (download deliveries among them) start again; `cost` keeps adding up.

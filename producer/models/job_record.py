@@ -161,6 +161,11 @@ class JobRecord(BaseModel):
     history: list[PreviousRun] = Field(default_factory=list)
     # Submit ledger: intent recorded before the paid upstream call, task id right after.
     submit_intent_at: float | None = None
+    # The latest intent's id: names its paid call, so the call is charged once however
+    # many writes (a redelivered copy's end, the late answer, a retried write) charge it.
+    submit_intent_id: str | None = None
+    # The intents whose paid call is in `cost` already (workers/steps/charges.py).
+    charged_calls: list[str] = Field(default_factory=list)
     # Set while an uncertain submit waits for the notify hook; cleared by the next submit.
     uncertain_submit: UncertainSubmit | None = None
     # The upstream task id a signed notify hook named while the job had none (it may come

@@ -14,6 +14,7 @@ from producer.objects.archive import send_archive
 from workers import fault_points, metrics, runtime
 from workers.admission.limits import Wait
 from workers.celery_app import app
+from workers.steps import charges
 from workers.task_base import note_job_failed
 
 log = logging.getLogger("songqueue.tasks")
@@ -50,14 +51,15 @@ def wait_for_limit(task: Task, record: JobRecord, token: int, wait: Wait, expect
 
 def end_job(
     job_id: str, state: JobState, code: str, message: str, expect: Collection[JobState] = LIVE_STATES,
-    *, token: int | None = None, run: int | None = None, cost: float = 0.0,
+    *, token: int | None = None, run: int | None = None, call_price: float = 0.0,
 ) -> JobRecord | None:
     """End the job with an error; `token` and `run` fence it like any write (JobStore.apply);
-    `cost` is charged to the job in the same write that ends it."""
+    `call_price`: the paid call of the record's submit intent is charged in the same write
+    that ends it, unless it is charged already (workers/steps/charges.py)."""
     def note(record: JobRecord) -> None:
         record.error = JobError(code=code, message=message)
         record.waiting_for = None
-        record.cost += cost
+        charges.charge_current(record, call_price)
 
     record = finish(job_id, lambda: runtime.store().apply(job_id, expect, mutate=note, to=state,
                                                               token=token, run=run))

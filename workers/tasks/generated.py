@@ -22,19 +22,21 @@ from producer.models.job_record import JobRecord, JobState, SongRecord
 from workers import fault_points, runtime
 from workers.artifacts import inline_audio
 from workers.providers.base import UpstreamSong
+from workers.steps import charges
 from workers.steps.common import end_job, log, send
 from workers.steps.written import until_written
 from workers.upstream.errors import UpstreamError
 
 
-def accept_songs(job_id: str, songs: list[UpstreamSong], price: float, token: int) -> None:
-    """`token`: the fencing token this run's intent was written under."""
+def accept_songs(job_id: str, songs: list[UpstreamSong], price: float, token: int, intent: str | None) -> None:
+    """`token`: the fencing token this run's intent was written under; `intent`: its id,
+    which the price is charged under, once (workers/steps/charges.py)."""
     store = runtime.store()
     settings = runtime.settings()
     what = f"the {len(songs)} paid song(s) {', '.join(song.id for song in songs)}"
 
     def charge(r: JobRecord) -> None:
-        r.cost += price
+        charges.charge(r, intent, price)
 
     def charged() -> None:
         until_written(job_id, f"the price of {what}", lambda: store.apply(job_id, set(JobState), mutate=charge))

@@ -26,7 +26,7 @@ from workers.providers import registry
 from workers.providers.base import SyncProvider
 from workers.providers.registry import Provider
 from workers.retry_policy import retry_or_give_up
-from workers.steps import hook_wait
+from workers.steps import charges, hook_wait
 from workers.steps.common import end_job, log, send, wait_for_limit
 from workers.steps.written import until_written
 from workers.tasks.generated import accept_songs
@@ -57,8 +57,11 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
                 expect={record.state})
         return
 
+    intent = charges.new_intent()  # names this run's paid call: charged once (workers/steps/charges.py)
+
     def intend(r: JobRecord) -> None:
         r.submit_intent_at = time.time()
+        r.submit_intent_id = intent
         r.attempts["submit"] = r.attempts.get("submit", 0) + 1
         r.waiting_for = None
         r.uncertain_submit = None  # a new call: any earlier wait for the hook is over
@@ -101,7 +104,7 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
     if record is None or call is None:
         return  # moved on meanwhile: nothing was called
     if call.fault is not None and call.may_be_billed:
-        _charge(job_id, price)  # no refund for a billed but unusable (or lost) answer
+        _charge(job_id, intent, price)  # no refund for a billed but unusable (or lost) answer
     if isinstance(call.fault, TransientError):
         if call.fault.maybe_accepted and not resolve_uncertain(record, call.fault.message, charged=True):
             return
@@ -111,9 +114,9 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
         end_job(job_id, JobState.FAILED, call.fault.code, call.fault.message)
         return
     if isinstance(provider, SyncProvider):
-        accept_songs(job_id, call.answer, price, record.token)
+        accept_songs(job_id, call.answer, price, record.token, intent)
         return
-    _record_task(record, call.answer, price)
+    _record_task(record, call.answer, price, intent)
 
 
 @dataclass(frozen=True)
@@ -126,9 +129,9 @@ class _Call:
         return self.fault is None or self.fault.maybe_accepted
 
 
-def _charge(job_id: str, price: float) -> None:
+def _charge(job_id: str, intent: str, price: float) -> None:
     def charge(r: JobRecord) -> None:
-        r.cost += price
+        charges.charge(r, intent, price)
 
     runtime.store().apply(job_id, set(JobState), mutate=charge)
 
@@ -147,12 +150,14 @@ def _call(provider: Provider, record: JobRecord) -> _Call:
         return _Call(fault=exc)
 
 
-def _record_task(record: JobRecord, task_id: str, price: float) -> None:
+def _record_task(record: JobRecord, task_id: str, price: float, intent: str | None) -> None:
     """SUBMITTING -> SUBMITTED with the upstream's task id, then the first poll.
 
     The id is paid for: it is logged before anything else, and its write is retried until
     Redis takes it. The write is fenced by the token this run's intent was written under,
     so a run the watchdog resent meanwhile is never overwritten by a slow original.
+    `intent`: the intent the call was made under; its price is charged once, whichever
+    write gets there first (this one, a retry of it, or the end of an uncertain submit).
     """
     store = runtime.store()
     settings = runtime.settings()
@@ -166,7 +171,7 @@ def _record_task(record: JobRecord, task_id: str, price: float) -> None:
         r.upstream_task_id = task_id
         r.waiting_for = None  # a submit reconciled from the notify hook waited for it
         r.submitted_at = now
-        r.cost += price
+        charges.charge(r, intent, price)
         r.deadline_at = now + registry.deadline_seconds(settings, r.provider)
 
     check_in = first_poll + settings.watchdog_grace
@@ -178,7 +183,7 @@ def _record_task(record: JobRecord, task_id: str, price: float) -> None:
 
     written = until_written(job_id, f"upstream task {task_id}", write)
     if written is None:
-        _keep_paid_task(job_id, task_id, price)
+        _keep_paid_task(job_id, task_id, price, intent)
         return
     if settings.notify_hook_url:
         # The notify hook finds the job by the upstream's task id; kept as long as the
@@ -191,11 +196,13 @@ def _record_task(record: JobRecord, task_id: str, price: float) -> None:
     send(task_names.POLL, job_id, record.token, countdown=first_poll, record=record)
 
 
-def _keep_paid_task(job_id: str, task_id: str, price: float) -> None:
-    """The job moved on while its paid call ran (cancelled, failed uncertain, or resent):
-    the price is charged all the same, and the id kept when the record has none."""
+def _keep_paid_task(job_id: str, task_id: str, price: float, intent: str | None) -> None:
+    """The job moved on while its paid call ran (cancelled, failed uncertain, or resent), or
+    the write above landed but its answer was lost: the call is charged, unless that was
+    done already (by the end of an uncertain submit, or by the write that did land), and
+    the id kept when the record has none."""
     def keep(r: JobRecord) -> None:
-        r.cost += price
+        charges.charge(r, intent, price)
         if r.upstream_task_id is None:
             r.upstream_task_id = task_id
 
@@ -219,7 +226,9 @@ def resolve_uncertain(record: JobRecord, what: str = INTERRUPTED, charged: bool 
     `submit_uncertain` and a sentence an operator can act on; it is never resubmitted.
     `charged`: the caller already charged the call's price; otherwise (the worker stopped
     during the call) its reservation stayed in the spend ledger, so the job is charged that
-    call in the same write that ends it.
+    call in the same write that ends it, keyed by the record's intent: the run that made
+    the call, still alive and answering later (the message was redelivered while it ran),
+    finds it charged and does not charge it again.
     """
     if hook_wait.applies(record):
         verdict = hook_wait.decide(record, what, charged)
@@ -228,7 +237,8 @@ def resolve_uncertain(record: JobRecord, what: str = INTERRUPTED, charged: bool 
                         record.id, verdict.task_id, extra={"job_id": record.id, "upstream_task_id": verdict.task_id})
             settings = runtime.settings()
             price = registry.call_price(settings, runtime.provider(record.provider), record.model)
-            _record_task(verdict.record, verdict.task_id, price if verdict.charge else 0.0)
+            _record_task(verdict.record, verdict.task_id, price if verdict.charge else 0.0,
+                         verdict.record.submit_intent_id)
             return False
         if isinstance(verdict, hook_wait.Wait):
             return False
@@ -241,7 +251,7 @@ def resolve_uncertain(record: JobRecord, what: str = INTERRUPTED, charged: bool 
             "was not sent again (SONGQUEUE_UNCERTAIN_SUBMIT=fail). Look for a task with this prompt in the "
             f"upstream account (sent {_when(record.submit_intent_at)}); if there is none, `songqueue retry "
             f"{record.id}` submits it anew.",
-            expect={JobState.SUBMITTING}, cost=0.0 if charged else price,
+            expect={JobState.SUBMITTING}, call_price=0.0 if charged else price,
         )
         return False
     log.warning("job %s: resubmitting after an uncertain submit (%s; SONGQUEUE_UNCERTAIN_SUBMIT=resubmit)",
