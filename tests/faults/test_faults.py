@@ -33,6 +33,7 @@ def test_fault_scenario(scenario: Scenario, fault_sandbox, tmp_path):
 # its record, a callback POST and its settlement, a full disk in finalize); `make faults`
 # runs every point for every provider.
 SAMPLES = {"crash point submit.after_call · udio 302.ai", "crash point download.after_put · minimax",
+           "crash point submit.after_call · minimax",
            "crash point callback.after_post · udio openai-hk",
            "disk full (ENOSPC) in the store at finalize.before_put · udio 302.ai"}
 SAMPLE_POINTS = [s for s in POINT_SCENARIOS + NEW_SCENARIOS if s.row in SAMPLES]

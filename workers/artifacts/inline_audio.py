@@ -21,21 +21,25 @@ from workers.storage import Storage
 from workers.upstream.errors import PermanentError
 
 _HEAD = 16
+# Never the bytes themselves: an error quotes nothing fetched from elsewhere.
+_NOT_MP3 = "the upstream's inline audio is not MP3 (it starts with neither an ID3 tag nor an MPEG frame)"
 
 
-def stage(storage: Storage, job_id: str, song_index: int, data: bytes, max_bytes: int) -> str:
+def stage(storage: Storage, job_id: str, song_index: int, data: bytes, max_bytes: int,
+          intent: str | None = None) -> str:
     """Store the upstream's audio as it came; returns its key. Refused like a bad download."""
     if len(data) > max_bytes:
         raise PermanentError("download_too_large", f"the inline audio is {len(data)} bytes, over the cap of {max_bytes}")
     extension, content_type = sniff_audio(data[:_HEAD])
     if extension is None:
-        raise PermanentError("download_not_audio", f"the upstream's inline audio is not MP3: {data[:_HEAD]!r}")
-    key = storage_keys.staged_audio_key(job_id, song_index)
+        raise PermanentError("download_not_audio", _NOT_MP3)
+    key = storage_keys.staged_audio_key(job_id, song_index, intent)
     storage.put(key, [data], content_type)
     return key
 
 
-def stage_file(storage: Storage, job_id: str, song_index: int, audio: InlineAudio, max_bytes: int) -> str:
+def stage_file(storage: Storage, job_id: str, song_index: int, audio: InlineAudio, max_bytes: int,
+               intent: str | None = None) -> str:
     """`stage` for audio already decoded into a spool file (streamed from disk); deletes the file."""
     try:
         if audio.size > max_bytes:
@@ -43,8 +47,8 @@ def stage_file(storage: Storage, job_id: str, song_index: int, audio: InlineAudi
                                  f"the inline audio is {audio.size} bytes, over the cap of {max_bytes}")
         extension, content_type = sniff_audio(audio.head)
         if extension is None:
-            raise PermanentError("download_not_audio", f"the upstream's inline audio is not MP3: {audio.head!r}")
-        key = storage_keys.staged_audio_key(job_id, song_index)
+            raise PermanentError("download_not_audio", _NOT_MP3)
+        key = storage_keys.staged_audio_key(job_id, song_index, intent)
         storage.put_file(key, audio.path, content_type, upstream_sha256=audio.sha256, sha256=audio.sha256)
         return key
     finally:

@@ -3,7 +3,8 @@
     jobs/{job_id}/song-{n}.mp3          n = 1, 2 in upstream order
     jobs/{job_id}/song-{n}-cover.{ext}  ext from the image's own bytes (png, jpg, webp, gif)
     jobs/{job_id}/manifest.json
-    jobs/{job_id}/upstream/song-{n}.mp3 audio an upstream returned inline (MiniMax), as it came
+    jobs/{job_id}/upstream/{intent}/song-{n}.mp3  audio an upstream returned inline (MiniMax),
+                                        as it came, under the id of the submit's intent
 """
 
 from __future__ import annotations
@@ -37,5 +38,8 @@ def manifest_key(job_id: str) -> str:
     return f"{job_prefix(job_id)}/manifest.json"
 
 
-def staged_audio_key(job_id: str, song_index: int) -> str:
-    return f"{job_prefix(job_id)}/upstream/song-{song_index + 1}.mp3"
+def staged_audio_key(job_id: str, song_index: int, intent: str | None = None) -> str:
+    """Under the intent's id: a run that died after staging and before recording leaves its
+    paid answer where the next run can find it (workers/tasks/generated.py accept_staged)."""
+    folder = f"{job_prefix(job_id)}/upstream" + (f"/{check_key(intent)}" if intent else "")
+    return f"{folder}/song-{song_index + 1}.mp3"

@@ -20,12 +20,15 @@ import time
 from producer import task_names
 from producer.models.job_record import JobRecord, JobState, SongRecord
 from workers import fault_points, runtime
-from workers.artifacts import inline_audio
+from workers.artifacts import inline_audio, storage_keys
 from workers.providers.base import UpstreamSong
 from workers.steps import charges
 from workers.steps.common import end_job, log, send
 from workers.steps.written import until_written
 from workers.upstream.errors import UpstreamError
+
+# More songs than one answer ever holds (MiniMax answers one): the most a lookup stats.
+_MAX_STAGED = 8
 
 
 def accept_songs(job_id: str, songs: list[UpstreamSong], price: float, token: int, intent: str | None) -> None:
@@ -51,10 +54,10 @@ def accept_songs(job_id: str, songs: list[UpstreamSong], price: float, token: in
         for index, song in enumerate(songs):
             if song.audio_file is not None:
                 staged[index] = inline_audio.stage_file(runtime.storage(), job_id, index, song.audio_file,
-                                                        settings.max_download_bytes)
+                                                        settings.max_download_bytes, intent)
             elif song.audio_bytes is not None:
                 staged[index] = inline_audio.stage(runtime.storage(), job_id, index, song.audio_bytes,
-                                                   settings.max_download_bytes)
+                                                   settings.max_download_bytes, intent)
     except UpstreamError as exc:
         # Storage faults arrive as UpstreamErrors too. Retrying is no use either way: the
         # bytes live only in this run, and getting them again means paying again.
@@ -68,16 +71,54 @@ def accept_songs(job_id: str, songs: list[UpstreamSong], price: float, token: in
             if song.audio_file is not None:
                 song.audio_file.path.unlink(missing_ok=True)
 
+    log.warning("job %s: the upstream answered with %s (paid; staged as %s; recording them)", job_id, what,
+                ", ".join(staged.values()) or "URLs", extra={"job_id": job_id})
+    _record_songs(job_id, [_song_record(song, staged.get(index, "")) for index, song in enumerate(songs)],
+                  price, token, intent, what)
+
+
+def staged_answer(record: JobRecord) -> list[str]:
+    """The keys of audio a run of this intent staged before it died unrecorded (in order)."""
+    if record.submit_intent_id is None:
+        return []
+    storage = runtime.storage()
+    found: list[str] = []
+    for index in range(_MAX_STAGED):
+        key = storage_keys.staged_audio_key(record.id, index, record.submit_intent_id)
+        if storage.stat(key) is None:
+            break
+        found.append(key)
+    return found
+
+
+def accept_staged(record: JobRecord, keys: list[str], price: float) -> None:
+    """Record the staged audio of a run that died between staging and recording as its call's
+    answer: the call was paid and its songs are in hand, so the job goes on to DOWNLOADING
+    instead of failing uncertain (titles and durations, only in the lost answer, stay empty;
+    the download step verifies the audio from its own headers)."""
+    what = f"the {len(keys)} song(s) staged at {', '.join(keys)} by a run that stopped before recording them"
+    log.warning("job %s: %s: recording them as the paid answer", record.id, what, extra={"job_id": record.id})
+    songs = [SongRecord(upstream_id=f"{record.submit_intent_id}-{index + 1}", finished=True, dispatched=True,
+                        staged_audio_key=key) for index, key in enumerate(keys)]
+    _record_songs(record.id, songs, price, record.token, record.submit_intent_id, what)
+
+
+def _record_songs(job_id: str, songs: list[SongRecord], price: float, token: int, intent: str | None,
+                  what: str) -> None:
+    """Write the songs of the paid call (SUBMITTING -> DOWNLOADING, charged under `intent`),
+    retried until Redis takes it, then send their downloads."""
+    store = runtime.store()
+    settings = runtime.settings()
     now = time.time()
+
+    def charge(r: JobRecord) -> None:
+        charges.charge(r, intent, price)
 
     def record_songs(r: JobRecord) -> None:
         charge(r)
-        r.songs = [_song_record(song, staged.get(index, "")) for index, song in enumerate(songs)]
+        r.songs = songs
         r.submitted_at = now
         r.progress = 100
-
-    log.warning("job %s: the upstream answered with %s (paid; staged as %s; recording them)", job_id, what,
-                ", ".join(staged.values()) or "URLs", extra={"job_id": job_id})
 
     def write() -> JobRecord | None:
         fault_points.hit("submit.after_call")  # logged, not yet written
@@ -87,9 +128,9 @@ def accept_songs(job_id: str, songs: list[UpstreamSong], price: float, token: in
     record = until_written(job_id, what, write)
     if record is None:
         # Cancelled, or resent by the watchdog, meanwhile: the call was paid all the same.
-        charged()
+        until_written(job_id, f"the price of {what}", lambda: store.apply(job_id, set(JobState), mutate=charge))
         log.warning("job %s: %s were paid but the job moved on before they were recorded", job_id, what,
-                  extra={"job_id": job_id})
+                    extra={"job_id": job_id})
         return
     fault_points.hit("submit.after_record")
     log.info("job %s: %s generated %d song(s)", job_id, record.provider, len(record.songs))

@@ -29,7 +29,7 @@ from workers.retry_policy import retry_or_give_up
 from workers.steps import charges, hook_wait
 from workers.steps.common import end_job, log, send, wait_for_limit
 from workers.steps.written import until_written
-from workers.tasks.generated import accept_songs
+from workers.tasks.generated import accept_songs, accept_staged, staged_answer
 from workers.upstream.errors import PermanentError, TransientError
 from workers.upstream.http_client import CONNECT_TIMEOUT
 
@@ -230,6 +230,14 @@ def resolve_uncertain(record: JobRecord, what: str = INTERRUPTED, charged: bool 
     the call, still alive and answering later (the message was redelivered while it ran),
     finds it charged and does not charge it again.
     """
+    provider = runtime.provider(record.provider)
+    if isinstance(provider, SyncProvider):
+        staged = staged_answer(record)
+        if staged:
+            # The call answered and its songs were staged before the run died: not uncertain.
+            # Charged under the intent, so a caller that charged it already is not charged again.
+            accept_staged(record, staged, registry.call_price(runtime.settings(), provider, record.model))
+            return False
     if hook_wait.applies(record):
         verdict = hook_wait.decide(record, what, charged)
         if isinstance(verdict, hook_wait.Reconcile):
