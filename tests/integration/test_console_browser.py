@@ -30,7 +30,9 @@ def test_log_in_submit_watch_and_play(start_api, tmp_path):  # noqa: F811
         assert "/console/login" in browser.current_url
         browser.find_element(By.ID, "api_key").send_keys("sq_wrong")
         browser.find_element(By.ID, "login").click()
-        assert "unknown or revoked key" in browser.find_element(By.ID, "login-error").text
+        # click() returns before the answer's page is in: wait for it, not for a moment.
+        error = WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.ID, "login-error"))
+        assert "unknown or revoked key" in error[0].text
         browser.find_element(By.ID, "api_key").send_keys(key)
         browser.find_element(By.ID, "login").click()
         WebDriverWait(browser, 30).until(lambda b: b.current_url.endswith("/console/jobs"))
