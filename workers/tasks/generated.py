@@ -34,18 +34,11 @@ _MAX_STAGED = 8
 def accept_songs(job_id: str, songs: list[UpstreamSong], price: float, token: int, intent: str | None) -> None:
     """`token`: the fencing token this run's intent was written under; `intent`: its id,
     which the price is charged under, once (workers/steps/charges.py)."""
-    store = runtime.store()
     settings = runtime.settings()
     what = f"the {len(songs)} paid song(s) {', '.join(song.id for song in songs)}"
 
-    def charge(r: JobRecord) -> None:
-        charges.charge(r, intent, price)
-
-    def charged() -> None:
-        until_written(job_id, f"the price of {what}", lambda: store.apply(job_id, set(JobState), mutate=charge))
-
     if not songs:
-        charged()
+        _charge_paid(job_id, intent, price, what)
         end_job(job_id, JobState.FAILED, "upstream_no_songs", "the upstream answered without any songs",
                 expect={JobState.SUBMITTING}, token=token)
         return
@@ -61,7 +54,7 @@ def accept_songs(job_id: str, songs: list[UpstreamSong], price: float, token: in
     except UpstreamError as exc:
         # Storage faults arrive as UpstreamErrors too. Retrying is no use either way: the
         # bytes live only in this run, and getting them again means paying again.
-        charged()
+        _charge_paid(job_id, intent, price, what)
         end_job(job_id, JobState.FAILED, exc.code, f"the upstream's song could not be kept: {exc.message}",
                 expect={JobState.SUBMITTING}, token=token)
         return
@@ -111,11 +104,8 @@ def _record_songs(job_id: str, songs: list[SongRecord], price: float, token: int
     settings = runtime.settings()
     now = time.time()
 
-    def charge(r: JobRecord) -> None:
-        charges.charge(r, intent, price)
-
     def record_songs(r: JobRecord) -> None:
-        charge(r)
+        charges.charge(r, intent, price)
         r.songs = songs
         r.submitted_at = now
         r.progress = 100
@@ -128,7 +118,7 @@ def _record_songs(job_id: str, songs: list[SongRecord], price: float, token: int
     record = until_written(job_id, what, write)
     if record is None:
         # Cancelled, or resent by the watchdog, meanwhile: the call was paid all the same.
-        until_written(job_id, f"the price of {what}", lambda: store.apply(job_id, set(JobState), mutate=charge))
+        _charge_paid(job_id, intent, price, what)
         log.warning("job %s: %s were paid but the job moved on before they were recorded", job_id, what,
                     extra={"job_id": job_id})
         return
@@ -136,6 +126,15 @@ def _record_songs(job_id: str, songs: list[SongRecord], price: float, token: int
     log.info("job %s: %s generated %d song(s)", job_id, record.provider, len(record.songs))
     for index in range(len(record.songs)):
         send(task_names.DOWNLOAD, job_id, index, None, record.run, record=record)  # None: all the song's assets
+
+
+def _charge_paid(job_id: str, intent: str | None, price: float, what: str) -> None:
+    """Charge the paid call to the job in whatever state it is, once (under `intent`),
+    retried until Redis takes it: `what` was paid for even when it cannot be kept."""
+    def charge(r: JobRecord) -> None:
+        charges.charge(r, intent, price)
+
+    until_written(job_id, f"the price of {what}", lambda: runtime.store().apply(job_id, set(JobState), mutate=charge))
 
 
 def _song_record(song: UpstreamSong, staged_key: str) -> SongRecord:
