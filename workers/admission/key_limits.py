@@ -23,16 +23,14 @@ cancel work (an operator cancels with `songqueue cancel`).
 
 from __future__ import annotations
 
-import time
-
 import redis
 
-from producer.models.job_record import IN_FLIGHT_STATES, JobRecord
+from producer.models.job_record import JobRecord
 from producer.settings import Settings
 from producer.store import keys, spend
 from producer.store.api_keys import ApiKey, KeyStore
 from workers.admission.budget import OverBudget, Reservation, reserve_under
-from workers.admission.limits import ADMISSIBLE_STATES, JobMovedOn, Wait, jittered, names, run_script
+from workers.admission.limits import Wait, admit_to, jittered, release_from
 
 
 def key_of(client: redis.Redis, settings: Settings, record: JobRecord) -> ApiKey | None:
@@ -51,14 +49,8 @@ def _describe(key: ApiKey) -> str:
 
 def admit_in_flight(client: redis.Redis, settings: Settings, record: JobRecord, key: ApiKey) -> Wait | None:
     """A place among the key's jobs in flight, or a Wait; raises JobMovedOn."""
-    if key.max_in_flight is None:
-        return None
-    prefix = settings.key_prefix
-    admitted, _ = run_script(client, "in_flight_admit", [keys.key_in_flight(prefix, key.id), keys.job(prefix, record.id)],
-                             [record.id, key.max_in_flight, time.time(), *names(ADMISSIBLE_STATES)])
-    if admitted == -1:
-        raise JobMovedOn(record.id)
-    if admitted:
+    if key.max_in_flight is None or admit_to(client, settings.key_prefix, keys.key_in_flight(settings.key_prefix, key.id),
+                                             record.id, key.max_in_flight):
         return None
     return Wait("key_in_flight", f"{_describe(key)} in-flight limit: {key.max_in_flight} job(s) at once "
                 "(songqueue keys create --max-in-flight)", jittered(settings.limit_wait))
@@ -66,11 +58,8 @@ def admit_in_flight(client: redis.Redis, settings: Settings, record: JobRecord, 
 
 def release_in_flight(client: redis.Redis, settings: Settings, record: JobRecord, key: ApiKey) -> None:
     """Give back a place `admit_in_flight` gave a job that is to wait for something else."""
-    if key.max_in_flight is None:
-        return
-    prefix = settings.key_prefix
-    run_script(client, "in_flight_release", [keys.key_in_flight(prefix, key.id), keys.job(prefix, record.id)],
-               [record.id, *names(IN_FLIGHT_STATES)])
+    if key.max_in_flight is not None:
+        release_from(client, settings.key_prefix, keys.key_in_flight(settings.key_prefix, key.id), record.id)
 
 
 def reserve(client: redis.Redis, settings: Settings, key: ApiKey, price: float, *, job_id: str,

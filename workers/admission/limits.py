@@ -66,14 +66,8 @@ class JobMovedOn(Exception):
 def admit_in_flight(client: redis.Redis, settings: Settings, job_id: str, provider: str) -> Wait | None:
     """A place among the provider's upstream tasks in flight, or a Wait; raises JobMovedOn."""
     limit = settings.max_in_flight(provider)
-    if limit is None:
-        return None
-    prefix = settings.key_prefix
-    admitted, _ = run_script(client, "in_flight_admit", [keys.in_flight(prefix, provider), keys.job(prefix, job_id)],
-                             [job_id, limit, time.time(), *names(ADMISSIBLE_STATES)])
-    if admitted == -1:
-        raise JobMovedOn(job_id)
-    if admitted:
+    if limit is None or admit_to(client, settings.key_prefix, keys.in_flight(settings.key_prefix, provider),
+                                 job_id, limit):
         return None
     return Wait("in_flight", f"{provider} in-flight limit: {limit} upstream task(s) at once "
                 f"(SONGQUEUE_{provider.upper()}_MAX_IN_FLIGHT)", jittered(settings.limit_wait))
@@ -81,11 +75,23 @@ def admit_in_flight(client: redis.Redis, settings: Settings, job_id: str, provid
 
 def release_in_flight(client: redis.Redis, settings: Settings, job_id: str, provider: str) -> None:
     """Give back a place `admit_in_flight` gave a job that is to wait for something else."""
-    if settings.max_in_flight(provider) is None:
-        return
-    run_script(client, "in_flight_release",
-               [keys.in_flight(settings.key_prefix, provider), keys.job(settings.key_prefix, job_id)],
-               [job_id, *names(IN_FLIGHT_STATES)])
+    if settings.max_in_flight(provider) is not None:
+        release_from(client, settings.key_prefix, keys.in_flight(settings.key_prefix, provider), job_id)
+
+
+def admit_to(client: redis.Redis, prefix: str, in_flight: str, job_id: str, limit: int) -> bool:
+    """Admit the job into the in-flight set `in_flight` (a provider's or an API key's) if it
+    holds fewer than `limit`; raises JobMovedOn when the job is no longer about to submit."""
+    admitted, _ = run_script(client, "in_flight_admit", [in_flight, keys.job(prefix, job_id)],
+                             [job_id, limit, time.time(), *names(ADMISSIBLE_STATES)])
+    if admitted == -1:
+        raise JobMovedOn(job_id)
+    return bool(admitted)
+
+
+def release_from(client: redis.Redis, prefix: str, in_flight: str, job_id: str) -> None:
+    """Give back the job's place in `in_flight`, unless it has meanwhile gone in flight for real."""
+    run_script(client, "in_flight_release", [in_flight, keys.job(prefix, job_id)], [job_id, *names(IN_FLIGHT_STATES)])
 
 
 def take_token(client: redis.Redis, settings: Settings, provider: str, call: str) -> Wait | None:
