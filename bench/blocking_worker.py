@@ -17,9 +17,9 @@ import time
 
 from celery import Celery
 
-from producer.client.celery_config import celery_config
-from producer.models.job_record import WAITING_STATES, JobError, JobRecord, JobState, SongRecord
-from producer.settings import get_settings
+from producer.core.broker import celery_config
+from producer.core.models.job_record import WAITING_STATES, JobError, JobRecord, JobState, SongRecord
+from producer.core.settings import get_settings
 from workers import runtime
 from workers.artifacts.assets import store_asset
 from workers.artifacts.manifest import write_manifest

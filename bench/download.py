@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 from bench import harness
 from bench.harness import Section, fmt, median
 from producer import SongQueue
-from producer.models.job_record import JobRecord, JobState
+from producer.core.models.job_record import JobRecord, JobState
 
 MIB = 1024 * 1024
 

@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from producer.client.url_guard import download_policy
-from producer.models.job_record import JobRecord, SongRecord
-from producer.settings import Settings
+from producer.core.models.job_record import JobRecord, SongRecord
+from producer.core.settings import Settings
+from producer.core.url_guard import download_policy
 from workers.artifacts import storage_keys
 from workers.artifacts.assets import store_audio
 from workers.artifacts.downloader import download_to_storage

@@ -19,7 +19,7 @@ import redis
 
 from bench import harness
 from bench.harness import Section, fmt
-from producer import task_names
+from producer.core import task_names
 
 COUNTDOWN = 3600  # longer than the run: no message becomes due while it is measured
 

@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT / "deploy" / "local"))
 import stack  # noqa: E402
 
 from producer import SongQueue, UdioRequest  # noqa: E402
-from producer.models.job_record import TERMINAL_STATES, JobRecord, JobState  # noqa: E402
-from producer.settings import Settings  # noqa: E402
-from producer.store.job_store import JobStore  # noqa: E402
-from producer.store.keys import job as job_key  # noqa: E402
-from producer.store.keys import jobs_in_state  # noqa: E402
+from producer.core.models.job_record import TERMINAL_STATES, JobRecord, JobState  # noqa: E402
+from producer.core.settings import Settings  # noqa: E402
+from producer.core.store.job_store import JobStore  # noqa: E402
+from producer.core.store.keys import job as job_key  # noqa: E402
+from producer.core.store.keys import jobs_in_state  # noqa: E402
 
 API_KEY = "bench-sandbox-key"  # a made-up key for the local sandbox
 KEEP_TEMP = False  # set by run.py --keep

@@ -18,8 +18,8 @@ import requests
 
 from bench import harness
 from bench.harness import Section, fmt, median, quantile
-from producer.models.udio import UdioRequest
-from producer.store.api_keys import KeyStore
+from producer.core.models.udio import UdioRequest
+from producer.core.store.api_keys import KeyStore
 
 THREADS = 4
 

@@ -17,7 +17,7 @@ import redis
 
 from bench import harness
 from bench.harness import Section, fmt
-from producer.models.job_record import JobState
+from producer.core.models.job_record import JobState
 
 VARIANTS = (("prefork", 2), ("threads", 16))
 

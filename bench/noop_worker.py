@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-from producer.client.celery_config import celery_config
-from producer.settings import get_settings
+from producer.core.broker import celery_config
+from producer.core.settings import get_settings
 
 NOOP = "bench.noop"
 QUEUE = "noop"

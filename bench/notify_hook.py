@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench import harness
 from bench.harness import Section, fmt, median, quantile
-from producer.models.job_record import JobState
+from producer.core.models.job_record import JobState
 
 # name -> (poll initial delay, min interval, max interval, with the hook)
 RUNS = {
@@ -90,7 +90,7 @@ def run(quick: bool) -> Section:
                      f"the finish after {fmt(median(r_lags), 2)} s instead of {fmt(median(b_lags), 2)} s (medians).")
     notes += [
         "Hook calls per job: the sandbox POSTs on every status change (IN_PROGRESS, then SUCCESS); "
-        "only the final one earns a poll (`producer/ops/hook_server.py`).",
+        "only the final one earns a poll (`producer/api/notify_hook.py`).",
         "Lag = upstream finish (sandbox `finished_at`) to the job's DOWNLOADING transition: with the hook, "
         "the sandbox's POST, the hook process, the broker and one fetch by the worker.",
     ]

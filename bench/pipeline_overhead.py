@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from bench import harness
 from bench.harness import Section, fmt, median
-from producer.models.job_record import JobState
+from producer.core.models.job_record import JobState
 
 CONCURRENCY = 2
 

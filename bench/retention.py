@@ -15,8 +15,8 @@ import redis
 
 from bench import harness
 from bench.harness import Section, fmt
-from producer.store import keys
-from producer.store.job_store import JobStore
+from producer.core.store import keys
+from producer.core.store.job_store import JobStore
 
 RETENTION = 60
 

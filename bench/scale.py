@@ -28,7 +28,7 @@ import redis
 
 from bench import harness, rabbitmq
 from bench.harness import Section, fmt
-from producer.models.job_record import TERMINAL_STATES, JobState
+from producer.core.models.job_record import TERMINAL_STATES, JobState
 
 LIVE = [s for s in JobState if s not in TERMINAL_STATES]
 WAITING = [JobState.SUBMITTED, JobState.GENERATING]

@@ -23,7 +23,7 @@ import uuid
 from bench import harness
 from bench.harness import Section, fmt, median
 from producer import UdioRequest
-from producer.models.job_record import JobRecord, JobState
+from producer.core.models.job_record import JobRecord, JobState
 
 CONCURRENCY = 2
 

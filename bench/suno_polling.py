@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 from bench import harness
 from bench.harness import Section, fmt, median, quantile
-from producer.models.job_record import JobRecord, JobState
-from producer.models.suno import SunoRequest
+from producer.core.models.job_record import JobRecord, JobState
+from producer.core.models.suno import SunoRequest
 from workers.retry_policy import next_poll_delay
 
 NOMINAL = 300.0  # seconds of generation, spread +-10 %

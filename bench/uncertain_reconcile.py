@@ -19,7 +19,7 @@ from __future__ import annotations
 from bench import harness
 from bench.harness import Section, fmt, median
 from bench.notify_hook import start_hooks
-from producer.models.job_record import JobState
+from producer.core.models.job_record import JobState
 
 SECRET = "bench-notify-secret"
 # name -> (directive, with the hook)

@@ -1,7 +1,7 @@
 """songqueue producer: what a backend service imports to enqueue and follow song jobs.
 
-The names below are loaded on first use (PEP 562), so `from producer.models import ...`
-or `from producer.settings import Settings` does not pay for celery, kombu and redis.
+The names below are loaded on first use (PEP 562), so `from producer.core.models import ...`
+or `from producer.core.settings import Settings` does not pay for celery, kombu and redis.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ if TYPE_CHECKING:
     from producer.client.async_songqueue import AsyncSongQueue
     from producer.client.minimax_upload import UploadError
     from producer.client.songqueue import JobHandle, JobNotFound, SongQueue, WaitTimeout
-    from producer.models.job_record import JobRecord, JobState
-    from producer.models.minimax import MiniMaxRequest
-    from producer.models.suno import SunoRequest
-    from producer.models.udio import SongSource, UdioConfig, UdioRequest
-    from producer.settings import Settings
+    from producer.core.models.job_record import JobRecord, JobState
+    from producer.core.models.minimax import MiniMaxRequest
+    from producer.core.models.suno import SunoRequest
+    from producer.core.models.udio import SongSource, UdioConfig, UdioRequest
+    from producer.core.settings import Settings
 
 # Public name -> the module that defines it.
 _EXPORTS = {
@@ -27,14 +27,14 @@ _EXPORTS = {
     "SongQueue": "producer.client.songqueue",
     "WaitTimeout": "producer.client.songqueue",
     "UploadError": "producer.client.minimax_upload",
-    "JobRecord": "producer.models.job_record",
-    "JobState": "producer.models.job_record",
-    "MiniMaxRequest": "producer.models.minimax",
-    "SunoRequest": "producer.models.suno",
-    "SongSource": "producer.models.udio",
-    "UdioConfig": "producer.models.udio",
-    "UdioRequest": "producer.models.udio",
-    "Settings": "producer.settings",
+    "JobRecord": "producer.core.models.job_record",
+    "JobState": "producer.core.models.job_record",
+    "MiniMaxRequest": "producer.core.models.minimax",
+    "SunoRequest": "producer.core.models.suno",
+    "SongSource": "producer.core.models.udio",
+    "UdioConfig": "producer.core.models.udio",
+    "UdioRequest": "producer.core.models.udio",
+    "Settings": "producer.core.settings",
 }
 
 __all__ = [

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import requests
 
-from producer.client.callbacks import (
+from producer.core.callbacks import (
     DELIVERY_HEADER,
     EVENT_HEADER,
     ID_HEADER,
@@ -20,7 +20,7 @@ from producer.client.callbacks import (
     sign,
     standard_signature,
 )
-from producer.client.url_guard import CheckedUrl
+from producer.core.url_guard import CheckedUrl
 from workers.upstream.http_client import parse_retry_after
 from workers.upstream.pinned_http import pinned_request
 
@@ -42,7 +42,7 @@ class Delivery:
 
 def post(checked: CheckedUrl, body: bytes, *, secret: bytes, event: str, delivery: str,
          timeout: float) -> Delivery:
-    """POST `body`, signed for this receiver (`secret` is SONGQUEUE_CALLBACK_SECRET; see producer.client.callbacks)."""
+    """POST `body`, signed for this receiver (`secret` is SONGQUEUE_CALLBACK_SECRET; see producer.core.callbacks)."""
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from celery.signals import beat_init, worker_init, worker_ready
 
-from producer.client.celery_config import celery_config
-from producer.client.quorum_queues import SongqueueCelery, declare_task_queues, uses_quorum
-from producer.settings import get_settings
-from producer.unknown_settings import warn_unknown
+from producer.core.broker import celery_config
+from producer.core.quorum_queues import SongqueueCelery, declare_task_queues, uses_quorum
+from producer.core.settings import get_settings
+from producer.core.unknown_settings import warn_unknown
 from workers import (
     gc_freeze,  # noqa: F401 - pool children freeze their inherited heap (retry garbage collected soon)
     heap_profile,  # noqa: F401 - tracemalloc dumps when SONGQUEUE_TRACEMALLOC_DIR is set
@@ -32,7 +32,7 @@ app.conf.beat_scheduler = "workers.playlists.beat:PlaylistScheduler"
 
 
 # Quorum queues: every task queue exists before the worker binds them all to the delayed
-# exchanges (producer/client/quorum_queues.py), whichever queues this worker consumes.
+# exchanges (producer/core/quorum_queues.py), whichever queues this worker consumes.
 if uses_quorum(app):
     worker_init.connect(lambda **_: declare_task_queues(app), weak=False)
 

@@ -5,7 +5,7 @@ them as `extra={"job_id": ..., "upstream_task_id": ...}`, and a line logged insi
 task without them still gets the job id from the task's first argument. Installed on
 Celery's own handlers through its `after_setup_logger` / `after_setup_task_logger`
 signals, so Celery's lines (received, succeeded, retry) come out in the same shape.
-The formatter is the one every songqueue process uses (producer/log_json.py,
+The formatter is the one every songqueue process uses (producer/core/log_json.py,
 python-json-logger): every `extra=` field of a call is kept. Messages never hold secrets
 (keys are SecretStr and never formatted into a message).
 """
@@ -18,13 +18,13 @@ import re
 from celery import current_task
 from celery.signals import after_setup_logger, after_setup_task_logger
 
-from producer import task_names
-from producer.log_json import json_formatter
-from producer.settings import get_settings
+from producer.core import task_names
+from producer.core.log_json import json_formatter
+from producer.core.settings import get_settings
 
 # Tasks whose first argument is a job id.
 _JOB_TASKS = frozenset({task_names.SUBMIT, task_names.POLL, task_names.DOWNLOAD, task_names.FINALIZE})
-# How producer.task_names.argsrepr starts.
+# How producer.core.task_names.argsrepr starts.
 _ARGSREPR_JOB = re.compile(r"job=([A-Za-z0-9_-]+)")
 
 

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 
 import redis
 
-from producer.store import keys
-from producer.store.metric_schema import (
+from producer.core.store import keys
+from producer.core.store.metric_schema import (
     CALLBACKS,
     DOWNLOADED_BYTES,
     LATENCY_BUCKETS,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from celery import Task
 from celery.exceptions import Retry
 
-from producer.settings import Settings
+from producer.core.settings import Settings
 
 # The keyword argument that carries the count of consecutive transient faults.
 FAULTS = "faults"

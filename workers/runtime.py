@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from functools import cache, lru_cache
 
-from producer.settings import Settings, get_settings
-from producer.store.job_store import JobStore
+from producer.core.settings import Settings, get_settings
+from producer.core.store.job_store import JobStore
 from workers.providers import registry
 from workers.providers.base import AsyncProvider
 from workers.storage import Storage, open_storage

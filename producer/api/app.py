@@ -7,9 +7,9 @@ from fastapi import FastAPI
 from producer.api import health, hooks, jobs, playlists, problems, songs, uploads
 from producer.api.console import playlists as console_playlists
 from producer.api.console import routes as console_routes
-from producer.api.limits import BodyLimits
+from producer.api.server import BodyLimits
 from producer.api.state import ApiState
-from producer.settings import Settings, get_settings
+from producer.core.settings import Settings, get_settings
 
 TITLE = "songqueue"
 VERSION = "1"

@@ -15,8 +15,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from producer.api.problems import Problem
 from producer.api.state import ApiState, api_state
-from producer.models.job_record import JobRecord
-from producer.store.api_keys import ApiKey
+from producer.core.models.job_record import JobRecord
+from producer.core.store.api_keys import ApiKey
 
 _bearer = HTTPBearer(auto_error=False, description="an API key from `songqueue keys create`")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}

@@ -1,4 +1,4 @@
-"""POST /hooks/{provider}: the notify hook the gateways call (what a call does: producer/ops/hook_server.py).
+"""POST /hooks/{provider}: the notify hook the gateways call (what a call does: producer/api/notify_hook.py).
 
 Gateways hold no songqueue key, so the hook takes none: a call can do no more than cause
 one early poll of a job that is waiting, or, through a per-job URL whose `job` and `sig`
@@ -18,9 +18,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from producer.api.notify_hook import Forbidden, Hooks
 from producer.api.problems import documented, problem_response
 from producer.api.state import api_state
-from producer.ops.hook_server import Forbidden, Hooks
 
 router = APIRouter(tags=["hooks"])
 log = logging.getLogger("songqueue.hooks")

@@ -25,9 +25,9 @@ from producer.api.problems import Problem, documented
 from producer.api.schemas import JobBody, JobPage, JobView, SubmitJob, job_view
 from producer.api.state import ApiState, api_state
 from producer.client.replay import NotReplayable
-from producer.models.job_record import JobRecord, JobState
-from producer.store import keys as store_keys
-from producer.store.api_keys import ApiKey
+from producer.core.models.job_record import JobRecord, JobState
+from producer.core.store import keys as store_keys
+from producer.core.store.api_keys import ApiKey
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 _ERRORS = documented(401, 403, 404, 422)
@@ -57,7 +57,7 @@ def submit_job(state: ApiState, key: ApiKey, body: JobBody, idempotency_key: str
     try:
         handle = state.queue.submit(
             body.request, provider=body.provider,
-            # Idempotency keys are per tenant (producer/store/keys.py idempotency).
+            # Idempotency keys are per tenant (producer/core/store/keys.py idempotency).
             idempotency_key=idempotency_key,
             callback_url=body.callback_url, callback_progress=body.callback_progress, album=body.album,
             tenant=key.tenant, api_key=key.id,

@@ -15,8 +15,8 @@ import math
 
 from producer.api.problems import Problem
 from producer.api.state import ApiState
-from producer.store import keys, spend
-from producer.store.api_keys import ApiKey
+from producer.core.store import keys, spend
+from producer.core.store.api_keys import ApiKey
 
 
 def spent_today(state: ApiState, key: ApiKey) -> float:

@@ -16,12 +16,11 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from producer.api.auth import needs
 from producer.api.problems import Problem, documented
 from producer.api.state import ApiState, api_state
-from producer.cli.playlist import run_view
-from producer.models.playlist_run import PlaylistRun
-from producer.objects.links import file_path
-from producer.playlists.definition import load_folder
-from producer.playlists.start import playlist_store, start_run
-from producer.store.api_keys import ApiKey
+from producer.core.models.playlist_run import PlaylistRun, run_view
+from producer.core.objects.links import file_path
+from producer.core.playlists.definition import load_folder
+from producer.core.playlists.start import playlist_store, start_run
+from producer.core.store.api_keys import ApiKey
 
 router = APIRouter(prefix="/v1/playlists", tags=["playlists"])
 _ERRORS = documented(401, 403, 404, 422)

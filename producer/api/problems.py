@@ -1,7 +1,7 @@
 """RFC 9457 problem details: every error the API answers is `application/problem+json`.
 
 A 422 lists each bad field with its rule (`errors: [{"field", "rule"}]`), worded by the
-same formatter as the CLI's errors (producer/models/validation_errors.py).
+same formatter as the CLI's errors (producer/core/models/validation_errors.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from producer.models.providers import PROVIDERS
-from producer.models.validation_errors import field_errors
+from producer.core.models.providers import PROVIDERS
+from producer.core.models.validation_errors import field_errors
 
 MEDIA_TYPE = "application/problem+json"
 _TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from producer.models.job_record import JobError, JobRecord, JobState
-from producer.models.minimax import MiniMaxRequest
-from producer.models.providers import PROVIDERS
-from producer.models.udio import UdioRequest
+from producer.core.models.job_record import JobError, JobRecord, JobState
+from producer.core.models.minimax import MiniMaxRequest
+from producer.core.models.providers import PROVIDERS
+from producer.core.models.udio import UdioRequest
 
 
 class _JobOptions(BaseModel):

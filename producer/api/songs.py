@@ -16,8 +16,8 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from producer.api.auth import needs, visible_job
 from producer.api.problems import Problem, documented
 from producer.api.state import api_state
-from producer.objects.links import file_path
-from producer.store.api_keys import ApiKey
+from producer.core.objects.links import file_path
+from producer.core.store.api_keys import ApiKey
 
 router = APIRouter(prefix="/v1/jobs", tags=["songs"])
 

@@ -7,10 +7,10 @@ from functools import cached_property
 
 from fastapi import Request
 
+from producer.api.notify_hook import Hooks
 from producer.client.songqueue import SongQueue
-from producer.ops.hook_server import Hooks
-from producer.settings import Settings
-from producer.store.api_keys import KeyStore
+from producer.core.settings import Settings
+from producer.core.store.api_keys import KeyStore
 
 
 @dataclass

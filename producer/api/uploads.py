@@ -18,7 +18,7 @@ from producer.api.auth import needs
 from producer.api.problems import Problem, documented
 from producer.api.state import api_state
 from producer.client.minimax_upload import UploadError, upload_file
-from producer.store.api_keys import ApiKey
+from producer.core.store.api_keys import ApiKey
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 PATH = "/v1/uploads"

@@ -11,8 +11,8 @@ import time
 
 from producer.cli.exit_codes import EXIT_OK, BadInput
 from producer.client.songqueue import SongQueue
-from producer.models.job_record import DEFAULT_TENANT
-from producer.store.api_keys import KeyStore
+from producer.core.models.job_record import DEFAULT_TENANT
+from producer.core.store.api_keys import KeyStore
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from producer.settings import get_settings
+from producer.core.settings import get_settings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def command(args: argparse.Namespace) -> int:
     # FastAPI and uvicorn (the `ops` extra) only where the API runs.
     from producer.api.app import create_app
-    from producer.api.limits import serve
+    from producer.api.server import serve
 
     app = create_app(get_settings(), max_body_bytes=args.max_body, max_upload_bytes=args.max_upload,
                      body_read_timeout=args.read_timeout)

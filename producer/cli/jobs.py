@@ -26,15 +26,16 @@ from producer.cli.request_flags import (
     takes_references,
 )
 from producer.cli.timeline import timeline
-from producer.client.callbacks import CallbackUrlError, check_callback_url
 from producer.client.minimax_upload import UploadError
-from producer.client.songqueue import MAX_KEY_CHARS, SongQueue, WaitTimeout
-from producer.client.url_guard import callback_policy
-from producer.models.job_record import JobRecord, JobState
-from producer.models.providers import PROVIDERS, provider_spec
-from producer.models.text_rules import check_label
-from producer.objects.links import ObjectLinks
-from producer.settings import get_settings
+from producer.client.songqueue import SongQueue, WaitTimeout
+from producer.core.callbacks import CallbackUrlError, check_callback_url
+from producer.core.enqueue import MAX_KEY_CHARS
+from producer.core.models.job_record import JobRecord, JobState
+from producer.core.models.providers import PROVIDERS, provider_spec
+from producer.core.models.text_rules import check_label
+from producer.core.objects.links import ObjectLinks
+from producer.core.settings import get_settings
+from producer.core.url_guard import callback_policy
 
 
 def _callback_url(args: argparse.Namespace) -> str | None:

@@ -25,11 +25,11 @@ from producer.cli.parser_base import Parser, seconds, upper_choice, whole_number
 from producer.cli.request_flags import add_request_flags, describe_flags
 from producer.client.replay import NotReplayable
 from producer.client.songqueue import JobNotFound
-from producer.models.job_record import JobState
-from producer.models.providers import DEFAULT_PROVIDER, PROVIDERS
+from producer.core.models.job_record import JobState
+from producer.core.models.providers import DEFAULT_PROVIDER, PROVIDERS
+from producer.core.settings import Settings, describe_settings_error
+from producer.core.unknown_settings import warn_unknown
 from producer.ops.flower_launcher import FlowerAuthMissing
-from producer.settings import Settings, describe_settings_error
-from producer.unknown_settings import warn_unknown
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "submit": jobs.submit, "status": jobs.status, "wait": jobs.wait, "cancel": jobs.cancel, "list": jobs.list_jobs,

@@ -7,9 +7,9 @@ import time
 
 from producer.cli.progress import ProgressDisplay
 from producer.client.songqueue import SongQueue
-from producer.client.worker_queues import consumers
-from producer.models.job_record import JobRecord, JobState
-from producer.task_names import QUEUE_SUBMIT
+from producer.core.broker import consumers
+from producer.core.models.job_record import JobRecord, JobState
+from producer.core.task_names import QUEUE_SUBMIT
 
 # Long enough that a running worker has normally picked the job up; asking costs a second.
 HINT_AFTER = 3.0

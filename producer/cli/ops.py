@@ -6,19 +6,19 @@ import argparse
 import json
 
 from producer.cli.exit_codes import EXIT_FAILED, EXIT_OK, BadInput
-from producer.client.callbacks import CallbackUrlError, check_callback_url, receiver_secret_text
 from producer.client.songqueue import SongQueue
-from producer.client.url_guard import callback_policy
-from producer.models.providers import PROVIDERS
+from producer.core.callbacks import CallbackUrlError, check_callback_url, receiver_secret_text
+from producer.core.models.providers import PROVIDERS
+from producer.core.settings import get_settings
+from producer.core.url_guard import callback_policy
 from producer.ops import operator_stats
 from producer.ops.flower_launcher import exec_flower
-from producer.settings import get_settings
 
 
 def hooks(args: argparse.Namespace) -> int:
     """An alias: the HTTP API (which serves POST /hooks/{provider}) on the hook's port."""
     from producer.api.app import create_app
-    from producer.api.limits import serve
+    from producer.api.server import serve
 
     return serve(create_app(get_settings()), args.host, args.port, name="hooks")
 

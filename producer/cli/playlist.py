@@ -18,17 +18,17 @@ from producer.cli.parser_base import seconds, whole_number
 from producer.cli.progress import ProgressDisplay
 from producer.client.songqueue import SongQueue
 from producer.client.wait_loop import Deadline, poll_until
-from producer.models.job_record import JobRecord
-from producer.models.playlist_run import PlaylistRun, RunState
-from producer.models.text_rules import clean_text
-from producer.playlists.definition import (
+from producer.core.models.job_record import JobRecord
+from producer.core.models.playlist_run import PlaylistRun, RunState, run_view, when
+from producer.core.models.text_rules import clean_text
+from producer.core.playlists.definition import (
     DefinitionError,
     PlaylistDefinition,
     load_definition,
     load_folder,
 )
-from producer.playlists.start import playlist_store, start_run
-from producer.settings import get_settings
+from producer.core.playlists.start import playlist_store, start_run
+from producer.core.settings import get_settings
 
 
 def add_parser(sub: Any) -> None:
@@ -132,44 +132,11 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _when(stamp: float | None) -> str | None:
-    return None if stamp is None else datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")
-
-
-def run_view(run: PlaylistRun, jobs: list[JobRecord | None]) -> dict[str, Any]:
-    """The shape of `playlist status --json`."""
-    return {
-        "id": run.id,
-        "playlist": run.playlist,
-        "album": run.album,
-        "state": run.state.value,
-        "trigger": run.trigger,
-        "scheduled_for": _when(run.slot),
-        "created_at": _when(run.created_at),
-        "started_at": _when(run.started_at),
-        "finished_at": _when(run.finished_at),
-        "requests": len(run.requests),
-        "succeeded_requests": run.succeeded_requests,
-        "min_success": run.min_success,
-        "jobs": [
-            {"id": job_id, "state": job.state.value if job else "MISSING", "progress": job.progress if job else 0,
-             "error": job.error.model_dump() if job and job.error else None}
-            for job_id, job in zip(run.job_ids, jobs)
-        ],
-        "songs": [{"title": s.title, "duration": s.duration, "path": s.path, "uri": s.uri, "job_id": s.job_id}
-                  for s in run.songs],
-        "failures": [f.model_dump() for f in run.failures],
-        "m3u8": run.m3u8.uri if run.m3u8 else None,
-        "json": run.document.uri if run.document else None,
-        "error": run.error.model_dump() if run.error else None,
-    }
-
-
 def _print_run(run: PlaylistRun, jobs: list[JobRecord | None], as_json: bool) -> None:
     if as_json:
         print(json.dumps(run_view(run, jobs), ensure_ascii=False))
         return
-    slot = f", scheduled for {_when(run.slot)}" if run.slot is not None else ""
+    slot = f", scheduled for {when(run.slot)}" if run.slot is not None else ""
     print(f"playlist run {run.id} ({run.playlist}, {run.trigger}{slot}): {run.state.value}")
     print(f"  {run.succeeded_requests if run.state.terminal else '?'} of {len(run.requests)} requests succeeded "
           f"(min_success {run.min_success})")
@@ -213,8 +180,8 @@ def _list(args: argparse.Namespace) -> int:
             "warnings": definition.warnings,
             "requests": definition.requests_per_run,
             "recent_runs": [
-                {"id": r.id, "state": r.state.value, "trigger": r.trigger, "scheduled_for": _when(r.slot),
-                 "created_at": _when(r.created_at), "succeeded_requests": r.succeeded_requests,
+                {"id": r.id, "state": r.state.value, "trigger": r.trigger, "scheduled_for": when(r.slot),
+                 "created_at": when(r.created_at), "succeeded_requests": r.succeeded_requests,
                  "requests": len(r.requests)}
                 for r in store.recent(name, args.runs)
             ],

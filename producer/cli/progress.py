@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
-from producer.models.job_record import JobRecord
+from producer.core.models.job_record import JobRecord
 
 WIDTH = 30
 

@@ -21,9 +21,9 @@ from producer.cli.exit_codes import BadInput
 from producer.cli.parser_base import whole_number
 from producer.client.minimax_upload import Purpose
 from producer.client.songqueue import JobNotFound, SongQueue
-from producer.models.providers import PROVIDERS, ProviderSpec, provider_spec
-from producer.models.udio import UdioConfig, UdioRequest
-from producer.models.validation_errors import field_errors
+from producer.core.models.providers import PROVIDERS, ProviderSpec, provider_spec
+from producer.core.models.udio import UdioConfig, UdioRequest
+from producer.core.models.validation_errors import field_errors
 
 # gen_params fields that get a flag of their own; `config` is spelled --mode/--extend/--context-length.
 _FLAG_ALIASES = {"model_type": "--model"}

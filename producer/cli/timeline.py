@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from producer.models.job_record import JobRecord, JobState
+from producer.core.models.job_record import JobRecord, JobState
 
 WIDTH = 50
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from producer.client.minimax_upload import Purpose
 from producer.client.songqueue import JobHandle, JobNotFound, SongQueue, WaitTimeout
-from producer.models.job_record import JobRecord, JobState, StoredObject
-from producer.settings import Settings
-from producer.store import keys, redis_client
+from producer.core.models.job_record import JobRecord, JobState, StoredObject
+from producer.core.settings import Settings
+from producer.core.store import keys, redis_client
 
 
 class AsyncSongQueue:

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import mimetypes
 from pathlib import Path
-from typing import IO, Any, Literal, get_args
+from typing import IO, Literal, get_args
 
 import requests
 
-from producer.models.text_rules import clean_text
-from producer.settings import Settings
+from producer.core.models.minimax import RATE_LIMIT_CODES, base_resp
+from producer.core.models.text_rules import clean_text
+from producer.core.settings import Settings
 
 UPLOAD_PATH = "/minimaxi/v1/music_upload"
 Purpose = Literal["voice", "instrumental"]
 PURPOSES: tuple[str, ...] = get_args(Purpose)
 ID_FIELD: dict[str, str] = {"voice": "voice_id", "instrumental": "instrumental_id"}
-# MiniMax's own codes for "rate limit triggered" (its API documentation; unconfirmed
-# through 302.ai): worth trying again later, unlike every other non-zero code.
-RATE_LIMIT_CODES = frozenset({1002, 1039})
 
 
 class UploadError(Exception):
@@ -34,14 +32,6 @@ class UploadError(Exception):
         self.refused = refused
         # The upstream's HTTP status when it was an error status (401: our key, not the file).
         self.http_status = http_status
-
-
-def base_resp(body: Any) -> tuple[int, str] | None:
-    """(status_code, status_msg) of a MiniMax answer, or None when it has no usable base_resp."""
-    resp = body.get("base_resp") if isinstance(body, dict) else None
-    if not isinstance(resp, dict) or not isinstance(resp.get("status_code"), int):
-        return None
-    return resp["status_code"], str(resp.get("status_msg") or "")
 
 
 def upload_reference(settings: Settings, path: Path, purpose: Purpose) -> str:

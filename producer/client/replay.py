@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from producer.models.job_record import JobRecord, PreviousRun
+from producer.core.models.job_record import JobRecord, PreviousRun
 
 
 class NotReplayable(ValueError):

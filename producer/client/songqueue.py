@@ -3,37 +3,28 @@
 from __future__ import annotations
 
 import builtins
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from producer import task_names
 from producer.client import replay
-from producer.client.callbacks import TERMINAL_EVENTS, announce, check_callback_url
-from producer.client.celery_config import celery_config
+from producer.client.fetch import fetch_job
 from producer.client.minimax_upload import Purpose, upload_reference
-from producer.client.quorum_queues import SongqueueCelery
-from producer.client.url_guard import callback_policy
 from producer.client.wait_loop import Deadline, poll_until
-from producer.models.job_record import (
-    CANCELLABLE_STATES,
+from producer.core import task_names
+from producer.core.enqueue import Enqueuer
+from producer.core.models.job_record import (
     DEFAULT_TENANT,
     REPLAYABLE_STATES,
-    JobError,
     JobRecord,
     JobState,
     StoredObject,
 )
-from producer.models.providers import DEFAULT_PROVIDER, PROVIDERS, REQUEST_MODELS, RequestModel
-from producer.models.text_rules import check_label
-from producer.objects.archive import archived_ids, manifest_object, read_manifest, record_from_manifest, send_archive
-from producer.objects.fetch import fetch_job
-from producer.objects.links import ObjectLinks
-from producer.settings import Settings, get_settings
-from producer.store.job_store import JobStore
+from producer.core.models.providers import DEFAULT_PROVIDER, RequestModel
+from producer.core.objects.archive import archived_ids, manifest_object, read_manifest, record_from_manifest
+from producer.core.objects.links import ObjectLinks
 
 
 class JobNotFound(LookupError):
@@ -58,18 +49,9 @@ class JobHandle:
     def wait(self, timeout: float | None = None) -> JobRecord:
         return self.queue.wait(self.id, timeout=timeout)
 
-# Bounds of the caller's strings stored on a job record.
-MAX_KEY_CHARS = 200
-MAX_ALBUM_CHARS = 200
-
-
-class SongQueue:
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or get_settings()
-        self.store = JobStore.from_url(self.settings.job_store_url, self.settings.key_prefix,
-                                       self.settings.job_retention, self.settings.sentinel_master)
-        self.celery = SongqueueCelery("songqueue-producer")
-        self.celery.conf.update(celery_config(self.settings))
+class SongQueue(Enqueuer):
+    """The Python API: what the kernel's Enqueuer does (create, cancel) and the rest a caller
+    needs (status, wait, retry, list, links, fetch, reference uploads)."""
 
     def submit(
         self,
@@ -84,49 +66,19 @@ class SongQueue:
         tenant: str = DEFAULT_TENANT,
         api_key: str | None = None,
     ) -> JobHandle:
-        """Validate, record the job QUEUED, and send it to the submit queue.
+        """Validate, record the job QUEUED and send it to the submit queue; a handle to follow it.
 
-        A dict is validated here with the provider's model (pydantic.ValidationError names
-        the field and the rule); nothing is written or sent for bad input.
-        `callback_url`: where to POST the job's signed status when it ends (and on every
-        progress change with `callback_progress`); a URL that breaks a rule raises
-        producer.client.callbacks.CallbackUrlError (a ValueError naming callback_url).
-        `album`: the ID3 album of its songs; `batch_id`: the playlist run it belongs to;
-        `tenant`: who owns it, and `api_key`: the id of the key that submitted it (the HTTP
-        API passes both; the workers hold the job to that key's limits).
+        Bad input raises before anything is written or sent; `Enqueuer.create` says what
+        each option means.
         """
-        check_label("idempotency_key", idempotency_key, MAX_KEY_CHARS)
-        check_label("album", album, MAX_ALBUM_CHARS)
-        check_label("batch_id", batch_id, MAX_KEY_CHARS)
-        spec = PROVIDERS.get(provider)
-        if spec is None:
-            raise ValueError(f"provider: must be one of {', '.join(sorted(PROVIDERS))}, got {provider!r}")
-        if callback_url is not None:
-            callback_url = check_callback_url(callback_url, callback_policy(self.settings)).url
-        elif callback_progress:
-            raise ValueError("callback_progress: needs a callback_url")
-        if not isinstance(request, spec.request_model):
-            if isinstance(request, REQUEST_MODELS):
-                raise ValueError(f"provider: a {type(request).__name__} cannot go to provider {provider!r}")
-            request = spec.request_model.model_validate(request)
-        record = JobRecord(
-            id=uuid.uuid4().hex,
-            provider=provider,
-            model=request.model_name,
-            request=request.to_gen_params(),
-            idempotency_key=idempotency_key,
-            callback_url=callback_url,
-            callback_progress=callback_progress,
-            album=album,
-            batch_id=batch_id,
-            tenant=tenant,
-            api_key=api_key,
-        )
-        # If the submit message is lost, the watchdog sends it again after the grace period.
-        record, created = self.store.create(record, check_in=self.settings.watchdog_grace)
-        if created:
-            self._send(task_names.SUBMIT, record)
+        record, created = self.create(
+            request, provider=provider, idempotency_key=idempotency_key, callback_url=callback_url,
+            callback_progress=callback_progress, album=album, batch_id=batch_id, tenant=tenant, api_key=api_key)
         return JobHandle(record.id, self, created)
+
+    def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a job that has not ended; an ended one is returned as it is."""
+        return super().cancel(job_id) or self.status(job_id)
 
     def upload_reference(self, path: str | Path, purpose: Purpose) -> str:
         """Upload a local reference audio file to MiniMax; returns its voice_id or instrumental_id.
@@ -136,27 +88,9 @@ class SongQueue:
         """
         return upload_reference(self.settings, Path(path), purpose)
 
-    def _send(self, name: str, record: JobRecord) -> None:
-        try:
-            self.celery.send_task(
-                name,
-                # A replayed job's submit carries its new fencing token.
-                args=[record.id, record.token] if record.token else [record.id],
-                argsrepr=task_names.argsrepr(record.id, provider=record.provider, request=record.request),
-            )
-        except Exception as exc:  # noqa: BLE001 - re-raised below
-            # The record exists; say so rather than leave a QUEUED job nobody will run.
-            error = JobError(code="enqueue_failed", message=str(exc))
-
-            def note(r: JobRecord) -> None:
-                r.error = error
-
-            self.store.apply(record.id, {JobState.QUEUED}, mutate=note, to=JobState.FAILED)
-            raise
-
     def status(self, job_id: str) -> JobRecord:
         """The job's record; once Redis has let an ended job go (SONGQUEUE_JOB_RETENTION),
-        the record its manifest.json tells (producer/objects/archive.py)."""
+        the record its manifest.json tells (producer/core/objects/archive.py)."""
         record = self.store.get(job_id)
         if record is None:
             record = self.archived(job_id)
@@ -196,19 +130,6 @@ class SongQueue:
         except Deadline as exc:
             raise WaitTimeout(exc.last) from None
 
-    def cancel(self, job_id: str) -> JobRecord:
-        """Cancel a job that has not ended. Its pending tasks find it CANCELLED and stop."""
-        def note(r: JobRecord) -> None:
-            r.error = JobError(code="cancelled", message="cancelled by request")
-            r.waiting_for = None
-
-        record = self.store.apply(job_id, CANCELLABLE_STATES, mutate=note, to=JobState.CANCELLED)
-        if record is None:
-            return self.status(job_id)
-        announce(self.celery, record, TERMINAL_EVENTS[JobState.CANCELLED])
-        send_archive(self.celery, record)
-        return record
-
     def retry(self, job_id: str) -> JobRecord:
         """Replay a FAILED or TIMED_OUT job: a new upstream submit (producer/client/replay.py).
 
@@ -217,7 +138,7 @@ class SongQueue:
                                   check_in=self.settings.watchdog_grace)
         if record is None:
             raise replay.refusal(self.status(job_id))
-        self._send(task_names.SUBMIT, record)
+        self.send(task_names.SUBMIT, record)
         return record
 
     def list(self, state: JobState | None = None, limit: int = 100) -> builtins.list[JobRecord]:

@@ -8,9 +8,9 @@ from urllib.parse import unquote, urlparse
 
 from pydantic import SecretStr
 
+from producer.core.settings import Settings
+from producer.core.unknown_settings import unknown_variables
 from producer.doctor.report import Line, failed, mask_url, passed
-from producer.settings import Settings
-from producer.unknown_settings import unknown_variables
 
 
 def settings_in_effect(settings: Settings) -> Line:
@@ -43,7 +43,7 @@ def storage_writable(settings: Settings) -> Line:
     probe = f"_doctor/{uuid.uuid4().hex}"
     try:
         if url.startswith("s3://"):
-            from producer.objects.s3 import S3Location, s3_client
+            from producer.core.objects.s3 import S3Location, s3_client
 
             where = S3Location.parse(url)
             key = f"{where.key}/{probe}" if where.key else probe

@@ -9,8 +9,8 @@ from __future__ import annotations
 import requests
 from pydantic import SecretStr
 
+from producer.core.settings import Settings
 from producer.doctor.report import Line, failed, passed
-from producer.settings import Settings
 
 
 def provider(settings: Settings, name: str) -> Line:

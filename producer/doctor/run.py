@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import pydantic
 
+from producer.core.settings import Settings
+from producer.core.store.job_store import JobStore
 from producer.doctor import config_checks, provider_checks, service_checks
 from producer.doctor.report import Line, failed
-from producer.settings import Settings
-from producer.store.job_store import JobStore
 
 
 def run(providers: Sequence[str]) -> list[Line]:

@@ -11,12 +11,12 @@ import time
 import redis
 from celery import Celery
 
-from producer.client.worker_queues import consumers
+from producer.core.broker import consumers
+from producer.core.settings import Settings
+from producer.core.store.job_store import JobStore
+from producer.core.store.redis_client import connect
+from producer.core.task_names import ALL_QUEUES
 from producer.doctor.report import Line, failed, mask_url, passed
-from producer.settings import Settings
-from producer.store.job_store import JobStore
-from producer.store.redis_client import connect
-from producer.task_names import ALL_QUEUES
 
 # Countdowns, deadlines and the watchdog's grace are all measured against Redis-stored times.
 MAX_CLOCK_SKEW = 2.0

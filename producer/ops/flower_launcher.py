@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from producer.settings import Settings
+from producer.core.settings import Settings
 
 FLOWER_APP = "workers.celery_app"
 # The tasks page shows each task's argsrepr ("job=ID provider=P prompt='...'"), so an

@@ -2,7 +2,7 @@
 
 Everything is read at scrape time: gauges from the job store's indexes, the spend ledger and
 the broker (producer/ops/operator_stats.py), counters and histograms from the hashes the workers
-keep in Redis (workers/metrics.py, names in producer/store/metric_schema.py). Nothing is cached
+keep in Redis (workers/metrics.py, names in producer/core/store/metric_schema.py). Nothing is cached
 here, so any number of exporters may run and a restart loses nothing.
 
 Flower has its own `/metrics` (task counts and runtimes per worker, from Celery events);
@@ -28,12 +28,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from producer.client.songqueue import PROVIDERS, SongQueue
-from producer.log_json import install_server_logging
-from producer.ops import operator_stats
-from producer.ops.metrics_server import MetricsServer
-from producer.store import keys
-from producer.store.metric_schema import (
+from producer.client.songqueue import SongQueue
+from producer.core.log_json import install_server_logging
+from producer.core.models.providers import PROVIDERS
+from producer.core.store import keys
+from producer.core.store.metric_schema import (
     CALLBACKS,
     DOWNLOADED_BYTES,
     JOB_BUCKETS,
@@ -50,6 +49,8 @@ from producer.store.metric_schema import (
     WATCHDOG_RESCHEDULES,
     format_bound,
 )
+from producer.ops import operator_stats
+from producer.ops.metrics_server import MetricsServer
 
 log = logging.getLogger("songqueue.metrics")
 

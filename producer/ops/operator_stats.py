@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from celery import Celery
 
-from producer import task_names
-from producer.models.job_record import JobState
-from producer.settings import Settings
-from producer.store import keys, spend
+from producer.core.broker import queue_depths
+from producer.core.models.job_record import JobState
+from producer.core.settings import Settings
+from producer.core.store import keys, spend
 
 
 @dataclass(frozen=True)
@@ -61,21 +61,3 @@ def collect(settings: Settings, store_redis: object, celery: Celery, providers: 
     }
     return Snapshot(day=day, jobs=jobs, providers=stats, queues=queue_depths(celery))
 
-
-def queue_depths(celery: Celery) -> dict[str, int]:
-    """Messages waiting in each songqueue queue, asked of the broker (Redis or AMQP alike)."""
-    depths: dict[str, int] = {}
-    with celery.connection_for_read() as conn:
-        conn.ensure_connection(max_retries=1)
-        for queue in task_names.ALL_QUEUES:
-            channel = conn.channel()
-            try:
-                depths[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
-            except conn.channel_errors:
-                depths[queue] = 0  # not declared yet: nothing was ever sent to it
-            finally:
-                try:
-                    channel.close()
-                except conn.connection_errors + conn.channel_errors:
-                    pass
-    return depths

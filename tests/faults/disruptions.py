@@ -16,8 +16,8 @@ import redis
 import stack
 
 from producer import JobState
-from producer.store import keys
-from producer.task_names import POLL, QUEUE_POLL
+from producer.core.store import keys
+from producer.core.task_names import POLL, QUEUE_POLL
 from tests.faults.harness import Harness
 from workers.fault_points import hit_key
 

@@ -248,7 +248,7 @@ def _settle_callbacks(h: Harness, records: list) -> float | None:
     wait for both (the invariants then name any that did not happen). Returns when."""
     import redis
 
-    from producer.store import keys
+    from producer.core.store import keys
 
     ended = {(r.id, r.state.value) for r in records if r.state.terminal}
     client = redis.Redis.from_url(h.redis_url)

@@ -168,7 +168,7 @@ class Harness:
 def purge_queues(url: str) -> None:
     from kombu import Connection
 
-    from producer.task_names import ALL_QUEUES
+    from producer.core.task_names import ALL_QUEUES
 
     with Connection(url) as conn:
         channel = conn.default_channel

@@ -17,8 +17,8 @@ from urllib.parse import unquote, urlparse
 
 import redis
 
-from producer.models.job_record import IN_FLIGHT_STATES, JobRecord, JobState, StoredObject
-from producer.store import keys, metric_schema, spend
+from producer.core.models.job_record import IN_FLIGHT_STATES, JobRecord, JobState, StoredObject
+from producer.core.store import keys, metric_schema, spend
 from workers.providers import registry
 
 

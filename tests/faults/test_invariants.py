@@ -13,9 +13,9 @@ import pytest
 import redis
 
 from producer import Settings
-from producer.models.job_record import JobRecord, JobState, SongRecord, StoredObject
-from producer.store import keys, spend
-from producer.store.job_store import JobStore
+from producer.core.models.job_record import JobRecord, JobState, SongRecord, StoredObject
+from producer.core.store import keys, spend
+from producer.core.store.job_store import JobStore
 from tests.faults import invariants
 
 PRICE = 0.25

@@ -7,10 +7,10 @@ import pytest
 import redis
 
 from producer.cli import main as cli
-from producer.models.udio import UdioRequest
-from producer.models.validation_errors import field_errors
-from producer.settings import get_settings
-from producer.task_names import ALL_QUEUES
+from producer.core.models.udio import UdioRequest
+from producer.core.models.validation_errors import field_errors
+from producer.core.settings import get_settings
+from producer.core.task_names import ALL_QUEUES
 from tests.unit.models.test_validation import INVALID
 
 pytestmark = pytest.mark.integration

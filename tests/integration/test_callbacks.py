@@ -14,9 +14,9 @@ import pytest
 import redis
 import stack
 
-from producer.client.callbacks import CallbackUrlError, terminal_delivery
-from producer.models.job_record import JobRecord, JobState
-from producer.task_names import ALL_QUEUES
+from producer.core.callbacks import CallbackUrlError, terminal_delivery
+from producer.core.models.job_record import JobRecord, JobState
+from producer.core.task_names import ALL_QUEUES
 from tests.support.http_fixture import LocalServer, closed_port
 
 pytestmark = pytest.mark.integration

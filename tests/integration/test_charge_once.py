@@ -9,7 +9,7 @@ then the original's answer arrives, is kept on the ended job, and was charged ag
 
 Here the copy is sent by hand (the same message, same token) while the sandbox holds the
 original's paid call, with a real worker, Redis and sandbox. The call is charged under its
-intent's id (workers/steps/charges.py), so the late answer finds it charged.
+intent's id (workers/steps/ledger.py), so the late answer finds it charged.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import uuid
 import pytest
 import stack
 
-from producer import task_names
+from producer.core import task_names
 
 pytestmark = pytest.mark.integration
 

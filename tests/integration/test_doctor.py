@@ -11,7 +11,7 @@ import pytest
 import redis
 import stack
 
-from producer.task_names import ALL_QUEUES
+from producer.core.task_names import ALL_QUEUES
 
 pytestmark = pytest.mark.integration
 

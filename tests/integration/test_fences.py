@@ -24,8 +24,8 @@ from urllib.parse import urlparse
 import pytest
 import redis
 
-from producer.models.job_record import JobState
-from producer.store import keys, spend
+from producer.core.models.job_record import JobState
+from producer.core.store import keys, spend
 from workers.fault_points import hit_key
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ import pytest
 import requests
 import stack
 
-from producer.models.job_record import JobState
+from producer.core.models.job_record import JobState
 from tests.support.ports import start_flower
 from tests.support.prerequisites import missing
 

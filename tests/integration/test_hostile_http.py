@@ -13,7 +13,7 @@ import redis
 import requests
 import stack
 
-from producer.task_names import ALL_QUEUES
+from producer.core.task_names import ALL_QUEUES
 from tests.integration.test_hostile_input import CONTROL, PRIVATE, api_cases, cli_cases
 from tests.support.http_fixture import LocalServer
 

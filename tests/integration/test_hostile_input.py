@@ -7,8 +7,8 @@ import pydantic
 import pytest
 
 from producer.cli import main as cli
-from producer.models.validation_errors import field_errors
-from producer.settings import get_settings
+from producer.core.models.validation_errors import field_errors
+from producer.core.settings import get_settings
 from tests.integration.test_bad_input import _nothing_written_or_sent
 from tests.support.http_fixture import LocalServer
 

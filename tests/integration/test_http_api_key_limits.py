@@ -14,8 +14,8 @@ import pytest
 import requests
 import stack
 
-from producer.store import keys, spend
-from producer.store.api_keys import KeyStore
+from producer.core.store import keys, spend
+from producer.core.store.api_keys import KeyStore
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 import stack
 
-from producer.store.api_keys import KeyStore
+from producer.core.store.api_keys import KeyStore
 from sandbox import audio
 
 pytestmark = pytest.mark.integration

@@ -19,8 +19,8 @@ from mutagen.mp3 import MP3
 from producer.cli import exit_codes, jobs
 from producer.cli import main as cli
 from producer.client.minimax_upload import UploadError
-from producer.models.minimax import MiniMaxRequest, lyrics_length
-from producer.models.validation_errors import field_errors
+from producer.core.models.minimax import MiniMaxRequest, lyrics_length
+from producer.core.models.validation_errors import field_errors
 from sandbox import audio
 
 SONG_SECONDS = 3.0  # the session sandbox's --song-duration

@@ -17,12 +17,12 @@ import redis
 import requests
 import stack
 
-from producer.client import hook_link
-from producer.models.job_record import JobRecord, JobState, UncertainSubmit
-from producer.ops.hook_server import Forbidden, Hooks
-from producer.settings import Settings
-from producer.store.job_store import JobStore
-from producer.task_names import ALL_QUEUES, QUEUE_POLL, QUEUE_SUBMIT
+from producer.api.notify_hook import Forbidden, Hooks
+from producer.core import hook_link
+from producer.core.models.job_record import JobRecord, JobState, UncertainSubmit
+from producer.core.settings import Settings
+from producer.core.store.job_store import JobStore
+from producer.core.task_names import ALL_QUEUES, QUEUE_POLL, QUEUE_SUBMIT
 from sandbox import server as sandbox_server
 from tests.support.http_fixture import LocalServer
 from tests.unit.sandbox.test_sandbox import TASK_KEYS

@@ -13,7 +13,7 @@ import requests
 import stack
 from prometheus_client.parser import text_string_to_metric_families
 
-from producer.models.job_record import JobState
+from producer.core.models.job_record import JobState
 from tests.support.ports import start_flower
 from tests.support.prerequisites import require_promtool
 

@@ -17,10 +17,10 @@ import pytest
 import stack
 from mutagen.id3 import ID3
 
-from producer.models.playlist_run import PlaylistRun, RunState
-from producer.playlists.definition import parse_definition
-from producer.playlists.start import start_run
-from producer.store.playlist_store import PlaylistStore
+from producer.core.models.playlist_run import PlaylistRun, RunState
+from producer.core.playlists.definition import parse_definition
+from producer.core.playlists.start import start_run
+from producer.core.store.playlist_store import PlaylistStore
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from producer.models.job_record import JobState
+from producer.core.models.job_record import JobState
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("broker", ["amqp"], indirect=True)]
 

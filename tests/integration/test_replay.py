@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from producer.models.job_record import JobState
+from producer.core.models.job_record import JobState
 
 pytestmark = pytest.mark.integration
 

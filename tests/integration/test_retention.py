@@ -9,8 +9,8 @@ import uuid
 import pytest
 
 from producer.client.wait_loop import poll_until
-from producer.models.job_record import JobState
-from producer.store import keys
+from producer.core.models.job_record import JobState
+from producer.core.store import keys
 
 pytestmark = pytest.mark.integration
 

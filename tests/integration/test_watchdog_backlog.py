@@ -14,8 +14,8 @@ import uuid
 import redis
 import stack
 
-from producer.models.job_record import JobState
-from producer.models.udio import UdioRequest
+from producer.core.models.job_record import JobState
+from producer.core.models.udio import UdioRequest
 from workers.tasks.watchdog import DEFER_BACKLOG, MAX_DEFERRALS
 
 GRACE = 0.5  # looks at GRACE x 1, 2, 4 ... : the resend comes after about 63 x GRACE

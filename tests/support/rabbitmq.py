@@ -1,6 +1,6 @@
 """A RabbitMQ virtual host of its own for each test stack.
 
-The queue names are fixed (producer/task_names.py), and the tests run in parallel processes;
+The queue names are fixed (producer/core/task_names.py), and the tests run in parallel processes;
 on one shared vhost a worker of one test would take another test's messages and a purge would
 empty another test's queues. A fresh vhost per stack isolates them without any change to the
 names the code uses. Needs `rabbitmqctl` for the broker's node (as .ci/run does).

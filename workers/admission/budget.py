@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import redis
 
-from producer.settings import Settings
-from producer.store import keys, spend
-from producer.store.job_store import JobStore
+from producer.core.settings import Settings
+from producer.core.store import keys, spend
+from producer.core.store.job_store import JobStore
 from workers.admission.limits import Wait, jittered, run_script
 
 log = logging.getLogger("songqueue.admission")

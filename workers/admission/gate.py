@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import redis
 
-from producer.models.job_record import JobRecord
-from producer.settings import Settings
-from producer.store.api_keys import ApiKey
+from producer.core.models.job_record import JobRecord
+from producer.core.settings import Settings
+from producer.core.store.api_keys import ApiKey
 from workers.admission import budget, key_limits, limits
 from workers.admission.budget import OverBudget, Reservation
 from workers.admission.limits import Wait

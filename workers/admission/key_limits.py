@@ -10,7 +10,7 @@ later moment could run, and the API need not guess what the workers will do.
 
 - **In flight** counts the key's jobs with an upstream task in flight (SUBMITTING,
   SUBMITTED, GENERATING), as the provider limit does. The job store keeps the key's set in
-  the same transaction as each state change (producer/store/job_store.py), so a job that
+  the same transaction as each state change (producer/core/store/job_store.py), so a job that
   ends, backs off or is cancelled frees its place at once and nothing leaks.
 - **Daily budget**: each paid call reserves its price in the key's spend counter for the
   UTC day before the call, atomically (the provider budget's script), so the jobs of one
@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import redis
 
-from producer.models.job_record import JobRecord
-from producer.settings import Settings
-from producer.store import keys, spend
-from producer.store.api_keys import ApiKey, KeyStore
+from producer.core.models.job_record import JobRecord
+from producer.core.settings import Settings
+from producer.core.store import keys, spend
+from producer.core.store.api_keys import ApiKey, KeyStore
 from workers.admission.budget import OverBudget, Reservation, reserve_under
 from workers.admission.limits import Wait, admit_to, jittered, release_from
 

@@ -3,7 +3,7 @@
 Per provider (settings `SONGQUEUE_{PROVIDER}_MAX_IN_FLIGHT`, `_SUBMIT_RATE`, `_POLL_RATE`):
 
 - **In flight**: the job store keeps a set of the provider's jobs in SUBMITTING, SUBMITTED
-  or GENERATING, changed in the same transaction as the job's state (producer/store/job_store.py).
+  or GENERATING, changed in the same transaction as the job's state (producer/core/store/job_store.py).
   A submit is admitted into that set by one Lua script when there is room, before its state
   changes; a job that ends, backs off or is cancelled leaves it with that state change, so
   no count can leak when a job ends or a worker dies.
@@ -25,9 +25,9 @@ from typing import Any
 
 import redis
 
-from producer.models.job_record import IN_FLIGHT_STATES, JobState
-from producer.settings import Settings
-from producer.store import keys
+from producer.core.models.job_record import IN_FLIGHT_STATES, JobState
+from producer.core.settings import Settings
+from producer.core.store import keys
 
 LUA = Path(__file__).with_name("lua")
 

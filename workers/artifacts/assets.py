@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from producer.client.url_guard import download_policy
-from producer.models.job_record import JobRecord, StoredObject
-from producer.settings import Settings
+from producer.core.models.job_record import JobRecord, StoredObject
+from producer.core.settings import Settings
+from producer.core.url_guard import download_policy
 from workers.artifacts import storage_keys
 from workers.artifacts.audio_check import check_mp3
 from workers.artifacts.downloader import download_to_file, download_to_storage, open_download

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import requests
 
-from producer.client.url_guard import CheckedUrl, UrlPolicy, UrlRefused
-from producer.models.job_record import StoredObject
+from producer.core.models.job_record import StoredObject
+from producer.core.url_guard import CheckedUrl, UrlPolicy, UrlRefused
 from workers.artifacts.media_types import sniff_audio, sniff_image
 from workers.artifacts.spool import spool_path
 from workers.storage import Storage

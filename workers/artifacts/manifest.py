@@ -5,7 +5,7 @@ Written by finalize just before the job turns SUCCEEDED, so its last transition 
 DOWNLOADING and `written_at` closes that state's timing; `state` says how the job ended.
 The archive task writes it for a job that FAILED, TIMED_OUT or was CANCELLED, with its
 `error`. Once Redis lets the job go (SONGQUEUE_JOB_RETENTION) this is the job's record:
-producer/objects/archive.py reads it back. It holds no secret: the request is the
+producer/core/objects/archive.py reads it back. It holds no secret: the request is the
 validated gen_params (API keys are settings, never part of a request), and links are
 left out because presigned ones expire.
 """
@@ -16,7 +16,7 @@ import json
 import time
 from typing import Any
 
-from producer.models.job_record import JobRecord, JobState, StoredObject
+from producer.core.models.job_record import JobRecord, JobState, StoredObject
 from workers.artifacts import storage_keys
 from workers.storage import Storage
 

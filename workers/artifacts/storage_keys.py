@@ -40,6 +40,6 @@ def manifest_key(job_id: str) -> str:
 
 def staged_audio_key(job_id: str, song_index: int, intent: str | None = None) -> str:
     """Under the intent's id: a run that died after staging and before recording leaves its
-    paid answer where the next run can find it (workers/tasks/generated.py accept_staged)."""
+    paid answer where the next run can find it (workers/steps/paid.py accept_staged)."""
     folder = f"{job_prefix(job_id)}/upstream" + (f"/{check_key(intent)}" if intent else "")
     return f"{folder}/song-{song_index + 1}.mp3"

@@ -31,10 +31,10 @@ from zoneinfo import ZoneInfo
 from celery.beat import PersistentScheduler, ScheduleEntry
 from celery.schedules import BaseSchedule, schedstate
 
-from producer import task_names
-from producer.playlists.definition import PlaylistDefinition, load_folder
-from producer.playlists.schedule import Cron, Every, Timing, parse_duration
-from producer.settings import get_settings
+from producer.core import task_names
+from producer.core.playlists.definition import PlaylistDefinition, load_folder
+from producer.core.playlists.schedule import Cron, Every, Timing, parse_duration
+from producer.core.settings import get_settings
 
 log = logging.getLogger("songqueue.playlists")
 

@@ -20,8 +20,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from producer.models.job_record import JobError, JobRecord, JobState, StoredObject
-from producer.models.playlist_run import PlaylistRun, RunFailure, RunSong, RunState
+from producer.core.models.job_record import JobError, JobRecord, JobState, StoredObject
+from producer.core.models.playlist_run import PlaylistRun, RunFailure, RunSong, RunState
 from workers.storage import Storage
 
 PLAYLIST_VERSION = 1

@@ -69,7 +69,7 @@ class AsyncProvider(Protocol):
     def submit(self, request: dict[str, Any], notify_hook: str = "") -> str:
         """Send the paid generation request; return the upstream task id.
 
-        `notify_hook`: the job's signed notify URL (producer/client/hook_link.py), "" for none;
+        `notify_hook`: the job's signed notify URL (producer/core/hook_link.py), "" for none;
         sent only by a gateway whose spec says it calls hooks."""
 
     def fetch(self, task_id: str) -> UpstreamStatus:

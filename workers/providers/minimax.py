@@ -17,9 +17,8 @@ from typing import Any
 import requests
 from pydantic import SecretStr
 
-from producer.client.minimax_upload import RATE_LIMIT_CODES, base_resp
-from producer.models.minimax import ACCOMPANIMENT, PROMPT_MODELS, REFERENCE_MODEL
-from producer.settings import Settings
+from producer.core.models.minimax import ACCOMPANIMENT, PROMPT_MODELS, RATE_LIMIT_CODES, REFERENCE_MODEL, base_resp
+from producer.core.settings import Settings
 from workers.providers.base import InlineAudio, UpstreamSong
 from workers.providers.minimax_hex import HexAudioSink
 from workers.upstream.errors import PermanentError, TransientError

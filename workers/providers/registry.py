@@ -1,7 +1,7 @@
 """Pick a provider by name (`provider=` on the job), built from settings.
 
 Which providers exist, whether each is polled and which module speaks to it is said once
-by the specs in `producer.models.providers`; each gateway module builds its own client
+by the specs in `producer.core.models.providers`; each gateway module builds its own client
 from settings (`from_settings`). Per-provider settings follow the `SONGQUEUE_{NAME}_*`
 scheme (`Settings.for_provider`).
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import importlib
 
-from producer.models.providers import provider_spec
-from producer.settings import Settings
+from producer.core.models.providers import provider_spec
+from producer.core.settings import Settings
 from workers.providers.base import AsyncProvider, SyncProvider
 
 Provider = AsyncProvider | SyncProvider
@@ -30,7 +30,7 @@ def call_price(settings: Settings, provider: Provider, model: str) -> float:
 def build(name: str, settings: Settings) -> Provider:
     """The client of provider `name`: polled (AsyncProvider) or not (SyncProvider) as its spec says.
 
-    Raises producer.models.providers.UnknownProvider (a ValueError naming the choices)."""
+    Raises producer.core.models.providers.UnknownProvider (a ValueError naming the choices)."""
     spec = provider_spec(name)
     provider: Provider = importlib.import_module(spec.gateway).from_settings(settings)
     if isinstance(provider, AsyncProvider) != spec.polled:

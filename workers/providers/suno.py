@@ -19,7 +19,7 @@ from urllib.parse import quote
 import requests
 from pydantic import SecretStr
 
-from producer.settings import Settings
+from producer.core.settings import Settings
 from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
 from workers.providers.udio import envelope, parse_submit
 from workers.upstream.errors import TransientError

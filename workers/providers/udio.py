@@ -15,7 +15,7 @@ from urllib.parse import quote
 import requests
 from pydantic import SecretStr
 
-from producer.settings import Settings
+from producer.core.settings import Settings
 from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
 from workers.upstream.errors import PermanentError, TransientError
 from workers.upstream.http_client import bearer_headers, call_json, new_session

@@ -7,14 +7,14 @@ from collections.abc import Callable, Collection
 
 from celery import Task
 
-from producer import task_names
-from producer.client.callbacks import TERMINAL_EVENTS, announce
-from producer.models.job_record import LIVE_STATES, JobError, JobRecord, JobState
-from producer.objects.archive import send_archive
+from producer.core import task_names
+from producer.core.callbacks import TERMINAL_EVENTS, announce
+from producer.core.models.job_record import LIVE_STATES, JobError, JobRecord, JobState
+from producer.core.objects.archive import send_archive
 from workers import fault_points, metrics, runtime
 from workers.admission.limits import Wait
 from workers.celery_app import app
-from workers.steps import charges
+from workers.steps import ledger
 from workers.task_base import note_job_failed
 
 log = logging.getLogger("songqueue.tasks")
@@ -55,11 +55,11 @@ def end_job(
 ) -> JobRecord | None:
     """End the job with an error; `token` and `run` fence it like any write (JobStore.apply);
     `call_price`: the paid call of the record's submit intent is charged in the same write
-    that ends it, unless it is charged already (workers/steps/charges.py)."""
+    that ends it, unless it is charged already (workers/steps/ledger.py)."""
     def note(record: JobRecord) -> None:
         record.error = JobError(code=code, message=message)
         record.waiting_for = None
-        charges.charge_current(record, call_price)
+        ledger.charge_current(record, call_price)
 
     record = finish(job_id, lambda: runtime.store().apply(job_id, expect, mutate=note, to=state,
                                                               token=token, run=run))

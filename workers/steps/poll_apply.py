@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 
-from producer import task_names
-from producer.client.callbacks import PROGRESS, announce, wants
-from producer.models.job_record import WAITING_STATES, JobRecord, JobState
+from producer.core import task_names
+from producer.core.callbacks import PROGRESS, announce, wants
+from producer.core.models.job_record import WAITING_STATES, JobRecord, JobState
 from workers import metrics, runtime
 from workers.celery_app import app
 from workers.providers.base import Outcome, UpstreamStatus

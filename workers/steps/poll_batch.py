@@ -27,10 +27,10 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from producer import task_names
-from producer.models.job_record import WAITING_STATES, JobRecord, JobState
-from producer.settings import Settings
-from producer.store import keys, poll_due
+from producer.core import task_names
+from producer.core.models.job_record import WAITING_STATES, JobRecord, JobState
+from producer.core.settings import Settings
+from producer.core.store import keys, poll_due
 from workers import fault_points, metrics, runtime
 from workers.admission import gate
 from workers.celery_app import app

@@ -21,7 +21,7 @@ import uuid
 
 import redis
 
-from producer.store import keys
+from producer.core.store import keys
 
 # Refreshed by every link; a chain that has not moved for this long is over (its job
 # timed out long before), and a missing key lets the next link through.

@@ -4,7 +4,7 @@ what gets downloaded)."""
 
 from __future__ import annotations
 
-from producer.models.job_record import JobRecord, SongRecord
+from producer.core.models.job_record import JobRecord, SongRecord
 from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from producer.models.job_record import JobRecord, JobState
-from producer.settings import Settings
+from producer.core.models.job_record import JobRecord, JobState
+from producer.core.settings import Settings
 from workers import runtime
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from producer.settings import Settings
+from producer.core.settings import Settings
 from workers.storage.base import Storage
 from workers.storage.file import FileStorage
 

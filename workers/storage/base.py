@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from producer.models.job_record import StoredObject
+from producer.core.models.job_record import StoredObject
 
 _BLOCK = 1 << 20
 

@@ -1,7 +1,7 @@
 """S3-compatible storage (`s3://bucket/prefix`): AWS S3, MinIO, and the like, through boto3.
 
 The endpoint is SONGQUEUE_S3_ENDPOINT_URL (AWS when empty); credentials and region come
-from the standard AWS variables (see producer.objects.s3). Uploads stream from disk with
+from the standard AWS variables (see producer.core.objects.s3). Uploads stream from disk with
 multipart parts of SONGQUEUE_S3_PART_BYTES, so memory stays flat whatever the size; an
 S3 object becomes visible only when its PUT or multipart upload completes, and
 s3transfer aborts a multipart upload that fails. Each object carries the sha256 of its
@@ -22,9 +22,9 @@ from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
-from producer.models.job_record import StoredObject
-from producer.objects.s3 import S3Location, s3_client
-from producer.settings import Settings
+from producer.core.models.job_record import StoredObject
+from producer.core.objects.s3 import S3Location, s3_client
+from producer.core.settings import Settings
 from workers.artifacts.storage_keys import check_key
 from workers.storage.base import file_sha256
 from workers.upstream.errors import PermanentError, TransientError, UpstreamError

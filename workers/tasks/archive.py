@@ -8,7 +8,7 @@ periodic sweep of index entries whose records Redis has already expired.
 - `songqueue.retention_sweep()`: run by every worker's watchdog timer (workers/watchdog_timer.py);
   a Redis lease keeps it to one round per SONGQUEUE_RETENTION_SWEEP_INTERVAL across the fleet.
   Sorted-set members cannot expire, so it prunes the entries of jobs and playlist runs
-  that ended more than their retention ago (producer/store/retention.py).
+  that ended more than their retention ago (producer/core/store/retention.py).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import time
 
 from celery import Task
 
-from producer import task_names
-from producer.models.job_record import JobRecord
-from producer.store import keys
-from producer.store.playlist_store import PlaylistStore
+from producer.core import task_names
+from producer.core.models.job_record import JobRecord
+from producer.core.store import keys
+from producer.core.store.playlist_store import PlaylistStore
 from workers import runtime
 from workers.artifacts.manifest import write_manifest
 from workers.celery_app import app

@@ -1,6 +1,6 @@
 """Deliver a job's callback: its status, signed, POSTed to its callback_url.
 
-Sent by producer.client.callbacks.announce when a job ends (and on progress, if asked). A failed
+Sent by producer.core.callbacks.announce when a job ends (and on progress, if asked). A failed
 delivery is retried by countdown with backoff, never by sleeping in the slot, until it is
 delivered, refused for good (a 4xx, a redirect, a URL no longer allowed), or past
 SONGQUEUE_CALLBACK_MAX_ATTEMPTS or SONGQUEUE_CALLBACK_MAX_SECONDS from the event. Every
@@ -16,12 +16,12 @@ from functools import lru_cache
 
 from celery import Task
 
-from producer import task_names
-from producer.client.callbacks import PROGRESS, CallbackUrlError, check_callback_url
-from producer.client.url_guard import callback_policy
-from producer.models.job_record import CallbackAttempt, JobRecord, JobState
-from producer.objects.links import ObjectLinks
-from producer.settings import Settings
+from producer.core import task_names
+from producer.core.callbacks import PROGRESS, CallbackUrlError, check_callback_url
+from producer.core.models.job_record import CallbackAttempt, JobRecord, JobState
+from producer.core.objects.links import ObjectLinks
+from producer.core.settings import Settings
+from producer.core.url_guard import callback_policy
 from workers import fault_points, metrics, runtime
 from workers.callback_delivery import Delivery, post
 from workers.celery_app import app

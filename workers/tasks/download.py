@@ -14,7 +14,7 @@ an `asset` (sent before this change, or by hand) fetches that asset alone.
 
 An asset already on the record, or already in storage under its key, is not fetched
 again. The run whose write stores the last asset of a finished job finalizes it in the
-same run (workers/tasks/finalize.py); the separate finalize task stays for the watchdog's
+same run (workers/steps/finalize.py); the separate finalize task stays for the watchdog's
 recovery and for a finalize's transient fault.
 
 Every download and finalize message carries the job's run (`JobRecord.run`: one more per
@@ -29,16 +29,15 @@ from __future__ import annotations
 
 from celery import Task
 
-from producer import task_names
-from producer.models.job_record import TERMINAL_STATES, JobRecord, JobState, StoredObject
+from producer.core import task_names
+from producer.core.models.job_record import TERMINAL_STATES, JobRecord, JobState, StoredObject
 from workers import fault_points, metrics, runtime
 from workers.artifacts import storage_keys
 from workers.artifacts.assets import store_asset
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
-from workers.steps import step_runs
+from workers.steps import finalize, step_runs
 from workers.steps.common import end_job, log
-from workers.tasks import finalize
 from workers.upstream.errors import PermanentError, TransientError
 
 ACTIVE = frozenset({JobState.GENERATING, JobState.DOWNLOADING})

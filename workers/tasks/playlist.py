@@ -2,7 +2,7 @@
 
 - `songqueue.playlist_run(name, slot)`: sent by the beat (workers/playlists/beat.py) once
   per due slot; reads the definition from SONGQUEUE_PLAYLISTS_DIR and starts the run
-  (producer/playlists/start.py), which claims the slot, so a second message for the same
+  (producer/core/playlists/start.py), which claims the slot, so a second message for the same
   slot (two beats, a beat restarted mid-schedule, a redelivery) starts nothing new.
 - `songqueue.playlist_check(run_id, token)`: a countdown chain, one link per
   SONGQUEUE_PLAYLIST_CHECK_INTERVAL, holding no worker slot between links. Once every job
@@ -28,14 +28,14 @@ from pathlib import Path
 import redis
 from celery import Task
 
-from producer import task_names
-from producer.client.songqueue import SongQueue
-from producer.models.job_record import CANCELLABLE_STATES, JobError, JobRecord, JobState, StoredObject
-from producer.models.playlist_run import PlaylistRun, RunFailure, RunSong, RunState
-from producer.objects.archive import send_archive
-from producer.playlists.definition import DefinitionError, load_folder
-from producer.playlists.start import create_jobs, playlist_store, send_check, start_run
-from producer.store.playlist_store import PlaylistStore
+from producer.core import task_names
+from producer.core.enqueue import Enqueuer
+from producer.core.models.job_record import CANCELLABLE_STATES, JobError, JobRecord, JobState, StoredObject
+from producer.core.models.playlist_run import PlaylistRun, RunFailure, RunSong, RunState
+from producer.core.objects.archive import send_archive
+from producer.core.playlists.definition import DefinitionError, load_folder
+from producer.core.playlists.start import create_jobs, playlist_store, send_check, start_run
+from producer.core.store.playlist_store import PlaylistStore
 from workers import fault_points, runtime
 from workers.celery_app import app
 from workers.playlists.output import collect, outcome, write_outputs
@@ -45,9 +45,9 @@ from workers.upstream.errors import PermanentError, TransientError
 
 
 @lru_cache(maxsize=1)
-def _queue() -> SongQueue:
+def _queue() -> Enqueuer:
     """The producer API, for making a run's jobs exactly as `songqueue submit` does."""
-    return SongQueue(runtime.settings())
+    return Enqueuer(runtime.settings())
 
 
 def _store() -> PlaylistStore:

@@ -8,7 +8,7 @@ A provider that can fetch many tasks in one call (Suno) is polled in batches: th
 marks its job due, and the provider's drainer fetches it with every other due task in one
 call, applying each answer under that job's own token (workers/steps/poll_batch.py).
 
-`once=True` is a one-shot poll, sent by the notify hook (producer/ops/hook_server.py) when the
+`once=True` is a one-shot poll, sent by the notify hook (producer/api/notify_hook.py) when the
 gateway says the task changed: it fetches and merges under the same fencing token like any
 poll, but never schedules another one, so the countdown chain stays the only chain.
 
@@ -24,8 +24,8 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Retry
 
-from producer import task_names
-from producer.models.job_record import WAITING_STATES, JobRecord, JobState
+from producer.core import task_names
+from producer.core.models.job_record import WAITING_STATES, JobRecord, JobState
 from workers import fault_points, metrics, runtime
 from workers.admission import gate
 from workers.celery_app import app

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import Task
 
-from producer import task_names
+from producer.core import task_names
 from workers.celery_app import app
 from workers.steps import poll_batch
 

@@ -14,11 +14,10 @@ from typing import Any
 
 from celery import Task
 
-from producer import task_names
-from producer.client import hook_link
-from producer.models.job_record import JobRecord, JobState
-from producer.store import replication
-from producer.store.optimistic import Writes
+from producer.core import hook_link, task_names
+from producer.core.models.job_record import JobRecord, JobState
+from producer.core.store import replication
+from producer.core.store.optimistic import Writes
 from workers import fault_points, metrics, runtime
 from workers.admission import gate
 from workers.celery_app import app
@@ -26,10 +25,8 @@ from workers.providers import registry
 from workers.providers.base import SyncProvider
 from workers.providers.registry import Provider
 from workers.retry_policy import retry_or_give_up
-from workers.steps import charges, hook_wait
-from workers.steps.common import end_job, log, send, wait_for_limit
-from workers.steps.written import until_written
-from workers.tasks.generated import accept_songs, accept_staged, staged_answer
+from workers.steps import ledger, paid, uncertain
+from workers.steps.common import end_job, log, wait_for_limit
 from workers.upstream.errors import PermanentError, TransientError
 from workers.upstream.http_client import CONNECT_TIMEOUT
 
@@ -46,7 +43,7 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
     if record.token != token:
         return  # the watchdog has handed this step to a newer message
     if record.state == JobState.SUBMITTING and record.upstream_task_id is None:
-        if not resolve_uncertain(record):
+        if not uncertain.resolve(record):
             return
     elif record.state != JobState.QUEUED:
         return
@@ -57,7 +54,7 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
                 expect={record.state})
         return
 
-    intent = charges.new_intent()  # names this run's paid call: charged once (workers/steps/charges.py)
+    intent = ledger.new_intent()  # names this run's paid call: charged once (workers/steps/ledger.py)
 
     def intend(r: JobRecord) -> None:
         r.submit_intent_at = time.time()
@@ -104,9 +101,9 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
     if record is None or call is None:
         return  # moved on meanwhile: nothing was called
     if call.fault is not None and call.may_be_billed:
-        _charge(job_id, intent, price)  # no refund for a billed but unusable (or lost) answer
+        paid.charge_call(job_id, intent, price)  # no refund for a billed but unusable (or lost) answer
     if isinstance(call.fault, TransientError):
-        if call.fault.maybe_accepted and not resolve_uncertain(record, call.fault.message, charged=True):
+        if call.fault.maybe_accepted and not uncertain.resolve(record, call.fault.message, charged=True):
             return
         _retry(self, job_id, call.fault)
         return
@@ -114,9 +111,9 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
         end_job(job_id, JobState.FAILED, call.fault.code, call.fault.message)
         return
     if isinstance(provider, SyncProvider):
-        accept_songs(job_id, call.answer, price, record.token, intent)
+        paid.accept_songs(job_id, call.answer, price, record.token, intent)
         return
-    _record_task(record, call.answer, price, intent)
+    paid.record_task(record, call.answer, price, intent)
 
 
 @dataclass(frozen=True)
@@ -127,13 +124,6 @@ class _Call:
     @property
     def may_be_billed(self) -> bool:
         return self.fault is None or self.fault.maybe_accepted
-
-
-def _charge(job_id: str, intent: str, price: float) -> None:
-    def charge(r: JobRecord) -> None:
-        charges.charge(r, intent, price)
-
-    runtime.store().apply(job_id, set(JobState), mutate=charge)
 
 
 def _call(provider: Provider, record: JobRecord) -> _Call:
@@ -148,127 +138,6 @@ def _call(provider: Provider, record: JobRecord) -> _Call:
             return _Call(provider.submit(record.request, notify_hook=hook))
     except (TransientError, PermanentError) as exc:
         return _Call(fault=exc)
-
-
-def _record_task(record: JobRecord, task_id: str, price: float, intent: str | None) -> None:
-    """SUBMITTING -> SUBMITTED with the upstream's task id, then the first poll.
-
-    The id is paid for: it is logged before anything else, and its write is retried until
-    Redis takes it. The write is fenced by the token this run's intent was written under,
-    so a run the watchdog resent meanwhile is never overwritten by a slow original.
-    `intent`: the intent the call was made under; its price is charged once, whichever
-    write gets there first (this one, a retry of it, or the end of an uncertain submit).
-    """
-    store = runtime.store()
-    settings = runtime.settings()
-    job_id = record.id
-    log.warning("job %s: upstream accepted it as task %s (paid; recording it)", job_id, task_id,
-                extra={"job_id": job_id, "upstream_task_id": task_id})
-    now = time.time()
-    first_poll = settings.poll_schedule(record.provider)[0]
-
-    def note(r: JobRecord) -> None:
-        r.upstream_task_id = task_id
-        r.waiting_for = None  # a submit reconciled from the notify hook waited for it
-        r.submitted_at = now
-        charges.charge(r, intent, price)
-        r.deadline_at = now + registry.deadline_seconds(settings, r.provider)
-
-    check_in = first_poll + settings.watchdog_grace
-
-    def write() -> JobRecord | None:
-        fault_points.hit("submit.after_call")  # logged, not yet written
-        return store.apply(job_id, {JobState.SUBMITTING}, mutate=note, to=JobState.SUBMITTED, token=record.token,
-                           check_in=check_in)
-
-    written = until_written(job_id, f"upstream task {task_id}", write)
-    if written is None:
-        _keep_paid_task(job_id, task_id, price, intent)
-        return
-    if settings.notify_hook_url:
-        # The notify hook finds the job by the upstream's task id; kept as long as the
-        # upstream may still call about it.
-        store.index_upstream_task(record.provider, task_id, job_id,
-                                  registry.deadline_seconds(settings, record.provider) + 3600)
-    fault_points.hit("submit.after_record")
-    log.info("job %s: submitted as upstream task %s", job_id, task_id,
-             extra={"job_id": job_id, "upstream_task_id": task_id})
-    send(task_names.POLL, job_id, record.token, countdown=first_poll, record=record)
-
-
-def _keep_paid_task(job_id: str, task_id: str, price: float, intent: str | None) -> None:
-    """The job moved on while its paid call ran (cancelled, failed uncertain, or resent), or
-    the write above landed but its answer was lost: the call is charged, unless that was
-    done already (by the end of an uncertain submit, or by the write that did land), and
-    the id kept when the record has none."""
-    def keep(r: JobRecord) -> None:
-        charges.charge(r, intent, price)
-        if r.upstream_task_id is None:
-            r.upstream_task_id = task_id
-
-    kept = until_written(job_id, f"upstream task {task_id}",
-                         lambda: runtime.store().apply(job_id, set(JobState), mutate=keep))
-    if kept is not None and kept.upstream_task_id != task_id:
-        log.error("job %s: upstream task %s was paid but the job already runs as task %s",
-                  job_id, task_id, kept.upstream_task_id, extra={"job_id": job_id, "upstream_task_id": task_id})
-
-
-INTERRUPTED = "the worker stopped during the paid call (it was redelivered or found overdue by the watchdog)"
-
-
-def resolve_uncertain(record: JobRecord, what: str = INTERRUPTED, charged: bool = False) -> bool:
-    """The paid call may have gone through (`what` says why we cannot tell). True = submit again.
-
-    Where the gateway calls the job's signed notify hook, the task id the hook names is
-    recorded as the call's answer, and until it comes the job waits up to
-    SONGQUEUE_UNCERTAIN_HOOK_WAIT (workers/steps/hook_wait.py). Then, or without a hook:
-    under SONGQUEUE_UNCERTAIN_SUBMIT=fail (the default) the job ends FAILED with
-    `submit_uncertain` and a sentence an operator can act on; it is never resubmitted.
-    `charged`: the caller already charged the call's price; otherwise (the worker stopped
-    during the call) its reservation stayed in the spend ledger, so the job is charged that
-    call in the same write that ends it, keyed by the record's intent: the run that made
-    the call, still alive and answering later (the message was redelivered while it ran),
-    finds it charged and does not charge it again.
-    """
-    provider = runtime.provider(record.provider)
-    if isinstance(provider, SyncProvider):
-        staged = staged_answer(record)
-        if staged:
-            # The call answered and its songs were staged before the run died: not uncertain.
-            # Charged under the intent, so a caller that charged it already is not charged again.
-            accept_staged(record, staged, registry.call_price(runtime.settings(), provider, record.model))
-            return False
-    if hook_wait.applies(record):
-        verdict = hook_wait.decide(record, what, charged)
-        if isinstance(verdict, hook_wait.Reconcile):
-            log.warning("job %s: the notify hook named upstream task %s: recording it as the submit's answer",
-                        record.id, verdict.task_id, extra={"job_id": record.id, "upstream_task_id": verdict.task_id})
-            settings = runtime.settings()
-            price = registry.call_price(settings, runtime.provider(record.provider), record.model)
-            _record_task(verdict.record, verdict.task_id, price if verdict.charge else 0.0,
-                         verdict.record.submit_intent_id)
-            return False
-        if isinstance(verdict, hook_wait.Wait):
-            return False
-        what = verdict.reason
-    if runtime.settings().uncertain_submit == "fail":
-        price = registry.call_price(runtime.settings(), runtime.provider(record.provider), record.model)
-        end_job(
-            record.id, JobState.FAILED, "submit_uncertain",
-            f"the submit's outcome is unknown: {what}. The upstream may have accepted and billed it, so it "
-            "was not sent again (SONGQUEUE_UNCERTAIN_SUBMIT=fail). Look for a task with this prompt in the "
-            f"upstream account (sent {_when(record.submit_intent_at)}); if there is none, `songqueue retry "
-            f"{record.id}` submits it anew.",
-            expect={JobState.SUBMITTING}, call_price=0.0 if charged else price,
-        )
-        return False
-    log.warning("job %s: resubmitting after an uncertain submit (%s; SONGQUEUE_UNCERTAIN_SUBMIT=resubmit)",
-                record.id, what, extra={"job_id": record.id})
-    return True
-
-
-def _when(at: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at)) if at else "at an unknown time"
 
 
 def _retry(task: Task, job_id: str, exc: TransientError) -> None:

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import time
 
-from producer import task_names
-from producer.client.callbacks import TERMINAL_EVENTS, announce
-from producer.models.job_record import JobRecord, JobState
-from producer.ops.operator_stats import queue_depths
-from producer.store import keys
-from producer.store.optimistic import Writes
+from producer.core import task_names
+from producer.core.broker import queue_depths
+from producer.core.callbacks import TERMINAL_EVENTS, announce
+from producer.core.models.job_record import JobRecord, JobState
+from producer.core.store import keys
+from producer.core.store.optimistic import Writes
 from workers import metrics, runtime
 from workers.admission import budget
 from workers.celery_app import app
+from workers.steps import uncertain
 from workers.steps.common import log, send
-from workers.tasks.submit import resolve_uncertain
 
 # A job overdue while its step's queue is backed up is most often waiting in that queue
 # (thousands submitted at once), not lost. Resending every overdue job each round made a
@@ -131,7 +131,7 @@ def _reschedule(record: JobRecord) -> int:
 
     if record.state == JobState.SUBMITTING and record.upstream_task_id is None:
         # The submit died mid-call: the paid request may have gone through.
-        if not resolve_uncertain(record):
+        if not uncertain.resolve(record):
             return 1
         fresh = store.apply(record.id, {JobState.SUBMITTING}, mutate=bump, version=record.version, check_in=grace)
         if fresh is not None:

@@ -13,7 +13,7 @@ import requests
 from pydantic import SecretStr
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from producer.models.text_rules import clean_text
+from producer.core.models.text_rules import clean_text
 from workers.upstream.errors import PermanentError, TransientError
 
 USER_AGENT = "songqueue/0.1"

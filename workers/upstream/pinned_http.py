@@ -1,6 +1,6 @@
 """HTTP to a URL the guard checked, connected to the address it checked (no second DNS answer).
 
-`producer.client.url_guard.check_url` resolves the host once and says which address is
+`producer.core.url_guard.check_url` resolves the host once and says which address is
 allowed. The requests here go to exactly that address: urllib3 connects to a connection's
 `_dns_host`, while the Host header, TLS SNI and certificate check keep using the host as
 written.
@@ -23,7 +23,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from producer.client.url_guard import CheckedUrl
+from producer.core.url_guard import CheckedUrl
 from workers.upstream.http_client import USER_AGENT
 
 

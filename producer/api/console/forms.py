@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from producer.models.providers import PROVIDERS
+from producer.core.models.providers import PROVIDERS
 
 
 @dataclass

@@ -25,9 +25,9 @@ from producer.api.problems import Problem, pydantic_errors
 from producer.api.schemas import SubmitJob
 from producer.api.state import api_state
 from producer.client.replay import NotReplayable
-from producer.models.job_record import JobRecord, JobState
-from producer.models.providers import PROVIDERS
-from producer.store.api_keys import ApiKey
+from producer.core.models.job_record import JobRecord, JobState
+from producer.core.models.providers import PROVIDERS
+from producer.core.store.api_keys import ApiKey
 
 HERE = Path(__file__).parent
 router = APIRouter(prefix="/console", include_in_schema=False)

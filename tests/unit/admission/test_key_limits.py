@@ -12,11 +12,11 @@ import uuid
 import pytest
 import redis
 
-from producer.models.job_record import JobRecord, JobState
-from producer.settings import Settings
-from producer.store import keys, spend
-from producer.store.api_keys import ApiKey, KeyStore
-from producer.store.job_store import JobStore
+from producer.core.models.job_record import JobRecord, JobState
+from producer.core.settings import Settings
+from producer.core.store import keys, spend
+from producer.core.store.api_keys import ApiKey, KeyStore
+from producer.core.store.job_store import JobStore
 from workers.admission import gate
 
 

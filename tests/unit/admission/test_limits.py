@@ -13,10 +13,10 @@ import pytest
 import redis
 import stack
 
-from producer.models.job_record import JobRecord, JobState
-from producer.settings import Settings
-from producer.store import keys, spend
-from producer.store.job_store import JobStore
+from producer.core.models.job_record import JobRecord, JobState
+from producer.core.settings import Settings
+from producer.core.store import keys, spend
+from producer.core.store.job_store import JobStore
 from workers.admission import gate, limits
 
 

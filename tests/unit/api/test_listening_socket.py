@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from producer.api.limits import listening_socket
+from producer.api.server import listening_socket
 
 
 def test_accepted_connections_have_nagle_off():

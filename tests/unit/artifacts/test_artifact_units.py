@@ -11,11 +11,11 @@ import pytest
 from mutagen.id3 import ID3, TCOM, TIT2
 from mutagen.mp3 import MP3
 
-from producer.models.job_record import JobRecord, JobState, SongRecord, StoredObject, Transition
-from producer.objects.fetch import FetchError, fetch_job
-from producer.objects.file_names import MAX_NAME_BYTES, numbered, safe_file_name
-from producer.objects.links import ObjectLinks
-from producer.settings import Settings
+from producer.client.fetch import FetchError, fetch_job
+from producer.client.file_names import MAX_NAME_BYTES, numbered, safe_file_name
+from producer.core.models.job_record import JobRecord, JobState, SongRecord, StoredObject, Transition
+from producer.core.objects.links import ObjectLinks
+from producer.core.settings import Settings
 from sandbox.audio import song_mp3
 from sandbox.cover import png_cover
 from sandbox.files import FAKE_MP3

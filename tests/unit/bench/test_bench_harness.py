@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from bench import harness  # noqa: E402
-from producer.models.job_record import JobRecord, JobState, Transition  # noqa: E402
+from producer.core.models.job_record import JobRecord, JobState, Transition  # noqa: E402
 
 LOG = """\
 [2026-01-01 00:00:00,001: INFO/MainProcess] Task songqueue.poll[6f1c0c2e-1111-4a2b-9c3d-000000000001] received

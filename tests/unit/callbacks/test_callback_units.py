@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from producer.client.callbacks import CallbackUrlError, check_callback_url, receiver_secret_text, sign
-from producer.client.url_guard import UrlPolicy
+from producer.core.callbacks import CallbackUrlError, check_callback_url, receiver_secret_text, sign
+from producer.core.url_guard import UrlPolicy
 from tests.support.http_fixture import LocalServer, closed_port
 from workers.callback_delivery import post
 
@@ -98,7 +98,7 @@ def test_standard_webhooks_signature_verifies_per_receiver(monkeypatch, capsys):
     from standardwebhooks import Webhook, WebhookVerificationError
 
     from producer.cli import main as cli
-    from producer.settings import get_settings
+    from producer.core.settings import get_settings
 
     body = '{"id":"j","title":"晨光"}'.encode()
     with LocalServer() as receiver:

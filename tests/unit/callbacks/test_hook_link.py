@@ -8,8 +8,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from producer.client import hook_link
-from producer.settings import Settings
+from producer.core import hook_link
+from producer.core.settings import Settings
 
 HOOK = "https://hooks.example.com/hooks/udio"
 

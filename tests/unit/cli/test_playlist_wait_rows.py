@@ -6,7 +6,7 @@ import io
 
 from producer.cli.playlist import ended_rows
 from producer.cli.progress import ProgressDisplay
-from producer.models.job_record import JobError, JobRecord, JobState
+from producer.core.models.job_record import JobError, JobRecord, JobState
 
 
 def _job(job_id: str, state: JobState, error: JobError | None = None) -> JobRecord:

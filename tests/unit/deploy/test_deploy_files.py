@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from producer import task_names
 from producer.cli.main import _parser
-from producer.settings import Settings
+from producer.core import task_names
+from producer.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
@@ -101,7 +101,7 @@ def test_every_songqueue_setting_named_is_a_setting():
         named |= set(SETTING.findall(path.read_text()))
     assert named, "the deploy files name settings"
     unknown = sorted(n for n in named if n.lower() not in Settings.model_fields)
-    assert not unknown, f"not settings of songqueue (producer/settings.py): {unknown}"
+    assert not unknown, f"not settings of songqueue (producer/core/settings.py): {unknown}"
 
 
 def test_every_command_exists():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from producer.models.suno import SunoRequest
-from producer.models.validation_errors import field_errors
+from producer.core.models.suno import SunoRequest
+from producer.core.models.validation_errors import field_errors
 
 
 def _refusal(**data: object) -> tuple[str, str]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from producer.models.job_record import MAX_ERROR_CHARS, JobError
-from producer.models.text_rules import check_label, clean_text, control_rule
-from producer.settings import Settings
+from producer.core.models.job_record import MAX_ERROR_CHARS, JobError
+from producer.core.models.text_rules import check_label, clean_text, control_rule
+from producer.core.settings import Settings
 
 
 @pytest.mark.parametrize("text", ["a\x00", "\x1b[2J", "x\u202e", "\u2067", "\x85", "\x7f", "\r"])

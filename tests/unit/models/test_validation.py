@@ -12,8 +12,8 @@ import pytest
 
 from producer.cli import exit_codes, jobs
 from producer.cli import main as cli
-from producer.models.udio import UdioRequest
-from producer.models.validation_errors import describe, field_errors
+from producer.core.models.udio import UdioRequest
+from producer.core.models.validation_errors import describe, field_errors
 
 # The contract's table (upstream-contract.md §1, "Submit body"): every field and its default.
 CONTRACT_DEFAULTS: dict[str, Any] = {

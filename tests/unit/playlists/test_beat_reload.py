@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from producer.settings import get_settings
+from producer.core.settings import get_settings
 from workers.celery_app import app
 from workers.playlists.beat import SWEEP_ENTRY, PlaylistScheduler, SlotSchedule
 

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from producer.playlists.definition import DefinitionError, load_definition
-from producer.playlists.schedule import Cron
+from producer.core.playlists.definition import DefinitionError, load_definition
+from producer.core.playlists.schedule import Cron
 
 BERLIN = ZoneInfo("Europe/Berlin")
 GOOD = """
@@ -83,7 +83,7 @@ def test_playlist_list_shows_the_next_three_runs_and_the_warning(tmp_path: Path,
     import json
 
     from producer.cli import main as cli
-    from producer.settings import get_settings
+    from producer.core.settings import get_settings
 
     defs = tmp_path / "playlists"
     defs.mkdir()

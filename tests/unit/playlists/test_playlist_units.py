@@ -15,13 +15,13 @@ import redis
 
 from producer.cli import main as cli
 from producer.client.wait_loop import Deadline, poll_until
-from producer.models.job_record import JobError, JobRecord, JobState, SongRecord, StoredObject
-from producer.models.playlist_run import PlaylistRun, RunState
-from producer.playlists.definition import DefinitionError, load_definition, load_folder, parse_definition
-from producer.playlists.schedule import Cron, Every, parse_duration
-from producer.settings import Settings
-from producer.store.job_store import JobStore
-from producer.store.playlist_store import PlaylistStore
+from producer.core.models.job_record import JobError, JobRecord, JobState, SongRecord, StoredObject
+from producer.core.models.playlist_run import PlaylistRun, RunState
+from producer.core.playlists.definition import DefinitionError, load_definition, load_folder, parse_definition
+from producer.core.playlists.schedule import Cron, Every, parse_duration
+from producer.core.settings import Settings
+from producer.core.store.job_store import JobStore
+from producer.core.store.playlist_store import PlaylistStore
 from workers import runtime
 from workers.playlists.beat import SlotSchedule
 from workers.playlists.output import collect, json_document, m3u8_text, outcome

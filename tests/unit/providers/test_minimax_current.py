@@ -6,8 +6,8 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from producer.models.minimax import MiniMaxRequest
-from producer.models.validation_errors import field_errors
+from producer.core.models.minimax import MiniMaxRequest
+from producer.core.models.validation_errors import field_errors
 from workers.providers.minimax import parse_generation
 from workers.upstream.errors import PermanentError, TransientError
 

@@ -15,9 +15,9 @@ import pytest
 import requests
 
 from producer.client.minimax_upload import UploadError, upload_reference
-from producer.models.job_record import JobRecord, SongRecord, StoredObject
-from producer.models.providers import PROVIDERS, provider_spec
-from producer.settings import POLLED_PROVIDERS, Settings
+from producer.core.models.job_record import JobRecord, SongRecord, StoredObject
+from producer.core.models.providers import PROVIDERS, provider_spec
+from producer.core.settings import POLLED_PROVIDERS, Settings
 from sandbox import audio
 from workers.artifacts import inline_audio, storage_keys
 from workers.providers import registry
@@ -244,7 +244,7 @@ def test_upload_reference_unreachable_is_not_a_refusal(tmp_path: Path) -> None:
     assert not caught.value.refused
 
 
-# --- provider specs (producer/models/providers.py) -------------------------------------------
+# --- provider specs (producer/core/models/providers.py) -------------------------------------------
 
 
 def test_provider_spec_names_the_choices() -> None:
@@ -268,7 +268,7 @@ def test_models_import_no_celery_redis_or_requests() -> None:
     package = Path(__file__).resolve().parent.parent / "producer"
     code = ("import sys, types; p = types.ModuleType('producer'); p.__path__ = [sys.argv[1]]; "
             "sys.modules['producer'] = p; "
-            "import producer.models.providers, producer.models.job_record, producer.models.validation_errors; "
+            "import producer.core.models.providers, producer.core.models.job_record, producer.core.models.validation_errors; "
             "print(sorted(m for m in ('celery', 'redis', 'requests') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, str(package)], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

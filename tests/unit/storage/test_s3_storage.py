@@ -15,9 +15,9 @@ import requests
 import stack
 from botocore.config import Config
 
-from producer.models.job_record import StoredObject
-from producer.objects.links import ObjectLinks
-from producer.settings import Settings
+from producer.core.models.job_record import StoredObject
+from producer.core.objects.links import ObjectLinks
+from producer.core.settings import Settings
 from tests.support.s3_server import AWS_ENV, S3Server, s3  # noqa: F401 - s3 is a fixture
 from workers.storage import open_storage
 from workers.storage.s3 import S3Storage
@@ -159,7 +159,7 @@ def test_bad_storage_urls_are_refused_naming_the_setting(url: str, says: str) ->
 _UPLOAD_AND_MEASURE = textwrap.dedent("""
     import json, resource, sys, time
     from pathlib import Path
-    from producer.settings import Settings
+    from producer.core.settings import Settings
     from workers.storage import open_storage
 
     storage = open_storage(Settings())

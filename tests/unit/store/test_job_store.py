@@ -11,9 +11,9 @@ import time
 import pytest
 import redis
 
-from producer.models.job_record import JobError, JobRecord, JobState
-from producer.store import keys
-from producer.store.job_store import JobStore
+from producer.core.models.job_record import JobError, JobRecord, JobState
+from producer.core.store import keys
+from producer.core.store.job_store import JobStore
 
 REQUEST = {"prompt": "a song about the moon", "lyrics": "", "config": {"mode": "regular"}}
 

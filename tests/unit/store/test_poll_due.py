@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from producer.store import poll_due
+from producer.core.store import poll_due
 
 
 def _key() -> str:

@@ -11,13 +11,13 @@ import time
 import pytest
 import redis
 
-from producer.models.job_record import JobError, JobRecord, JobState, SongRecord, StoredObject
-from producer.models.playlist_run import PlaylistRun, RunState
-from producer.objects.archive import manifest_key, record_from_manifest
-from producer.store import keys
-from producer.store.job_store import JobStore
-from producer.store.playlist_store import PlaylistStore
-from producer.store.retention import ended_at
+from producer.core.models.job_record import JobError, JobRecord, JobState, SongRecord, StoredObject
+from producer.core.models.playlist_run import PlaylistRun, RunState
+from producer.core.objects.archive import manifest_key, record_from_manifest
+from producer.core.store import keys
+from producer.core.store.job_store import JobStore
+from producer.core.store.playlist_store import PlaylistStore
+from producer.core.store.retention import ended_at
 from workers.artifacts import storage_keys
 from workers.artifacts.manifest import manifest_document
 

@@ -11,10 +11,10 @@ import redis
 from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
 from redis.sentinel import SentinelConnectionPool
 
-from producer.client.celery_config import celery_config
+from producer.core.broker import celery_config
+from producer.core.settings import Settings, describe_settings_error
+from producer.core.store import redis_client, sentinel_url
 from producer.doctor.report import mask_url
-from producer.settings import Settings, describe_settings_error
-from producer.store import redis_client, sentinel_url
 
 URL = "sentinel://:pw@s1:26380/2;sentinel://s2;sentinel://s3:26382/2"
 
@@ -107,7 +107,7 @@ def test_an_ack_on_a_channel_closed_by_a_lost_connection_is_a_connection_error()
 
 
 def test_a_write_waits_for_replicas_only_when_asked_and_says_how_many_hold_it(redis_client, key_prefix):
-    from producer.store.replication import replicated
+    from producer.core.store.replication import replicated
 
     assert replicated(redis_client, key_prefix, 0) is None  # not asked: no WAIT, no probe
     assert not redis_client.exists(f"{key_prefix}:replication-probe")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from producer.client import url_guard
-from producer.client.callbacks import CallbackUrlError, check_callback_url
-from producer.client.url_guard import UrlPolicy
+from producer.core import url_guard
+from producer.core.callbacks import CallbackUrlError, check_callback_url
+from producer.core.url_guard import UrlPolicy
 from tests.support.http_fixture import LocalServer
 from workers.artifacts.downloader import download_to_storage
 from workers.callback_delivery import post

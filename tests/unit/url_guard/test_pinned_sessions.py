@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from producer.client.url_guard import CheckedUrl
+from producer.core.url_guard import CheckedUrl
 from workers.upstream import pinned_http
 
 

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from producer.log_json import install_server_logging, json_formatter
-from producer.settings import get_settings
+from producer.core.log_json import install_server_logging, json_formatter
+from producer.core.settings import get_settings
 from workers import log_format
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from producer.client.celery_config import celery_config
-from producer.client.quorum_queues import broker_countdown
-from producer.settings import Settings
-from producer.task_names import ALL_QUEUES
+from producer.core.broker import celery_config
+from producer.core.quorum_queues import broker_countdown
+from producer.core.settings import Settings
+from producer.core.task_names import ALL_QUEUES
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/vh"
 
@@ -45,7 +45,7 @@ def test_countdowns_on_the_delayed_route_are_whole_seconds_never_early(asked: fl
 def test_the_app_rounds_countdowns_up_only_on_quorum_queues(monkeypatch: pytest.MonkeyPatch) -> None:
     from celery import Celery
 
-    from producer.client.quorum_queues import SongqueueCelery
+    from producer.core.quorum_queues import SongqueueCelery
 
     sent: list[float | None] = []
     # Celery's own send_task (which would publish) stands in: what reaches it is the point.

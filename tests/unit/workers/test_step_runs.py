@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from producer.models.job_record import JobRecord
-from producer.settings import Settings
+from producer.core.models.job_record import JobRecord
+from producer.core.settings import Settings
 from workers.steps.step_runs import spent
 
 SETTINGS = Settings(max_deliveries=5, max_transient_errors=8)

@@ -7,13 +7,13 @@ import logging
 import pytest
 import redis
 
-from workers.steps import written
+from workers.steps import ledger
 
 
 def test_retries_redis_errors_until_the_write_lands(monkeypatch: pytest.MonkeyPatch,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     pauses: list[float] = []
-    monkeypatch.setattr(written.time, "sleep", pauses.append)
+    monkeypatch.setattr(ledger.time, "sleep", pauses.append)
     calls = iter([redis.ConnectionError("down"), redis.TimeoutError("slow"), redis.ConnectionError("down"), None])
 
     def write() -> str:
@@ -23,7 +23,7 @@ def test_retries_redis_errors_until_the_write_lands(monkeypatch: pytest.MonkeyPa
         return "written"
 
     with caplog.at_level(logging.ERROR, "songqueue.tasks"):
-        assert written.until_written("j1", "task-7", write) == "written"
+        assert ledger.until_written("j1", "task-7", write) == "written"
     assert pauses == [0.2, 0.4, 0.8]  # backs off, never gives up
     assert all("task-7" in r.getMessage() for r in caplog.records) and len(caplog.records) == 3
 
@@ -33,4 +33,4 @@ def test_other_errors_are_not_swallowed() -> None:
         raise ValueError("a bug")
 
     with pytest.raises(ValueError):
-        written.until_written("j1", "task-7", write)
+        ledger.until_written("j1", "task-7", write)

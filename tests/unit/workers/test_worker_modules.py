@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from producer.client import url_guard
-from producer.client.url_guard import UrlPolicy
-from producer.settings import Settings
+from producer.core import url_guard
+from producer.core.settings import Settings
+from producer.core.url_guard import UrlPolicy
 from tests.support.http_fixture import LocalServer, closed_port
 from workers import retry_policy
 from workers.artifacts.downloader import check_url, download_to_storage

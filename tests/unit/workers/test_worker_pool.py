@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from producer.client.celery_config import celery_config
-from producer.settings import Settings
+from producer.core.broker import celery_config
+from producer.core.settings import Settings
 
 
 def test_the_eta_task_limit_comes_from_its_setting() -> None:

@@ -1,7 +1,7 @@
 -- Reserve the price of one paid call against a provider's daily budget, atomically, so
 -- concurrent submits cannot overshoot it, and note the reservation as pending.
--- KEYS[1]  the day's spend (integer micro-units; producer/store/keys.py spend)
--- KEYS[2]  the pending reservations (hash; producer/store/keys.py reservations)
+-- KEYS[1]  the day's spend (integer micro-units; producer/core/store/keys.py spend)
+-- KEYS[2]  the pending reservations (hash; producer/core/store/keys.py reservations)
 -- ARGV[1]  price (micro-units)   ARGV[2]  budget (micro-units; -1 = unlimited)
 -- ARGV[3]  seconds to keep the day's key
 -- ARGV[4]  the reservation's id   ARGV[5]  its entry (JSON: job, key, micros, version)

@@ -1,5 +1,5 @@
 -- Admit a job to its provider's in-flight set if there is room (or it is already in).
--- KEYS[1]  the provider's in-flight set (producer/store/keys.py in_flight)
+-- KEYS[1]  the provider's in-flight set (producer/core/store/keys.py in_flight)
 -- KEYS[2]  the job record (JSON)
 -- ARGV[1]  job id   ARGV[2]  the limit   ARGV[3]  now (score)
 -- ARGV[4..]  the states a job may be admitted in (limits.py ADMISSIBLE_STATES)

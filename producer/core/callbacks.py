@@ -1,0 +1,138 @@
+"""Outbound callbacks, the parts both sides share: the URL rule, the signature, the events.
+
+A job may carry a `callback_url`. When it ends (and, if asked, when its progress moves)
+a `songqueue.callback` task POSTs its status there (workers/tasks/callback.py), signed in
+the Standard Webhooks format (https://www.standardwebhooks.com) with a secret of that
+receiver's own:
+
+    webhook-id:        the delivery id, shared by every attempt of one event (receivers dedupe on it)
+    webhook-timestamp: <unix seconds>
+    webhook-signature: v1,<base64 HMAC-SHA256 of f"{id}.{timestamp}.{body}" with the receiver's secret>
+    X-Songqueue-Event: job.succeeded | job.failed | job.timed_out | job.cancelled | job.progress
+
+The receiver's secret is derived from SONGQUEUE_CALLBACK_SECRET and the callback URL's
+origin (scheme, host, port): `receiver_secret`, printed for an operator to hand over by
+`songqueue callback-secret URL`. So a receiver can verify what is sent to it but cannot
+forge what is sent to another. Deprecated, sent for one more release: X-Songqueue-Timestamp,
+X-Songqueue-Delivery and X-Songqueue-Signature (sha256=<hex HMAC-SHA256 of
+f"{timestamp}.{body}" with SONGQUEUE_CALLBACK_SECRET itself).
+
+The producer sends the task by name (on cancel); the workers send it on every other end.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+from urllib.parse import urlsplit
+
+from celery import Celery
+
+from producer.core import task_names
+from producer.core.models.job_record import JobRecord, JobState
+from producer.core.url_guard import CheckedUrl, UrlPolicy, UrlRefused
+
+log = logging.getLogger("songqueue.callbacks")
+
+TIMESTAMP_HEADER = "X-Songqueue-Timestamp"
+SIGNATURE_HEADER = "X-Songqueue-Signature"
+EVENT_HEADER = "X-Songqueue-Event"
+DELIVERY_HEADER = "X-Songqueue-Delivery"
+
+ID_HEADER = "webhook-id"
+STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"
+STANDARD_SIGNATURE_HEADER = "webhook-signature"
+SECRET_PREFIX = "whsec_"
+
+PROGRESS = "job.progress"
+TERMINAL_EVENTS = {
+    JobState.SUCCEEDED: "job.succeeded",
+    JobState.FAILED: "job.failed",
+    JobState.TIMED_OUT: "job.timed_out",
+    JobState.CANCELLED: "job.cancelled",
+}
+
+
+class CallbackUrlError(ValueError):
+    """A callback_url that breaks a rule; `rule` says which, without the field name."""
+
+    def __init__(self, rule: str, code: str = "url_bad_syntax") -> None:
+        super().__init__(f"callback_url: {rule}")
+        self.rule = rule
+        self.code = code
+
+
+def check_callback_url(url: str, policy: UrlPolicy, *, resolve: bool = False) -> CheckedUrl:
+    """The URL, stripped and checked by the one outbound guard (producer.core.url_guard); else CallbackUrlError.
+
+    The producer checks without resolving (no DNS at submit); the worker checks again with
+    resolution right before each delivery and connects to the address it checked.
+    """
+    try:
+        return policy.check(url.strip(), resolve=resolve)
+    except UrlRefused as exc:
+        raise CallbackUrlError(exc.rule, exc.code) from None
+
+
+def origin(url: str) -> str:
+    """scheme://host:port of a URL, lower-cased, the port always written: what a receiver's secret is bound to."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme, 0)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def receiver_secret(master: bytes, url: str) -> bytes:
+    """The key that signs callbacks to `url`'s origin: HMAC-SHA256(master, "songqueue-callback:" + origin)."""
+    return hmac.new(master, b"songqueue-callback:" + origin(url).encode(), hashlib.sha256).digest()
+
+
+def receiver_secret_text(master: bytes, url: str) -> str:
+    """The receiver's secret as Standard Webhooks libraries take it: whsec_<base64>."""
+    return SECRET_PREFIX + base64.b64encode(receiver_secret(master, url)).decode("ascii")
+
+
+def standard_signature(secret: bytes, delivery: str, timestamp: str, body: bytes) -> str:
+    """The webhook-signature value: v1,<base64 HMAC-SHA256 of b"{id}.{timestamp}.{body}">."""
+    signed = f"{delivery}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(secret, signed, hashlib.sha256).digest()).decode("ascii")
+
+
+def sign(secret: bytes, timestamp: str, body: bytes) -> str:
+    """The deprecated X-Songqueue-Signature value: sha256=<hex HMAC-SHA256 of b"{timestamp}.{body}">."""
+    return "sha256=" + hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+
+
+def wants(record: JobRecord, event: str, progress_for_all: bool) -> bool:
+    """Whether `record` asked to be told about `event`."""
+    if not record.callback_url:
+        return False
+    return event != PROGRESS or record.callback_progress or progress_for_all
+
+
+def terminal_delivery(record: JobRecord) -> str:
+    """The delivery id of a job's end: the same for every send of it (a resend by the
+    watchdog included), so a receiver that got it once can drop the repeats."""
+    ended_at = record.transitions[-1].at if record.transitions else record.updated_at
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"songqueue:{record.id}:{record.state.value}:{ended_at}").hex
+
+
+def announce(celery: Celery, record: JobRecord, event: str) -> None:
+    """Send the delivery task of `event` for a job with a callback_url.
+
+    Never raises: the job's own step has already happened, and a broker hiccup here must
+    not make it look failed (the workers' callback outbox sends a lost end again). The
+    message carries ids only; the URL is read from the record.
+    """
+    if not record.callback_url:
+        return
+    delivery = terminal_delivery(record) if record.state.terminal and event != PROGRESS else uuid.uuid4().hex
+    try:
+        celery.send_task(task_names.CALLBACK, args=[record.id, event, delivery, time.time()],
+                         argsrepr=f"job={record.id} event={event} delivery={delivery}")
+    except Exception as exc:  # noqa: BLE001 - logged; the job itself is unaffected
+        log.warning("job %s: could not send the %s callback: %s", record.id, event, exc)

@@ -1,0 +1,119 @@
+"""API keys: tenants, scopes and per-key limits, kept in Redis as hashes of the key only.
+
+A key is shown once, when it is made (`songqueue keys create`); Redis holds its sha256, so
+a copy of the database lets nobody call the API. Keys are 32 random bytes, so a plain
+sha256 (no slow hash) is enough: there is nothing to guess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+from producer.core.models.job_record import DEFAULT_TENANT
+
+SCOPES = ("submit", "read", "admin")
+_KEY_PREFIX = "sq_"
+
+
+@dataclass
+class ApiKey:
+    id: str
+    name: str
+    tenant: str = DEFAULT_TENANT
+    scopes: list[str] = field(default_factory=lambda: ["read"])
+    max_in_flight: int | None = None
+    daily_budget: float | None = None
+    created_at: float = field(default_factory=time.time)
+    revoked_at: float | None = None
+
+    def allows(self, scope: str) -> bool:
+        """admin implies every scope."""
+        return scope in self.scopes or "admin" in self.scopes
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def check_scopes(scopes: list[str]) -> list[str]:
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown or not scopes:
+        raise ValueError(f"scopes: must be a comma-separated list of {', '.join(SCOPES)}, got {','.join(scopes)!r}")
+    return scopes
+
+
+class KeyStore:
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.redis = client
+        self.prefix = prefix
+
+    def _record(self, key_id: str) -> str:
+        return f"{self.prefix}:apikey:{key_id}"
+
+    def _by_hash(self, digest: str) -> str:
+        return f"{self.prefix}:apikey-hash:{digest}"
+
+    def _index(self) -> str:
+        return f"{self.prefix}:apikeys"
+
+    def create(self, name: str, tenant: str, scopes: list[str], max_in_flight: int | None = None,
+               daily_budget: float | None = None) -> tuple[ApiKey, str]:
+        """A new key: (its record, the secret to hand over once)."""
+        if not name.strip():
+            raise ValueError("name: must not be blank")
+        if not tenant.strip() or ":" in tenant:
+            raise ValueError("tenant: must be non-blank and contain no ':'")
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ValueError("max_in_flight: must be >= 1")
+        if daily_budget is not None and daily_budget < 0:
+            raise ValueError("daily_budget: must be >= 0")
+        key = ApiKey(id=secrets.token_hex(6), name=name, tenant=tenant, scopes=check_scopes(scopes),
+                     max_in_flight=max_in_flight, daily_budget=daily_budget)
+        secret = f"{_KEY_PREFIX}{secrets.token_urlsafe(32)}"
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self._record(key.id), _dump(key))
+        pipe.set(self._by_hash(_hash(secret)), key.id)
+        pipe.zadd(self._index(), {key.id: key.created_at})
+        pipe.execute()
+        return key, secret
+
+    def get(self, key_id: str) -> ApiKey | None:
+        raw = self.redis.get(self._record(key_id))
+        return _load(raw) if raw else None
+
+    def authenticate(self, secret: str) -> ApiKey | None:
+        """The live key with this secret; None for an unknown or revoked one."""
+        key_id = self.redis.get(self._by_hash(_hash(secret)))
+        key = self.get(key_id.decode()) if key_id else None
+        return key if key is not None and key.revoked_at is None else None
+
+    def list(self) -> list[ApiKey]:
+        ids = [i.decode() for i in self.redis.zrange(self._index(), 0, -1)]
+        return [k for k in (self.get(i) for i in ids) if k is not None]
+
+    def revoke(self, key_id: str) -> ApiKey | None:
+        key = self.get(key_id)
+        if key is None:
+            return None
+        if key.revoked_at is None:
+            key.revoked_at = time.time()
+            self.redis.set(self._record(key.id), _dump(key))
+        return key
+
+
+def _dump(key: ApiKey) -> str:
+    return json.dumps(key.as_dict())
+
+
+def _load(raw: bytes) -> ApiKey:
+    return ApiKey(**json.loads(raw))

@@ -1,0 +1,261 @@
+"""The job store: job records in Redis with atomic, compare-and-set state transitions.
+
+Every write is a compare-and-set (producer/core/store/optimistic.py: read the record, check its
+state, then one Lua script writes the new record and the indexes only if the record is
+still the one read). A write whose expected state no longer holds is refused
+and logged, never applied: that is what makes a task that runs twice a no-op the second
+time. An ended job's record leaves Redis `retention` seconds after it ended
+(producer/core/store/retention.py).
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import time
+from collections.abc import Callable, Collection
+
+import redis
+from redis.client import Pipeline
+
+from producer.core.models.job_record import IN_FLIGHT_STATES, JobRecord, JobState, Transition
+from producer.core.store import keys, metric_schema, optimistic, redis_client, retention
+
+log = logging.getLogger("songqueue.job_store")
+
+Mutation = Callable[[JobRecord], None]
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis, prefix: str = "songqueue", retention: float = 0) -> None:
+        """`retention`: seconds an ended job stays in Redis (SONGQUEUE_JOB_RETENTION); 0 keeps it."""
+        self.redis = client
+        self.prefix = prefix
+        self.retention = retention
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "songqueue", retention: float = 0, master: str = "") -> JobStore:
+        """`master`: SONGQUEUE_SENTINEL_MASTER, read when `url` is a sentinel:// URL."""
+        return cls(redis_client.connect(url, master, socket_timeout=30, health_check_interval=30), prefix, retention)
+
+    def create(self, record: JobRecord, check_in: float | None = None) -> tuple[JobRecord, bool]:
+        """Store a new QUEUED record; returns (record, created).
+
+        `check_in`: seconds until the watchdog should look at the job if nothing happens.
+
+        With an idempotency key the first job stored under it wins and a repeat returns it.
+        """
+        record.transitions = [Transition(state=record.state, at=record.created_at)]
+        if not record.idempotency_key:
+            pipe = self.redis.pipeline(transaction=True)
+            self._queue_create(pipe, record, check_in)
+            pipe.execute()
+            return record, True
+        return self._create_claiming(record, check_in)
+
+    def _create_claiming(self, record: JobRecord, check_in: float | None) -> tuple[JobRecord, bool]:
+        """Claim the idempotency key and write the record in one transaction.
+
+        A crash or timeout can no longer fall between the two: either both exist, or
+        neither does, and a caller's retry with the same key finds the job or creates it.
+        """
+        idem = keys.idempotency(self.prefix, record.idempotency_key or "", record.tenant)
+        while True:
+            with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(idem)
+                    owner = pipe.get(idem)
+                    if owner is None:
+                        pipe.multi()
+                        pipe.set(idem, record.id)
+                        self._queue_create(pipe, record, check_in)
+                        pipe.execute()
+                        return record, True
+                except redis.WatchError:
+                    continue
+            existing = self.get(owner.decode())
+            if existing is None:
+                raise RuntimeError(f"idempotency key {record.idempotency_key!r} points at a missing job")
+            return existing, False
+
+    def _queue_create(self, pipe: Pipeline, record: JobRecord, check_in: float | None) -> None:
+        pipe.set(keys.job(self.prefix, record.id), record.model_dump_json())
+        pipe.zadd(keys.all_jobs(self.prefix), {record.id: record.created_at})
+        pipe.zadd(keys.tenant_jobs(self.prefix, record.tenant), {record.id: record.created_at})
+        pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {record.id: record.created_at})
+        if check_in is not None:
+            pipe.zadd(keys.due(self.prefix), {record.id: record.created_at + check_in})
+
+    def get(self, job_id: str) -> JobRecord | None:
+        raw = self.redis.get(keys.job(self.prefix, job_id))
+        return JobRecord.model_validate_json(raw) if raw else None
+
+    def apply(
+        self,
+        job_id: str,
+        expect: Collection[JobState],
+        mutate: Mutation | None = None,
+        to: JobState | None = None,
+        *,
+        token: int | None = None,
+        version: int | None = None,
+        run: int | None = None,
+        check_in: float | None = None,
+        also: Callable[[optimistic.Writes], None] | None = None,
+    ) -> JobRecord | None:
+        """Mutate the record and/or move it to `to`, only if its state is in `expect`.
+
+        `token`, `version` and `run`, when given, must also still match: a stale step message
+        (older fencing token, or a download of a run a replay replaced) or a decision made on
+        an outdated read is refused.
+        `check_in` (seconds) moves the job's watchdog deadline; a terminal job has none.
+        `also` adds writes of the caller's to the same atomic step (a budget reservation
+        committed with the intent, say).
+        Returns the record as written, or None when the job is missing or has moved on.
+        """
+        key = keys.job(self.prefix, job_id)
+
+        def decide(raw: bytes | None) -> tuple[JobRecord, Callable[[optimistic.Writes], None]] | None:
+            if raw is None:
+                log.warning("job %s: not found", job_id)
+                return None
+            record = JobRecord.model_validate_json(raw)
+            if token is not None and record.token != token:
+                log.info("job %s: refused a stale step (token %d, now %d)", job_id, token, record.token)
+                return None
+            if version is not None and record.version != version:
+                log.info("job %s: refused a write based on version %d (now %d)", job_id, version, record.version)
+                return None
+            if run is not None and record.run != run:
+                log.info("job %s: refused a write of run %d (now run %d)", job_id, run, record.run)
+                return None
+            if record.state not in expect:
+                log.info(
+                    "job %s: refused %s in state %s (expected %s)",
+                    job_id, f"move to {to.value}" if to else "update", record.state.value,
+                    "/".join(sorted(s.value for s in expect)),
+                )
+                return None
+            before = record.state
+            cost_before = record.cost
+            if mutate is not None:
+                mutate(record)
+            now = time.time()
+            if to is not None and to != before:
+                record.state = to
+                record.transitions.append(Transition(state=to, at=now))
+            record.version += 1
+            record.updated_at = now
+
+            def write(pipe: optimistic.Writes) -> None:
+                pipe.set(key, record.model_dump_json())
+                if record.state != before:
+                    pipe.zrem(keys.jobs_in_state(self.prefix, before.value), job_id)
+                    pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {job_id: now})
+                    _track_in_flight(pipe, self.prefix, record, now)
+                if record.state != before and record.state.terminal:
+                    _count_end(pipe, self.prefix, record, now)
+                if record.cost != cost_before:
+                    pipe.hincrbyfloat(keys.metric(self.prefix, metric_schema.SPEND), record.provider,
+                                      record.cost - cost_before)
+                if record.state.terminal:
+                    pipe.zrem(keys.due(self.prefix), job_id)
+                    retention.expire_job(pipe, self.prefix, record, self.retention)
+                elif before.terminal:
+                    retention.keep_job(pipe, self.prefix, record)
+                if not record.state.terminal and check_in is not None:
+                    pipe.zadd(keys.due(self.prefix), {job_id: now + check_in})
+                if also is not None:
+                    also(pipe)
+
+            return record, write
+
+        return optimistic.update(self.redis, key, decide)
+
+    def ids(self, state: JobState | None = None, limit: int = 100) -> list[str]:
+        index = keys.jobs_in_state(self.prefix, state.value) if state else keys.all_jobs(self.prefix)
+        return [i.decode() for i in self.redis.zrevrange(index, 0, limit - 1)]
+
+    def list(self, state: JobState | None = None, limit: int = 100) -> builtins.list[JobRecord]:
+        records = (self.get(i) for i in self.ids(state, limit))
+        return [r for r in records if r is not None]
+
+    def prune_ended(self, now: float) -> int:
+        """Drop the index entries of jobs whose records expired; returns how many."""
+        return retention.prune_jobs(self.redis, self.prefix, self.retention, now)
+
+    def overdue(self, now: float, limit: int = 500) -> builtins.list[str]:
+        """Live jobs whose `next_check_at` has passed, most overdue first."""
+        return [i.decode() for i in self.redis.zrangebyscore(keys.due(self.prefix), "-inf", now, start=0, num=limit)]
+
+    def check_in(self, job_id: str, seconds: float) -> None:
+        """Push back a live job's watchdog deadline (a heartbeat during long steps)."""
+        self.redis.zadd(keys.due(self.prefix), {job_id: time.time() + seconds}, xx=True)
+
+    def owe_callback(self, job_id: str, seconds: float) -> None:
+        """Note (or push back) that the job's end owes a callback: looked at in `seconds`."""
+        self.redis.zadd(keys.callback_outbox(self.prefix), {job_id: time.time() + seconds})
+
+    def owed_callbacks(self, now: float, limit: int = 500) -> builtins.list[str]:
+        return [i.decode() for i in
+                self.redis.zrangebyscore(keys.callback_outbox(self.prefix), "-inf", now, start=0, num=limit)]
+
+    def callback_settled(self, job_id: str) -> None:
+        """The end's callback was delivered or refused for good: nothing owed any more."""
+        self.redis.zrem(keys.callback_outbox(self.prefix), job_id)
+
+    def forget_due(self, job_id: str) -> None:
+        """Drop a watchdog entry whose job is gone or has ended."""
+        self.redis.zrem(keys.due(self.prefix), job_id)
+
+    def index_upstream_task(self, provider: str, task_id: str, job_id: str, seconds: float) -> None:
+        """Remember which job owns an upstream task, for `seconds` (the notify hook's lookup)."""
+        self.redis.set(keys.upstream_task(self.prefix, provider, task_id), job_id, ex=max(1, int(seconds)))
+
+    def job_for_upstream_task(self, provider: str, task_id: str) -> str | None:
+        raw = self.redis.get(keys.upstream_task(self.prefix, provider, task_id))
+        return raw.decode() if raw else None
+
+    def claim_hook_poll(self, job_id: str, seconds: float) -> bool:
+        """True for the first hook-triggered poll of a job in `seconds`; False while it is held."""
+        return bool(self.redis.set(keys.hook_poll(self.prefix, job_id), "1", nx=True, px=max(1, int(seconds * 1000))))
+
+    def try_watchdog_round(self, seconds: float) -> bool:
+        """A lease so one watchdog round runs per interval, even with two beats by mistake."""
+        return bool(self.redis.set(keys.watchdog_lock(self.prefix), "1", nx=True, px=max(1, int(seconds * 1000))))
+
+    def note_watchdog_round(self, now: float) -> None:
+        self.redis.set(keys.watchdog_last_round(self.prefix), repr(now))
+
+    def last_watchdog_round(self) -> float | None:
+        """Unix time of the latest watchdog round, or None if none ever ran."""
+        raw = self.redis.get(keys.watchdog_last_round(self.prefix))
+        return None if raw is None else float(raw)
+
+
+def _count_end(pipe: optimistic.Writes, prefix: str, record: JobRecord, now: float) -> None:
+    """The finished-jobs counter and the duration histogram (producer/core/store/metric_schema.py)."""
+    code = record.error.code if record.error else ""
+    series = f"{record.provider}{metric_schema.SEP}{record.state.value}"
+    pipe.hincrby(keys.metric(prefix, metric_schema.JOBS_FINISHED), f"{series}{metric_schema.SEP}{code}", 1)
+    seconds = max(0.0, now - record.created_at)
+    histogram = keys.metric(prefix, metric_schema.JOB_SECONDS)
+    pipe.hincrby(histogram, f"{series}{metric_schema.SEP}{metric_schema.bucket(seconds, metric_schema.JOB_BUCKETS)}", 1)
+    pipe.hincrbyfloat(histogram, f"{series}{metric_schema.SEP}sum", seconds)
+
+
+def _track_in_flight(pipe: optimistic.Writes, prefix: str, record: JobRecord, now: float) -> None:
+    """Keep the provider's in-flight set in step with a state change, in the same transaction.
+
+    Entering an in-flight state adds the job (a no-op when the submit step's limit already
+    admitted it); any other state removes it: so a job that ends, backs off to QUEUED or is
+    cancelled frees its place at once, and nothing held by a dead worker can leak.
+    """
+    sets = [keys.in_flight(prefix, record.provider)]
+    if record.api_key:  # the submitting key's own limit, kept the same way
+        sets.append(keys.key_in_flight(prefix, record.api_key))
+    for key in sets:
+        if record.state in IN_FLIGHT_STATES:
+            pipe.zadd(key, {record.id: now}, nx=True)
+        else:
+            pipe.zrem(key, record.id)

@@ -1,0 +1,145 @@
+"""Every Redis key of the job store, named in one place."""
+
+from __future__ import annotations
+
+from producer.core.models.job_record import DEFAULT_TENANT
+
+
+def job(prefix: str, job_id: str) -> str:
+    return f"{prefix}:job:{job_id}"
+
+
+def all_jobs(prefix: str) -> str:
+    """Sorted set of every job id, scored by creation time."""
+    return f"{prefix}:jobs"
+
+
+def tenant_jobs(prefix: str, tenant: str) -> str:
+    """Sorted set of one tenant's job ids, scored by creation time (the HTTP API's listing)."""
+    return f"{prefix}:tenant:{tenant}:jobs"
+
+
+def jobs_in_state(prefix: str, state: str) -> str:
+    """Sorted set of the job ids now in `state`, scored by when they entered it."""
+    return f"{prefix}:state:{state}"
+
+
+def idempotency(prefix: str, key: str, tenant: str = DEFAULT_TENANT) -> str:
+    """Idempotency key -> job id. Each tenant has its own namespace of keys, so two tenants'
+    services may use the same key without meeting; the default tenant (the CLI, the Python
+    API) keeps the plain name. A separate word, not a longer key, so no key of one namespace
+    can spell a key of the other, and the caller's key keeps its whole 200 characters."""
+    if tenant == DEFAULT_TENANT:
+        return f"{prefix}:idem:{key}"
+    return f"{prefix}:idem-tenant:{tenant}:{key}"
+
+
+def due(prefix: str) -> str:
+    """Sorted set of live job ids, scored by `next_check_at`: the watchdog's work list."""
+    return f"{prefix}:due"
+
+
+def poll_due(prefix: str, provider: str) -> str:
+    """Sorted set of job ids of a batch-polled provider, scored by when each is next due a fetch;
+    `…:inflight` and `…:drainer` beside it (producer/core/store/poll_due.py)."""
+    return f"{prefix}:polldue:{provider}"
+
+
+def watchdog_lock(prefix: str) -> str:
+    return f"{prefix}:watchdog:lock"
+
+
+def watchdog_last_round(prefix: str) -> str:
+    """Unix time of the watchdog's latest round: how `songqueue doctor` knows beat is alive."""
+    return f"{prefix}:watchdog:last_round"
+
+
+def upstream_task(prefix: str, provider: str, task_id: str) -> str:
+    """Upstream task id -> job id: how the notify hook finds the job a gateway calls about."""
+    return f"{prefix}:upstream:{provider}:{task_id}"
+
+
+def poll_link(prefix: str, job_id: str) -> str:
+    """The job's live poll link, "token:link" (workers/steps/poll_chain.py)."""
+    return f"{prefix}:polllink:{job_id}"
+
+
+def hook_poll(prefix: str, job_id: str) -> str:
+    """Held for SONGQUEUE_NOTIFY_MIN_INTERVAL after a hook-triggered poll: the rate limit."""
+    return f"{prefix}:hookpoll:{job_id}"
+
+
+def in_flight(prefix: str, provider: str) -> str:
+    """Sorted set of the provider's jobs in SUBMITTING/SUBMITTED/GENERATING, scored by entry
+    time; kept by the job store with each state change, so it cannot drift from the records."""
+    return f"{prefix}:inflight:{provider}"
+
+
+def key_in_flight(prefix: str, key_id: str) -> str:
+    """Sorted set of an API key's jobs in SUBMITTING/SUBMITTED/GENERATING: its own in-flight
+    limit (`songqueue keys create --max-in-flight`), kept by the job store like `in_flight`."""
+    return f"{prefix}:apikey:{key_id}:inflight"
+
+
+def key_spend(prefix: str, key_id: str, day: str) -> str:
+    """Money reserved for an API key's paid calls on UTC `day`, in micro-units (its daily budget)."""
+    return f"{prefix}:apikey:{key_id}:spend:{day}"
+
+
+def rate_bucket(prefix: str, provider: str, call: str) -> str:
+    """Token bucket (hash: tokens, at) of a provider's `call` rate ("submit" or "poll")."""
+    return f"{prefix}:rate:{provider}:{call}"
+
+
+def spend(prefix: str, provider: str, day: str) -> str:
+    """Money reserved for a provider's paid calls on UTC `day` (YYYY-MM-DD), in micro-units."""
+    return f"{prefix}:spend:{provider}:{day}"
+
+
+def reservations(prefix: str) -> str:
+    """Hash of budget reservations not yet committed by an intent nor given back:
+    reservation id -> JSON (workers/admission/budget.py)."""
+    return f"{prefix}:reservations"
+
+
+def metric(prefix: str, name: str) -> str:
+    """A hash of counters the workers keep for `songqueue metrics` (workers/metrics.py)."""
+    return f"{prefix}:metrics:{name}"
+
+
+def playlist_run(prefix: str, run_id: str) -> str:
+    return f"{prefix}:playlist:run:{run_id}"
+
+
+def playlist_runs(prefix: str, playlist: str | None = None) -> str:
+    """Sorted set of run ids (of one playlist, or of all), scored by creation time."""
+    return f"{prefix}:playlist:runs" if playlist is None else f"{prefix}:playlist:runs-of:{playlist}"
+
+
+def playlist_ended(prefix: str) -> str:
+    """Sorted set of ended runs as "{playlist}:{run_id}" (a playlist name holds no ":"),
+    scored by when they ended: what the retention sweep prunes from the two run indexes."""
+    return f"{prefix}:playlist:ended"
+
+
+def retention_sweep_lock(prefix: str) -> str:
+    return f"{prefix}:retention:lock"
+
+
+def playlist_slot(prefix: str, playlist: str, slot: int) -> str:
+    """The claim on one scheduled time of a playlist (SET NX; holds the run id)."""
+    return f"{prefix}:playlist:slot:{playlist}:{slot}"
+
+
+def playlist_open(prefix: str) -> str:
+    """Sorted set of runs not yet ended, scored by when the sweep should look at them."""
+    return f"{prefix}:playlist:open"
+
+
+def playlist_sweep_lock(prefix: str) -> str:
+    return f"{prefix}:playlist:sweep:lock"
+
+
+def callback_outbox(prefix: str) -> str:
+    """Sorted set of job ids whose end still owes a callback, scored by when to look again."""
+    return f"{prefix}:callbacks:outbox"
