@@ -97,7 +97,7 @@ faults: $(STAMP)
 	FAULTS="$(FAULTS)" $(BIN)/python tests/faults/fault_scenarios.py --jobs $${FAULT_JOBS:-3} $(FAULT_ARGS)
 	$(BIN)/python tests/faults/sentinel_failover.py --jobs $${FAULT_JOBS:-10}
 
-# The watchdog's clock and the scheduled playlists of SONGQUEUE_PLAYLISTS_DIR: run exactly one.
+# The scheduled playlists of SONGQUEUE_PLAYLISTS_DIR: run exactly one (every worker runs the watchdog itself).
 beat: $(STAMP)
 	mkdir -p var && $(BIN)/celery -A workers.celery_app beat --loglevel INFO --schedule var/celerybeat-schedule
 

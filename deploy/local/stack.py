@@ -137,7 +137,7 @@ def start_worker(
 
 
 def start_beat(env: dict[str, str], log: Path) -> subprocess.Popen:
-    """A real `celery beat` process (the watchdog's clock); returns once it has started."""
+    """A real `celery beat` process (the playlists' schedule); returns once it has started."""
     argv = [PYTHON, "-m", "celery", "-A", "workers.celery_app", "beat", "--loglevel", "INFO",
             "--schedule", str(log.with_suffix(".schedule"))]
     return _start_logged(argv, env, log, "celery beat to start", lambda text: "Starting..." in text)

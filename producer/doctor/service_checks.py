@@ -1,4 +1,4 @@
-"""Checks of what runs beside this process: Redis, the broker, workers per queue, beat, clocks.
+"""Checks of what runs beside this process: Redis, the broker, workers per queue, the watchdog, clocks.
 
 Workers are asked through the producer's own sending app (`celery inspect`, by name), so
 the doctor needs no worker code.
@@ -64,7 +64,8 @@ def watchdog(store: JobStore | None, settings: Settings) -> Line:
     if store is None:
         return failed("watchdog", "not checked: Redis is unreachable", "fix the redis line first")
     last = store.last_watchdog_round()
-    fix = "run exactly one beat: `make beat` or `celery -A workers.celery_app beat`, with workers on the poll queue"
+    fix = ("every worker runs the watchdog round on a timer: start one (`make worker`) and check its log for "
+           "'watchdog' errors; beat is not needed for it")
     if last is None:
         return failed("watchdog", "no watchdog round ever recorded", fix)
     age = time.time() - last

@@ -12,7 +12,7 @@
   while writing the files is retried by the retry policy; every attempt is counted on the
   run first, so after SONGQUEUE_MAX_DELIVERIES + SONGQUEUE_MAX_TRANSIENT_ERRORS of them
   (retries and the sweep's takeovers together) the run ends FAILED with the reason.
-- `songqueue.playlist_sweep()`: a beat task, the watchdog of runs. A run whose check
+- `songqueue.playlist_sweep()`: the watchdog of runs, ticked by every worker's watchdog timer. A run whose check
   chain is overdue (its worker died holding the countdown) gets a new chain under a new
   token; a run left CREATING by a creator that died gets its jobs made.
 No Celery chord: the run record in Redis is the batch (docs/architecture.md).
