@@ -7,22 +7,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from producer.client import replay
 from producer.client.fetch import fetch_job
 from producer.client.minimax_upload import Purpose, upload_reference
 from producer.client.wait_loop import Deadline, poll_until
 from producer.core import task_names
-from producer.core.enqueue import Enqueuer
+from producer.core.enqueue import Enqueuer, JobOptions
 from producer.core.models.job_record import (
-    DEFAULT_TENANT,
     REPLAYABLE_STATES,
     JobRecord,
     JobState,
     StoredObject,
 )
-from producer.core.models.providers import DEFAULT_PROVIDER, RequestModel
+from producer.core.models.providers import RequestModel
 from producer.core.objects.archive import archived_ids, manifest_object, read_manifest, record_from_manifest
 from producer.core.objects.links import ObjectLinks
 
@@ -53,27 +52,13 @@ class SongQueue(Enqueuer):
     """The Python API: what the kernel's Enqueuer does (create, cancel) and the rest a caller
     needs (status, wait, retry, list, links, fetch, reference uploads)."""
 
-    def submit(
-        self,
-        request: RequestModel | dict[str, Any],
-        *,
-        provider: str = DEFAULT_PROVIDER,
-        idempotency_key: str | None = None,
-        callback_url: str | None = None,
-        callback_progress: bool = False,
-        album: str | None = None,
-        batch_id: str | None = None,
-        tenant: str = DEFAULT_TENANT,
-        api_key: str | None = None,
-    ) -> JobHandle:
+    def submit(self, request: RequestModel | dict[str, Any], **options: Unpack[JobOptions]) -> JobHandle:
         """Validate, record the job QUEUED and send it to the submit queue; a handle to follow it.
 
         Bad input raises before anything is written or sent; `Enqueuer.create` says what
         each option means.
         """
-        record, created = self.create(
-            request, provider=provider, idempotency_key=idempotency_key, callback_url=callback_url,
-            callback_progress=callback_progress, album=album, batch_id=batch_id, tenant=tenant, api_key=api_key)
+        record, created = self.create(request, **options)
         return JobHandle(record.id, self, created)
 
     def cancel(self, job_id: str) -> JobRecord:

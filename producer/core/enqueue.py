@@ -9,7 +9,7 @@ nothing here needs worker code.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypedDict
 
 from producer.core import task_names
 from producer.core.broker import celery_config
@@ -26,6 +26,19 @@ from producer.core.url_guard import callback_policy
 # Bounds of the caller's strings stored on a job record.
 MAX_KEY_CHARS = 200
 MAX_ALBUM_CHARS = 200
+
+
+class JobOptions(TypedDict, total=False):
+    """The options of `Enqueuer.create` (and `SongQueue.submit`), each as `create` documents it."""
+
+    provider: str
+    idempotency_key: str | None
+    callback_url: str | None
+    callback_progress: bool
+    album: str | None
+    batch_id: str | None
+    tenant: str
+    api_key: str | None
 
 
 class Enqueuer:
