@@ -70,7 +70,7 @@ def run(quick: bool) -> Section:
         "Both clients read from the same sandbox process, which generates the MP3 stream in Python; that "
         "server, sharing the 2 cores, bounds both numbers.",
         "songqueue's download task does more than fetch: it writes the MP3 behind its ID3 tag into a spool file "
-        "as it arrives, with the sha256 of the bytes served and of the bytes stored (workers/artifacts/tagged_mp3.py), "
+        "as it arrives, with the sha256 of the bytes served and of the bytes stored (workers/artifacts/mp3.py), "
         "verifies the frame headers (duration), and storage links the file into place after an fsync; it also "
         "reads and updates the job record in Redis. curl only writes the bytes.",
         f"The bench raises SONGQUEUE_MAX_DOWNLOAD_BYTES to 1 GiB: `sandbox:size_mb={size_mb}` makes files of "

@@ -16,9 +16,9 @@ from pathlib import Path
 from producer.core.models.job_record import JobRecord, SongRecord
 from producer.core.settings import Settings
 from producer.core.url_guard import download_policy
-from workers.artifacts import storage_keys
 from workers.artifacts.assets import store_audio
 from workers.artifacts.downloader import download_to_storage
+from workers.artifacts.manifest import cover_key
 from workers.storage import open_storage
 
 MIB = 1024 * 1024
@@ -42,7 +42,7 @@ def main(settings_json: str, songs_json: str, count: int) -> dict:
     # The cover stored first, as when the cover task wins: its APIC frame comes from storage.
     for n, song in enumerate(songs):
         song.cover = download_to_storage(
-            song.image_path, storage, kind="image", key_for=lambda ext, n=n: storage_keys.cover_key("wire", n, ext),
+            song.image_path, storage, kind="image", key_for=lambda ext, n=n: cover_key("wire", n, ext),
             max_bytes=settings.max_cover_bytes, timeout=settings.http_timeout,
             chunk_bytes=settings.download_chunk_bytes, policy=download_policy(settings))
     floor = vm_hwm_mib()

@@ -1,5 +1,5 @@
 """Pool-child growth: what Celery's retry path leaves for the cyclic garbage collector, with
-and without `gc.freeze()` of the inherited heap (workers/gc_freeze.py).
+and without `gc.freeze()` of the inherited heap (workers/diagnostics.py).
 
 Each countdown retry (every poll is one) makes Celery build a billiard `ExceptionInfo`: the
 traceback's frames copied with, on Python 3.11, every instruction position of each frame's
@@ -45,7 +45,7 @@ def child(variant: str, retries: int) -> dict[str, float]:
     import celery.canvas
     from celery.app.trace import build_tracer
 
-    from workers import gc_freeze
+    from workers import diagnostics
     from workers.celery_app import app
     from workers.tasks import download, poll, submit  # noqa: F401 - the heap a real child inherits
 
@@ -56,7 +56,7 @@ def child(variant: str, retries: int) -> dict[str, float]:
         raise self.retry(countdown=5)
 
     if variant == "gc.freeze()":
-        gc_freeze.freeze()
+        diagnostics.freeze_heap()
     tracer = build_tracer(again.name, again, eager=False, propagate=False, app=app)
     request = {"id": "r", "retries": 0, "delivery_info": {}, "hostname": "bench"}
     start, cpu = _rss_mib(), time.process_time()

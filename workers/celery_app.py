@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from celery.signals import beat_init, worker_init, worker_ready
+from celery.signals import (
+    beat_init,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from producer.core.broker import celery_config
 from producer.core.quorum_queues import SongqueueCelery, declare_task_queues, uses_quorum
 from producer.core.settings import get_settings
 from producer.core.unknown_settings import warn_unknown
 from workers import (
-    gc_freeze,  # noqa: F401 - pool children freeze their inherited heap (retry garbage collected soon)
-    heap_profile,  # noqa: F401 - tracemalloc dumps when SONGQUEUE_TRACEMALLOC_DIR is set
+    diagnostics,
     log_format,  # noqa: F401 - connects the JSON log signals (SONGQUEUE_LOG_JSON)
     watchdog_timer,  # noqa: F401 - every worker runs the watchdog round on a timer
 )
@@ -38,4 +44,11 @@ if uses_quorum(app):
 
 # A mistyped SONGQUEUE_* variable is ignored by the settings: say so where operators look.
 worker_ready.connect(lambda **_: warn_unknown(), weak=False)
+
+# Diagnostics (workers/diagnostics.py), each switched by a setting: pool children freeze their
+# inherited heap (SONGQUEUE_GC_FREEZE, on), tracemalloc dumps (SONGQUEUE_TRACEMALLOC_DIR, off).
+worker_process_init.connect(lambda **_: diagnostics.pool_child_started(get_settings()), weak=False)
+worker_ready.connect(lambda sender=None, **_: diagnostics.worker_ready(get_settings(), sender), weak=False)
+worker_process_shutdown.connect(lambda **_: diagnostics.stopping(), weak=False)
+worker_shutdown.connect(lambda **_: diagnostics.stopping(), weak=False)
 beat_init.connect(lambda **_: warn_unknown(), weak=False)

@@ -1,5 +1,7 @@
 """The server's guards, and `serve`: a body cap, head and body read timeouts, idle timeouts, 127.0.0.1.
 
+The same `serve` runs `songqueue metrics` (producer/ops/metrics.py), with its own bounds.
+
 uvicorn closes idle keep-alive connections (`timeout_keep_alive`) and caps concurrent
 connections (`limit_concurrency`), but neither caps a request body nor bounds how long it
 takes to arrive; `BodyLimits` does both, for chunked bodies too (it counts what arrives,
@@ -132,20 +134,30 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(app: Any, host: str, port: int, idle_timeout: float = 5.0, name: str = "songqueue api",
-          read_timeout: float = 30.0) -> int:
-    """Run the API on host:port (0: a free port); prints `NAME listening on URL` once bound."""
+def server(app: Any, idle_timeout: float = 5.0, read_timeout: float = 30.0,
+           limit_concurrency: int = 500) -> Any:
+    """A `uvicorn.Server` for `app` with the guards: a deadline for each request head
+    (`read_timeout`), idle keep-alive connections closed after `idle_timeout`, and past
+    `limit_concurrency` connections a 503 for each new request."""
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
-    sock = listening_socket(host, port)
-    bound = sock.getsockname()[1]
     # With SONGQUEUE_LOG_JSON uvicorn configures no logging of its own: its loggers propagate
     # to the root's JSON handler, so its lines look like every other process's.
     log_config = None if install_server_logging() else LOGGING_CONFIG
     config = uvicorn.Config(app, http=head_timeout_protocol(read_timeout),
-                            timeout_keep_alive=int(idle_timeout), limit_concurrency=500, log_config=log_config,
-                            log_level="info", access_log=False, server_header=False)
-    print(f"{name} listening on http://{host}:{bound}", flush=True)
-    uvicorn.Server(config).run(sockets=[sock])
+                            timeout_keep_alive=int(idle_timeout), limit_concurrency=limit_concurrency,
+                            log_config=log_config, log_level="info", access_log=False, server_header=False)
+    return uvicorn.Server(config)
+
+
+def serve(app: Any, host: str, port: int, idle_timeout: float = 5.0, name: str = "songqueue api",
+          read_timeout: float = 30.0, limit_concurrency: int = 500, path: str = "") -> int:
+    """Run `app` on host:port (0: a free port); prints `NAME listening on URL` once bound
+    (URL ends with `path`)."""
+    sock = listening_socket(host, port)
+    bound = sock.getsockname()[1]
+    running = server(app, idle_timeout, read_timeout, limit_concurrency)
+    print(f"{name} listening on http://{host}:{bound}{path}", flush=True)
+    running.run(sockets=[sock])
     return 0

@@ -214,7 +214,10 @@ class Settings(BaseSettings):
     # not in a worker; "classic": Celery's default queues, countdowns held by the worker.
     amqp_queue_type: Literal["classic", "quorum"] = Field(
         "classic", description="RabbitMQ task queues: classic, or quorum with countdowns kept in the broker")
-    # Diagnostics: each worker process dumps its top allocation sites here (workers/heap_profile.py).
+    # Each pool child runs gc.collect(); gc.freeze() at start, so retry garbage is collected
+    # soon (workers/diagnostics.py; measured by bench/gc_freeze.py and bench/retry_garbage.py).
+    gc_freeze: bool = Field(True, description="pool children freeze the heap they inherit (gc.freeze) at start")
+    # Diagnostics: each worker process dumps its top allocation sites here (workers/diagnostics.py).
     tracemalloc_dir: str = Field("", description="folder for tracemalloc dumps of worker processes; empty = off")
     task_time_limit: int = Field(600, gt=0, description="hard limit of any one task run, seconds")
     visibility_timeout: int = Field(

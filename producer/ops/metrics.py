@@ -7,18 +7,28 @@ here, so any number of exporters may run and a restart loses nothing.
 
 Flower has its own `/metrics` (task counts and runtimes per worker, from Celery events);
 this one knows about jobs, providers, money and queues, which Flower cannot see.
+
+Served by prometheus_client's ASGI app (`make_asgi_app`: the exposition formats, gzip, the
+`name[]` filter) under uvicorn, with the HTTP API's guards (producer/api/server.py `serve`):
+a connection must send its request head within READ_TIMEOUT seconds or is closed, and past
+MAX_CONNECTIONS open connections a request gets 503. `metrics_app` answers only GET/HEAD of
+`/metrics` (or `/`), checks the bearer token (SONGQUEUE_METRICS_TOKEN, in constant time)
+before anything is read, and collects in a pool of SCRAPE_THREADS threads, so a scrape that
+waits on Redis or the broker never holds up the event loop (other connections, timeouts).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hmac
 import importlib.metadata
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, make_asgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -29,7 +39,6 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from producer.client.songqueue import SongQueue
-from producer.core.log_json import install_server_logging
 from producer.core.models.providers import PROVIDERS
 from producer.core.store import keys
 from producer.core.store.metric_schema import (
@@ -50,9 +59,13 @@ from producer.core.store.metric_schema import (
     format_bound,
 )
 from producer.ops import operator_stats
-from producer.ops.metrics_server import MetricsServer
 
 log = logging.getLogger("songqueue.metrics")
+
+READ_TIMEOUT = 10.0  # seconds for a request head to arrive
+MAX_CONNECTIONS = 1024  # open at once; past it, 503
+SCRAPE_THREADS = 4
+PATHS = ("/metrics", "/")
 
 
 class SongqueueCollector(Collector):
@@ -165,21 +178,78 @@ def _histogram(name: str, documentation: str, labels: list[str], fields: dict[st
     return family
 
 
+class _Collected(Collector):
+    """What a scrape collected (in a thread), handed to prometheus_client's app to render."""
+
+    def __init__(self, metrics: list[Metric]) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        return self.metrics
+
+
+def metrics_app(registry: Collector, token: str = "") -> Any:
+    """An ASGI app serving `registry` on GET/HEAD /metrics; with `token`, only to
+    `Authorization: Bearer <token>` (401 otherwise, before anything is collected)."""
+    pool = ThreadPoolExecutor(SCRAPE_THREADS, "metrics-scrape")
+    expected = token.encode()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        if scope["path"] not in PATHS:
+            await _plain(send, 404, b"not found; try /metrics\n")
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            await _plain(send, 405, b"GET /metrics\n", [(b"allow", b"GET, HEAD")])
+            return
+        if expected and not _bearer_matches(scope["headers"], expected):
+            await _plain(send, 401, b"a bearer token is required\n",
+                         [(b"www-authenticate", b'Bearer realm="songqueue metrics"')])
+            return
+        collected = await asyncio.get_running_loop().run_in_executor(pool, lambda: list(registry.collect()))
+        scraped = CollectorRegistry(auto_describe=False)
+        scraped.register(_Collected(collected))
+        await make_asgi_app(registry=scraped)(scope, receive, send)
+
+    return app
+
+
+def _bearer_matches(headers: list[tuple[bytes, bytes]], expected: bytes) -> bool:
+    for name, value in headers:
+        if name.lower() == b"authorization":
+            scheme, _, given = value.strip().partition(b" ")
+            # Constant time: the comparison must not tell how much of a guess was right.
+            return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), expected)
+    return False
+
+
+async def _plain(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 def serve(queue: SongQueue, port: int, address: str = "127.0.0.1") -> int:
-    """Serve /metrics until interrupted (producer/ops/metrics_server.py: timeouts, bounded threads, optional token)."""
-    install_server_logging()
+    """Serve /metrics until interrupted, under uvicorn with the API's guards (see above)."""
+    from producer.api.server import serve as serve_asgi
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SongqueueCollector(queue))
-    server = MetricsServer(lambda: generate_latest(registry), token=queue.settings.metrics_token.get_secret_value())
-
-    async def run() -> None:
-        listening = await server.start(address, port)
-        bound = listening.sockets[0].getsockname()[1]
-        print(f"songqueue metrics on http://{address}:{bound}/metrics"
-              f"{' (bearer token required)' if server.token else ''}", flush=True)
-        async with listening:
-            await listening.serve_forever()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
-    return 0
+    token = queue.settings.metrics_token.get_secret_value()
+    name = "songqueue metrics (bearer token required)" if token else "songqueue metrics"
+    return serve_asgi(metrics_app(registry, token), address, port, name=name, read_timeout=READ_TIMEOUT,
+                      limit_concurrency=MAX_CONNECTIONS, path="/metrics")

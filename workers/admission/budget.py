@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import redis
 
 from producer.core.settings import Settings
-from producer.core.store import keys, spend
+from producer.core.store import keys, scripts, spend
 from producer.core.store.job_store import JobStore
-from workers.admission.limits import Wait, jittered, run_script
+from workers.admission.limits import Wait, jittered
 
 log = logging.getLogger("songqueue.admission")
 
@@ -82,9 +82,9 @@ def reserve_under(client: redis.Redis, prefix: str, day_key: str, budget: float 
     micros = spend.to_micros(price)
     reservation = Reservation(day_key, micros, uuid.uuid4().hex, keys.reservations(prefix))
     entry = json.dumps({"job": job_id, "key": day_key, "micros": micros, "version": version})
-    ok, total = run_script(client, "budget_reserve", [day_key, reservation.pending],
-                           [micros, -1 if budget is None else spend.to_micros(budget), spend.KEEP_SECONDS,
-                            reservation.id, entry])
+    ok, total = scripts.run(client, "budget_reserve", [day_key, reservation.pending],
+                            [micros, -1 if budget is None else spend.to_micros(budget), spend.KEEP_SECONDS,
+                             reservation.id, entry])
     if ok:
         return reservation
     assert budget is not None
@@ -93,8 +93,8 @@ def reserve_under(client: redis.Redis, prefix: str, day_key: str, budget: float 
 
 def settle(client: redis.Redis, reservation: Reservation, give_back: bool, committed: bool) -> bool:
     """Keep or give back `reservation` (workers/admission/gate.py settle); True if given back."""
-    return bool(run_script(client, "reservation_settle", [reservation.pending, reservation.key],
-                           [reservation.id, reservation.micros, int(give_back), int(committed)]))
+    return bool(scripts.run(client, "reservation_settle", [reservation.pending, reservation.key],
+                            [reservation.id, reservation.micros, int(give_back), int(committed)]))
 
 
 def return_stranded(client: redis.Redis, store: JobStore) -> int:

@@ -10,8 +10,8 @@ Per provider (settings `SONGQUEUE_{PROVIDER}_MAX_IN_FLIGHT`, `_SUBMIT_RATE`, `_P
 - **Rates**: a token bucket per provider and call, refilled at the rate per second up to a
   burst of one second's worth (at least 1 token), on the Redis server's clock.
 
-Each check is one atomic script (workers/admission/lua/). A job over a limit gets a `Wait`: the task
-retries by countdown (no worker slot is held) and the reason goes on the job record.
+Each check is one atomic script (producer/core/store/lua/, run by producer/core/store/scripts.py).
+A job over a limit gets a `Wait`: the task retries by countdown (no worker slot is held) and the reason goes on the job record.
 """
 
 from __future__ import annotations
@@ -19,17 +19,12 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-from typing import Any
 
 import redis
 
 from producer.core.models.job_record import IN_FLIGHT_STATES, JobState
 from producer.core.settings import Settings
-from producer.core.store import keys
-
-LUA = Path(__file__).with_name("lua")
+from producer.core.store import keys, scripts
 
 # The states in which a job may still be admitted: about to submit, or submitting again
 # after a redelivery. The scripts get these names (and IN_FLIGHT_STATES) as arguments.
@@ -43,15 +38,6 @@ class Wait:
     limit: str  # "in_flight", "submit_rate", "poll_rate" or "budget": a metrics label
     reason: str  # for `songqueue status`; stable while the cause is, so it is written once
     seconds: float
-
-
-@cache
-def lua(name: str) -> str:
-    return (LUA / f"{name}.lua").read_text()
-
-
-def run_script(client: redis.Redis, name: str, keys_: list[str], args: list[Any]) -> Any:
-    return client.register_script(lua(name))(keys=keys_, args=args)
 
 
 def jittered(seconds: float) -> float:
@@ -82,8 +68,8 @@ def release_in_flight(client: redis.Redis, settings: Settings, job_id: str, prov
 def admit_to(client: redis.Redis, prefix: str, in_flight: str, job_id: str, limit: int) -> bool:
     """Admit the job into the in-flight set `in_flight` (a provider's or an API key's) if it
     holds fewer than `limit`; raises JobMovedOn when the job is no longer about to submit."""
-    admitted, _ = run_script(client, "in_flight_admit", [in_flight, keys.job(prefix, job_id)],
-                             [job_id, limit, time.time(), *names(ADMISSIBLE_STATES)])
+    admitted, _ = scripts.run(client, "in_flight_admit", [in_flight, keys.job(prefix, job_id)],
+                              [job_id, limit, time.time(), *names(ADMISSIBLE_STATES)])
     if admitted == -1:
         raise JobMovedOn(job_id)
     return bool(admitted)
@@ -91,7 +77,7 @@ def admit_to(client: redis.Redis, prefix: str, in_flight: str, job_id: str, limi
 
 def release_from(client: redis.Redis, prefix: str, in_flight: str, job_id: str) -> None:
     """Give back the job's place in `in_flight`, unless it has meanwhile gone in flight for real."""
-    run_script(client, "in_flight_release", [in_flight, keys.job(prefix, job_id)], [job_id, *names(IN_FLIGHT_STATES)])
+    scripts.run(client, "in_flight_release", [in_flight, keys.job(prefix, job_id)], [job_id, *names(IN_FLIGHT_STATES)])
 
 
 def take_token(client: redis.Redis, settings: Settings, provider: str, call: str) -> Wait | None:
@@ -99,13 +85,12 @@ def take_token(client: redis.Redis, settings: Settings, provider: str, call: str
     rate = settings.call_rate(provider, call)  # type: ignore[arg-type]
     if rate is None:
         return None
-    wait = float(run_script(client, "token_bucket", [keys.rate_bucket(settings.key_prefix, provider, call)],
-                            [rate, max(1.0, rate)]))
+    wait = float(scripts.run(client, "token_bucket", [keys.rate_bucket(settings.key_prefix, provider, call)],
+                             [rate, max(1.0, rate)]))
     if wait <= 0:
         return None
     return Wait(f"{call}_rate", f"{provider} {call} rate limit: {rate:g}/s "
                 f"(SONGQUEUE_{provider.upper()}_{call.upper()}_RATE)", jittered(wait))
-
 
 
 def names(states: frozenset[JobState]) -> list[str]:

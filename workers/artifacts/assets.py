@@ -1,7 +1,7 @@
 """A song's two finished artifacts: the verified, tagged MP3 and its cover.
 
-The MP3 is written tagged (workers.artifacts.tagged_mp3) to a spool file as it downloads,
-checked (workers.artifacts.audio_check) and only then stored, so no untagged or unverified
+The MP3 is written tagged (workers.artifacts.mp3) to a spool file as it downloads,
+checked (workers.artifacts.mp3 check_mp3) and only then stored, so no untagged or unverified
 audio is ever visible. The download run stores a song's cover first, so the MP3's APIC frame
 takes it from storage; only a message for the audio alone (the older per-asset shape) or a
 cover stored by no one yet makes it fetch the (small, capped) image itself.
@@ -14,13 +14,10 @@ from collections.abc import Callable
 from producer.core.models.job_record import JobRecord, StoredObject
 from producer.core.settings import Settings
 from producer.core.url_guard import download_policy
-from workers.artifacts import storage_keys
-from workers.artifacts.audio_check import check_mp3
-from workers.artifacts.downloader import download_to_file, download_to_storage, open_download
-from workers.artifacts.id3_tags import Cover, SongTags
+from workers.artifacts.downloader import download_to_file, download_to_storage, open_download, spool_path
 from workers.artifacts.inline_audio import open_staged
-from workers.artifacts.spool import spool_path
-from workers.artifacts.tagged_mp3 import write_tagged_mp3
+from workers.artifacts.manifest import audio_key, cover_key
+from workers.artifacts.mp3 import Cover, SongTags, check_mp3, write_tagged_mp3
 from workers.storage import Storage
 from workers.upstream.errors import PermanentError
 
@@ -42,7 +39,7 @@ def store_cover(
 ) -> StoredObject:
     return download_to_storage(
         record.songs[song_index].image_path, storage, kind="image",
-        key_for=lambda ext: storage_keys.cover_key(record.id, song_index, ext),
+        key_for=lambda ext: cover_key(record.id, song_index, ext),
         max_bytes=settings.max_cover_bytes, timeout=settings.http_timeout, chunk_bytes=settings.download_chunk_bytes,
         spool_dir=settings.spool_dir, heartbeat=heartbeat,
         policy=download_policy(settings),
@@ -54,7 +51,7 @@ def store_audio(
     heartbeat: Heartbeat = None,
 ) -> StoredObject:
     """One pass over the audio: the body (checked to start as MP3) is written behind its
-    tag into a spool file, hashed on the way (workers.artifacts.tagged_mp3); the frame
+    tag into a spool file, hashed on the way (workers.artifacts.mp3); the frame
     headers are verified, then storage takes the file with the sha256 already known."""
     song = record.songs[song_index]
     # Audio an upstream returned inline (MiniMax's hex) was staged by the submit step:
@@ -73,7 +70,7 @@ def store_audio(
             with open(path, "wb") as out:
                 written = write_tagged_mp3(body.chunks, out, tags)
             check_mp3(path, song.duration, settings.duration_tolerance)
-            return storage.put_file(storage_keys.audio_key(record.id, song_index), path, body.content_type,
+            return storage.put_file(audio_key(record.id, song_index), path, body.content_type,
                                     upstream_sha256=written.upstream_sha256, sha256=written.sha256)
 
 

@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import chain
 
-from workers.artifacts import storage_keys
-from workers.artifacts.downloader import Body
-from workers.artifacts.media_types import sniff_audio
+from workers.artifacts.downloader import Body, sniff_audio
+from workers.artifacts.manifest import staged_audio_key
 from workers.providers.base import InlineAudio
 from workers.storage import Storage
 from workers.upstream.errors import PermanentError
@@ -33,7 +32,7 @@ def stage(storage: Storage, job_id: str, song_index: int, data: bytes, max_bytes
     extension, content_type = sniff_audio(data[:_HEAD])
     if extension is None:
         raise PermanentError("download_not_audio", _NOT_MP3)
-    key = storage_keys.staged_audio_key(job_id, song_index, intent)
+    key = staged_audio_key(job_id, song_index, intent)
     storage.put(key, [data], content_type)
     return key
 
@@ -48,7 +47,7 @@ def stage_file(storage: Storage, job_id: str, song_index: int, audio: InlineAudi
         extension, content_type = sniff_audio(audio.head)
         if extension is None:
             raise PermanentError("download_not_audio", _NOT_MP3)
-        key = storage_keys.staged_audio_key(job_id, song_index, intent)
+        key = staged_audio_key(job_id, song_index, intent)
         storage.put_file(key, audio.path, content_type, upstream_sha256=audio.sha256, sha256=audio.sha256)
         return key
     finally:

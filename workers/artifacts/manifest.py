@@ -8,17 +8,22 @@ The archive task writes it for a job that FAILED, TIMED_OUT or was CANCELLED, wi
 producer/core/objects/archive.py reads it back. It holds no secret: the request is the
 validated gen_params (API keys are settings, never part of a request), and links are
 left out because presigned ones expire.
+
+Below it, the storage key layout of every object of a job (`check_key`, `audio_key`,
+`cover_key`, `manifest_key`, `staged_audio_key`), which the storage backends also check.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from producer.core.models.job_record import JobRecord, JobState, StoredObject
-from workers.artifacts import storage_keys
-from workers.storage import Storage
+
+if TYPE_CHECKING:  # workers/storage checks keys with check_key below: no import back at run time
+    from workers.storage import Storage
 
 # 2: adds state, progress, ended_at and error (version 1 was only ever a success).
 MANIFEST_VERSION = 2
@@ -89,4 +94,47 @@ def _object(obj: StoredObject | None) -> dict[str, Any] | None:
 
 def write_manifest(storage: Storage, record: JobRecord, state: JobState | None = None) -> StoredObject:
     body = json.dumps(manifest_document(record, state=state), ensure_ascii=False, indent=2).encode("utf-8")
-    return storage.put(storage_keys.manifest_key(record.id), [body], "application/json")
+    return storage.put(manifest_key(record.id), [body], "application/json")
+
+
+# ------------------------------------------------------------------------------------------
+# The storage key layout. Keys are built from ids we control, never from upstream titles.
+#
+#     jobs/{job_id}/song-{n}.mp3          n = 1, 2 in upstream order
+#     jobs/{job_id}/song-{n}-cover.{ext}  ext from the image's own bytes (png, jpg, webp, gif)
+#     jobs/{job_id}/manifest.json
+#     jobs/{job_id}/upstream/{intent}/song-{n}.mp3  audio an upstream returned inline (MiniMax),
+#                                         as it came, under the id of the submit's intent
+
+# \Z, not $: $ also matches before a trailing newline.
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*\Z")
+
+
+def check_key(key: str) -> str:
+    """Refuse any key that could escape its root or is not plain ASCII."""
+    if not _SAFE_KEY.match(key) or ".." in key.split("/") or "//" in key:
+        raise ValueError(f"unsafe storage key {key!r}")
+    return key
+
+
+def job_prefix(job_id: str) -> str:
+    return f"jobs/{check_key(job_id)}"
+
+
+def audio_key(job_id: str, song_index: int) -> str:
+    return f"{job_prefix(job_id)}/song-{song_index + 1}.mp3"
+
+
+def cover_key(job_id: str, song_index: int, extension: str) -> str:
+    return f"{job_prefix(job_id)}/song-{song_index + 1}-cover.{extension}"
+
+
+def manifest_key(job_id: str) -> str:
+    return f"{job_prefix(job_id)}/manifest.json"
+
+
+def staged_audio_key(job_id: str, song_index: int, intent: str | None = None) -> str:
+    """Under the intent's id: a run that died after staging and before recording leaves its
+    paid answer where the next run can find it (workers/steps/paid.py accept_staged)."""
+    folder = f"{job_prefix(job_id)}/upstream" + (f"/{check_key(intent)}" if intent else "")
+    return f"{folder}/song-{song_index + 1}.mp3"

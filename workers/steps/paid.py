@@ -24,7 +24,8 @@ import time
 from producer.core import task_names
 from producer.core.models.job_record import JobRecord, JobState, SongRecord
 from workers import fault_points, runtime
-from workers.artifacts import inline_audio, storage_keys
+from workers.artifacts import inline_audio
+from workers.artifacts.manifest import staged_audio_key
 from workers.providers import registry
 from workers.providers.base import UpstreamSong
 from workers.steps import ledger
@@ -82,7 +83,7 @@ def staged_answer(record: JobRecord) -> list[str]:
     storage = runtime.storage()
     found: list[str] = []
     for index in range(_MAX_STAGED):
-        key = storage_keys.staged_audio_key(record.id, index, record.submit_intent_id)
+        key = staged_audio_key(record.id, index, record.submit_intent_id)
         if storage.stat(key) is None:
             break
         found.append(key)

@@ -16,7 +16,7 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from producer.core.models.job_record import StoredObject
-from workers.artifacts.storage_keys import check_key
+from workers.artifacts.manifest import check_key
 from workers.storage.base import file_sha256
 from workers.upstream.errors import PermanentError, TransientError, UpstreamError
 

@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from producer.core.models.job_record import StoredObject
 from producer.core.objects.s3 import S3Location, s3_client
 from producer.core.settings import Settings
-from workers.artifacts.storage_keys import check_key
+from workers.artifacts.manifest import check_key
 from workers.storage.base import file_sha256
 from workers.upstream.errors import PermanentError, TransientError, UpstreamError
 

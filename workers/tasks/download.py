@@ -32,8 +32,8 @@ from celery import Task
 from producer.core import task_names
 from producer.core.models.job_record import TERMINAL_STATES, JobRecord, JobState, StoredObject
 from workers import fault_points, metrics, runtime
-from workers.artifacts import storage_keys
 from workers.artifacts.assets import store_asset
+from workers.artifacts.manifest import audio_key
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
 from workers.steps import finalize, step_runs
@@ -117,7 +117,7 @@ def _fetch(record: JobRecord, song_index: int, asset: str) -> StoredObject:
     job_id = record.id
     # An MP3 stored by a run that died before recording it is complete (stored only
     # after its checks), so it is taken as it is.
-    stored = storage.stat(storage_keys.audio_key(job_id, song_index)) if asset == "audio" else None
+    stored = storage.stat(audio_key(job_id, song_index)) if asset == "audio" else None
     if stored is not None and record.history and (stored.stored_at or 0) < (record.submitted_at or 0):
         stored = None  # a song of an earlier run of this replayed job (`songqueue retry`)
     if stored is None:

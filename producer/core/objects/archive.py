@@ -4,7 +4,7 @@ An ended job's record leaves Redis SONGQUEUE_JOB_RETENTION seconds after it ende
 (producer/core/store/retention.py). Its manifest stays beside its songs, at a key made from
 the job id alone, so `status`, `fetch` and links find it without Redis:
 
-    jobs/{job_id}/manifest.json   (workers/artifacts/storage_keys.py writes the same layout)
+    jobs/{job_id}/manifest.json   (workers/artifacts/manifest.py writes the same layout)
 
 Finalize writes it for a job that SUCCEEDED; the archive task (workers/tasks/archive.py)
 writes it for one that FAILED, TIMED_OUT or was CANCELLED, sent by `send_archive` on that

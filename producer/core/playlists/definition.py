@@ -47,7 +47,7 @@ from producer.core.playlists.schedule import Cron, Every, Timing, parse_duration
 __all__ = ["PLACEHOLDERS", "DefinitionError", "PlaylistDefinition", "load_definition", "load_folder", "parse_definition"]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-# Storage keys are ours, plain ASCII, never escaping their root (workers.artifacts.storage_keys).
+# Storage keys are ours, plain ASCII, never escaping their root (workers.artifacts.manifest check_key).
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*\Z")
 MAX_REQUESTS = 200
 # A definition file names its parts "keys"; an error about the file as a whole is "(file)".

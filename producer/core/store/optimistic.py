@@ -2,9 +2,9 @@
 only if the record is still the one that was read.
 
 A transition used to be WATCH, GET, MULTI/EXEC: three round trips. Now it is a GET and
-one EVALSHA: the script compares the record's sha1 with the sha1 of the bytes the decision
-was made on and, only if they match, runs the decided writes (the record, its indexes,
-expiries) atomically. If the record changed in between, nothing is written and the
+one EVALSHA (producer/core/store/lua/compare_and_set.lua): the script compares the record's
+sha1 with the sha1 of the bytes the decision was made on and, only if they match, runs the
+decided writes (the record, its indexes, expiries) atomically. If the record changed in between, nothing is written and the
 decision is taken again on the fresh value; nothing is ever written from a stale read.
 
 Every key a script touches is passed in KEYS, as Redis Cluster requires; on Cluster they
@@ -20,19 +20,9 @@ from typing import TypeVar
 
 import redis
 
-T = TypeVar("T")
+from producer.core.store import scripts
 
-# KEYS[1]: the record. ARGV[1]: sha1 of the record as read ("" when it was missing).
-# ARGV[2]: the writes, a JSON list of Redis commands (all arguments strings).
-_CAS = """
-local current = redis.call('GET', KEYS[1])
-local seen = current and redis.sha1hex(current) or ''
-if seen ~= ARGV[1] then return 0 end
-for _, command in ipairs(cjson.decode(ARGV[2])) do
-  redis.call(unpack(command))
-end
-return 1
-"""
+T = TypeVar("T")
 
 
 class Writes:
@@ -84,7 +74,7 @@ Decision = Callable[[bytes | None], tuple[T, Callable[[Writes], None]] | None]
 
 
 def update(client: redis.Redis, key: str, decide: Decision[T]) -> T | None:
-    script = client.register_script(_CAS)  # local: only the sha1 is computed here
+    script = scripts.script(client, "compare_and_set")  # producer/core/store/lua/compare_and_set.lua
     while True:
         raw = client.get(key)
         decided = decide(raw)

@@ -20,10 +20,8 @@ from sandbox.audio import song_mp3
 from sandbox.cover import png_cover
 from sandbox.files import FAKE_MP3
 from workers.artifacts.assets import song_tags
-from workers.artifacts.audio_check import check_mp3
-from workers.artifacts.id3_tags import Cover, SongTags
 from workers.artifacts.manifest import manifest_document
-from workers.artifacts.tagged_mp3 import write_tagged_mp3
+from workers.artifacts.mp3 import Cover, SongTags, check_mp3, write_tagged_mp3
 from workers.storage.file import FileStorage
 from workers.upstream.errors import PermanentError
 
@@ -42,7 +40,7 @@ def mp3(tmp_path: Path, mp3_bytes: bytes) -> Path:
     return path
 
 
-# --- audio_check ----------------------------------------------------------------------------
+# --- check_mp3 (mp3) -------------------------------------------------------------------------
 
 
 def test_a_real_mp3_of_the_reported_length_passes(mp3: Path) -> None:
@@ -72,7 +70,7 @@ def test_bytes_that_only_look_like_mp3_are_not_audio(tmp_path: Path, body: bytes
     assert caught.value.code == "download_not_audio"
 
 
-# --- id3_tags -------------------------------------------------------------------------------
+# --- ID3 tags (mp3) ----------------------------------------------------------------------------
 
 
 def _tags(**overrides: object) -> SongTags:

@@ -12,7 +12,8 @@ from pydantic import SecretStr
 
 from sandbox import audio
 from tests.support.http_fixture import LocalServer
-from workers.artifacts import inline_audio, storage_keys
+from workers.artifacts import inline_audio
+from workers.artifacts.manifest import staged_audio_key
 from workers.providers.base import InlineAudio
 from workers.providers.minimax import MiniMaxProvider, parse_generation
 from workers.providers.minimax_hex import HexAudioSink
@@ -127,7 +128,7 @@ def test_a_streamed_song_is_parsed_and_staged_from_its_spool_file(tmp_path: Path
     assert song.id == "minimax-" + hashlib.sha256(MP3).hexdigest()[:16] and song.duration == 0.3
     storage = FileStorage(tmp_path / "store")
     key = inline_audio.stage_file(storage, "job1", 0, song.audio_file, max_bytes=len(MP3))
-    assert key == storage_keys.staged_audio_key("job1", 0)
+    assert key == staged_audio_key("job1", 0)
     with storage.open(key) as stored:
         assert stored.read() == MP3
     assert list((tmp_path / "spool").iterdir()) == []  # staging took the spool file away

@@ -19,7 +19,8 @@ from producer.core.models.job_record import JobRecord, SongRecord, StoredObject
 from producer.core.models.providers import PROVIDERS, provider_spec
 from producer.core.settings import POLLED_PROVIDERS, Settings
 from sandbox import audio
-from workers.artifacts import inline_audio, storage_keys
+from workers.artifacts import inline_audio
+from workers.artifacts.manifest import staged_audio_key
 from workers.providers import registry
 from workers.providers.base import AsyncProvider, SyncProvider
 from workers.providers.minimax import parse_generation, title_from_lyrics
@@ -171,7 +172,7 @@ def test_generate_over_http_sends_the_form_and_the_key(sandbox) -> None:
 def test_staged_audio_reads_back_byte_for_byte(tmp_path: Path) -> None:
     storage = FileStorage(tmp_path)
     key = inline_audio.stage(storage, "job1", 0, MP3, max_bytes=len(MP3))
-    assert key == storage_keys.staged_audio_key("job1", 0) == "jobs/job1/upstream/song-1.mp3"
+    assert key == staged_audio_key("job1", 0) == "jobs/job1/upstream/song-1.mp3"
     with inline_audio.open_staged(storage, key, max_bytes=len(MP3), chunk_bytes=1000) as staged:
         assert (staged.extension, staged.content_type) == ("mp3", "audio/mpeg")
         assert b"".join(staged.chunks) == MP3

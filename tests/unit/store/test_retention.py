@@ -18,7 +18,7 @@ from producer.core.store import keys
 from producer.core.store.job_store import JobStore
 from producer.core.store.playlist_store import PlaylistStore
 from producer.core.store.retention import ended_at
-from workers.artifacts import storage_keys
+from workers.artifacts import manifest
 from workers.artifacts.manifest import manifest_document
 
 REQUEST = {"prompt": "a song about the moon", "lyrics": "", "config": {"mode": "regular"}}
@@ -114,6 +114,6 @@ def test_manifest_tells_the_job_back() -> None:
 
 
 def test_the_producer_finds_the_manifest_where_the_workers_write_it() -> None:
-    assert manifest_key("0f3c9a") == storage_keys.manifest_key("0f3c9a")
+    assert manifest_key("0f3c9a") == manifest.manifest_key("0f3c9a")
     with pytest.raises(ValueError, match="job id"):
         manifest_key("../etc")

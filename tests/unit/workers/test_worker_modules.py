@@ -18,9 +18,8 @@ from producer.core.settings import Settings
 from producer.core.url_guard import UrlPolicy
 from tests.support.http_fixture import LocalServer, closed_port
 from workers import retry_policy
-from workers.artifacts.downloader import check_url, download_to_storage
-from workers.artifacts.media_types import sniff_audio, sniff_image
-from workers.artifacts.storage_keys import audio_key, check_key, cover_key, job_prefix, manifest_key
+from workers.artifacts.downloader import check_url, download_to_storage, sniff_audio, sniff_image
+from workers.artifacts.manifest import audio_key, check_key, cover_key, job_prefix, manifest_key
 from workers.retry_policy import backoff_delay, look_again, next_poll_delay, retry_or_give_up
 from workers.storage.file import FileStorage
 from workers.upstream.errors import PermanentError, TransientError
@@ -142,7 +141,7 @@ def test_look_again_starts_the_fault_count_over() -> None:
         raise look_again(_Task(once=False, faults=4), 7.5)
     assert retried.value.kwargs == {"once": False} and retried.value.countdown == 7.5
 
-# --- media_types -----------------------------------------------------------------------------
+# --- media types (downloader) --------------------------------------------------------------------------
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 16
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
@@ -192,7 +191,7 @@ def test_sniff_audio(head: bytes, is_mp3: bool) -> None:
     assert sniff_audio(head) == expected
 
 
-# --- storage_keys ----------------------------------------------------------------------------
+# --- storage keys (manifest) --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("key", [

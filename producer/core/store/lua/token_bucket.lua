@@ -1,5 +1,6 @@
--- Take one token from a bucket that refills at ARGV[1] tokens per second up to ARGV[2].
+-- Take one token from a provider's shared rate bucket (workers/admission/limits.py take_token).
 -- KEYS[1]  the bucket (hash: tokens, at)
+-- ARGV[1]  the refill rate (tokens per second)   ARGV[2]  the burst (most tokens it holds)
 -- Returns "0" when a token was taken, else the seconds until one will be there (a string:
 -- Redis would truncate a Lua number to an integer). Time is the Redis server's, so every
 -- worker shares one clock.

@@ -2,7 +2,7 @@
 -- KEYS[1]  the provider's in-flight set (producer/core/store/keys.py in_flight)
 -- KEYS[2]  the job record (JSON)
 -- ARGV[1]  job id   ARGV[2]  the limit   ARGV[3]  now (score)
--- ARGV[4..]  the states a job may be admitted in (limits.py ADMISSIBLE_STATES)
+-- ARGV[4..]  the states a job may be admitted in (workers/admission/limits.py ADMISSIBLE_STATES)
 -- Returns {1 admitted | 0 no room | -1 the job is no longer about to submit, members}.
 -- Checking the state here, atomically, is what keeps a job cancelled a moment ago from
 -- being added after the job store took it out.

@@ -1,4 +1,6 @@
-"""An MP3 written tagged in one pass over its bytes, both checksums computed on the way.
+"""A song's MP3: its ID3v2.4 tags (`SongTags`, `tag_bytes`), the file written tagged in one pass
+over its bytes with both checksums (`write_tagged_mp3`), and the check that it is MPEG audio
+of the length the upstream gave (`check_mp3`).
 
 The stored file is our ID3v2.4 tag followed by the upstream's audio: the bytes as served
 less the upstream's own ID3v2 tag at the start (its frames are merged into ours) and less
@@ -14,14 +16,17 @@ whether they are an ID3v1 tag to cut off the file.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO
 
 from mutagen import MutagenError
+from mutagen.id3 import APIC, ID3, TALB, TCON, TIT2, TPE1, TRCK, TXXX, USLT, PictureType
+from mutagen.mp3 import MP3
 
-from workers.artifacts.id3_tags import SongTags, tag_bytes
-from workers.artifacts.writeback import EVERY_BYTES, start_writeback
+from workers.artifacts.downloader import EVERY_BYTES, start_writeback
 from workers.upstream.errors import PermanentError
 
 ID3V1_BYTES = 128
@@ -64,7 +69,7 @@ def _write_audio(first: bytes, served: Iterator[bytes], out: BinaryIO, held: _He
     """Write the audio at `offset`; returns its length. Each chunk is hashed into both
     digests while it is in memory anyway (a helper thread for the upstream's digest was
     measured: no faster on the shared 2-core machine, and more CPU). The disk gets the
-    bytes as they come (workers.artifacts.writeback), not all at the fsync."""
+    bytes as they come (workers.artifacts.downloader start_writeback), not all at the fsync."""
     written = 0
     flushed = 0
     for chunk in _prepend(first, served):
@@ -143,3 +148,109 @@ class _HeldBack:
             out.truncate(out.tell() - cut)
         self._digest.update(tail[: len(tail) - cut])
         return cut
+
+
+# ------------------------------------------------------------------------------------------
+# ID3v2.4 tags of a stored MP3, rendered with mutagen as bytes to write before the audio.
+#
+# Text frames are UTF-8 (ID3v2.4 encoding 3), so CJK titles and lyrics survive intact.
+# Frames we own are replaced, others the upstream's own ID3v2 tag carried are kept.
+
+UTF8 = 3
+# ISO 639-2 "undetermined": the upstream does not say which language its lyrics are in.
+LYRICS_LANGUAGE = "und"
+TXXX_JOB_ID = "songqueue job id"
+TXXX_UPSTREAM_SONG_ID = "upstream song id"
+TXXX_UPSTREAM_TASK_ID = "upstream task id"
+# Room left in the tag for a later editor to retag in place. At least 133 zero bytes also
+# matters to the rendering: mutagen looks for an ID3v1 tag in the last 133 bytes of the
+# buffer it saves into, and must find none in our own frames.
+PADDING = 1024
+
+
+@dataclass(frozen=True)
+class Cover:
+    data: bytes
+    mime: str
+
+
+@dataclass(frozen=True)
+class SongTags:
+    title: str
+    artist: str
+    album: str
+    track: int
+    track_total: int
+    job_id: str
+    upstream_song_id: str
+    upstream_task_id: str | None = None
+    lyrics: str = ""
+    genres: list[str] = field(default_factory=list)
+    cover: Cover | None = None
+
+
+def tag_bytes(upstream_tag: bytes, tags: SongTags) -> bytes:
+    """The complete ID3v2.4 tag (header, frames, padding) for `tags`, merged into the
+    upstream's own ID3v2 tag (`upstream_tag`, its bytes as served; empty when it had none).
+
+    Raises mutagen's errors when `upstream_tag` does not parse.
+    """
+    id3 = ID3(io.BytesIO(upstream_tag)) if upstream_tag else ID3()
+    id3.setall("TIT2", [TIT2(encoding=UTF8, text=tags.title)])
+    id3.setall("TPE1", [TPE1(encoding=UTF8, text=tags.artist)])
+    id3.setall("TALB", [TALB(encoding=UTF8, text=tags.album)])
+    id3.setall("TRCK", [TRCK(encoding=UTF8, text=f"{tags.track}/{tags.track_total}")])
+    id3.delall("USLT")
+    if tags.lyrics:
+        id3.add(USLT(encoding=UTF8, lang=LYRICS_LANGUAGE, desc="", text=tags.lyrics))
+    id3.delall("TCON")
+    if tags.genres:
+        id3.add(TCON(encoding=UTF8, text=list(tags.genres)))  # ID3v2.4 keeps each value apart
+    id3.delall("APIC")
+    if tags.cover is not None:
+        id3.add(APIC(encoding=UTF8, mime=tags.cover.mime, type=PictureType.COVER_FRONT, desc="cover",
+                     data=tags.cover.data))
+    for desc, value in ((TXXX_JOB_ID, tags.job_id), (TXXX_UPSTREAM_SONG_ID, tags.upstream_song_id),
+                        (TXXX_UPSTREAM_TASK_ID, tags.upstream_task_id)):
+        id3.delall(f"TXXX:{desc}")
+        if value:
+            id3.add(TXXX(encoding=UTF8, desc=desc, text=value))
+    rendered = io.BytesIO()
+    id3.save(rendered, v2_version=4, v1=0, padding=lambda info: PADDING)
+    return rendered.getvalue()
+
+
+# ------------------------------------------------------------------------------------------
+# Is a downloaded file the song the upstream described? MPEG audio of about that length.
+#
+# Result URLs of this family break into placeholders, error pages and truncated files
+# (docs/upstream-contract.md, "What shapes the design"); the first bytes looking like MP3 is not enough, so the
+# file is parsed with mutagen before it may be stored. mutagen reads headers, not the audio:
+# the ID3 tag's, then the first MPEG frames' (sync, bitrate, sample rate, a Xing/VBRI/LAME
+# frame count when there is one), and takes the length from that count or, for constant
+# bitrate, from the file's size; a few hundred bytes of a 50 MiB file. A truncated body
+# never gets here: the download checks its length against Content-Length.
+
+def check_mp3(path: Path, expected_duration: float | None, tolerance: float) -> float:
+    """Return the file's length in seconds, or raise PermanentError saying what is wrong.
+
+    `download_not_audio`: no MPEG audio stream in it. `duration_mismatch`: it plays
+    more than `tolerance` seconds longer or shorter than `expected_duration` (not
+    checked when the upstream gave none).
+    """
+    try:
+        info = MP3(path).info
+        if info is None:
+            raise MutagenError("no MPEG audio stream")
+        length = float(info.length)
+    except MutagenError as exc:
+        raise PermanentError("download_not_audio", f"the audio file does not parse as MPEG audio: {exc}") from exc
+    if length <= 0:
+        raise PermanentError("download_not_audio", "the audio file holds no playable MPEG frames")
+    if expected_duration is not None and abs(length - expected_duration) > tolerance:
+        raise PermanentError(
+            "duration_mismatch",
+            f"the MP3 plays {length:.2f}s but the upstream reported {expected_duration:.2f}s "
+            f"(tolerance {tolerance:g}s: SONGQUEUE_DURATION_TOLERANCE)",
+        )
+    return length

@@ -1,4 +1,4 @@
-"""One pass over a song's bytes (workers.artifacts.tagged_mp3): the tag written before the
+"""One pass over a song's bytes (workers.artifacts.mp3): the tag written before the
 audio, both checksums computed on the way and equal to a second, separate reading; the
 upstream's own tags merged or cut; the frame-header check on the result. Real MP3s (the
 sandbox's LAME encoder), real files."""
@@ -15,11 +15,9 @@ import pytest
 from mutagen.id3 import ID3, TCOM, TIT2
 
 from sandbox.audio import large_mp3, song_mp3
-from workers.artifacts import tagged_mp3, writeback
-from workers.artifacts.audio_check import check_mp3
-from workers.artifacts.id3_tags import SongTags
-from workers.artifacts.spool import spool_path
-from workers.artifacts.tagged_mp3 import MAX_UPSTREAM_TAG, write_tagged_mp3
+from workers.artifacts import downloader, mp3
+from workers.artifacts.downloader import spool_path
+from workers.artifacts.mp3 import MAX_UPSTREAM_TAG, SongTags, check_mp3, write_tagged_mp3
 from workers.storage.file import FileStorage
 from workers.upstream.errors import PermanentError
 
@@ -40,7 +38,7 @@ def _chunks(data: bytes, size: int) -> list[bytes]:
     return [data[i:i + size] for i in range(0, len(data), size)]
 
 
-def _write(tmp_path: Path, served: bytes, chunk: int = 4096) -> tuple[tagged_mp3.TaggedMp3, bytes]:
+def _write(tmp_path: Path, served: bytes, chunk: int = 4096) -> tuple[mp3.TaggedMp3, bytes]:
     path = tmp_path / "song.mp3"
     with open(path, "wb") as out:
         written = write_tagged_mp3(_chunks(served, chunk), out, TAGS)
@@ -170,15 +168,15 @@ def _umask() -> int:
 
 
 def test_a_large_song_starts_its_writeback_on_the_way_and_stays_whole(tmp_path: Path) -> None:
-    # 20 MiB: past writeback.EVERY_BYTES twice, so the disk is asked to start mid-pass.
+    # 20 MiB: past downloader.EVERY_BYTES twice, so the disk is asked to start mid-pass.
     big = large_mp3(20, 1)
     path = tmp_path / "song.mp3"
     with open(path, "wb") as out:
         written = write_tagged_mp3(big.chunks(), out, TAGS)
-    assert big.size > 2 * writeback.EVERY_BYTES
+    assert big.size > 2 * downloader.EVERY_BYTES
     stored = path.read_bytes()
     assert (written.size, written.sha256) == (len(stored), _sha(stored))
     assert written.upstream_sha256 == _sha(b"".join(big.chunks()))
     assert check_mp3(path, big.duration, 0.1) == pytest.approx(big.duration, abs=0.1)
     if sys.platform == "linux":
-        assert writeback._sync_file_range is not None  # the hint is really given here
+        assert downloader._sync_file_range is not None  # the hint is really given here

@@ -1,16 +1,27 @@
-"""Where a worker process's Python memory goes over a run (SONGQUEUE_TRACEMALLOC_DIR).
+"""Worker diagnostics, each switched by a setting and started by the worker's signals
+(workers/celery_app.py connects `pool_child_started`, `worker_ready` and `stopping`).
 
-Off unless the setting names a folder. Then each pool child (and a worker on a thread or
-solo pool, which has no children) starts `tracemalloc` and, on a timer thread, snapshots
-its allocations every `INTERVAL` seconds and rewrites `{dir}/heap-{pid}.txt`: the traced
-total, the top allocation sites (filename:lineno) by size, and the sites that grew most
-since the first snapshot. A site that keeps growing snapshot after snapshot is a leak; one
-that grows and then stays is a cache or an import. tracemalloc sees only Python's own
-allocations: the file also records the process's resident memory, so the part outside
-Python (C libraries, the allocator's arenas) shows as the difference.
+**gc.freeze** (SONGQUEUE_GC_FREEZE, on by default): each pool child freezes the heap it
+inherits (`gc.collect(); gc.freeze()`), so retry garbage is collected soon. Every countdown
+retry (each poll is one) makes Celery build an exception record in reference cycles that
+only the cyclic collector frees, a few hundred KiB each (bench/retry_garbage.py). Python runs
+a full collection only once the survivors in the oldest generation grow by 25 % of what is
+there, and a pool child starts with the worker's whole heap there (about 75,000 objects):
+between full collections garbage from hundreds of retries piles up, the allocator grows to
+hold it and keeps the memory. Frozen, the inherited objects leave the collector's accounts:
+full collections follow the child's own objects, about ten times as often, and the child
+stays near its starting size (bench/gc_freeze.py measures it against the baseline).
 
-Diagnostics only: tracing slows every allocation (about 2x here) and its own records take
-memory, so never leave it on in production.
+**tracemalloc** (SONGQUEUE_TRACEMALLOC_DIR, off by default): where a worker process's Python
+memory goes over a run. Each pool child (and a worker on a thread or solo pool, which has
+no children) starts `tracemalloc` and, on a timer thread, snapshots its allocations every
+`INTERVAL` seconds and rewrites `{dir}/heap-{pid}.txt`: the traced total, the top allocation
+sites (filename:lineno) by size, and the sites that grew most since the first snapshot. A
+site that keeps growing snapshot after snapshot is a leak; one that grows and then stays is
+a cache or an import. tracemalloc sees only Python's own allocations: the file also records
+the process's resident memory, so the part outside Python (C libraries, the allocator's
+arenas) shows as the difference. Tracing slows every allocation (about 2x here) and its own
+records take memory, so never leave it on in production.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from celery import signals
+from producer.core.settings import Settings
 
 INTERVAL = 20.0
 TOP = 25
@@ -117,12 +128,14 @@ _stop = threading.Event()
 _current: _Trace | None = None
 
 
-def start() -> None:
-    from workers import runtime
+def freeze_heap() -> None:
+    """Move every object this process has (what a pool child inherited) out of the collector's accounts."""
+    gc.collect()  # what is already garbage goes now, not into the permanent generation
+    gc.freeze()
 
-    folder = runtime.settings().tracemalloc_dir
-    if not folder:
-        return
+
+def start_tracing(folder: str) -> None:
+    """Trace this process's allocations and dump them into `folder` every INTERVAL seconds."""
     global _current
     Path(folder).mkdir(parents=True, exist_ok=True)
     tracemalloc.start(1)  # one frame: sites by filename:lineno, the cheapest tracing
@@ -131,23 +144,25 @@ def start() -> None:
     threading.Thread(target=_trace, args=(_current, _stop), name="songqueue-heap-profile", daemon=True).start()
 
 
-@signals.worker_process_init.connect
-def _in_pool_child(**_: Any) -> None:
-    start()
+def pool_child_started(settings: Settings) -> None:
+    """Celery's worker_process_init: a prefork child, before its first task."""
+    if settings.gc_freeze:
+        freeze_heap()
+    if settings.tracemalloc_dir:
+        start_tracing(settings.tracemalloc_dir)
 
 
-@signals.worker_ready.connect
-def _in_threaded_worker(sender: Any = None, **_: Any) -> None:
-    # Prefork children trace themselves; a thread or solo pool runs its tasks in this process.
+def worker_ready(settings: Settings, sender: Any = None) -> None:
+    """Celery's worker_ready: a thread or solo pool runs its tasks in this process, so it is
+    traced here (prefork children trace themselves; the main process is never frozen)."""
     pool = getattr(getattr(sender, "controller", None), "pool_cls", None)
-    if pool is not None and "prefork" not in getattr(pool, "__module__", ""):
-        start()
+    if settings.tracemalloc_dir and pool is not None and "prefork" not in getattr(pool, "__module__", ""):
+        start_tracing(settings.tracemalloc_dir)
 
 
-@signals.worker_process_shutdown.connect
-@signals.worker_shutdown.connect
-def _stop_tracing(**_: Any) -> None:
-    # A last dump as the process stops: the end of the run is what the growth is measured to.
+def stopping() -> None:
+    """Celery's worker_process_shutdown and worker_shutdown: a last dump as the process stops
+    (the end of the run is what the growth is measured to)."""
     _stop.set()
     if _current is not None:
         _current.dump()
