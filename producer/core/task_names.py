@@ -10,7 +10,6 @@ POLL = "songqueue.poll"
 POLL_DRAIN = "songqueue.poll_drain"
 DOWNLOAD = "songqueue.download"
 FINALIZE = "songqueue.finalize"
-WATCHDOG = "songqueue.watchdog"
 # Scheduled playlists (producer/playlist_*.py, workers/tasks/playlist.py).
 PLAYLIST_RUN = "songqueue.playlist_run"
 PLAYLIST_CHECK = "songqueue.playlist_check"
@@ -35,7 +34,6 @@ ROUTES = {
     POLL_DRAIN: {"queue": QUEUE_POLL},
     DOWNLOAD: {"queue": QUEUE_DOWNLOAD},
     FINALIZE: {"queue": QUEUE_DOWNLOAD},
-    WATCHDOG: {"queue": QUEUE_POLL},
     PLAYLIST_RUN: {"queue": QUEUE_SUBMIT},
     PLAYLIST_CHECK: {"queue": QUEUE_POLL},
     PLAYLIST_SWEEP: {"queue": QUEUE_POLL},

@@ -17,6 +17,7 @@ from producer.core.models.job_record import JobRecord, JobState, SongRecord, Sto
 from producer.core.store import keys, spend
 from producer.core.store.job_store import JobStore
 from tests.faults import invariants
+from tests.support.job_paths import walk
 
 PRICE = 0.25
 TEXT = "a calm piano piece"
@@ -41,7 +42,7 @@ def job(redis_client: redis.Redis, key_prefix: str, tmp_path: Path) -> tuple[Job
             sha256=hashlib.sha256(mp3.read_bytes()).hexdigest(), content_type="audio/mpeg"))]
         r.manifest = r.songs[0].audio  # stands in for manifest.json: one more object with its sha256
 
-    done = store.apply("j1", {JobState.QUEUED}, mutate=finish, to=JobState.SUCCEEDED)
+    done = walk(store, "j1", JobState.SUCCEEDED, mutate=finish)
     assert done is not None
     redis_client.incrby(keys.spend(key_prefix, "udio", spend.utc_day()), spend.to_micros(PRICE))
     return store, settings, done

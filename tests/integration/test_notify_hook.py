@@ -25,6 +25,7 @@ from producer.core.store.job_store import JobStore
 from producer.core.task_names import ALL_QUEUES, QUEUE_POLL, QUEUE_SUBMIT
 from sandbox import server as sandbox_server
 from tests.support.http_fixture import LocalServer
+from tests.support.job_paths import walk
 from tests.unit.sandbox.test_sandbox import TASK_KEYS
 
 pytestmark = pytest.mark.integration
@@ -104,7 +105,7 @@ def _waiting_job(store: JobStore, task_id: str) -> JobRecord:
     def submitted(r: JobRecord) -> None:
         r.upstream_task_id = task_id
 
-    record = store.apply(record.id, {JobState.QUEUED}, mutate=submitted, to=JobState.SUBMITTED)
+    record = walk(store, record.id, JobState.SUBMITTED, mutate=submitted)
     store.index_upstream_task("udio", task_id, record.id, 60)
     return record
 

@@ -4,6 +4,10 @@ The poll step applies its own job's answer here; a batch poll (workers/steps/pol
 applies every other claimed job's answer here too, each under its own token, exactly as
 if that job had been polled alone: deadline, FAILURE, progress, early downloads,
 finalize, progress callbacks and the watchdog's next check-in.
+
+What a poll learnt is merged into the record (`merge_status`): progress, and the songs as
+the upstream describes them until each is dispatched for download (after that, what was
+dispatched is what gets downloaded).
 """
 
 from __future__ import annotations
@@ -12,13 +16,12 @@ import time
 
 from producer.core import task_names
 from producer.core.callbacks import PROGRESS, announce, wants
-from producer.core.models.job_record import WAITING_STATES, JobRecord, JobState
+from producer.core.models.job_record import WAITING_STATES, JobRecord, JobState, SongRecord
 from workers import metrics, runtime
 from workers.celery_app import app
-from workers.providers.base import Outcome, UpstreamStatus
+from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
 from workers.retry_policy import next_poll_delay
 from workers.steps.common import end_job, log, send
-from workers.steps.status_merge import merge_status
 
 
 def past_deadline(record: JobRecord) -> bool:
@@ -100,3 +103,35 @@ def _dispatch_finished(job_id: str, record: JobRecord) -> None:
             r.songs[index].dispatched = True
 
     runtime.store().apply(job_id, {JobState.GENERATING, JobState.DOWNLOADING}, mutate=mark)
+
+
+def merge_status(record: JobRecord, status: UpstreamStatus) -> None:
+    """One fetch's answer into the record: progress, and songs not yet dispatched."""
+    record.attempts["poll"] = record.attempts.get("poll", 0) + 1
+    record.waiting_for = None
+    record.progress = max(record.progress, status.progress)
+    known = {s.upstream_id: s for s in record.songs}
+    for song in status.songs:
+        finished = song.finished or (status.outcome is Outcome.SUCCEEDED and bool(song.song_path))
+        if song.id in known:
+            _refresh(known[song.id], song, finished)
+        else:
+            record.songs.append(_new_song(song, finished))
+
+
+def _new_song(song: UpstreamSong, finished: bool) -> SongRecord:
+    new = SongRecord(upstream_id=song.id)
+    _refresh(new, song, finished)
+    return new
+
+
+def _refresh(stored: SongRecord, song: UpstreamSong, finished: bool) -> None:
+    if stored.dispatched:
+        return  # what was dispatched is what gets downloaded
+    stored.title = song.title
+    stored.duration = song.duration
+    stored.lyrics = song.lyrics
+    stored.tags = song.tags
+    stored.song_path = song.song_path
+    stored.image_path = song.image_path
+    stored.finished = finished

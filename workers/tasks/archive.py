@@ -15,43 +15,32 @@ from __future__ import annotations
 
 import time
 
-from celery import Task
-
 from producer.core import task_names
-from producer.core.models.job_record import JobRecord
+from producer.core.models.job_record import TERMINAL_STATES, JobRecord
 from producer.core.store import keys
 from producer.core.store.playlist_store import PlaylistStore
 from workers import runtime
 from workers.artifacts.manifest import write_manifest
 from workers.celery_app import app
-from workers.retry_policy import retry_or_give_up
 from workers.steps.common import log
-from workers.upstream.errors import PermanentError, TransientError
+from workers.steps.step import Run, step
+
+
+def _no_manifest(job: Run, code: str, message: str, permanent: bool) -> None:
+    """A fault past its bound, or a permanent one: the job has ended already; only logged."""
+    log.warning("job %s: no manifest for its %s: %s", job.job_id, job.record.state.value, message)
 
 
 @app.task(name=task_names.ARCHIVE, bind=True, max_retries=None)
-def archive(self: Task, job_id: str, faults: int = 0) -> None:
+@step("archive", expect=TERMINAL_STATES, end=_no_manifest)
+def archive(job: Run, faults: int = 0) -> None:
     """`faults`: transient faults in a row so far, counted by workers.retry_policy."""
-    store = runtime.store()
-    record = store.get(job_id)
-    if record is None or not record.state.terminal:
-        return
-    try:
-        manifest = write_manifest(runtime.storage(), record)
-    except TransientError as exc:
-        def give_up(message: str) -> None:
-            log.warning("job %s: no manifest for its %s: %s", job_id, record.state.value, message)
-
-        retry_or_give_up(self, runtime.settings(), "archive", exc.message, retry_after=exc.retry_after, give_up=give_up)
-        return
-    except PermanentError as exc:
-        log.warning("job %s: no manifest for its %s: %s", job_id, record.state.value, exc.message)
-        return
+    manifest = write_manifest(runtime.storage(), job.record)
 
     def note(r: JobRecord) -> None:
         r.manifest = manifest
 
-    store.apply(job_id, {record.state}, mutate=note)
+    runtime.store().apply(job.job_id, {job.record.state}, mutate=note)
 
 
 @app.task(name=task_names.RETENTION_SWEEP)

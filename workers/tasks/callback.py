@@ -14,8 +14,6 @@ import json
 import time
 from functools import lru_cache
 
-from celery import Task
-
 from producer.core import task_names
 from producer.core.callbacks import PROGRESS, CallbackUrlError, check_callback_url
 from producer.core.models.job_record import CallbackAttempt, JobRecord, JobState
@@ -27,6 +25,7 @@ from workers.callback_delivery import Delivery, post
 from workers.celery_app import app
 from workers.retry_policy import retry_or_give_up
 from workers.steps.common import log
+from workers.steps.step import Run, step
 
 # The record keeps the latest attempts only: a long-lived job with progress callbacks
 # must not grow without bound.
@@ -38,13 +37,20 @@ def _links() -> ObjectLinks:
     return ObjectLinks(runtime.settings())
 
 
+def _not_delivered(job: Run, code: str, message: str, permanent: bool) -> None:
+    """A fault of the step itself (not the receiver's answer): logged; the job is never moved."""
+    log.warning("job %s: callback not delivered: %s", job.job_id, message)
+
+
 @app.task(name=task_names.CALLBACK, bind=True, max_retries=None)
-def callback(self: Task, job_id: str, event: str, delivery: str, sent_at: float, faults: int = 0) -> None:
-    """`faults`: failed deliveries so far, counted by workers.retry_policy."""
+@step("callback", expect=frozenset(JobState), end=_not_delivered)
+def callback(job: Run, event: str, delivery: str, sent_at: float, faults: int = 0) -> None:
+    """`faults`: failed deliveries so far, counted by workers.retry_policy. Any state: a
+    delivery never moves the job, and its faults are the receiver's, not the upstream's."""
     settings = runtime.settings()
     store = runtime.store()
-    record = store.get(job_id)
-    if record is None or not record.callback_url:
+    record, job_id = job.record, job.job_id
+    if not record.callback_url:
         return
     if event == PROGRESS and record.state.terminal:
         return  # superseded: the job's end has an event of its own
@@ -78,7 +84,7 @@ def callback(self: Task, job_id: str, event: str, delivery: str, sent_at: float,
     if ending:
         # Still owed, but being retried: the outbox waits past the longest backoff.
         store.owe_callback(job_id, settings.retry_max_delay + settings.watchdog_grace)
-    retry_or_give_up(self, settings, "callback", outcome.error or "", retry_after=outcome.retry_after,
+    retry_or_give_up(job.task, settings, "callback", outcome.error or "", retry_after=outcome.retry_after,
                      not_after=sent_at + settings.callback_max_seconds, give_up=give_up)
 
 

@@ -27,7 +27,7 @@ early downloads of its finished songs are still the same run's.
 
 from __future__ import annotations
 
-from celery import Task
+from typing import Any
 
 from producer.core import task_names
 from producer.core.models.job_record import TERMINAL_STATES, JobRecord, JobState, StoredObject
@@ -35,31 +35,29 @@ from workers import fault_points, metrics, runtime
 from workers.artifacts.assets import store_asset
 from workers.artifacts.manifest import audio_key
 from workers.celery_app import app
-from workers.retry_policy import retry_or_give_up
 from workers.steps import finalize, step_runs
-from workers.steps.common import end_job, log
-from workers.upstream.errors import PermanentError, TransientError
+from workers.steps.common import log
+from workers.steps.step import Run, step
+from workers.upstream.errors import TransientError, UpstreamError
 
 ACTIVE = frozenset({JobState.GENERATING, JobState.DOWNLOADING})
 # The cover before the MP3: the MP3's tag embeds it (workers.artifacts.assets.cover_for_tags).
 ORDER = ("cover", "audio")
 
 
+def _label(args: dict[str, Any]) -> str:
+    return f"song {args['song_index'] + 1}" + (f" {args['asset']}" if args["asset"] else "")
+
+
 @app.task(name=task_names.DOWNLOAD, bind=True, max_retries=None)
-def download(self: Task, job_id: str, song_index: int, asset: str | None = None, run: int = 0,
-             faults: int = 0) -> None:
+@step("download", expect=ACTIVE, fence="run", label=_label)
+def download(job: Run, song_index: int, asset: str | None = None, run: int = 0, faults: int = 0) -> None:
     """`asset`: "audio" or "cover", or None for all of the song's; `run`: the job's run the
     message belongs to; `faults`: transient faults in a row so far, counted by
     workers.retry_policy."""
-    store = runtime.store()
     settings = runtime.settings()
-    record = store.get(job_id)
-    if record is None or record.state not in ACTIVE or song_index >= len(record.songs):
-        return
-    what = f"song {song_index + 1}" + (f" {asset}" if asset else "")
-    if record.run != run:
-        log.warning("job %s: dropped a download (%s) of run %d: the job is on run %d", job_id, what, run,
-                    record.run, extra={"job_id": job_id})
+    record, job_id = job.record, job.job_id
+    if song_index >= len(record.songs):
         return
     song = record.songs[song_index]
     wanted = song.assets() if asset is None else (asset,)
@@ -70,43 +68,33 @@ def download(self: Task, job_id: str, song_index: int, asset: str | None = None,
     # Counted before the work: a download that kills its worker every time is re-queued
     # by reject-on-worker-lost forever unless something counts the deliveries.
     runs_keys = {a: f"download:{song_index + 1}:{a}" for a in missing}
-    record = step_runs.begin(job_id, tuple(runs_keys.values()), ACTIVE, check_in=settings.watchdog_grace, run=run)
-    if record is None:
+    written = step_runs.begin(job_id, tuple(runs_keys.values()), ACTIVE, check_in=settings.watchdog_grace,
+                              run=run)
+    if written is None:
         return
     for each in missing:
-        spent = step_runs.spent(record, runs_keys[each], settings, "download", f"song {song_index + 1} {each}")
+        spent = step_runs.spent(written, runs_keys[each], settings, "download", f"song {song_index + 1} {each}")
         if spent is not None:
-            end_job(job_id, JobState.FAILED, spent.code, spent.message, expect=ACTIVE, run=run)
+            job.end_job(spent.code, spent.message)
             return
     stored: dict[str, StoredObject] = {}
     current = missing[0]
     try:
         for current in missing:
-            stored[current] = _fetch(record, song_index, current)
+            job.where = f"song {song_index + 1} {current}: "
+            stored[current] = _fetch(written, song_index, current)
             # On this run's copy too: the MP3's tag reads the cover just stored.
-            setattr(record.songs[song_index], current, stored[current])
-    except TransientError as exc:
-        log.info("job %s: song %d %s: %s", job_id, song_index + 1, current, exc.message)
+            setattr(written.songs[song_index], current, stored[current])
+    except UpstreamError as exc:
         _keep(job_id, song_index, stored, run)  # what this run stored before the fault stays stored
-        step_runs.fault(job_id, runs_keys[current], ACTIVE, run)
-        code = exc.code
-        failed = current
-
-        def give_up(message: str) -> None:
-            end_job(job_id, JobState.FAILED, code, f"song {song_index + 1} {failed}: {message}", expect=ACTIVE,
-                    run=run)
-
-        retry_or_give_up(self, settings, "download", exc.message, retry_after=exc.retry_after, give_up=give_up)
-        return
-    except PermanentError as exc:
-        _keep(job_id, song_index, stored, run)
-        end_job(job_id, JobState.FAILED, exc.code, f"song {song_index + 1} {current}: {exc.message}", expect=ACTIVE,
-                run=run)
-        return
-    written = _keep(job_id, song_index, stored, run)
-    if written is not None and finalize.ready(written):
+        if isinstance(exc, TransientError):
+            log.info("job %s: song %d %s: %s", job_id, song_index + 1, current, exc.message)
+            step_runs.fault(job_id, runs_keys[current], ACTIVE, run)
+        raise  # the one retry policy, or the job's end (workers/steps/step.py)
+    kept = _keep(job_id, song_index, stored, run)
+    if kept is not None and finalize.ready(kept):
         # This write stored the job's last object, and counted the finalize run with it.
-        finalize.finalize_ready(written, run, task=None, counted=True)
+        finalize.finalize_ready(kept, run, task=None, counted=True)
 
 
 def _fetch(record: JobRecord, song_index: int, asset: str) -> StoredObject:

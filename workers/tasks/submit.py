@@ -12,10 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from celery import Task
-
 from producer.core import hook_link, task_names
-from producer.core.models.job_record import JobRecord, JobState
+from producer.core.models.job_record import LIVE_STATES, JobRecord, JobState
 from producer.core.store import replication
 from producer.core.store.optimistic import Writes
 from workers import fault_points, metrics, runtime
@@ -24,28 +22,21 @@ from workers.celery_app import app
 from workers.providers import registry
 from workers.providers.base import SyncProvider
 from workers.providers.registry import Provider
-from workers.retry_policy import retry_or_give_up
 from workers.steps import ledger, paid, uncertain
 from workers.steps.common import end_job, log, wait_for_limit
+from workers.steps.step import Run, step
 from workers.upstream.errors import PermanentError, TransientError
 from workers.upstream.http_client import CONNECT_TIMEOUT
 
 
 @app.task(name=task_names.SUBMIT, bind=True, max_retries=None)
-def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
+@step("submit", expect={JobState.QUEUED, JobState.SUBMITTING}, fence="token", ends=LIVE_STATES)
+def submit(job: Run, token: int = 0, faults: int = 0) -> None:
     """`faults`: transient faults in a row so far, counted by workers.retry_policy."""
-    store = runtime.store()
     settings = runtime.settings()
-    record = store.get(job_id)
-    if record is None:
-        log.warning("job %s: submit for an unknown job", job_id)
-        return
-    if record.token != token:
-        return  # the watchdog has handed this step to a newer message
-    if record.state == JobState.SUBMITTING and record.upstream_task_id is None:
-        if not uncertain.resolve(record):
-            return
-    elif record.state != JobState.QUEUED:
+    store = runtime.store()
+    record, job_id = job.record, job.job_id
+    if record.state == JobState.SUBMITTING and (record.upstream_task_id is not None or not uncertain.resolve(record)):
         return
     if record.attempts.get("submit", 0) >= settings.max_submit_attempts:
         end_job(job_id, JobState.FAILED, "submit_attempts_exhausted",
@@ -73,7 +64,7 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
         end_job(job_id, JobState.FAILED, "budget_exceeded", admitted.message(), expect={record.state})
         return
     if isinstance(admitted, gate.Wait):
-        wait_for_limit(self, record, token, admitted, expect={record.state})
+        wait_for_limit(job.task, record, token, admitted, expect={record.state})
         return
     reservations = admitted.reservations
     fault_points.hit("submit.after_admit")  # reserved, the intent not yet written
@@ -86,34 +77,32 @@ def submit(self: Task, job_id: str, token: int = 0, faults: int = 0) -> None:
     # whole call is bounded by it, plus the connect timeout). Only from exactly what was
     # read: of two deliveries of one message, one submits. The intent commits the budget
     # reservations in the same atomic step (workers/admission/budget.py).
-    record = store.apply(job_id, {record.state}, mutate=intend, to=JobState.SUBMITTING, version=record.version,
-                         check_in=provider.timeout + CONNECT_TIMEOUT + settings.watchdog_grace, also=commit)
-    short = None if record is None else replication.replicated(store.redis, store.prefix, settings.redis_min_replicas)
+    written = store.apply(job_id, {record.state}, mutate=intend, to=JobState.SUBMITTING, version=record.version,
+                          check_in=provider.timeout + CONNECT_TIMEOUT + settings.watchdog_grace, also=commit)
+    if written is None:
+        gate.settle(store.redis, reservations, billed=False, committed=False)
+        return  # moved on meanwhile: nothing was called
+    job.before_retry = _undo_intent  # a transient fault from here on: this intent goes first
+    short = replication.replicated(store.redis, store.prefix, settings.redis_min_replicas)
     if short is not None:
         # An intent a failover could lose must not be paid for: back to QUEUED, try later.
         gate.settle(store.redis, reservations, billed=False, committed=True)
-        _retry(self, job_id, TransientError("redis_not_replicated", (
+        raise TransientError("redis_not_replicated", (
             f"the submit intent reached {short} of SONGQUEUE_REDIS_MIN_REPLICAS={settings.redis_min_replicas} "
-            f"Redis replicas within {replication.WAIT_SECONDS:g}s; the upstream was not called")))
-        return
-    call = None if record is None else _call(provider, record)
-    gate.settle(store.redis, reservations, billed=call is not None and call.may_be_billed, committed=record is not None)
-    if record is None or call is None:
-        return  # moved on meanwhile: nothing was called
+            f"Redis replicas within {replication.WAIT_SECONDS:g}s; the upstream was not called"))
+    call = _call(provider, written)
+    gate.settle(store.redis, reservations, billed=call.may_be_billed, committed=True)
     if call.fault is not None and call.may_be_billed:
         paid.charge_call(job_id, intent, price)  # no refund for a billed but unusable (or lost) answer
-    if isinstance(call.fault, TransientError):
-        if call.fault.maybe_accepted and not uncertain.resolve(record, call.fault.message, charged=True):
-            return
-        _retry(self, job_id, call.fault)
+    if (isinstance(call.fault, TransientError) and call.fault.maybe_accepted
+            and not uncertain.resolve(written, call.fault.message, charged=True)):
         return
-    if isinstance(call.fault, PermanentError):
-        end_job(job_id, JobState.FAILED, call.fault.code, call.fault.message)
-        return
+    if call.fault is not None:
+        raise call.fault  # the one retry policy, or the job's end (workers/steps/step.py)
     if isinstance(provider, SyncProvider):
-        paid.accept_songs(job_id, call.answer, price, record.token, intent)
+        paid.accept_songs(job_id, call.answer, price, written.token, intent)
         return
-    paid.record_task(record, call.answer, price, intent)
+    paid.record_task(written, call.answer, price, intent)
 
 
 @dataclass(frozen=True)
@@ -140,22 +129,22 @@ def _call(provider: Provider, record: JobRecord) -> _Call:
         return _Call(fault=exc)
 
 
-def _retry(task: Task, job_id: str, exc: TransientError) -> None:
-    """A transient fault: retry by the policy, or end the job past its bound."""
+def _undo_intent(run: Run, exc: TransientError) -> bool:
+    """Before a transient fault's retry, once the intent is written: leave it when the call
+    may have been accepted (the retried run decides by SONGQUEUE_UNCERTAIN_SUBMIT), else back
+    to QUEUED, to be admitted again. False: the job moved on, no retry."""
     settings = runtime.settings()
     check_in = settings.retry_max_delay + settings.watchdog_grace
     if exc.maybe_accepted:
-        # Leave the intent in place: the retried run decides by SONGQUEUE_UNCERTAIN_SUBMIT.
-        log.warning("job %s: submit outcome unknown: %s", job_id, exc.message, extra={"job_id": job_id})
-        runtime.store().check_in(job_id, check_in)
-    else:
-        # Nothing was accepted upstream: back to QUEUED, to be admitted again.
-        def clear(r: JobRecord) -> None:
-            r.submit_intent_at = None
+        log.warning("job %s: submit outcome unknown: %s", run.job_id, exc.message, extra={"job_id": run.job_id})
+        runtime.store().check_in(run.job_id, check_in)
+        return True
 
-        if runtime.store().apply(job_id, {JobState.SUBMITTING}, mutate=clear, to=JobState.QUEUED,
-                                 check_in=check_in) is None:
-            return
-        log.info("job %s: submit will retry: %s", job_id, exc.message)
-    retry_or_give_up(task, settings, "submit", exc.message, retry_after=exc.retry_after,
-                     give_up=lambda message: end_job(job_id, JobState.FAILED, exc.code, message))
+    def clear(r: JobRecord) -> None:
+        r.submit_intent_at = None
+
+    if runtime.store().apply(run.job_id, {JobState.SUBMITTING}, mutate=clear, to=JobState.QUEUED,
+                             check_in=check_in) is None:
+        return False
+    log.info("job %s: submit will retry: %s", run.job_id, exc.message)
+    return True

@@ -2,7 +2,7 @@
 
 Every worker runs a round every SONGQUEUE_WATCHDOG_INTERVAL on a timer thread
 (workers/watchdog_timer.py); a Redis lease keeps it to one round per interval across the
-fleet. The task `songqueue.watchdog` runs one round on demand.
+fleet. It is no Celery task: nothing sends or schedules one.
 
 A worker killed by SIGKILL leaves its unacked messages, countdowns included, invisible
 until the broker's visibility timeout (hours). The job store knows better: every step
@@ -39,12 +39,6 @@ MAX_DEFERRALS = 6
 BACKOFF_CAP = 32
 STEP_QUEUES = {JobState.QUEUED: "submit", JobState.SUBMITTED: "poll", JobState.GENERATING: "poll",
                JobState.DOWNLOADING: "download"}
-
-
-@app.task(name=task_names.WATCHDOG)
-def watchdog() -> int:
-    """One round on demand; returns how many jobs were rescheduled."""
-    return watchdog_round()
 
 
 def watchdog_round() -> int:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection
 import redis
 from redis.client import Pipeline
 
+from producer.core.models import job_states
 from producer.core.models.job_record import IN_FLIGHT_STATES, JobRecord, JobState, Transition
 from producer.core.store import keys, metric_schema, optimistic, redis_client, retention
 
@@ -112,6 +113,8 @@ class JobStore:
         `also` adds writes of the caller's to the same atomic step (a budget reservation
         committed with the intent, say).
         Returns the record as written, or None when the job is missing or has moved on.
+        Raises `job_states.IllegalTransition`, writing nothing, when the state read may not
+        move to `to` (producer/core/models/job_states.py).
         """
         key = keys.job(self.prefix, job_id)
 
@@ -137,6 +140,9 @@ class JobStore:
                 )
                 return None
             before = record.state
+            if to is not None:
+                # Against the state read here, whatever `expect` said: raised before any write.
+                job_states.check(job_id, before, to)
             cost_before = record.cost
             if mutate is not None:
                 mutate(record)

@@ -60,7 +60,7 @@ def upstream_task(prefix: str, provider: str, task_id: str) -> str:
 
 
 def poll_link(prefix: str, job_id: str) -> str:
-    """The job's live poll link, "token:link" (workers/steps/poll_chain.py)."""
+    """The job's live poll link, "token:link" (workers/steps/step.py)."""
     return f"{prefix}:polllink:{job_id}"
 
 

@@ -60,12 +60,6 @@ def drop(redis: Any, key: str, job_id: str) -> None:
     redis.zrem(inflight, job_id)
 
 
-def next_due(redis: Any, key: str) -> float | None:
-    """When the earliest job of the due set is due (None when it is empty)."""
-    first = redis.zrange(key, 0, 0, withscores=True)
-    return float(first[0][1]) if first else None
-
-
 def turn(redis: Any, key: str, token: str, ttl: float) -> int:
     """STILL_DRAINER (lease renewed for `ttl` s), STEPPED_DOWN (no job left) or REPLACED."""
     return int(scripts.run(redis, "poll_due_turn", _keys(key), [token, _ms(ttl)]))

@@ -18,6 +18,7 @@ from producer.core.store import keys
 from producer.core.store.job_store import JobStore
 from producer.core.store.playlist_store import PlaylistStore
 from producer.core.store.retention import ended_at
+from tests.support.job_paths import walk
 from workers.artifacts import manifest
 from workers.artifacts.manifest import manifest_document
 
@@ -32,9 +33,7 @@ def store(redis_client: redis.Redis, key_prefix: str) -> JobStore:
 
 def _ended(store: JobStore, job_id: str, state: JobState = JobState.FAILED, key: str | None = None) -> JobRecord:
     store.create(JobRecord(id=job_id, provider="udio", model="udio32-v1.5", request=REQUEST, idempotency_key=key))
-    record = store.apply(job_id, {JobState.QUEUED}, to=state)
-    assert record is not None
-    return record
+    return walk(store, job_id, state)
 
 
 def _expires_at(store: JobStore, key: str) -> int:
