@@ -2,7 +2,7 @@
 
 Gateways hold no songqueue key, so the hook takes none: a call can do no more than cause
 one early poll of a job that is waiting, or, through a per-job URL whose `job` and `sig`
-check, name the task of a job whose submit's answer was lost (see hook_server). Bodies may
+check, name the task of a job whose submit's answer was lost (see notify_hook.py). Bodies may
 come chunked; the server's body cap applies. Its answers stay the JSON the gateways got
 before; a bad signature is a 403 problem+json.
 """

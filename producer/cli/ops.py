@@ -66,8 +66,7 @@ def flower(args: argparse.Namespace) -> int:
 
 
 def doctor(args: argparse.Namespace) -> int:
-    from producer.doctor.report import render
-    from producer.doctor.run import run
+    from producer.doctor.report import render, run
 
     lines = run(args.provider or sorted(PROVIDERS))
     if args.json:

@@ -42,8 +42,9 @@ def upload_reference(settings: Settings, path: Path, purpose: Purpose) -> str:
 
 def upload_file(settings: Settings, filename: str, body: IO[bytes], purpose: Purpose) -> str:
     """POST an open file (named `filename`) to the upload API; the HTTP API's uploads come here."""
-    url = settings.minimax_base_url.rstrip("/") + UPLOAD_PATH
-    headers = {"Authorization": f"Bearer {settings.minimax_api_key.get_secret_value()}"}
+    minimax = settings.provider("minimax")
+    url = minimax.base_url.rstrip("/") + UPLOAD_PATH
+    headers = {"Authorization": f"Bearer {minimax.api_key.get_secret_value()}"}
     content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
     session = requests.Session()
     session.trust_env = False  # an environment proxy would see the Authorization header

@@ -1,4 +1,8 @@
-"""Checks of the configuration itself: settings in effect, unknown variables, storage, callbacks."""
+"""Checks of the configuration itself: settings in effect, unknown variables, storage,
+callbacks, and each provider (its API key set, its base URL answering).
+
+The provider check is driven by the provider table and the typed provider settings, so a
+new provider is checked without a change here."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import requests
 from pydantic import SecretStr
 
 from producer.core.settings import Settings
@@ -83,3 +88,22 @@ def callback_secret(settings: Settings, jobs_with_callbacks: int | None) -> Line
                   "no callback is ever sent, and notify URLs go unsigned (an uncertain submit cannot be "
                   "reconciled from the hook)", "set SONGQUEUE_CALLBACK_SECRET (e.g. `openssl rand -hex 32`) "
                   "on every worker and the hook server, and give the receivers their secrets")
+
+
+def provider(settings: Settings, name: str) -> Line:
+    """Provider `name`: its API key set, and its base URL answering (any HTTP answer counts)."""
+    own = settings.provider(name)
+    problems, fixes = [], []
+    if not own.api_key.get_secret_value():
+        problems.append(f"{own.env('api_key')} is not set")
+        fixes.append(f"set {own.env('api_key')} (the local sandbox of `make sandbox` takes 'sandbox-key', "
+                     "or $SONGQUEUE_SANDBOX_API_KEY)")
+    try:
+        answer = requests.get(own.base_url, timeout=3, allow_redirects=False)
+        reached = f"{own.base_url} answers (HTTP {answer.status_code})"
+    except requests.RequestException as exc:
+        problems.append(f"{own.base_url} does not answer ({type(exc).__name__})")
+        fixes.append(f"check {own.env('base_url')} and the network (for the local sandbox: `make sandbox`)")
+    if problems:
+        return failed(f"provider {name}", "; ".join(problems), "; ".join(fixes))
+    return passed(f"provider {name}", f"key set; {reached}")

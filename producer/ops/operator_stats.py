@@ -53,9 +53,9 @@ def collect(settings: Settings, store_redis: object, celery: Celery, providers: 
     day = spend.utc_day()
     stats = {
         provider: ProviderStats(
-            in_flight=int(n), max_in_flight=settings.max_in_flight(provider),
+            in_flight=int(n), max_in_flight=settings.provider(provider).max_in_flight,
             spent_today=spend.spent(store_redis, prefix, provider, day),
-            daily_budget=settings.daily_budget(provider),
+            daily_budget=settings.provider(provider).daily_budget,
         )
         for provider, n in zip(providers, counts[len(JobState):])
     }

@@ -69,7 +69,7 @@ def reserve(client: redis.Redis, settings: Settings, provider: str, price: float
     """Reserve `price` for one call today, for the job read at `version`; None when there
     is nothing to reserve (price 0)."""
     return reserve_under(client, settings.key_prefix, keys.spend(settings.key_prefix, provider, spend.utc_day()),
-                         settings.daily_budget(provider), price,
+                         settings.provider(provider).daily_budget, price,
                          provider, f"SONGQUEUE_{provider.upper()}_DAILY_BUDGET", job_id=job_id, version=version)
 
 

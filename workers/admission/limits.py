@@ -51,7 +51,7 @@ class JobMovedOn(Exception):
 
 def admit_in_flight(client: redis.Redis, settings: Settings, job_id: str, provider: str) -> Wait | None:
     """A place among the provider's upstream tasks in flight, or a Wait; raises JobMovedOn."""
-    limit = settings.max_in_flight(provider)
+    limit = settings.provider(provider).max_in_flight
     if limit is None or admit_to(client, settings.key_prefix, keys.in_flight(settings.key_prefix, provider),
                                  job_id, limit):
         return None
@@ -61,7 +61,7 @@ def admit_in_flight(client: redis.Redis, settings: Settings, job_id: str, provid
 
 def release_in_flight(client: redis.Redis, settings: Settings, job_id: str, provider: str) -> None:
     """Give back a place `admit_in_flight` gave a job that is to wait for something else."""
-    if settings.max_in_flight(provider) is not None:
+    if settings.provider(provider).max_in_flight is not None:
         release_from(client, settings.key_prefix, keys.in_flight(settings.key_prefix, provider), job_id)
 
 
@@ -82,7 +82,7 @@ def release_from(client: redis.Redis, prefix: str, in_flight: str, job_id: str) 
 
 def take_token(client: redis.Redis, settings: Settings, provider: str, call: str) -> Wait | None:
     """One `call` ("submit" or "poll") under the provider's shared rate; a Wait when over it."""
-    rate = settings.call_rate(provider, call)  # type: ignore[arg-type]
+    rate = settings.provider(provider).call_rate(call)
     if rate is None:
         return None
     wait = float(scripts.run(client, "token_bucket", [keys.rate_bucket(settings.key_prefix, provider, call)],

@@ -76,16 +76,17 @@ class MiniMaxProvider:
 
 
 def from_settings(settings: Settings) -> MiniMaxProvider:
+    minimax = settings.provider("minimax")
     return MiniMaxProvider(
-        base_url=settings.minimax_base_url,
-        api_key=settings.minimax_api_key,
+        base_url=minimax.base_url,
+        api_key=minimax.api_key,
         session=new_session(),
         # The song comes back in the answer of this one call.
-        timeout=settings.minimax_deadline,
+        timeout=minimax.deadline,
         # Hex audio bypasses this cap (it is streamed to a spool file under the download cap);
         # a URL answer or a text value that is not hex is held, and so bounded by it.
         max_json_bytes=settings.max_json_bytes,
-        generate_path=settings.minimax_generate_path,
+        generate_path=minimax.generate_path,
         max_audio_bytes=settings.max_download_bytes,
         spool_dir=settings.spool_dir,
     )

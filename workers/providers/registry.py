@@ -3,7 +3,7 @@
 Which providers exist, whether each is polled and which module speaks to it is said once
 by the specs in `producer.core.models.providers`; each gateway module builds its own client
 from settings (`from_settings`). Per-provider settings follow the `SONGQUEUE_{NAME}_*`
-scheme (`Settings.for_provider`).
+scheme, typed as `Settings.provider(name)`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ Provider = AsyncProvider | SyncProvider
 
 
 def deadline_seconds(settings: Settings, provider: str) -> float:
-    return float(getattr(settings, f"{provider}_deadline"))
+    return settings.provider(provider).deadline
 
 
 def call_price(settings: Settings, provider: Provider, model: str) -> float:
     """What one paid call costs: SONGQUEUE_{NAME}_PRICE_PER_CALL times the model's factor."""
-    base = float(getattr(settings, f"{provider.name}_price_per_call"))
+    base = settings.provider(provider.name).price_per_call
     return base * provider.price_factors.get(model, 1.0)
 
 

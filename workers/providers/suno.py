@@ -73,12 +73,13 @@ class SunoProvider:
 
 
 def from_settings(settings: Settings) -> SunoProvider:
+    suno = settings.provider("suno")
     return SunoProvider(
-        base_url=settings.suno_base_url, api_key=settings.suno_api_key, submit_path=settings.suno_submit_path,
+        base_url=suno.base_url, api_key=suno.api_key, submit_path=suno.submit_path,
         session=new_session(), timeout=settings.http_timeout,
         # A batch answer carries up to batch-size tasks of two clips each.
-        max_json_bytes=max(settings.max_json_bytes, settings.suno_poll_batch_size * 16 * 1024),
-        batch_size=settings.suno_poll_batch_size,
+        max_json_bytes=max(settings.max_json_bytes, suno.poll_batch_size * 16 * 1024),
+        batch_size=suno.poll_batch_size,
     )
 
 

@@ -72,14 +72,15 @@ class UdioProvider:
 
 
 def from_settings(settings: Settings) -> UdioProvider:
+    udio = settings.provider("udio")
     return UdioProvider(
-        base_url=settings.udio_base_url,
-        api_key=settings.udio_api_key,
-        submit_path=settings.udio_submit_path,
+        base_url=udio.base_url,
+        api_key=udio.api_key,
+        submit_path=udio.submit_path,
         session=new_session(),
         timeout=settings.http_timeout,
         max_json_bytes=settings.max_json_bytes,
-        notify_field=settings.udio_notify_field,
+        notify_field=udio.notify_field,
     )
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from producer.core import task_names
 from producer.core.models.job_record import WAITING_STATES, JobRecord, JobState
+from producer.core.provider_settings import BatchPolledProviderSettings
 from producer.core.settings import Settings
 from producer.core.store import keys, poll_due
 from workers import fault_points, metrics, runtime
@@ -66,9 +67,10 @@ class Next:
 
 def batch_size(settings: Settings, provider: AsyncProvider) -> int:
     """How many tasks one fetch may carry for `provider`: 1 unless it can fetch many."""
-    if not isinstance(provider, BatchProvider):
+    own = settings.provider(provider.name)
+    if not isinstance(provider, BatchProvider) or not isinstance(own, BatchPolledProviderSettings):
         return 1
-    return int(getattr(settings, f"{provider.name}_poll_batch_size", 1))
+    return own.poll_batch_size
 
 
 def _key(provider: str) -> str:
@@ -108,7 +110,8 @@ def drain(provider_name: str, token: str, faults: int) -> Next | None:
     provider = runtime.polled_provider(provider_name)
     assert isinstance(provider, BatchProvider)
     size = batch_size(settings, provider)
-    window = float(getattr(settings, f"{provider_name}_poll_batch_window", tick))
+    own = settings.provider(provider_name)
+    window = own.poll_batch_window if isinstance(own, BatchPolledProviderSettings) else tick
     for _ in range(MAX_ROUNDS):
         claimed = poll_due.claim(store.redis, key, time.time(), window, size,
                                  lease=settings.http_timeout + tick)
@@ -254,7 +257,8 @@ def absent(record: JobRecord, token: int) -> float | None:
     countdown to its next poll, or None when its polling is over."""
     settings = runtime.settings()
     count = record.attempts.get("absent", 0) + 1
-    limit = int(getattr(settings, f"{record.provider}_max_absences", 1))
+    own = settings.provider(record.provider)
+    limit = own.max_absences if isinstance(own, BatchPolledProviderSettings) else 1
     if count > limit:
         polling_ended(end_job(record.id, JobState.FAILED, "upstream_task_missing",
                               f"the upstream left task {record.upstream_task_id} out of {count} batch answers",

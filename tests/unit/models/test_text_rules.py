@@ -6,6 +6,7 @@ import pydantic
 import pytest
 
 from producer.core.models.job_record import MAX_ERROR_CHARS, JobError
+from producer.core.models.providers import PROVIDERS
 from producer.core.models.text_rules import check_label, clean_text, control_rule
 from producer.core.settings import Settings
 
@@ -40,9 +41,16 @@ def test_labels_are_bounded_and_printable():
             check_label("album", value, 200)
 
 
-def test_a_budget_without_a_price_is_refused_at_start_up():
-    with pytest.raises(pydantic.ValidationError, match="udio_daily_budget: needs SONGQUEUE_UDIO_PRICE_PER_CALL > 0"):
-        Settings(udio_daily_budget=10)
-    with pytest.raises(pydantic.ValidationError, match="minimax_daily_budget"):
-        Settings(minimax_daily_budget=0)
-    assert Settings(udio_daily_budget=10, udio_price_per_call=0.05).daily_budget("udio") == 10
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+def test_a_budget_without_a_price_is_refused_at_start_up(provider: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every provider of the registry, Suno included (the rule once looped over udio and minimax only).
+    name = provider.upper()
+    monkeypatch.setenv(f"SONGQUEUE_{name}_DAILY_BUDGET", "5")
+    monkeypatch.setenv(f"SONGQUEUE_{name}_PRICE_PER_CALL", "0")
+    with pytest.raises(pydantic.ValidationError,
+                       match=f"{provider}_daily_budget: needs SONGQUEUE_{name}_PRICE_PER_CALL > 0"):
+        Settings(_env_file=None)
+    with pytest.raises(pydantic.ValidationError, match=f"{provider}_daily_budget"):
+        Settings(_env_file=None, **{f"{provider}_daily_budget": 0})
+    monkeypatch.setenv(f"SONGQUEUE_{name}_PRICE_PER_CALL", "0.05")
+    assert Settings(_env_file=None).provider(provider).daily_budget == 5

@@ -76,7 +76,7 @@ def test_poll_schedule_falls_back_to_the_global_settings() -> None:
     assert Settings(poll_initial_delay=4, poll_min_interval=1, poll_max_interval=9).poll_schedule("udio") == (4, 1, 9)
     overridden = Settings(poll_min_interval=1, udio_poll_initial_delay=0, udio_poll_max_interval=20)
     assert overridden.poll_schedule("udio") == (0, 1, 20)
-    assert overridden.for_provider("minimax", "poll_max_interval") == 30  # no such setting: the global one
+    assert overridden.poll_schedule("minimax") == (5, 1, 30)  # not polled, no schedule of its own: the global one
 
 
 @pytest.mark.parametrize(("changes", "named"), [
