@@ -11,6 +11,7 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import unquote, urlparse
 
 import pytest
@@ -20,6 +21,9 @@ from producer.core.models.job_record import JobState
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("broker", ["amqp"], indirect=True)]
 
 JOBS = 4
+# A message listed by `inspect scheduled` due later than this after the look is held by the
+# worker (a countdown's wait), not merely caught between its delivery and its run.
+HELD_AHEAD = 2.0
 GEN_TIME = 14  # seconds of sandbox generation: long enough for a first poll to wait in the broker
 FIRST_POLL = 6  # SONGQUEUE_POLL_INITIAL_DELAY: the countdown the test catches in flight
 
@@ -44,6 +48,10 @@ def _delayed(queues: dict[str, tuple[str, int]]) -> int:
 class Sample:
     held_by_broker: int  # messages in the celery_delayed_* queues
     held_by_worker: int  # countdown (ETA) messages the worker holds: `celery inspect scheduled`
+    # Of those, the ones due more than HELD_AHEAD seconds after the look: a countdown the
+    # worker keeps. The delayed route delivers a message at its ETA, and on a loaded machine
+    # the worker may still list it for the moment before it runs; that is not holding it.
+    held_ahead: int
     open_jobs: int
 
 
@@ -56,7 +64,10 @@ def _watch(stack, ids: list[str], deadline: float) -> list[Sample]:
         scheduled = queue.celery.control.inspect(timeout=5, limit=1).scheduled() or {}
         assert scheduled, "the worker did not answer `inspect scheduled`"
         open_jobs = sum(1 for i in ids if not queue.status(i).state.terminal)
-        samples.append(Sample(_delayed(_queues(vhost)), sum(len(v) for v in scheduled.values()), open_jobs))
+        now = time.time()
+        etas = [entry.get("eta") for entries in scheduled.values() for entry in entries]
+        ahead = sum(1 for eta in etas if eta and datetime.fromisoformat(eta).timestamp() > now + HELD_AHEAD)
+        samples.append(Sample(_delayed(_queues(vhost)), len(etas), ahead, open_jobs))
         if open_jobs == 0:
             break
         time.sleep(0.3)  # pacing between looks, not synchronisation: the loop waits on open_jobs
@@ -86,8 +97,9 @@ def test_quorum_queues_keep_countdowns_in_the_broker(make_stack, sandbox):
     assert {f"celery_delayed_{level}" for level in range(28)} <= set(queues)
     # The countdowns were in flight, in the broker (the fault of holding them landed there)...
     assert max(x.held_by_broker for x in samples) >= JOBS, samples
-    # ...and never in the worker: it holds no ETA message at any look.
-    assert max(x.held_by_worker for x in samples) == 0, samples
+    # ...and never in the worker: it holds no countdown at any look (nothing due later
+    # than HELD_AHEAD seconds after it).
+    assert max(x.held_ahead for x in samples) == 0, samples
 
 
 def test_classic_queues_hold_the_same_countdowns_in_the_worker(make_stack, sandbox):
@@ -96,4 +108,5 @@ def test_classic_queues_hold_the_same_countdowns_in_the_worker(make_stack, sandb
 
     assert [s.queue().status(i).state for i in ids] == [JobState.SUCCEEDED] * JOBS
     assert max(x.held_by_worker for x in samples) >= 1, samples
+    assert max(x.held_ahead for x in samples) >= 1, samples  # the quorum test's measure sees them too
     assert not any(name.startswith("celery_delayed_") for name in _queues(_vhost(s.env["SONGQUEUE_BROKER_URL"])))
