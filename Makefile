@@ -101,7 +101,8 @@ faults: $(STAMP)
 beat: $(STAMP)
 	mkdir -p var && $(BIN)/celery -A workers.celery_app beat --loglevel INFO --schedule var/celerybeat-schedule
 
-# Benchmarks (bench/): markdown tables on stdout and in bench/results/latest.md. Private
+# Benchmarks (bench/): markdown tables on stdout; a complete run on a quiet machine from a clean,
+# committed tree is published to bench/results/latest-{full,quick}.md (docs/benchmarks.md). Private
 # Redis, sandbox and workers per benchmark; the full run (10,000 jobs in flight) takes about 50 minutes on 2 cores.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -81,13 +81,25 @@ class Section:
     table: str = ""
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # The 1-minute load average when it started (bench/run.py waits for a quiet machine).
+    load_at_start: float | None = None
+
+    @property
+    def void(self) -> bool:
+        """Started on a busy machine: its figures measure the other work as much as ours."""
+        return self.load_at_start is not None and self.load_at_start >= QUIET_LOAD
 
     def render(self) -> str:
-        parts = [f"### {self.title}", "", self.setup, ""]
+        parts = [f"### {self.title}", ""]
+        if self.void:
+            parts += [f"**Void**: the load average was {self.load_at_start:.2f} (>= {QUIET_LOAD}) when it started; "
+                      "its figures are not published.", ""]
+        parts += [self.setup, ""]
         if self.table:
             parts += [self.table, ""]
         parts += [f"- {n}" for n in self.notes]
-        parts += ["", f"_({self.seconds:.0f} s)_", ""]
+        load = "" if self.load_at_start is None else f"; load {self.load_at_start:.2f} at start"
+        parts += ["", f"_({self.seconds:.0f} s{load})_", ""]
         return "\n".join(parts)
 
 
@@ -366,7 +378,7 @@ def machine() -> dict[str, str]:
                 break
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+    dirty = uncommitted()
     return {
         "nproc": str(os.cpu_count()),
         "cpu": cpu or platform.processor() or "?",
@@ -375,7 +387,7 @@ def machine() -> dict[str, str]:
         "celery": celery.__version__,
         "redis-server": _redis_version(),
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "commit": commit + (" (with uncommitted changes)" if dirty.strip() else ""),
+        "commit": commit + (" (with uncommitted changes)" if dirty else ""),
     }
 
 
@@ -394,3 +406,28 @@ def _redis_version() -> str:
         if match:
             return match.group(1)
     return "?"
+
+
+def uncommitted() -> str:
+    """What `git status --porcelain` lists (untracked files included); empty on a clean tree."""
+    return subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
+# A figure is taken on a quiet machine: the 1-minute load average below this at the start of
+# a benchmark (2 cores here; anything else running turns a measure of ours into one of it).
+QUIET_LOAD = 1.0
+
+
+def load1() -> float:
+    return os.getloadavg()[0]
+
+
+def wait_for_quiet(timeout: float, limit: float = QUIET_LOAD, poll: float = 5.0) -> float:
+    """Wait up to `timeout` seconds for the 1-minute load average to fall below `limit`;
+    returns the last reading (still >= limit when it did not fall in time)."""
+    deadline = time.monotonic() + timeout
+    load = load1()
+    while load >= limit and time.monotonic() < deadline:
+        time.sleep(poll)  # pacing between readings of /proc/loadavg, not synchronisation
+        load = load1()
+    return load

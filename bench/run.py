@@ -1,11 +1,21 @@
-"""Run the benchmarks, print their tables, and write them to bench/results/latest.md.
+"""Run the benchmarks, print their tables, and write them to bench/results/.
 
-    python bench/run.py [--quick] [--only NAME[,NAME...]] [--out PATH] [--keep]
-    python bench/run.py --readme     # copy the latest results into docs/benchmarks.md, run nothing
+    python bench/run.py [--quick] [--only NAME[,NAME...]] [--out PATH] [--keep] [--settle S]
+    python bench/run.py --readme     # put the published results into docs/benchmarks.md, run nothing
+    python bench/run.py --check      # exit 1 when docs/benchmarks.md differs from the published results
 
 `make bench` runs the full set, `make bench-quick` the same with small parameters. Every
 benchmark starts its own Redis, sandbox and workers (deploy/local/stack.py) and measures
 its baseline in the same run; nothing here asserts on time.
+
+Discipline (a figure is a figure only if anyone can take it again):
+- Before each benchmark the run waits up to `--settle` seconds for the 1-minute load
+  average to fall below 1.0 and prints it; a benchmark that still starts above is marked
+  void in its section, and a run with a void section publishes nothing.
+- Results are published (bench/results/latest-{full,quick}.md, which docs/benchmarks.md is
+  generated from) only by a complete run (no --only, no failure) from a clean, committed
+  tree, named by its commit; any other run writes bench/results/scratch.md (not tracked)
+  and says why it is not published.
 """
 
 from __future__ import annotations
@@ -28,6 +38,9 @@ BENCHMARKS = ("pipeline_overhead", "slot_efficiency", "poll_efficiency", "suno_p
               "uncertain_reconcile", "http_api", "download", "download_wire", "io_pool", "eta_memory", "retention",
               "retry_garbage", "scale")
 RESULTS = ROOT / "bench" / "results"
+SCRATCH = RESULTS / "scratch.md"
+PAGE = ROOT / "docs" / "benchmarks.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 def header(quick: bool, info: dict[str, str]) -> str:
@@ -50,28 +63,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small parameters (a few minutes)")
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--out", type=Path, default=None,
-                        help="markdown output (default bench/results/latest.md; with --only, bench/results/only.md)")
+                        help="also write the markdown here (the published results are written only as the "
+                             "module docstring says; everything else goes to bench/results/scratch.md)")
     parser.add_argument("--keep", action="store_true", help="keep temporary folders (logs, Redis data)")
+    parser.add_argument("--settle", type=float, default=300.0,
+                        help="seconds to wait before each benchmark for the load average to fall below 1.0 "
+                             "(default 300)")
     parser.add_argument("--readme", action="store_true",
-                        help="run nothing: copy bench/results/latest-{full,quick}.md into docs/benchmarks.md")
+                        help="run nothing: put bench/results/latest-{full,quick}.md into docs/benchmarks.md")
+    parser.add_argument("--check", action="store_true",
+                        help="run nothing: exit 1 when docs/benchmarks.md differs from the published results")
     args = parser.parse_args(argv)
     if args.readme:
         return update_readme()
+    if args.check:
+        return check_readme()
 
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
-    out = args.out or RESULTS / ("latest.md" if not args.only else "only.md")
     harness.KEEP_TEMP = args.keep
 
+    dirty = harness.uncommitted()
+    load = harness.wait_for_quiet(args.settle)
+    print(f"load average at start: {load:.2f} (1 min); tree: {'uncommitted changes' if dirty else 'clean'}",
+          file=sys.stderr, flush=True)
     top = header(args.quick, harness.machine())
     print(top, flush=True)
     sections: list[str] = []
-    failed = []
+    failed: list[str] = []
+    void: list[str] = []
     started = time.monotonic()
     for name in names:
-        print(f"… running {name}", file=sys.stderr, flush=True)
+        section_load = harness.wait_for_quiet(args.settle)
+        print(f"… running {name} (load {section_load:.2f})", file=sys.stderr, flush=True)
         t0 = time.monotonic()
         try:
             section = importlib.import_module(f"bench.{name}").run(args.quick)
@@ -80,16 +106,40 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(name)
             section = harness.Section(title=name, setup=f"**failed**: {type(exc).__name__}: {exc}")
         section.seconds = time.monotonic() - t0
+        section.load_at_start = section_load
+        if section.void:
+            void.append(name)
         text = section.render()
         print(text, flush=True)
         sections.append(text)
-        _write(out, top, sections, time.monotonic() - started, args.quick)
+        _write(SCRATCH, top, sections, time.monotonic() - started, args.quick)
     total = time.monotonic() - started
-    _write(out, top, sections, total, args.quick)
-    if not args.only and not failed:
-        _write(RESULTS / f"latest-{'quick' if args.quick else 'full'}.md", top, sections, total, args.quick)
-    print(f"total {total / 60:.1f} min; written to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
-    return 1 if failed else 0
+    reasons = unpublishable(bool(args.only), failed, void, dirty)
+    target = SCRATCH if reasons else RESULTS / f"latest-{'quick' if args.quick else 'full'}.md"
+    _write(target, top, sections, total, args.quick)
+    if args.out:
+        _write(args.out, top, sections, total, args.quick)
+    if reasons:
+        print(f"not published ({'; '.join(reasons)}): written to {SCRATCH.relative_to(ROOT)}", file=sys.stderr)
+    else:
+        print(f"published to {target.relative_to(ROOT)}; `python bench/run.py --readme` puts it into "
+              "docs/benchmarks.md", file=sys.stderr)
+    print(f"total {total / 60:.1f} min")
+    return 1 if failed or void else 0
+
+
+def unpublishable(subset: bool, failed: list[str], void: list[str], dirty: str) -> list[str]:
+    """Why a run's results may not be published; none for a run anyone can take again."""
+    reasons = []
+    if subset:
+        reasons.append("a subset (--only)")
+    if failed:
+        reasons.append(f"failed: {', '.join(failed)}")
+    if void:
+        reasons.append(f"void (load >= {harness.QUIET_LOAD} at start): {', '.join(void)}")
+    if dirty:
+        reasons.append("uncommitted changes in the tree")
+    return reasons
 
 
 def _write(out: Path, top: str, sections: list[str], seconds: float, quick: bool) -> None:
@@ -99,27 +149,44 @@ def _write(out: Path, top: str, sections: list[str], seconds: float, quick: bool
     out.write_text(top + "\n" + "\n".join(sections) + "\n" + footer)
 
 
-def update_readme() -> int:
-    """Put the latest full run (if any) and the latest quick run between docs/benchmarks.md's markers."""
-    readme = ROOT / "docs" / "benchmarks.md"
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-    text = readme.read_text()
-    if text.count(start) != 1 or text.count(end) != 1:
-        print(f"docs/benchmarks.md needs exactly one {start} and one {end}", file=sys.stderr)
-        return 2
+def results_block() -> str | None:
+    """The generated part of docs/benchmarks.md: the latest published full run (if any) and
+    the latest published quick run; None when neither exists."""
     parts = []
     for mode in ("full", "quick"):
         path = RESULTS / f"latest-{mode}.md"
         if path.exists():
             body = path.read_text().split("\n", 1)[1].strip()  # drop the "## Benchmark results" title
             parts.append(body if not parts else f"<details><summary>Latest quick run</summary>\n\n{body}\n\n</details>")
-    if not parts:
+    return "\n\n".join(parts) if parts else None
+
+
+def render_page(text: str, block: str) -> str:
+    """`text` (docs/benchmarks.md) with `block` between its markers."""
+    if text.count(START) != 1 or text.count(END) != 1:
+        raise ValueError(f"docs/benchmarks.md needs exactly one {START} and one {END}")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return head + START + "\n" + block + "\n" + END + tail
+
+
+def update_readme() -> int:
+    """Put the published results between docs/benchmarks.md's markers."""
+    block = results_block()
+    if block is None:
         print("no bench/results/latest-{full,quick}.md yet: run make bench or make bench-quick", file=sys.stderr)
         return 2
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(head + start + "\n" + "\n\n".join(parts) + "\n" + end + tail)
+    PAGE.write_text(render_page(PAGE.read_text(), block))
     print("docs/benchmarks.md: results updated")
+    return 0
+
+
+def check_readme() -> int:
+    block = results_block()
+    if block is None or render_page(PAGE.read_text(), block) != PAGE.read_text():
+        print("docs/benchmarks.md differs from bench/results/latest-*.md: run `python bench/run.py --readme`",
+              file=sys.stderr)
+        return 1
     return 0
 
 
