@@ -3,6 +3,7 @@
     python bench/run.py [--quick] [--only NAME[,NAME...]] [--out PATH] [--keep] [--settle S]
     python bench/run.py --readme     # put the published results into docs/benchmarks.md, run nothing
     python bench/run.py --check      # exit 1 when docs/benchmarks.md differs from the published results
+    python bench/run.py --profile NAME [--quick]   # a flame graph of benchmark NAME (py-spy), in bench/results/
 
 `make bench` runs the full set, `make bench-quick` the same with small parameters. Every
 benchmark starts its own Redis, sandbox and workers (deploy/local/stack.py) and measures
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shutil
+import subprocess
 import sys
 import time
 import traceback
@@ -73,7 +76,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="run nothing: put bench/results/latest-{full,quick}.md into docs/benchmarks.md")
     parser.add_argument("--check", action="store_true",
                         help="run nothing: exit 1 when docs/benchmarks.md differs from the published results")
+    parser.add_argument("--profile", metavar="NAME", default="",
+                        help="run benchmark NAME under py-spy (its worker processes included) and write a flame "
+                             "graph to bench/results/profile-NAME.svg; its figures are not published")
     args = parser.parse_args(argv)
+    if args.profile:
+        return profile(args.profile, args.quick)
     if args.readme:
         return update_readme()
     if args.check:
@@ -126,6 +134,27 @@ def main(argv: list[str] | None = None) -> int:
               "docs/benchmarks.md", file=sys.stderr)
     print(f"total {total / 60:.1f} min")
     return 1 if failed or void else 0
+
+
+def profile(name: str, quick: bool) -> int:
+    """A flame graph of one benchmark: py-spy samples this process and every process it starts
+    (the Celery workers, the sandbox, the API), 100 times a second, and renders an SVG."""
+    if name not in BENCHMARKS:
+        print(f"--profile: unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        print("--profile needs py-spy: `pip install py-spy` (in the project's venv: .venv/bin/pip)", file=sys.stderr)
+        return 2
+    out = RESULTS / f"profile-{name}.svg"
+    command = [spy, "record", "--subprocesses", "--rate", "100", "--format", "flamegraph", "--output", str(out),
+               "--", sys.executable, str(Path(__file__).resolve()), "--only", name, "--settle", "0",
+               *(["--quick"] if quick else [])]
+    print(" ".join(command), file=sys.stderr)
+    done = subprocess.run(command, cwd=ROOT)
+    if done.returncode == 0 and out.exists():
+        print(f"flame graph: {out.relative_to(ROOT)} (open it in a browser; wider = more samples)", file=sys.stderr)
+    return done.returncode
 
 
 def unpublishable(subset: bool, failed: list[str], void: list[str], dirty: str) -> list[str]:
