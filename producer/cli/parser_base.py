@@ -36,6 +36,10 @@ def did_you_mean(word: str, candidates: Sequence[str]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
+# A usage longer than this many lines is replaced by a pointer to --help in error messages.
+SHORT_USAGE_LINES = 4
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """Appends `default: X` to a flag's help when it has a default worth saying."""
 
@@ -53,11 +57,19 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        """The mistake first (with a did-you-mean), then a usage short enough to see it: a
+        command whose full usage runs past a few lines points at its --help instead."""
         match = _INVALID_CHOICE.search(message)
         if match:
             found = subcommands(self)
             message += did_you_mean(match.group(1), list(found[1]) if found else [])
-        super().error(message)
+        self.exit(2, f"{self.prog}: error: {message}\n{self.short_usage()}")
+
+    def short_usage(self) -> str:
+        usage = self.format_usage()
+        if usage.count("\n") <= SHORT_USAGE_LINES:
+            return usage
+        return f"usage: {self.prog} [options]  (`{self.prog} --help` lists them)\n"
 
     def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
         # Unknown flags are reported by the (sub)command they were given to, with its own usage.

@@ -74,10 +74,10 @@ def add_request_flags(parser: argparse.ArgumentParser) -> None:
         owners = "/".join(spec.name for spec in PROVIDERS.values() if spec.owns(name))
         if info.annotation in (bool, bool | None):
             parser.add_argument(flag(name), dest=name, action="store_const", const=True, default=None,
-                                help=f"{owners}: " + field_help(info))
+                                help=_owned(owners, field_help(info)))
         else:
             parser.add_argument(flag(name), dest=name, default=None, metavar=name.upper(),
-                                help=f"{owners}: " + field_help(info))
+                                help=_owned(owners, field_help(info)))
     parser.add_argument("--mode", choices=["regular", "precede", "continuation"], default=None,
                         help="config.mode; precede/continuation extend the song given by --extend or --extend-job")
     extend = parser.add_mutually_exclusive_group()
@@ -105,14 +105,29 @@ def field_help(info: FieldInfo) -> str:
                            ("min_length", "length >="), ("max_length", "length <=")):
             if getattr(rule, attr, None) is not None:
                 parts.append(f"{sign} {getattr(rule, attr)}")
-    parts.append(f"default {info.default!r}")
+    if not info.is_required() and info.default is not None and not (info.default is False and info.annotation is bool):
+        # None and an unset boolean flag are "not sent", nothing a reader needs told.
+        parts.append(f"default {info.default!r}")
     return "; ".join(parts)
 
 
+def _owned(owners: str, text: str) -> str:
+    """A flag's help prefixed by the providers that take it ("minimax", "minimax: music-1.5+: ...")."""
+    return f"{owners}: {text}" if text else f"{owners} only"
+
+
 def _other_models() -> str:
-    """The --model help's note on the providers whose model field is not udio's."""
+    """The --model help's note on the providers whose model field is not udio's: each one's
+    models, its default first."""
     others = (spec for spec in PROVIDERS.values() if spec.request_model is not UdioRequest)
-    return "".join(f"; {spec.name}: {spec.default_model}" for spec in others)
+    return "".join(f"; {spec.name}: {', '.join(_models(spec))}" for spec in others)
+
+
+def _models(spec: ProviderSpec) -> list[str]:
+    """Every model the provider's request accepts, its default first."""
+    field = spec.request_model.model_fields[spec.model_field]
+    names = [str(m) for m in get_args(field.annotation)] if get_origin(field.annotation) is Literal else []
+    return [spec.default_model] + [m for m in names if m != spec.default_model]
 
 
 def flag(name: str) -> str:

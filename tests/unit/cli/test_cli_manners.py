@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from typing import get_args
 
 import pytest
 
 from producer.cli import main as cli
 from producer.cli.completion import completion_script
+from producer.core.models.providers import PROVIDERS
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -80,3 +82,21 @@ COMP_WORDS=(songqueue playlist r); COMP_CWORD=2; _songqueue; echo "${COMPREPLY[@
 """
     lines = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True).stdout.splitlines()
     assert lines == ["submit", "--prompt --prompt-strength --provider", "run"]
+
+
+def test_submit_help_shows_real_defaults_and_every_model(capsys):
+    code, out, _ = _run(capsys, "submit", "--help")
+    assert code == 0
+    assert "PydanticUndefined" not in out and "default None" not in out
+    flat = " ".join(out.split()).replace("- ", "-")  # argparse wraps long help lines, some at hyphens
+    for spec in PROVIDERS.values():
+        field = spec.request_model.model_fields[spec.model_field]
+        for model in get_args(field.annotation):
+            assert model in flat, f"--model help misses {spec.name}'s {model}"
+
+
+def test_a_mistyped_flag_is_told_first_with_a_short_usage(capsys):
+    code, _, err = _run(capsys, "submit", "--promt", "x")
+    lines = err.splitlines()
+    assert code == 2 and "did you mean --prompt?" in lines[0]
+    assert len(lines) <= 3 and "songqueue submit --help" in err, err
