@@ -110,7 +110,9 @@ def _parser() -> Parser:
     p = sub.add_parser("flower", help="run Flower with basic auth from SONGQUEUE_FLOWER_USER/_PASSWORD")
     p.add_argument("--port", type=whole_number(0, 65535), default=None,
                    help="port, 0..65535 (Flower's default 5555; 0 picks a free port)")
-    p.add_argument("--address", default=None, help="address to bind (Flower's default: all)")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1, like the API and metrics; 0.0.0.0 for every interface, "
+                        "e.g. in a container)")
     p.add_argument("--insecure", action="store_true", help="run without authentication (trusted networks only)")
 
     p = sub.add_parser("doctor", help="check settings, Redis, broker, workers, watchdog, storage, providers; "

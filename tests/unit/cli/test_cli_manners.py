@@ -100,3 +100,11 @@ def test_a_mistyped_flag_is_told_first_with_a_short_usage(capsys):
     lines = err.splitlines()
     assert code == 2 and "did you mean --prompt?" in lines[0]
     assert len(lines) <= 3 and "songqueue submit --help" in err, err
+
+
+def test_every_server_binds_loopback_unless_told():
+    """Flower too: it shows every task's arguments, so it is never open on every interface by default."""
+    parser = cli._parser()
+    for argv in (["flower"], ["api"], ["metrics"], ["hooks"]):
+        parsed = vars(parser.parse_args(argv))
+        assert parsed.get("address", parsed.get("host")) == "127.0.0.1", argv
