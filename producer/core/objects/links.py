@@ -62,8 +62,29 @@ class ObjectLinks:
             try:
                 body: BinaryIO = self._s3.get_object(Bucket=where.bucket, Key=where.key)["Body"]
             except ClientError as exc:
-                raise ObjectUnreadable(f"{obj.uri}: {exc.response.get('Error', {}).get('Code', 'error')}") from exc
+                raise ObjectUnreadable(_s3_reason(obj.uri, exc.response.get("Error", {}).get("Code", "error"))) from exc
             except BotoCoreError as exc:
-                raise ObjectUnreadable(f"{obj.uri}: {type(exc).__name__}") from exc
+                raise ObjectUnreadable(_s3_reason(obj.uri, type(exc).__name__)) from exc
             return body
         raise ObjectUnreadable(f"cannot read an object stored at {obj.uri!r}")
+
+
+# What to do about the S3 errors a reader meets most, by botocore's error code or class name.
+S3_FIXES = {
+    "NoCredentialsError": "no S3 credentials here: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, "
+                          "or an instance role) where this runs, as the workers have them",
+    "PartialCredentialsError": "incomplete S3 credentials: AWS_ACCESS_KEY_ID needs AWS_SECRET_ACCESS_KEY too",
+    "InvalidAccessKeyId": "the S3 access key is not known to the endpoint: check AWS_ACCESS_KEY_ID and "
+                          "SONGQUEUE_S3_ENDPOINT_URL",
+    "SignatureDoesNotMatch": "the S3 secret key does not match the access key: check AWS_SECRET_ACCESS_KEY",
+    "AccessDenied": "these S3 credentials may not read this bucket: grant s3:GetObject on it",
+    "NoSuchBucket": "the bucket does not exist at this endpoint: check SONGQUEUE_STORAGE_URL and "
+                    "SONGQUEUE_S3_ENDPOINT_URL",
+    "NoSuchKey": "the object is gone from the bucket (deleted, or a lifecycle rule expired it)",
+    "EndpointConnectionError": "the S3 endpoint cannot be reached: check SONGQUEUE_S3_ENDPOINT_URL and the network",
+}
+
+
+def _s3_reason(uri: str, code: str) -> str:
+    fix = S3_FIXES.get(code)
+    return f"{uri}: {code}" + (f" ({fix})" if fix else "")
