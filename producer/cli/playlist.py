@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_TIMEOUT
     display.close()
-    _print_run(run, jobs, args.json)
+    _print_run(run, jobs, args.json, queue.links.link_uri)
     return EXIT_OK if run.state == RunState.SUCCEEDED else EXIT_FAILED
 
 
@@ -128,11 +129,12 @@ def _status(args: argparse.Namespace) -> int:
     if run is None:
         print(f"songqueue: no playlist run {args.run_id}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    _print_run(run, _jobs(queue, run), args.json)
+    _print_run(run, _jobs(queue, run), args.json, queue.links.link_uri)
     return EXIT_OK
 
 
-def _print_run(run: PlaylistRun, jobs: list[JobRecord | None], as_json: bool) -> None:
+def _print_run(run: PlaylistRun, jobs: list[JobRecord | None], as_json: bool, link: Callable[[str], str]) -> None:
+    """`link`: a stored object's URI as something to open (an absolute path, or a presigned URL)."""
     if as_json:
         print(json.dumps(run_view(run, jobs), ensure_ascii=False))
         return
@@ -145,9 +147,9 @@ def _print_run(run: PlaylistRun, jobs: list[JobRecord | None], as_json: bool) ->
         error = f"  {job.error.code}: {job.error.message}" if job and job.error else ""
         print(f"  job {job_id}: {state}{error}")
     for song in run.songs:
-        print(f"  song: {song.title!r} {song.path}")
+        print(f"  song: {song.title!r} {link(song.uri)}")
     if run.m3u8:
-        print(f"  playlist: {run.m3u8.uri}")
+        print(f"  playlist: {link(run.m3u8.uri)}")
     if run.error:
         print(f"  error: {run.error.code}: {run.error.message}")
 

@@ -39,16 +39,21 @@ class ObjectLinks:
         return s3_client(self.settings)
 
     def link(self, obj: StoredObject) -> str:
-        scheme = urlparse(obj.uri).scheme
+        return self.link_uri(obj.uri)
+
+    def link_uri(self, uri: str) -> str:
+        """A usable link to the object stored at `uri`: its absolute local path (file storage)
+        or a presigned URL (S3)."""
+        scheme = urlparse(uri).scheme
         if scheme == "file":
-            return str(file_path(obj.uri))
+            return str(file_path(uri).resolve())
         if scheme == "s3":
-            where = S3Location.parse(obj.uri)
+            where = S3Location.parse(uri)
             # Signing is local computation: no request is made until the link is used.
             return self._s3.generate_presigned_url(
                 "get_object", Params={"Bucket": where.bucket, "Key": where.key}, ExpiresIn=self.settings.link_expiry
             )
-        raise ValueError(f"no link for an object stored at {obj.uri!r}")
+        raise ValueError(f"no link for an object stored at {uri!r}")
 
     def open(self, obj: StoredObject) -> BinaryIO:
         """The object's bytes as a stream; the caller closes it."""

@@ -16,7 +16,7 @@ import redis
 from producer.cli import main as cli
 from producer.client.wait_loop import Deadline, poll_until
 from producer.core.models.job_record import JobError, JobRecord, JobState, SongRecord, StoredObject
-from producer.core.models.playlist_run import PlaylistRun, RunState
+from producer.core.models.playlist_run import PlaylistRun, RunSong, RunState
 from producer.core.playlists.definition import DefinitionError, load_definition, load_folder, parse_definition
 from producer.core.playlists.schedule import Cron, Every, parse_duration
 from producer.core.settings import Settings
@@ -329,3 +329,19 @@ def test_wait_loop_reports_every_read_and_hands_back_the_last_on_timeout() -> No
     with pytest.raises(Deadline) as caught:
         poll_until(lambda: next(reads), lambda n: False, 0, on_progress=seen.append, interval=0)
     assert caught.value.last == 4 and seen[-1] == 4
+
+
+def test_playlist_status_prints_songs_as_paths_one_can_open(tmp_path, capsys) -> None:
+    """Not the M3U8's relative `../../../jobs/...`: an absolute path (or a presigned URL on S3)."""
+    from producer.cli.playlist import _print_run
+    from producer.core.objects.links import ObjectLinks
+    from producer.core.settings import Settings
+
+    song = tmp_path / "objects" / "jobs" / "j1" / "song-1.mp3"
+    run = _run(min_success=1).model_copy(update={"songs": [RunSong(
+        job_id="j1", request_index=1, song_index=1, title="Dawn", duration=33.0, key="jobs/j1/song-1.mp3",
+        uri=song.as_uri(), path="../../../jobs/j1/song-1.mp3", sha256="0" * 64)]})
+    links = ObjectLinks(Settings(storage_url=(tmp_path / "objects").as_uri()))
+    _print_run(run, [None, None, None], as_json=False, link=links.link_uri)
+    out = capsys.readouterr().out
+    assert f"song: 'Dawn' {song}" in out and "../" not in out
