@@ -17,6 +17,7 @@ from producer.core.settings import get_settings
 from producer.core.unknown_settings import warn_unknown
 from workers import (
     diagnostics,
+    fleet_card,
     log_format,  # noqa: F401 - connects the JSON log signals (SONGQUEUE_LOG_JSON)
     watchdog_timer,  # noqa: F401 - every worker runs the watchdog round on a timer
 )
@@ -51,4 +52,7 @@ worker_process_init.connect(lambda **_: diagnostics.pool_child_started(get_setti
 worker_ready.connect(lambda sender=None, **_: diagnostics.worker_ready(get_settings(), sender), weak=False)
 worker_process_shutdown.connect(lambda **_: diagnostics.stopping(), weak=False)
 worker_shutdown.connect(lambda **_: diagnostics.stopping(), weak=False)
+# What this worker runs with, for `songqueue doctor` and songqueue_worker_up (workers/fleet_card.py).
+worker_ready.connect(lambda sender=None, **_: fleet_card.ready(get_settings(), sender), weak=False)
+worker_shutdown.connect(lambda **_: fleet_card.stopping(), weak=False)
 beat_init.connect(lambda **_: warn_unknown(), weak=False)

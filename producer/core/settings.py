@@ -213,7 +213,10 @@ class Settings(BaseSettings):
         None, "udio", "Udio's own `POLL_MAX_INTERVAL`; unset means the global one", gt=0)
 
     # --- minimax ---
-    minimax_base_url: str = setting("https://api.302.ai", "minimax", "MiniMax gateway (302.ai)")
+    minimax_base_url: str = setting(
+        "http://127.0.0.1:8808", "minimax",
+        "MiniMax gateway base URL (302.ai: `https://api.302.ai`); the default is the local sandbox, like every "
+        "provider's, so nothing calls a paid gateway until told to")
     minimax_api_key: SecretStr = setting(
         SecretStr(""), "minimax",
         "sent as `Authorization: Bearer …`, by the workers and by the producer's reference uploads; never logged")

@@ -6,6 +6,7 @@ new provider is checked without a change here."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -13,9 +14,11 @@ from urllib.parse import unquote, urlparse
 import requests
 from pydantic import SecretStr
 
+from producer.core.fleet import mask_url
+from producer.core.models.providers import provider_spec
 from producer.core.settings import Settings
 from producer.core.unknown_settings import unknown_variables
-from producer.doctor.report import Line, failed, mask_url, passed
+from producer.doctor.report import Line, failed, passed
 
 
 def settings_in_effect(settings: Settings) -> Line:
@@ -91,19 +94,37 @@ def callback_secret(settings: Settings, jobs_with_callbacks: int | None) -> Line
 
 
 def provider(settings: Settings, name: str) -> Line:
-    """Provider `name`: its API key set, and its base URL answering (any HTTP answer counts)."""
+    """Provider `name`: its API key set and, where the gateway has a call that costs nothing,
+    accepted (the fetch of a task that does not exist); else its base URL answering."""
     own = settings.provider(name)
-    problems, fixes = [], []
-    if not own.api_key.get_secret_value():
-        problems.append(f"{own.env('api_key')} is not set")
-        fixes.append(f"set {own.env('api_key')} (the local sandbox of `make sandbox` takes 'sandbox-key', "
-                     "or $SONGQUEUE_SANDBOX_API_KEY)")
+    key = own.api_key.get_secret_value()
+    if not key:
+        return failed(f"provider {name}", f"{own.env('api_key')} is not set",
+                      f"set {own.env('api_key')} here and on every worker (the local sandbox of `make sandbox` "
+                      "takes 'sandbox-key', or $SONGQUEUE_SANDBOX_API_KEY)")
+    probe = provider_spec(name).key_probe
+    url = own.base_url.rstrip("/") + (probe.format(task_id="songqueue-doctor-" + secrets.token_hex(4)) if probe else "")
     try:
-        answer = requests.get(own.base_url, timeout=3, allow_redirects=False)
-        reached = f"{own.base_url} answers (HTTP {answer.status_code})"
+        answer = requests.get(url, timeout=3, allow_redirects=False, headers={"Authorization": f"Bearer {key}"})
     except requests.RequestException as exc:
-        problems.append(f"{own.base_url} does not answer ({type(exc).__name__})")
-        fixes.append(f"check {own.env('base_url')} and the network (for the local sandbox: `make sandbox`)")
-    if problems:
-        return failed(f"provider {name}", "; ".join(problems), "; ".join(fixes))
-    return passed(f"provider {name}", f"key set; {reached}")
+        return failed(f"provider {name}", f"{own.base_url} does not answer ({type(exc).__name__})",
+                      f"check {own.env('base_url')} and the network (for the local sandbox: `make sandbox`)")
+    verdict = key_verdict(probe is not None, answer.status_code)
+    if verdict == "refused":
+        return failed(f"provider {name}", f"{own.base_url} refused the key (HTTP {answer.status_code})",
+                      f"check {own.env('api_key')}: the gateway does not accept it")
+    if verdict == "accepted":
+        return passed(f"provider {name}", f"key accepted: the fetch of an unknown task answered HTTP "
+                      f"{answer.status_code}, not 401/403 ({own.base_url})")
+    return passed(f"provider {name}", f"key set; {own.base_url} answers (HTTP {answer.status_code}), but this "
+                  "gateway has no free call that checks a key: the first job will tell")
+
+
+def key_verdict(probed: bool, status: int) -> str:
+    """What an answer says of the key: refused (401/403), accepted (a probe's unknown task: 404,
+    or 400 `task_not_exist` as new-api relays answer it), or unknown."""
+    if status in (401, 403):
+        return "refused"
+    if probed and status in (400, 404):
+        return "accepted"
+    return "unknown"

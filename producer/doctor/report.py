@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pydantic
 
@@ -49,23 +48,8 @@ def render(lines: list[Line]) -> str:
     return "\n".join(out)
 
 
-def mask_url(url: str) -> str:
-    """A URL with its password (redis://:pw@host, amqp://user:pw@host) replaced by ****.
-
-    A list of URLs joined by ';' (kombu's sentinel://h1;sentinel://h2 form) is masked part by part."""
-    if ";" in url:
-        return ";".join(mask_url(part) for part in url.split(";"))
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:****@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def run(providers: Sequence[str]) -> list[Line]:
-    """Every check, in order: settings, variables, Redis, broker, workers, watchdog, clock,
+    """Every check, in order: settings, variables, Redis, broker, workers, the fleet's cards, watchdog, clock,
     storage, each provider of `providers`, callbacks."""
     from producer.doctor import config_checks, service_checks  # they import Line from here
 
@@ -83,7 +67,7 @@ def run(providers: Sequence[str]) -> list[Line]:
     store = None if client is None else JobStore(client, settings.key_prefix)
     broker_line = service_checks.broker(app, settings)
     lines += [redis_line, broker_line, service_checks.workers(app, broker_line.ok),
-              service_checks.watchdog(store, settings), service_checks.clock_skew(client),
+              service_checks.fleet(client, settings), service_checks.watchdog(store, settings), service_checks.clock_skew(client),
               config_checks.storage_writable(settings)]
     lines += [config_checks.provider(settings, name) for name in providers]
     lines.append(config_checks.callback_secret(settings, service_checks.jobs_with_callbacks(store)))

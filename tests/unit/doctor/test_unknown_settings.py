@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from producer.core.fleet import mask_url
 from producer.core.unknown_settings import unknown_variables
-from producer.doctor.report import mask_url
 
 
 def test_typos_get_a_did_you_mean_and_known_names_pass(tmp_path):

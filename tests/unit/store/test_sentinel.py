@@ -12,9 +12,9 @@ from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
 from redis.sentinel import SentinelConnectionPool
 
 from producer.core.broker import celery_config
+from producer.core.fleet import mask_url
 from producer.core.settings import Settings, describe_settings_error
 from producer.core.store import redis_client, sentinel_url
-from producer.doctor.report import mask_url
 
 URL = "sentinel://:pw@s1:26380/2;sentinel://s2;sentinel://s3:26382/2"
 
