@@ -184,6 +184,8 @@ def make_stack(redis_url: str, sandbox: Sandbox, tmp_path: Path, broker: str) ->
             # The sandbox and the tests' receivers run on 127.0.0.1 (url_guard refuses it by default).
             "SONGQUEUE_ALLOW_PRIVATE_NETWORKS": "true",
             **{f"SONGQUEUE_{k.upper()}": str(v) for k, v in overrides.items()},
+            # A crash point acts only beside the fault tests' switch (workers/fault_points.py).
+            **({"SONGQUEUE_TEST_FAULTS": "1"} if "fault_point" in overrides else {}),
         })
         built = Stack(redis_url, sandbox, stack_dir, env)
         made.append(built)

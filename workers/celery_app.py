@@ -17,6 +17,7 @@ from producer.core.settings import get_settings
 from producer.core.unknown_settings import warn_unknown
 from workers import (
     diagnostics,
+    fault_points,
     fleet_card,
     log_format,  # noqa: F401 - connects the JSON log signals (SONGQUEUE_LOG_JSON)
     watchdog_timer,  # noqa: F401 - every worker runs the watchdog round on a timer
@@ -45,6 +46,8 @@ if uses_quorum(app):
 
 # A mistyped SONGQUEUE_* variable is ignored by the settings: say so where operators look.
 worker_ready.connect(lambda **_: warn_unknown(), weak=False)
+# A crash point armed without the test switch stops the worker before it takes a message.
+worker_init.connect(lambda **_: fault_points.refuse_unarmed(), weak=False)
 
 # Diagnostics (workers/diagnostics.py), each switched by a setting: pool children freeze their
 # inherited heap (SONGQUEUE_GC_FREEZE, on), tracemalloc dumps (SONGQUEUE_TRACEMALLOC_DIR, off).

@@ -17,8 +17,10 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 PREFIX = "SONGQUEUE_"
-# Read by other programs of this repository, not by Settings.
-OTHER_PROGRAMS = frozenset({"SONGQUEUE_SANDBOX_API_KEY", "SONGQUEUE_TEST_AMQP_URL"})
+# Not settings, but ours: the sandbox's key, the tests' RabbitMQ, and the fault tests' crash point
+# with its switch (workers/fault_points.py; doctor reports an armed point on its own line).
+FAULT_POINT, TEST_FAULTS = "SONGQUEUE_FAULT_POINT", "SONGQUEUE_TEST_FAULTS"
+OTHER_PROGRAMS = frozenset({"SONGQUEUE_SANDBOX_API_KEY", "SONGQUEUE_TEST_AMQP_URL", FAULT_POINT, TEST_FAULTS})
 log = logging.getLogger("songqueue.settings")
 
 

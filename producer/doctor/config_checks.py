@@ -6,6 +6,7 @@ new provider is checked without a change here."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import uuid
 from pathlib import Path
@@ -17,7 +18,7 @@ from pydantic import SecretStr
 from producer.core.fleet import mask_url
 from producer.core.models.providers import provider_spec
 from producer.core.settings import Settings
-from producer.core.unknown_settings import unknown_variables
+from producer.core.unknown_settings import FAULT_POINT, TEST_FAULTS, unknown_variables
 from producer.doctor.report import Line, failed, passed
 
 
@@ -38,12 +39,19 @@ def settings_in_effect(settings: Settings) -> Line:
 
 
 def unknown_settings() -> Line:
+    """Every SONGQUEUE_* variable is a setting (or one of ours that is not), and no crash
+    point of the fault tests is armed here."""
     unknown = unknown_variables()
-    if not unknown:
-        return passed("variables", "every SONGQUEUE_* variable is a known setting")
+    problems = [v.describe() for v in unknown]
     fixes = [f"rename {v.name} to {v.suggestion}" if v.suggestion else f"remove {v.name}" for v in unknown]
-    return failed("variables", "; ".join(v.describe() for v in unknown), "; ".join(fixes),
-                  unknown=[v.name for v in unknown])
+    point = os.environ.get(FAULT_POINT)
+    if point:
+        problems.append(f"{FAULT_POINT}={point} is set: a worker started with it crashes itself on purpose at that "
+                        f"point (the fault tests' switch), and refuses to start without {TEST_FAULTS}=1")
+        fixes.append(f"unset {FAULT_POINT} outside the fault tests")
+    if not problems:
+        return passed("variables", "every SONGQUEUE_* variable is a known setting")
+    return failed("variables", "; ".join(problems), "; ".join(fixes), unknown=[v.name for v in unknown])
 
 
 def storage_writable(settings: Settings) -> Line:

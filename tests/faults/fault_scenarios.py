@@ -27,10 +27,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "deploy" / "local")]  # run as a script by
 import stack  # noqa: E402
 
 from producer import JobState  # noqa: E402
+from sandbox.faults import OUTCOMES  # noqa: E402
 from tests.faults import invariants  # noqa: E402
 from tests.faults.disruptions import (  # noqa: E402
     LIVE,
     Disruption,
+    Fault,
     backlog_then_kill,
     crash_point_hit,
     kill_workers_twice_when,
@@ -121,11 +123,19 @@ POINT_ENDS = (SUCCESS, failed("submit_uncertain"))
 
 
 def point_scenarios(gateways: tuple[str, ...] = GATEWAY_NAMES) -> list[Scenario]:
-    """Every crash point x provider: each worker SIGKILLs itself once at the point."""
+    """Every crash point x provider, twice: the whole worker dies at the point (SIGKILL to its
+    main process and every pool child, as a machine that dies; a fresh worker starts after,
+    and the default watchdog settings recover it), and only the pool child running the step
+    dies (its worker's main process lives on and requeues the message at once)."""
+    reached = [(name, point) for name in gateways for point in POINTS
+               if point not in NO_ROW | NOT_REACHED.get(gateway(name, "").provider, set())]
     return [
-        Scenario(f"crash point {point}", "sandbox:gen_time=2", POINT_ENDS,
-                 settings={"FAULT_POINT": f"{point}:kill"}, disrupt=crash_point_hit(point), gateway=name)
-        for name in gateways for point in POINTS if point not in NO_ROW | NOT_REACHED.get(gateway(name, "").provider, set())
+        *[Scenario(f"worker killed at {point}", "sandbox:gen_time=2", POINT_ENDS, default_watchdog=True,
+                   settings={"FAULT_POINT": f"{point}:kill_worker"}, disrupt=crash_point_hit(point), gateway=name)
+          for name, point in reached],
+        *[Scenario(f"pool child killed at {point}", "sandbox:gen_time=2", POINT_ENDS,
+                   settings={"FAULT_POINT": f"{point}:kill"}, disrupt=crash_point_hit(point), gateway=name)
+          for name, point in reached],
     ]
 
 
@@ -170,13 +180,16 @@ class Result:
     lost: int
     submitted_twice: int
     paid_but_forgotten: int
-    recoveries: list[float]  # per job that ended after the fault: seconds from the fault
+    recoveries: list[float]  # per job the fault caught: seconds from the fault to its end
     broken: list[str]  # invariants that did not hold, one sentence each
     notes: list[str]
 
     @property
     def ok(self) -> bool:
-        return not (self.unexpected or self.lost or self.submitted_twice or self.paid_but_forgotten or self.broken)
+        """A row holds when it ran jobs, its fault landed (in `broken` otherwise), and every
+        invariant held for every job."""
+        return bool(self.jobs) and not (self.unexpected or self.lost or self.submitted_twice or
+                                        self.paid_but_forgotten or self.broken)
 
     @property
     def recovery_median(self) -> float | None:
@@ -198,7 +211,8 @@ def run(scenario: Scenario, tmp: Path, sandbox_url: str, jobs: int, settings: di
                 appendfsync=scenario.appendfsync)
     broken: list[str] = []
     texts: dict[str, str] = {}
-    fault_at = None
+    fault: Fault | None = None
+    faults_before = _sandbox_faults(sandbox_url)
     try:
         h.start_worker()
         tag = uuid.uuid4().hex[:8]
@@ -206,7 +220,7 @@ def run(scenario: Scenario, tmp: Path, sandbox_url: str, jobs: int, settings: di
             text = f"{scenario.name} {tag} {i} {scenario.directives}".strip()
             texts[h.submit(text)] = text
         if scenario.disrupt:
-            fault_at = scenario.disrupt(h, list(texts))
+            fault = scenario.disrupt(h, list(texts))
         stack.wait_until(lambda: all(s is not None and s.terminal for s in h.states(list(texts))),
                          timeout, "every job to end", interval=0.2)
     except (TimeoutError, AssertionError) as exc:
@@ -222,6 +236,7 @@ def run(scenario: Scenario, tmp: Path, sandbox_url: str, jobs: int, settings: di
         records = _after_archive(h, list(texts))
         _note_storage_faults(h, merged, records)
         stats = requests.get(f"{sandbox_url}/_sandbox/stats", timeout=10).json()
+        broken += _directive_faults_missing(scenario, faults_before, stats.get("faults", {}))
         found = invariants.check(redis.Redis.from_url(h.redis_url), h.prefix, h.config, records, texts, stats,
                                  h.gateway.billed_by, h.callbacks(),
                                  resubmit=merged.get("UNCERTAIN_SUBMIT") == "resubmit")
@@ -233,14 +248,34 @@ def run(scenario: Scenario, tmp: Path, sandbox_url: str, jobs: int, settings: di
     lost = sum(not r.state.terminal for r in records)
     unexpected = [f"{r.id} {r.state.value} {r.error.code + ': ' + r.error.message if r.error else ''}"
                   for r, end in zip(records, ends) if end not in scenario.expect and r.state.terminal]
-    recoveries = [r.transitions[-1].at - fault_at for r in records
-                  if fault_at is not None and r.state.terminal and r.transitions and r.transitions[-1].at >= fault_at]
-    if fault_at is not None and not recoveries and settled_at is not None:
+    if not records:
+        broken.append("the row ran no jobs")
+    if scenario.disrupt is not None and fault is None and not broken:
+        broken.append("the row's fault did not land")
+    recoveries = [r.transitions[-1].at - fault.at for r in records
+                  if fault is not None and r.id in fault.jobs and r.state.terminal and r.transitions
+                  and r.transitions[-1].at >= fault.at]
+    if fault is not None and not recoveries and settled_at is not None:
         # The fault hit after every job had ended (a callback point): recovered once every
         # owed callback was delivered and settled.
-        recoveries = [settled_at - fault_at]
+        recoveries = [settled_at - fault.at]
     return Result(scenario, jobs, succeeded, expected, len(unexpected), lost, found.submitted_twice,
                   found.paid_but_forgotten, recoveries, broken + found.broken + unexpected, h.notes)
+
+
+def _sandbox_faults(sandbox_url: str) -> dict[str, int]:
+    import requests
+
+    return dict(requests.get(f"{sandbox_url}/_sandbox/stats", timeout=10).json().get("faults", {}))
+
+
+def _directive_faults_missing(scenario: Scenario, before: dict[str, int], after: dict[str, int]) -> list[str]:
+    """A row whose directives inject faults proves the sandbox served each of them during the
+    row (its own fault counters rose), so a row that expects success cannot pass by luck."""
+    named = {token.split(":", 1)[1].split("=", 1)[0] for token in scenario.directives.split()
+             if token.startswith("sandbox:")}
+    return [f"the sandbox never served the fault {name!r} this row asked for"
+            for name in sorted(named & set(OUTCOMES)) if after.get(name, 0) <= before.get(name, 0)]
 
 
 def _settle_callbacks(h: Harness, records: list) -> float | None:

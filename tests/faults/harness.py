@@ -104,9 +104,12 @@ class Harness:
             **self.gateway.settings,
             **self.settings,
         }
+        if "FAULT_POINT" in overrides:
+            overrides["TEST_FAULTS"] = "1"  # the switch beside the crash point (workers/fault_points.py)
         self.env = stack.worker_env({f"SONGQUEUE_{k}": v for k, v in overrides.items()})
-        # Test-only, read by the workers from the environment (not a Settings field).
+        # Test-only, read by the workers from the environment (not Settings fields).
         overrides.pop("FAULT_POINT", None)
+        overrides.pop("TEST_FAULTS", None)
         if self.broker_url:
             purge_queues(self.broker_url)
         self.config = Settings(**{k.lower(): v for k, v in overrides.items()})

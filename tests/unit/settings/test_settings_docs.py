@@ -17,6 +17,7 @@ NOT_SETTINGS = {
     "SONGQUEUE_SANDBOX_API_KEY",  # read by `songqueue sandbox`, not by Settings
     "SONGQUEUE_TEST_AMQP_URL",  # read by the tests: run the integration tests on RabbitMQ
     "SONGQUEUE_FAULT_POINT",  # read by workers/fault_points.py in the fault tests, never a setting
+    "SONGQUEUE_TEST_FAULTS",  # the switch a crash point needs beside it (workers/fault_points.py)
     "SONGQUEUE_BROKR_URL",  # docs/cli.md: the misspelt name of its did-you-mean example
     "SONGQUEUE_KEY",  # docs/http-api.md: an environment variable of the TypeScript client example
     "SONGQUEUE_NAME",  # docs/configuration.md: the placeholder of `SONGQUEUE_NAME: rule` error lines
