@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.profiles import PROFILES
+
 RATE_KEYS = (
     "submit_429_rate",
     "submit_500_rate",
@@ -44,6 +46,10 @@ class SandboxConfig:
     dl_500_rate: float = 0.0
     seed: int | None = None
     upload_redirect: str = ""
+    # A named world (sandbox/profiles.py) mixed into every submit; "" = none.
+    profile: str = ""
+    # Most ids one Suno batch fetch may name; more are refused with a 400 naming the cap. 0 = no cap.
+    batch_id_cap: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -60,6 +66,16 @@ class SandboxConfig:
             if key == "seed":
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                     raise ConfigError("seed must be an integer or null")
+                clean[key] = value
+                continue
+            if key == "profile":
+                if value != "" and value not in PROFILES:
+                    raise ConfigError(f"profile must be one of {sorted(PROFILES)} or empty")
+                clean[key] = value
+                continue
+            if key == "batch_id_cap":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ConfigError("batch_id_cap must be a whole number >= 0")
                 clean[key] = value
                 continue
             if key in URL_KEYS:

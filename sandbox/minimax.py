@@ -13,6 +13,8 @@ Directives ride in the lyrics, the one free text every client forwards:
   sandbox:minimax_error[=CODE]  base_resp CODE (default 1026, sensitive content) with its message
   sandbox:duration=S            the song's length in seconds (default: --song-duration)
   sandbox:gen_time=S            the answer takes S seconds (generation happens in the call)
+  sandbox:minimax_1002[=N], sandbox:minimax_1039[=N]   the first N calls with these lyrics
+                                answer that rate limit (nothing generated), then success
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 from sandbox import audio
 from sandbox.app import Sandbox
-from sandbox.faults import ACCEPTING, DirectiveError, parse_directives
+from sandbox.faults import ACCEPTING, DirectiveError
 from sandbox.manners import redirect_if_asked, trickle
 from sandbox.udio import unauthorized
 from sandbox.wire import Request, Response, json_response, lost_answer
@@ -39,6 +41,7 @@ INVALID_PARAMS = 2013
 # MiniMax's own status codes and messages (its API documentation).
 STATUS_MESSAGES = {
     1002: "rate limit exceeded",
+    1039: "token limit exceeded, please retry later",
     1004: "authentication failed",
     1008: "insufficient balance",
     1026: "input new_sensitive: the lyrics contain sensitive content",
@@ -156,9 +159,19 @@ def _checked_request(app: Sandbox, form: dict[str, Part]) -> tuple[str, dict[str
     return lyrics, references
 
 
-def _generate_or_inject(app: Sandbox, directives: Any) -> Response | None:
-    """The generation delay, then an injected `minimax_error` answer if the directives ask
-    for one: the same for the music-01 form and the 2.x JSON body."""
+# Rate limits that pass: the first N calls with the same lyrics are refused, unbilled.
+PASSING_LIMITS = {"minimax_1002": 1002, "minimax_1039": 1039}
+
+
+def _generate_or_inject(app: Sandbox, directives: Any, text: str) -> Response | None:
+    """An injected rate limit (``minimax_1002``/``minimax_1039``, counted per lyrics), the
+    generation delay, then an injected `minimax_error` answer if the directives ask for one:
+    the same for the music-01 form and the 2.x JSON body."""
+    fault = directives.outcome("submit", app.next_submit(text))
+    if fault is not None and fault.name in PASSING_LIMITS:
+        app.stats.fault(fault.name, prompt=text)
+        code = PASSING_LIMITS[fault.name]
+        return _answer(code, STATUS_MESSAGES[code])
     gen_time = directives.number("gen_time")
     if gen_time:
         time.sleep(gen_time)
@@ -177,10 +190,10 @@ def generate(app: Sandbox, req: Request) -> Response:
         return generate_json(app, req)
     try:
         lyrics, _ = _checked_request(app, parse_form(req))
-        directives = parse_directives(lyrics)
+        directives = app.directives_for(lyrics, "minimax")
     except (InvalidParams, DirectiveError) as exc:
         return _invalid(str(exc))
-    refused = _generate_or_inject(app, directives)
+    refused = _generate_or_inject(app, directives, lyrics)
     if refused is not None:
         return refused
     duration = directives.number("duration") or app.config.song_duration
@@ -240,10 +253,10 @@ def generate_json(app: Sandbox, req: Request) -> Response:
     try:
         body = json.loads(req.body.decode("utf-8"))
         model, text = _checked_json(body)
-        directives = parse_directives(text)
+        directives = app.directives_for(text.strip(), "minimax")
     except (ValueError, InvalidParams, DirectiveError) as exc:  # JSONDecodeError is a ValueError
         return _invalid(str(exc))
-    refused = _generate_or_inject(app, directives)
+    refused = _generate_or_inject(app, directives, text.strip())
     if refused is not None:
         return refused
     duration = directives.number("duration") or app.config.song_duration

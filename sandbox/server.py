@@ -29,6 +29,7 @@ from typing import Any
 from sandbox import admin, audio, files, minimax, suno, udio
 from sandbox.app import Sandbox
 from sandbox.config import SandboxConfig
+from sandbox.profiles import PROFILES
 from sandbox.wire import Request, Response, error
 
 Handler = Callable[..., Response]
@@ -299,7 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="length of generated songs (default 8)")
     parser.add_argument("--public-url", default="",
                         help="base URL written into song_path/image_path (default http://HOST:PORT)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed for the global fault rates")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed for the global fault rates and the profile's draws")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                        help="mix every manner of a named world into every submit at its rates (sandbox/profiles.py)")
     parser.add_argument("--log-requests", action="store_true", help="print an access log line per request to stderr")
     return parser
 
@@ -312,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or DEFAULT_API_KEY
     config = SandboxConfig(generation_time=args.generation_time, song_duration=args.song_duration, seed=args.seed)
     app = Sandbox(config, api_key, args.public_url)
+    if args.profile:
+        app.update_config({"profile": args.profile})
     try:
         server = SandboxServer(app, args.host, args.port, args.log_requests)
     except OSError as exc:

@@ -58,6 +58,8 @@ class Stats:
             # The same faults by whom they hit: a task id, or the prompt before a task exists.
             self.faults_by_task: dict[str, Counter[str]] = {}
             self.faults_by_prompt: dict[str, Counter[str]] = {}
+            # Under a profile: the manners each prompt drew (sandbox/profiles.py).
+            self.profile_draws: dict[str, list[str]] = {}
             # One entry per batch fetch: how many ids it named (all), and which (the newest).
             self.batch_sizes: list[int] = []
             self.batch_ids: deque[list[str]] = deque(maxlen=BATCH_IDS_KEPT)
@@ -81,6 +83,10 @@ class Stats:
                 self.faults_by_task.setdefault(task, Counter())[name] += 1
             elif prompt is not None:
                 self.faults_by_prompt.setdefault(prompt, Counter())[name] += 1
+
+    def drawn(self, prompt: str, manners: list[str]) -> None:
+        with self._lock:
+            self.profile_draws[prompt] = manners
 
     def batch(self, ids: list[str]) -> None:
         with self._lock:
@@ -115,6 +121,7 @@ class Stats:
                 "faults": dict(self.faults),
                 "faults_by_task": {k: dict(v) for k, v in self.faults_by_task.items()},
                 "faults_by_prompt": {k: dict(v) for k, v in self.faults_by_prompt.items()},
+                "profile_draws": dict(self.profile_draws),
                 "batch_sizes": list(self.batch_sizes),
                 "batch_ids": list(self.batch_ids),
                 "tasks": tasks,

@@ -20,13 +20,15 @@ from urllib.parse import unquote
 
 from sandbox import audio
 from sandbox.app import Sandbox
-from sandbox.faults import ACCEPTING, Directive, parse_directives
+from sandbox.faults import ACCEPTING, Directive
 from sandbox.manners import hidden_from, not_found_if_hidden, redirect_if_asked, trickle
-from sandbox.tasks import FAIL_REASON, FAILURE, SONGS_PER_TASK, Task, timeline
-from sandbox.udio import TAGS, accepted, rate_limited, song_duration, song_paths, song_title, submit_fault, unauthorized
+from sandbox.tasks import FAIL_REASON, FAILURE, SONGS_PER_TASK, Task, reported_progress, reported_status, timeline
+from sandbox.udio import TAGS, accepted, limited, rate_limited, song_duration, song_paths, song_title, submit_fault, unauthorized
 from sandbox.wire import Request, Response, error, html_error, json_response, malformed
 
 MODELS = ("chirp-v3-0", "chirp-v3-5", "chirp-v4", "chirp-auk", "chirp-crow")
+ACTION = "MUSIC"  # the one action this relay's tasks have; a batch asking another finds none
+ACTIONS = ("MUSIC", "LYRICS")
 QUEUED_UNTIL = 20  # percent of the generation time a started clip stays queued before streaming
 STREAM_BYTES = 4096
 
@@ -64,7 +66,9 @@ def submit(app: Sandbox, req: Request) -> Response:
         return unauthorized(app)
     try:
         params, text = _submit_params(req.body)
-        directives = parse_directives(text)
+        directives = app.directives_for(text, "suno")
+        if directives.text("status_before") == "UNKNOWN":
+            raise ValueError("sandbox:status_before=UNKNOWN: UNKNOWN is final on Suno relays (new-api)")
     except ValueError as exc:
         return error(400, "invalid_request", str(exc))
     seen = app.next_submit(text)
@@ -127,14 +131,18 @@ def _clip(app: Sandbox, task: Task, index: int, now: float) -> dict[str, Any]:
 
 def task_object(app: Sandbox, task: Task, now: float) -> dict[str, Any]:
     line = timeline(task, now)
-    return {
-        "task_id": task.task_id, "action": "MUSIC", "status": line.status,
+    obj: dict[str, Any] = {
+        "task_id": task.task_id, "action": ACTION, "status": reported_status(task, line),
         "fail_reason": FAIL_REASON if line.status == FAILURE else "",
         "submit_time": int(task.submit_time), "start_time": line.start_time, "finish_time": line.finish_time,
-        # new-api only ever says 0% or 100%
-        "progress": "100%" if line.terminal else "0%",
-        "data": [_clip(app, task, i, now) for i in range(1, SONGS_PER_TASK + 1)],
     }
+    # new-api only ever says 0% or 100%, unless the task's progress model says otherwise
+    progress = reported_progress(task, line) if task.directives.has("progress") else (
+        100 if line.terminal else 0)
+    if progress is not None:
+        obj["progress"] = f"{progress}%"
+    obj["data"] = [_clip(app, task, i, now) for i in range(1, SONGS_PER_TASK + 1)]
+    return obj
 
 
 def _fetch_fault(app: Sandbox, task: Task, seen: int) -> Directive | None:
@@ -152,8 +160,9 @@ def _fetch_fault(app: Sandbox, task: Task, seen: int) -> Directive | None:
 
 def _faulty(app: Sandbox, fault: Directive, payload: Any, task: Task) -> Response:
     app.stats.fault(fault.name, task=task.task_id)
-    if fault.name.startswith("fetch_429"):
-        return rate_limited(retry_after=True)
+    refused = limited(fault.name)
+    if refused is not None:
+        return refused
     if fault.name.startswith("fetch_500"):
         return html_error(500, "500 Internal Server Error")
     return malformed(payload)
@@ -209,15 +218,23 @@ def fetch_many(app: Sandbox, req: Request) -> Response:
     if not app.authorized(req.headers):
         return unauthorized(app)
     try:
-        ids = _body(req.body).get("ids")
+        body = _body(req.body)
+        ids, action = body.get("ids"), body.get("action", ACTION)
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise ValueError("ids must be a list of task ids")
+        if action not in ACTIONS:
+            raise ValueError(f"action must be one of {list(ACTIONS)}")
     except ValueError as exc:
         return error(400, "invalid_request", str(exc))
+    cap = app.config.batch_id_cap
+    if cap and len(ids) > cap:
+        app.stats.fault("batch_id_cap")
+        return error(400, "invalid_request", f"too many ids: at most {cap} per fetch, got {len(ids)}")
     app.stats.batch(ids)
     now = time.time()
     found = (app.tasks.get(i) for i in dict.fromkeys(ids))
-    tasks = [t for t in found if t is not None and t.dialect == "suno"]
+    # Tasks of another action (lyrics tasks when MUSIC is asked) are not matched, as unknown ids.
+    tasks = [t for t in found if t is not None and t.dialect == "suno" and action == ACTION]
     for task in tasks:  # a relay that moved one task's record moves the whole answer
         moved = redirect_if_asked(app, task, "fetch_redirect", 302)
         if moved is not None:

@@ -90,6 +90,29 @@ def timeline(task: Task, now: float) -> Timeline:
     )
 
 
+STEP = 25  # percent: the stepwise progress model's step
+
+
+def reported_status(task: Task, line: Timeline) -> str:
+    """The status a fetch shows: SUBMITTED reads as the task's ``status_before`` if any."""
+    before = task.directives.text("status_before")
+    if line.status != SUBMITTED or before is None:
+        return line.status
+    return "" if before == "EMPTY" else before
+
+
+def reported_progress(task: Task, line: Timeline) -> int | None:
+    """The progress a fetch shows under the task's progress model; None: no field at all."""
+    model = task.directives.text("progress") or "linear"
+    if model == "none":
+        return None
+    if line.terminal or model == "linear":
+        return line.progress
+    if model == "stuck":
+        return 0
+    return line.progress // STEP * STEP  # stepwise
+
+
 UNKNOWN_YET = "unknown_for"
 EXPIRED = "expire"
 

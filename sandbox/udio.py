@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import quote, unquote
 
 from sandbox import audio
 from sandbox.app import Sandbox
-from sandbox.faults import ACCEPTING, Directive, parse_directives
+from sandbox.faults import ACCEPTING, Directive
 from sandbox.manners import not_found_if_hidden, redirect_if_asked, trickle
-from sandbox.tasks import FAIL_REASON, FAILURE, SONGS_PER_TASK, Task, song_ready_time, timeline
+from sandbox.tasks import FAIL_REASON, FAILURE, SONGS_PER_TASK, Task, reported_progress, reported_status, song_ready_time, timeline
 from sandbox.wire import Request, Response, error, html_error, json_response, lost_answer, malformed
 
 # Titles carry a space, a dash outside ASCII and CJK text on purpose: the
@@ -48,6 +49,28 @@ def unauthorized(app: Sandbox) -> Response:
 def rate_limited(retry_after: bool) -> Response:
     headers = {"Retry-After": "1"} if retry_after else {}
     return error(429, "rate_limited", "too many requests, please retry later", headers)
+
+
+HTML_RETRY_AFTER = 2  # seconds, for the HTML 429 pages
+
+
+def rate_limited_html(as_date: bool) -> Response:
+    """A front server's 429: an HTML page, Retry-After in seconds or as an HTTP date."""
+    response = html_error(429, "429 Too Many Requests")
+    response.headers["Retry-After"] = (formatdate(time.time() + HTML_RETRY_AFTER, usegmt=True) if as_date
+                                       else str(HTML_RETRY_AFTER))
+    return response
+
+
+def limited(name: str) -> Response | None:
+    """The 429 answer a *_429* directive asks for, or None when ``name`` is not one."""
+    if name.endswith("_429_html"):
+        return rate_limited_html(as_date=False)
+    if name.endswith("_429_date"):
+        return rate_limited_html(as_date=True)
+    if "_429" in name:
+        return rate_limited(retry_after=not name.endswith("noretry"))
+    return None
 
 
 def file_name(title: str) -> str:
@@ -107,10 +130,9 @@ def _gen_params(body: bytes) -> tuple[dict[str, Any], str]:
 
 
 def submit_fault(fault: Directive) -> Response:
-    if fault.name == "submit_429":
-        return rate_limited(retry_after=True)
-    if fault.name == "submit_429_noretry":
-        return rate_limited(retry_after=False)
+    refused = limited(fault.name)
+    if refused is not None:
+        return refused
     if fault.name == "submit_500":
         return html_error(500, "502 Bad Gateway")
     if fault.name == "submit_400":
@@ -128,7 +150,7 @@ def submit(app: Sandbox, req: Request, dialect: str) -> Response:
     try:
         params, hook = _gen_params(req.body)
         prompt: str = params["prompt"]
-        directives = parse_directives(prompt)
+        directives = app.directives_for(prompt, "udio")
     except ValueError as exc:  # DirectiveError is a ValueError
         return error(400, "invalid_request", str(exc))
 
@@ -173,12 +195,23 @@ def accepted(app: Sandbox, task: Task, fault: Directive | None) -> Response:
     redirects or trickles it (each counted against the task)."""
     if fault is not None:  # accepted, then the answer is lost on the way back
         app.stats.fault(fault.name, task=task.task_id)
-        return lost_answer(drop=fault.name == "submit_accept_drop")
+        return lost_after_accept(fault.name, task.task_id)
     moved = redirect_if_asked(app, task, "submit_redirect", 307)
     if moved is not None:
         return moved
     answer = json_response(200, {"code": "success", "message": "", "data": task.task_id})
     return trickle(app, answer, task.directives.number("submit_trickle"), "submit_trickle", task=task.task_id)
+
+
+def lost_after_accept(name: str, task_id: str) -> Response:
+    """What the client gets from a submit that created ``task_id`` and lost its answer."""
+    if name == "submit_accept_504":
+        return html_error(504, "504 Gateway Time-out")
+    if name == "submit_accept_4xx":
+        return error(400, "error", "upstream request failed, please retry")
+    if name == "submit_accept_garbled":
+        return malformed({"code": "success", "message": "", "data": task_id})
+    return lost_answer(drop=name == "submit_accept_drop")
 
 
 # --- fetch ------------------------------------------------------------------
@@ -266,13 +299,15 @@ def task_payload(app: Sandbox, task: Task, now: float) -> dict[str, Any]:
         "task_id": task.task_id,
         "notify_hook": task.notify_hook,
         "action": "udio-generate",
-        "status": line.status,
+        "status": reported_status(task, line),
         "fail_reason": FAIL_REASON if line.status == FAILURE else "",
         "submit_time": int(task.submit_time),
         "start_time": line.start_time,
         "finish_time": line.finish_time,
-        "progress": f"{line.progress}%",
     }
+    progress = reported_progress(task, line)
+    if progress is not None:
+        data["progress"] = f"{progress}%"
     if task.directives.has("omit_running_songs") and not line.terminal:
         pass  # the contract says the container may be missing while running
     elif task.directives.has("flat"):
@@ -309,8 +344,9 @@ def fetch(app: Sandbox, req: Request, task_id: str) -> Response:
         fault = Directive("fetch_500_rate", None)
     if fault is not None:
         app.stats.fault(fault.name, task=task.task_id)
-        if fault.name.startswith("fetch_429"):
-            return rate_limited(retry_after=True)
+        refused = limited(fault.name)
+        if refused is not None:
+            return refused
         if fault.name.startswith("fetch_500"):
             return html_error(500, "500 Internal Server Error")
         return malformed(payload)
