@@ -23,6 +23,11 @@ RATE_KEYS = (
 )
 
 
+# Text knobs: where every MiniMax upload is redirected ("" = not redirected); uploads carry
+# no prompt, so this manner cannot ride in a directive.
+URL_KEYS = ("upload_redirect",)
+
+
 class ConfigError(ValueError):
     """A config change named an unknown key or an out-of-range value."""
 
@@ -38,6 +43,7 @@ class SandboxConfig:
     failure_rate: float = 0.0
     dl_500_rate: float = 0.0
     seed: int | None = None
+    upload_redirect: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -54,6 +60,11 @@ class SandboxConfig:
             if key == "seed":
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                     raise ConfigError("seed must be an integer or null")
+                clean[key] = value
+                continue
+            if key in URL_KEYS:
+                if not isinstance(value, str) or (value and not value.startswith(("http://", "https://"))):
+                    raise ConfigError(f"{key} must be an http(s) URL or empty")
                 clean[key] = value
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

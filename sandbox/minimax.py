@@ -28,6 +28,7 @@ from typing import Any
 from sandbox import audio
 from sandbox.app import Sandbox
 from sandbox.faults import ACCEPTING, DirectiveError, parse_directives
+from sandbox.manners import redirect_if_asked, trickle
 from sandbox.udio import unauthorized
 from sandbox.wire import Request, Response, json_response, lost_answer
 
@@ -108,6 +109,9 @@ def upload(app: Sandbox, req: Request) -> Response:
     app.stats.count("minimax_upload_requests")
     if not app.authorized(req.headers):
         return unauthorized(app)
+    moved = redirect_if_asked(app, None, "upload_redirect", 302, location=app.config.upload_redirect)
+    if moved is not None:
+        return moved
     try:
         form = parse_form(req)
     except InvalidParams as exc:
@@ -189,13 +193,24 @@ def generate(app: Sandbox, req: Request) -> Response:
     else:
         answer = mp3.hex()
     app.stats.count("minimax_generations", app.stats.generations_by_lyrics, lyrics)
-    for lost in ACCEPTING:
-        if directives.has(lost):  # generated (and billed), then the answer is lost
-            app.stats.fault(lost)
-            return lost_answer(drop=lost == "submit_accept_drop")
     extra = {"audio_length": round(audio.song_duration(duration, 1) * 1000), "audio_sample_rate": SAMPLE_RATE,
              "audio_size": len(mp3), "bitrate": BITRATE, "audio_format": "mp3"}
-    return _answer(0, data={"audio": answer, "status": 2}, extra_info=extra)
+    return _generated(app, directives, lyrics, _answer(0, data={"audio": answer, "status": 2}, extra_info=extra))
+
+
+def _generated(app: Sandbox, directives: Any, text: str, answer: Response) -> Response:
+    """The answer to a generation that happened (and is billed): ``answer``, unless a
+    directive loses it, redirects it or makes it trickle (each counted against ``text``)."""
+    for lost in ACCEPTING:
+        if directives.has(lost):
+            app.stats.fault(lost, prompt=text)
+            return lost_answer(drop=lost == "submit_accept_drop")
+    url = directives.text("submit_redirect")
+    if url:
+        moved = redirect_if_asked(app, None, "submit_redirect", 307, location=url, prompt=text)
+        if moved is not None:
+            return moved
+    return trickle(app, answer, directives.number("submit_trickle"), "submit_trickle", prompt=text)
 
 
 def _checked_json(body: Any) -> tuple[str, str]:
@@ -244,7 +259,7 @@ def generate_json(app: Sandbox, req: Request) -> Response:
     app.stats.count("minimax_generations", app.stats.generations_by_lyrics, text.strip())
     extra = {"music_duration": round(audio.song_duration(duration, 1) * 1000), "music_sample_rate": SAMPLE_RATE,
              "music_channel": 2, "bitrate": BITRATE, "music_size": len(mp3), "model": model}
-    return _answer(0, data=data, extra_info=extra)
+    return _generated(app, directives, text.strip(), _answer(0, data=data, extra_info=extra))
 
 
 def audio_file(app: Sandbox, req: Request, audio_id: str) -> Response:

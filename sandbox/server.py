@@ -165,6 +165,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client went away; nothing to answer
 
     def _write_body(self, resp: Response) -> None:
+        if resp.trickle_interval_s is not None:
+            self._trickle(resp)
+            return
         rate = resp.throttle_bytes_per_s
         # Throttled bodies go out in ~10 writes a second so the rate is smooth.
         step = max(1, min(_WRITE_CHUNK, int(rate / 10))) if rate else _WRITE_CHUNK
@@ -192,6 +195,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._cut(resp.cut_mode)
             return
         self.wfile.flush()
+        if resp.on_complete is not None:
+            resp.on_complete()
+
+    def _trickle(self, resp: Response) -> None:
+        """One byte, then a pause, until the body is out: headers arrived at once, the body
+        did not (a relay streaming its answer from a slow backend)."""
+        body = resp.body if resp.chunks is None else b"".join(resp.chunks())
+        for i in range(len(body)):
+            if i:
+                time.sleep(resp.trickle_interval_s or 0)
+            self.wfile.write(body[i : i + 1])
+            self.wfile.flush()
         if resp.on_complete is not None:
             resp.on_complete()
 

@@ -16,6 +16,7 @@ from urllib.parse import quote, unquote
 from sandbox import audio
 from sandbox.app import Sandbox
 from sandbox.faults import ACCEPTING, Directive, parse_directives
+from sandbox.manners import not_found_if_hidden, redirect_if_asked, trickle
 from sandbox.tasks import FAIL_REASON, FAILURE, SONGS_PER_TASK, Task, song_ready_time, timeline
 from sandbox.wire import Request, Response, error, html_error, json_response, lost_answer, malformed
 
@@ -134,18 +135,18 @@ def submit(app: Sandbox, req: Request, dialect: str) -> Response:
     seen = app.next_submit(prompt)
     delay = directives.delay("submit_slow", seen)
     if delay:
-        app.stats.fault("submit_slow")
+        app.stats.fault("submit_slow", prompt=prompt)
         time.sleep(delay)
     fault = directives.outcome("submit", seen)
     if fault is not None and fault.name not in ACCEPTING:
-        app.stats.fault(fault.name)
+        app.stats.fault(fault.name, prompt=prompt)
         return submit_fault(fault)
     cfg = app.config
     if app.chance(cfg.submit_429_rate):
-        app.stats.fault("submit_429_rate")
+        app.stats.fault("submit_429_rate", prompt=prompt)
         return rate_limited(retry_after=True)
     if app.chance(cfg.submit_500_rate):
-        app.stats.fault("submit_500_rate")
+        app.stats.fault("submit_500_rate", prompt=prompt)
         return html_error(500, "502 Bad Gateway")
 
     gen_time = directives.number("gen_time")
@@ -164,10 +165,20 @@ def submit(app: Sandbox, req: Request, dialect: str) -> Response:
     if hook:
         app.hooks.watch(task)
     app.stats.count("submits", app.stats.submits_by_prompt, prompt)
+    return accepted(app, task, fault)
+
+
+def accepted(app: Sandbox, task: Task, fault: Directive | None) -> Response:
+    """The answer to a submit that created ``task``: the task id, unless a directive loses,
+    redirects or trickles it (each counted against the task)."""
     if fault is not None:  # accepted, then the answer is lost on the way back
-        app.stats.fault(fault.name)
+        app.stats.fault(fault.name, task=task.task_id)
         return lost_answer(drop=fault.name == "submit_accept_drop")
-    return json_response(200, {"code": "success", "message": "", "data": task.task_id})
+    moved = redirect_if_asked(app, task, "submit_redirect", 307)
+    if moved is not None:
+        return moved
+    answer = json_response(200, {"code": "success", "message": "", "data": task.task_id})
+    return trickle(app, answer, task.directives.number("submit_trickle"), "submit_trickle", task=task.task_id)
 
 
 # --- fetch ------------------------------------------------------------------
@@ -278,11 +289,17 @@ def fetch(app: Sandbox, req: Request, task_id: str) -> Response:
     task = app.tasks.get(unquote(task_id))
     if task is None:
         return error(404, "not_found", f"task not found: {unquote(task_id)}")
-    seen = app.tasks.next_fetch(task)
     app.stats.bump(app.stats.fetches_by_task, task.task_id)
+    gone = not_found_if_hidden(app, task, time.time())
+    if gone is not None:
+        return gone
+    moved = redirect_if_asked(app, task, "fetch_redirect", 302)
+    if moved is not None:
+        return moved
+    seen = app.tasks.next_fetch(task)
     delay = task.directives.delay("fetch_slow", seen)
     if delay:
-        app.stats.fault("fetch_slow")
+        app.stats.fault("fetch_slow", task=task.task_id)
         time.sleep(delay)
     payload = task_payload(app, task, time.time())
     fault = task.directives.outcome("fetch", seen)
@@ -291,12 +308,13 @@ def fetch(app: Sandbox, req: Request, task_id: str) -> Response:
     if fault is None and app.chance(app.config.fetch_500_rate):
         fault = Directive("fetch_500_rate", None)
     if fault is not None:
-        app.stats.fault(fault.name)
+        app.stats.fault(fault.name, task=task.task_id)
         if fault.name.startswith("fetch_429"):
             return rate_limited(retry_after=True)
         if fault.name.startswith("fetch_500"):
             return html_error(500, "500 Internal Server Error")
         return malformed(payload)
     app.stats.count("fetches")
-    return json_response(200, payload)
+    answer = json_response(200, payload)
+    return trickle(app, answer, task.directives.number("fetch_trickle"), "fetch_trickle", task=task.task_id)
 
