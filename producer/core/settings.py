@@ -362,6 +362,12 @@ class Settings(BaseSettings):
         1024 * 1024, "http",
         "streaming chunk size of downloads (and of staged inline audio read back): one read, write and hash call "
         "per chunk, so larger is faster, at that many bytes of memory per download", gt=0)
+    # The hard task limit (600 s) would kill a stuck download without a word; its own deadline
+    # ends it first as a transient fault, retried like any other.
+    download_deadline: float = setting(
+        300.0, "http",
+        "most seconds one download (an MP3 or a cover) may take, however its bytes trickle; past it the download "
+        "is a transient fault, tried again (keep it well under the 600 s hard task limit)", gt=0, le=540)
     download_allowed_hosts: str = setting(
         "", "http",
         "comma-separated hosts, subdomains included, that result files may be downloaded from; empty = any public "

@@ -110,7 +110,7 @@ def call_json(
             "upstream_timeout", f"the upstream did not answer within {timeout:g}s", maybe_accepted=True
         ) from exc
     status = response.status_code
-    with response, _Cutoff(response, deadline) as cutoff:
+    with response, Cutoff(response, deadline) as cutoff:
         if 300 <= status < 400:
             # Never followed: its target was not configured (docs/outbound-urls.md), and a
             # 307/308 would send a paid POST again. Its body is not read either.
@@ -185,7 +185,7 @@ class _Cut(Exception):
         self.size = size
 
 
-class _Cutoff:
+class Cutoff:
     """A timer that shuts the response's socket down when the call's deadline passes.
 
     A read blocked in recv() returns at once then; checking the clock only after a read
@@ -199,7 +199,7 @@ class _Cutoff:
         self._timer.daemon = True
         self.fired = False
 
-    def __enter__(self) -> _Cutoff:
+    def __enter__(self) -> Cutoff:
         self._timer.start()
         return self
 
@@ -229,7 +229,7 @@ def _socket_of(response: requests.Response) -> socket.socket | None:
 _READ = 64 * 1024
 
 
-def _chunks(response: requests.Response, cutoff: _Cutoff) -> Iterator[bytes]:
+def _chunks(response: requests.Response, cutoff: Cutoff) -> Iterator[bytes]:
     """The body's bytes as they arrive (decoded), until it is complete or stops; _Cut then."""
     raw = response.raw
     size = 0
@@ -247,7 +247,7 @@ def _chunks(response: requests.Response, cutoff: _Cutoff) -> Iterator[bytes]:
         yield chunk
 
 
-def _read_capped(response: requests.Response, max_bytes: int, cutoff: _Cutoff) -> bytes:
+def _read_capped(response: requests.Response, max_bytes: int, cutoff: Cutoff) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
@@ -268,7 +268,7 @@ def _read_capped(response: requests.Response, max_bytes: int, cutoff: _Cutoff) -
     return b"".join(chunks)
 
 
-def _read_into(response: requests.Response, sink: BodySink, cutoff: _Cutoff) -> bytes:
+def _read_into(response: requests.Response, sink: BodySink, cutoff: Cutoff) -> bytes:
     for chunk in _chunks(response, cutoff):
         sink.feed(chunk)
     return sink.finish()
