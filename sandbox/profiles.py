@@ -56,6 +56,8 @@ class Profile:
 
 
 REALISTIC = Profile("realistic", (
+    # The generation itself fails now and then (content policy).
+    Manner("failure", 0.05, "sandbox:failure", "outcome"),
     # Statuses before IN_PROGRESS (UNKNOWN is final on Suno's new-api, so Udio only).
     Manner("status_queued", 0.15, "sandbox:status_before=QUEUED", "status"),
     Manner("status_not_start", 0.10, "sandbox:status_before=NOT_START", "status"),
