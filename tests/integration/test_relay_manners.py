@@ -207,8 +207,8 @@ def test_scattered_suno_absences_never_add_up(make_stack, sandbox) -> None:
 
 def test_a_slow_download_keeps_its_job_alive(make_stack, sandbox) -> None:
     """A 1 MiB song at 24 KiB/s takes ~40 s, one chunk: with the heartbeat between chunks the
-    watchdog (grace 4 s) resent it every round; by the clock it is one run per asset."""
-    s = make_stack(watchdog_interval="1", watchdog_grace="4")
+    watchdog (grace 8 s) resent it every round; by the clock it is one run per asset."""
+    s = make_stack(watchdog_interval="1", watchdog_grace="8")
     s.start_worker()
     queue = s.queue()
     prompt = f"slow cdn {_tag()} sandbox:gen_time=1 sandbox:size_mb=1 sandbox:dl_slow=24"
