@@ -88,6 +88,7 @@ def _serve(app: Sandbox, task: Task, file_key: str, response: Response) -> Respo
     kbps = task.directives.number("dl_slow")
     if kbps:
         response.throttle_bytes_per_s = kbps * KIB
+        app.stats.fault("dl_slow", task=task.task_id)  # counted, so a test can prove its slow download landed
     if response.cut_after is None:
         task_id = task.task_id
         response.on_complete = lambda: app.stats.count("downloads", app.stats.downloads_by_task, task_id)
