@@ -13,7 +13,9 @@ import threading
 from typing import Any
 
 from sandbox.config import SandboxConfig
+from sandbox.faults import Directives, parse_directives
 from sandbox.hooks import HookNotifier
+from sandbox.profiles import PROFILES
 from sandbox.stats import Stats
 from sandbox.tasks import TaskTable
 
@@ -44,10 +46,21 @@ class Sandbox:
         self.minimax_audio: dict[str, float] = {}
 
     def authorized(self, headers: dict[str, str]) -> bool:
+        """``Bearer <key>`` only: the vendors document the scheme, and a bare key is refused."""
         value = headers.get("authorization", "").strip()
-        if value[:7].lower() == "bearer ":
-            value = value[7:].strip()
-        return bool(value) and value == self.api_key
+        if value[:7].lower() != "bearer ":
+            return False
+        return value[7:].strip() == self.api_key
+
+    def directives_for(self, text: str, provider: str) -> Directives:
+        """The directives of a submit's text, plus the manners the profile draws for it."""
+        with self.lock:
+            profile, seed = PROFILES.get(self.config.profile), self.config.seed
+        if profile is None:
+            return parse_directives(text)
+        manners = profile.draw(seed, provider, text)
+        self.stats.drawn(text, [m.name for m in manners])
+        return parse_directives(" ".join([text, *(m.directives for m in manners)]))
 
     def next_submit(self, prompt: str) -> int:
         """Count a submit of ``prompt``; return how many came before it."""
@@ -68,6 +81,9 @@ class Sandbox:
 
     def update_config(self, changes: Any) -> dict[str, Any]:
         clean = self.config.validated_changes(changes)
+        profile = PROFILES.get(clean.get("profile") or "")
+        if profile is not None:  # a profile sets its knobs, unless the same change sets them
+            clean = {**self.config.validated_changes(dict(profile.knobs)), **clean}
         with self.lock:
             self.config.apply(clean)
             if "seed" in clean:

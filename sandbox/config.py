@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.profiles import PROFILES
+
 RATE_KEYS = (
     "submit_429_rate",
     "submit_500_rate",
@@ -21,6 +23,11 @@ RATE_KEYS = (
     "failure_rate",
     "dl_500_rate",
 )
+
+
+# Text knobs: where every MiniMax upload is redirected ("" = not redirected); uploads carry
+# no prompt, so this manner cannot ride in a directive.
+URL_KEYS = ("upload_redirect",)
 
 
 class ConfigError(ValueError):
@@ -38,6 +45,11 @@ class SandboxConfig:
     failure_rate: float = 0.0
     dl_500_rate: float = 0.0
     seed: int | None = None
+    upload_redirect: str = ""
+    # A named world (sandbox/profiles.py) mixed into every submit; "" = none.
+    profile: str = ""
+    # Most ids one Suno batch fetch may name; more are refused with a 400 naming the cap. 0 = no cap.
+    batch_id_cap: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -54,6 +66,21 @@ class SandboxConfig:
             if key == "seed":
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                     raise ConfigError("seed must be an integer or null")
+                clean[key] = value
+                continue
+            if key == "profile":
+                if value != "" and value not in PROFILES:
+                    raise ConfigError(f"profile must be one of {sorted(PROFILES)} or empty")
+                clean[key] = value
+                continue
+            if key == "batch_id_cap":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ConfigError("batch_id_cap must be a whole number >= 0")
+                clean[key] = value
+                continue
+            if key in URL_KEYS:
+                if not isinstance(value, str) or (value and not value.startswith(("http://", "https://"))):
+                    raise ConfigError(f"{key} must be an http(s) URL or empty")
                 clean[key] = value
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -15,6 +15,7 @@ from sandbox import audio
 from sandbox.app import Sandbox
 from sandbox.cover import png_cover
 from sandbox.faults import Directive
+from sandbox.manners import redirect_if_asked
 from sandbox.tasks import SONGS_PER_TASK, Task, timeline
 from sandbox.udio import file_name, song_title
 from sandbox.wire import Request, Response, html_error
@@ -63,12 +64,15 @@ def _ready_task(app: Sandbox, task_id: str, index: str) -> tuple[Task, int] | No
 
 def _serve(app: Sandbox, task: Task, file_key: str, response: Response) -> Response:
     """Apply the task's download faults to a ready file response."""
+    moved = redirect_if_asked(app, task, "dl_redirect", 302)
+    if moved is not None:
+        return moved
     seen = app.tasks.next_download(task, file_key)
     fault = task.directives.outcome("download", seen)
     if fault is None and app.chance(app.config.dl_500_rate):
         fault = Directive("dl_500_rate", None)
     if fault is not None:
-        app.stats.fault(fault.name)
+        app.stats.fault(fault.name, task=task.task_id)
         if fault.name == "dl_403":
             return _storage_error(403, "AccessDenied", "Access denied. Anonymous caller does not have storage.objects.get access.")
         if fault.name == "dl_404":
@@ -84,6 +88,7 @@ def _serve(app: Sandbox, task: Task, file_key: str, response: Response) -> Respo
     kbps = task.directives.number("dl_slow")
     if kbps:
         response.throttle_bytes_per_s = kbps * KIB
+        app.stats.fault("dl_slow", task=task.task_id)  # counted, so a test can prove its slow download landed
     if response.cut_after is None:
         task_id = task.task_id
         response.on_complete = lambda: app.stats.count("downloads", app.stats.downloads_by_task, task_id)

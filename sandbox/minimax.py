@@ -13,6 +13,8 @@ Directives ride in the lyrics, the one free text every client forwards:
   sandbox:minimax_error[=CODE]  base_resp CODE (default 1026, sensitive content) with its message
   sandbox:duration=S            the song's length in seconds (default: --song-duration)
   sandbox:gen_time=S            the answer takes S seconds (generation happens in the call)
+  sandbox:minimax_1002[=N], sandbox:minimax_1039[=N]   the first N calls with these lyrics
+                                answer that rate limit (nothing generated), then success
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from typing import Any
 
 from sandbox import audio
 from sandbox.app import Sandbox
-from sandbox.faults import ACCEPTING, DirectiveError, parse_directives
+from sandbox.faults import ACCEPTING, DirectiveError
+from sandbox.manners import redirect_if_asked, trickle
 from sandbox.udio import unauthorized
 from sandbox.wire import Request, Response, json_response, lost_answer
 
@@ -38,6 +41,7 @@ INVALID_PARAMS = 2013
 # MiniMax's own status codes and messages (its API documentation).
 STATUS_MESSAGES = {
     1002: "rate limit exceeded",
+    1039: "token limit exceeded, please retry later",
     1004: "authentication failed",
     1008: "insufficient balance",
     1026: "input new_sensitive: the lyrics contain sensitive content",
@@ -108,6 +112,9 @@ def upload(app: Sandbox, req: Request) -> Response:
     app.stats.count("minimax_upload_requests")
     if not app.authorized(req.headers):
         return unauthorized(app)
+    moved = redirect_if_asked(app, None, "upload_redirect", 302, location=app.config.upload_redirect)
+    if moved is not None:
+        return moved
     try:
         form = parse_form(req)
     except InvalidParams as exc:
@@ -152,9 +159,19 @@ def _checked_request(app: Sandbox, form: dict[str, Part]) -> tuple[str, dict[str
     return lyrics, references
 
 
-def _generate_or_inject(app: Sandbox, directives: Any) -> Response | None:
-    """The generation delay, then an injected `minimax_error` answer if the directives ask
-    for one: the same for the music-01 form and the 2.x JSON body."""
+# Rate limits that pass: the first N calls with the same lyrics are refused, unbilled.
+PASSING_LIMITS = {"minimax_1002": 1002, "minimax_1039": 1039}
+
+
+def _generate_or_inject(app: Sandbox, directives: Any, text: str) -> Response | None:
+    """An injected rate limit (``minimax_1002``/``minimax_1039``, counted per lyrics), the
+    generation delay, then an injected `minimax_error` answer if the directives ask for one:
+    the same for the music-01 form and the 2.x JSON body."""
+    fault = directives.outcome("submit", app.next_submit(text))
+    if fault is not None and fault.name in PASSING_LIMITS:
+        app.stats.fault(fault.name, prompt=text)
+        code = PASSING_LIMITS[fault.name]
+        return _answer(code, STATUS_MESSAGES[code])
     gen_time = directives.number("gen_time")
     if gen_time:
         time.sleep(gen_time)
@@ -173,10 +190,10 @@ def generate(app: Sandbox, req: Request) -> Response:
         return generate_json(app, req)
     try:
         lyrics, _ = _checked_request(app, parse_form(req))
-        directives = parse_directives(lyrics)
+        directives = app.directives_for(lyrics, "minimax")
     except (InvalidParams, DirectiveError) as exc:
         return _invalid(str(exc))
-    refused = _generate_or_inject(app, directives)
+    refused = _generate_or_inject(app, directives, lyrics)
     if refused is not None:
         return refused
     duration = directives.number("duration") or app.config.song_duration
@@ -189,13 +206,24 @@ def generate(app: Sandbox, req: Request) -> Response:
     else:
         answer = mp3.hex()
     app.stats.count("minimax_generations", app.stats.generations_by_lyrics, lyrics)
-    for lost in ACCEPTING:
-        if directives.has(lost):  # generated (and billed), then the answer is lost
-            app.stats.fault(lost)
-            return lost_answer(drop=lost == "submit_accept_drop")
     extra = {"audio_length": round(audio.song_duration(duration, 1) * 1000), "audio_sample_rate": SAMPLE_RATE,
              "audio_size": len(mp3), "bitrate": BITRATE, "audio_format": "mp3"}
-    return _answer(0, data={"audio": answer, "status": 2}, extra_info=extra)
+    return _generated(app, directives, lyrics, _answer(0, data={"audio": answer, "status": 2}, extra_info=extra))
+
+
+def _generated(app: Sandbox, directives: Any, text: str, answer: Response) -> Response:
+    """The answer to a generation that happened (and is billed): ``answer``, unless a
+    directive loses it, redirects it or makes it trickle (each counted against ``text``)."""
+    for lost in ACCEPTING:
+        if directives.has(lost):
+            app.stats.fault(lost, prompt=text)
+            return lost_answer(drop=lost == "submit_accept_drop")
+    url = directives.text("submit_redirect")
+    if url:
+        moved = redirect_if_asked(app, None, "submit_redirect", 307, location=url, prompt=text)
+        if moved is not None:
+            return moved
+    return trickle(app, answer, directives.number("submit_trickle"), "submit_trickle", prompt=text)
 
 
 def _checked_json(body: Any) -> tuple[str, str]:
@@ -225,10 +253,10 @@ def generate_json(app: Sandbox, req: Request) -> Response:
     try:
         body = json.loads(req.body.decode("utf-8"))
         model, text = _checked_json(body)
-        directives = parse_directives(text)
+        directives = app.directives_for(text.strip(), "minimax")
     except (ValueError, InvalidParams, DirectiveError) as exc:  # JSONDecodeError is a ValueError
         return _invalid(str(exc))
-    refused = _generate_or_inject(app, directives)
+    refused = _generate_or_inject(app, directives, text.strip())
     if refused is not None:
         return refused
     duration = directives.number("duration") or app.config.song_duration
@@ -244,7 +272,7 @@ def generate_json(app: Sandbox, req: Request) -> Response:
     app.stats.count("minimax_generations", app.stats.generations_by_lyrics, text.strip())
     extra = {"music_duration": round(audio.song_duration(duration, 1) * 1000), "music_sample_rate": SAMPLE_RATE,
              "music_channel": 2, "bitrate": BITRATE, "music_size": len(mp3), "model": model}
-    return _answer(0, data=data, extra_info=extra)
+    return _generated(app, directives, text.strip(), _answer(0, data=data, extra_info=extra))
 
 
 def audio_file(app: Sandbox, req: Request, audio_id: str) -> Response:

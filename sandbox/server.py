@@ -29,6 +29,7 @@ from typing import Any
 from sandbox import admin, audio, files, minimax, suno, udio
 from sandbox.app import Sandbox
 from sandbox.config import SandboxConfig
+from sandbox.profiles import PROFILES
 from sandbox.wire import Request, Response, error
 
 Handler = Callable[..., Response]
@@ -165,6 +166,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client went away; nothing to answer
 
     def _write_body(self, resp: Response) -> None:
+        if resp.trickle_interval_s is not None:
+            self._trickle(resp)
+            return
         rate = resp.throttle_bytes_per_s
         # Throttled bodies go out in ~10 writes a second so the rate is smooth.
         step = max(1, min(_WRITE_CHUNK, int(rate / 10))) if rate else _WRITE_CHUNK
@@ -192,6 +196,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._cut(resp.cut_mode)
             return
         self.wfile.flush()
+        if resp.on_complete is not None:
+            resp.on_complete()
+
+    def _trickle(self, resp: Response) -> None:
+        """One byte, then a pause, until the body is out: headers arrived at once, the body
+        did not (a relay streaming its answer from a slow backend)."""
+        body = resp.body if resp.chunks is None else b"".join(resp.chunks())
+        for i in range(len(body)):
+            if i:
+                time.sleep(resp.trickle_interval_s or 0)
+            self.wfile.write(body[i : i + 1])
+            self.wfile.flush()
         if resp.on_complete is not None:
             resp.on_complete()
 
@@ -284,7 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="length of generated songs (default 8)")
     parser.add_argument("--public-url", default="",
                         help="base URL written into song_path/image_path (default http://HOST:PORT)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed for the global fault rates")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed for the global fault rates and the profile's draws")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                        help="mix every manner of a named world into every submit at its rates (sandbox/profiles.py)")
     parser.add_argument("--log-requests", action="store_true", help="print an access log line per request to stderr")
     return parser
 
@@ -297,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or DEFAULT_API_KEY
     config = SandboxConfig(generation_time=args.generation_time, song_duration=args.song_duration, seed=args.seed)
     app = Sandbox(config, api_key, args.public_url)
+    if args.profile:
+        app.update_config({"profile": args.profile})
     try:
         server = SandboxServer(app, args.host, args.port, args.log_requests)
     except OSError as exc:

@@ -26,6 +26,12 @@ TOTALS = (
     "minimax_generations",  # songs generated (base_resp 0): the billed calls
     "hook_calls",  # notify hook POSTs made (sandbox/hooks.py)
     "hook_failures",  # of which got no 2xx answer
+    "trickled",  # answers whose body went out a byte at a time (submit_trickle, fetch_trickle)
+    "trickle_completed",  # of which the whole body was sent (the client waited for all of it)
+    "redirected",  # 3xx answers given by a *_redirect directive or upload_redirect
+    "unknown_answered",  # 404 "task not found" for a task still inside its unknown_for window
+    "expired_answered",  # 404 "task not found" for a task past its expire time
+    "batch_omitted",  # tasks left out of a batch answer that named them (batch_absent*, unknown, expired)
 )
 
 MAX_LOGGED_BODY = 64 * 1024
@@ -49,6 +55,11 @@ class Stats:
             self.generations_by_lyrics: Counter[str] = Counter()
             self.hooks_by_task: Counter[str] = Counter()
             self.faults: Counter[str] = Counter()
+            # The same faults by whom they hit: a task id, or the prompt before a task exists.
+            self.faults_by_task: dict[str, Counter[str]] = {}
+            self.faults_by_prompt: dict[str, Counter[str]] = {}
+            # Under a profile: the manners each prompt drew (sandbox/profiles.py).
+            self.profile_draws: dict[str, list[str]] = {}
             # One entry per batch fetch: how many ids it named (all), and which (the newest).
             self.batch_sizes: list[int] = []
             self.batch_ids: deque[list[str]] = deque(maxlen=BATCH_IDS_KEPT)
@@ -65,9 +76,17 @@ class Stats:
         with self._lock:
             by[key] += 1
 
-    def fault(self, name: str) -> None:
+    def fault(self, name: str, task: str | None = None, prompt: str | None = None) -> None:
         with self._lock:
             self.faults[name] += 1
+            if task is not None:
+                self.faults_by_task.setdefault(task, Counter())[name] += 1
+            elif prompt is not None:
+                self.faults_by_prompt.setdefault(prompt, Counter())[name] += 1
+
+    def drawn(self, prompt: str, manners: list[str]) -> None:
+        with self._lock:
+            self.profile_draws[prompt] = manners
 
     def batch(self, ids: list[str]) -> None:
         with self._lock:
@@ -100,6 +119,9 @@ class Stats:
                 "generations_by_lyrics": dict(self.generations_by_lyrics),
                 "hooks_by_task": dict(self.hooks_by_task),
                 "faults": dict(self.faults),
+                "faults_by_task": {k: dict(v) for k, v in self.faults_by_task.items()},
+                "faults_by_prompt": {k: dict(v) for k, v in self.faults_by_prompt.items()},
+                "profile_draws": dict(self.profile_draws),
                 "batch_sizes": list(self.batch_sizes),
                 "batch_ids": list(self.batch_ids),
                 "tasks": tasks,

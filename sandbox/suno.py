@@ -20,12 +20,15 @@ from urllib.parse import unquote
 
 from sandbox import audio
 from sandbox.app import Sandbox
-from sandbox.faults import Directive, parse_directives
-from sandbox.tasks import FAIL_REASON, FAILURE, SONGS_PER_TASK, Task, timeline
-from sandbox.udio import TAGS, rate_limited, song_duration, song_paths, song_title, submit_fault, unauthorized
+from sandbox.faults import ACCEPTING, Directive
+from sandbox.manners import hidden_from, not_found_if_hidden, redirect_if_asked, trickle
+from sandbox.tasks import FAIL_REASON, FAILURE, SONGS_PER_TASK, Task, reported_progress, reported_status, timeline
+from sandbox.udio import TAGS, accepted, limited, rate_limited, song_duration, song_paths, song_title, submit_fault, unauthorized
 from sandbox.wire import Request, Response, error, html_error, json_response, malformed
 
 MODELS = ("chirp-v3-0", "chirp-v3-5", "chirp-v4", "chirp-auk", "chirp-crow")
+ACTION = "MUSIC"  # the one action this relay's tasks have; a batch asking another finds none
+ACTIONS = ("MUSIC", "LYRICS")
 QUEUED_UNTIL = 20  # percent of the generation time a started clip stays queued before streaming
 STREAM_BYTES = 4096
 
@@ -63,21 +66,23 @@ def submit(app: Sandbox, req: Request) -> Response:
         return unauthorized(app)
     try:
         params, text = _submit_params(req.body)
-        directives = parse_directives(text)
+        directives = app.directives_for(text, "suno")
+        if directives.text("status_before") == "UNKNOWN":
+            raise ValueError("sandbox:status_before=UNKNOWN: UNKNOWN is final on Suno relays (new-api)")
     except ValueError as exc:
         return error(400, "invalid_request", str(exc))
     seen = app.next_submit(text)
     delay = directives.delay("submit_slow", seen)
     if delay:
-        app.stats.fault("submit_slow")
+        app.stats.fault("submit_slow", prompt=text)
         time.sleep(delay)
     fault = directives.outcome("submit", seen)
-    if fault is not None:
-        app.stats.fault(fault.name)
+    if fault is not None and fault.name not in ACCEPTING:
+        app.stats.fault(fault.name, prompt=text)
         return submit_fault(fault)
     cfg = app.config
     if app.chance(cfg.submit_429_rate):
-        app.stats.fault("submit_429_rate")
+        app.stats.fault("submit_429_rate", prompt=text)
         return rate_limited(retry_after=True)
     gen_time, duration = directives.number("gen_time"), directives.number("duration")
     task = app.tasks.create(
@@ -88,7 +93,7 @@ def submit(app: Sandbox, req: Request) -> Response:
         size_mb=directives.number("size_mb"),
     )
     app.stats.count("submits", app.stats.submits_by_prompt, text)
-    return json_response(200, {"code": "success", "message": "", "data": task.task_id})
+    return accepted(app, task, fault)
 
 
 def _clip(app: Sandbox, task: Task, index: int, now: float) -> dict[str, Any]:
@@ -126,20 +131,24 @@ def _clip(app: Sandbox, task: Task, index: int, now: float) -> dict[str, Any]:
 
 def task_object(app: Sandbox, task: Task, now: float) -> dict[str, Any]:
     line = timeline(task, now)
-    return {
-        "task_id": task.task_id, "action": "MUSIC", "status": line.status,
+    obj: dict[str, Any] = {
+        "task_id": task.task_id, "action": ACTION, "status": reported_status(task, line),
         "fail_reason": FAIL_REASON if line.status == FAILURE else "",
         "submit_time": int(task.submit_time), "start_time": line.start_time, "finish_time": line.finish_time,
-        # new-api only ever says 0% or 100%
-        "progress": "100%" if line.terminal else "0%",
-        "data": [_clip(app, task, i, now) for i in range(1, SONGS_PER_TASK + 1)],
     }
+    # new-api only ever says 0% or 100%, unless the task's progress model says otherwise
+    progress = reported_progress(task, line) if task.directives.has("progress") else (
+        100 if line.terminal else 0)
+    if progress is not None:
+        obj["progress"] = f"{progress}%"
+    obj["data"] = [_clip(app, task, i, now) for i in range(1, SONGS_PER_TASK + 1)]
+    return obj
 
 
 def _fetch_fault(app: Sandbox, task: Task, seen: int) -> Directive | None:
     delay = task.directives.delay("fetch_slow", seen)
     if delay:
-        app.stats.fault("fetch_slow")
+        app.stats.fault("fetch_slow", task=task.task_id)
         time.sleep(delay)
     fault = task.directives.outcome("fetch", seen)
     if fault is None and app.chance(app.config.fetch_429_rate):
@@ -149,10 +158,11 @@ def _fetch_fault(app: Sandbox, task: Task, seen: int) -> Directive | None:
     return fault
 
 
-def _faulty(app: Sandbox, fault: Directive, payload: Any) -> Response:
-    app.stats.fault(fault.name)
-    if fault.name.startswith("fetch_429"):
-        return rate_limited(retry_after=True)
+def _faulty(app: Sandbox, fault: Directive, payload: Any, task: Task) -> Response:
+    app.stats.fault(fault.name, task=task.task_id)
+    refused = limited(fault.name)
+    if refused is not None:
+        return refused
     if fault.name.startswith("fetch_500"):
         return html_error(500, "500 Internal Server Error")
     return malformed(payload)
@@ -165,15 +175,40 @@ def fetch(app: Sandbox, req: Request, task_id: str) -> Response:
     task = app.tasks.get(unquote(task_id))
     if task is None or task.dialect != "suno":
         return error(400, "task_not_exist", f"task not found: {unquote(task_id)}")
-    seen = app.tasks.next_fetch(task)
     app.stats.bump(app.stats.fetches_by_task, task.task_id)
+    refused = not_found_if_hidden(app, task, time.time()) or redirect_if_asked(app, task, "fetch_redirect", 302)
+    if refused is not None:
+        return refused
+    seen = app.tasks.next_fetch(task)
     obj = task_object(app, task, time.time())
     payload = {"code": "success", "message": "", "data": obj["data"] if task.directives.has("clip_array") else obj}
     fault = _fetch_fault(app, task, seen)
     if fault is not None:
-        return _faulty(app, fault, payload)
+        return _faulty(app, fault, payload, task)
     app.stats.count("fetches")
-    return json_response(200, payload)
+    answer = json_response(200, payload)
+    return trickle(app, answer, task.directives.number("fetch_trickle"), "fetch_trickle", task=task.task_id)
+
+
+def _omitted(app: Sandbox, task: Task, now: float) -> bool:
+    """Whether a batch answer naming ``task`` leaves it out (counted): not known (yet, or
+    any more), or a batch_absent / batch_absent_every directive."""
+    named = app.tasks.next_batch(task)
+    why: str | None = None
+    if hidden_from(app, task, now) is not None:
+        why = "hidden"  # counted by hidden_from under its own name
+    elif named <= (task.directives.number("batch_absent") or 0):
+        why = "batch_absent"
+    else:
+        every = task.directives.number("batch_absent_every")
+        if every and named % int(every) == 0:
+            why = "batch_absent_every"
+    if why is None:
+        return False
+    app.stats.count("batch_omitted")
+    if why != "hidden":
+        app.stats.fault(why, task=task.task_id)
+    return True
 
 
 def fetch_many(app: Sandbox, req: Request) -> Response:
@@ -183,32 +218,48 @@ def fetch_many(app: Sandbox, req: Request) -> Response:
     if not app.authorized(req.headers):
         return unauthorized(app)
     try:
-        ids = _body(req.body).get("ids")
+        body = _body(req.body)
+        ids, action = body.get("ids"), body.get("action", ACTION)
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise ValueError("ids must be a list of task ids")
+        if action not in ACTIONS:
+            raise ValueError(f"action must be one of {list(ACTIONS)}")
     except ValueError as exc:
         return error(400, "invalid_request", str(exc))
+    cap = app.config.batch_id_cap
+    if cap and len(ids) > cap:
+        app.stats.fault("batch_id_cap")
+        return error(400, "invalid_request", f"too many ids: at most {cap} per fetch, got {len(ids)}")
     app.stats.batch(ids)
     now = time.time()
     found = (app.tasks.get(i) for i in dict.fromkeys(ids))
-    tasks = [t for t in found if t is not None and t.dialect == "suno"]
-    fault, answered = None, []
+    # Tasks of another action (lyrics tasks when MUSIC is asked) are not matched, as unknown ids.
+    tasks = [t for t in found if t is not None and t.dialect == "suno" and action == ACTION]
+    for task in tasks:  # a relay that moved one task's record moves the whole answer
+        moved = redirect_if_asked(app, task, "fetch_redirect", 302)
+        if moved is not None:
+            return moved
+    fault: tuple[Directive, Task] | None = None
+    answered = []
     for task in tasks:
-        seen = app.tasks.next_fetch(task)
         app.stats.bump(app.stats.fetches_by_task, task.task_id)
-        if seen < (task.directives.number("batch_absent") or 0):
-            app.stats.fault("batch_absent")
+        if _omitted(app, task, now):
             continue
+        seen = app.tasks.next_fetch(task)
         answered.append(task)
-        fault = fault or _fetch_fault(app, task, seen)
+        if fault is None:
+            this = _fetch_fault(app, task, seen)
+            fault = (this, task) if this is not None else None
     objects = [task_object(app, t, now) for t in answered]
     with app.lock:
         app.rng.shuffle(objects)
     payload = {"code": "success", "message": "", "data": objects or None}
     if fault is not None:
-        return _faulty(app, fault, payload)
+        return _faulty(app, fault[0], payload, fault[1])
     app.stats.count("fetches")
-    return json_response(200, payload)
+    answer = json_response(200, payload)
+    slowest = max((t.directives.number("fetch_trickle") or 0 for t in answered), default=0)
+    return trickle(app, answer, slowest, "fetch_trickle")
 
 
 def stream(app: Sandbox, req: Request) -> Response:

@@ -43,6 +43,7 @@ class Task:
     notify_hook: str = ""
     song_ids: tuple[str, ...] = ()
     fetch_count: int = 0
+    batch_named: int = 0  # batch fetches that named this task, for batch_absent_every
     # per file ("song/1", "cover/2", ...) -> download requests seen, for dl_* faults
     download_counts: dict[str, int] = field(default_factory=dict)
 
@@ -89,6 +90,49 @@ def timeline(task: Task, now: float) -> Timeline:
     )
 
 
+STEP = 25  # percent: the stepwise progress model's step
+
+
+def reported_status(task: Task, line: Timeline) -> str:
+    """The status a fetch shows: SUBMITTED reads as the task's ``status_before`` if any."""
+    before = task.directives.text("status_before")
+    if line.status != SUBMITTED or before is None:
+        return line.status
+    return "" if before == "EMPTY" else before
+
+
+def reported_progress(task: Task, line: Timeline) -> int | None:
+    """The progress a fetch shows under the task's progress model; None: no field at all."""
+    model = task.directives.text("progress") or "linear"
+    if model == "none":
+        return None
+    if line.terminal or model == "linear":
+        return line.progress
+    if model == "stuck":
+        return 0
+    return line.progress // STEP * STEP  # stepwise
+
+
+UNKNOWN_YET = "unknown_for"
+EXPIRED = "expire"
+
+
+def hidden(task: Task, now: float) -> str | None:
+    """Why the gateway does not know ``task`` at ``now`` (a directive name), or None.
+
+    Written late (``unknown_for``) or forgotten (``expire``): either way a fetch answers
+    404 and a batch leaves the task out, while the generation clock runs on regardless.
+    """
+    age = now - task.submit_time
+    expire = task.directives.number("expire")
+    if expire is not None and age >= expire:
+        return EXPIRED
+    unknown = task.directives.number("unknown_for")
+    if unknown is not None and age < unknown:
+        return UNKNOWN_YET
+    return None
+
+
 def song_ready_time(task: Task, index: int) -> float:
     """When song ``index`` became (or will become) ready, for its created_at."""
     if index == 1 and task.directives.has("stagger"):
@@ -121,6 +165,12 @@ class TaskTable:
         with self._lock:
             task.fetch_count += 1
             return task.fetch_count - 1
+
+    def next_batch(self, task: Task) -> int:
+        """Count a batch fetch naming ``task``; return how many named it before (1-based after)."""
+        with self._lock:
+            task.batch_named += 1
+            return task.batch_named
 
     def next_download(self, task: Task, file_key: str) -> int:
         with self._lock:

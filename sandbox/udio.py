@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import quote, unquote
 
 from sandbox import audio
 from sandbox.app import Sandbox
-from sandbox.faults import ACCEPTING, Directive, parse_directives
-from sandbox.tasks import FAIL_REASON, FAILURE, SONGS_PER_TASK, Task, song_ready_time, timeline
+from sandbox.faults import ACCEPTING, Directive
+from sandbox.manners import not_found_if_hidden, redirect_if_asked, trickle
+from sandbox.tasks import FAIL_REASON, FAILURE, SONGS_PER_TASK, Task, reported_progress, reported_status, song_ready_time, timeline
 from sandbox.wire import Request, Response, error, html_error, json_response, lost_answer, malformed
 
 # Titles carry a space, a dash outside ASCII and CJK text on purpose: the
@@ -47,6 +49,28 @@ def unauthorized(app: Sandbox) -> Response:
 def rate_limited(retry_after: bool) -> Response:
     headers = {"Retry-After": "1"} if retry_after else {}
     return error(429, "rate_limited", "too many requests, please retry later", headers)
+
+
+HTML_RETRY_AFTER = 2  # seconds, for the HTML 429 pages
+
+
+def rate_limited_html(as_date: bool) -> Response:
+    """A front server's 429: an HTML page, Retry-After in seconds or as an HTTP date."""
+    response = html_error(429, "429 Too Many Requests")
+    response.headers["Retry-After"] = (formatdate(time.time() + HTML_RETRY_AFTER, usegmt=True) if as_date
+                                       else str(HTML_RETRY_AFTER))
+    return response
+
+
+def limited(name: str) -> Response | None:
+    """The 429 answer a *_429* directive asks for, or None when ``name`` is not one."""
+    if name.endswith("_429_html"):
+        return rate_limited_html(as_date=False)
+    if name.endswith("_429_date"):
+        return rate_limited_html(as_date=True)
+    if "_429" in name:
+        return rate_limited(retry_after=not name.endswith("noretry"))
+    return None
 
 
 def file_name(title: str) -> str:
@@ -106,10 +130,9 @@ def _gen_params(body: bytes) -> tuple[dict[str, Any], str]:
 
 
 def submit_fault(fault: Directive) -> Response:
-    if fault.name == "submit_429":
-        return rate_limited(retry_after=True)
-    if fault.name == "submit_429_noretry":
-        return rate_limited(retry_after=False)
+    refused = limited(fault.name)
+    if refused is not None:
+        return refused
     if fault.name == "submit_500":
         return html_error(500, "502 Bad Gateway")
     if fault.name == "submit_400":
@@ -127,25 +150,25 @@ def submit(app: Sandbox, req: Request, dialect: str) -> Response:
     try:
         params, hook = _gen_params(req.body)
         prompt: str = params["prompt"]
-        directives = parse_directives(prompt)
+        directives = app.directives_for(prompt, "udio")
     except ValueError as exc:  # DirectiveError is a ValueError
         return error(400, "invalid_request", str(exc))
 
     seen = app.next_submit(prompt)
     delay = directives.delay("submit_slow", seen)
     if delay:
-        app.stats.fault("submit_slow")
+        app.stats.fault("submit_slow", prompt=prompt)
         time.sleep(delay)
     fault = directives.outcome("submit", seen)
     if fault is not None and fault.name not in ACCEPTING:
-        app.stats.fault(fault.name)
+        app.stats.fault(fault.name, prompt=prompt)
         return submit_fault(fault)
     cfg = app.config
     if app.chance(cfg.submit_429_rate):
-        app.stats.fault("submit_429_rate")
+        app.stats.fault("submit_429_rate", prompt=prompt)
         return rate_limited(retry_after=True)
     if app.chance(cfg.submit_500_rate):
-        app.stats.fault("submit_500_rate")
+        app.stats.fault("submit_500_rate", prompt=prompt)
         return html_error(500, "502 Bad Gateway")
 
     gen_time = directives.number("gen_time")
@@ -164,10 +187,31 @@ def submit(app: Sandbox, req: Request, dialect: str) -> Response:
     if hook:
         app.hooks.watch(task)
     app.stats.count("submits", app.stats.submits_by_prompt, prompt)
+    return accepted(app, task, fault)
+
+
+def accepted(app: Sandbox, task: Task, fault: Directive | None) -> Response:
+    """The answer to a submit that created ``task``: the task id, unless a directive loses,
+    redirects or trickles it (each counted against the task)."""
     if fault is not None:  # accepted, then the answer is lost on the way back
-        app.stats.fault(fault.name)
-        return lost_answer(drop=fault.name == "submit_accept_drop")
-    return json_response(200, {"code": "success", "message": "", "data": task.task_id})
+        app.stats.fault(fault.name, task=task.task_id)
+        return lost_after_accept(fault.name, task.task_id)
+    moved = redirect_if_asked(app, task, "submit_redirect", 307)
+    if moved is not None:
+        return moved
+    answer = json_response(200, {"code": "success", "message": "", "data": task.task_id})
+    return trickle(app, answer, task.directives.number("submit_trickle"), "submit_trickle", task=task.task_id)
+
+
+def lost_after_accept(name: str, task_id: str) -> Response:
+    """What the client gets from a submit that created ``task_id`` and lost its answer."""
+    if name == "submit_accept_504":
+        return html_error(504, "504 Gateway Time-out")
+    if name == "submit_accept_4xx":
+        return error(400, "error", "upstream request failed, please retry")
+    if name == "submit_accept_garbled":
+        return malformed({"code": "success", "message": "", "data": task_id})
+    return lost_answer(drop=name == "submit_accept_drop")
 
 
 # --- fetch ------------------------------------------------------------------
@@ -255,13 +299,15 @@ def task_payload(app: Sandbox, task: Task, now: float) -> dict[str, Any]:
         "task_id": task.task_id,
         "notify_hook": task.notify_hook,
         "action": "udio-generate",
-        "status": line.status,
+        "status": reported_status(task, line),
         "fail_reason": FAIL_REASON if line.status == FAILURE else "",
         "submit_time": int(task.submit_time),
         "start_time": line.start_time,
         "finish_time": line.finish_time,
-        "progress": f"{line.progress}%",
     }
+    progress = reported_progress(task, line)
+    if progress is not None:
+        data["progress"] = f"{progress}%"
     if task.directives.has("omit_running_songs") and not line.terminal:
         pass  # the contract says the container may be missing while running
     elif task.directives.has("flat"):
@@ -278,11 +324,17 @@ def fetch(app: Sandbox, req: Request, task_id: str) -> Response:
     task = app.tasks.get(unquote(task_id))
     if task is None:
         return error(404, "not_found", f"task not found: {unquote(task_id)}")
-    seen = app.tasks.next_fetch(task)
     app.stats.bump(app.stats.fetches_by_task, task.task_id)
+    gone = not_found_if_hidden(app, task, time.time())
+    if gone is not None:
+        return gone
+    moved = redirect_if_asked(app, task, "fetch_redirect", 302)
+    if moved is not None:
+        return moved
+    seen = app.tasks.next_fetch(task)
     delay = task.directives.delay("fetch_slow", seen)
     if delay:
-        app.stats.fault("fetch_slow")
+        app.stats.fault("fetch_slow", task=task.task_id)
         time.sleep(delay)
     payload = task_payload(app, task, time.time())
     fault = task.directives.outcome("fetch", seen)
@@ -291,12 +343,14 @@ def fetch(app: Sandbox, req: Request, task_id: str) -> Response:
     if fault is None and app.chance(app.config.fetch_500_rate):
         fault = Directive("fetch_500_rate", None)
     if fault is not None:
-        app.stats.fault(fault.name)
-        if fault.name.startswith("fetch_429"):
-            return rate_limited(retry_after=True)
+        app.stats.fault(fault.name, task=task.task_id)
+        refused = limited(fault.name)
+        if refused is not None:
+            return refused
         if fault.name.startswith("fetch_500"):
             return html_error(500, "500 Internal Server Error")
         return malformed(payload)
     app.stats.count("fetches")
-    return json_response(200, payload)
+    answer = json_response(200, payload)
+    return trickle(app, answer, task.directives.number("fetch_trickle"), "fetch_trickle", task=task.task_id)
 

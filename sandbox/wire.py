@@ -46,6 +46,7 @@ class Response:
     cut_after: int | None = None  # send this many body bytes, then stop
     cut_mode: str = "close"  # "close": FIN after the short body; "reset": TCP RST
     throttle_bytes_per_s: float | None = None
+    trickle_interval_s: float | None = None  # the body one byte at a time, this long apart
     drop: bool = False  # close the connection without sending a status line
     on_complete: Callable[[], None] | None = None  # called once the whole body was sent
 
@@ -82,3 +83,17 @@ def malformed(payload: Any) -> Response:
     """HTTP 200 with the first half of a JSON body: valid status, unparseable body."""
     body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     return Response(200, body[: max(1, len(body) // 2)], "application/json")
+
+
+def redirect(status: int, location: str) -> Response:
+    """A 3xx as a front server writes it: an HTML page and the Location header."""
+    reason = {301: "Moved Permanently", 302: "Found", 303: "See Other", 307: "Temporary Redirect",
+              308: "Permanent Redirect"}.get(status, "Redirect")
+    response = html_error(status, f"{status} {reason}")
+    response.headers["Location"] = location
+    return response
+
+
+def task_not_found() -> Response:
+    """What a relay answers for a task id it does not know (yet, or any more)."""
+    return json_response(404, {"code": "error", "message": "task not found"})

@@ -54,16 +54,23 @@ def upload_file(settings: Settings, filename: str, body: IO[bytes], purpose: Pur
                 url, headers=headers, data={"purpose": purpose},
                 files={"file": (filename, body, content_type)},
                 timeout=(10.0, settings.http_timeout),
+                # Never followed: a redirect's target is a URL nobody configured
+                # (docs/outbound-urls.md), and the file would go there too.
+                allow_redirects=False,
             )
     except requests.RequestException as exc:
         raise UploadError(f"could not reach the MiniMax upload API at {url}: {type(exc).__name__}",
                           refused=False) from exc
+    if 300 <= response.status_code < 400:
+        raise UploadError(f"the MiniMax upload API answered HTTP {response.status_code}, a redirect, which "
+                          "songqueue does not follow", refused=False, http_status=response.status_code)
     if response.status_code == 429 or response.status_code >= 500:
         raise UploadError(f"the MiniMax upload API answered HTTP {response.status_code}; try again later",
                           refused=False, http_status=response.status_code)
     if response.status_code >= 400:
-        raise UploadError(f"the MiniMax upload API refused the file (HTTP {response.status_code}): "
-                          f"{clean_text(response.text)}", refused=True, http_status=response.status_code)
+        # Described, never quoted: the page's bytes are not ours to pass on.
+        raise UploadError(f"the MiniMax upload API refused the file (HTTP {response.status_code} with a body of "
+                          f"{len(response.content)} bytes)", refused=True, http_status=response.status_code)
     try:
         answer = response.json()
     except ValueError:

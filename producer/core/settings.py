@@ -272,14 +272,15 @@ class Settings(BaseSettings):
     suno_poll_max_interval: float | None = setting(
         None, "suno", "Suno's own `POLL_MAX_INTERVAL`; unset means the global one", gt=0)
     # Batch polling (docs/providers.md): one POST /suno/fetch for up to this many due tasks;
-    # 1 polls each task alone. A task left out of more than this many answers is failed.
+    # 1 polls each task alone.
     suno_poll_batch_size: int = setting(
         100, "suno",
         "most task ids in one batch fetch (`POST /suno/fetch`); 1 polls each task alone "
         "(see [providers.md](providers.md#batch-polling))", ge=1, le=1000)
     suno_max_absences: int = setting(
         5, "suno",
-        "batch answers that may leave a task out (in all) before its job fails with `upstream_task_missing`", ge=1)
+        "Suno's own `UNKNOWN_TASK_POLLS`: answers in a row, past `UNKNOWN_TASK_GRACE`, that leave a task out (or "
+        "do not know it) before its job fails with `upstream_task_missing`", ge=1)
     # A batch takes every task due within this many seconds: wider means fewer, fuller calls,
     # at the price of fetching some tasks that much early.
     suno_poll_batch_window: float = setting(
@@ -332,6 +333,16 @@ class Settings(BaseSettings):
     poll_min_interval: float = setting(
         2.0, "polling", "shortest gap between polls of one job, seconds (at most `POLL_MAX_INTERVAL`)", gt=0)
     poll_max_interval: float = setting(30.0, "polling", "longest gap between polls of one job, seconds", gt=0)
+    # Relays write a task after answering its submit, or read from a lagging replica: a task
+    # they gave us may be unknown to them for a while (docs/providers.md, "Unknown tasks").
+    unknown_task_grace: float = setting(
+        120.0, "polling",
+        "seconds after the submit during which the gateway not knowing the task it answered with (404 \"task not "
+        "found\", left out of a batch answer) is not counted", ge=0)
+    unknown_task_polls: int = setting(
+        5, "polling",
+        "answers in a row, past `UNKNOWN_TASK_GRACE`, that do not know a job's task before the job fails "
+        "`upstream_task_missing` (Suno: `SUNO_MAX_ABSENCES`); any answered poll starts the count again", ge=1)
 
     # --- retries ---
     # Transient upstream faults: exponential backoff with full jitter, bounded per job.
@@ -354,6 +365,12 @@ class Settings(BaseSettings):
         1024 * 1024, "http",
         "streaming chunk size of downloads (and of staged inline audio read back): one read, write and hash call "
         "per chunk, so larger is faster, at that many bytes of memory per download", gt=0)
+    # The hard task limit (600 s) would kill a stuck download without a word; its own deadline
+    # ends it first as a transient fault, retried like any other.
+    download_deadline: float = setting(
+        300.0, "http",
+        "most seconds one download (an MP3 or a cover) may take, however its bytes trickle; past it the download "
+        "is a transient fault, tried again (keep it well under the 600 s hard task limit)", gt=0, le=540)
     download_allowed_hosts: str = setting(
         "", "http",
         "comma-separated hosts, subdomains included, that result files may be downloaded from; empty = any public "

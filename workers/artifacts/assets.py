@@ -42,7 +42,7 @@ def store_cover(
         key_for=lambda ext: cover_key(record.id, song_index, ext),
         max_bytes=settings.max_cover_bytes, timeout=settings.http_timeout, chunk_bytes=settings.download_chunk_bytes,
         spool_dir=settings.spool_dir, heartbeat=heartbeat,
-        policy=download_policy(settings),
+        policy=download_policy(settings), deadline=settings.download_deadline,
     )
 
 
@@ -61,6 +61,7 @@ def store_audio(
     ) if song.staged_audio_key else open_download(
         song.song_path, kind="audio", max_bytes=settings.max_download_bytes, timeout=settings.http_timeout,
         chunk_bytes=settings.download_chunk_bytes, heartbeat=heartbeat, policy=download_policy(settings),
+        deadline=settings.download_deadline,
     )
     with source as body:
         # The tag goes before the audio, so the cover is needed first; a body that is not
@@ -107,5 +108,5 @@ def cover_for_tags(
         return None  # nothing to embed; the cover task reports a missing cover
     with download_to_file(song.image_path, kind="image", max_bytes=cap, timeout=settings.http_timeout,
                           chunk_bytes=settings.download_chunk_bytes, spool_dir=settings.spool_dir,
-                          policy=download_policy(settings)) as image:
+                          policy=download_policy(settings), deadline=settings.download_deadline) as image:
         return Cover(image.path.read_bytes(), image.content_type)

@@ -22,14 +22,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 import requests
+import urllib3
 
 from producer.core.models.job_record import StoredObject
 from producer.core.url_guard import CheckedUrl, UrlPolicy, UrlRefused
 from workers.storage import Storage
 from workers.upstream.errors import PermanentError, TransientError
+from workers.upstream.http_client import Cutoff
 from workers.upstream.pinned_http import pinned_request
 
 HEARTBEAT_SECONDS = 5.0
+# A download's own deadline when none is given (SONGQUEUE_DOWNLOAD_DEADLINE's default).
+DEFAULT_DEADLINE = 300.0
 MAX_REDIRECTS = 5
 # The guard's codes, as a download failure names them.
 _CODES = {"url_host_not_allowed": "download_host_not_allowed", "url_private_address": "download_private_address"}
@@ -74,21 +78,25 @@ def open_download(
     chunk_bytes: int,
     heartbeat: Callable[[], None] | None = None,
     policy: UrlPolicy,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> Iterator[Body]:
     """GET `url` (byte-for-byte as given; every redirect hop checked and pinned) and check
     its answer: status, declared length, and first bytes (`kind` is "audio" or "image").
 
     The body's chunks stream from the connection, which closes when the block ends; past
-    `max_bytes` or cut short they raise. `heartbeat` is called every few seconds while
-    bytes flow, so a long download is not taken for a dead one.
+    `max_bytes` or cut short they raise. `heartbeat` is called every few seconds of wall
+    time while bytes arrive (however slowly), so a slow but moving download is not taken for
+    a dead one; past `deadline` seconds from the request the connection is closed and the
+    download is a transient fault (SONGQUEUE_DOWNLOAD_DEADLINE, well under the hard task limit).
     """
+    started = time.time()
     response = _get_following_redirects(check_url(url, policy, kind), timeout, kind, policy)
-    with response:
+    with response, Cutoff(response, started + deadline) as cutoff:
         _check_status(response, kind)
         expected = _content_length(response)
         if expected is not None and expected > max_bytes:
             raise PermanentError("download_too_large", f"the {kind} file is {expected} bytes, over the cap of {max_bytes}")
-        body = _capped_chunks(response, chunk_bytes, max_bytes, expected, kind, heartbeat)
+        body = _capped_chunks(response, chunk_bytes, max_bytes, expected, kind, heartbeat, cutoff, deadline)
         first = _first_chunk(body, kind)
         extension, content_type = sniff_audio(first) if kind == "audio" else sniff_image(first)
         if extension is None:
@@ -109,6 +117,7 @@ def download_to_file(
     spool_dir: str | None = None,
     heartbeat: Callable[[], None] | None = None,
     policy: UrlPolicy,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> Iterator[Downloaded]:
     """Download `url` as served to a spool file in `spool_dir`, hashed on the way.
 
@@ -116,7 +125,7 @@ def download_to_file(
     the block succeeded or not.
     """
     with open_download(url, kind=kind, max_bytes=max_bytes, timeout=timeout, chunk_bytes=chunk_bytes,
-                       heartbeat=heartbeat, policy=policy) as body, spool_path(spool_dir, kind) as path:
+                       heartbeat=heartbeat, policy=policy, deadline=deadline) as body, spool_path(spool_dir, kind) as path:
         digest = hashlib.sha256()
         size = 0
         with open(path, "wb") as out:
@@ -139,10 +148,11 @@ def download_to_storage(
     spool_dir: str | None = None,
     heartbeat: Callable[[], None] | None = None,
     policy: UrlPolicy,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> StoredObject:
     """Download `url` as is and store it under `key_for(extension)` (a cover, say)."""
     with download_to_file(url, kind=kind, max_bytes=max_bytes, timeout=timeout, chunk_bytes=chunk_bytes,
-                          spool_dir=spool_dir, heartbeat=heartbeat, policy=policy) as downloaded:
+                          spool_dir=spool_dir, heartbeat=heartbeat, policy=policy, deadline=deadline) as downloaded:
         # Stored as served: the sha256 computed while spooling is the stored bytes' own.
         return storage.put_file(key_for(downloaded.extension), downloaded.path, downloaded.content_type,
                                 upstream_sha256=downloaded.sha256, sha256=downloaded.sha256)
@@ -176,21 +186,41 @@ def _first_chunk(body: Iterator[bytes], kind: str) -> bytes:
 
 def _capped_chunks(
     response: requests.Response, chunk_bytes: int, max_bytes: int, expected: int | None, kind: str,
-    heartbeat: Callable[[], None] | None = None,
+    heartbeat: Callable[[], None] | None = None, cutoff: Cutoff | None = None, deadline: float = 0.0,
 ) -> Iterator[bytes]:
+    """The body in chunks of `chunk_bytes` (one write and hash call each), read in small
+    reads that return as soon as bytes are there: the heartbeat goes by the clock between
+    them, not between chunks (a 1 MiB chunk of a song arriving at 30 KB/s takes half a
+    minute, longer than the watchdog's grace)."""
+    raw = response.raw
     size = 0
+    pending = bytearray()
     beat_at = time.monotonic() + HEARTBEAT_SECONDS
     try:
-        for chunk in response.iter_content(chunk_bytes):
+        while True:
+            piece = raw.read1(chunk_bytes, decode_content=True)
             if heartbeat is not None and time.monotonic() >= beat_at:
                 heartbeat()
                 beat_at = time.monotonic() + HEARTBEAT_SECONDS
-            size += len(chunk)
+            if not piece:
+                break
+            size += len(piece)
             if size > max_bytes:
                 raise PermanentError("download_too_large", f"the {kind} file exceeds the cap of {max_bytes} bytes")
-            yield chunk
-    except requests.RequestException as exc:
+            pending += piece
+            if len(pending) >= chunk_bytes:
+                yield bytes(pending)
+                pending.clear()
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        if cutoff is not None and cutoff.fired:
+            raise TransientError("download_deadline", f"the {kind} download was not complete within its "
+                                 f"deadline of {deadline:g}s ({size} bytes had arrived)") from exc
         raise TransientError("download_interrupted", f"the {kind} download broke off after {size} bytes") from exc
+    if cutoff is not None and cutoff.fired and (expected is None or size != expected):
+        raise TransientError("download_deadline", f"the {kind} download was not complete within its "
+                             f"deadline of {deadline:g}s ({size} bytes had arrived)")
+    if pending:
+        yield bytes(pending)
     if expected is not None and size != expected:
         raise TransientError("download_truncated", f"the {kind} download ended at {size} of {expected} bytes")
 

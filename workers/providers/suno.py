@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from producer.core.settings import Settings
 from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
-from workers.providers.udio import envelope, parse_submit
+from workers.providers.udio import envelope, known_task, parse_submit
 from workers.upstream.errors import TransientError
 from workers.upstream.http_client import bearer_headers, call_json, new_session
 
@@ -59,8 +59,9 @@ class SunoProvider:
         return parse_submit(body)
 
     def fetch(self, task_id: str) -> UpstreamStatus:
-        body = call_json(self.session, "GET", f"{self.base_url}/suno/fetch/{quote(task_id, safe='')}",
-                         headers=self._headers(), timeout=self.timeout, max_bytes=self.max_json_bytes)
+        body = known_task(lambda: call_json(
+            self.session, "GET", f"{self.base_url}/suno/fetch/{quote(task_id, safe='')}",
+            headers=self._headers(), timeout=self.timeout, max_bytes=self.max_json_bytes))
         return parse_fetch(body)
 
     def fetch_many(self, task_ids: list[str]) -> dict[str, UpstreamStatus]:

@@ -8,7 +8,8 @@ kept in plain functions so the vendors' own example bodies can be tested directl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -17,7 +18,7 @@ from pydantic import SecretStr
 
 from producer.core.settings import Settings
 from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
-from workers.upstream.errors import PermanentError, TransientError
+from workers.upstream.errors import PermanentError, TaskUnknown, TransientError
 from workers.upstream.http_client import bearer_headers, call_json, new_session
 
 TERMINAL = {"SUCCESS": Outcome.SUCCEEDED, "FAILURE": Outcome.FAILED}
@@ -64,10 +65,10 @@ class UdioProvider:
         return parse_submit(body)
 
     def fetch(self, task_id: str) -> UpstreamStatus:
-        body = call_json(
+        body = known_task(lambda: call_json(
             self.session, "GET", f"{self.base_url}/udio/fetch/{quote(task_id, safe='')}",
             headers=self._headers(), timeout=self.timeout, max_bytes=self.max_json_bytes,
-        )
+        ))
         return parse_fetch(body)
 
 
@@ -82,6 +83,26 @@ def from_settings(settings: Settings) -> UdioProvider:
         max_json_bytes=settings.max_json_bytes,
         notify_field=udio.notify_field,
     )
+
+
+# How the relays say they do not know a task: new-api's "task not found" (also as
+# "task_not_exist"), and the Chinese relays' own words.
+UNKNOWN_TASK = re.compile(r"not[ _]?(found|exist)|不存在", re.IGNORECASE)
+
+
+def known_task(fetch: Callable[[], Any]) -> Any:
+    """A fetch's answer, or TaskUnknown when it says the gateway does not know the task: a
+    404, or an envelope whose message says "task not found". Not a refusal: the poll step
+    counts such answers (workers/steps/unknown_task.py)."""
+    try:
+        body = fetch()
+    except PermanentError as exc:
+        if exc.http_status == 404:
+            raise TaskUnknown("HTTP 404") from None
+        raise
+    if isinstance(body, dict) and body.get("code") != "success" and UNKNOWN_TASK.search(str(body.get("message"))):
+        raise TaskUnknown("'task not found'")
+    return body
 
 
 def envelope(body: Any) -> Any:

@@ -22,6 +22,7 @@ from workers.celery_app import app
 from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
 from workers.retry_policy import next_poll_delay
 from workers.steps.common import end_job, log, send
+from workers.steps.unknown_task import forget
 
 
 def past_deadline(record: JobRecord) -> bool:
@@ -108,6 +109,7 @@ def _dispatch_finished(job_id: str, record: JobRecord) -> None:
 def merge_status(record: JobRecord, status: UpstreamStatus) -> None:
     """One fetch's answer into the record: progress, and songs not yet dispatched."""
     record.attempts["poll"] = record.attempts.get("poll", 0) + 1
+    forget(record)  # answered: any unknown answers before were not in a row with a later one
     record.waiting_for = None
     record.progress = max(record.progress, status.progress)
     known = {s.upstream_id: s for s in record.songs}

@@ -14,8 +14,9 @@ of the jobs' own poll messages happens to run, and takes everything due within t
 with it; nothing is due again before the window has passed (or a job's schedule says so),
 so there is about one call per window, however many jobs are in flight.
 
-A task the upstream leaves out of an answer is not failed at once: its absences are counted
-and only more than SONGQUEUE_{NAME}_MAX_ABSENCES fail the job. The watchdog covers each job
+A task the upstream leaves out of an answer is not failed at once: past a grace window after
+its submit, its absences in a row are counted, and only more than SONGQUEUE_{NAME}_MAX_ABSENCES
+fail the job (workers/steps/unknown_task.py); an answer that has it starts the count again. The watchdog covers each job
 as before: every applied answer sets the job's next check-in, and a job whose drainer died
 is sent a poll, which joins it again and starts a new drainer.
 """
@@ -37,9 +38,10 @@ from workers.admission import gate
 from workers.celery_app import app
 from workers.providers.base import AsyncProvider, BatchProvider, Outcome, UpstreamStatus
 from workers.retry_policy import backoff_delay, bound
+from workers.steps import unknown_task
 from workers.steps.common import end_job, log
 from workers.steps.poll_apply import apply_status, past_deadline, polling_ended
-from workers.upstream.errors import PermanentError, TransientError
+from workers.upstream.errors import PermanentError, TaskUnknown, TransientError
 
 # Batches one drainer run sends back to back while each comes back full; the rest waits a tick.
 MAX_ROUNDS = 20
@@ -207,6 +209,8 @@ def _fetch_alone(provider: BatchProvider, records: list[JobRecord]) -> Answered:
             with metrics.upstream_call(provider.name, "fetch"):
                 answers[task_id] = provider.fetch(task_id)
             answered.append(record)
+        except TaskUnknown:
+            answered.append(record)  # answered, without its task: counted as left out
         except TransientError:
             release([record])
         except PermanentError as exc:
@@ -245,34 +249,9 @@ def reschedule(record: JobRecord, countdown: float | None) -> None:
 def _apply(record: JobRecord, status: UpstreamStatus | None) -> None:
     """One job's answer, or its absence, under the job's own token; then its next due time."""
     try:
-        countdown = absent(record, record.token) if status is None else apply_status(record, record.token, status)
+        countdown = (unknown_task.seen(record, record.token, unknown_task.LEFT_OUT) if status is None
+                     else apply_status(record, record.token, status))
         reschedule(record, countdown)
     except Exception:  # noqa: BLE001 - one job's trouble must not cost the others their answers
         log.exception("job %s: applying its batch answer failed; it is due again", record.id)
         release([record])
-
-
-def absent(record: JobRecord, token: int) -> float | None:
-    """Count one answer that left the job's task out; fail the job past the bound. The
-    countdown to its next poll, or None when its polling is over."""
-    settings = runtime.settings()
-    count = record.attempts.get("absent", 0) + 1
-    own = settings.provider(record.provider)
-    limit = own.max_absences if isinstance(own, BatchPolledProviderSettings) else 1
-    if count > limit:
-        polling_ended(end_job(record.id, JobState.FAILED, "upstream_task_missing",
-                              f"the upstream left task {record.upstream_task_id} out of {count} batch answers",
-                              expect=WAITING_STATES))
-        return None
-    _, least, _ = settings.poll_schedule(record.provider)
-
-    def note(r: JobRecord) -> None:
-        r.attempts["absent"] = count
-        r.attempts["poll"] = r.attempts.get("poll", 0) + 1
-
-    if runtime.store().apply(record.id, WAITING_STATES, mutate=note, token=token,
-                             check_in=least + settings.watchdog_grace) is None:
-        return None
-    log.info("job %s: task %s left out of a batch answer (%d of %d allowed)", record.id,
-             record.upstream_task_id, count, limit)
-    return least

@@ -29,12 +29,12 @@ from workers import fault_points, metrics, runtime
 from workers.admission import gate
 from workers.celery_app import app
 from workers.retry_policy import look_again
-from workers.steps import poll_batch
+from workers.steps import poll_batch, unknown_task
 from workers.steps.common import log, wait_for_limit
 from workers.steps.poll_apply import apply_status, past_deadline, polling_ended
 from workers.steps.step import Run, name_successor, step
 from workers.task_base import SongqueueTask
-from workers.upstream.errors import TransientError
+from workers.upstream.errors import TaskUnknown, TransientError
 
 
 class PollLink(SongqueueTask):
@@ -95,10 +95,18 @@ def poll(job: Run, token: int = 0, once: bool = False, faults: int = 0, link: st
         if not once:  # a one-shot poll just yields: the chain's next poll is scheduled
             wait_for_limit(job.task, record, token, admitted, expect=WAITING_STATES)
         return
-    with metrics.upstream_call(record.provider, "fetch"):
-        fault_points.hit("poll.before_fetch")
-        status = provider.fetch(record.upstream_task_id)
-        fault_points.hit("poll.after_fetch")
+    try:
+        with metrics.upstream_call(record.provider, "fetch"):
+            fault_points.hit("poll.before_fetch")
+            status = provider.fetch(record.upstream_task_id)
+            fault_points.hit("poll.after_fetch")
+    except TaskUnknown as exc:
+        if once:
+            return  # the chain's own polls count such answers
+        countdown = unknown_task.seen(record, token, exc.seen)
+        if countdown is None:
+            return
+        raise look_again(job.task, countdown) from None
     countdown = apply_status(record, token, status, once)
     if countdown is None or once:
         return  # polling is over, or (one-shot) the chain's next poll is already scheduled

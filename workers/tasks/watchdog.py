@@ -13,6 +13,8 @@ again under a new fencing token, so the original message is a no-op if it ever r
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from enum import StrEnum
 
 from producer.core import task_names
 from producer.core.broker import queue_depths
@@ -23,8 +25,9 @@ from producer.core.store.optimistic import Writes
 from workers import metrics, runtime
 from workers.admission import budget
 from workers.celery_app import app
+from workers.providers import registry
 from workers.steps import uncertain
-from workers.steps.common import log, send
+from workers.steps.common import end_job, log, send
 
 # A job overdue while its step's queue is backed up is most often waiting in that queue
 # (thousands submitted at once), not lost. Resending every overdue job each round made a
@@ -114,59 +117,140 @@ def _defer(record: JobRecord) -> None:
     runtime.store().apply(record.id, {record.state}, mutate=_count, version=record.version, check_in=grace)
 
 
-def _reschedule(record: JobRecord) -> int:
-    store = runtime.store()
+def _bump(r: JobRecord) -> None:
+    r.token += 1
+    _count(r)
+
+
+def _grace(record: JobRecord) -> float:
+    return backoff(record, runtime.settings().watchdog_grace)
+
+
+def _resolve_uncertain(record: JobRecord) -> int:
+    """SUBMITTING without a task id: the submit died mid-call; the paid request may have gone through."""
+    if not uncertain.resolve(record):
+        return 1
+    fresh = runtime.store().apply(record.id, {JobState.SUBMITTING}, mutate=_bump, version=record.version,
+                                  check_in=_grace(record))
+    if fresh is not None:
+        send(task_names.SUBMIT, record.id, fresh.token, record=fresh)
+    return 1
+
+
+def _adopt_task(record: JobRecord) -> int:
+    """SUBMITTING with a task id: a paid task id is on the record (an older run's, kept by
+    paid._keep_paid_task onto a newer run's intent) though no run moved the job on. The
+    submit step leaves such a record alone (it never submits over a task id), so the
+    watchdog takes the task as the job's: SUBMITTED under a new token (a run of the newer
+    intent still in flight is fenced off, and its own id kept as paid), then polled."""
     settings = runtime.settings()
-    grace = backoff(record, settings.watchdog_grace)
+    now = time.time()
 
-    def bump(r: JobRecord) -> None:
-        r.token += 1
-        _count(r)
+    def adopt(r: JobRecord) -> None:
+        _bump(r)
+        r.submitted_at = r.submitted_at or now
+        r.deadline_at = r.deadline_at or now + registry.deadline_seconds(settings, r.provider)
+        r.waiting_for = None
 
-    if record.state == JobState.SUBMITTING and record.upstream_task_id is None:
-        # The submit died mid-call: the paid request may have gone through.
-        if not uncertain.resolve(record):
-            return 1
-        fresh = store.apply(record.id, {JobState.SUBMITTING}, mutate=bump, version=record.version, check_in=grace)
-        if fresh is not None:
-            send(task_names.SUBMIT, record.id, fresh.token, record=fresh)
-        return 1
-    if record.state == JobState.QUEUED:
-        # A submit that died between its admission and its intent left the job in the
-        # provider's in-flight set: a QUEUED job holds no place, so it goes with the bump
-        # (which also fences that submit's intent). Its budget reservation, now unusable,
-        # is given back below (workers/admission/budget.py).
-        in_flight = [keys.in_flight(store.prefix, record.provider)]
-        if record.api_key:
-            in_flight.append(keys.key_in_flight(store.prefix, record.api_key))
+    fresh = runtime.store().apply(record.id, {JobState.SUBMITTING}, mutate=adopt, to=JobState.SUBMITTED,
+                                  version=record.version, check_in=_grace(record))
+    if fresh is not None:
+        log.warning("watchdog: job %s SUBMITTING with task %s and no run moving it on; polling that task", record.id,
+                    record.upstream_task_id, extra={"job_id": record.id, "upstream_task_id": record.upstream_task_id})
+        send(task_names.POLL, record.id, fresh.token, record=fresh)
+    return 1
 
-        def release(writes: Writes) -> None:
-            for held in in_flight:
-                writes.zrem(held, record.id)
 
-        fresh = store.apply(record.id, {JobState.QUEUED}, mutate=bump, version=record.version, check_in=grace,
-                            also=release)
-        if fresh is not None:
-            send(task_names.SUBMIT, record.id, fresh.token, record=fresh)
-        return 1
-    if record.state in (JobState.SUBMITTED, JobState.GENERATING):
-        fresh = store.apply(record.id, {record.state}, mutate=bump, version=record.version, check_in=grace)
-        if fresh is not None:
-            log.info("watchdog: job %s overdue in %s; polling again", record.id, record.state.value)
-            send(task_names.POLL, record.id, fresh.token, record=fresh)
-        return 1
-    if record.state == JobState.DOWNLOADING:
-        fresh = store.apply(record.id, {JobState.DOWNLOADING}, mutate=_count, version=record.version,
-                            check_in=grace)
-        if fresh is None:
-            return 0
-        missing = [i for i, song in enumerate(fresh.songs) if any(getattr(song, a) is None for a in song.assets())]
-        for index in missing:
-            # One message per song: it fetches only the song's assets not yet stored.
-            send(task_names.DOWNLOAD, record.id, index, None, fresh.run, record=fresh)
-        if not missing:
-            send(task_names.FINALIZE, record.id, fresh.run, record=fresh)
-        log.info("watchdog: job %s overdue in DOWNLOADING; resent the downloads of %d songs", record.id,
-                 len(missing))
-        return 1
+def _resubmit_queued(record: JobRecord) -> int:
+    """QUEUED: a submit that died between its admission and its intent left the job in the
+    provider's in-flight set: a QUEUED job holds no place, so it goes with the bump (which
+    also fences that submit's intent). Its budget reservation, now unusable, is given back
+    by the round (workers/admission/budget.py)."""
+    store = runtime.store()
+    in_flight = [keys.in_flight(store.prefix, record.provider)]
+    if record.api_key:
+        in_flight.append(keys.key_in_flight(store.prefix, record.api_key))
+
+    def release(writes: Writes) -> None:
+        for held in in_flight:
+            writes.zrem(held, record.id)
+
+    fresh = store.apply(record.id, {JobState.QUEUED}, mutate=_bump, version=record.version, check_in=_grace(record),
+                        also=release)
+    if fresh is not None:
+        send(task_names.SUBMIT, record.id, fresh.token, record=fresh)
+    return 1
+
+
+def _poll_again(record: JobRecord) -> int:
+    fresh = runtime.store().apply(record.id, {record.state}, mutate=_bump, version=record.version,
+                                  check_in=_grace(record))
+    if fresh is not None:
+        log.info("watchdog: job %s overdue in %s; polling again", record.id, record.state.value)
+        send(task_names.POLL, record.id, fresh.token, record=fresh)
+    return 1
+
+
+def _end_without_task(record: JobRecord) -> int:
+    """Waiting on an upstream task with no task id: nothing can be polled (the poll step
+    returns without acting), so the job would wait forever; it ends saying so."""
+    ended = end_job(record.id, JobState.FAILED, "job_inconsistent",
+                    f"the job was {record.state.value} without an upstream task id: there is nothing to poll",
+                    expect={record.state})
+    return int(ended is not None)
+
+
+def _resend_downloads(record: JobRecord) -> int:
+    fresh = runtime.store().apply(record.id, {JobState.DOWNLOADING}, mutate=_count, version=record.version,
+                                  check_in=_grace(record))
+    if fresh is None:
+        return 0
+    missing = [i for i, song in enumerate(fresh.songs) if any(getattr(song, a) is None for a in song.assets())]
+    for index in missing:
+        # One message per song: it fetches only the song's assets not yet stored.
+        send(task_names.DOWNLOAD, record.id, index, None, fresh.run, record=fresh)
+    if not missing:
+        send(task_names.FINALIZE, record.id, fresh.run, record=fresh)
+    log.info("watchdog: job %s overdue in DOWNLOADING; resent the downloads of %d songs", record.id, len(missing))
+    return 1
+
+
+def _forget(record: JobRecord) -> int:
+    runtime.store().forget_due(record.id)  # ended: nothing left to heal
     return 0
+
+
+class Condition(StrEnum):
+    """What the watchdog can find on an overdue record besides its state."""
+
+    NO_TASK_ID = "no task id"
+    TASK_ID = "task id"
+
+
+def condition(record: JobRecord) -> Condition:
+    return Condition.TASK_ID if record.upstream_task_id is not None else Condition.NO_TASK_ID
+
+
+Action = Callable[[JobRecord], int]
+# Every (state, condition) the watchdog can find, and what it does: a pair without a row
+# was a job the watchdog saw overdue every round and never moved (SUBMITTING with a task
+# id). tests/unit/workers/test_watchdog_table.py checks every pair has a row.
+ACTIONS: dict[tuple[JobState, Condition], Action] = {
+    (JobState.QUEUED, Condition.NO_TASK_ID): _resubmit_queued,
+    # A replayed job (`songqueue retry`) keeps its last task id until its new submit answers.
+    (JobState.QUEUED, Condition.TASK_ID): _resubmit_queued,
+    (JobState.SUBMITTING, Condition.NO_TASK_ID): _resolve_uncertain,
+    (JobState.SUBMITTING, Condition.TASK_ID): _adopt_task,
+    (JobState.SUBMITTED, Condition.TASK_ID): _poll_again,
+    (JobState.SUBMITTED, Condition.NO_TASK_ID): _end_without_task,
+    (JobState.GENERATING, Condition.TASK_ID): _poll_again,
+    (JobState.GENERATING, Condition.NO_TASK_ID): _end_without_task,
+    # A synchronous provider's songs came with the submit: no task id.
+    (JobState.DOWNLOADING, Condition.TASK_ID): _resend_downloads,
+    (JobState.DOWNLOADING, Condition.NO_TASK_ID): _resend_downloads,
+    **{(state, c): _forget for state in JobState if state.terminal for c in Condition},
+}
+
+
+def _reschedule(record: JobRecord) -> int:
+    return ACTIONS[(record.state, condition(record))](record)

@@ -11,11 +11,14 @@ class UpstreamError(Exception):
     billed (see TransientError, and PermanentError for a billed but unusable answer).
     """
 
-    def __init__(self, code: str, message: str, maybe_accepted: bool = False) -> None:
+    def __init__(self, code: str, message: str, maybe_accepted: bool = False, http_status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.maybe_accepted = maybe_accepted
+        # The HTTP status of the answer that said so, when it was an error status (a 404
+        # on a fetch is a task the gateway does not know: workers/steps/unknown_task.py).
+        self.http_status = http_status
 
 
 class TransientError(UpstreamError):
@@ -38,3 +41,14 @@ class PermanentError(UpstreamError):
     With `maybe_accepted` the call succeeded upstream (and was billed) but its answer is
     unusable: a MiniMax success without audio, an oversized 200.
     """
+
+
+class TaskUnknown(UpstreamError):
+    """The gateway does not know a task id it gave us (404 "task not found", left out of a
+    batch answer). Not a verdict: relays write a task after answering its submit, or read
+    from a lagging replica, so it counts only past a grace window and in a row
+    (workers/steps/unknown_task.py)."""
+
+    def __init__(self, seen: str) -> None:
+        super().__init__("upstream_task_unknown", f"the upstream does not know the task ({seen})")
+        self.seen = seen

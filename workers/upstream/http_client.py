@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import re
+import logging
+import socket
+import threading
+from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from time import time
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import requests
+import urllib3
 from pydantic import SecretStr
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from producer.core.models.text_rules import clean_text
 from workers.upstream.errors import PermanentError, TransientError
+
+log = logging.getLogger("songqueue.upstream")
 
 USER_AGENT = "songqueue/0.1"
 CONNECT_TIMEOUT = 10.0  # at most; a shorter call timeout shortens it too
@@ -41,6 +47,13 @@ class BodySink(Protocol):
     def finish(self) -> bytes: ...
 
 
+def call_deadline(timeout: float) -> float:
+    """The most one call may take, seconds: what the watchdog gives a submit in flight
+    (workers/tasks/submit.py checks in `provider.timeout + CONNECT_TIMEOUT`), so a call
+    never outlives the budget the watchdog counts on."""
+    return timeout + CONNECT_TIMEOUT
+
+
 def call_json(
     session: requests.Session,
     method: str,
@@ -55,18 +68,29 @@ def call_json(
 
     Once the request has left, only an answer that proves rejection (429, a 4xx) is
     certain: a read timeout, a dropped connection, a 5xx (a proxy or CDN in front of the
-    gateway may have lost an accepted answer) and a garbled success body raise
-    TransientError(maybe_accepted=True), since the request may have been acted upon.
-    Connection refused, DNS failure and connect timeouts happen before anything is sent.
+    gateway may have lost an accepted answer), a redirect and a garbled success body raise
+    TransientError(maybe_accepted=True) on a call that may be paid (anything but a GET),
+    since the request may have been acted upon. Connection refused, DNS failure and
+    connect timeouts happen before anything is sent.
+
+    The rules that hold whatever the gateway does (docs/faults.md, "Rules that hold whatever
+    the relay does"):
+    - the call's deadline (`call_deadline`) closes the connection when it passes, however
+      the body trickles; whatever had arrived whole by then (a body whose Content-Length is
+      complete, or complete JSON) is used, never thrown away;
+    - no redirect is followed (docs/outbound-urls.md): a paid POST is never sent twice, and
+      a redirect's target is never asked anything;
+    - an error page reaches an error message only as a summary ("HTTP 502 with an HTML body
+      of 1234 bytes"), never its bytes.
 
     With a `sink`, a success body goes through it chunk by chunk and only what it keeps is
     parsed; the sink enforces its own caps (`max_bytes` still bounds error bodies).
     """
-    # `timeout` bounds each read; the whole answer gets no longer either, so a body that
-    # trickles in cannot outlast the watchdog's deadline for the call.
-    deadline = time() + min(timeout, CONNECT_TIMEOUT) + timeout
+    deadline = time() + call_deadline(timeout)
+    paid = method.upper() != "GET"
     try:
-        response = session.request(method, url, timeout=(min(timeout, CONNECT_TIMEOUT), timeout), stream=True, **kwargs)
+        response = session.request(method, url, timeout=(min(timeout, CONNECT_TIMEOUT), timeout), stream=True,
+                                   allow_redirects=False, **kwargs)
     except requests.ConnectTimeout as exc:
         raise TransientError("upstream_unreachable", f"connecting to the upstream timed out ({_host(url)})") from exc
     except requests.ConnectionError as exc:
@@ -86,24 +110,36 @@ def call_json(
             "upstream_timeout", f"the upstream did not answer within {timeout:g}s", maybe_accepted=True
         ) from exc
     status = response.status_code
-    with response:
+    with response, Cutoff(response, deadline) as cutoff:
+        if 300 <= status < 400:
+            # Never followed: its target was not configured (docs/outbound-urls.md), and a
+            # 307/308 would send a paid POST again. Its body is not read either.
+            raise TransientError(
+                "upstream_redirected",
+                f"the upstream answered HTTP {status}, a redirect, which songqueue does not follow"
+                + (" (the request may have been acted upon)" if paid else ""),
+                maybe_accepted=paid,
+            )
         try:
             if sink is not None and status < 300:
-                body = _read_into(response, sink, deadline)
+                body = _read_into(response, sink, cutoff)
             else:
-                body = _read_capped(response, max_bytes, deadline)
-        except requests.RequestException as exc:
-            raise TransientError("upstream_broken_body", "the upstream's answer was cut off", maybe_accepted=True) from exc
-        except TimeoutError as exc:
-            raise TransientError(
-                "upstream_timeout", f"the upstream's answer took longer than {timeout:g}s to arrive", maybe_accepted=True
-            ) from exc
+                body = _read_capped(response, max_bytes, cutoff)
+        except _Cut as cut:
+            if cut.timed_out:
+                raise TransientError(
+                    "upstream_timeout",
+                    f"the upstream's answer was not complete within {call_deadline(timeout):g}s "
+                    f"({cut.size} bytes had arrived)", maybe_accepted=True,
+                ) from None
+            raise TransientError("upstream_broken_body", "the upstream's answer was cut off",
+                                 maybe_accepted=True) from None
         except PermanentError as exc:
             if exc.maybe_accepted:
                 raise  # the sink's verdict on a billed success
             if status == 429 or status >= 500:
                 # An oversized error page is still an error page: the fault is transient.
-                body = b"(oversized error page)"
+                body = b""
             elif status < 300:
                 # An oversized success was still a success upstream: it may have been billed.
                 raise PermanentError("upstream_body_too_large",
@@ -118,15 +154,17 @@ def call_json(
         )
     if status >= 500:
         raise TransientError(
-            "upstream_unavailable", f"the upstream answered HTTP {status}: {_describe(body)}", maybe_accepted=True
+            "upstream_unavailable", f"the upstream answered {describe(status, response, body)}", maybe_accepted=True
         )
     if status >= 400:
-        raise PermanentError("upstream_rejected", f"the upstream refused the request (HTTP {status}): {_describe(body)}")
+        raise PermanentError("upstream_rejected", f"the upstream refused the request: {describe(status, response, body)}",
+                             http_status=status)
     try:
         return json.loads(body)
     except ValueError as exc:
         raise TransientError(
-            "upstream_malformed", f"the upstream's answer is not JSON: {_describe(body)}", maybe_accepted=True
+            "upstream_malformed", f"the upstream's answer is not JSON ({describe(status, response, body)})",
+            maybe_accepted=True,
         ) from exc
 
 
@@ -138,25 +176,110 @@ def _never_sent(exc: requests.ConnectionError) -> bool:
     return isinstance(reason, NewConnectionError)  # NameResolutionError is one too
 
 
-def _read_capped(response: requests.Response, max_bytes: int, deadline: float) -> bytes:
+class _Cut(Exception):
+    """The body stopped before it was whole: the deadline closed it (`timed_out`) or it broke."""
+
+    def __init__(self, timed_out: bool, size: int) -> None:
+        super().__init__("cut")
+        self.timed_out = timed_out
+        self.size = size
+
+
+class Cutoff:
+    """A timer that shuts the response's socket down when the call's deadline passes.
+
+    A read blocked in recv() returns at once then; checking the clock only after a read
+    returned let a trickling body hold the call (and the worker) for as long as it
+    trickled, past the watchdog's budget for it.
+    """
+
+    def __init__(self, response: requests.Response, deadline: float) -> None:
+        self._response = response
+        self._timer = threading.Timer(max(0.0, deadline - time()), self._fire)
+        self._timer.daemon = True
+        self.fired = False
+
+    def __enter__(self) -> Cutoff:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def _fire(self) -> None:
+        self.fired = True
+        sock = _socket_of(self._response)
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed: the read ends anyway
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The socket the body is read from: the connection's, or, once http.client handed the
+    connection over to the response (an answer that closes it), the one under its reader."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    if sock is None:
+        reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+# Small reads: each returns as soon as some bytes are there, so what arrived is ours when
+# the deadline closes the connection (a large read would hold it in its own buffer).
+_READ = 64 * 1024
+
+
+def _chunks(response: requests.Response, cutoff: Cutoff) -> Iterator[bytes]:
+    """The body's bytes as they arrive (decoded), until it is complete or stops; _Cut then."""
+    raw = response.raw
+    size = 0
+    while True:
+        try:
+            chunk = raw.read1(_READ, decode_content=True)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError):
+            raise _Cut(cutoff.fired, size) from None
+        if not chunk:
+            remaining = raw.length_remaining
+            if cutoff.fired or (remaining is not None and remaining > 0):
+                raise _Cut(cutoff.fired, size)
+            return
+        size += len(chunk)
+        yield chunk
+
+
+def _read_capped(response: requests.Response, max_bytes: int, cutoff: Cutoff) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(64 * 1024):
-        if time() > deadline:
-            raise TimeoutError("the answer's deadline passed")
-        size += len(chunk)
-        if size > max_bytes:
-            raise PermanentError("upstream_body_too_large", f"the upstream's answer is larger than {max_bytes} bytes")
-        chunks.append(chunk)
+    try:
+        for chunk in _chunks(response, cutoff):
+            size += len(chunk)
+            if size > max_bytes:
+                raise PermanentError("upstream_body_too_large",
+                                     f"the upstream's answer is larger than {max_bytes} bytes")
+            chunks.append(chunk)
+    except _Cut:
+        body = b"".join(chunks)
+        if _whole_json(body):
+            # Complete JSON whose end never came (a stalled trailer, the deadline): an
+            # answer in hand, maybe a paid task id, is never thrown away.
+            log.warning("the upstream's answer stopped after %d bytes of complete JSON; using it", size)
+            return body
+        raise
     return b"".join(chunks)
 
 
-def _read_into(response: requests.Response, sink: BodySink, deadline: float) -> bytes:
-    for chunk in response.iter_content(64 * 1024):
-        if time() > deadline:
-            raise TimeoutError("the answer's deadline passed")
+def _read_into(response: requests.Response, sink: BodySink, cutoff: Cutoff) -> bytes:
+    for chunk in _chunks(response, cutoff):
         sink.feed(chunk)
     return sink.finish()
+
+
+def _whole_json(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -171,19 +294,21 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
-_TAGS = re.compile(r"<[^>]+>")
+def describe(status: int, response: requests.Response, body: bytes) -> str:
+    """An answer described, never quoted: its bytes came from elsewhere (an error page, a
+    proxy, a redirect's target) and must not reach a job's error, which its tenant reads."""
+    if not body:
+        return f"HTTP {status} with an empty body"
+    return f"HTTP {status} with {_kind(response, body)} body of {len(body)} bytes"
 
 
-def _describe(body: bytes) -> str:
-    """The upstream's own words, short: a JSON `message`, or the text of an HTML page."""
-    text = body.decode("utf-8", "replace")
-    try:
-        parsed = json.loads(text)
-        if isinstance(parsed, dict) and parsed.get("message"):
-            return clean_text(str(parsed["message"]))
-    except ValueError:
-        pass
-    return clean_text(_TAGS.sub(" ", text)) or "(empty body)"
+def _kind(response: requests.Response, body: bytes) -> str:
+    declared = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if "json" in declared or _whole_json(body):
+        return "a JSON"
+    if "html" in declared or body.lstrip()[:1] == b"<":
+        return "an HTML"
+    return "a text" if declared.startswith("text/") else "an unreadable"
 
 
 def _host(url: str) -> str:
