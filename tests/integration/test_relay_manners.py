@@ -61,8 +61,9 @@ def test_a_trickling_submit_answer_complete_before_the_deadline_is_kept(make_sta
 
 
 def test_a_submit_answer_trickling_past_the_deadline_is_cut_at_the_deadline(make_stack, sandbox) -> None:
-    """One byte every 3 s (~3 minutes in all) never trips the 2 s... read timeout? It does not
-    need to: the call's deadline closes the connection long before the body is out."""
+    """One byte every 3 s (~3 minutes in all) never trips the 4 s read timeout: the call's
+    deadline (14 s) closes the connection long before the body is out, and the job ends
+    uncertain after one submit, its worker free again."""
     s = make_stack(http_timeout="4")
     s.start_worker()
     queue = s.queue()
