@@ -123,7 +123,7 @@ def _call(provider: Provider, record: JobRecord) -> _Call:
             with metrics.upstream_call(record.provider, "generate"):
                 return _Call(provider.generate(record.request))
         with metrics.upstream_call(record.provider, "submit"):
-            hook = hook_link.job_hook_url(runtime.settings(), record.provider, record.id)
+            hook = hook_link.job_hook_url(runtime.settings(), record.provider, record.id, record.run)
             return _Call(provider.submit(record.request, notify_hook=hook))
     except (TransientError, PermanentError) as exc:
         return _Call(fault=exc)
