@@ -188,3 +188,22 @@ def test_the_hooks_server_serves_the_hook_and_health_only(started):
     assert deep_small.status_code == 422 and "nests deeper" in deep_small.json()["detail"]
     # The server is still whole: no traceback killed anything.
     assert requests.get(f"{url}/healthz", timeout=10).status_code == 200
+
+
+def test_an_idempotency_key_means_one_request_through_the_api_and_the_cli(started):
+    _, url, built = started()
+    done = built.cli("keys", "create", "--name", "idem", "--tenant", "idem", "--scopes", "submit,read", "--json")
+    key = json.loads(done.stdout)["key"]
+    auth = {"Authorization": f"Bearer {key}", "Idempotency-Key": "order-7"}
+    body = {"provider": "udio", "request": {"prompt": "a song about rain"}}
+    first = requests.post(f"{url}/v1/jobs", json=body, headers=auth, timeout=20)
+    again = requests.post(f"{url}/v1/jobs", json=body, headers=auth, timeout=20)
+    assert (first.status_code, again.status_code) == (201, 200) and again.json()["id"] == first.json()["id"]
+    other = requests.post(f"{url}/v1/jobs", json={**body, "request": {"prompt": "a song about snow"}},
+                          headers=auth, timeout=20)
+    assert other.status_code == 422 and other.headers["content-type"] == "application/problem+json"
+    assert "'order-7'" in other.json()["detail"] and "another request" in other.json()["detail"]
+    # The CLI shares the check (tenant default: its own namespace of keys).
+    assert built.cli("submit", "--prompt", "a song about rain", "--idempotency-key", "cli-1").returncode == 0
+    refused = built.cli("submit", "--prompt", "a song about snow", "--idempotency-key", "cli-1")
+    assert refused.returncode == 2 and "'cli-1'" in refused.stderr and "another request" in refused.stderr
