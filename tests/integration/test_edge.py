@@ -43,8 +43,11 @@ def rss(pid: int) -> int:
 def started(make_stack) -> Iterator[Callable[..., tuple[subprocess.Popen, str, object]]]:
     procs: list[subprocess.Popen] = []
 
-    def start(command: str = "api") -> tuple[subprocess.Popen, str, object]:
-        built = make_stack()
+    def start(command: str = "api", env: dict[str, str] | None = None,
+              **overrides: str) -> tuple[subprocess.Popen, str, object]:
+        built = make_stack(**overrides)
+        for name, value in (env or {}).items():
+            built.env[name] = value
         log = built.tmp / f"{command}.log"
         if command == "api":
             proc, url = stack.start_api(built.env, log)
@@ -207,3 +210,36 @@ def test_an_idempotency_key_means_one_request_through_the_api_and_the_cli(starte
     assert built.cli("submit", "--prompt", "a song about rain", "--idempotency-key", "cli-1").returncode == 0
     refused = built.cli("submit", "--prompt", "a song about snow", "--idempotency-key", "cli-1")
     assert refused.returncode == 2 and "'cli-1'" in refused.stderr and "another request" in refused.stderr
+
+
+NO_AWS = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+          "AWS_CONFIG_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def test_errors_are_problems_views_hide_storage_and_readyz_sees_storage(started):
+    """S3 storage without credentials: /readyz fails, a song download is a 503 problem, and no
+    view shows the song's bucket key or server path."""
+    from producer.core.models.job_record import JobRecord, JobState, SongRecord, StoredObject
+    from tests.support.job_paths import walk
+
+    _, url, built = started(env=NO_AWS, storage_url="s3://songs-bucket/prod")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert built.env[name] == ""  # boto3 reads empty as absent: no credentials anywhere
+    done = built.cli("keys", "create", "--name", "dl", "--tenant", "default", "--scopes", "read", "--json")
+    key = {"Authorization": f"Bearer {json.loads(done.stdout)['key']}"}
+    queue = built.queue()
+    audio = StoredObject(uri="s3://songs-bucket/prod/jobs/j/song-1.mp3", key="prod/jobs/j/song-1.mp3", size=3,
+                         sha256="ab", content_type="audio/mpeg")
+    record, _ = queue.store.create(JobRecord(id=uuid.uuid4().hex, provider="udio", model="udio32-v1.5",
+                                             request={"prompt": "p"}))
+    walk(queue.store, record.id, JobState.SUCCEEDED,
+         mutate=lambda r: setattr(r, "songs", [SongRecord(upstream_id="s1", title="t", audio=audio)]))
+
+    ready = requests.get(f"{url}/readyz", timeout=30)
+    assert ready.status_code == 503 and "storage" in ready.json()["detail"]
+    download = requests.get(f"{url}/v1/jobs/{record.id}/songs/1/audio", headers=key, timeout=30,
+                            allow_redirects=False)
+    assert download.status_code == 503 and download.headers["content-type"] == "application/problem+json"
+    view = requests.get(f"{url}/v1/jobs/{record.id}", headers=key, timeout=30)
+    assert view.status_code == 200 and view.json()["songs"][0]["audio"]["link"].startswith("/v1/jobs/")
+    assert "songs-bucket" not in view.text and "prod/jobs" not in view.text
