@@ -9,15 +9,11 @@ from dataclasses import dataclass
 import requests
 
 from producer.core.callbacks import (
-    DELIVERY_HEADER,
     EVENT_HEADER,
     ID_HEADER,
-    SIGNATURE_HEADER,
     STANDARD_SIGNATURE_HEADER,
     STANDARD_TIMESTAMP_HEADER,
-    TIMESTAMP_HEADER,
     receiver_secret,
-    sign,
     standard_signature,
 )
 from producer.core.url_guard import CheckedUrl
@@ -42,7 +38,8 @@ class Delivery:
 
 def post(checked: CheckedUrl, body: bytes, *, secret: bytes, event: str, delivery: str,
          timeout: float) -> Delivery:
-    """POST `body`, signed for this receiver (`secret` is SONGQUEUE_CALLBACK_SECRET; see producer.core.callbacks)."""
+    """POST `body`, signed with this receiver's own key (`secret` is SONGQUEUE_CALLBACK_SECRET, from
+    which that key is derived; see producer.core.callbacks). Nothing sent is keyed with `secret` itself."""
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
@@ -50,10 +47,6 @@ def post(checked: CheckedUrl, body: bytes, *, secret: bytes, event: str, deliver
         STANDARD_TIMESTAMP_HEADER: timestamp,
         STANDARD_SIGNATURE_HEADER: standard_signature(receiver_secret(secret, checked.url), delivery, timestamp, body),
         EVENT_HEADER: event,
-        # Deprecated (one more release): signed with the fleet-wide secret itself.
-        TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: sign(secret, timestamp, body),
-        DELIVERY_HEADER: delivery,
     }
     try:
         # Redirects are not followed: the receiver is whoever the URL names, and a

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from producer.api import health, hooks, jobs, playlists, problems, songs, uploads
 from producer.api.console import playlists as console_playlists
 from producer.api.console import routes as console_routes
-from producer.api.server import BodyLimits
+from producer.api.edge import Edge
 from producer.api.state import ApiState
 from producer.core.settings import Settings, get_settings
+from producer.core.store.api_keys import ApiKey, KeyStore
 
 TITLE = "songqueue"
 VERSION = "1"
@@ -23,16 +24,40 @@ def create_app(settings: Settings | None = None, *, max_body_bytes: int = 1 << 2
                               "Every /v1 route needs `Authorization: Bearer <key>` (`songqueue keys create`).")
     app.state.api = ApiState.from_settings(settings or get_settings())
     app.state.api.max_upload_bytes = max_upload_bytes
-    for module in (jobs, songs, uploads, playlists, health, hooks):
-        app.include_router(module.router)
-    app.include_router(console_routes.router)
-    app.include_router(console_playlists.router)
+    routers = [m.router for m in (jobs, songs, uploads, playlists, health, hooks, console_routes, console_playlists)]
+    for router in routers:
+        app.include_router(router)
     app.mount("/console/static", console_routes.static, name="console-static")
     problems.install(app)
     # An upload's body is its file plus the multipart framing (boundaries, part headers).
-    app.add_middleware(BodyLimits, max_bytes=max_body_bytes, read_timeout=body_read_timeout,
-                       caps={uploads.PATH: max_upload_bytes + _FORM_OVERHEAD})
+    _guard(app, routers, max_body_bytes, body_read_timeout, {uploads.PATH: max_upload_bytes + _FORM_OVERHEAD})
     return app
+
+
+def create_hooks_app(settings: Settings | None = None, *, max_body_bytes: int = 1 << 20,
+                     body_read_timeout: float = 30.0) -> FastAPI:
+    """What `songqueue hooks` serves: the notify hook and the health probes, nothing else
+    (no jobs, no console, no uploads: the hook's port may face the gateways' internet)."""
+    app = FastAPI(title=f"{TITLE} hooks", version=VERSION, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.api = ApiState.from_settings(settings or get_settings())
+    routers = [hooks.router, health.router]
+    for router in routers:
+        app.include_router(router)
+    problems.install(app)
+    _guard(app, routers, max_body_bytes, body_read_timeout, {})
+    return app
+
+
+def _guard(app: FastAPI, routers: list[APIRouter], max_body_bytes: int, body_read_timeout: float,
+           caps: dict[str, int]) -> None:
+    """The edge (producer/api/edge.py) in front of `app`, reading each route's scope from `routers`."""
+    def authenticate(secret: str) -> ApiKey | None:
+        keys: KeyStore = app.state.api.keys
+        return keys.authenticate(secret)
+
+    routes = [route for router in routers for route in router.routes]
+    app.add_middleware(Edge, routes=routes, authenticate=authenticate, max_bytes=max_body_bytes,
+                       read_timeout=body_read_timeout, caps=caps)
 
 
 def openapi_document() -> dict:

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from producer.api.edge import CONSOLE_COOKIE, EDGE_KEY
 from producer.api.problems import Problem
 from producer.api.state import ApiState, api_state
 from producer.core.models.job_record import JobRecord
@@ -20,18 +21,26 @@ from producer.core.store.api_keys import ApiKey
 
 _bearer = HTTPBearer(auto_error=False, description="an API key from `songqueue keys create`")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
-# The console's login cookie (producer/api/console/): HttpOnly and SameSite=Strict, so a
-# page's script cannot read it and another site cannot make the browser send it. It lets
-# `<audio>`, `<img>` and EventSource, which cannot send a Bearer header, reach these routes.
-CONSOLE_COOKIE = "songqueue_console_key"
+# CONSOLE_COOKIE, the console's login cookie (producer/api/console/): HttpOnly and
+# SameSite=Strict, so a page's script cannot read it and another site cannot make the
+# browser send it. It lets `<audio>`, `<img>` and EventSource, which cannot send a Bearer
+# header, reach these routes.
+__all__ = ["CONSOLE_COOKIE", "needs", "visible_job"]
 
 
 def needs(scope: str) -> Callable[..., ApiKey]:
-    """A dependency: the calling key, which must hold `scope` (admin holds every scope)."""
+    """A dependency: the calling key, which must hold `scope` (admin holds every scope).
+
+    The edge (producer/api/edge.py) finds the scope here (`required_scope`) and checks the key
+    before the body is read; this check stands behind it, and reuses the key it found.
+    """
 
     # Sync on purpose: FastAPI runs it in its thread pool, where the Redis call may block.
     def caller(request: Request,
                credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiKey:
+        found = getattr(request.state, EDGE_KEY, None)
+        if isinstance(found, ApiKey) and found.allows(scope):
+            return found
         secret = credentials.credentials if credentials is not None else request.cookies.get(CONSOLE_COOKIE)
         if not secret:
             raise Problem(401, "an API key is required: Authorization: Bearer <key>", _CHALLENGE)
@@ -42,6 +51,7 @@ def needs(scope: str) -> Callable[..., ApiKey]:
             raise Problem(403, f"this key lacks the {scope!r} scope")
         return key
 
+    caller.required_scope = scope  # type: ignore[attr-defined]
     return caller
 
 

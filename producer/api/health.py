@@ -1,4 +1,5 @@
-"""/healthz (the process answers) and /readyz (Redis and the broker answer): the probes."""
+"""/healthz (the process answers) and /readyz (Redis and the broker answer, and storage can
+serve downloads: S3 with credentials to sign links): the probes."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ def readyz(request: Request) -> Any:
             conn.ensure_connection(max_retries=1, timeout=3)
     except Exception as exc:  # noqa: BLE001 - as above
         failures.append(f"broker: {type(exc).__name__}")
+    unservable = api.queue.links.unservable()
+    if unservable:
+        failures.append(f"storage: {unservable}")
     if failures:
         return problem_response(503, "; ".join(failures))
     return JSONResponse({"status": "ready"})

@@ -26,6 +26,7 @@ from producer.api.schemas import JobBody, JobPage, JobView, SubmitJob, job_view
 from producer.api.state import ApiState, api_state
 from producer.client.replay import NotReplayable
 from producer.core.models.job_record import JobRecord, JobState
+from producer.core.request_fingerprint import IdempotencyConflict
 from producer.core.store import keys as store_keys
 from producer.core.store.api_keys import ApiKey
 
@@ -40,7 +41,8 @@ _SCAN = 1000
 def submit(body: SubmitJob, request: Request, response: Response,
            key: Annotated[ApiKey, Depends(needs("submit"))],
            idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> dict[str, Any]:
-    """Enqueue a job: 201 with the new job; 200 with the first job for a repeated Idempotency-Key."""
+    """Enqueue a job: 201 with the new job; 200 with the first job for a repeated Idempotency-Key
+    with the same request; 422 when the key was used for another request."""
     record, created = submit_job(api_state(request), key, body, idempotency_key)
     if not created:
         response.status_code = 200
@@ -62,6 +64,10 @@ def submit_job(state: ApiState, key: ApiKey, body: JobBody, idempotency_key: str
             callback_url=body.callback_url, callback_progress=body.callback_progress, album=body.album,
             tenant=key.tenant, api_key=key.id,
         )
+    except IdempotencyConflict as exc:
+        raise Problem(422, f"Idempotency-Key {exc.key!r} was already used for another request; send that request "
+                           "again with it, or use a new key", errors=[("Idempotency-Key", "used for another request")]
+                      ) from None
     except ValueError as exc:  # callback_url rules; pydantic errors are handled by the app
         field, _, rule = str(exc).partition(": ")
         raise Problem(422, "the request breaks a rule", errors=[(field, rule or str(exc))]) from None

@@ -16,8 +16,8 @@ Redis SET NX key). Calls that report a known running status are acknowledged wit
 poll: only the end of a task is worth getting early. Polling stays the fallback for hooks
 that never come.
 
-A call whose URL carries a valid signed job id (`?job=&sig=`, producer/core/hook_link.py)
-can do one thing more: name the upstream task of a job that has none, because its submit's
+A call whose URL carries a valid signed job id (`?job=&sig=`, producer/core/hook_link.py,
+signed for the job's current run) can do one thing more: name the upstream task of a job that has none, because its submit's
 answer was lost (a 5xx, a timeout, a dropped connection, a worker killed mid-call). The id
 is written once (compare-and-set on the record's version, only while the job is SUBMITTING
 with no task id and none noted), and when the submit already waits for it
@@ -30,10 +30,10 @@ Like the rest of producer/, this sends tasks by name and never imports worker co
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
+from producer.api import bounded_json
 from producer.core import hook_link, task_names
 from producer.core.broker import celery_config
 from producer.core.models.job_record import WAITING_STATES, JobRecord, JobState
@@ -48,12 +48,23 @@ log = logging.getLogger("songqueue.hooks")
 RUNNING_STATUSES = frozenset({"NOT_START", "SUBMITTED", "QUEUED", "IN_PROGRESS"})
 # A task id we would store: what the gateways issue (UUIDs and the like), bounded.
 MAX_TASK_ID = 128
+# A gateway's task object is small and flat: bounds for what a hook body may be.
+MAX_BODY = 64 << 10
+MAX_DEPTH = 16
 # Tries of the compare-and-set against a submit step writing the same record.
 _TRIES = 5
 
 
 class Forbidden(Exception):
     """The call carries a job id whose signature does not check: refused, nothing written."""
+
+
+class Malformed(Exception):
+    """A body past the hook's bounds: `status` 413 (size) or 422 (nesting), as problem+json."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
 
 
 class Hooks:
@@ -72,15 +83,23 @@ class Hooks:
         if provider not in POLLED_PROVIDERS:
             return 404, {"error": f"no hook for provider {provider!r}"}
         try:
-            task = _task_object(json.loads(body))
+            task = _task_object(bounded_json.loads(body, MAX_BODY, MAX_DEPTH))
+        except bounded_json.TooLarge as exc:
+            raise Malformed(413, str(exc)) from None
+        except bounded_json.TooDeep as exc:
+            raise Malformed(422, str(exc)) from None
         except (ValueError, UnicodeDecodeError):
             return 400, {"error": "the body must be a JSON task object with a task_id"}
         task_id = str(task.get("task_id") or "").strip()
         if not task_id:
             return 400, {"error": "the body must be a JSON task object with a task_id"}
         if job is not None or sig is not None:
-            if not hook_link.verify(self.settings, provider, job or "", sig or ""):
-                raise Forbidden("the job and sig query parameters do not match: not a notify URL songqueue made")
+            # Checked against the job's current run: a URL made for a run a replay replaced no
+            # longer opens anything. An unknown job is refused alike, so no id is confirmed.
+            current = self.store.get(job) if job else None
+            if current is None or not hook_link.verify(self.settings, provider, job or "", current.run, sig or ""):
+                raise Forbidden("the job and sig query parameters do not match: not a notify URL songqueue made "
+                                "for this run of the job")
             if len(task_id) > MAX_TASK_ID or not task_id.isprintable() or any(c.isspace() for c in task_id):
                 return 400, {"error": f"task_id must be at most {MAX_TASK_ID} printable characters without spaces"}
             named = self._name_task(provider, job or "", task_id)

@@ -17,13 +17,14 @@ from producer.api.auth import needs
 from producer.api.problems import Problem, documented
 from producer.api.state import ApiState, api_state
 from producer.core.models.playlist_run import PlaylistRun, run_view
-from producer.core.objects.links import file_path
+from producer.core.objects.links import ObjectUnreadable, file_path
 from producer.core.playlists.definition import load_folder
 from producer.core.playlists.start import playlist_store, start_run
 from producer.core.store.api_keys import ApiKey
 
 router = APIRouter(prefix="/v1/playlists", tags=["playlists"])
 _ERRORS = documented(401, 403, 404, 422)
+_FILE_ERRORS = documented(401, 403, 404, 422, 503)
 
 
 def _view(api: ApiState, run: PlaylistRun) -> dict[str, Any]:
@@ -33,7 +34,8 @@ def _view(api: ApiState, run: PlaylistRun) -> dict[str, Any]:
     view["m3u8"] = f"{base}/playlist.m3u8" if run.m3u8 else None
     view["json"] = f"{base}/playlist.json" if run.document else None
     for song, kept in zip(view.get("songs", []), run.songs):
-        song.pop("path", None)
+        song.pop("path", None)  # server paths and bucket keys are the operator's, not the tenant's
+        song.pop("uri", None)
         song["audio"] = f"/v1/jobs/{kept.job_id}/songs/{kept.song_index}/audio"
     return view
 
@@ -78,7 +80,7 @@ def get_run(name: str, run_id: str, request: Request, key: Annotated[ApiKey, Dep
     return _view(api, _run(api, name, run_id))
 
 
-@router.get("/{name}/runs/{run_id}/{file}", response_class=Response, responses=_ERRORS)
+@router.get("/{name}/runs/{run_id}/{file}", response_class=Response, responses=_FILE_ERRORS)
 def run_file(name: str, run_id: str, file: Literal["playlist.m3u8", "playlist.json"], request: Request,
              key: Annotated[ApiKey, Depends(needs("read"))]) -> Response:
     api = api_state(request)
@@ -87,5 +89,8 @@ def run_file(name: str, run_id: str, file: Literal["playlist.m3u8", "playlist.js
     if obj is None:
         raise Problem(404, f"run {run_id} has no {file} yet")
     if urlparse(obj.uri).scheme == "s3":
-        return RedirectResponse(api.queue.link(obj), status_code=307)
+        try:
+            return RedirectResponse(api.queue.link(obj), status_code=307)
+        except ObjectUnreadable as exc:
+            raise Problem(503, f"storage cannot serve downloads now: {exc}") from None
     return FileResponse(file_path(obj.uri), media_type=obj.content_type, headers={"ETag": f'"{obj.sha256}"'})

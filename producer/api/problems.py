@@ -22,7 +22,7 @@ from producer.core.models.validation_errors import field_errors
 MEDIA_TYPE = "application/problem+json"
 _TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
            408: "Request timeout", 409: "Conflict", 413: "Content too large", 415: "Unsupported media type",
-           416: "Range not satisfiable", 502: "Bad gateway",
+           416: "Range not satisfiable", 500: "Internal server error", 502: "Bad gateway",
            422: "Unprocessable content", 429: "Too many requests", 503: "Service unavailable"}
 
 
@@ -110,7 +110,13 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, pydantic.ValidationError)
         return problem_response(422, "the request breaks a rule", errors=field_errors(exc))
 
+    async def on_error(_: Request, exc: Exception) -> JSONResponse:
+        # Anything else is our fault: problem+json like every other error, and no detail
+        # (a message may carry a path or an upstream's bytes); uvicorn logs the traceback.
+        return problem_response(500, "an internal error; the server's log has the details")
+
     app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(Exception, on_error)
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_request)
     app.add_exception_handler(pydantic.ValidationError, on_pydantic)

@@ -48,7 +48,8 @@ else:
 
 
 class ObjectView(BaseModel):
-    uri: str
+    """A stored file as a tenant sees it: its link on this API, never a server path or bucket key."""
+
     size: int
     sha256: str
     content_type: str
@@ -101,6 +102,7 @@ def job_view(record: JobRecord) -> dict[str, Any]:
         links = {}
         for asset in ("audio", "cover"):
             if song[asset] is not None:
+                song[asset].pop("uri", None)  # a server path or bucket key: the operator's, not the tenant's
                 song[asset]["link"] = links[asset] = f"{base}/songs/{n}/{asset}"
         songs.append(links)
     view.update(tenant=record.tenant, provider=record.provider, model=record.model, cost=record.cost,

@@ -1,12 +1,12 @@
-"""The server's guards, and `serve`: a body cap, head and body read timeouts, idle timeouts, 127.0.0.1.
+"""The server's guards, and `serve`: head read timeouts, idle timeouts, 127.0.0.1.
 
 The same `serve` runs `songqueue metrics` (producer/ops/metrics.py), with its own bounds.
 
 uvicorn closes idle keep-alive connections (`timeout_keep_alive`) and caps concurrent
 connections (`limit_concurrency`), but neither caps a request body nor bounds how long it
-takes to arrive; `BodyLimits` does both, for chunked bodies too (it counts what arrives,
-not what Content-Length claims): 413 past the cap, 408 when the whole body has not
-arrived within the read timeout.
+takes to arrive; the edge (producer/api/edge.py) does both, after it has checked the
+caller's key, for chunked bodies too (it counts what arrives, not what Content-Length
+claims): 413 past the cap, 408 when the whole body has not arrived within the read timeout.
 
 Nor does uvicorn bound how long a request head may take: a client that sends half a head
 was held for ever, and past `limit_concurrency` such connections turn every other client
@@ -20,64 +20,9 @@ import asyncio
 import socket
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from producer.api.problems import problem_response
 from producer.core.log_json import install_server_logging
-
-
-class BodyLimits:
-    """Reads the whole body first (it is small: the cap), then hands it to the app.
-
-    Refusing while the app reads would be too late: FastAPI turns any error raised while
-    it parses a body into its own 400.
-    """
-
-    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout: float, caps: dict[str, int] | None = None) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.read_timeout = read_timeout
-        self.caps = caps or {}  # path -> its own cap (POST /v1/uploads takes files)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        cap = self.caps.get(scope.get("path", ""), self.max_bytes)
-        declared = dict(scope.get("headers", ())).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > cap:
-            await problem_response(413, f"the body is over {cap} bytes")(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.read_timeout
-        while True:
-            try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
-            except TimeoutError:
-                await problem_response(408, f"the body did not arrive within {self.read_timeout:g} s")(scope, receive, send)
-                return
-            if message["type"] != "http.request":  # the client went away
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > cap:
-                await problem_response(413, f"the body is over {cap} bytes")(scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
-        body: Message | None = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-
-        async def replay() -> Message:
-            nonlocal body
-            if body is not None:
-                message, body = body, None
-                return message
-            return await receive()  # after the body: only the disconnect is left to hear
-
-        await self.app(scope, replay, send)
 
 
 class HeadTimeout(H11Protocol):
@@ -105,7 +50,7 @@ class HeadTimeout(H11Protocol):
         self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
 
     def _head_timed_out(self) -> None:
-        # A request under way (its head arrived) is BodyLimits' business, or a stream's.
+        # A request under way (its head arrived) is the edge's business (its body), or a stream's.
         waiting_for_head = self.cycle is None or self.cycle.response_complete
         if waiting_for_head and not self.transport.is_closing():
             self.transport.close()

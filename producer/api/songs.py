@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from producer.api.auth import needs, visible_job
 from producer.api.problems import Problem, documented
 from producer.api.state import api_state
-from producer.core.objects.links import file_path
+from producer.core.objects.links import ObjectUnreadable, file_path
 from producer.core.store.api_keys import ApiKey
 
 router = APIRouter(prefix="/v1/jobs", tags=["songs"])
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["songs"])
             responses={200: {"content": {"audio/mpeg": {}, "image/*": {}}, "description": "the stored bytes"},
                        206: {"description": "a byte range of them"},
                        307: {"description": "S3 storage: a presigned URL"},
-                       **documented(401, 403, 404, 416, 422)})
+                       **documented(401, 403, 404, 416, 422, 503)})
 def song_asset(job_id: str, n: Annotated[int, Path(ge=1, le=100)], asset: Literal["audio", "cover"],
                request: Request, key: Annotated[ApiKey, Depends(needs("read"))]) -> Response:
     api = api_state(request)
@@ -36,7 +36,10 @@ def song_asset(job_id: str, n: Annotated[int, Path(ge=1, le=100)], asset: Litera
     if obj is None:
         raise Problem(404, f"job {job_id} has no stored {asset} for song {n}")
     if urlparse(obj.uri).scheme == "s3":
-        return RedirectResponse(api.queue.link(obj), status_code=307)
+        try:
+            return RedirectResponse(api.queue.link(obj), status_code=307)
+        except ObjectUnreadable as exc:
+            raise Problem(503, f"storage cannot serve downloads now: {exc}") from None
     path = file_path(obj.uri)
     if not path.is_file():
         raise Problem(404, f"the stored {asset} of song {n} is missing from storage")

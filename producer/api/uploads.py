@@ -4,7 +4,8 @@ The answer's `id` is what a MiniMax job then names in `refer_voice` (purpose `vo
 `refer_instrumental` (purpose `instrumental`). Nothing is stored here: the file goes
 straight on to MiniMax, as `songqueue submit --refer-voice-file` does from a shell
 (producer/client/minimax_upload.py). The body is capped apart from the other routes'
-(`songqueue api --max-upload`, default 20 MiB; BodyLimits answers 413 past it).
+(`songqueue api --max-upload`, default 20 MiB; the edge, producer/api/edge.py, checks the key
+from the head first, then answers 413 past the cap as the body streams into the form spool).
 """
 
 from __future__ import annotations

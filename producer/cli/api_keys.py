@@ -20,7 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     keys_sub = p.add_subparsers(dest="keys_command", required=True)
     c = keys_sub.add_parser("create", help="make a key and print it (once)")
     c.add_argument("--name", required=True, help="who or what uses it")
-    c.add_argument("--tenant", default=DEFAULT_TENANT, help=f"whose jobs it makes and sees (default {DEFAULT_TENANT})")
+    c.add_argument("--tenant", default=None,
+                   help="whose jobs it makes and sees (default: a fresh tenant of its own, key-<id>; "
+                        f"tenant {DEFAULT_TENANT} holds the CLI's, Python's and playlists' jobs)")
     c.add_argument("--scopes", default="submit,read", help="comma-separated: submit, read, admin (default submit,read)")
     c.add_argument("--max-in-flight", type=int, default=None, metavar="N",
                    help="its jobs with an upstream task in flight at once; more wait QUEUED (>= 1; default: no limit)")
@@ -48,9 +50,11 @@ def command(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise BadInput(str(exc)) from None
         if args.json:
-            print(json.dumps({**key.as_dict(), "key": secret}))
+            print(json.dumps({**key.as_dict(), "key": secret, "fresh_tenant": args.tenant is None}))
         else:
             print(f"key {key.id} ({key.name}, tenant {key.tenant}, scopes {','.join(key.scopes)})")
+            if args.tenant is None:
+                print(f"  tenant {key.tenant} is new and its own: no other key sees its jobs (--tenant to share one)")
             print(f"  {secret}")
             print("  shown once: only its hash is stored")
         return EXIT_OK

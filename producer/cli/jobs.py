@@ -34,6 +34,7 @@ from producer.core.models.job_record import JobRecord, JobState
 from producer.core.models.providers import PROVIDERS, provider_spec
 from producer.core.models.text_rules import check_label
 from producer.core.objects.links import ObjectLinks
+from producer.core.request_fingerprint import IdempotencyConflict
 from producer.core.settings import get_settings
 from producer.core.url_guard import callback_policy
 
@@ -83,8 +84,11 @@ def submit(args: argparse.Namespace) -> int:
     else:
         request = spec.request_model.model_validate(prompt_request(args, spec))
         queue = SongQueue()
-    handle = queue.submit(request, provider=args.provider, idempotency_key=args.idempotency_key,
-                          callback_url=callback_url, callback_progress=args.callback_progress)
+    try:
+        handle = queue.submit(request, provider=args.provider, idempotency_key=args.idempotency_key,
+                              callback_url=callback_url, callback_progress=args.callback_progress)
+    except IdempotencyConflict as exc:
+        raise BadInput(str(exc).replace("idempotency_key", "--idempotency-key", 1)) from None
     if not args.wait:
         if args.json:
             print(json.dumps(queue.view(handle.id), ensure_ascii=False))

@@ -16,11 +16,11 @@ from producer.ops.flower_launcher import exec_flower
 
 
 def hooks(args: argparse.Namespace) -> int:
-    """An alias: the HTTP API (which serves POST /hooks/{provider}) on the hook's port."""
-    from producer.api.app import create_app
+    """POST /hooks/{provider} and the health probes on the hook's port: nothing else of the API."""
+    from producer.api.app import create_hooks_app
     from producer.api.server import serve
 
-    return serve(create_app(get_settings()), args.host, args.port, name="hooks")
+    return serve(create_hooks_app(get_settings()), args.host, args.port, name="hooks")
 
 
 def stats(args: argparse.Namespace) -> int:

@@ -13,9 +13,10 @@ receiver's own:
 The receiver's secret is derived from SONGQUEUE_CALLBACK_SECRET and the callback URL's
 origin (scheme, host, port): `receiver_secret`, printed for an operator to hand over by
 `songqueue callback-secret URL`. So a receiver can verify what is sent to it but cannot
-forge what is sent to another. Deprecated, sent for one more release: X-Songqueue-Timestamp,
-X-Songqueue-Delivery and X-Songqueue-Signature (sha256=<hex HMAC-SHA256 of
-f"{timestamp}.{body}" with SONGQUEUE_CALLBACK_SECRET itself).
+forge what is sent to another, nor sign a notify hook (producer/core/derived_keys.py). The
+deprecated X-Songqueue-Timestamp, X-Songqueue-Delivery and X-Songqueue-Signature headers
+are no longer sent: the last was keyed with SONGQUEUE_CALLBACK_SECRET itself, so a receiver
+that verified it held the key to everything else.
 
 The producer sends the task by name (on cancel); the workers send it on every other end.
 """
@@ -32,16 +33,13 @@ from urllib.parse import urlsplit
 
 from celery import Celery
 
-from producer.core import task_names
+from producer.core import derived_keys, task_names
 from producer.core.models.job_record import JobRecord, JobState
 from producer.core.url_guard import CheckedUrl, UrlPolicy, UrlRefused
 
 log = logging.getLogger("songqueue.callbacks")
 
-TIMESTAMP_HEADER = "X-Songqueue-Timestamp"
-SIGNATURE_HEADER = "X-Songqueue-Signature"
 EVENT_HEADER = "X-Songqueue-Event"
-DELIVERY_HEADER = "X-Songqueue-Delivery"
 
 ID_HEADER = "webhook-id"
 STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"
@@ -87,8 +85,9 @@ def origin(url: str) -> str:
 
 
 def receiver_secret(master: bytes, url: str) -> bytes:
-    """The key that signs callbacks to `url`'s origin: HMAC-SHA256(master, "songqueue-callback:" + origin)."""
-    return hmac.new(master, b"songqueue-callback:" + origin(url).encode(), hashlib.sha256).digest()
+    """The key that signs callbacks to `url`'s origin: HMAC-SHA256(master, "songqueue-callback:" + origin)
+    (producer/core/derived_keys.py)."""
+    return derived_keys.derive(master, derived_keys.CALLBACK_RECEIVER, origin(url))
 
 
 def receiver_secret_text(master: bytes, url: str) -> str:
@@ -100,11 +99,6 @@ def standard_signature(secret: bytes, delivery: str, timestamp: str, body: bytes
     """The webhook-signature value: v1,<base64 HMAC-SHA256 of b"{id}.{timestamp}.{body}">."""
     signed = f"{delivery}.{timestamp}.".encode() + body
     return "v1," + base64.b64encode(hmac.new(secret, signed, hashlib.sha256).digest()).decode("ascii")
-
-
-def sign(secret: bytes, timestamp: str, body: bytes) -> str:
-    """The deprecated X-Songqueue-Signature value: sha256=<hex HMAC-SHA256 of b"{timestamp}.{body}">."""
-    return "sha256=" + hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
 
 
 def wants(record: JobRecord, event: str, progress_for_all: bool) -> bool:

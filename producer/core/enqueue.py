@@ -19,6 +19,7 @@ from producer.core.models.providers import DEFAULT_PROVIDER, PROVIDERS, REQUEST_
 from producer.core.models.text_rules import check_label
 from producer.core.objects.archive import send_archive
 from producer.core.quorum_queues import SongqueueCelery
+from producer.core.request_fingerprint import fingerprint
 from producer.core.settings import Settings, get_settings
 from producer.core.store.job_store import JobStore
 from producer.core.url_guard import callback_policy
@@ -63,7 +64,8 @@ class Enqueuer:
         api_key: str | None = None,
     ) -> tuple[JobRecord, bool]:
         """Validate, record the job QUEUED, and send it to the submit queue; returns the
-        record and whether this call created it (False: its idempotency key had a job).
+        record and whether this call created it (False: its idempotency key had a job, for
+        this same request; another request under a used key raises IdempotencyConflict).
 
         A dict is validated here with the provider's model (pydantic.ValidationError names
         the field and the rule); nothing is written or sent for bad input.
@@ -88,11 +90,14 @@ class Enqueuer:
             if isinstance(request, REQUEST_MODELS):
                 raise ValueError(f"provider: a {type(request).__name__} cannot go to provider {provider!r}")
             request = spec.request_model.model_validate(request)
+        gen_params = request.to_gen_params()
         record = JobRecord(
             id=uuid.uuid4().hex,
             provider=provider,
             model=request.model_name,
-            request=request.to_gen_params(),
+            request=gen_params,
+            request_fingerprint=fingerprint(provider, request.model_name, gen_params, callback_url=callback_url,
+                                            callback_progress=callback_progress, album=album, batch_id=batch_id),
             idempotency_key=idempotency_key,
             callback_url=callback_url,
             callback_progress=callback_progress,

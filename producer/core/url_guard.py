@@ -9,10 +9,11 @@ callback URLs come from whoever submits a job. Both go through `check_url`, whic
   for downloads). Python's `urlsplit` and
   urllib3 disagree on such URLs (`http://127.0.0.2:1\\@cdn.example/x`), so they are
   refused rather than interpreted;
-- classifies the address: loopback, private, link-local, CGNAT, multicast, reserved and
-  unspecified ranges are refused in every spelling (IPv4, IPv6, IPv4-mapped/6to4/NAT64
-  IPv6, decimal, octal and hex IPv4), unless the host is on the allow-list or private
-  networks are allowed;
+- classifies the address: every block of IANA's special-purpose registries (loopback,
+  private, link-local, CGNAT, documentation, benchmarking, multicast, reserved, site-local
+  fec0::/10, ...: the one table in producer/core/special_addresses.py) is refused in every
+  spelling (IPv4, IPv6, IPv4-mapped/6to4/NAT64/Teredo IPv6, decimal, octal and hex IPv4),
+  unless the host is on the allow-list or private networks are allowed;
 - resolves a DNS name once (`resolver`, patchable in tests), refuses it if any answer is
   in a refused range, and returns the address to pin the connection to, so a second DNS
   answer can never send the request elsewhere (workers/upstream/pinned_http.py connects there).
@@ -30,6 +31,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from producer.core import special_addresses
 from producer.core.settings import Settings
 
 MAX_URL_LENGTH = 2048  # what a callback_url may be (it is stored on the job)
@@ -40,7 +42,6 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -98,20 +99,31 @@ resolver: Callable[[str, int], list[str]] = _default_resolver
 
 
 def refused_range(address: IpAddress) -> str | None:
-    """The name of the non-public range `address` is in, or None for a public address."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour or (
-            ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) if address in _NAT64 else None)
-        if embedded is None and address.teredo:
-            embedded = address.teredo[1]
-        if embedded is not None:
-            inner = refused_range(embedded)
-            return f"{inner} (IPv4 inside IPv6)" if inner else None
-    checks = (("unspecified", address.is_unspecified), ("loopback", address.is_loopback),
-              ("link-local", address.is_link_local), ("multicast", address.is_multicast),
-              ("CGNAT", isinstance(address, ipaddress.IPv4Address) and address in _CGNAT),
-              ("private", address.is_private), ("reserved", address.is_reserved or not address.is_global))
-    return next((name for name, hit in checks if hit), None)
+    """The name of the special-purpose block `address` is in (producer/core/special_addresses.py),
+    or None for an ordinary public address. A block that carries an IPv4 address (mapped,
+    NAT64, 6to4, Teredo) is judged by that address."""
+    block = special_addresses.block_of(address)
+    if block is None:
+        # A safety net under the table: whatever Python's own tables call not global.
+        return None if address.is_global else "reserved"
+    if not block.embeds_ipv4:
+        return block.name
+    assert isinstance(address, ipaddress.IPv6Address)
+    inner = _embedded_ipv4(address)
+    kind = refused_range(inner) if inner is not None else block.name
+    return f"{kind} (IPv4 inside IPv6)" if kind else None
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 def _ipv4_any_spelling(host: str) -> ipaddress.IPv4Address | None:

@@ -1,6 +1,9 @@
 """`songqueue api` under slow clients: hundreds of half-sent requests are held while a
 normal client is still answered, and they are cut off after the server's read timeout.
 
+A half-sent body comes with a valid key: without one the edge answers 401 from the head and
+never waits for the body (tests/integration/test_edge.py).
+
 Structure, not timing: the slow connections are opened before the normal one, and the
 server accepts from its backlog in order, so an answer to the normal client means every
 slow one was accepted and is being held.
@@ -8,6 +11,7 @@ slow one was accepted and is being held.
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -23,14 +27,16 @@ SLOW_BODIES = 150  # the head ends, the body never does
 
 
 @pytest.fixture
-def start_api(make_stack, tmp_path) -> Iterator[Callable[[str], str]]:
+def start_api(make_stack, tmp_path) -> Iterator[Callable[[str], tuple[str, str]]]:
     procs = []
 
-    def start(read_timeout: str) -> str:
+    def start(read_timeout: str) -> tuple[str, str]:
         built = make_stack()
         proc, url = stack.start_api(built.env, tmp_path / f"api{len(procs)}.log", "--read-timeout", read_timeout)
         procs.append(proc)
-        return url
+        done = built.cli("keys", "create", "--name", "slow", "--tenant", "slow", "--scopes", "submit", "--json")
+        assert done.returncode == 0, done.stderr
+        return url, json.loads(done.stdout)["key"]
 
     yield start
     for proc in procs:
@@ -47,9 +53,10 @@ def _half_head(port: int, sockets: ExitStack) -> socket.socket:
     return s
 
 
-def _half_body(port: int, sockets: ExitStack) -> socket.socket:
+def _half_body(port: int, sockets: ExitStack, key: str) -> socket.socket:
     s = sockets.enter_context(socket.create_connection(("127.0.0.1", port)))
     s.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Authorization: Bearer " + key.encode() + b"\r\n"
               b"Content-Length: 100\r\n\r\n{\"provider\": ")
     return s
 
@@ -71,10 +78,10 @@ def _read_so_far(s: socket.socket) -> tuple[bytes, bool]:
 
 
 def test_a_normal_client_is_answered_while_hundreds_of_slow_ones_are_held(start_api):
-    url = start_api("600")
+    url, key = start_api("600")
     with ExitStack() as sockets:
         slow = [_half_head(_port(url), sockets) for _ in range(SLOW_HEADS)]
-        slow += [_half_body(_port(url), sockets) for _ in range(SLOW_BODIES)]
+        slow += [_half_body(_port(url), sockets, key) for _ in range(SLOW_BODIES)]
         answer = requests.get(f"{url}/healthz", timeout=30)
         assert (answer.status_code, answer.json()) == (200, {"status": "ok"})
         # Every slow client is still held, unanswered: nothing was refused to make room.
@@ -82,10 +89,10 @@ def test_a_normal_client_is_answered_while_hundreds_of_slow_ones_are_held(start_
 
 
 def test_slow_clients_are_cut_off_after_the_read_timeout(start_api):
-    url = start_api("0.5")
+    url, key = start_api("0.5")
     with ExitStack() as sockets:
         heads = [_half_head(_port(url), sockets) for _ in range(20)]
-        bodies = [_half_body(_port(url), sockets) for _ in range(20)]
+        bodies = [_half_body(_port(url), sockets, key) for _ in range(20)]
         seen: dict[socket.socket, tuple[bytes, bool]] = {}
 
         def all_cut() -> bool:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 import uuid
@@ -13,8 +11,9 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 import redis
 import stack
+from standardwebhooks import Webhook, WebhookVerificationError
 
-from producer.core.callbacks import CallbackUrlError, terminal_delivery
+from producer.core.callbacks import CallbackUrlError, receiver_secret_text, terminal_delivery
 from producer.core.models.job_record import JobRecord, JobState
 from producer.core.task_names import ALL_QUEUES
 from tests.support.http_fixture import LocalServer, closed_port
@@ -42,11 +41,14 @@ def answers(*codes: int) -> Callable[[BaseHTTPRequestHandler], None]:
     return handle
 
 
-def verified(headers: dict[str, str], body: bytes, secret: str = SECRET) -> bool:
-    """What a receiver does (README): recompute the HMAC over "{timestamp}.{body}"."""
-    timestamp = headers["X-Songqueue-Timestamp"]
-    expected = "sha256=" + hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, headers["X-Songqueue-Signature"]) and abs(time.time() - int(timestamp)) < 300
+def verified(headers: dict[str, str], body: bytes, url: str, secret: str = SECRET) -> bool:
+    """What a receiver does (docs/callbacks-and-hooks.md): verify the Standard Webhooks headers
+    with its own secret (`songqueue callback-secret URL`), with the reference library."""
+    try:
+        Webhook(receiver_secret_text(secret.encode(), url)).verify(body, headers)
+    except WebhookVerificationError:
+        return False
+    return True
 
 
 def posts(receiver: LocalServer, path: str) -> list[tuple[dict[str, str], bytes]]:
@@ -73,16 +75,18 @@ def test_signed_callbacks_on_progress_and_success(make_stack):
         events = [json.loads(body)["event"] for _, body in received]
         assert events.count("job.succeeded") == 1 and "job.progress" in events
         for headers, body in received:
-            assert verified(headers, body)
-            assert not verified(headers, body + b" ")  # a changed body fails the check
-            assert not verified(headers, body, secret="another-secret")
+            assert verified(headers, body, url)
+            assert not verified(headers, body + b" ", url)  # a changed body fails the check
+            assert not verified(headers, body, url, secret="another-secret")
+            # Nothing sent is keyed with the master secret: the deprecated headers are gone.
+            assert "X-Songqueue-Signature" not in headers and "X-Songqueue-Timestamp" not in headers
             assert headers["Content-Type"] == "application/json"
             assert headers["X-Songqueue-Event"] == json.loads(body)["event"]
         final = json.loads(next(body for _, body in received if json.loads(body)["event"] == "job.succeeded"))
         assert final["id"] == job.id and final["state"] == "SUCCEEDED" and final["progress"] == 100
         assert final["error"] is None and len(final["songs"]) == 2
         assert final["songs"][0]["audio"]["sha256"] == record.songs[0].audio.sha256
-        assert final["delivery"] == dict(received[events.index("job.succeeded")][0])["X-Songqueue-Delivery"]
+        assert final["delivery"] == dict(received[events.index("job.succeeded")][0])["webhook-id"]
         # Every delivery is on the record; the URL and the secret are in no task argument.
         done = stack.wait_until(lambda: len(attempts(queue, job.id)) == len(received) and attempts(queue, job.id),
                                 10, "every attempt recorded")
@@ -105,7 +109,7 @@ def test_failing_receiver_is_retried_and_the_job_is_unaffected(make_stack):
         assert tries[0].error == "HTTP 503" and len({a.delivery for a in tries}) == 1
         assert all(a.event == "job.succeeded" for a in tries) and tries[0].at < tries[1].at < tries[2].at
         received = posts(receiver, "/flaky")
-        assert len(received) == 3 and len({h["X-Songqueue-Delivery"] for h, _ in received}) == 1
+        assert len(received) == 3 and len({h["webhook-id"] for h, _ in received}) == 1
         record = queue.status(job.id)
         assert record.state == JobState.SUCCEEDED and record.error is None
         assert [t.state for t in record.transitions][-1] == JobState.SUCCEEDED
@@ -143,7 +147,7 @@ def test_cancelled_job_calls_back(make_stack):
         headers, body = stack.wait_until(lambda: posts(receiver, "/cancel") and posts(receiver, "/cancel")[0], 20,
                                          "the cancel callback")
         sent = json.loads(body)
-        assert verified(headers, body)
+        assert verified(headers, body, url)
         assert sent["event"] == "job.cancelled" and sent["state"] == "CANCELLED"
         assert sent["error"] == {"code": "cancelled", "message": "cancelled by request"}
         tries = stack.wait_until(lambda: attempts(queue, job.id), 10, "the attempt recorded")
@@ -206,5 +210,5 @@ def test_an_owed_callback_is_sent_by_the_watchdog_round(make_stack):
 
         [(headers, body)] = posts(receiver, "/owed")
         payload = json.loads(body)
-        assert payload["event"] == "job.failed" and payload["id"] == record.id and verified(headers, body)
-        assert headers["X-Songqueue-Delivery"] == terminal_delivery(store.get(record.id))
+        assert payload["event"] == "job.failed" and payload["id"] == record.id and verified(headers, body, url)
+        assert headers["webhook-id"] == terminal_delivery(store.get(record.id))

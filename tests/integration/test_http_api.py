@@ -146,7 +146,8 @@ def test_health_limits_and_the_cli_still_without_keys(start_api):
     api = start_api(workers=False)
     assert api.call("GET", "/healthz").json() == {"status": "ok"}
     assert api.call("GET", "/readyz").json() == {"status": "ready"}
-    key = api.key()
+    key = api.key("--tenant", "default")
+    fresh = api.key()  # no --tenant: a tenant of its own, which sees none of the CLI's jobs
     big = api.call("POST", "/v1/jobs", key, data=b"x" * (2 << 20), headers={"Content-Type": "application/json"})
     assert big.status_code == 413 and big.headers["content-type"] == "application/problem+json"
     chunked = api.call("POST", "/v1/jobs", key, data=iter([b"x" * (1 << 19)] * 4),
@@ -157,6 +158,7 @@ def test_health_limits_and_the_cli_still_without_keys(start_api):
     assert done.returncode == 0, done.stderr
     job_id = json.loads(done.stdout)["id"]
     assert api.call("GET", f"/v1/jobs/{job_id}", key).json()["tenant"] == "default"
+    assert api.call("GET", f"/v1/jobs/{job_id}", fresh).status_code == 404
 
 
 def test_the_notify_hook_takes_chunked_bodies(start_api):
@@ -172,7 +174,7 @@ def test_playlists_list_run_and_files(start_api, tmp_path):
     folder.mkdir()
     (folder / "api-mix.toml").write_text('cron = "0 6 * * *"\nprompts = ["api mix {index}"]\ncount = 1\n')
     api = start_api(playlists_dir=str(folder))
-    admin, reader = api.key("--scopes", "admin"), api.key("--scopes", "read")
+    admin, reader = api.key("--scopes", "admin"), api.key("--tenant", "default", "--scopes", "read")
     listed = api.call("GET", "/v1/playlists", reader).json()
     assert [p["name"] for p in listed["playlists"]] == ["api-mix"] and listed["problems"] == []
     assert api.call("POST", "/v1/playlists/api-mix/runs", reader).status_code == 403

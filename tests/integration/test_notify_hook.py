@@ -254,7 +254,7 @@ def _submitting_job(store: JobStore, uncertain: bool) -> JobRecord:
 
 
 def _query(settings: Settings, job_id: str) -> dict[str, str]:
-    url = hook_link.job_hook_url(settings, "udio", job_id)
+    url = hook_link.job_hook_url(settings, "udio", job_id, 0)
     return dict(parse_qsl(urlsplit(url).query))
 
 
@@ -397,3 +397,26 @@ def test_a_worker_killed_after_the_paid_call_is_reconciled_through_the_hook(hook
     assert stats["submits_by_prompt"][prompt] == 1 and stats["hooks_by_task"][task] >= 1
     assert record.state == JobState.SUCCEEDED, record.error
     assert record.upstream_task_id == task and record.cost == 1.5
+
+
+def test_a_hook_signed_for_a_replaced_run_is_refused(signed_hooks):
+    """The URL of run 0 stops working once `songqueue retry` made run 1: a late call of the
+    gateway about the old run cannot name a task for the new one."""
+    from producer.client.songqueue import SongQueue
+
+    hooks = signed_hooks
+    store = hooks.store
+    record = _submitting_job(store, uncertain=True)
+    old_sig = _query(hooks.settings, record.id)["sig"]  # made for run 0
+    store.apply(record.id, {JobState.SUBMITTING}, to=JobState.FAILED)
+    replayed = SongQueue(hooks.settings).retry(record.id)
+    assert replayed.run == 1  # the replay happened: the check below can fail
+    store.apply(record.id, {JobState.QUEUED}, mutate=lambda r: setattr(
+        r, "uncertain_submit", UncertainSubmit(since=time.time(), reason="HTTP 502", charged=True)),
+        to=JobState.SUBMITTING)
+    body = json.dumps({"task_id": "task-late"}).encode()
+    with pytest.raises(Forbidden):
+        hooks.handle("udio", body, record.id, old_sig)
+    assert store.get(record.id).notified_task_id is None
+    new_sig = hook_link.job_hook_url(hooks.settings, "udio", record.id, 1).rsplit("sig=", 1)[1]
+    assert hooks.handle("udio", body, record.id, new_sig) == (202, {"result": "reconciling"})

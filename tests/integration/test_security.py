@@ -15,6 +15,7 @@ import redis
 import requests
 import stack
 
+from producer.core import derived_keys
 from tests.integration.test_observability import _start_metrics
 from tests.support.http_fixture import LocalServer
 from tests.support.ports import start_flower
@@ -34,6 +35,28 @@ def _decoded_bodies(monitor_text: str) -> str:
         except ValueError:
             continue
     return "\n".join(out)
+
+
+def _api_surfaces(s, tmp_path: Path, job_id: str) -> tuple[str, str, str]:
+    """(what `songqueue api` answered, the API key used, the API's log) for a few calls:
+    anonymous and wrong-scope calls refused at the edge, an admin's view of a job."""
+    log = tmp_path / "api.log"
+    proc, url = stack.start_api(s.env, log)
+    try:
+        made = s.cli("keys", "create", "--name", "leak", "--scopes", "admin", "--json")
+        secret = json.loads(made.stdout)["key"]
+        answers = [
+            requests.post(f"{url}/v1/uploads", data=b"x" * 1000, timeout=10),
+            requests.post(f"{url}/v1/jobs", json={"provider": "udio"}, timeout=10,
+                          headers={"Authorization": "Bearer sq_not_a_key"}),
+            requests.get(f"{url}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {secret}"}, timeout=10),
+            requests.post(f"{url}/hooks/udio?job={job_id}&sig={'0' * 64}", json={"task_id": "t"}, timeout=10),
+        ]
+        assert [a.status_code for a in answers] == [401, 401, 200, 403]
+        text = "\n".join(json.dumps(dict(a.headers)) + a.text for a in answers)
+    finally:
+        stack.stop(proc)
+    return text, secret, log.read_text(errors="replace")
 
 
 def test_api_key_never_leaks(make_stack, sandbox, tmp_path):
@@ -78,6 +101,9 @@ def test_api_key_never_leaks(make_stack, sandbox, tmp_path):
         finally:
             stack.stop(metrics)
         stack.wait_until(lambda: len(receiver.requests) >= len(ids), 60, "a callback for every job")
+        # The edge's surfaces: the HTTP API's answers (401 before any body, 403, job views)
+        # and its log, with an API key of its own in play.
+        api_answers, api_secret, api_log = _api_surfaces(s, tmp_path, ids[0])
     finally:
         stack.stop(flower)
         stack.stop(monitor)
@@ -97,12 +123,20 @@ def test_api_key_never_leaks(make_stack, sandbox, tmp_path):
         "job records and errors": store_dump + json.dumps([r.model_dump(mode="json") for r in records]),
         "cli output": cli_status,
         "callbacks": callbacks,
+        "http api answers and log": api_answers + api_log,
     }
+    # Keys derived from the master (producer/core/derived_keys.py) are secrets too: the notify
+    # hook's key must appear nowhere (a receiver's own key is what `callback-secret` prints).
+    hook_key = derived_keys.derive(master.encode(), derived_keys.NOTIFY_HOOK)
+    derived = [hook_key.hex(), base64.b64encode(hook_key).decode()]
     for where, text in haystacks.items():
         # Each place searched holds this test's jobs, so a clean result means something.
         assert any(i in text for i in [*ids, wrong_id]), f"{where} has none of this test's jobs"
         assert key not in text and "sk-wrongKEY" not in text, f"the API key leaked into {where}"
         assert master not in text, f"the callback secret leaked into {where}"
+        assert not any(d in text for d in derived), f"the notify hook's key leaked into {where}"
+        if where != "cli output":  # the one place a key is shown: when it is made
+            assert api_secret not in text, f"an HTTP API key leaked into {where}"
     # The metrics page names no job, so it is searched for the secrets alone (it did answer).
     assert "songqueue_jobs" in scraped and key not in scraped and master not in scraped
     # Both keys reached the upstream with this test's own submits (the sandbox is shared, so

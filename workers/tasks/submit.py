@@ -123,12 +123,12 @@ def _call(provider: Provider, record: JobRecord) -> _Call:
             with metrics.upstream_call(record.provider, "generate"):
                 return _Call(provider.generate(record.request))
         with metrics.upstream_call(record.provider, "submit"):
-            hook = hook_link.job_hook_url(runtime.settings(), record.provider, record.id)
+            hook = hook_link.job_hook_url(runtime.settings(), record.provider, record.id, record.run)
             task_id = provider.submit(record.request, notify_hook=hook)
         # Paid: in the log the moment it is known, before anything (a reservation settled,
         # the record) is written, so no later fault can lose it.
-        log.warning("job %s: the upstream answered the submit with task %s", record.id, task_id,
-                    extra={"job_id": record.id, "upstream_task_id": task_id})
+        log.info("job %s: the upstream answered the submit with task %s", record.id, task_id,
+                 extra={"job_id": record.id, "upstream_task_id": task_id})
         return _Call(task_id)
     except (TransientError, PermanentError) as exc:
         return _Call(fault=exc)

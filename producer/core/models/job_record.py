@@ -147,6 +147,9 @@ class JobRecord(BaseModel):
     error: JobError | None = None
     songs: list[SongRecord] = Field(default_factory=list)
     idempotency_key: str | None = None
+    # sha256 of what was asked (producer/core/request_fingerprint.py): a repeat of the
+    # idempotency key with another fingerprint is another request, refused.
+    request_fingerprint: str | None = None
     # Who the job belongs to: the tenant of the API key that submitted it (producer/api/),
     # "default" for the CLI and the Python API, trusted in-cluster clients without keys.
     tenant: str = DEFAULT_TENANT

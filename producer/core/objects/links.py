@@ -48,12 +48,33 @@ class ObjectLinks:
         if scheme == "file":
             return str(file_path(uri).resolve())
         if scheme == "s3":
+            from botocore.exceptions import BotoCoreError
+
             where = S3Location.parse(uri)
             # Signing is local computation: no request is made until the link is used.
-            return self._s3.generate_presigned_url(
-                "get_object", Params={"Bucket": where.bucket, "Key": where.key}, ExpiresIn=self.settings.link_expiry
-            )
+            try:
+                url: str = self._s3.generate_presigned_url(
+                    "get_object", Params={"Bucket": where.bucket, "Key": where.key},
+                    ExpiresIn=self.settings.link_expiry)
+            except BotoCoreError as exc:  # no credentials, above all
+                raise ObjectUnreadable(f"S3 storage cannot sign a link ({type(exc).__name__})") from exc
+            return url
         raise ValueError(f"no link for an object stored at {uri!r}")
+
+    def unservable(self) -> str | None:
+        """Why downloads from the configured storage would fail now, or None: for S3, no
+        credentials to sign links with (boto3's chain finds none). What /readyz reports."""
+        if urlparse(self.settings.storage_url).scheme != "s3":
+            return None
+        probe = StoredObject(uri=self.settings.storage_url.rstrip("/") + "/readyz", key="readyz", size=0,
+                             sha256="", content_type="")
+        try:
+            self.link(probe)  # signing is local: this asks for credentials, nothing is fetched
+        except ObjectUnreadable as exc:
+            return str(exc)
+        except Exception as exc:  # noqa: BLE001 - a client that cannot be made cannot serve either
+            return f"S3 client: {type(exc).__name__}"
+        return None
 
     def open(self, obj: StoredObject) -> BinaryIO:
         """The object's bytes as a stream; the caller closes it."""

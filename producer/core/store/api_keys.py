@@ -66,18 +66,25 @@ class KeyStore:
     def _index(self) -> str:
         return f"{self.prefix}:apikeys"
 
-    def create(self, name: str, tenant: str, scopes: list[str], max_in_flight: int | None = None,
+    def create(self, name: str, tenant: str | None, scopes: list[str], max_in_flight: int | None = None,
                daily_budget: float | None = None) -> tuple[ApiKey, str]:
-        """A new key: (its record, the secret to hand over once)."""
+        """A new key: (its record, the secret to hand over once).
+
+        `tenant` None: a fresh tenant of the key's own (`key-<id>`), so a key made without
+        thought shares nobody's jobs (tenant `default` holds every CLI, Python and playlist job).
+        """
         if not name.strip():
             raise ValueError("name: must not be blank")
+        key_id = secrets.token_hex(6)
+        if tenant is None:
+            tenant = f"key-{key_id}"
         if not tenant.strip() or ":" in tenant:
             raise ValueError("tenant: must be non-blank and contain no ':'")
         if max_in_flight is not None and max_in_flight < 1:
             raise ValueError("max_in_flight: must be >= 1")
         if daily_budget is not None and daily_budget < 0:
             raise ValueError("daily_budget: must be >= 0")
-        key = ApiKey(id=secrets.token_hex(6), name=name, tenant=tenant, scopes=check_scopes(scopes),
+        key = ApiKey(id=key_id, name=name, tenant=tenant, scopes=check_scopes(scopes),
                      max_in_flight=max_in_flight, daily_budget=daily_budget)
         secret = f"{_KEY_PREFIX}{secrets.token_urlsafe(32)}"
         pipe = self.redis.pipeline(transaction=True)

@@ -20,6 +20,7 @@ from redis.client import Pipeline
 
 from producer.core.models import job_states
 from producer.core.models.job_record import IN_FLIGHT_STATES, JobRecord, JobState, Transition
+from producer.core.request_fingerprint import IdempotencyConflict
 from producer.core.store import keys, metric_schema, optimistic, redis_client, retention
 
 log = logging.getLogger("songqueue.job_store")
@@ -44,7 +45,9 @@ class JobStore:
 
         `check_in`: seconds until the watchdog should look at the job if nothing happens.
 
-        With an idempotency key the first job stored under it wins and a repeat returns it.
+        With an idempotency key the first job stored under it wins and a repeat of the same
+        request returns it; a different request under it (another `request_fingerprint`)
+        raises IdempotencyConflict, whatever entry point it came through.
         """
         record.transitions = [Transition(state=record.state, at=record.created_at)]
         if not record.idempotency_key:
@@ -77,6 +80,9 @@ class JobStore:
             existing = self.get(owner.decode())
             if existing is None:
                 raise RuntimeError(f"idempotency key {record.idempotency_key!r} points at a missing job")
+            if (existing.request_fingerprint and record.request_fingerprint
+                    and existing.request_fingerprint != record.request_fingerprint):
+                raise IdempotencyConflict(record.idempotency_key or "")
             return existing, False
 
     def _queue_create(self, pipe: Pipeline, record: JobRecord, check_in: float | None) -> None:

@@ -19,6 +19,12 @@ def tenant_jobs(prefix: str, tenant: str) -> str:
     return f"{prefix}:tenant:{tenant}:jobs"
 
 
+def tenant_ended(prefix: str) -> str:
+    """Sorted set of ended jobs as "{tenant}:{job_id}" (a tenant holds no ":"), scored by when
+    they ended: what the retention sweep prunes from each tenant's `tenant_jobs` index."""
+    return f"{prefix}:tenant-ended"
+
+
 def jobs_in_state(prefix: str, state: str) -> str:
     """Sorted set of the job ids now in `state`, scored by when they entered it."""
     return f"{prefix}:state:{state}"

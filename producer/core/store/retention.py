@@ -6,7 +6,9 @@ to the ended record (a plain SET clears a key's TTL), so the deadline never move
 replayed job (FAILED -> QUEUED) loses both expiries in its own transaction.
 
 Sorted-set members cannot expire, so the index entries of ended jobs (scored by when
-they entered their terminal state) and runs are pruned by score by a periodic sweep
+they entered their terminal state; each tenant's listing through `keys.tenant_ended`, which
+remembers the tenant of an ended job after its record is gone) and runs are pruned by
+score by a periodic sweep
 (workers/tasks/retention.py). Pruning only ever removes entries whose record has already
 expired: their end time is older than the retention, so the record's EXPIREAT has passed.
 
@@ -37,8 +39,10 @@ def expire_job(pipe: optimistic.Writes, prefix: str, record: JobRecord, retentio
     """Queue the expiry of an ended job's record and idempotency key on `pipe`."""
     if retention <= 0:
         return
-    at = int(ended_at(record) + retention)
+    end = ended_at(record)
+    at = int(end + retention)
     pipe.expireat(keys.job(prefix, record.id), at)
+    pipe.zadd(keys.tenant_ended(prefix), {_tenant_member(record): end}, nx=True)
     if record.idempotency_key:
         pipe.expireat(keys.idempotency(prefix, record.idempotency_key, record.tenant), at)
 
@@ -46,6 +50,7 @@ def expire_job(pipe: optimistic.Writes, prefix: str, record: JobRecord, retentio
 def keep_job(pipe: optimistic.Writes, prefix: str, record: JobRecord) -> None:
     """A job that lives again (replay) keeps its idempotency key; its record's SET already
     dropped the record's own expiry."""
+    pipe.zrem(keys.tenant_ended(prefix), _tenant_member(record))
     if record.idempotency_key:
         pipe.persist(keys.idempotency(prefix, record.idempotency_key, record.tenant))
 
@@ -67,7 +72,27 @@ def prune_jobs(client: Redis, prefix: str, retention: float, now: float) -> int:
             pipe.zrem(keys.all_jobs(prefix), *ids)
             pipe.execute()
             pruned += len(ids)
+    _prune_tenant_listings(client, prefix, cutoff)
     return pruned
+
+
+def _tenant_member(record: JobRecord) -> str:
+    return f"{record.tenant}:{record.id}"
+
+
+def _prune_tenant_listings(client: Redis, prefix: str, cutoff: float) -> None:
+    """Remove ended jobs from their tenant's listing (the tenant is in the member: the record is gone)."""
+    ended = keys.tenant_ended(prefix)
+    for _ in range(MAX_BATCHES):
+        members = client.zrangebyscore(ended, "-inf", cutoff, start=0, num=BATCH)
+        if not members:
+            break
+        pipe = client.pipeline(transaction=True)
+        for member in members:
+            tenant, _, job_id = member.decode().partition(":")
+            pipe.zrem(keys.tenant_jobs(prefix, tenant), job_id)
+        pipe.zrem(ended, *members)
+        pipe.execute()
 
 
 def expire_run(pipe: optimistic.Writes, prefix: str, run: PlaylistRun, retention: float) -> None:

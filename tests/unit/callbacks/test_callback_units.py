@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from producer.core.callbacks import CallbackUrlError, check_callback_url, receiver_secret_text, sign
+from producer.core.callbacks import CallbackUrlError, check_callback_url, receiver_secret_text
 from producer.core.url_guard import UrlPolicy
 from tests.support.http_fixture import LocalServer, closed_port
 from workers.callback_delivery import post
@@ -53,13 +54,6 @@ def test_any_public_host_without_an_allow_list():
     assert check_callback_url("https://hooks.example.com/x", UrlPolicy()).url == "https://hooks.example.com/x"
 
 
-def test_signature_is_hmac_sha256_over_timestamp_dot_body():
-    body = '{"id":"j","title":"晨光"}'.encode()
-    expected = hmac.new(b"s3cret", b"1700000000." + body, hashlib.sha256).hexdigest()
-    assert sign(b"s3cret", "1700000000", body) == "sha256=" + expected
-    assert sign(b"s3cret", "1700000001", body) != sign(b"s3cret", "1700000000", body)
-
-
 def _status(code: int, headers: dict[str, str] | None = None):
     def handle(h: BaseHTTPRequestHandler) -> None:
         h.send_response(code)
@@ -83,8 +77,7 @@ def test_answers_are_classed(code, headers, delivered, retryable, retry_after):
         [(method, _, sent, body)] = receiver.requests
     assert (outcome.status_code, outcome.delivered, outcome.retryable, outcome.retry_after) == (
         code, delivered, retryable, retry_after)
-    assert method == "POST" and body == b"{}" and sent["X-Songqueue-Delivery"] == "d1"
-    assert sent["X-Songqueue-Signature"] == sign(b"k", sent["X-Songqueue-Timestamp"], b"{}")
+    assert method == "POST" and body == b"{}" and sent["webhook-id"] == "d1"
 
 
 def test_no_answer_is_retryable_and_names_no_url():
@@ -112,8 +105,14 @@ def test_standard_webhooks_signature_verifies_per_receiver(monkeypatch, capsys):
     assert other != own and receiver_secret_text(b"master", url.replace("/hook", "/x")) == own  # per origin
     with pytest.raises(WebhookVerificationError):
         Webhook(other).verify(got, sent)
-    # Deprecated headers, for one more release, signed with the master secret as before.
-    assert sent["X-Songqueue-Signature"] == sign(b"master", sent["X-Songqueue-Timestamp"], got)
+    # What the receiver gets is verifiable with its own secret alone: no header is keyed with
+    # the master secret (the deprecated X-Songqueue-Signature was, and is no longer sent).
+    assert not any(name.lower().startswith("x-songqueue-") and name.lower() != "x-songqueue-event" for name in sent)
+    master_signed = base64.b64encode(hmac.new(b"master", b"d7." + sent["webhook-timestamp"].encode() + b"." + got,
+                                              hashlib.sha256).digest()).decode()
+    assert all(master_signed not in value and value != "sha256=" + hmac.new(
+        b"master", sent["webhook-timestamp"].encode() + b"." + got, hashlib.sha256).hexdigest()
+        for value in sent.values())
 
     monkeypatch.setenv("SONGQUEUE_CALLBACK_SECRET", "master")
     monkeypatch.setenv("SONGQUEUE_ALLOW_PRIVATE_NETWORKS", "true")

@@ -1,0 +1,142 @@
+"""The edge: who is calling, decided from the request's head, before a byte of its body is read.
+
+A pure ASGI middleware in front of FastAPI (which parses and spools bodies before any
+dependency runs, so a route's own key check comes after the body). For each request:
+
+1. The route it goes to, and the scope that route needs: read from the route itself (the
+   `needs(scope)` dependency of producer/api/auth.py), so the edge and the route cannot disagree.
+2. The caller's key, from `Authorization: Bearer` or the console's cookie. A route that
+   needs a key answers 401 (no valid key) or 403 (the key lacks the scope) here, the body
+   unread; when a body was announced the answer says `Connection: close`, so the server
+   drops the connection instead of draining the body.
+3. The body cap: the route's (uploads have their own), but ANONYMOUS_MAX_BODY for a caller
+   without a valid key on any route (a login form and a gateway's hook call are small).
+   A declared Content-Length over it is a 413 at once; a body that arrives is counted as it
+   arrives (chunked bodies too) and is never buffered here: past the cap, or past the read
+   timeout, the read the app is making fails with 413 / 408 (an HTTPException FastAPI hands
+   to the problem+json handlers). So an upload streams into the form parser's capped spool
+   (memory up to 1 MiB, then a temporary file), and only once its key was checked.
+
+The key found goes to the route in `scope["state"]` (`EDGE_KEY`), so `needs` does not look
+it up a second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.requests import cookie_parser
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from producer.api.problems import problem_response
+from producer.core.store.api_keys import ApiKey
+
+EDGE_KEY = "songqueue_edge_key"
+ANONYMOUS_MAX_BODY = 64 << 10
+CONSOLE_COOKIE = "songqueue_console_key"
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+_CLOSE = {"Connection": "close"}
+
+
+def required_scope_of(route: BaseRoute) -> str | None:
+    """The scope a route's `needs(scope)` dependency demands, or None for a route open to anyone."""
+    dependant = getattr(route, "dependant", None)
+    pending = list(dependant.dependencies) if dependant is not None else []
+    while pending:
+        dep = pending.pop()
+        scope = getattr(dep.call, "required_scope", None)
+        if isinstance(scope, str):
+            return scope
+        pending.extend(dep.dependencies)
+    return None
+
+
+def credentials(headers: Headers) -> str | None:
+    """The key the request presents: a Bearer token, else the console's cookie."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return cookie_parser(headers.get("cookie", "")).get(CONSOLE_COOKIE) or None
+
+
+class Edge:
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute], authenticate: Callable[[str], ApiKey | None],
+                 max_bytes: int, read_timeout: float, caps: dict[str, int] | None = None,
+                 anonymous_max_bytes: int = ANONYMOUS_MAX_BODY) -> None:
+        self.app = app
+        self.routes = routes  # the app's routes, as its routers declare them (full paths)
+        self.authenticate = authenticate
+        self.max_bytes = max_bytes
+        self.read_timeout = read_timeout
+        self.caps = caps or {}  # path -> its own cap (POST /v1/uploads takes files)
+        self.anonymous_max_bytes = anonymous_max_bytes
+        self._scopes: dict[int, str | None] = {}
+
+    def _needed(self, scope: Scope) -> str | None:
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                if id(route) not in self._scopes:
+                    self._scopes[id(route)] = required_scope_of(route)
+                return self._scopes[id(route)]
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        declared_text = headers.get("content-length")
+        declared = int(declared_text) if declared_text is not None and declared_text.isdigit() else None
+        has_body = bool(declared) or "chunked" in headers.get("transfer-encoding", "").lower()
+        closing = _CLOSE if has_body else {}
+        needed = self._needed(scope)
+        secret = credentials(headers)
+        key = await run_in_threadpool(self.authenticate, secret) if secret and (needed or has_body) else None
+        if needed is not None:
+            if key is None:
+                detail = "unknown or revoked API key" if secret else "an API key is required: Authorization: Bearer <key>"
+                await problem_response(401, detail, {**_CHALLENGE, **closing})(scope, receive, send)
+                return
+            if not key.allows(needed):
+                await problem_response(403, f"this key lacks the {needed!r} scope", closing)(scope, receive, send)
+                return
+        if key is not None:
+            scope.setdefault("state", {})[EDGE_KEY] = key
+        cap = self.caps.get(scope.get("path", ""), self.max_bytes)
+        if key is None:
+            cap = min(cap, self.anonymous_max_bytes)
+        if declared is not None and declared > cap:
+            await problem_response(413, f"the body is over {cap} bytes", _CLOSE)(scope, receive, send)
+            return
+        await self.app(scope, _counted(receive, cap, self.read_timeout), send)
+
+
+def _counted(receive: Receive, cap: int, read_timeout: float) -> Receive:
+    """`receive`, counting the body as it passes: HTTPException 413 past `cap`, 408 past the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + read_timeout
+    size = 0
+    done = False
+
+    async def counted() -> Message:
+        nonlocal size, done
+        if done:
+            return await receive()  # after the body: only the disconnect is left to hear
+        try:
+            message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            raise HTTPException(408, f"the body did not arrive within {read_timeout:g} s", _CLOSE) from None
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > cap:
+                raise HTTPException(413, f"the body is over {cap} bytes", _CLOSE)
+            done = not message.get("more_body", False)
+        return message
+
+    return counted
