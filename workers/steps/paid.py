@@ -178,8 +178,8 @@ def record_task(record: JobRecord, task_id: str, price: float, intent: str | Non
     store = runtime.store()
     settings = runtime.settings()
     job_id = record.id
-    log.warning("job %s: upstream accepted it as task %s (paid; recording it)", job_id, task_id,
-                extra={"job_id": job_id, "upstream_task_id": task_id})
+    log.info("job %s: upstream accepted it as task %s (paid; recording it)", job_id, task_id,
+             extra={"job_id": job_id, "upstream_task_id": task_id})
     now = time.time()
     first_poll = settings.poll_schedule(record.provider)[0]
 

@@ -4,6 +4,7 @@ passing rate limits, the Bearer scheme, and the realistic profile that mixes the
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -177,9 +178,11 @@ def test_profile_through_config_adds_its_manners_and_knobs(call, sandbox) -> Non
     sandbox.configure(profile="realistic", seed=23)
     try:
         assert requests.get(sandbox.url + "/_sandbox/config", timeout=5).json()["batch_id_cap"] == 50
-        prompts = [_prompt("") for _ in range(12)]
+        prompts = [f"profile probe {i}" for i in range(12)]  # fixed: the draws are seeded by the prompt
         for prompt in prompts:
-            call("POST", UDIO_SUBMIT, {"gen_params": {"prompt": prompt}})
+            # A drawn accept-then-drop manner loses the answer by design.
+            with contextlib.suppress(requests.ConnectionError):
+                call("POST", UDIO_SUBMIT, {"gen_params": {"prompt": prompt}})
         draws = sandbox.stats()["profile_draws"]
         assert all(p in draws for p in prompts)
         assert any(draws[p] for p in prompts)
