@@ -44,7 +44,7 @@ class Verdict:
     errors: dict[str, int] = field(default_factory=dict)  # failed jobs by error code
 
     def fraction(self, count: int) -> str:
-        return f"{count} ({count / self.jobs:.0%})" if self.jobs and count else str(count)
+        return f"{count} ({count / self.jobs:.1%})" if self.jobs and count else str(count)
 
     def recovery(self) -> str:
         if not self.recovery_s:

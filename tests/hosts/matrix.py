@@ -28,7 +28,7 @@ import stack  # noqa: E402
 from producer.core.models.job_record import JobRecord, JobState  # noqa: E402
 from tests.hosts import checker  # noqa: E402
 from tests.hosts.cluster import DEFAULT, SAFE, Cluster, Setting, upstream_calls  # noqa: E402
-from tests.hosts.nemesis import FAULTS, Fault, hold  # noqa: E402
+from tests.hosts.nemesis import FAULTS, Fault  # noqa: E402
 from tests.hosts.netns import missing_capability  # noqa: E402
 
 SETTINGS = {"safe": SAFE, "default": DEFAULT}
@@ -83,23 +83,25 @@ def run_cell(tmp: Path, fault: Fault, setting: Setting, jobs: int, hold_s: float
                          120, "half the jobs under way")
         caught = {i for i, s in states().items() if s is not None and not s.terminal}
         cell.landed = fault.strike(cluster)
-        hold(hold_s)
+        ended_at: dict[str, float] = {}  # when the driver first saw each job ended
+
+        def watch(until: float) -> None:
+            while time.monotonic() < until and len(ended_at) < jobs:
+                for job_id in ids:
+                    if job_id in ended_at:
+                        continue
+                    try:
+                        record = queue.store.get(job_id)
+                    except redis.RedisError:
+                        break
+                    if record is not None and record.state.terminal:
+                        ended_at[job_id] = time.monotonic()
+                time.sleep(0.3)
+
+        watch(time.monotonic() + hold_s)  # the fault's length: jobs that end during it are not recovered ones
         cell.healed = fault.heal(cluster)
         healed_at = time.monotonic()
-
-        ended_at: dict[str, float] = {}
-        deadline = healed_at + bound
-        while time.monotonic() < deadline and len(ended_at) < jobs:
-            for job_id in ids:
-                if job_id in ended_at:
-                    continue
-                try:
-                    record = queue.store.get(job_id)
-                except redis.RedisError:
-                    break
-                if record is not None and record.state.terminal:
-                    ended_at[job_id] = time.monotonic()
-            time.sleep(0.3)
+        watch(healed_at + bound)
         records: dict[str, JobRecord | None] = {i: queue.store.get(i) for i in ids}
         stats = requests.get(stats_url, timeout=10).json()
         cell.verdict = checker.check(queue.store.redis, cluster.prefix, cluster.settings(), texts, records, stats,
@@ -115,20 +117,20 @@ def run_cell(tmp: Path, fault: Fault, setting: Setting, jobs: int, hold_s: float
 
 
 HEADER = ("| fault | setting | jobs | ok | failed | lost | paid twice | forgotten | stuck | recovered "
-          "| recovery after heal (median / max) | upstream calls per job |")
+          "| recovery after heal (median / max) | upstream calls per job | invariants broken |")
 
 
 def table(cells: list[Cell]) -> str:
-    lines = [HEADER, "|" + "---|" * 12]
+    lines = [HEADER, "|" + "---|" * 13]
     for c in cells:
         v = c.verdict
         if v is None:
-            lines.append(f"| {c.fault} | {c.setting} | not run: {c.skipped or 'failed'} |" + " |" * 9)
+            lines.append(f"| {c.fault} | {c.setting} | not run: {c.skipped or 'failed'} |" + " |" * 10)
             continue
         lines.append(f"| {c.fault} | {c.setting} | {v.jobs} | {v.fraction(v.ok)} | {v.fraction(v.failed)} "
                      f"| {v.fraction(v.lost)} | {v.fraction(v.paid_twice)} | {v.fraction(v.forgotten)} "
                      f"| {v.fraction(v.stuck)} | {v.recovered} of {v.caught} caught | {v.recovery()} "
-                     f"| {c.calls_per_job:.1f} |")
+                     f"| {c.calls_per_job:.1f} | {len(v.broken)} |")
     return "\n".join(lines)
 
 

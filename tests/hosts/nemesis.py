@@ -7,7 +7,6 @@ for its duration. A fault whose proof fails raises `DidNotLand`: its row is not 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -130,9 +129,3 @@ FAULTS = {f.name: f for f in (
     Fault("gateway link slow and lossy (netem)", _lossy_gateway, _clear_lossy_gateway, _netem_missing),
 )}
 
-
-def hold(seconds: float) -> None:
-    """Keep a fault in place for its duration (the fault's length, not a wait for a condition)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time.sleep(min(0.5, deadline - time.monotonic()))
