@@ -8,9 +8,11 @@ nothing tracks it, or its record is gone: an acknowledged submit forgotten). Acr
 **paid twice** (the sandbox billed its unique prompt more than once), **paid but
 forgotten** (billed, and songqueue neither charged it nor can say where the paid work is,
 or has no record of the job at all), **recovered** (a fault caught it mid-flight and it
-ended anyway, after the heal). The per-job invariants of tests/faults/invariants.py (cost
-= billed calls x price, stored bytes match their sha256, every index agrees) run on every
-job that has a record; their breaches are counted apart.
+ended anyway, after the heal), and **ends undone** (the driver saw it ended, later not:
+the store lost an acknowledged end, as a minority master's writes are). The per-job
+invariants of tests/faults/invariants.py (cost = billed calls x price, stored bytes match
+their sha256, every index agrees) run on every job that has a record; their breaches are
+counted apart.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Verdict:
     forgotten: int = 0
     caught: int = 0  # in flight when the fault struck
     recovered: int = 0
+    undone: int = 0  # seen ended by the driver, later not ended: the store lost an acknowledged end
     recovery_s: list[float] = field(default_factory=list)  # heal -> end, for the recovered jobs
     broken: list[str] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)  # failed jobs by error code

@@ -84,28 +84,35 @@ def run_cell(tmp: Path, fault: Fault, setting: Setting, jobs: int, hold_s: float
         caught = {i for i, s in states().items() if s is not None and not s.terminal}
         cell.landed = fault.strike(cluster)
         ended_at: dict[str, float] = {}  # when the driver first saw each job ended
+        undone: set[str] = set()  # jobs seen ended, later not: an acknowledged end the store lost
 
-        def watch(until: float) -> None:
-            while time.monotonic() < until and len(ended_at) < jobs:
+        def watch(until: float, stop_when_all_ended: bool) -> None:
+            while time.monotonic() < until:
                 for job_id in ids:
-                    if job_id in ended_at:
-                        continue
                     try:
                         record = queue.store.get(job_id)
                     except redis.RedisError:
                         break
                     if record is not None and record.state.terminal:
-                        ended_at[job_id] = time.monotonic()
+                        ended_at.setdefault(job_id, time.monotonic())
+                    elif job_id in ended_at:
+                        undone.add(job_id)
+                        del ended_at[job_id]
+                else:
+                    if stop_when_all_ended and len(ended_at) == jobs:
+                        return
                 time.sleep(0.3)
 
-        watch(time.monotonic() + hold_s)  # the fault's length: jobs that end during it are not recovered ones
+        # The fault's length; jobs that end during it are not recovered ones.
+        watch(time.monotonic() + hold_s, stop_when_all_ended=False)
         cell.healed = fault.heal(cluster)
         healed_at = time.monotonic()
-        watch(healed_at + bound)
+        watch(healed_at + bound, stop_when_all_ended=True)
         records: dict[str, JobRecord | None] = {i: queue.store.get(i) for i in ids}
         stats = requests.get(stats_url, timeout=10).json()
         cell.verdict = checker.check(queue.store.redis, cluster.prefix, cluster.settings(), texts, records, stats,
                                      caught, ended_at, healed_at)
+        cell.verdict.undone = len(undone)
         cell.calls_per_job = (upstream_calls(stats) - calls_before) / jobs
     finally:
         cluster.stop()
@@ -117,19 +124,19 @@ def run_cell(tmp: Path, fault: Fault, setting: Setting, jobs: int, hold_s: float
 
 
 HEADER = ("| fault | setting | jobs | ok | failed | lost | paid twice | forgotten | stuck | recovered "
-          "| recovery after heal (median / max) | upstream calls per job | invariants broken |")
+          "| ends undone | recovery after heal (median / max) | upstream calls per job | invariants broken |")
 
 
 def table(cells: list[Cell]) -> str:
-    lines = [HEADER, "|" + "---|" * 13]
+    lines = [HEADER, "|" + "---|" * 14]
     for c in cells:
         v = c.verdict
         if v is None:
-            lines.append(f"| {c.fault} | {c.setting} | not run: {c.skipped or 'failed'} |" + " |" * 10)
+            lines.append(f"| {c.fault} | {c.setting} | not run: {c.skipped or 'failed'} |" + " |" * 11)
             continue
         lines.append(f"| {c.fault} | {c.setting} | {v.jobs} | {v.fraction(v.ok)} | {v.fraction(v.failed)} "
                      f"| {v.fraction(v.lost)} | {v.fraction(v.paid_twice)} | {v.fraction(v.forgotten)} "
-                     f"| {v.fraction(v.stuck)} | {v.recovered} of {v.caught} caught | {v.recovery()} "
+                     f"| {v.fraction(v.stuck)} | {v.recovered} of {v.caught} caught | {v.fraction(v.undone)} | {v.recovery()} "
                      f"| {c.calls_per_job:.1f} | {len(v.broken)} |")
     return "\n".join(lines)
 
