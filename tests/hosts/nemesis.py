@@ -75,6 +75,17 @@ TO_GATEWAY = ("w1", "gw", SANDBOX_PORT)
 TO_REDIS = ("w1", "r1", REDIS_PORT)
 
 
+# -- both at once: a worker host cut from Redis, then killed while cut -------------------------------
+
+def _cut_then_kill(c: Cluster) -> str:
+    cut = _cut(["w1"], list(REDIS_HOSTS), TO_REDIS)(c)
+    return f"{cut}; then {_kill_worker_host(c)}"
+
+
+def _heal_and_restart(c: Cluster) -> str:
+    return f"{_healer(TO_REDIS)(c)}; {_restart_worker_host(c)}"
+
+
 # -- the Redis master isolated with one worker host: a minority master that keeps writing ---------
 
 MINORITY = ["r1", "w1"]
@@ -125,6 +136,7 @@ FAULTS = {f.name: f for f in (
     Fault("worker host killed", _kill_worker_host, _restart_worker_host),
     Fault("worker host cut from the gateway", _cut(["w1"], ["gw"], TO_GATEWAY), _healer(TO_GATEWAY)),
     Fault("worker host cut from Redis", _cut(["w1"], list(REDIS_HOSTS), TO_REDIS), _healer(TO_REDIS)),
+    Fault("worker host cut from Redis, then killed", _cut_then_kill, _heal_and_restart),
     Fault("Redis master isolated with a worker", _isolate_master, _rejoin_master),
     Fault("gateway link slow and lossy (netem)", _lossy_gateway, _clear_lossy_gateway, _netem_missing),
 )}
