@@ -1,0 +1,143 @@
+"""The faults a nemesis chooses, each with the proof that it landed and that it healed.
+
+A fault is two steps: `strike` (returns the evidence it landed, or raises) and `heal`
+(returns the evidence the cluster is whole again). Between them the run holds the fault
+for its duration. A fault whose proof fails raises `DidNotLand`: its row is not counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import stack
+
+from tests.hosts.cluster import REDIS_HOSTS, REDIS_PORT, SANDBOX_PORT, Cluster
+from tests.hosts.netns import netem_available
+
+
+class DidNotLand(AssertionError):
+    pass
+
+
+def _prove(condition: bool, what: str) -> None:
+    if not condition:
+        raise DidNotLand(what)
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    strike: Callable[[Cluster], str]
+    heal: Callable[[Cluster], str]
+    needs: Callable[[], str | None] = lambda: None  # why this machine cannot inject it (None: it can)
+
+
+# -- a worker host killed whole, then brought back ------------------------------------------------
+
+def _kill_worker_host(c: Cluster) -> str:
+    before = c.host("w1").pids()
+    c.net.kill("w1")
+    stack.wait_until(lambda: not c.host("w1").pids(), 10, "every process of w1 gone")
+    _prove(len(before) >= 3, f"w1 ran {len(before)} processes (a worker and its pool expected)")
+    return f"SIGKILLed {len(before)} processes of w1; `ip netns pids` now empty"
+
+
+def _restart_worker_host(c: Cluster) -> str:
+    c.restart("w1")
+    return f"w1 back: {len(c.host('w1').pids())} processes, worker ready"
+
+
+# -- a worker host cut from the gateway / from Redis ----------------------------------------------
+
+def _cut(side: list[str], other: list[str], probe: tuple[str, str, int]) -> Callable[[Cluster], str]:
+    def strike(c: Cluster) -> str:
+        host, target, port = probe
+        _prove(c.host(host).can_connect(c.host(target).address, port), f"{host} reached {target}:{port} before the cut")
+        c.net.cut(side, other)
+        _prove(not c.host(host).can_connect(c.host(target).address, port),
+               f"{host} still reaches {target}:{port} after the cut")
+        return f"cut {'+'.join(side)} | {'+'.join(other)}: a connect from {host} to {target}:{port} timed out"
+    return strike
+
+
+def _healer(probe: tuple[str, str, int]) -> Callable[[Cluster], str]:
+    def heal(c: Cluster) -> str:
+        c.net.heal()
+        host, target, port = probe
+        stack.wait_until(lambda: c.host(host).can_connect(c.host(target).address, port), 15,
+                         f"{host} to reach {target}:{port} again")
+        return f"healed: {host} reaches {target}:{port}"
+    return heal
+
+
+TO_GATEWAY = ("w1", "gw", SANDBOX_PORT)
+TO_REDIS = ("w1", "r1", REDIS_PORT)
+
+
+# -- both at once: a worker host cut from Redis, then killed while cut -------------------------------
+
+def _cut_then_kill(c: Cluster) -> str:
+    cut = _cut(["w1"], list(REDIS_HOSTS), TO_REDIS)(c)
+    return f"{cut}; then {_kill_worker_host(c)}"
+
+
+def _heal_and_restart(c: Cluster) -> str:
+    return f"{_healer(TO_REDIS)(c)}; {_restart_worker_host(c)}"
+
+
+# -- the Redis master isolated with one worker host: a minority master that keeps writing ---------
+
+MINORITY = ["r1", "w1"]
+MAJORITY = ["r2", "r3", "w2"]
+
+
+def _isolate_master(c: Cluster) -> str:
+    offset = int(c.role("r1").get("master_repl_offset", 0))
+    c.net.cut(MINORITY, MAJORITY)
+    _prove(not c.host("r1").can_connect(c.host("r2").address, REDIS_PORT), "r1 still reaches r2")
+    stack.wait_until(lambda: c.master_by("r2") == "r2" and c.master_by("r3") == "r2", 60,
+                     "the majority's sentinels to promote r2")
+    # The minority side goes on: r1 still believes it is master and w1 (which sees only r1's
+    # sentinel) writes to it. The proof: r1's replication offset grows after the cut.
+    stack.wait_until(lambda: int(c.role("r1").get("master_repl_offset", 0)) > offset, 30,
+                     "the minority master r1 to take a write")
+    return (f"r1+w1 cut from r2+r3+w2; sentinels on r2, r3 promoted r2; r1 still "
+            f"{c.role('r1').get('role')} and took writes (offset {offset} -> {c.role('r1').get('master_repl_offset')})")
+
+
+def _rejoin_master(c: Cluster) -> str:
+    c.net.heal()
+    stack.wait_until(lambda: c.role("r1").get("role") == "slave" and c.role("r1").get("master_host") ==
+                     c.host("r2").address, 60, "the old master r1 to rejoin as r2's replica")
+    stack.wait_until(lambda: all(c.master_by(s) == "r2" for s in REDIS_HOSTS), 30, "every sentinel to name r2")
+    return "healed: r1 is r2's replica, every sentinel names r2"
+
+
+# -- a slow, lossy link to the gateway --------------------------------------------------------------
+
+def _netem_missing() -> str | None:
+    return None if netem_available() else "the kernel has no sch_netem (tc qdisc netem: unknown qdisc kind)"
+
+
+def _lossy_gateway(c: Cluster) -> str:
+    c.net.netem("gw", "delay", "100ms", "loss", "5%")
+    return "netem delay 100ms loss 5% on both ends of gw's link"
+
+
+def _clear_lossy_gateway(c: Cluster) -> str:
+    shown = c.net.clear_netem("gw")
+    dropped = int(shown.split("dropped", 1)[1].split(",")[0]) if "dropped" in shown else 0
+    _prove(dropped > 0, f"netem on gw dropped nothing: {shown.strip()}")
+    return f"netem removed; it had dropped {dropped} packets on gw's bridge port"
+
+
+FAULTS = {f.name: f for f in (
+    Fault("worker host killed", _kill_worker_host, _restart_worker_host),
+    Fault("worker host cut from the gateway", _cut(["w1"], ["gw"], TO_GATEWAY), _healer(TO_GATEWAY)),
+    Fault("worker host cut from Redis", _cut(["w1"], list(REDIS_HOSTS), TO_REDIS), _healer(TO_REDIS)),
+    Fault("worker host cut from Redis, then killed", _cut_then_kill, _heal_and_restart),
+    Fault("Redis master isolated with a worker", _isolate_master, _rejoin_master),
+    Fault("gateway link slow and lossy (netem)", _lossy_gateway, _clear_lossy_gateway, _netem_missing),
+)}
+
