@@ -21,8 +21,10 @@ def test_async_submit_wait_list_cancel(make_stack):
         queue = AsyncSongQueue(settings)
         try:
             seen: list[JobState] = []
-            job = await queue.submit(UdioRequest(prompt=f"async {uuid.uuid4().hex[:8]}"), idempotency_key="a1")
-            again = await queue.submit(UdioRequest(prompt="other"), idempotency_key="a1")
+            request = UdioRequest(prompt=f"async {uuid.uuid4().hex[:8]}")
+            job = await queue.submit(request, idempotency_key="a1")
+            # The same request again under its key: the first job (another request is refused).
+            again = await queue.submit(request, idempotency_key="a1")
             assert again.id == job.id and not again.created
             done = await queue.wait(job.id, timeout=120, on_progress=lambda r: seen.append(r.state), interval=0.2)
             assert done.state == JobState.SUCCEEDED and seen[-1] == JobState.SUCCEEDED

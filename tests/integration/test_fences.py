@@ -163,7 +163,7 @@ def test_a_minimax_answer_is_recorded_through_a_redis_error(make_stack, sandbox)
     record = queue.wait(job, timeout=90)
 
     # The fault landed: at the point, after the paid answer was logged and before its write.
-    assert client.get(hit_key(s.env["SONGQUEUE_KEY_PREFIX"], "submit.after_call")) == b"redis_error"
+    assert client.get(hit_key(s.env["SONGQUEUE_KEY_PREFIX"], "submit.after_call")).split(b"|")[0] == b"redis_error"
     logs = s.worker_logs()
     assert f"job {job}: the upstream answered with the 1 paid song(s)" in logs
     assert f"job {job}: could not record the 1 paid song(s)" in logs and "injected at submit.after_call" in logs
@@ -186,7 +186,7 @@ def test_a_reservation_left_by_a_worker_killed_before_the_intent_is_given_back(m
 
     # The fault landed: a submit was killed holding a reservation and a place in flight; its
     # message came back, reserved again and submitted once.
-    assert client.get(hit_key(prefix, "submit.after_admit")) == b"kill"
+    assert client.get(hit_key(prefix, "submit.after_admit")).split(b"|")[0] == b"kill"
     assert record.state == JobState.SUCCEEDED and record.cost == 1.0
     assert sandbox.stats()["submits_by_prompt"][prompt] == 1
     # The dead run's reservation is given back by a watchdog round: the day's spend is what
@@ -211,7 +211,7 @@ def test_playlist_files_are_retried_then_the_run_fails_once_the_bound_is_spent(m
 
     view = json.loads(result.stdout)
     # The fault landed: the storage reported a full disk while the files were written.
-    assert client.get(hit_key(s.env["SONGQUEUE_KEY_PREFIX"], "playlist.before_put")) == b"storage_error"
+    assert client.get(hit_key(s.env["SONGQUEUE_KEY_PREFIX"], "playlist.before_put")).split(b"|")[0] == b"storage_error"
     if max_transient_errors == "0":  # the bound is spent at the first fault: the run ends, with the reason
         assert result.returncode == 1 and view["state"] == "FAILED", view
         assert view["error"]["code"] == "storage_unavailable"
@@ -234,7 +234,7 @@ def test_playlist_files_attempts_that_died_count_toward_the_bound(make_stack, tm
     result = s.cli("playlist", "run", str(definition), "--wait", "--timeout", "90", "--json")
 
     view = json.loads(result.stdout)
-    assert client.get(hit_key(s.env["SONGQUEUE_KEY_PREFIX"], "playlist.before_put")) == b"kill"
+    assert client.get(hit_key(s.env["SONGQUEUE_KEY_PREFIX"], "playlist.before_put")).split(b"|")[0] == b"kill"
     assert result.returncode == 1 and view["state"] == "FAILED", view
     assert view["error"]["code"] == "playlist_output_exhausted"
     assert "1 attempts did not store them" in view["error"]["message"] and view["m3u8"] is None

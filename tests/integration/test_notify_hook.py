@@ -390,7 +390,8 @@ def test_a_worker_killed_after_the_paid_call_is_reconciled_through_the_hook(hook
     record = queue.wait(queue.submit({"prompt": prompt}).id, timeout=90)
 
     prefix = s.env["SONGQUEUE_KEY_PREFIX"]
-    assert redis.Redis.from_url(s.env["SONGQUEUE_REDIS_URL"]).get(f"{prefix}:faultpoint:submit.after_call") == b"kill"
+    hit = redis.Redis.from_url(s.env["SONGQUEUE_REDIS_URL"]).get(f"{prefix}:faultpoint:submit.after_call")
+    assert hit.split(b"|")[0] == b"kill"  # "<action>|<job>|<time>"
     assert "fault point submit.after_call: kill" in s.worker_logs()  # the crash landed after the paid call
     stats = sandbox.stats()
     (task,) = [t for t, info in stats["tasks"].items() if info["prompt"] == prompt]
