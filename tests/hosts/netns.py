@@ -31,7 +31,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 from dataclasses import dataclass, field
 
@@ -84,9 +83,6 @@ class Host:
     def pids(self) -> list[int]:
         out = ip("netns", "pids", self.ns, check=False).stdout
         return [int(p) for p in out.split()]
-
-    def mac(self) -> str:
-        return ip("-n", self.ns, "-br", "link", "show", "eth0").stdout.split()[2]
 
     def can_connect(self, address: str, port: int, timeout: float = 1.0) -> bool:
         """A TCP connect from inside this host (the proof a partition landed, or healed)."""
@@ -213,11 +209,3 @@ def _free_subnet() -> ipaddress.IPv4Network:
             return subnet
     raise RuntimeError("no free /24 in 10.231.0.0/16")
 
-
-def wait_port(host_address: str, port: int) -> bool:
-    """Whether the driver (root namespace) can open a TCP connection to address:port."""
-    try:
-        socket.create_connection((host_address, port), timeout=1).close()
-    except OSError:
-        return False
-    return True
