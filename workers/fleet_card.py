@@ -19,18 +19,9 @@ log = logging.getLogger("songqueue.fleet")
 _card: fleet.WorkerCard | None = None
 
 
-def version() -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version("songqueue")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def build(settings: Settings, worker: str, queues: list[str]) -> fleet.WorkerCard:
     return fleet.WorkerCard(
-        worker=worker, version=version(), queues=sorted(queues), providers=fleet.providers_of(settings),
+        worker=worker, version=fleet.version(), queues=sorted(queues), providers=fleet.providers_of(settings),
         storage=fleet.mask_url(settings.storage_url), broker=fleet.mask_url(settings.broker_url),
         redis=fleet.mask_url(settings.job_store_url), started_at=time.time(), pid=os.getpid(),
     )

@@ -27,6 +27,16 @@ from producer.core.settings import Settings
 _FINGERPRINT_LABEL = b"songqueue provider key fingerprint v1"
 
 
+def version() -> str:
+    """The installed songqueue's version: what a card and the metrics report."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("songqueue")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def fingerprint(secret: str) -> str | None:
     """A short, stable fingerprint of a key (None for no key): equal keys, equal prints."""
     if not secret:

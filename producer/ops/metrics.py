@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import importlib.metadata
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -75,7 +74,7 @@ class SongqueueCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield InfoMetricFamily("songqueue_build", "The songqueue version serving these metrics",
-                               value={"version": _version()})
+                               value={"version": fleet.version()})
         settings = self.queue.settings
         snapshot = operator_stats.collect(settings, self.queue.store.redis, self.queue.celery, list(PROVIDERS))
         jobs = GaugeMetricFamily("songqueue_jobs", "Jobs in each state (job store index sizes)", labels=["state"])
@@ -169,13 +168,6 @@ class SongqueueCollector(Collector):
             for field, value in sorted(hashes[family].items()):
                 counter.add_metric(field.split(SEP), value)
             yield counter
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("songqueue")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _histogram(name: str, documentation: str, labels: list[str], fields: dict[str, float],
