@@ -40,9 +40,16 @@ _SCAN = 1000
 @router.post("", status_code=201, response_model=JobView, responses={**_ERRORS, **documented(400, 429), 200: {"model": JobView}})
 def submit(body: SubmitJob, request: Request, response: Response,
            key: Annotated[ApiKey, Depends(needs("submit"))],
-           idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> dict[str, Any]:
+           idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+           cancel_after: Annotated[str | None, Header(max_length=40, description=(
+               "the job's deadline, as the body's `deadline` takes it (seconds, \"10m\" or a time)"))] = None,
+           ) -> dict[str, Any]:
     """Enqueue a job: 201 with the new job; 200 with the first job for a repeated Idempotency-Key
     with the same request; 422 when the key was used for another request."""
+    if cancel_after is not None:
+        if body.deadline is not None:
+            raise Problem(422, "the deadline is given twice", errors=[("Cancel-After", "give it or body.deadline")])
+        body = body.model_copy(update={"deadline": cancel_after})
     record, created = submit_job(api_state(request), key, body, idempotency_key)
     if not created:
         response.status_code = 200
@@ -62,7 +69,7 @@ def submit_job(state: ApiState, key: ApiKey, body: JobBody, idempotency_key: str
             # Idempotency keys are per tenant (producer/core/store/keys.py idempotency).
             idempotency_key=idempotency_key,
             callback_url=body.callback_url, callback_progress=body.callback_progress, album=body.album,
-            tenant=key.tenant, api_key=key.id,
+            tenant=key.tenant, api_key=key.id, deadline=body.deadline,
         )
     except IdempotencyConflict as exc:
         raise Problem(422, f"Idempotency-Key {exc.key!r} was already used for another request; send that request "

@@ -23,6 +23,10 @@ class _JobOptions(BaseModel):
     callback_url: str | None = Field(None, description="POST the job's signed status here when it ends (http/https)")
     callback_progress: bool = Field(False, description="with callback_url: also on every progress change")
     album: str | None = Field(None, max_length=500, description="the ID3 album of its songs")
+    deadline: float | str | None = Field(
+        None, description="when the songs stop being wanted: seconds from now, a duration (\"10m\") or an RFC 3339 "
+                          "time; not submitted upstream by then, the job ends CANCELLED uncharged; submitted, TIMED_OUT "
+                          "with its charge kept. The Cancel-After header says the same.")
 
 
 class JobBody(_JobOptions):
@@ -79,6 +83,10 @@ class JobView(BaseModel):
     error: JobError | None
     songs: list[SongView]
     waiting_for: str | None = None
+    deadline: float | None = Field(None, description="the job's deadline (unix seconds), when it has one")
+    expires_at: float | None = Field(
+        None, description="when an ended job's record and links go (unix seconds; SONGQUEUE_JOB_RETENTION); null "
+                          "while it runs or when kept forever")
     tenant: str
     provider: str
     model: str

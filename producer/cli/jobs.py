@@ -28,6 +28,7 @@ from producer.cli.request_flags import (
 from producer.cli.timeline import timeline
 from producer.client.minimax_upload import UploadError
 from producer.client.songqueue import SongQueue, WaitTimeout
+from producer.core import deadlines
 from producer.core.callbacks import CallbackUrlError, check_callback_url
 from producer.core.enqueue import MAX_KEY_CHARS
 from producer.core.models.job_record import JobRecord, JobState
@@ -63,6 +64,11 @@ def submit(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     callback_url = _callback_url(args)
+    if args.deadline is not None:
+        try:
+            deadlines.seconds_from(args.deadline)  # before any upload: bad input costs nothing
+        except ValueError as exc:
+            raise BadInput(f"--deadline: {exc}") from None
     spec = provider_spec(args.provider)
     if takes_references(spec):
         data, uploads = reference_request(args, spec)
@@ -86,9 +92,11 @@ def submit(args: argparse.Namespace) -> int:
         queue = SongQueue()
     try:
         handle = queue.submit(request, provider=args.provider, idempotency_key=args.idempotency_key,
-                              callback_url=callback_url, callback_progress=args.callback_progress)
+                              callback_url=callback_url, callback_progress=args.callback_progress,
+                              deadline=args.deadline)
     except IdempotencyConflict as exc:
         raise BadInput(str(exc).replace("idempotency_key", "--idempotency-key", 1)) from None
+
     if not args.wait:
         if args.json:
             print(json.dumps(queue.view(handle.id), ensure_ascii=False))

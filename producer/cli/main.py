@@ -55,6 +55,8 @@ def _parser() -> Parser:
     p.add_argument("--callback-url", metavar="URL", help="POST the job's signed status here when it ends (http/https; "
                    "needs SONGQUEUE_CALLBACK_SECRET)")
     p.add_argument("--callback-progress", action="store_true", help="with --callback-url: also on every progress change")
+    p.add_argument("--deadline", metavar="WHEN", help="stop wanting the songs then: seconds, a duration (10m, 1h30m) "
+                   "or a time with a zone; not submitted by then: CANCELLED, uncharged; submitted: TIMED_OUT, charged")
     p.add_argument("--wait", action="store_true", help="wait for the job to end, with a progress bar")
     p.add_argument("--timeout", type=seconds, default=None, metavar="S",
                    help="with --wait: give up waiting after S seconds, S >= 0 (exit 3; the job goes on)")

@@ -36,6 +36,7 @@ def reset_for_replay(record: JobRecord) -> None:
     record.submit_intent_id = None  # `charged_calls` stays: `cost` keeps adding up
     record.submitted_at = None
     record.deadline_at = None
+    record.cancel_after = None  # the caller's deadline was for the run that ended
     # Per-run counters (download deliveries among them) start again; `cost` keeps adding up.
     record.attempts = {}
     record.waiting_for = None

@@ -8,10 +8,12 @@ nothing here needs worker code.
 
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import datetime
 from typing import Any, TypedDict
 
-from producer.core import task_names
+from producer.core import deadlines, task_names
 from producer.core.broker import celery_config
 from producer.core.callbacks import TERMINAL_EVENTS, announce, check_callback_url
 from producer.core.models.job_record import CANCELLABLE_STATES, DEFAULT_TENANT, JobError, JobRecord, JobState
@@ -40,6 +42,7 @@ class JobOptions(TypedDict, total=False):
     batch_id: str | None
     tenant: str
     api_key: str | None
+    deadline: str | float | datetime | None
 
 
 class Enqueuer:
@@ -62,6 +65,7 @@ class Enqueuer:
         batch_id: str | None = None,
         tenant: str = DEFAULT_TENANT,
         api_key: str | None = None,
+        deadline: str | float | datetime | None = None,
     ) -> tuple[JobRecord, bool]:
         """Validate, record the job QUEUED, and send it to the submit queue; returns the
         record and whether this call created it (False: its idempotency key had a job, for
@@ -75,10 +79,17 @@ class Enqueuer:
         `album`: the ID3 album of its songs; `batch_id`: the playlist run it belongs to;
         `tenant`: who owns it, and `api_key`: the id of the key that submitted it (the HTTP
         API passes both; the workers hold the job to that key's limits).
+        `deadline`: when the caller stops wanting the songs, as seconds from now, a duration
+        ("10m") or a time with a zone (producer/core/deadlines.py); not part of the request's
+        fingerprint, so a repeat under the same idempotency key may name another.
         """
         check_label("idempotency_key", idempotency_key, MAX_KEY_CHARS)
         check_label("album", album, MAX_ALBUM_CHARS)
         check_label("batch_id", batch_id, MAX_KEY_CHARS)
+        try:
+            cancel_after = deadlines.cancel_after(deadline, time.time())
+        except ValueError as exc:
+            raise ValueError(f"deadline: {exc}") from None
         spec = PROVIDERS.get(provider)
         if spec is None:
             raise ValueError(f"provider: must be one of {', '.join(sorted(PROVIDERS))}, got {provider!r}")
@@ -105,6 +116,7 @@ class Enqueuer:
             batch_id=batch_id,
             tenant=tenant,
             api_key=api_key,
+            cancel_after=cancel_after,
         )
         # If the submit message is lost, the watchdog sends it again after the grace period.
         record, created = self.store.create(record, check_in=self.settings.watchdog_grace)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 
-from producer.core import task_names
+from producer.core import deadlines, task_names
 from producer.core.models.job_record import JobRecord, JobState, SongRecord
 from workers import fault_points, runtime
 from workers.artifacts import inline_audio
@@ -188,7 +188,7 @@ def record_task(record: JobRecord, task_id: str, price: float, intent: str | Non
         r.waiting_for = None  # a submit reconciled from the notify hook waited for it
         r.submitted_at = now
         ledger.charge(r, intent, price)
-        r.deadline_at = now + registry.deadline_seconds(settings, r.provider)
+        r.deadline_at = deadlines.first(now + registry.deadline_seconds(settings, r.provider), r.cancel_after)
 
     check_in = first_poll + settings.watchdog_grace
 

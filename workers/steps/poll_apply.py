@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from producer.core import task_names
+from producer.core import deadlines, task_names
 from producer.core.callbacks import PROGRESS, announce, wants
 from producer.core.models.job_record import WAITING_STATES, JobRecord, JobState, SongRecord
 from workers import metrics, runtime
@@ -29,12 +29,13 @@ def past_deadline(record: JobRecord) -> bool:
     """End the job TIMED_OUT when its deadline has passed; True if so."""
     if record.deadline_at is None or time.time() <= record.deadline_at:
         return False
-    polling_ended(end_job(
-        record.id, JobState.TIMED_OUT, "upstream_deadline",
-        f"no terminal answer from {record.provider} within its deadline "
-        f"({record.deadline_at - (record.submitted_at or record.created_at):.0f}s)",
-        expect=WAITING_STATES,
-    ))
+    if record.cancel_after is not None and record.cancel_after <= record.deadline_at:
+        code, message = deadlines.after_submit(record)  # the caller's deadline came first
+    else:
+        code, message = "upstream_deadline", (
+            f"no terminal answer from {record.provider} within its deadline "
+            f"({record.deadline_at - (record.submitted_at or record.created_at):.0f}s)")
+    polling_ended(end_job(record.id, JobState.TIMED_OUT, code, message, expect=WAITING_STATES))
     return True
 
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from producer.core import hook_link, task_names
+from producer.core import deadlines, hook_link, task_names
 from producer.core.models.job_record import LIVE_STATES, JobRecord, JobState
 from producer.core.store import replication
 from producer.core.store.optimistic import Writes
@@ -38,6 +38,9 @@ def submit(job: Run, token: int = 0, faults: int = 0) -> None:
     record, job_id = job.record, job.job_id
     if record.state == JobState.SUBMITTING and (record.upstream_task_id is not None or not uncertain.resolve(record)):
         return
+    if record.state == JobState.QUEUED and record.cancel_after is not None and time.time() >= record.cancel_after:
+        end_job(job_id, JobState.CANCELLED, *deadlines.before_submit(record), expect={JobState.QUEUED})
+        return  # nothing called: the caller stopped wanting it before its turn came
     if record.attempts.get("submit", 0) >= settings.max_submit_attempts:
         end_job(job_id, JobState.FAILED, "submit_attempts_exhausted",
                 f"the submit was tried {record.attempts.get('submit', 0)} times (SONGQUEUE_MAX_SUBMIT_ATTEMPTS="

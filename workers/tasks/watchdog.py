@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 
-from producer.core import task_names
+from producer.core import deadlines, task_names
 from producer.core.broker import queue_depths
 from producer.core.callbacks import TERMINAL_EVENTS, announce
 from producer.core.models.job_record import JobRecord, JobState
@@ -149,7 +149,8 @@ def _adopt_task(record: JobRecord) -> int:
     def adopt(r: JobRecord) -> None:
         _bump(r)
         r.submitted_at = r.submitted_at or now
-        r.deadline_at = r.deadline_at or now + registry.deadline_seconds(settings, r.provider)
+        r.deadline_at = r.deadline_at or deadlines.first(now + registry.deadline_seconds(settings, r.provider),
+                                                         r.cancel_after)
         r.waiting_for = None
 
     fresh = runtime.store().apply(record.id, {JobState.SUBMITTING}, mutate=adopt, to=JobState.SUBMITTED,
@@ -215,6 +216,25 @@ def _resend_downloads(record: JobRecord) -> int:
     return 1
 
 
+def _cancel_before_submit(record: JobRecord) -> int:
+    """QUEUED past the caller's deadline: nothing was called upstream, so it ends CANCELLED
+    uncharged, even while its submit message waits behind a limit or a backlog."""
+    ended = end_job(record.id, JobState.CANCELLED, *deadlines.before_submit(record), expect={JobState.QUEUED})
+    return int(ended is not None)
+
+
+def _settle_submitting(record: JobRecord) -> int:
+    """SUBMITTING past the deadline: the call may have been paid, so the deadline cannot
+    cancel it; it is settled as without a deadline, and its polling then ends it TIMED_OUT."""
+    return (_adopt_task if record.upstream_task_id is not None else _resolve_uncertain)(record)
+
+
+def _time_out_submitted(record: JobRecord) -> int:
+    """Waiting on the upstream past the caller's deadline (its poll chain lost): TIMED_OUT, charge kept."""
+    ended = end_job(record.id, JobState.TIMED_OUT, *deadlines.after_submit(record), expect={record.state})
+    return int(ended is not None)
+
+
 def _forget(record: JobRecord) -> int:
     runtime.store().forget_due(record.id)  # ended: nothing left to heal
     return 0
@@ -225,9 +245,12 @@ class Condition(StrEnum):
 
     NO_TASK_ID = "no task id"
     TASK_ID = "task id"
+    PAST_DEADLINE = "past the caller's deadline"
 
 
-def condition(record: JobRecord) -> Condition:
+def condition(record: JobRecord, now: float | None = None) -> Condition:
+    if record.cancel_after is not None and (time.time() if now is None else now) >= record.cancel_after:
+        return Condition.PAST_DEADLINE
     return Condition.TASK_ID if record.upstream_task_id is not None else Condition.NO_TASK_ID
 
 
@@ -248,6 +271,13 @@ ACTIONS: dict[tuple[JobState, Condition], Action] = {
     # A synchronous provider's songs came with the submit: no task id.
     (JobState.DOWNLOADING, Condition.TASK_ID): _resend_downloads,
     (JobState.DOWNLOADING, Condition.NO_TASK_ID): _resend_downloads,
+    # The caller's deadline (producer/core/deadlines.py): what it costs to stop decides.
+    (JobState.QUEUED, Condition.PAST_DEADLINE): _cancel_before_submit,
+    (JobState.SUBMITTING, Condition.PAST_DEADLINE): _settle_submitting,
+    (JobState.SUBMITTED, Condition.PAST_DEADLINE): _time_out_submitted,
+    (JobState.GENERATING, Condition.PAST_DEADLINE): _time_out_submitted,
+    # Made and paid for: the songs are stored whatever the deadline.
+    (JobState.DOWNLOADING, Condition.PAST_DEADLINE): _resend_downloads,
     **{(state, c): _forget for state in JobState if state.terminal for c in Condition},
 }
 

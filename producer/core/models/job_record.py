@@ -175,7 +175,15 @@ class JobRecord(BaseModel):
     # before the lost answer does): what an uncertain submit is reconciled from.
     notified_task_id: str | None = None
     submitted_at: float | None = None
+    # When polling gives up: the provider's deadline from the submit, or the job's own
+    # `cancel_after` if that comes first (workers/steps/paid.py).
     deadline_at: float | None = None
+    # The caller's deadline (producer/core/deadlines.py): past it, a job not yet submitted
+    # ends CANCELLED uncharged, a submitted one TIMED_OUT with its charge kept.
+    cancel_after: float | None = None
+    # When the record leaves Redis: its end plus SONGQUEUE_JOB_RETENTION, set by the write
+    # that ends it (producer/core/store/job_store.py); None while live or kept forever.
+    expires_at: float | None = None
     manifest: StoredObject | None = None
     # Price of the paid upstream calls that answered: SONGQUEUE_{PROVIDER}_PRICE_PER_CALL
     # times the model's factor, per call (workers.providers.registry.call_price).
@@ -234,6 +242,9 @@ class JobRecord(BaseModel):
                 for s in self.songs
             ],
         }
+        view["expires_at"] = self.expires_at
+        if self.cancel_after is not None:
+            view["deadline"] = self.cancel_after
         # Only while a limit or the budget holds the job back, so the documented shape stays.
         if self.waiting_for:
             view["waiting_for"] = self.waiting_for

@@ -43,6 +43,7 @@ EDGES: tuple[Edge, ...] = (
     Edge(SUBMITTING, DOWNLOADING, "submit"),  # a synchronous provider's songs (workers/steps/paid.py)
     Edge(SUBMITTING, QUEUED, "submit"),  # a transient fault nothing upstream accepted: admitted again later
     Edge(QUEUED, FAILED, "submit"),  # submit attempts exhausted, over budget, a retry past its bound
+    Edge(QUEUED, CANCELLED, "submit"),  # the caller's deadline passed first (producer/core/deadlines.py)
     Edge(SUBMITTING, FAILED, "submit"),  # refused, uncertain (workers/steps/uncertain.py), no songs
     # workers/tasks/poll.py, workers/steps/poll_apply.py and poll_batch.py.
     Edge(SUBMITTED, GENERATING, "poll"),
@@ -53,6 +54,10 @@ EDGES: tuple[Edge, ...] = (
     Edge(DOWNLOADING, FAILED, "poll"),  # SUCCESS without any songs
     Edge(SUBMITTED, TIMED_OUT, "poll"),  # past the job's deadline
     Edge(GENERATING, TIMED_OUT, "poll"),
+    # workers/tasks/watchdog.py: past the caller's deadline, whatever its messages are doing.
+    Edge(QUEUED, CANCELLED, "watchdog"),
+    Edge(SUBMITTED, TIMED_OUT, "watchdog"),
+    Edge(GENERATING, TIMED_OUT, "watchdog"),
     # workers/tasks/download.py: a song downloads while its sibling still generates.
     Edge(GENERATING, FAILED, "download"),
     Edge(DOWNLOADING, FAILED, "download"),

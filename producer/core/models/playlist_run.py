@@ -71,6 +71,8 @@ class PlaylistRun(BaseModel):
     started_at: float | None = Field(None, description="when every job existed (RUNNING)")
     finished_at: float | None = None
     timeout: float = Field(description="seconds after started_at before the run ends with what it has")
+    # Every job's deadline (producer/core/deadlines.py), fixed when the run began.
+    job_cancel_after: float | None = None
     job_ids: list[str] = Field(default_factory=list)
     songs: list[RunSong] = Field(default_factory=list)
     failures: list[RunFailure] = Field(default_factory=list)

@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from producer.core import deadlines
 from producer.core.models.providers import DEFAULT_PROVIDER, PROVIDERS, provider_spec
 from producer.core.models.validation_errors import Wording, field_errors
 from producer.core.playlists.problems import (
@@ -71,6 +72,8 @@ class PlaylistDefinition(BaseModel):
     storage_prefix: str | None = None
     album: str | None = Field(None, min_length=1, max_length=200)
     timeout: str | int = Field("6h", description="a run still open this long after it started ends with what it has")
+    deadline: str | int | None = Field(None, description="each job's deadline from the run's start, a duration such "
+                                       "as \"2h\": not submitted by then, CANCELLED uncharged; submitted, TIMED_OUT")
     request: dict[str, Any] = Field(default_factory=dict)
 
     _source: str = PrivateAttr("")
@@ -94,6 +97,13 @@ class PlaylistDefinition(BaseModel):
     def _cron_parses(cls, value: str | None) -> str | None:
         if value is not None:
             Cron.parse(value, ZoneInfo("UTC"))
+        return value
+
+    @field_validator("deadline")
+    @classmethod
+    def _deadline(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            deadlines.seconds_from(value)
         return value
 
     @field_validator("every", "timeout")

@@ -18,7 +18,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from producer.core import task_names
+from producer.core import deadlines, task_names
 from producer.core.enqueue import Enqueuer
 from producer.core.models.playlist_run import PlaylistRun, RunState
 from producer.core.playlists.definition import DefinitionError, PlaylistDefinition
@@ -54,6 +54,7 @@ def start_run(queue: Enqueuer, definition: PlaylistDefinition, slot: datetime | 
         requests=requests,
         min_success=definition.min_success_requests,
         timeout=definition.timeout_seconds,
+        job_cancel_after=deadlines.cancel_after(definition.deadline, at.timestamp()),
     )
     store = playlist_store(queue)
     # Should the creator die before RUNNING, the sweep finishes the run after the grace.
@@ -68,7 +69,8 @@ def create_jobs(queue: Enqueuer, store: PlaylistStore, run: PlaylistRun) -> Play
     call moved it, None if another creator had."""
     job_ids = [
         queue.create(request, provider=run.provider, idempotency_key=run.job_key(i), album=run.album,
-                     batch_id=run.id)[0].id
+                     batch_id=run.id, deadline=None if run.job_cancel_after is None
+                     else datetime.fromtimestamp(run.job_cancel_after, UTC))[0].id
         for i, request in enumerate(run.requests, 1)
     ]
 

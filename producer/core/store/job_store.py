@@ -91,7 +91,7 @@ class JobStore:
         pipe.zadd(keys.tenant_jobs(self.prefix, record.tenant), {record.id: record.created_at})
         pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {record.id: record.created_at})
         if check_in is not None:
-            pipe.zadd(keys.due(self.prefix), {record.id: record.created_at + check_in})
+            pipe.zadd(keys.due(self.prefix), {record.id: _due_at(record, record.created_at + check_in)})
 
     def get(self, job_id: str) -> JobRecord | None:
         raw = self.redis.get(keys.job(self.prefix, job_id))
@@ -156,6 +156,8 @@ class JobStore:
             if to is not None and to != before:
                 record.state = to
                 record.transitions.append(Transition(state=to, at=now))
+                # What the ended record's EXPIREAT says, shown to the client (status, webhooks).
+                record.expires_at = now + self.retention if to.terminal and self.retention > 0 else None
             record.version += 1
             record.updated_at = now
 
@@ -176,7 +178,7 @@ class JobStore:
                 elif before.terminal:
                     retention.keep_job(pipe, self.prefix, record)
                 if not record.state.terminal and check_in is not None:
-                    pipe.zadd(keys.due(self.prefix), {job_id: now + check_in})
+                    pipe.zadd(keys.due(self.prefix), {job_id: _due_at(record, now + check_in)})
                 if also is not None:
                     also(pipe)
 
@@ -271,3 +273,12 @@ def _track_in_flight(pipe: optimistic.Writes, prefix: str, record: JobRecord, no
             pipe.zadd(key, {record.id: now}, nx=True)
         else:
             pipe.zrem(key, record.id)
+
+
+def _due_at(record: JobRecord, at: float) -> float:
+    """When the watchdog looks at a live job: at `at`, or at its deadline if a queued job's
+    comes first, so a job whose submit waits (behind a limit, in a backlog) still ends then."""
+    if record.state is JobState.QUEUED and record.cancel_after is not None:
+        return min(at, record.cancel_after)
+    return at
+
