@@ -189,3 +189,33 @@ def test_a_task_always_left_out_fails_past_the_bound(make_stack, sandbox) -> Non
     assert record.state.value == "FAILED"
     assert record.error is not None and record.error.code == "upstream_task_missing"
     assert "left out of a batch answer to 3 polls in a row" in record.error.message
+
+
+def test_a_relay_batch_cap_is_learned_by_halving_not_by_fetching_each_task(make_stack, sandbox) -> None:
+    """A relay that caps the ids of one fetch answers a bigger batch 400; the drainer halves
+    the batch until the relay takes it and keeps that size, instead of one call per task."""
+    n = 10
+    s = make_stack(suno_poll_initial_delay="0.5", suno_poll_min_interval="0.5", suno_poll_batch_window="30",
+                   suno_poll_batch_size="16")
+    tag = uuid.uuid4().hex[:8]
+    queue = s.queue()
+    sandbox.configure(batch_id_cap=4)
+    try:
+        ids = [queue.submit({"gpt_description_prompt": f"capped {tag} {i} sandbox:gen_time=4"}, provider="suno").id
+               for i in range(n)]
+        s.start_worker(concurrency=2)
+        records = [queue.wait(i, timeout=120) for i in ids]
+        stats = sandbox.stats()
+    finally:
+        sandbox.configure(batch_id_cap=0)
+
+    assert [r.state.value for r in records] == ["SUCCEEDED"] * n, [r.error for r in records]
+    assert stats["faults"].get("batch_id_cap", 0) >= 1  # the fault landed: a batch over the cap was refused
+    ours = {r.upstream_task_id for r in records}
+    accepted = [c for c in stats["batch_ids"] if ours & set(c)]
+    assert accepted and max(len(c) for c in accepted) <= 4
+    # No task was asked alone (GET /suno/fetch/{id}): each fetch of a task was one of the accepted batches.
+    for task in ours:
+        assert stats["fetches_by_task"][task] == sum(task in c for c in accepted), task
+    learned = queue.store.redis.get(f"{queue.store.prefix}:batchcap:suno")
+    assert learned is not None and int(learned) <= 4

@@ -45,6 +45,8 @@ from workers.upstream.errors import PermanentError, TaskUnknown, TransientError
 
 # Batches one drainer run sends back to back while each comes back full; the rest waits a tick.
 MAX_ROUNDS = 20
+# How long a batch size learned from a refusal holds before the configured size is tried again.
+LEARNED_CAP_SECONDS = 3600
 # Threads that read and merge a batch's jobs: each merge is a few Redis round trips, and on a
 # busy machine a round trip waits for a CPU twice, so a batch merged one job at a time would
 # take far longer than its call.
@@ -68,11 +70,25 @@ class Next:
 
 
 def batch_size(settings: Settings, provider: AsyncProvider) -> int:
-    """How many tasks one fetch may carry for `provider`: 1 unless it can fetch many."""
+    """How many tasks one fetch may carry for `provider`: 1 unless it can fetch many; the
+    configured size, or the smaller one its relay was seen to accept (`_learn_cap`)."""
     own = settings.provider(provider.name)
     if not isinstance(provider, BatchProvider) or not isinstance(own, BatchPolledProviderSettings):
         return 1
-    return own.poll_batch_size
+    learned = runtime.store().redis.get(keys.batch_cap(runtime.store().prefix, provider.name))
+    return min(own.poll_batch_size, int(learned)) if learned else own.poll_batch_size
+
+
+def _learn_cap(provider: str, refused: int) -> int:
+    """A relay refused a batch of `refused` ids: try half as many, remembered for an hour by
+    the whole fleet. Relays cap the ids of one fetch (50 is common) and say so only in a 400,
+    so halving finds a cap in a few calls where falling back to one fetch per task would
+    cost a call per job for as long as the jobs run. The memory expires: a refusal for
+    another reason (a key refused) must not keep batches small for good."""
+    size = max(1, refused // 2)
+    store = runtime.store()
+    store.redis.set(keys.batch_cap(store.prefix, provider), size, ex=LEARNED_CAP_SECONDS)
+    return size
 
 
 def _key(provider: str) -> str:
@@ -178,8 +194,9 @@ Answered = tuple[list[JobRecord], dict[str, UpstreamStatus]]
 
 
 def _fetch(provider: BatchProvider, records: list[JobRecord]) -> Answered:
-    """The jobs asked and the answers (by task id), in one call; a relay that refuses batch
-    calls is asked task by task."""
+    """The jobs asked and the answers (by task id), in one call; a batch the relay refuses
+    is asked again in halves (`_learn_cap`), and a relay that refuses even one id in a
+    batch is asked task by task."""
     task_ids = [r.upstream_task_id or "" for r in records]
     try:
         with metrics.upstream_call(provider.name, "fetch"):
@@ -188,8 +205,19 @@ def _fetch(provider: BatchProvider, records: list[JobRecord]) -> Answered:
             fault_points.hit("poll.after_fetch")
         return records, answers
     except PermanentError as exc:
-        log.warning("batch polling of %s: batch fetch refused (%s); fetching %d tasks alone",
-                    provider.name, exc.message, len(records))
+        if len(records) > 1:
+            size = _learn_cap(provider.name, len(records))
+            log.warning("batch polling of %s: a batch of %d refused (%s); batches of %d from now on",
+                        provider.name, len(records), exc.message, size)
+            asked: list[JobRecord] = []
+            answered: dict[str, UpstreamStatus] = {}
+            for start in range(0, len(records), size):
+                part, part_answers = _fetch(provider, records[start:start + size])
+                asked += part
+                answered.update(part_answers)
+            return asked, answered
+        log.warning("batch polling of %s: batch fetch refused (%s); fetching the task alone",
+                    provider.name, exc.message)
     return _fetch_alone(provider, records)
 
 

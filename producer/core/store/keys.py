@@ -51,6 +51,12 @@ def poll_due(prefix: str, provider: str) -> str:
     return f"{prefix}:polldue:{provider}"
 
 
+def batch_cap(prefix: str, provider: str) -> str:
+    """The batch size a provider's relay was seen to accept, learned from a refused batch
+    (workers/steps/poll_batch.py); expires, so a relay that raised its cap is tried again."""
+    return f"{prefix}:batchcap:{provider}"
+
+
 def watchdog_lock(prefix: str) -> str:
     return f"{prefix}:watchdog:lock"
 
