@@ -25,6 +25,9 @@ from typing import Any
 from kombu.transport import redis
 from redis import exceptions as redis_errors
 
+# Registers a master's NOREPLICAS refusal as a connection fault (one the consumer recovers from).
+from producer.core.store import redis_client  # noqa: F401
+
 log = logging.getLogger("songqueue.redis_transport")
 
 

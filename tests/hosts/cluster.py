@@ -2,7 +2,7 @@
 
     r1  10.231.N.11  redis master :6379   + sentinel :26379
     r2  10.231.N.12  redis replica :6379  + sentinel :26379
-    r3  10.231.N.13                         sentinel :26379
+    r3  10.231.N.13  redis replica :6379  + sentinel :26379
     gw  10.231.N.20  the sandbox gateway :8808
     w1  10.231.N.31  celery worker, every queue
     w2  10.231.N.32  celery worker, every queue
@@ -41,19 +41,28 @@ SANDBOX_PORT = 8808
 LAYOUT = {"r1": 11, "r2": 12, "r3": 13, "gw": 20, "w1": 31, "w2": 32}
 WORKERS = ("w1", "w2")
 REDIS_HOSTS = ("r1", "r2", "r3")
+REPLICAS = ("r2", "r3")
 GATEWAY = "udio 302.ai"
 
 
 @dataclass(frozen=True)
 class Setting:
-    """How durable the Redis trio is: the one knob pair docs/operations.md calls safe or not."""
+    """How durable the Redis trio is: the knobs docs/operations.md calls safe or not.
+
+    `min_replicas` is SONGQUEUE_REDIS_MIN_REPLICAS (the submit WAITs for its intent); the
+    last two are every Redis node's own `min-replicas-to-write` / `min-replicas-max-lag`: a
+    master that has heard from no replica for `max_lag` seconds refuses writes, so a
+    minority master stops gathering writes that its rejoining will drop (0: not set)."""
 
     name: str
     appendfsync: str
     min_replicas: int
+    replicas_to_write: int = 0
+    max_lag: int = 10
 
 
-SAFE = Setting("safe: appendfsync always, MIN_REPLICAS=1", "always", 1)
+# The layout docs/operations.md deploys: two replicas, so the promoted one still has one of its own.
+SAFE = Setting("safe: appendfsync always, MIN_REPLICAS=1, min-replicas-to-write 1 (max-lag 10 s)", "always", 1, 1, 10)
 DEFAULT = Setting("default: appendfsync everysec, MIN_REPLICAS=0", "everysec", 0)
 
 
@@ -126,8 +135,12 @@ class Cluster:
         """Every host up: the Redis trio in sync and seen by every sentinel, the gateway, the workers."""
         self._run("gw", self._sandbox)
         self._run("r1", lambda: self._redis("r1"))
-        self._run("r2", lambda: self._redis("r2", "--replicaof", self.host("r1").address, str(REDIS_PORT)))
-        stack.wait_until(lambda: self.role("r2").get("master_link_status") == "up", 30, "the replica in sync")
+        for replica in REPLICAS:
+            self._run(replica, lambda replica=replica: self._redis(replica, "--replicaof", self.host("r1").address,
+                                                                   str(REDIS_PORT)))
+        for replica in REPLICAS:
+            stack.wait_until(lambda replica=replica: self.role(replica).get("master_link_status") == "up", 30,
+                             f"the replica on {replica} in sync")
         for name in REDIS_HOSTS:
             self._run(name, lambda name=name: self._sentinel(name))
         for name in REDIS_HOSTS:  # a failover needs a quorum that knows the replica and each other
@@ -175,6 +188,8 @@ class Cluster:
         proc = self._spawn(name, "redis", [
             stack.redis_binary(), "--port", str(REDIS_PORT), "--bind", self.host(name).address, "--dir", str(data),
             "--appendonly", "yes", "--appendfsync", self.setting.appendfsync, "--save", "", "--daemonize", "no",
+            *(("--min-replicas-to-write", str(self.setting.replicas_to_write),
+                "--min-replicas-max-lag", str(self.setting.max_lag)) if self.setting.replicas_to_write else ()),
             *extra])
         stack.wait_until(lambda: proc.poll() is not None or bool(self.role(name)), 20, f"redis on {name}")
         return proc
@@ -198,7 +213,8 @@ class Cluster:
     def _knows_all(self, name: str) -> bool:
         try:
             client = self.sentinel(name)
-            return len(client.sentinel_slaves(MASTER_NAME)) >= 1 and len(client.sentinel_sentinels(MASTER_NAME)) >= 2
+            return (len(client.sentinel_slaves(MASTER_NAME)) >= len(REPLICAS)
+                    and len(client.sentinel_sentinels(MASTER_NAME)) >= 2)
         except redis.RedisError:
             return False
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import redis
 import stack
 
 from tests.hosts.cluster import REDIS_HOSTS, REDIS_PORT, SANDBOX_PORT, Cluster
@@ -96,22 +97,42 @@ def _isolate_master(c: Cluster) -> str:
     offset = int(c.role("r1").get("master_repl_offset", 0))
     c.net.cut(MINORITY, MAJORITY)
     _prove(not c.host("r1").can_connect(c.host("r2").address, REDIS_PORT), "r1 still reaches r2")
-    stack.wait_until(lambda: c.master_by("r2") == "r2" and c.master_by("r3") == "r2", 60,
-                     "the majority's sentinels to promote r2")
+    stack.wait_until(lambda: c.master_by("r2") == c.master_by("r3") in ("r2", "r3"), 60,
+                     "the majority's sentinels to promote a replica")
+    promoted = c.master_by("r2")
     # The minority side goes on: r1 still believes it is master and w1 (which sees only r1's
     # sentinel) writes to it. The proof: r1's replication offset grows after the cut.
     stack.wait_until(lambda: int(c.role("r1").get("master_repl_offset", 0)) > offset, 30,
                      "the minority master r1 to take a write")
-    return (f"r1+w1 cut from r2+r3+w2; sentinels on r2, r3 promoted r2; r1 still "
+    told = (f"r1+w1 cut from r2+r3+w2; sentinels on r2, r3 promoted {promoted}; r1 still "
             f"{c.role('r1').get('role')} and took writes (offset {offset} -> {c.role('r1').get('master_repl_offset')})")
+    if c.setting.replicas_to_write:
+        # With min-replicas-to-write the minority master must stop taking writes once it has
+        # heard from no replica for max-lag seconds: proved by a write of our own refused.
+        stack.wait_until(lambda: _refuses_writes(c), c.setting.max_lag + 15,
+                         "the minority master r1 to refuse writes (min-replicas-to-write)")
+        told += f"; then r1 refused writes (NOREPLICAS) after at most {c.setting.max_lag} s without a replica"
+    return told
+
+
+def _refuses_writes(c: Cluster) -> bool:
+    try:
+        c.redis("r1").set("nemesis:probe", "1")
+    except redis.ResponseError as exc:
+        return "NOREPLICAS" in str(exc)
+    except redis.RedisError:
+        return False
+    return False
 
 
 def _rejoin_master(c: Cluster) -> str:
+    promoted = c.master_by("r2")
     c.net.heal()
     stack.wait_until(lambda: c.role("r1").get("role") == "slave" and c.role("r1").get("master_host") ==
-                     c.host("r2").address, 60, "the old master r1 to rejoin as r2's replica")
-    stack.wait_until(lambda: all(c.master_by(s) == "r2" for s in REDIS_HOSTS), 30, "every sentinel to name r2")
-    return "healed: r1 is r2's replica, every sentinel names r2"
+                     c.host(promoted or "r2").address, 60, f"the old master r1 to rejoin as {promoted}'s replica")
+    stack.wait_until(lambda: all(c.master_by(s) == promoted for s in REDIS_HOSTS), 30,
+                     f"every sentinel to name {promoted}")
+    return f"healed: r1 is {promoted}'s replica, every sentinel names {promoted}"
 
 
 # -- a slow, lossy link to the gateway --------------------------------------------------------------

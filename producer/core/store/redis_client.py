@@ -21,6 +21,23 @@ from redis.sentinel import Sentinel
 from producer.core.store import sentinel_url
 
 
+class NoReplicasError(redis.ConnectionError):
+    """The master refuses writes: it has heard from fewer replicas than its own
+    `min-replicas-to-write` within `min-replicas-max-lag` (a master cut off from its
+    replicas, or one just promoted whose replica is still syncing). redis-py raises that
+    as a plain ResponseError, which kombu counts as a channel error: the worker's consumer
+    died with "Unrecoverable error" on an ack during a failover (make hosts, the minority
+    master row). It is as unavailable as a lost connection and heals the same way: reconnect
+    (through the sentinels, to the master that has its replicas) and try again; the job
+    store's steps treat it as the transient fault it is."""
+
+
+# redis-py maps an error reply's first word to its exception class through this table; one
+# entry for NOREPLICAS makes every client of this process (job store, broker, API) raise it
+# as the connection fault above. Imported by every process that talks to Redis.
+redis.connection.DefaultParser.EXCEPTION_CLASSES["NOREPLICAS"] = NoReplicasError
+
+
 def connect(url: str, master: str = "", **options: Any) -> redis.Redis:
     """A client for `url`; `master` is the Sentinel master name (only read for sentinel:// URLs)."""
     if not sentinel_url.is_sentinel(url):
