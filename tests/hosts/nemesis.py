@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import redis
 import stack
 
+from producer.core.store.redis_client import NoReplicasError
 from tests.hosts.cluster import REDIS_HOSTS, REDIS_PORT, SANDBOX_PORT, Cluster
 from tests.hosts.netns import netem_available
 
@@ -118,8 +119,8 @@ def _isolate_master(c: Cluster) -> str:
 def _refuses_writes(c: Cluster) -> bool:
     try:
         c.redis("r1").set("nemesis:probe", "1")
-    except redis.ResponseError as exc:
-        return "NOREPLICAS" in str(exc)
+    except NoReplicasError:
+        return True
     except redis.RedisError:
         return False
     return False
