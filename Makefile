@@ -93,9 +93,11 @@ docker-compose:
 # FAULTS="minimax,Redis SIGKILL" runs the rows whose name contains any of these; FAULT_JOBS=N
 # jobs per row (3); FAULT_ARGS="--amqp amqp://guest:guest@127.0.0.1:5672/songqueue-ci" runs
 # it on RabbitMQ, FAULT_ARGS=--default-watchdog every row at the default watchdog settings.
+# Then the many-hosts matrix below (its table printed, not written: `make hosts` writes it).
 faults: $(STAMP)
 	FAULTS="$(FAULTS)" $(BIN)/python tests/faults/fault_scenarios.py --jobs $${FAULT_JOBS:-3} $(FAULT_ARGS)
 	$(BIN)/python tests/faults/sentinel_failover.py --jobs $${FAULT_JOBS:-10}
+	$(BIN)/python tests/hosts/matrix.py --jobs $${HOSTS_JOBS:-200} $(HOSTS_ARGS)
 
 # Many hosts (docs/faults.md, "Many hosts"): every role in a network namespace of its own on a
 # bridge (needs root and iproute2); every fault x {safe, default} Redis settings, HOSTS_JOBS jobs
