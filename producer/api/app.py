@@ -7,7 +7,7 @@ from fastapi import APIRouter, FastAPI
 from producer.api import health, hooks, jobs, playlists, problems, songs, uploads
 from producer.api.console import playlists as console_playlists
 from producer.api.console import routes as console_routes
-from producer.api.edge import Edge
+from producer.api.edge import Credential, Edge
 from producer.api.state import ApiState
 from producer.core.settings import Settings, get_settings
 from producer.core.store.api_keys import ApiKey, KeyStore
@@ -51,9 +51,9 @@ def create_hooks_app(settings: Settings | None = None, *, max_body_bytes: int = 
 def _guard(app: FastAPI, routers: list[APIRouter], max_body_bytes: int, body_read_timeout: float,
            caps: dict[str, int]) -> None:
     """The edge (producer/api/edge.py) in front of `app`, reading each route's scope from `routers`."""
-    def authenticate(secret: str) -> ApiKey | None:
+    def authenticate(presented: Credential) -> ApiKey | None:
         keys: KeyStore = app.state.api.keys
-        return keys.authenticate(secret)
+        return keys.resume(presented.secret) if presented.session else keys.authenticate(presented.secret)
 
     routes = [route for router in routers for route in router.routes]
     app.add_middleware(Edge, routes=routes, authenticate=authenticate, max_bytes=max_body_bytes,

@@ -15,6 +15,8 @@ import pytest
 import requests
 import stack
 
+from tests.support.console import console_login
+
 pytestmark = pytest.mark.integration
 
 
@@ -192,7 +194,7 @@ def test_playlists_list_run_and_files(start_api, tmp_path):
 
     # The console's playlists page shows the definition, the run, its files and a player.
     console = requests.Session()
-    assert console.post(f"{api.url}/console/login", data={"api_key": reader}, timeout=30).url.endswith("/console/jobs")
+    assert console_login(console, api.url, reader).url.endswith("/console/jobs")
     page = console.get(f"{api.url}/console/playlists", timeout=30)
     assert page.status_code == 200 and "0 6 * * *" in page.text
     assert f'data-run="{run["id"]}"' in page.text and "state-SUCCEEDED" in page.text
