@@ -1,10 +1,11 @@
-"""The app factory: routes, problem+json errors, body limits, OpenAPI at /openapi.json, /docs."""
+"""The app factory: routes, problem+json errors, body limits, OpenAPI at /openapi.json, /docs and /redoc
+(producer/api/reference.py, no CDN), `/` to the console."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from producer.api import health, hooks, jobs, playlists, problems, songs, uploads
+from producer.api import health, hooks, jobs, playlists, problems, reference, songs, uploads
 from producer.api.console import playlists as console_playlists
 from producer.api.console import routes as console_routes
 from producer.api.edge import Credential, Edge
@@ -19,15 +20,17 @@ _FORM_OVERHEAD = 64 << 10
 
 def create_app(settings: Settings | None = None, *, max_body_bytes: int = 1 << 20,
                body_read_timeout: float = 30.0, max_upload_bytes: int = uploads.DEFAULT_MAX_UPLOAD) -> FastAPI:
-    app = FastAPI(title=TITLE, version=VERSION,
+    app = FastAPI(title=TITLE, version=VERSION, docs_url=None, redoc_url=None,  # reference.py serves them, CDN-free
                   description="Queue AI song generation jobs, follow them, and fetch their songs. "
                               "Every /v1 route needs `Authorization: Bearer <key>` (`songqueue keys create`).")
     app.state.api = ApiState.from_settings(settings or get_settings())
     app.state.api.max_upload_bytes = max_upload_bytes
-    routers = [m.router for m in (jobs, songs, uploads, playlists, health, hooks, console_routes, console_playlists)]
+    routers = [m.router for m in (jobs, songs, uploads, playlists, health, hooks, console_routes, console_playlists,
+                                  reference)]
     for router in routers:
         app.include_router(router)
     app.mount("/console/static", console_routes.static, name="console-static")
+    reference.install(app)
     problems.install(app)
     # An upload's body is its file plus the multipart framing (boundaries, part headers).
     _guard(app, routers, max_body_bytes, body_read_timeout, {uploads.PATH: max_upload_bytes + _FORM_OVERHEAD})

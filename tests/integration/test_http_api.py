@@ -74,6 +74,7 @@ def test_submit_follow_events_and_download(start_api):
     first = api.call("POST", "/v1/jobs", key, json=body, headers={"Idempotency-Key": "once"})
     assert first.status_code == 201, first.text
     job = first.json()
+    assert first.headers["location"] == f"/v1/jobs/{job['id']}"
     again = api.call("POST", "/v1/jobs", key, json=body, headers={"Idempotency-Key": "once"})
     assert again.status_code == 200 and again.json()["id"] == job["id"]
     assert job["provider"] == "udio" and job["model"] == "udio32-v1.5" and job["links"]["self"] == f"/v1/jobs/{job['id']}"
@@ -184,6 +185,7 @@ def test_playlists_list_run_and_files(start_api, tmp_path):
     started = api.call("POST", "/v1/playlists/api-mix/runs", admin)
     assert started.status_code == 201, started.text
     path = f"/v1/playlists/api-mix/runs/{started.json()['id']}"
+    assert started.headers["location"] == path
     run = stack.wait_until(lambda: (r := api.call("GET", path, reader).json())["state"] in ("SUCCEEDED", "FAILED") and r,
                            120, "the playlist run to end")
     assert run["state"] == "SUCCEEDED" and run["m3u8"] == f"{path}/playlist.m3u8"
