@@ -70,6 +70,8 @@ def test_every_model_of_every_provider_submits(start_api, tmp_path):  # noqa: F8
     browser = _chrome(tmp_path / "profile")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
+        banner = (api.stack_.tmp / "api.log").read_text()  # `songqueue api` names the console's URL
+        assert f"console: {api.url}/console" in banner, banner
         browser.get(f"{api.url}/")  # the API's root leads to the console
         WebDriverWait(browser, 30).until(lambda b: b.current_url.endswith("/console/login"))
         browser.save_screenshot(str(ARTIFACTS / "console-login.png"))
@@ -149,6 +151,7 @@ def test_log_in_submit_watch_and_play(start_api, tmp_path):  # noqa: F811
         # The page follows the job's events and redraws itself when the state changes.
         WebDriverWait(browser, 180, poll_frequency=0.5).until(
             lambda b: b.find_element(By.ID, "state").text == "SUCCEEDED")
+        browser.get(browser.current_url)  # a page drawn SUCCEEDED: no reload of its own can race what follows
         audio = browser.find_element(By.TAG_NAME, "audio")
         browser.execute_script("arguments[0].muted = true; arguments[0].play();", audio)
         duration = WebDriverWait(browser, 30).until(

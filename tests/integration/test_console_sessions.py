@@ -19,6 +19,7 @@ from producer.core.models.job_record import JobError, JobRecord, JobState
 from tests.integration.test_console_browser import ARTIFACTS, log_in
 from tests.integration.test_flower_browser import _chrome
 from tests.integration.test_http_api import start_api  # noqa: F401 - the fixture
+from tests.support.console import csrf_of
 from tests.support.job_paths import walk
 
 pytestmark = pytest.mark.integration
@@ -120,3 +121,32 @@ def test_forged_post_logout_and_revocation(start_api, attacker, tmp_path):  # no
         assert browser.current_url.endswith("/console/login")
     finally:
         browser.quit()
+
+
+def test_cookies_over_http_and_https_and_the_login_token(start_api):  # noqa: F811
+    """Over plain HTTP: the session cookie holds an id, not the key. Behind a TLS proxy (its
+    `X-Forwarded-Proto: https` from 127.0.0.1, which uvicorn trusts): Secure too. Login and
+    log out without their token: 403, nothing done."""
+    api = start_api(workers=False)
+    key = api.key("--scopes", "read")
+    for proto, secure in (("http", False), ("https", True)):
+        browser = requests.Session()
+        browser.headers["X-Forwarded-Proto"] = proto
+        assert browser.post(f"{api.url}/console/login", data={"api_key": key}, allow_redirects=False).status_code == 403
+        assert browser.post(f"{api.url}/console/login", data={"api_key": key, "csrf": "guess"},
+                            allow_redirects=False).status_code == 403  # no pre-session cookie yet: any token fails
+        page = browser.get(f"{api.url}/console/login", timeout=30)
+        # requests sends no Secure cookie to an http:// URL (the browser behind the proxy spoke https): by hand.
+        pre = page.cookies["songqueue_console_login"]
+        answer = requests.post(f"{api.url}/console/login", data={"api_key": key, "csrf": csrf_of(page.text)},
+                               headers={"X-Forwarded-Proto": proto, "Cookie": f"songqueue_console_login={pre}"},
+                               allow_redirects=False, timeout=30)
+        assert answer.status_code == 303, answer.text
+        cookie = next(c for c in answer.raw.headers.getlist("set-cookie") if c.startswith("songqueue_console_session="))
+        assert key not in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie and "Max-Age=43200" in cookie
+        assert ("Secure" in cookie) is secure, cookie
+        if not secure:
+            browser.cookies.update(answer.cookies)
+            forged = browser.post(f"{api.url}/console/logout", allow_redirects=False)
+            assert forged.status_code == 403 and forged.headers["content-type"] == "application/problem+json"
+            assert browser.get(f"{api.url}/console/jobs", allow_redirects=False).status_code == 200  # still in
