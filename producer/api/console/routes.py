@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter
+from starlette.concurrency import run_in_threadpool
 
 from producer.api import jobs
 from producer.api.console import sessions
@@ -191,7 +192,8 @@ async def job_action(job_id: str, action: str, request: Request) -> Response:
     endpoint, scope = ACTIONS[action]
     if not key.allows(scope):
         raise Problem(403, f"this key lacks the {scope!r} scope")
-    endpoint(job_id, request, key)  # the API's own route: its tenant and state rules (404, 409)
+    # The API's own route (its tenant and state rules: 404, 409), in the thread pool as FastAPI runs it.
+    await run_in_threadpool(endpoint, job_id, request, key)
     return RedirectResponse(f"/console/jobs/{job_id}", status_code=303)
 
 

@@ -29,6 +29,7 @@ from producer.core.store.console_sessions import ConsoleSession, close_session, 
 
 LOGIN_COOKIE = "songqueue_console_login"  # the login form's double-submit token
 CSRF_FIELD = "csrf"
+_CURRENT = "songqueue_console_current"
 _FORGED = "the form's CSRF token is missing or wrong: reload the page and submit it again"
 
 
@@ -37,7 +38,16 @@ def _secure(request: Request) -> bool:
 
 
 def current(request: Request) -> tuple[ApiKey, ConsoleSession] | None:
-    """The key and session of the request's cookie, if the session is open and its key live."""
+    """The key and session of the request's cookie, if the session is open and its key live
+    (read once per request: the page and its template both ask)."""
+    if _CURRENT in request.scope:
+        found: tuple[ApiKey, ConsoleSession] | None = request.scope[_CURRENT]
+        return found
+    request.scope[_CURRENT] = _lookup(request)
+    return request.scope[_CURRENT]
+
+
+def _lookup(request: Request) -> tuple[ApiKey, ConsoleSession] | None:
     session_id = request.cookies.get(CONSOLE_COOKIE)
     state = api_state(request)
     session = find_session(state.keys.redis, state.keys.prefix, session_id) if session_id else None
