@@ -66,7 +66,8 @@ def test_forged_post_logout_and_revocation(start_api, attacker, tmp_path):  # no
 
     api = start_api(workers=False)  # the job stays where the test puts it
     key = api.key("--scopes", "submit,read", "--tenant", "t-console")
-    created = api.call("POST", "/v1/jobs", key, json={"provider": "udio", "request": {"prompt": "forged"}})
+    created = api.call("POST", "/v1/jobs", key, json={"provider": "udio", "request": {"prompt": "forged"},
+                                                             "deadline": "1h"})
     assert created.status_code == 201, created.text
     job_id = created.json()["id"]
     store = api.stack_.queue().store
@@ -93,6 +94,7 @@ def test_forged_post_logout_and_revocation(start_api, attacker, tmp_path):  # no
         browser.save_screenshot(str(ARTIFACTS / "console-jobs-filtered.png"))
         browser.get(f"{api.url}/console/jobs/{job_id}")
         assert not browser.find_elements(By.ID, "progress")  # no progress bar on a FAILED job
+        assert browser.find_element(By.ID, "deadline").text.startswith("deadline 20")  # the caller's, as a UTC time
         browser.find_element(By.ID, "retry").click()  # the real form, with its token
         stack.wait_until(lambda: store.get(job_id).state == JobState.QUEUED, 30, "the console's retry")
         walk(store, job_id, JobState.FAILED, _failed)
