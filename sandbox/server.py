@@ -289,7 +289,11 @@ def start(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sandbox", description="Local Udio-style music gateway for songqueue.")
+    parser = argparse.ArgumentParser(
+        prog="songqueue sandbox",
+        description="A local stand-in for songqueue's music gateways, with real MP3s: Udio in both relay dialects "
+                    "(302.ai and openai-hk), Suno and MiniMax (music-01 uploads and the music-1.5+ models), with "
+                    "their notify hooks and the faults of hostile relays. Also `python -m sandbox`.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 8808; 0 picks a free port)")
     parser.add_argument("--api-key", default=None,

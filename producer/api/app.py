@@ -1,13 +1,14 @@
-"""The app factory: routes, problem+json errors, body limits, OpenAPI at /openapi.json, /docs."""
+"""The app factory: routes, problem+json errors, body limits, OpenAPI at /openapi.json, /docs and /redoc
+(producer/api/reference.py, no CDN), `/` to the console."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from producer.api import health, hooks, jobs, playlists, problems, songs, uploads
+from producer.api import health, hooks, jobs, playlists, problems, reference, songs, uploads
 from producer.api.console import playlists as console_playlists
 from producer.api.console import routes as console_routes
-from producer.api.edge import Edge
+from producer.api.edge import Credential, Edge
 from producer.api.state import ApiState
 from producer.core.settings import Settings, get_settings
 from producer.core.store.api_keys import ApiKey, KeyStore
@@ -19,15 +20,17 @@ _FORM_OVERHEAD = 64 << 10
 
 def create_app(settings: Settings | None = None, *, max_body_bytes: int = 1 << 20,
                body_read_timeout: float = 30.0, max_upload_bytes: int = uploads.DEFAULT_MAX_UPLOAD) -> FastAPI:
-    app = FastAPI(title=TITLE, version=VERSION,
+    app = FastAPI(title=TITLE, version=VERSION, docs_url=None, redoc_url=None,  # reference.py serves them, CDN-free
                   description="Queue AI song generation jobs, follow them, and fetch their songs. "
                               "Every /v1 route needs `Authorization: Bearer <key>` (`songqueue keys create`).")
     app.state.api = ApiState.from_settings(settings or get_settings())
     app.state.api.max_upload_bytes = max_upload_bytes
-    routers = [m.router for m in (jobs, songs, uploads, playlists, health, hooks, console_routes, console_playlists)]
+    routers = [m.router for m in (jobs, songs, uploads, playlists, health, hooks, console_routes, console_playlists,
+                                  reference)]
     for router in routers:
         app.include_router(router)
     app.mount("/console/static", console_routes.static, name="console-static")
+    reference.install(app)
     problems.install(app)
     # An upload's body is its file plus the multipart framing (boundaries, part headers).
     _guard(app, routers, max_body_bytes, body_read_timeout, {uploads.PATH: max_upload_bytes + _FORM_OVERHEAD})
@@ -51,9 +54,9 @@ def create_hooks_app(settings: Settings | None = None, *, max_body_bytes: int = 
 def _guard(app: FastAPI, routers: list[APIRouter], max_body_bytes: int, body_read_timeout: float,
            caps: dict[str, int]) -> None:
     """The edge (producer/api/edge.py) in front of `app`, reading each route's scope from `routers`."""
-    def authenticate(secret: str) -> ApiKey | None:
+    def authenticate(presented: Credential) -> ApiKey | None:
         keys: KeyStore = app.state.api.keys
-        return keys.authenticate(secret)
+        return keys.resume(presented.secret) if presented.session else keys.authenticate(presented.secret)
 
     routes = [route for router in routers for route in router.routes]
     app.add_middleware(Edge, routes=routes, authenticate=authenticate, max_bytes=max_body_bytes,

@@ -21,10 +21,10 @@ from producer.core.store.api_keys import ApiKey
 
 _bearer = HTTPBearer(auto_error=False, description="an API key from `songqueue keys create`")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
-# CONSOLE_COOKIE, the console's login cookie (producer/api/console/): HttpOnly and
-# SameSite=Strict, so a page's script cannot read it and another site cannot make the
-# browser send it. It lets `<audio>`, `<img>` and EventSource, which cannot send a Bearer
-# header, reach these routes.
+# CONSOLE_COOKIE, the console's session cookie (producer/api/console/sessions.py): a session
+# id, HttpOnly and SameSite=Strict, so a page's script cannot read it and another site cannot
+# make the browser send it. It lets `<audio>`, `<img>` and EventSource, which cannot send a
+# Bearer header, reach these routes (GETs; the console's own POSTs carry a CSRF token too).
 __all__ = ["CONSOLE_COOKIE", "needs", "visible_job"]
 
 
@@ -41,10 +41,11 @@ def needs(scope: str) -> Callable[..., ApiKey]:
         found = getattr(request.state, EDGE_KEY, None)
         if isinstance(found, ApiKey) and found.allows(scope):
             return found
-        secret = credentials.credentials if credentials is not None else request.cookies.get(CONSOLE_COOKIE)
-        if not secret:
+        keys = api_state(request).keys
+        session = request.cookies.get(CONSOLE_COOKIE)
+        if credentials is None and not session:
             raise Problem(401, "an API key is required: Authorization: Bearer <key>", _CHALLENGE)
-        key = api_state(request).keys.authenticate(secret)
+        key = keys.authenticate(credentials.credentials) if credentials is not None else keys.resume(session or "")
         if key is None:
             raise Problem(401, "unknown or revoked API key", _CHALLENGE)
         if not key.allows(scope):

@@ -5,7 +5,7 @@ dependency runs, so a route's own key check comes after the body). For each requ
 
 1. The route it goes to, and the scope that route needs: read from the route itself (the
    `needs(scope)` dependency of producer/api/auth.py), so the edge and the route cannot disagree.
-2. The caller's key, from `Authorization: Bearer` or the console's cookie. A route that
+2. The caller's key, from `Authorization: Bearer` or the console's session cookie. A route that
    needs a key answers 401 (no valid key) or 403 (the key lacks the scope) here, the body
    unread; when a body was announced the answer says `Connection: close`, so the server
    drops the connection instead of draining the body.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -38,7 +39,8 @@ from producer.core.store.api_keys import ApiKey
 
 EDGE_KEY = "songqueue_edge_key"
 ANONYMOUS_MAX_BODY = 64 << 10
-CONSOLE_COOKIE = "songqueue_console_key"
+# The console's session cookie: a session id (producer/core/store/console_sessions.py), never a key.
+CONSOLE_COOKIE = "songqueue_console_session"
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 _CLOSE = {"Connection": "close"}
 
@@ -56,16 +58,23 @@ def required_scope_of(route: BaseRoute) -> str | None:
     return None
 
 
-def credentials(headers: Headers) -> str | None:
-    """The key the request presents: a Bearer token, else the console's cookie."""
+@dataclass(frozen=True)
+class Credential:
+    secret: str
+    session: bool  # True: a console session id from the cookie; False: a Bearer key
+
+
+def credentials(headers: Headers) -> Credential | None:
+    """What the request presents: a Bearer key, else the console's session cookie."""
     scheme, _, token = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return cookie_parser(headers.get("cookie", "")).get(CONSOLE_COOKIE) or None
+        return Credential(token.strip(), session=False)
+    session = cookie_parser(headers.get("cookie", "")).get(CONSOLE_COOKIE)
+    return Credential(session, session=True) if session else None
 
 
 class Edge:
-    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute], authenticate: Callable[[str], ApiKey | None],
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute], authenticate: Callable[[Credential], ApiKey | None],
                  max_bytes: int, read_timeout: float, caps: dict[str, int] | None = None,
                  anonymous_max_bytes: int = ANONYMOUS_MAX_BODY) -> None:
         self.app = app
@@ -96,11 +105,11 @@ class Edge:
         has_body = bool(declared) or "chunked" in headers.get("transfer-encoding", "").lower()
         closing = _CLOSE if has_body else {}
         needed = self._needed(scope)
-        secret = credentials(headers)
-        key = await run_in_threadpool(self.authenticate, secret) if secret and (needed or has_body) else None
+        presented = credentials(headers)
+        key = await run_in_threadpool(self.authenticate, presented) if presented and (needed or has_body) else None
         if needed is not None:
             if key is None:
-                detail = "unknown or revoked API key" if secret else "an API key is required: Authorization: Bearer <key>"
+                detail = "unknown or revoked API key" if presented else "an API key is required: Authorization: Bearer <key>"
                 await problem_response(401, detail, {**_CHALLENGE, **closing})(scope, receive, send)
                 return
             if not key.allows(needed):

@@ -44,8 +44,8 @@ def submit(body: SubmitJob, request: Request, response: Response,
            cancel_after: Annotated[str | None, Header(max_length=40, description=(
                "the job's deadline, as the body's `deadline` takes it (seconds, \"10m\" or a time)"))] = None,
            ) -> dict[str, Any]:
-    """Enqueue a job: 201 with the new job; 200 with the first job for a repeated Idempotency-Key
-    with the same request; 422 when the key was used for another request."""
+    """Enqueue a job: 201 with the new job and its `Location`; 200 with the first job for a repeated
+    Idempotency-Key with the same request; 422 when the key was used for another request."""
     if cancel_after is not None:
         if body.deadline is not None:
             raise Problem(422, "the deadline is given twice", errors=[("Cancel-After", "give it or body.deadline")])
@@ -53,6 +53,7 @@ def submit(body: SubmitJob, request: Request, response: Response,
     record, created = submit_job(api_state(request), key, body, idempotency_key)
     if not created:
         response.status_code = 200
+    response.headers["Location"] = f"/v1/jobs/{record.id}"  # the new job's (or the first one's) resource
     return job_view(record)
 
 

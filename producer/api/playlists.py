@@ -58,12 +58,15 @@ def list_playlists(request: Request, key: Annotated[ApiKey, Depends(needs("read"
 
 
 @router.post("/{name}/runs", status_code=201, responses={**_ERRORS, **documented(409)})
-def start(name: str, request: Request, key: Annotated[ApiKey, Depends(needs("admin"))]) -> dict[str, Any]:
+def start(name: str, request: Request, response: Response,
+          key: Annotated[ApiKey, Depends(needs("admin"))]) -> dict[str, Any]:
+    """Start a run of the playlist now: 201 with the run and its `Location`."""
     api = api_state(request)
     definitions, _ = load_folder(api.settings.playlists_dir)
     if name not in definitions:
         raise Problem(404, f"no playlist {name}")
     run, _ = start_run(api.queue, definitions[name])
+    response.headers["Location"] = f"/v1/playlists/{name}/runs/{run.id}"
     return _view(api, run)
 
 

@@ -97,12 +97,15 @@ def server(app: Any, idle_timeout: float = 5.0, read_timeout: float = 30.0,
 
 
 def serve(app: Any, host: str, port: int, idle_timeout: float = 5.0, name: str = "songqueue api",
-          read_timeout: float = 30.0, limit_concurrency: int = 500, path: str = "") -> int:
+          read_timeout: float = 30.0, limit_concurrency: int = 500, path: str = "",
+          also: tuple[tuple[str, str], ...] = ()) -> int:
     """Run `app` on host:port (0: a free port); prints `NAME listening on URL` once bound
-    (URL ends with `path`)."""
+    (URL ends with `path`), then a line per (what, path) of `also` (the console, the docs)."""
     sock = listening_socket(host, port)
     bound = sock.getsockname()[1]
     running = server(app, idle_timeout, read_timeout, limit_concurrency)
     print(f"{name} listening on http://{host}:{bound}{path}", flush=True)
+    for what, where in also:
+        print(f"  {what}: http://{host}:{bound}{where}", flush=True)
     running.run(sockets=[sock])
     return 0

@@ -8,7 +8,7 @@ from producer.core.settings import get_settings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("api", help="serve the HTTP API (jobs, events, songs) under API keys")
+    p = sub.add_parser("api", help="serve the HTTP API (jobs, events, songs) under API keys, and the console at /console")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8800, help="port (default 8800; 0 picks a free port)")
     p.add_argument("--max-body", type=int, default=1 << 20, metavar="BYTES", help="request body cap (default 1 MiB)")
@@ -25,4 +25,5 @@ def command(args: argparse.Namespace) -> int:
 
     app = create_app(get_settings(), max_body_bytes=args.max_body, max_upload_bytes=args.max_upload,
                      body_read_timeout=args.read_timeout)
-    return serve(app, args.host, args.port, read_timeout=args.read_timeout)
+    return serve(app, args.host, args.port, read_timeout=args.read_timeout,
+                 also=(("console", "/console"), ("API reference", "/docs")))

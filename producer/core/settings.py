@@ -488,6 +488,12 @@ class Settings(BaseSettings):
         "when set, `songqueue metrics` answers `/metrics` only with `Authorization: Bearer <token>`; compared in "
         "constant time, never logged")
 
+    # The console's login (producer/api/console/sessions.py): a session id in the cookie, the key's id in Redis.
+    console_session_ttl: float = setting(
+        43200.0, "operators",
+        "seconds a console login lasts (its server-side session expires then; logging out or revoking the key ends "
+        "it sooner); default 12 h", gt=0)
+
     # --- diagnostics ---
     log_json: bool = setting(
         False, "diagnostics",

@@ -15,6 +15,8 @@ import pytest
 import requests
 import stack
 
+from tests.support.console import console_login
+
 pytestmark = pytest.mark.integration
 
 
@@ -72,6 +74,7 @@ def test_submit_follow_events_and_download(start_api):
     first = api.call("POST", "/v1/jobs", key, json=body, headers={"Idempotency-Key": "once"})
     assert first.status_code == 201, first.text
     job = first.json()
+    assert first.headers["location"] == f"/v1/jobs/{job['id']}"
     again = api.call("POST", "/v1/jobs", key, json=body, headers={"Idempotency-Key": "once"})
     assert again.status_code == 200 and again.json()["id"] == job["id"]
     assert job["provider"] == "udio" and job["model"] == "udio32-v1.5" and job["links"]["self"] == f"/v1/jobs/{job['id']}"
@@ -182,6 +185,7 @@ def test_playlists_list_run_and_files(start_api, tmp_path):
     started = api.call("POST", "/v1/playlists/api-mix/runs", admin)
     assert started.status_code == 201, started.text
     path = f"/v1/playlists/api-mix/runs/{started.json()['id']}"
+    assert started.headers["location"] == path
     run = stack.wait_until(lambda: (r := api.call("GET", path, reader).json())["state"] in ("SUCCEEDED", "FAILED") and r,
                            120, "the playlist run to end")
     assert run["state"] == "SUCCEEDED" and run["m3u8"] == f"{path}/playlist.m3u8"
@@ -192,7 +196,7 @@ def test_playlists_list_run_and_files(start_api, tmp_path):
 
     # The console's playlists page shows the definition, the run, its files and a player.
     console = requests.Session()
-    assert console.post(f"{api.url}/console/login", data={"api_key": reader}, timeout=30).url.endswith("/console/jobs")
+    assert console_login(console, api.url, reader).url.endswith("/console/jobs")
     page = console.get(f"{api.url}/console/playlists", timeout=30)
     assert page.status_code == 200 and "0 6 * * *" in page.text
     assert f'data-run="{run["id"]}"' in page.text and "state-SUCCEEDED" in page.text

@@ -17,6 +17,7 @@ import stack
 
 from producer.core import derived_keys
 from tests.integration.test_observability import _start_metrics
+from tests.support.console import console_login
 from tests.support.http_fixture import LocalServer
 from tests.support.ports import start_flower
 
@@ -53,7 +54,14 @@ def _api_surfaces(s, tmp_path: Path, job_id: str) -> tuple[str, str, str]:
             requests.post(f"{url}/hooks/udio?job={job_id}&sig={'0' * 64}", json={"task_id": "t"}, timeout=10),
         ]
         assert [a.status_code for a in answers] == [401, 401, 200, 403]
-        text = "\n".join(json.dumps(dict(a.headers)) + a.text for a in answers)
+        # The console: its cookies (a session id, never the key) and its pages.
+        console = requests.Session()
+        answers.append(console_login(console, url, secret))
+        answers += [console.get(f"{url}{path}", timeout=10)
+                    for path in ("/console/jobs", f"/console/jobs/{job_id}", "/console/submit")]
+        assert [a.status_code for a in answers[4:]] == [200, 200, 200, 200]
+        cookies = [json.dumps(r.headers.get("set-cookie")) for a in answers[4:] for r in (*a.history, a)]
+        text = "\n".join([*(json.dumps(dict(a.headers)) + a.text for a in answers), *cookies])
     finally:
         stack.stop(proc)
     return text, secret, log.read_text(errors="replace")

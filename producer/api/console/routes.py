@@ -1,33 +1,41 @@
 """The console's pages: log in with a key, the jobs table, a job's page, the submit form.
 
-The key goes into an HttpOnly, SameSite=Strict cookie (producer/api/auth.py), so the
-pages, and the `<audio>`, `<img>` and EventSource they hold, reach the API as that key.
-What a page shows is what the key may see through the API: the same tenant rule.
+Logging in opens a server-side session whose id goes into an HttpOnly, SameSite=Strict
+cookie (producer/api/console/sessions.py), so the pages, and the `<audio>`, `<img>` and
+EventSource they hold, reach the API as that key; every POST carries the session's CSRF
+token. What a page shows is what the key may see through the API: the same tenant rule,
+and the actions it offers are the API's own routes (`ACTIONS`), with their scopes.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import pydantic
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter
+from starlette.concurrency import run_in_threadpool
 
-from producer.api.auth import CONSOLE_COOKIE
-from producer.api.console.forms import form_inputs, submit_body
+from producer.api import jobs
+from producer.api.console import sessions
+from producer.api.console.forms import field_errors, form_inputs, submit_body
+from producer.api.console.runs import runs_of
+from producer.api.edge import required_scope_of
 from producer.api.jobs import submit_job
 from producer.api.problems import Problem, pydantic_errors
 from producer.api.schemas import SubmitJob
 from producer.api.state import api_state
-from producer.client.replay import NotReplayable
 from producer.core.models.job_record import JobRecord, JobState
+from producer.core.models.job_states import EDGES
 from producer.core.models.providers import PROVIDERS
 from producer.core.store.api_keys import ApiKey
+from producer.core.store.console_sessions import ConsoleSession
 
 HERE = Path(__file__).parent
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -37,10 +45,29 @@ _SUBMIT = TypeAdapter(SubmitJob)
 _TABLE_ROWS = 200
 
 
+def _api_route(endpoint: Callable[..., Any]) -> Any:
+    return next(r for r in jobs.router.routes if getattr(r, "endpoint", None) is endpoint)
+
+
+# The console's buttons are the API's routes: the same function runs, so the same scope,
+# tenant and state rules hold. Offered when the key holds the route's scope and the job's
+# state has an edge of that step (producer/core/models/job_states.py).
+ACTIONS: dict[str, tuple[Callable[..., Any], str]] = {
+    "cancel": (jobs.cancel, required_scope_of(_api_route(jobs.cancel)) or "admin"),
+    "retry": (jobs.retry, required_scope_of(_api_route(jobs.retry)) or "admin"),
+}
+_ACTION_FROM: dict[str, frozenset[JobState]] = {
+    name: frozenset(e.source for e in EDGES if e.step == name) for name in ACTIONS}
+
+
+def actions_for(key: ApiKey, record: JobRecord) -> list[str]:
+    """The actions the API would let this key take on this job now."""
+    return [name for name, (_, scope) in ACTIONS.items() if key.allows(scope) and record.state in _ACTION_FROM[name]]
+
+
 def _key(request: Request) -> ApiKey | None:
-    secret = request.cookies.get(CONSOLE_COOKIE)
-    key = api_state(request).keys.authenticate(secret) if secret else None
-    return key if key is not None and key.allows("read") else None
+    found = sessions.current(request)
+    return found[0] if found is not None and found[0].allows("read") else None
 
 
 def _to_login() -> RedirectResponse:
@@ -52,7 +79,20 @@ def _visible(key: ApiKey, record: JobRecord | None) -> bool:
 
 
 def _page(request: Request, name: str, key: ApiKey | None, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, {"key": key, "states": [s.value for s in JobState], **context})
+    found = sessions.current(request) if key is not None else None
+    csrf = found[1].csrf if found is not None else ""
+    return templates.TemplateResponse(request, name, {"key": key, "csrf": csrf, "csrf_field": sessions.CSRF_FIELD,
+                                                      "states": [s.value for s in JobState], **context})
+
+
+async def _posted(request: Request) -> tuple[ApiKey, ConsoleSession, dict[str, str]]:
+    """The session's key and the posted form, once its CSRF token checks out (403 otherwise)."""
+    found = sessions.current(request)
+    if found is None:
+        raise Problem(403, "not logged in to the console (or the session ended): log in again")
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    sessions.check_csrf(found[1], form.get(sessions.CSRF_FIELD))
+    return found[0], found[1], form
 
 
 @router.get("")
@@ -61,24 +101,32 @@ def home() -> RedirectResponse:
 
 
 @router.get("/login")
-def login_form(request: Request) -> HTMLResponse:
-    return _page(request, "login.html", None, error=None)
+def login_form(request: Request) -> Response:
+    token = sessions.login_token(request)
+    return sessions.with_login_cookie(request, _page(request, "login.html", None, error=None, login_csrf=token), token)
 
 
 @router.post("/login")
-def login(request: Request, api_key: Annotated[str, Form()]) -> Response:
-    key = api_state(request).keys.authenticate(api_key.strip())
+async def login(request: Request) -> Response:
+    form = await request.form()
+    sessions.check_login_token(request, form.get(sessions.CSRF_FIELD))
+    api_key = str(form.get("api_key", "")).strip()
+    key = api_state(request).keys.authenticate(api_key) if api_key else None
     if key is None or not key.allows("read"):
-        return _page(request, "login.html", None, error="unknown or revoked key, or a key without the read scope")
+        token = sessions.login_token(request)
+        page = _page(request, "login.html", None, error="unknown or revoked key, or a key without the read scope",
+                     login_csrf=token)
+        return sessions.with_login_cookie(request, page, token)
     response = RedirectResponse("/console/jobs", status_code=303)
-    response.set_cookie(CONSOLE_COOKIE, api_key.strip(), httponly=True, samesite="strict", path="/")
+    sessions.log_in(request, response, key)
     return response
 
 
 @router.post("/logout")
-def logout() -> RedirectResponse:
+async def logout(request: Request) -> RedirectResponse:
+    await _posted(request)
     response = _to_login()
-    response.delete_cookie(CONSOLE_COOKIE, path="/")
+    sessions.log_out(request, response)
     return response
 
 
@@ -88,22 +136,28 @@ def _text(record: JobRecord) -> str:
 
 
 @router.get("/jobs")
-def jobs_page(request: Request, state: str = "", q: str = "") -> Response:
+def jobs_page(request: Request, state: str = "", provider: str = "", error: str = "", q: str = "") -> Response:
     key = _key(request)
     if key is None:
         return _to_login()
     needle = q.strip().lower()
     rows = []
     wanted = JobState(state) if state in {s.value for s in JobState} else None
+    codes: set[str] = set()
     for record in api_state(request).queue.store.list(wanted, _TABLE_ROWS):
         if not _visible(key, record):
             continue
+        code = record.error.code if record.error else ""
+        if code:
+            codes.add(code)
         text = _text(record)
-        if needle and not (record.id.startswith(needle) or needle in text.lower()):
+        if (needle and not (record.id.startswith(needle) or needle in text.lower())) \
+                or (provider and record.provider != provider) or (error and code != error):
             continue
         rows.append({"id": record.id, "state": record.state.value, "progress": record.progress, "provider": record.provider,
-                     "text": text, "age": _age(time.time() - record.created_at), "tenant": record.tenant})
-    return _page(request, "jobs.html", key, rows=rows, state=state, q=q)
+                     "error": code, "text": text, "age": _age(time.time() - record.created_at), "tenant": record.tenant})
+    return _page(request, "jobs.html", key, rows=rows, state=state, provider=provider, error=error, q=q,
+                 providers=sorted(PROVIDERS), codes=sorted(codes | ({error} if error else set())))
 
 
 def _age(seconds: float) -> str:
@@ -113,13 +167,8 @@ def _age(seconds: float) -> str:
     return f"{int(seconds)} s"
 
 
-def _timeline(record: JobRecord) -> list[dict[str, Any]]:
-    """Each state the job passed through, with its share of the job's time so far."""
-    marks = record.transitions
-    end = record.updated_at if record.state.terminal else time.time()
-    spans = [(t.state.value, t.at, (marks[i + 1].at if i + 1 < len(marks) else end)) for i, t in enumerate(marks)]
-    total = max(end - marks[0].at, 1e-6) if marks else 1.0
-    return [{"state": s, "seconds": round(b - a, 2), "share": max(0.5, 100 * (b - a) / total)} for s, a, b in spans]
+def _when(at: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at)) if at is not None else ""
 
 
 @router.get("/jobs/{job_id}")
@@ -130,25 +179,21 @@ def job_page(job_id: str, request: Request) -> Response:
     record = api_state(request).queue.store.get(job_id)
     if record is None or not _visible(key, record):
         raise Problem(404, f"no job {job_id}")
-    return _page(request, "job.html", key, job=record, text=_text(record), timeline=_timeline(record),
-                 admin="admin" in key.scopes)
+    return _page(request, "job.html", key, job=record, text=_text(record), runs=runs_of(record),
+                 actions=actions_for(key, record), deadline=_when(record.cancel_after),
+                 expires=_when(record.expires_at))
 
 
 @router.post("/jobs/{job_id}/{action}")
-def job_action(job_id: str, action: str, request: Request) -> Response:
-    key = _key(request)
-    if key is None or "admin" not in key.scopes:
-        raise Problem(403, "retry and cancel in the console are for admin keys")
-    queue = api_state(request).queue
-    try:
-        if action == "cancel":
-            queue.cancel(job_id)
-        elif action == "retry":
-            queue.retry(job_id)
-        else:
-            raise Problem(404, f"no action {action}")
-    except NotReplayable as exc:
-        raise Problem(409, str(exc)) from None
+async def job_action(job_id: str, action: str, request: Request) -> Response:
+    key, _, _ = await _posted(request)
+    if action not in ACTIONS:
+        raise Problem(404, f"no action {action}")
+    endpoint, scope = ACTIONS[action]
+    if not key.allows(scope):
+        raise Problem(403, f"this key lacks the {scope!r} scope")
+    # The API's own route (its tenant and state rules: 404, 409), in the thread pool as FastAPI runs it.
+    await run_in_threadpool(endpoint, job_id, request, key)
     return RedirectResponse(f"/console/jobs/{job_id}", status_code=303)
 
 
@@ -157,25 +202,25 @@ def submit_form(request: Request) -> Response:
     key = _key(request)
     if key is None:
         return _to_login()
-    return _page(request, "submit.html", key, forms=form_inputs(), errors=[], values={}, provider="udio")
+    return _page(request, "submit.html", key, forms=form_inputs(), errors=[], field_errors={}, values={},
+                 provider="udio")
 
 
 @router.post("/submit")
 async def submit(request: Request) -> Response:
-    key = _key(request)
-    if key is None:
-        return _to_login()
-    form = {k: str(v) for k, v in (await request.form()).items()}
+    key, _, form = await _posted(request)
+    if not key.allows("submit"):
+        raise Problem(403, "this key lacks the 'submit' scope")
     provider = form.get("provider", "")
     try:
         body = _SUBMIT.validate_python(submit_body(provider, form))
-        record, _ = submit_job(api_state(request), key, body) if key.allows("submit") else (None, False)
+        record, _ = submit_job(api_state(request), key, body)
     except pydantic.ValidationError as exc:
-        return _page(request, "submit.html", key, forms=form_inputs(), errors=pydantic_errors(exc.errors()),
-                     values=form, provider=provider)
+        errors = pydantic_errors(exc.errors())
     except Problem as exc:
-        return _page(request, "submit.html", key, forms=form_inputs(), errors=exc.errors or [("", exc.detail)],
-                     values=form, provider=provider)
-    if record is None:
-        raise Problem(403, "this key lacks the 'submit' scope")
-    return RedirectResponse(f"/console/jobs/{record.id}", status_code=303)
+        errors = exc.errors or [("", exc.detail)]
+    else:
+        return RedirectResponse(f"/console/jobs/{record.id}", status_code=303)
+    by_field, rest = field_errors(provider, errors)
+    return _page(request, "submit.html", key, forms=form_inputs(), errors=rest, field_errors=by_field,
+                 values=form, provider=provider)

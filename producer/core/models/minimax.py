@@ -51,16 +51,19 @@ class MiniMaxRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     model: Literal["music-01", "music-2.6", "music-2.5+", "music-2.5", "music-2.0", "music-1.5"] = "music-01"
-    lyrics: str = ""
+    lyrics: str = Field("", description="music-01: at most 200 characters, `##` around the accompaniment; "
+                                         "music-1.5+: up to 3500")
     prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS, description="music-1.5+: style and mood")
-    is_instrumental: bool | None = None
+    is_instrumental: bool | None = Field(None, title="Instrumental",
+                                         description="music-1.5+: no vocals (then the prompt is required)")
     lyrics_optimizer: bool | None = Field(None, description="music-1.5+: let MiniMax write the lyrics")
     output_format: Literal["url", "hex"] | None = Field(None, description="music-1.5+: hex (default) or url")
-    audio_setting: AudioSetting | None = None
-    refer_voice: str | None = Field(None, min_length=1, max_length=200, pattern=_REFERENCE_ID,
+    audio_setting: AudioSetting | None = Field(None, title="Audio settings",
+                                               description="music-1.5+: sample rate and bitrate of the MP3")
+    refer_voice: str | None = Field(None, title="Reference voice", min_length=1, max_length=200, pattern=_REFERENCE_ID,
                                     description="voice_id from the upload API")
-    refer_instrumental: str | None = Field(None, min_length=1, max_length=200, pattern=_REFERENCE_ID,
-                                           description="instrumental_id from the upload API")
+    refer_instrumental: str | None = Field(None, title="Reference instrumental", min_length=1, max_length=200,
+                                           pattern=_REFERENCE_ID, description="instrumental_id from the upload API")
 
     @field_validator("lyrics", mode="before")
     @classmethod

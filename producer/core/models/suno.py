@@ -20,17 +20,18 @@ _UPSTREAM_ID = r"^[A-Za-z0-9._:-]+$"
 class SunoRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
-    gpt_description_prompt: str | None = Field(None, max_length=3000,
+    gpt_description_prompt: str | None = Field(None, max_length=3000, title="Song description",
                                                description="inspiration mode: describe the song")
-    prompt: str | None = Field(None, max_length=5000, description="custom mode: the lyrics")
+    prompt: str | None = Field(None, max_length=5000, title="Lyrics", description="custom mode: the lyrics")
     title: str | None = Field(None, max_length=200, description="custom mode: the song's title")
-    tags: str | None = Field(None, max_length=1000, description='custom mode: style text ("emotional punk")')
-    mv: Literal["chirp-v3-0", "chirp-v3-5", "chirp-v4", "chirp-auk", "chirp-crow"] = "chirp-v3-5"
+    tags: str | None = Field(None, max_length=1000, title="Style", description='custom mode: style text ("emotional punk")')
+    mv: Literal["chirp-v3-0", "chirp-v3-5", "chirp-v4", "chirp-auk", "chirp-crow"] = Field(
+        "chirp-v3-5", title="Model", description="the Suno model (`mv` upstream)")
     make_instrumental: bool = False
-    continue_clip_id: str | None = Field(None, min_length=1, max_length=200, pattern=_UPSTREAM_ID,
+    continue_clip_id: str | None = Field(None, min_length=1, max_length=200, pattern=_UPSTREAM_ID, title="Clip to continue",
                                          description="extend: the clip to continue")
-    continue_at: float | None = Field(None, ge=0, le=3600, description="extend: seconds into the clip")
-    task_id: str | None = Field(None, min_length=1, max_length=200, pattern=_UPSTREAM_ID,
+    continue_at: float | None = Field(None, ge=0, le=3600, title="Continue at (s)", description="extend: seconds into the clip")
+    task_id: str | None = Field(None, min_length=1, max_length=200, pattern=_UPSTREAM_ID, title="Task of the clip",
                                 description="extend: the upstream task that made the clip")
 
     @model_validator(mode="after")

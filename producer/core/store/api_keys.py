@@ -17,6 +17,7 @@ from typing import Any
 import redis
 
 from producer.core.models.job_record import DEFAULT_TENANT
+from producer.core.store.console_sessions import end_sessions, find_session
 
 SCOPES = ("submit", "read", "admin")
 _KEY_PREFIX = "sq_"
@@ -104,6 +105,12 @@ class KeyStore:
         key = self.get(key_id.decode()) if key_id else None
         return key if key is not None and key.revoked_at is None else None
 
+    def resume(self, session_id: str) -> ApiKey | None:
+        """The live key a console session stands for; None for an ended session or a revoked key."""
+        session = find_session(self.redis, self.prefix, session_id)
+        key = self.get(session.key_id) if session is not None else None
+        return key if key is not None and key.revoked_at is None else None
+
     def list(self) -> list[ApiKey]:
         ids = [i.decode() for i in self.redis.zrange(self._index(), 0, -1)]
         return [k for k in (self.get(i) for i in ids) if k is not None]
@@ -115,6 +122,7 @@ class KeyStore:
         if key.revoked_at is None:
             key.revoked_at = time.time()
             self.redis.set(self._record(key.id), _dump(key))
+        end_sessions(self.redis, self.prefix, key.id)  # its console sessions end with it
         return key
 
 

@@ -155,3 +155,15 @@ def playlist_sweep_lock(prefix: str) -> str:
 def callback_outbox(prefix: str) -> str:
     """Sorted set of job ids whose end still owes a callback, scored by when to look again."""
     return f"{prefix}:callbacks:outbox"
+
+
+def console_session(prefix: str, session_id: str) -> str:
+    """Hash of one console session (key_id, csrf), expiring with the session
+    (SONGQUEUE_CONSOLE_SESSION_TTL; producer/core/store/console_sessions.py)."""
+    return f"{prefix}:console-session:{session_id}"
+
+
+def console_sessions_of_key(prefix: str, key_id: str) -> str:
+    """Set of an API key's console session ids: what revoking the key ends. It expires with
+    the newest of them, and each login drops the members whose session has gone."""
+    return f"{prefix}:apikey:{key_id}:console-sessions"

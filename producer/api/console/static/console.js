@@ -1,4 +1,4 @@
-// Live updates for the console. The login cookie authenticates fetch and EventSource.
+// Live updates for the console. The session cookie authenticates fetch and EventSource.
 "use strict";
 
 // Jobs table: refresh each row's state and progress every 2 s from the API.
@@ -12,7 +12,8 @@ function liveTable(table) {
       const state = row.querySelector(".state");
       state.textContent = job.state;
       state.className = `state state-${job.state}`;
-      row.querySelector(".progress").textContent = `${job.progress} %`;
+      const ended = ["SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"].includes(job.state);
+      row.querySelector(".progress").textContent = ended ? "" : `${job.progress} %`;
     }
   }, 2000);
 }
@@ -23,8 +24,8 @@ function liveJob(el) {
   const events = new EventSource(`/v1/jobs/${el.dataset.job}/events`);
   const onJob = (message) => {
     const job = JSON.parse(message.data);
-    document.getElementById("progress").value = job.progress;
-    document.getElementById("progress-text").textContent = `${job.progress} %`;
+    const bar = document.getElementById("progress");  // drawn only while the job runs
+    if (bar) { bar.value = job.progress; document.getElementById("progress-text").textContent = `${job.progress} %`; }
     if (job.state !== rendered) { events.close(); location.reload(); }
   };
   events.addEventListener("job", onJob);
