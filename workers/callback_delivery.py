@@ -22,6 +22,8 @@ from workers.upstream.pinned_http import pinned_request
 
 # Besides 5xx and no answer at all: worth another try later.
 RETRY_STATUSES = frozenset({408, 425, 429})
+# The receiver is gone for good: no more deliveries to it (Standard Webhooks).
+GONE = 410
 
 
 @dataclass(frozen=True)

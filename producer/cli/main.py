@@ -18,6 +18,7 @@ import pydantic
 import redis
 
 from producer.cli import api_keys, http_api, jobs, ops
+from producer.cli import callbacks as callbacks_cli
 from producer.cli import playlist as playlist_cli
 from producer.cli.completion import SHELLS, completion_script
 from producer.cli.exit_codes import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_OK, EXIT_UNAVAILABLE, BadInput
@@ -36,6 +37,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "fetch": jobs.fetch, "retry": jobs.retry, "hooks": ops.hooks, "stats": ops.stats, "metrics": ops.metrics,
     "callback-secret": ops.callback_secret, "doctor": ops.doctor,
     "flower": ops.flower, "playlist": playlist_cli.command, "api": http_api.command, "keys": api_keys.command,
+    "callbacks": callbacks_cli.command,
 }
 
 
@@ -129,6 +131,7 @@ def _parser() -> Parser:
     playlist_cli.add_parser(sub)
     http_api.add_parser(sub)
     api_keys.add_parser(sub)
+    callbacks_cli.add_parser(sub)
 
     p = sub.add_parser("sandbox", help="run the local gateway (see sandbox/)", add_help=False)
     p.add_argument("sandbox_args", nargs=argparse.REMAINDER)

@@ -29,6 +29,7 @@ import hmac
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from celery import Celery
@@ -130,3 +131,30 @@ def announce(celery: Celery, record: JobRecord, event: str) -> None:
                          argsrepr=f"job={record.id} event={event} delivery={delivery}")
     except Exception as exc:  # noqa: BLE001 - logged; the job itself is unaffected
         log.warning("job %s: could not send the %s callback: %s", record.id, event, exc)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A replay sent: one more attempt of `event` under its own webhook-id (`delivery`)."""
+
+    job_id: str
+    delivery: str
+    event: str
+    attempt: int
+
+
+class UnknownDelivery(LookupError):
+    """The job has no attempt with that delivery id (or no callback_url)."""
+
+
+def replay(celery: Celery, record: JobRecord, delivery: str) -> Replay:
+    """Send `delivery` of `record` once more: the same event and the same webhook-id, so a
+    receiver that has it already drops it. Raises UnknownDelivery; a broker fault propagates
+    (the caller asked for this send, unlike announce's)."""
+    tried = [a for a in record.callbacks if a.delivery == delivery]
+    if not record.callback_url or not tried:
+        raise UnknownDelivery(f"job {record.id} has no callback delivery {delivery}")
+    event = tried[-1].event
+    celery.send_task(task_names.CALLBACK, args=[record.id, event, delivery, time.time()], kwargs={"replay": True},
+                     argsrepr=f"job={record.id} event={event} delivery={delivery} replay")
+    return Replay(record.id, delivery, event, len(tried) + 1)

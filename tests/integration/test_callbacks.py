@@ -13,16 +13,17 @@ import redis
 import stack
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from producer.core.callbacks import CallbackUrlError, receiver_secret_text, terminal_delivery
+from producer.core.callbacks import CallbackUrlError, origin, receiver_secret_text, terminal_delivery
 from producer.core.models.job_record import JobRecord, JobState
+from producer.core.store import endpoints, keys
 from producer.core.task_names import ALL_QUEUES
 from tests.support.http_fixture import LocalServer, closed_port
 
 pytestmark = pytest.mark.integration
 
 SECRET = "whsec-test-7f3a9c1e"
-# Fast retries so a test sees several attempts in seconds.
-FAST = {"callback_secret": SECRET, "callback_retry_delay": "0.3", "callback_retry_max_delay": "1"}
+# A compressed schedule so a test sees several attempts in seconds.
+FAST = {"callback_secret": SECRET, "callback_schedule": "0,0.3,0.5,1,1,1"}
 
 
 def _prompt(text: str) -> str:
@@ -116,7 +117,7 @@ def test_failing_receiver_is_retried_and_the_job_is_unaffected(make_stack):
 
 
 def test_receiver_down_costs_the_job_nothing_and_attempts_are_bounded(make_stack):
-    s = make_stack(**FAST, callback_max_attempts="3", callback_timeout="1")
+    s = make_stack(**{**FAST, "callback_schedule": "0,0.3,0.3"}, callback_timeout="1")
     s.start_worker()
     queue = s.queue()
     job = queue.submit({"prompt": _prompt("nobody listens sandbox:gen_time=1")},
@@ -212,3 +213,68 @@ def test_an_owed_callback_is_sent_by_the_watchdog_round(make_stack):
         payload = json.loads(body)
         assert payload["event"] == "job.failed" and payload["id"] == record.id and verified(headers, body, url)
         assert headers["webhook-id"] == terminal_delivery(store.get(record.id))
+
+
+def test_410_gone_stops_delivery_and_disables_the_endpoint(make_stack):
+    s = make_stack(**FAST)
+    s.start_worker()
+    queue = s.queue()
+    with LocalServer() as receiver:
+        url = receiver.route("/gone", handler=answers(410))
+        job = queue.submit({"prompt": _prompt("gone receiver sandbox:gen_time=1")}, callback_url=url)
+        assert queue.wait(job.id, timeout=60).state == JobState.SUCCEEDED
+        stack.wait_until(lambda: "callbacks: http://127.0.0.1" in s.worker_logs() and attempts(queue, job.id), 30,
+                         "the 410 to be recorded")
+        [tried] = attempts(queue, job.id)
+        assert tried.status_code == 410 and len(posts(receiver, "/gone")) == 1
+        [endpoint] = endpoints.every(queue.store.redis, queue.store.prefix)
+        assert endpoint.origin == origin(url) and endpoint.disabled and "410" in endpoint.reason
+
+        # The next job's delivery to that origin is not attempted: skipped, with the reason.
+        later = queue.submit({"prompt": _prompt("still gone sandbox:gen_time=1")}, callback_url=url)
+        assert queue.wait(later.id, timeout=60).state == JobState.SUCCEEDED
+        [skipped] = stack.wait_until(lambda: attempts(queue, later.id), 30, "the skipped attempt")
+        assert skipped.status_code is None and "skipped" in (skipped.error or "") and "disabled" in skipped.error
+        assert len(posts(receiver, "/gone")) == 1, "nothing more was sent to the origin"
+
+
+def test_an_endpoint_failing_past_disable_after_is_disabled(make_stack):
+    s = make_stack(**{**FAST, "callback_schedule": "0,0.5,0.5,0.5,0.5"}, callback_disable_after="0.8",
+                   callback_timeout="1")
+    s.start_worker()
+    queue = s.queue()
+    url = f"http://127.0.0.1:{closed_port()}/down"
+    job = queue.submit({"prompt": _prompt("down for days sandbox:gen_time=1")}, callback_url=url)
+    assert queue.wait(job.id, timeout=60).state == JobState.SUCCEEDED
+    tries = stack.wait_until(lambda: (a := attempts(queue, job.id)) and "skipped" in (a[-1].error or "") and a, 30,
+                             "a delivery skipped once the endpoint is disabled")
+    assert tries[0].error == "could not connect" and tries[-1].status_code is None
+    endpoint = endpoints.get(queue.store.redis, queue.store.prefix, origin(url))
+    assert endpoint.disabled and endpoint.failing_since is not None and "failing since" in endpoint.reason
+
+    listed = s.cli("callbacks", "endpoints", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [row] = json.loads(listed.stdout)
+    assert row["origin"] == origin(url) and row["state"] == "disabled" and row["last_success"] is None
+    enabled = s.cli("callbacks", "endpoints", "--enable", origin(url))
+    assert enabled.returncode == 0, enabled.stderr
+    after = endpoints.get(queue.store.redis, queue.store.prefix, origin(url))
+    assert not after.disabled and after.failing_since is None
+    assert s.cli("callbacks", "endpoints", "--enable", "http://unknown.test:80").returncode == 2
+
+
+def test_a_long_wait_is_parked_and_sent_by_a_watchdog_round(make_stack):
+    """A wait past RETRY_MAX_DELAY is no broker countdown (it would outlive the visibility
+    timeout): it waits in Redis, and a watchdog round sends it when due."""
+    s = make_stack(**{**FAST, "callback_schedule": "0,1.5"}, retry_max_delay="1", watchdog_interval="0.5")
+    s.start_worker()
+    queue = s.queue()
+    with LocalServer() as receiver:
+        url = receiver.route("/later", handler=answers(503))
+        job = queue.submit({"prompt": _prompt("parked sandbox:gen_time=1")}, callback_url=url)
+        assert queue.wait(job.id, timeout=60).state == JobState.SUCCEEDED
+        tries = stack.wait_until(lambda: (a := attempts(queue, job.id)) and a[-1].status_code == 200 and a, 30,
+                                 "the parked second attempt")
+        assert [(a.attempt, a.status_code) for a in tries] == [(1, 503), (2, 200)]
+        assert tries[1].at - tries[0].at >= 1.5
+        assert queue.store.redis.zcard(keys.callback_parked(queue.store.prefix)) == 0

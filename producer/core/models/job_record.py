@@ -103,10 +103,11 @@ class CallbackAttempt(BaseModel):
 
     at: float
     event: str
-    delivery: str = Field(description="the same for every attempt of one event (X-Songqueue-Delivery)")
+    delivery: str = Field(description="the same for every attempt of one event (its webhook-id)")
     attempt: int
     status_code: int | None = Field(None, description="the receiver's HTTP status; None when it did not answer")
     error: str | None = None
+    replay: bool = Field(False, description="sent again by request (POST .../callbacks/{delivery}/replay)")
 
 
 class SongRecord(BaseModel):

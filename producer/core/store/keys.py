@@ -149,3 +149,18 @@ def playlist_sweep_lock(prefix: str) -> str:
 def callback_outbox(prefix: str) -> str:
     """Sorted set of job ids whose end still owes a callback, scored by when to look again."""
     return f"{prefix}:callbacks:outbox"
+
+
+def callback_parked(prefix: str) -> str:
+    """Sorted set of callback deliveries waiting longer than a broker countdown may, scored by when they are due."""
+    return f"{prefix}:callbacks:parked"
+
+
+def callback_endpoints(prefix: str) -> str:
+    """Set of the receiver origins that have an endpoint hash (below)."""
+    return f"{prefix}:callbacks:endpoints"
+
+
+def callback_endpoint(prefix: str, origin: str) -> str:
+    """Hash of one receiver origin: its health and its secret's generation (producer/core/store/endpoints.py)."""
+    return f"{prefix}:callbacks:endpoint:{origin}"

@@ -39,6 +39,9 @@ PATTERNS: dict[str, str] = {
     "reservations": "other", "metric": "other", "playlist_run": "record", "playlist_runs": "run-members",
     "playlist_ended": "playlist-members", "retention_sweep_lock": "other", "playlist_slot": "run-value",
     "playlist_open": "run-members", "playlist_sweep_lock": "other", "callback_outbox": "job-members",
+    # Parked callback deliveries name a job inside a JSON member, and leave by themselves: each is
+    # claimed and sent within the schedule's longest wait, and the task ends at once for a gone job.
+    "callback_parked": "other", "callback_endpoints": "other", "callback_endpoint": "other",
 }
 
 
