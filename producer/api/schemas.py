@@ -74,6 +74,16 @@ class JobLinks(BaseModel):
     songs: list[dict[str, str]] = Field(default_factory=list)
 
 
+class CallbackReplay(BaseModel):
+    """A callback event sent again (POST /v1/jobs/{id}/callbacks/{delivery}/replay): one more attempt,
+    same event and webhook-id; its outcome appears in the job's `callbacks`."""
+
+    job_id: str
+    delivery: str = Field(description="the webhook-id, the same as the event's first delivery")
+    event: str
+    attempt: int = Field(description="the number this attempt will carry in the job's `callbacks`")
+
+
 class JobView(BaseModel):
     """`songqueue status --json` plus when, which provider and model, what it cost, and links."""
 

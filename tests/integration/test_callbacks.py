@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 import redis
+import requests
 import stack
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -17,6 +18,7 @@ from producer.core.callbacks import CallbackUrlError, origin, receiver_secret_te
 from producer.core.models.job_record import JobRecord, JobState
 from producer.core.store import endpoints, keys
 from producer.core.task_names import ALL_QUEUES
+from tests.integration.test_http_api import start_api  # noqa: F401 - the fixture
 from tests.support.http_fixture import LocalServer, closed_port
 
 pytestmark = pytest.mark.integration
@@ -278,3 +280,52 @@ def test_a_long_wait_is_parked_and_sent_by_a_watchdog_round(make_stack):
         assert [(a.attempt, a.status_code) for a in tries] == [(1, 503), (2, 200)]
         assert tries[1].at - tries[0].at >= 1.5
         assert queue.store.redis.zcard(keys.callback_parked(queue.store.prefix)) == 0
+
+
+def test_replay_resends_the_event_with_its_webhook_id(start_api):  # noqa: F811
+    """The API route (tenant-checked, problem+json), the CLI and the console button each send
+    the event again under the same webhook-id; each attempt lands in the job's callbacks."""
+    api = start_api(**FAST)
+    key, stranger, admin = api.key(), api.key(), api.key("--scopes", "admin")
+    with LocalServer() as receiver:
+        url = receiver.route("/replayed", handler=answers())
+        made = api.call("POST", "/v1/jobs", key, json={"provider": "udio", "request": {
+            "prompt": _prompt("replay me sandbox:gen_time=1")}, "callback_url": url})
+        assert made.status_code == 201, made.text
+        job_id = made.json()["id"]
+        queue = api.stack_.queue()
+        [first] = stack.wait_until(lambda: attempts(queue, job_id), 60, "the first delivery")
+        assert first.status_code == 200
+
+        path = f"/v1/jobs/{job_id}/callbacks/{first.delivery}/replay"
+        hidden = api.call("POST", path, stranger)
+        assert hidden.status_code == 404 and hidden.headers["Content-Type"] == "application/problem+json"
+        unknown = api.call("POST", f"/v1/jobs/{job_id}/callbacks/{'0' * 32}/replay", key)
+        assert unknown.status_code == 404 and "no callback delivery" in unknown.json()["detail"]
+        sent = api.call("POST", path, key)
+        assert sent.status_code == 202, sent.text
+        assert sent.json() == {"job_id": job_id, "delivery": first.delivery, "event": "job.succeeded", "attempt": 2}
+        by_cli = api.stack_.cli("callbacks", "replay", job_id, first.delivery, "--json")
+        assert by_cli.returncode == 0, by_cli.stderr
+        assert api.stack_.cli("callbacks", "replay", job_id, "nope").returncode == 2
+
+        # The console: the button on the event's latest attempt posts the same replay.
+        console = requests.Session()
+        assert console.post(f"{api.url}/console/login", data={"api_key": admin}, timeout=30).ok
+        tries = stack.wait_until(lambda: len(a := attempts(queue, job_id)) == 3 and a, 30, "both replays")
+        page = console.get(f"{api.url}/console/jobs/{job_id}", timeout=30).text
+        assert page.count('class="replay"') == 1 and f"/callbacks/{first.delivery}/replay" in page
+        clicked = console.post(f"{api.url}/console/jobs/{job_id}/callbacks/{first.delivery}/replay", timeout=30)
+        assert clicked.ok and clicked.url.endswith(f"/console/jobs/{job_id}")
+        tries = stack.wait_until(lambda: len(a := attempts(queue, job_id)) == 4 and a, 30, "the console's replay")
+
+        assert [(a.attempt, a.replay, a.status_code) for a in tries] == [(1, False, 200), (2, True, 200),
+                                                                          (3, True, 200), (4, True, 200)]
+        received = posts(receiver, "/replayed")
+        assert len(received) == 4 and {h["webhook-id"] for h, _ in received} == {first.delivery}
+        assert all(verified(h, b, url) for h, b in received)
+
+        # A disabled origin: the console says so on every page (a count, no origins).
+        assert 'id="endpoints-disabled"' not in page
+        endpoints.disable(queue.store.redis, queue.store.prefix, origin(url), "answered 410 Gone")
+        assert 'id="endpoints-disabled"' in console.get(f"{api.url}/console/jobs", timeout=30).text

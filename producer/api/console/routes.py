@@ -25,8 +25,10 @@ from producer.api.problems import Problem, pydantic_errors
 from producer.api.schemas import SubmitJob
 from producer.api.state import api_state
 from producer.client.replay import NotReplayable
+from producer.core import callbacks
 from producer.core.models.job_record import JobRecord, JobState
 from producer.core.models.providers import PROVIDERS
+from producer.core.store import endpoints
 from producer.core.store.api_keys import ApiKey
 
 HERE = Path(__file__).parent
@@ -52,7 +54,11 @@ def _visible(key: ApiKey, record: JobRecord | None) -> bool:
 
 
 def _page(request: Request, name: str, key: ApiKey | None, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, {"key": key, "states": [s.value for s in JobState], **context})
+    # The banner counts disabled callback origins only, naming none: they may be other tenants' receivers.
+    queue = api_state(request).queue
+    disabled = endpoints.disabled_count(queue.store.redis, queue.settings.key_prefix) if key else 0
+    return templates.TemplateResponse(request, name, {"key": key, "states": [s.value for s in JobState],
+                                                      "disabled_endpoints": disabled, **context})
 
 
 @router.get("")
@@ -130,8 +136,24 @@ def job_page(job_id: str, request: Request) -> Response:
     record = api_state(request).queue.store.get(job_id)
     if record is None or not _visible(key, record):
         raise Problem(404, f"no job {job_id}")
+    last = {a.delivery: i for i, a in enumerate(record.callbacks)}  # a replay button on each event's latest attempt
     return _page(request, "job.html", key, job=record, text=_text(record), timeline=_timeline(record),
-                 admin="admin" in key.scopes)
+                 admin="admin" in key.scopes, replay_rows=set(last.values()))
+
+
+@router.post("/jobs/{job_id}/callbacks/{delivery}/replay")
+def replay_callback(job_id: str, delivery: str, request: Request) -> Response:
+    key = _key(request)
+    if key is None or "admin" not in key.scopes:
+        raise Problem(403, "retry, cancel and replay in the console are for admin keys")
+    record = api_state(request).queue.store.get(job_id)
+    if record is None:
+        raise Problem(404, f"no job {job_id}")
+    try:
+        callbacks.replay(api_state(request).queue.celery, record, delivery)
+    except callbacks.UnknownDelivery as exc:
+        raise Problem(404, str(exc)) from None
+    return RedirectResponse(f"/console/jobs/{job_id}", status_code=303)
 
 
 @router.post("/jobs/{job_id}/{action}")
