@@ -108,8 +108,14 @@ def _parser() -> Parser:
     p.add_argument("--host", "--address", dest="address", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface, e.g. in a container)")
 
-    p = sub.add_parser("callback-secret", help="print the secret a callback receiver verifies signatures with")
-    p.add_argument("url", help="the receiver's callback URL (its scheme, host and port choose the secret)")
+    p = sub.add_parser("callback-secret", help="print the secret a callback receiver verifies signatures with; "
+                       "`rotate ORIGIN` starts its next one, `public-key` prints the v1a key")
+    p.add_argument("url", metavar="URL|rotate|public-key",
+                   help="the receiver's callback URL (its scheme, host and port choose the secret); `rotate ORIGIN`: "
+                        "a new secret for that origin (the old one still signs for SONGQUEUE_CALLBACK_ROTATION_OVERLAP); "
+                        "`public-key`: the whpk_ key of SONGQUEUE_CALLBACK_SIGNING_KEY")
+    p.add_argument("origin", nargs="?", default=None, metavar="ORIGIN",
+                   help="with rotate: the receiver's origin or any URL of it")
 
     p = sub.add_parser("flower", help="run Flower with basic auth from SONGQUEUE_FLOWER_USER/_PASSWORD")
     p.add_argument("--port", type=whole_number(0, 65535), default=None,

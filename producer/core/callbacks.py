@@ -8,11 +8,14 @@ receiver's own:
     webhook-id:        the delivery id, shared by every attempt of one event (receivers dedupe on it)
     webhook-timestamp: <unix seconds>
     webhook-signature: v1,<base64 HMAC-SHA256 of f"{id}.{timestamp}.{body}" with the receiver's secret>
+                       (space-separated: also v1,<...> with the previous secret during a rotation's
+                       overlap, and v1a,<base64 ed25519 signature> with SONGQUEUE_CALLBACK_SIGNING_KEY)
     X-Songqueue-Event: job.succeeded | job.failed | job.timed_out | job.cancelled | job.progress
 
 The receiver's secret is derived from SONGQUEUE_CALLBACK_SECRET and the callback URL's
 origin (scheme, host, port): `receiver_secret`, printed for an operator to hand over by
-`songqueue callback-secret URL`. So a receiver can verify what is sent to it but cannot
+`songqueue callback-secret URL`; `songqueue callback-secret rotate ORIGIN` moves an origin to
+its next generation (producer/core/store/endpoints.py). So a receiver can verify what is sent to it but cannot
 forge what is sent to another, nor sign a notify hook (producer/core/derived_keys.py). The
 deprecated X-Songqueue-Timestamp, X-Songqueue-Delivery and X-Songqueue-Signature headers
 are no longer sent: the last was keyed with SONGQUEUE_CALLBACK_SECRET itself, so a receiver
@@ -46,6 +49,7 @@ ID_HEADER = "webhook-id"
 STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"
 STANDARD_SIGNATURE_HEADER = "webhook-signature"
 SECRET_PREFIX = "whsec_"
+PUBLIC_KEY_PREFIX = "whpk_"
 
 PROGRESS = "job.progress"
 TERMINAL_EVENTS = {
@@ -85,21 +89,57 @@ def origin(url: str) -> str:
     return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
-def receiver_secret(master: bytes, url: str) -> bytes:
-    """The key that signs callbacks to `url`'s origin: HMAC-SHA256(master, "songqueue-callback:" + origin)
-    (producer/core/derived_keys.py)."""
-    return derived_keys.derive(master, derived_keys.CALLBACK_RECEIVER, origin(url))
+def receiver_secret(master: bytes, url: str, generation: int = 0) -> bytes:
+    """The key that signs callbacks to `url`'s origin: HMAC-SHA256(master, "songqueue-callback:" + origin),
+    and from its first rotation on, + "#<generation>" (producer/core/derived_keys.py). Never stored: a
+    rotation stores only the generation number. "#" is in no origin, so no generation of one origin
+    spells another origin's input."""
+    context = origin(url) if generation == 0 else f"{origin(url)}#{generation}"
+    return derived_keys.derive(master, derived_keys.CALLBACK_RECEIVER, context)
 
 
-def receiver_secret_text(master: bytes, url: str) -> str:
+def receiver_secret_text(master: bytes, url: str, generation: int = 0) -> str:
     """The receiver's secret as Standard Webhooks libraries take it: whsec_<base64>."""
-    return SECRET_PREFIX + base64.b64encode(receiver_secret(master, url)).decode("ascii")
+    return SECRET_PREFIX + base64.b64encode(receiver_secret(master, url, generation)).decode("ascii")
+
+
+def signing_generations(generation: int, rotated_at: float | None, overlap: float, now: float) -> list[int]:
+    """The secret generations that sign a delivery now, newest first: the current one, and during the
+    overlap after a rotation the one before it too (Standard Webhooks allows several signatures)."""
+    if generation > 0 and rotated_at is not None and now - rotated_at < overlap:
+        return [generation, generation - 1]
+    return [generation]
 
 
 def standard_signature(secret: bytes, delivery: str, timestamp: str, body: bytes) -> str:
     """The webhook-signature value: v1,<base64 HMAC-SHA256 of b"{id}.{timestamp}.{body}">."""
     signed = f"{delivery}.{timestamp}.".encode() + body
     return "v1," + base64.b64encode(hmac.new(secret, signed, hashlib.sha256).digest()).decode("ascii")
+
+
+def asymmetric_signature(seed: bytes, delivery: str, timestamp: str, body: bytes) -> str:
+    """The `v1a,<base64 ed25519 signature of b"{id}.{timestamp}.{body}">` of SONGQUEUE_CALLBACK_SIGNING_KEY."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # only where it is set
+
+    signed = f"{delivery}.{timestamp}.".encode() + body
+    return "v1a," + base64.b64encode(Ed25519PrivateKey.from_private_bytes(seed).sign(signed)).decode("ascii")
+
+
+def public_key_text(seed: bytes) -> str:
+    """The `whpk_<base64>` public key receivers verify `v1a` signatures with."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    raw = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return PUBLIC_KEY_PREFIX + base64.b64encode(raw).decode("ascii")
+
+
+def signature_header(secrets: list[bytes], seed: bytes | None, delivery: str, timestamp: str, body: bytes) -> str:
+    """The webhook-signature value: a `v1` signature per secret (newest first), then `v1a` when a key is set."""
+    signatures = [standard_signature(secret, delivery, timestamp, body) for secret in secrets]
+    if seed is not None:
+        signatures.append(asymmetric_signature(seed, delivery, timestamp, body))
+    return " ".join(signatures)
 
 
 def wants(record: JobRecord, event: str, progress_for_all: bool) -> bool:

@@ -13,6 +13,7 @@ as `settings.provider("suno")` (producer/core/provider_settings.py).
 
 from __future__ import annotations
 
+import base64
 from functools import lru_cache
 from typing import Any, Literal, overload
 from urllib.parse import urlparse
@@ -79,6 +80,19 @@ def setting(default: Any, group: str, description: str, **rules: Any) -> Any:
 # Limits and budgets of every provider: an empty value (SONGQUEUE_UDIO_MAX_IN_FLIGHT=) means unset, no limit.
 _LIMIT_FIELDS = tuple(flat for name in PROVIDER_SETTINGS for field, flat in flat_fields(name).items()
                       if field in ("max_in_flight", "submit_rate", "poll_rate", "daily_budget"))
+
+def signing_seed(text: str) -> bytes:
+    """The 32-byte ed25519 seed of a `whsk_<base64>` key (SONGQUEUE_CALLBACK_SIGNING_KEY); the key is never quoted."""
+    if not text.startswith("whsk_"):
+        raise ValueError("must start with whsk_ (an ed25519 key, base64)")
+    try:
+        raw = base64.b64decode(text.removeprefix("whsk_"), validate=True)
+    except ValueError:
+        raise ValueError("is not valid base64 after whsk_") from None
+    if len(raw) not in (32, 64):
+        raise ValueError("must hold 32 bytes (the seed) or 64 (seed and public key)")
+    return raw[:32]
+
 
 def parse_delays(text: str) -> tuple[float, ...]:
     """A comma list of delays in seconds (SONGQUEUE_CALLBACK_SCHEDULE): each a number >= 0, at least one."""
@@ -449,6 +463,15 @@ class Settings(BaseSettings):
         3 * 86400.0, "callbacks",
         "seconds a receiver origin may fail every delivery before it is disabled (its deliveries are then skipped "
         "until `songqueue callbacks endpoints --enable ORIGIN`); a 410 Gone disables it at once", gt=0)
+    callback_rotation_overlap: float = setting(
+        86400.0, "callbacks",
+        "seconds after `songqueue callback-secret rotate ORIGIN` during which that origin's deliveries carry the "
+        "previous secret's signature beside the new one (`webhook-signature: v1,<new> v1,<old>`)", ge=0)
+    callback_signing_key: SecretStr = setting(
+        SecretStr(""), "callbacks",
+        "optional ed25519 private key, `whsk_<base64>` (the 32-byte seed, or seed and public key): every delivery "
+        "then also carries a `v1a,<base64>` signature, verified with the public key `songqueue callback-secret "
+        "public-key` prints (`whpk_...`), for receivers that should hold no shared secret. Never logged")
     callback_progress: bool = setting(
         False, "callbacks",
         "call every job that has a `callback_url` on progress too (per job: `--callback-progress`)")
@@ -523,6 +546,13 @@ class Settings(BaseSettings):
         "each worker process traces its Python allocations and rewrites `heap-PID.txt` in this folder every 20 s: "
         "top allocation sites by size and by growth, with its resident memory (`workers/diagnostics.py`). Slows "
         "the worker: never in production; empty = off")
+
+    @field_validator("callback_signing_key")
+    @classmethod
+    def _signing_key_is_ed25519(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value():
+            signing_seed(value.get_secret_value())
+        return value
 
     @field_validator("callback_schedule")
     @classmethod

@@ -20,6 +20,7 @@ from producer.core.store import endpoints, keys
 from producer.core.task_names import ALL_QUEUES
 from tests.integration.test_http_api import start_api  # noqa: F401 - the fixture
 from tests.support.http_fixture import LocalServer, closed_port
+from tests.support.node_receiver import node_receiver
 
 pytestmark = pytest.mark.integration
 
@@ -329,3 +330,47 @@ def test_replay_resends_the_event_with_its_webhook_id(start_api):  # noqa: F811
         assert 'id="endpoints-disabled"' not in page
         endpoints.disable(queue.store.redis, queue.store.prefix, origin(url), "answered 410 Gone")
         assert 'id="endpoints-disabled"' in console.get(f"{api.url}/console/jobs", timeout=30).text
+
+
+def test_a_node_receiver_verifies_real_deliveries_across_a_rotation_and_an_outage(make_stack):
+    """The `standardwebhooks` npm package, in a real Node.js receiver, verifies what real workers
+    send: with the origin's first secret; after `callback-secret rotate`, during the overlap, with
+    the new secret alone; and after the receiver was down (503) and came back, every event of the
+    jobs that ended meanwhile arrives at least once, verified, deduplicable by its webhook-id."""
+    s = make_stack(**{**FAST, "callback_schedule": "0,1,1,2,2,2"})
+    s.start_worker()
+    queue = s.queue()
+    with node_receiver("whsec_" + "A" * 32) as receiver:
+        url = f"{receiver.url}/hook"
+        first = s.cli("callback-secret", url)
+        assert first.returncode == 0, first.stderr
+        receiver.use_secret(first.stdout.strip())
+        job = queue.submit({"prompt": _prompt("node one sandbox:gen_time=1")}, callback_url=url)
+        stack.wait_until(lambda: any(d["verified"] for d in receiver.deliveries()), 60, "the first verified delivery")
+
+        rotated = s.cli("callback-secret", "rotate", url)
+        assert rotated.returncode == 0, rotated.stderr
+        new = rotated.stdout.strip()
+        assert new.startswith("whsec_") and new != first.stdout.strip()
+        assert s.cli("callback-secret", url).stdout.strip() == new  # the current secret is the new one
+        receiver.use_secret(new)  # the receiver holds the new secret only
+        second = queue.submit({"prompt": _prompt("node two sandbox:gen_time=1")}, callback_url=url)
+        stack.wait_until(lambda: len(receiver.deliveries()) >= 2, 60, "the delivery after the rotation")
+        after = receiver.deliveries()[1]
+        assert after["verified"] and after["signatures"] == ["v1", "v1"], after  # new and old, during the overlap
+
+        receiver.answer(503)  # down
+        down = [queue.submit({"prompt": _prompt(f"node down {n} sandbox:gen_time=1")}, callback_url=url)
+                for n in range(2)]
+        stack.wait_until(lambda: sum(d["answered"] == 503 for d in receiver.deliveries()) >= 4, 60,
+                         "two failed deliveries of each event")
+        receiver.answer(200)  # back
+        ends = {terminal_delivery(queue.wait(j.id, timeout=60)) for j in down}
+        got = stack.wait_until(lambda: ends <= {d["id"] for d in receiver.deliveries() if d["answered"] == 200}
+                               and receiver.deliveries(), 60, "every event after the receiver came back")
+
+    assert all(d["verified"] for d in got), [d["error"] for d in got if not d["verified"]]
+    assert [d["event"] for d in got[:2]] == ["job.succeeded", "job.succeeded"]
+    ids = [d["id"] for d in got]
+    assert len(ids) > len(set(ids)), "some events arrived more than once: the receiver dedupes on webhook-id"
+    assert {terminal_delivery(queue.status(j.id)) for j in (job, second, *down)} == set(ids)

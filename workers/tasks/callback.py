@@ -23,10 +23,17 @@ import time
 from functools import lru_cache
 
 from producer.core import task_names
-from producer.core.callbacks import PROGRESS, CallbackUrlError, check_callback_url, origin
+from producer.core.callbacks import (
+    PROGRESS,
+    CallbackUrlError,
+    check_callback_url,
+    origin,
+    receiver_secret,
+    signing_generations,
+)
 from producer.core.models.job_record import CallbackAttempt, JobRecord, JobState
 from producer.core.objects.links import ObjectLinks
-from producer.core.settings import Settings
+from producer.core.settings import Settings, signing_seed
 from producer.core.store import endpoints
 from producer.core.url_guard import callback_policy
 from workers import fault_points, metrics, runtime
@@ -70,7 +77,7 @@ def callback(job: Run, event: str, delivery: str, sent_at: float, faults: int = 
                                  "`songqueue callbacks endpoints --enable` sends again", retryable=False)
     else:
         fault_points.hit("callback.before_post")
-        outcome = _deliver(record, event, delivery, settings)
+        outcome = _deliver(record, event, delivery, settings, health)
         fault_points.hit("callback.after_post")
         _note_health(outcome, endpoint, settings)
     note = CallbackAttempt(at=time.time(), event=event, delivery=delivery, attempt=attempt,
@@ -117,7 +124,8 @@ def _note_health(outcome: Delivery, endpoint: str, settings: Settings) -> None:
         log.warning("callbacks: %s has failed for %gs: disabled", endpoint, settings.callback_disable_after)
 
 
-def _deliver(record: JobRecord, event: str, delivery: str, settings: Settings) -> Delivery:
+def _deliver(record: JobRecord, event: str, delivery: str, settings: Settings,
+             endpoint: endpoints.Endpoint) -> Delivery:
     secret = settings.callback_secret.get_secret_value()
     if not secret:
         return Delivery(None, "not sent: SONGQUEUE_CALLBACK_SECRET is not set", retryable=False)
@@ -128,6 +136,10 @@ def _deliver(record: JobRecord, event: str, delivery: str, settings: Settings) -
         return Delivery(None, f"not sent ({exc.code}): {exc.rule}", retryable=False)
     payload = {**record.public_view(link=_links().link), "event": event, "delivery": delivery}
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    return post(checked, body, secret=secret.encode(), event=event, delivery=delivery,
+    generations = signing_generations(endpoint.generation, endpoint.rotated_at, settings.callback_rotation_overlap,
+                                      time.time())
+    key = settings.callback_signing_key.get_secret_value()
+    return post(checked, body, secrets=[receiver_secret(secret.encode(), checked.url, g) for g in generations],
+                seed=signing_seed(key) if key else None, event=event, delivery=delivery,
                 timeout=settings.callback_timeout)
 

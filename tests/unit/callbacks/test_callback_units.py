@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from producer.core.callbacks import CallbackUrlError, check_callback_url, receiver_secret_text
+from producer.core.callbacks import CallbackUrlError, check_callback_url, receiver_secret, receiver_secret_text
 from producer.core.url_guard import UrlPolicy
 from tests.support.http_fixture import LocalServer, closed_port
 from workers.callback_delivery import post
@@ -73,7 +73,7 @@ def _status(code: int, headers: dict[str, str] | None = None):
 def test_answers_are_classed(code, headers, delivered, retryable, retry_after):
     with LocalServer() as receiver:
         url = receiver.route("/r", handler=_status(code, headers))
-        outcome = post(LOCAL.check(url), b"{}", secret=b"k", event="job.succeeded", delivery="d1", timeout=2)
+        outcome = post(LOCAL.check(url), b"{}", secrets=[b"k"], seed=None, event="job.succeeded", delivery="d1", timeout=2)
         [(method, _, sent, body)] = receiver.requests
     assert (outcome.status_code, outcome.delivered, outcome.retryable, outcome.retry_after) == (
         code, delivered, retryable, retry_after)
@@ -81,12 +81,12 @@ def test_answers_are_classed(code, headers, delivered, retryable, retry_after):
 
 
 def test_no_answer_is_retryable_and_names_no_url():
-    outcome = post(LOCAL.check(f"http://127.0.0.1:{closed_port()}/x?token=secret"), b"{}", secret=b"k",
-                   event="job.failed", delivery="d", timeout=1)
+    outcome = post(LOCAL.check(f"http://127.0.0.1:{closed_port()}/x?token=secret"), b"{}", secrets=[b"k"],
+                   seed=None, event="job.failed", delivery="d", timeout=1)
     assert outcome.status_code is None and outcome.retryable and "token" not in (outcome.error or "")
 
 
-def test_standard_webhooks_signature_verifies_per_receiver(monkeypatch, capsys):
+def test_standard_webhooks_signature_verifies_per_receiver(monkeypatch, capsys, redis_db_url, key_prefix):
     """The reference library verifies what a receiver gets with its own secret; another receiver's fails."""
     from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -96,7 +96,8 @@ def test_standard_webhooks_signature_verifies_per_receiver(monkeypatch, capsys):
     body = '{"id":"j","title":"晨光"}'.encode()
     with LocalServer() as receiver:
         url = receiver.route("/hook", handler=_status(204))
-        assert post(LOCAL.check(url), body, secret=b"master", event="job.succeeded", delivery="d7", timeout=2).delivered
+        assert post(LOCAL.check(url), body, secrets=[receiver_secret(b"master", url)], seed=None, event="job.succeeded",
+                    delivery="d7", timeout=2).delivered
         [(_, _, sent, got)] = receiver.requests
     own = receiver_secret_text(b"master", url)
     Webhook(own).verify(got, sent)
@@ -116,6 +117,8 @@ def test_standard_webhooks_signature_verifies_per_receiver(monkeypatch, capsys):
 
     monkeypatch.setenv("SONGQUEUE_CALLBACK_SECRET", "master")
     monkeypatch.setenv("SONGQUEUE_ALLOW_PRIVATE_NETWORKS", "true")
+    monkeypatch.setenv("SONGQUEUE_REDIS_URL", redis_db_url)
+    monkeypatch.setenv("SONGQUEUE_KEY_PREFIX", key_prefix)
     get_settings.cache_clear()
     try:
         assert cli.main(["callback-secret", url]) == 0
