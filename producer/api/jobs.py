@@ -72,7 +72,8 @@ def submit_job(state: ApiState, key: ApiKey, body: JobBody, idempotency_key: str
             body.request, provider=body.provider,
             # Idempotency keys are per tenant (producer/core/store/keys.py idempotency).
             idempotency_key=idempotency_key,
-            callback_url=body.callback_url, callback_progress=body.callback_progress, album=body.album,
+            callback_url=body.callback_url, callback_progress=body.callback_progress,
+            callback_events=body.callback_events, album=body.album,
             tenant=key.tenant, api_key=key.id, deadline=body.deadline,
         )
     except IdempotencyConflict as exc:

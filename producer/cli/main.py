@@ -26,6 +26,7 @@ from producer.cli.parser_base import Parser, seconds, upper_choice, whole_number
 from producer.cli.request_flags import add_request_flags, describe_flags
 from producer.client.replay import NotReplayable
 from producer.client.songqueue import JobNotFound
+from producer.core.callbacks import EVENTS
 from producer.core.models.job_record import JobState
 from producer.core.models.providers import DEFAULT_PROVIDER, PROVIDERS
 from producer.core.settings import Settings, describe_settings_error
@@ -57,6 +58,9 @@ def _parser() -> Parser:
     p.add_argument("--callback-url", metavar="URL", help="POST the job's signed status here when it ends (http/https; "
                    "needs SONGQUEUE_CALLBACK_SECRET)")
     p.add_argument("--callback-progress", action="store_true", help="with --callback-url: also on every progress change")
+    p.add_argument("--callback-events", metavar="EVENTS", default=None,
+                   help="with --callback-url: only these events, comma-separated, of " + ", ".join(EVENTS)
+                        + " (default: every end)")
     p.add_argument("--deadline", metavar="WHEN", help="stop wanting the songs then: seconds, a duration (10m, 1h30m) "
                    "or a time with a zone; not submitted by then: CANCELLED, uncharged; submitted: TIMED_OUT, charged")
     p.add_argument("--wait", action="store_true", help="wait for the job to end, with a progress bar")

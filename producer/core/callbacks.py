@@ -142,11 +142,31 @@ def signature_header(secrets: list[bytes], seed: bytes | None, delivery: str, ti
     return " ".join(signatures)
 
 
-def wants(record: JobRecord, event: str, progress_for_all: bool) -> bool:
-    """Whether `record` asked to be told about `event`."""
+# Every event a job's callback_events may name, with when it fires (docs/callbacks-and-hooks.md).
+EVENTS = (*TERMINAL_EVENTS.values(), PROGRESS)
+
+
+def check_events(names: list[str] | None) -> list[str] | None:
+    """A job's callback_events, deduplicated in order; a name not in EVENTS raises a ValueError naming the field."""
+    if names is None:
+        return None
+    unknown = [n for n in names if n not in EVENTS]
+    if unknown:
+        raise ValueError(f"callback_events: unknown event {unknown[0]!r}, not one of {', '.join(EVENTS)}")
+    return list(dict.fromkeys(names))
+
+
+def wants(record: JobRecord, event: str, progress_for_all: bool = False) -> bool:
+    """Whether `record` asked to be told about `event`: the names in its callback_events when it
+    has them (callback_progress adds job.progress), else every end, and progress with
+    callback_progress or SONGQUEUE_CALLBACK_PROGRESS (`progress_for_all`)."""
     if not record.callback_url:
         return False
-    return event != PROGRESS or record.callback_progress or progress_for_all
+    if event == PROGRESS and record.callback_progress:
+        return True
+    if record.callback_events is not None:
+        return event in record.callback_events
+    return event != PROGRESS or progress_for_all
 
 
 def terminal_delivery(record: JobRecord) -> str:
@@ -163,8 +183,8 @@ def announce(celery: Celery, record: JobRecord, event: str) -> None:
     not make it look failed (the workers' callback outbox sends a lost end again). The
     message carries ids only; the URL is read from the record.
     """
-    if not record.callback_url:
-        return
+    if not wants(record, event, progress_for_all=True):
+        return  # not asked for (progress was checked against the fleet setting by the caller)
     delivery = terminal_delivery(record) if record.state.terminal and event != PROGRESS else uuid.uuid4().hex
     try:
         celery.send_task(task_names.CALLBACK, args=[record.id, event, delivery, time.time()],

@@ -474,7 +474,12 @@ class Settings(BaseSettings):
         "public-key` prints (`whpk_...`), for receivers that should hold no shared secret. Never logged")
     callback_progress: bool = setting(
         False, "callbacks",
-        "call every job that has a `callback_url` on progress too (per job: `--callback-progress`)")
+        "call every job that has a `callback_url` on progress too (per job: `--callback-progress`, or "
+        "`job.progress` in `--callback-events`; a job with `callback_events` gets only those)")
+    callback_progress_interval: float = setting(
+        5.0, "callbacks",
+        "at most one progress callback per job per this many seconds (a Redis SET NX PX key per job); 0 = every "
+        "progress change", ge=0)
 
     # --- hooks ---
     # Inbound notify hook (producer/api/notify_hook.py): the gateway calls this URL when a task

@@ -374,3 +374,34 @@ def test_a_node_receiver_verifies_real_deliveries_across_a_rotation_and_an_outag
     ids = [d["id"] for d in got]
     assert len(ids) > len(set(ids)), "some events arrived more than once: the receiver dedupes on webhook-id"
     assert {terminal_delivery(queue.status(j.id)) for j in (job, second, *down)} == set(ids)
+
+
+def test_callback_events_filter_and_progress_throttle(make_stack):
+    """A job that asked for progress only gets no end event (and owes none), and at most one
+    progress event per SONGQUEUE_CALLBACK_PROGRESS_INTERVAL."""
+    s = make_stack(**FAST, callback_progress_interval="600")
+    s.start_worker()
+    queue = s.queue()
+    with LocalServer() as receiver:
+        url = receiver.route("/filtered", handler=answers())
+        bad = s.cli("submit", "--prompt", "x", "--callback-url", url, "--callback-events", "job.progress,completed")
+        assert bad.returncode == 2 and "--callback-events" in bad.stderr and "completed" in bad.stderr
+        job = queue.submit({"prompt": _prompt("filtered sandbox:gen_time=3")}, callback_url=url,
+                           callback_events=["job.progress"])
+        assert queue.status(job.id).callback_events == ["job.progress"]
+        assert queue.wait(job.id, timeout=60).state == JobState.SUCCEEDED
+        stack.wait_until(lambda: posts(receiver, "/filtered"), 20, "the progress event")
+        stack.wait_until(lambda: not queue.store.owed_callbacks(time.time() + 3600), 20, "nothing owed")
+        events = [json.loads(b)["event"] for _, b in posts(receiver, "/filtered")]
+        assert events == ["job.progress"], events  # one, though progress moved several times
+
+
+def test_callback_events_are_refused_by_name_over_http(start_api):  # noqa: F811
+    api = start_api(workers=False, **FAST)
+    key = api.key()
+    answer = api.call("POST", "/v1/jobs", key, json={"provider": "udio", "request": {"prompt": "x"},
+                                                      "callback_url": "http://127.0.0.1:9/h",
+                                                      "callback_events": ["job.succeeded", "completed"]})
+    assert answer.status_code == 422 and answer.headers["Content-Type"] == "application/problem+json"
+    [error] = answer.json()["errors"]
+    assert error["field"].startswith("callback_events") and "'completed'" in error["rule"], error

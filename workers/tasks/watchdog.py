@@ -18,7 +18,7 @@ from enum import StrEnum
 
 from producer.core import deadlines, task_names
 from producer.core.broker import queue_depths
-from producer.core.callbacks import TERMINAL_EVENTS, announce
+from producer.core.callbacks import TERMINAL_EVENTS, announce, wants
 from producer.core.models.job_record import JobRecord, JobState
 from producer.core.store import keys
 from producer.core.store.optimistic import Writes
@@ -88,7 +88,7 @@ def _send_owed_callbacks() -> None:
     settings = runtime.settings()
     for job_id in store.owed_callbacks(time.time()):
         record = store.get(job_id)
-        if record is None or (record.state.terminal and not record.callback_url):
+        if record is None or (record.state.terminal and not wants(record, TERMINAL_EVENTS[record.state])):
             store.callback_settled(job_id)
         elif not record.state.terminal:
             store.owe_callback(job_id, settings.watchdog_grace)  # its end is still to come

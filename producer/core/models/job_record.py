@@ -197,6 +197,9 @@ class JobRecord(BaseModel):
     # checked at the producer (producer.core.callbacks.check_callback_url).
     callback_url: str | None = None
     callback_progress: bool = False
+    # The events the caller asked for (producer/core/callbacks.py EVENTS); None: every end (and
+    # progress by callback_progress or SONGQUEUE_CALLBACK_PROGRESS).
+    callback_events: list[str] | None = None
     callbacks: list[CallbackAttempt] = Field(default_factory=list, description="the latest delivery attempts")
     version: int = 0
     # Fencing token: the step message that carries the current token is the live one. The

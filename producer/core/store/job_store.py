@@ -221,6 +221,14 @@ class JobStore:
         """The end's callback was delivered or refused for good: nothing owed any more."""
         self.redis.zrem(keys.callback_outbox(self.prefix), job_id)
 
+    def progress_callback_due(self, job_id: str, interval: float) -> bool:
+        """Whether a progress callback of the job may go now: at most one per `interval` seconds
+        per job, across every worker (one SET NX PX; 0 lets every one through)."""
+        if interval <= 0:
+            return True
+        return bool(self.redis.set(keys.callback_progress_gate(self.prefix, job_id), b"1", nx=True,
+                                   px=max(1, int(interval * 1000))))
+
     def park_callback(self, delivery: dict[str, object], due: float) -> None:
         """Hold a callback delivery (the task's arguments) until the epoch time `due`: for waits
         longer than a broker countdown may last (SONGQUEUE_CALLBACK_SCHEDULE's hours)."""

@@ -164,3 +164,9 @@ def callback_endpoints(prefix: str) -> str:
 def callback_endpoint(prefix: str, origin: str) -> str:
     """Hash of one receiver origin: its health and its secret's generation (producer/core/store/endpoints.py)."""
     return f"{prefix}:callbacks:endpoint:{origin}"
+
+
+def callback_progress_gate(prefix: str, job_id: str) -> str:
+    """Set (NX, PX) when a job's progress callback is sent: none more until it expires
+    (SONGQUEUE_CALLBACK_PROGRESS_INTERVAL)."""
+    return f"{prefix}:callbacks:progress:{job_id}"

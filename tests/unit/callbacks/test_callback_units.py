@@ -126,3 +126,24 @@ def test_standard_webhooks_signature_verifies_per_receiver(monkeypatch, capsys, 
         assert cli.main(["callback-secret", "ftp://x/"]) == 2
     finally:
         get_settings.cache_clear()
+
+
+def test_event_names_are_checked_and_the_filter_decides() -> None:
+    from producer.core.callbacks import EVENTS, check_events, wants
+    from producer.core.models.job_record import JobRecord
+
+    assert EVENTS == ("job.succeeded", "job.failed", "job.timed_out", "job.cancelled", "job.progress")
+    assert check_events(["job.progress", "job.failed", "job.progress"]) == ["job.progress", "job.failed"]
+    with pytest.raises(ValueError, match=r"callback_events: unknown event 'completed'"):
+        check_events(["completed"])
+
+    def job(**kw) -> JobRecord:
+        return JobRecord(id="j", provider="udio", model="m", request={}, callback_url="https://x.test/h", **kw)
+
+    assert wants(job(), "job.succeeded") and not wants(job(), "job.progress")
+    assert wants(job(), "job.progress", progress_for_all=True) and wants(job(callback_progress=True), "job.progress")
+    only = job(callback_events=["job.failed"])
+    assert wants(only, "job.failed") and not wants(only, "job.succeeded")
+    assert not wants(only, "job.progress", progress_for_all=True)  # the job's own list wins over the fleet setting
+    assert wants(job(callback_events=["job.failed"], callback_progress=True), "job.progress")
+    assert not wants(JobRecord(id="j", provider="udio", model="m", request={}), "job.succeeded")

@@ -42,6 +42,7 @@ PATTERNS: dict[str, str] = {
     # Parked callback deliveries name a job inside a JSON member, and leave by themselves: each is
     # claimed and sent within the schedule's longest wait, and the task ends at once for a gone job.
     "callback_parked": "other", "callback_endpoints": "other", "callback_endpoint": "other",
+    "callback_progress_gate": "job-in-name",
 }
 
 
