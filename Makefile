@@ -7,7 +7,7 @@ QUEUES ?= submit,poll,download,callback
 CONCURRENCY ?= 2
 IO_CONCURRENCY ?= 16
 
-.PHONY: demo test lint worker worker-io beat sandbox api hooks flower metrics browser promtool docker-compose faults hosts bench bench-quick install clean
+.PHONY: demo test lint worker worker-io beat sandbox api hooks flower metrics browser promtool node docker-compose faults hosts bench bench-quick install clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -79,6 +79,15 @@ promtool:
 	  $$SUDO apt-get update -qq >/dev/null 2>&1 && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
 	  || echo "make promtool: could not install prometheus (promtool); the promtool checks will skip"; }
+
+# Node.js and npm (Debian's packages) for the Node webhook receiver test, which installs the
+# `standardwebhooks` npm package into var/node-cache itself; same pattern as `make browser`.
+node:
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+	  $$SUDO apt-get update -qq >/dev/null 2>&1 && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null 2>&1 \
+	  || echo "make node: could not install nodejs and npm; the Node webhook receiver test will skip"; }
 
 # docker-compose (Debian's package) to validate deploy/docker-compose.yml in the tests; same pattern.
 docker-compose:

@@ -13,8 +13,7 @@ from producer.core.callbacks import (
     ID_HEADER,
     STANDARD_SIGNATURE_HEADER,
     STANDARD_TIMESTAMP_HEADER,
-    receiver_secret,
-    standard_signature,
+    signature_header,
 )
 from producer.core.url_guard import CheckedUrl
 from workers.upstream.http_client import parse_retry_after
@@ -22,6 +21,8 @@ from workers.upstream.pinned_http import pinned_request
 
 # Besides 5xx and no answer at all: worth another try later.
 RETRY_STATUSES = frozenset({408, 425, 429})
+# The receiver is gone for good: no more deliveries to it (Standard Webhooks).
+GONE = 410
 
 
 @dataclass(frozen=True)
@@ -36,16 +37,16 @@ class Delivery:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def post(checked: CheckedUrl, body: bytes, *, secret: bytes, event: str, delivery: str,
-         timeout: float) -> Delivery:
-    """POST `body`, signed with this receiver's own key (`secret` is SONGQUEUE_CALLBACK_SECRET, from
-    which that key is derived; see producer.core.callbacks). Nothing sent is keyed with `secret` itself."""
+def post(checked: CheckedUrl, body: bytes, *, secrets: list[bytes], seed: bytes | None, event: str,
+         delivery: str, timeout: float) -> Delivery:
+    """POST `body`, signed with this receiver's own keys (`secrets`, derived from SONGQUEUE_CALLBACK_SECRET,
+    newest first; see producer.core.callbacks) and the ed25519 `seed` when one is set."""
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
         ID_HEADER: delivery,
         STANDARD_TIMESTAMP_HEADER: timestamp,
-        STANDARD_SIGNATURE_HEADER: standard_signature(receiver_secret(secret, checked.url), delivery, timestamp, body),
+        STANDARD_SIGNATURE_HEADER: signature_header(secrets, seed, delivery, timestamp, body),
         EVENT_HEADER: event,
     }
     try:

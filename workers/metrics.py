@@ -89,7 +89,8 @@ def limit_wait(provider: str, limit: str) -> None:
 
 
 def callback(event: str, outcome: str) -> None:
-    """A callback event's end: "delivered", or "failed" when its deliveries were given up."""
+    """A callback event's end: "delivered", "failed" when its deliveries were given up, or "skipped" when its
+    receiver's origin is disabled."""
     _write((CALLBACKS, f"{event}{SEP}{outcome}", "int", 1))
 
 

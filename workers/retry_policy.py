@@ -1,7 +1,7 @@
 """When to look again: the poll schedule, and the one policy for transient faults.
 
 Every step that meets a transient fault (an upstream 5xx or 429, a storage hiccup, Redis
-unreachable, a callback receiver down) calls `retry_or_give_up`: it counts the fault,
+unreachable) calls `retry_or_give_up`: it counts the fault,
 gives up past the step's bound (`bound`), and otherwise retries the task by countdown
 with exponential backoff, full jitter and the upstream's Retry-After.
 
@@ -50,11 +50,8 @@ class Bound:
 
 
 def bound(settings: Settings, step: str) -> Bound:
-    """The bound of `step` ("submit", "poll", "download", "finalize", "playlist" or "callback")."""
-    if step == "callback":
-        # SONGQUEUE_CALLBACK_MAX_ATTEMPTS counts deliveries: the first is not a retry.
-        return Bound(settings.callback_max_attempts - 1, settings.callback_retry_delay,
-                     settings.callback_retry_max_delay)
+    """The bound of `step` ("submit", "poll", "download", "finalize" or "playlist"; a callback
+    follows SONGQUEUE_CALLBACK_SCHEDULE instead, workers/tasks/callback.py)."""
     return Bound(settings.max_transient_errors, settings.retry_base_delay, settings.retry_max_delay)
 
 
@@ -77,6 +74,11 @@ def retry_or_give_up(task: Task, settings: Settings, step: str, reason: str, *,
 def look_again(task: Task, countdown: float) -> Retry:
     """The retry of a step that made progress: the fault count starts over."""
     return _retry(task, 0, countdown)
+
+
+def retry_in(task: Task, faults: int, countdown: float) -> Retry:
+    """The retry of a step on a schedule of its own, `faults` counted so far."""
+    return _retry(task, faults, countdown)
 
 
 def _retry(task: Task, faults: int, countdown: float) -> Retry:

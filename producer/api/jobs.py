@@ -1,4 +1,5 @@
-"""/v1/jobs: submit, look up, list (cursor pages), cancel and retry jobs, through SongQueue; their events.
+"""/v1/jobs: submit, look up, list (cursor pages), cancel and retry jobs, through SongQueue; their events;
+replays of their callbacks.
 
 GET /v1/jobs/{id}/events: Server-Sent Events of a job, every state and progress change, then the end.
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -22,14 +24,16 @@ from fastapi.responses import StreamingResponse
 from producer.api import key_budget
 from producer.api.auth import needs, visible_job
 from producer.api.problems import Problem, documented
-from producer.api.schemas import JobBody, JobPage, JobView, SubmitJob, job_view
+from producer.api.schemas import CallbackReplay, JobBody, JobPage, JobView, SubmitJob, job_view
 from producer.api.state import ApiState, api_state
 from producer.client.replay import NotReplayable
+from producer.core import callbacks
 from producer.core.models.job_record import JobRecord, JobState
 from producer.core.request_fingerprint import IdempotencyConflict
 from producer.core.store import keys as store_keys
 from producer.core.store.api_keys import ApiKey
 
+log = logging.getLogger("songqueue.api")
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 _ERRORS = documented(401, 403, 404, 422)
 # A page of the listing reads at most this many ids, so a tenant's filter cannot make one
@@ -69,7 +73,8 @@ def submit_job(state: ApiState, key: ApiKey, body: JobBody, idempotency_key: str
             body.request, provider=body.provider,
             # Idempotency keys are per tenant (producer/core/store/keys.py idempotency).
             idempotency_key=idempotency_key,
-            callback_url=body.callback_url, callback_progress=body.callback_progress, album=body.album,
+            callback_url=body.callback_url, callback_progress=body.callback_progress,
+            callback_events=body.callback_events, album=body.album,
             tenant=key.tenant, api_key=key.id, deadline=body.deadline,
         )
     except IdempotencyConflict as exc:
@@ -131,6 +136,25 @@ def retry(job_id: str, request: Request, key: Annotated[ApiKey, Depends(needs("s
         return job_view(api.queue.retry(job_id))
     except NotReplayable as exc:
         raise Problem(409, str(exc)) from None
+
+
+@router.post("/{job_id}/callbacks/{delivery}/replay", status_code=202, response_model=CallbackReplay,
+             responses={**_ERRORS, **documented(503)})
+def replay_callback(job_id: str, delivery: str, request: Request,
+                    key: Annotated[ApiKey, Depends(needs("submit"))]) -> dict[str, Any]:
+    """Send one callback event of the job again, with the same webhook-id (receivers dedupe on
+    it): 202 with the attempt sent; 404 for a job or delivery the key cannot see. One attempt,
+    not retried; a disabled receiver origin records it as skipped."""
+    api = api_state(request)
+    record = visible_job(api, key, job_id)
+    try:
+        sent = callbacks.replay(api.queue.celery, record, delivery)
+    except callbacks.UnknownDelivery as exc:
+        raise Problem(404, str(exc)) from None
+    except Exception:  # noqa: BLE001 - the broker's own words stay in the log
+        log.exception("job %s: could not send the replay of %s", job_id, delivery)
+        raise Problem(503, "the broker did not take the replay; try again") from None
+    return {"job_id": sent.job_id, "delivery": sent.delivery, "event": sent.event, "attempt": sent.attempt}
 
 
 _KEEP_ALIVE = 15.0

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
+from producer.core.callbacks import EVENTS, check_events
 from producer.core.models.job_record import JobError, JobRecord, JobState
 from producer.core.models.minimax import MiniMaxRequest
 from producer.core.models.providers import PROVIDERS
@@ -22,6 +23,18 @@ class _JobOptions(BaseModel):
 
     callback_url: str | None = Field(None, description="POST the job's signed status here when it ends (http/https)")
     callback_progress: bool = Field(False, description="with callback_url: also on every progress change")
+    callback_events: list[str] | None = Field(
+        None, max_length=len(EVENTS),
+        description="with callback_url: only these events, of " + ", ".join(EVENTS) + " (default: every end, and "
+                    "progress with callback_progress)")
+
+    @field_validator("callback_events")
+    @classmethod
+    def _known_events(cls, names: list[str] | None) -> list[str] | None:
+        try:
+            return check_events(names)
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("callback_events: ")) from None
     album: str | None = Field(None, max_length=500, description="the ID3 album of its songs")
     deadline: float | str | None = Field(
         None, description="when the songs stop being wanted: seconds from now, a duration (\"10m\") or an RFC 3339 "
@@ -72,6 +85,16 @@ class JobLinks(BaseModel):
     self: str
     events: str
     songs: list[dict[str, str]] = Field(default_factory=list)
+
+
+class CallbackReplay(BaseModel):
+    """A callback event sent again (POST /v1/jobs/{id}/callbacks/{delivery}/replay): one more attempt,
+    same event and webhook-id; its outcome appears in the job's `callbacks`."""
+
+    job_id: str
+    delivery: str = Field(description="the webhook-id, the same as the event's first delivery")
+    event: str
+    attempt: int = Field(description="the number this attempt will carry in the job's `callbacks`")
 
 
 class JobView(BaseModel):

@@ -29,7 +29,7 @@ from producer.cli.timeline import timeline
 from producer.client.minimax_upload import UploadError
 from producer.client.songqueue import SongQueue, WaitTimeout
 from producer.core import deadlines
-from producer.core.callbacks import CallbackUrlError, check_callback_url
+from producer.core.callbacks import CallbackUrlError, check_callback_url, check_events
 from producer.core.enqueue import MAX_KEY_CHARS
 from producer.core.models.job_record import JobRecord, JobState
 from producer.core.models.providers import PROVIDERS, provider_spec
@@ -40,10 +40,21 @@ from producer.core.settings import get_settings
 from producer.core.url_guard import callback_policy
 
 
+def _callback_events(args: argparse.Namespace) -> list[str] | None:
+    if args.callback_events is None:
+        return None
+    try:
+        return check_events([n.strip() for n in args.callback_events.split(",") if n.strip()])
+    except ValueError as exc:
+        raise BadInput(str(exc).replace("callback_events", "--callback-events", 1)) from None
+
+
 def _callback_url(args: argparse.Namespace) -> str | None:
     if args.callback_url is None:
         if args.callback_progress:
             raise BadInput("--callback-progress: only with --callback-url")
+        if args.callback_events is not None:
+            raise BadInput("--callback-events: only with --callback-url")
         return None
     settings = get_settings()
     try:
@@ -93,6 +104,7 @@ def submit(args: argparse.Namespace) -> int:
     try:
         handle = queue.submit(request, provider=args.provider, idempotency_key=args.idempotency_key,
                               callback_url=callback_url, callback_progress=args.callback_progress,
+                              callback_events=_callback_events(args),
                               deadline=args.deadline)
     except IdempotencyConflict as exc:
         raise BadInput(str(exc).replace("idempotency_key", "--idempotency-key", 1)) from None

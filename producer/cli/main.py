@@ -18,6 +18,7 @@ import pydantic
 import redis
 
 from producer.cli import api_keys, http_api, jobs, ops
+from producer.cli import callbacks as callbacks_cli
 from producer.cli import playlist as playlist_cli
 from producer.cli.completion import SHELLS, completion_script
 from producer.cli.exit_codes import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_OK, EXIT_UNAVAILABLE, BadInput
@@ -25,6 +26,7 @@ from producer.cli.parser_base import Parser, seconds, upper_choice, whole_number
 from producer.cli.request_flags import add_request_flags, describe_flags
 from producer.client.replay import NotReplayable
 from producer.client.songqueue import JobNotFound
+from producer.core.callbacks import EVENTS
 from producer.core.models.job_record import JobState
 from producer.core.models.providers import DEFAULT_PROVIDER, PROVIDERS
 from producer.core.settings import Settings, describe_settings_error
@@ -36,6 +38,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "fetch": jobs.fetch, "retry": jobs.retry, "hooks": ops.hooks, "stats": ops.stats, "metrics": ops.metrics,
     "callback-secret": ops.callback_secret, "doctor": ops.doctor,
     "flower": ops.flower, "playlist": playlist_cli.command, "api": http_api.command, "keys": api_keys.command,
+    "callbacks": callbacks_cli.command,
 }
 
 
@@ -55,6 +58,9 @@ def _parser() -> Parser:
     p.add_argument("--callback-url", metavar="URL", help="POST the job's signed status here when it ends (http/https; "
                    "needs SONGQUEUE_CALLBACK_SECRET)")
     p.add_argument("--callback-progress", action="store_true", help="with --callback-url: also on every progress change")
+    p.add_argument("--callback-events", metavar="EVENTS", default=None,
+                   help="with --callback-url: only these events, comma-separated, of " + ", ".join(EVENTS)
+                        + " (default: every end)")
     p.add_argument("--deadline", metavar="WHEN", help="stop wanting the songs then: seconds, a duration (10m, 1h30m) "
                    "or a time with a zone; not submitted by then: CANCELLED, uncharged; submitted: TIMED_OUT, charged")
     p.add_argument("--wait", action="store_true", help="wait for the job to end, with a progress bar")
@@ -106,8 +112,14 @@ def _parser() -> Parser:
     p.add_argument("--host", "--address", dest="address", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface, e.g. in a container)")
 
-    p = sub.add_parser("callback-secret", help="print the secret a callback receiver verifies signatures with")
-    p.add_argument("url", help="the receiver's callback URL (its scheme, host and port choose the secret)")
+    p = sub.add_parser("callback-secret", help="print the secret a callback receiver verifies signatures with; "
+                       "`rotate ORIGIN` starts its next one, `public-key` prints the v1a key")
+    p.add_argument("url", metavar="URL|rotate|public-key",
+                   help="the receiver's callback URL (its scheme, host and port choose the secret); `rotate ORIGIN`: "
+                        "a new secret for that origin (the old one still signs for SONGQUEUE_CALLBACK_ROTATION_OVERLAP); "
+                        "`public-key`: the whpk_ key of SONGQUEUE_CALLBACK_SIGNING_KEY")
+    p.add_argument("origin", nargs="?", default=None, metavar="ORIGIN",
+                   help="with rotate: the receiver's origin or any URL of it")
 
     p = sub.add_parser("flower", help="run Flower with basic auth from SONGQUEUE_FLOWER_USER/_PASSWORD")
     p.add_argument("--port", type=whole_number(0, 65535), default=None,
@@ -129,6 +141,7 @@ def _parser() -> Parser:
     playlist_cli.add_parser(sub)
     http_api.add_parser(sub)
     api_keys.add_parser(sub)
+    callbacks_cli.add_parser(sub)
 
     p = sub.add_parser("sandbox", help="run the local gateway (see sandbox/)", add_help=False)
     p.add_argument("sandbox_args", nargs=argparse.REMAINDER)

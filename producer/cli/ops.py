@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 from producer.cli.exit_codes import EXIT_FAILED, EXIT_OK, BadInput
 from producer.client.songqueue import SongQueue
-from producer.core.callbacks import CallbackUrlError, check_callback_url, receiver_secret_text
+from producer.core.callbacks import (
+    CallbackUrlError,
+    check_callback_url,
+    origin,
+    public_key_text,
+    receiver_secret_text,
+)
 from producer.core.models.providers import PROVIDERS
-from producer.core.settings import get_settings
+from producer.core.settings import get_settings, signing_seed
+from producer.core.store import endpoints
 from producer.core.url_guard import callback_policy
 from producer.ops import operator_stats
 from producer.ops.flower_launcher import exec_flower
@@ -40,15 +48,33 @@ def stats(args: argparse.Namespace) -> int:
 
 
 def callback_secret(args: argparse.Namespace) -> int:
-    """Print the secret a callback receiver verifies its signatures with (Standard Webhooks whsec_ form)."""
-    master = get_settings().callback_secret.get_secret_value()
+    """Print the secret a callback receiver verifies its signatures with (Standard Webhooks whsec_ form);
+    `rotate ORIGIN` moves that origin to its next secret and prints it; `public-key` prints the whpk_ key."""
+    settings = get_settings()
+    if args.url == "public-key":
+        key = settings.callback_signing_key.get_secret_value()
+        if not key:
+            raise BadInput("SONGQUEUE_CALLBACK_SIGNING_KEY is not set: no v1a signatures are sent")
+        print(public_key_text(signing_seed(key)))
+        return EXIT_OK
+    master = settings.callback_secret.get_secret_value()
     if not master:
         raise BadInput("SONGQUEUE_CALLBACK_SECRET is not set: callbacks are not signed or sent")
+    rotating = args.url == "rotate"
+    if rotating and not args.origin:
+        raise BadInput("rotate: give the receiver's ORIGIN (or any URL of it)")
+    if not rotating and args.origin:
+        raise BadInput(f"unexpected argument after the URL (did you mean `callback-secret rotate {args.url}`?)")
     try:
-        checked = check_callback_url(args.url, callback_policy(get_settings()))
+        checked = check_callback_url(args.origin if rotating else args.url, callback_policy(settings))
     except CallbackUrlError as exc:
-        raise BadInput(f"url: {exc.rule}") from None
-    print(receiver_secret_text(master.encode(), checked.url))
+        raise BadInput(f"{'origin' if rotating else 'url'}: {exc.rule}") from None
+    store = SongQueue().store
+    if rotating:
+        generation = endpoints.rotate(store.redis, store.prefix, origin(checked.url), time.time())
+    else:
+        generation = endpoints.get(store.redis, store.prefix, origin(checked.url)).generation
+    print(receiver_secret_text(master.encode(), checked.url, generation))
     return EXIT_OK
 
 

@@ -13,7 +13,7 @@ from producer.client import replay
 from producer.client.fetch import fetch_job
 from producer.client.minimax_upload import Purpose, upload_reference
 from producer.client.wait_loop import Deadline, poll_until
-from producer.core import task_names
+from producer.core import callbacks, task_names
 from producer.core.enqueue import Enqueuer, JobOptions
 from producer.core.models.job_record import (
     REPLAYABLE_STATES,
@@ -125,6 +125,15 @@ class SongQueue(Enqueuer):
             raise replay.refusal(self.status(job_id))
         self.send(task_names.SUBMIT, record)
         return record
+
+    def replay_callback(self, job_id: str, delivery: str) -> callbacks.Replay:
+        """Send a job's callback `delivery` once more, same event and webhook-id (producer/core/callbacks.py).
+
+        Raises JobNotFound, or callbacks.UnknownDelivery when the job has no such delivery."""
+        record = self.store.get(job_id)
+        if record is None:
+            raise JobNotFound(f"no job {job_id}")
+        return callbacks.replay(self.celery, record, delivery)
 
     def list(self, state: JobState | None = None, limit: int = 100) -> builtins.list[JobRecord]:
         return self.store.list(state, limit)

@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 
 from producer.core import deadlines, task_names
 from producer.core.broker import celery_config
-from producer.core.callbacks import TERMINAL_EVENTS, announce, check_callback_url
+from producer.core.callbacks import TERMINAL_EVENTS, announce, check_callback_url, check_events
 from producer.core.models.job_record import CANCELLABLE_STATES, DEFAULT_TENANT, JobError, JobRecord, JobState
 from producer.core.models.providers import DEFAULT_PROVIDER, PROVIDERS, REQUEST_MODELS, RequestModel
 from producer.core.models.text_rules import check_label
@@ -38,6 +38,7 @@ class JobOptions(TypedDict, total=False):
     idempotency_key: str | None
     callback_url: str | None
     callback_progress: bool
+    callback_events: list[str] | None
     album: str | None
     batch_id: str | None
     tenant: str
@@ -61,6 +62,7 @@ class Enqueuer:
         idempotency_key: str | None = None,
         callback_url: str | None = None,
         callback_progress: bool = False,
+        callback_events: list[str] | None = None,
         album: str | None = None,
         batch_id: str | None = None,
         tenant: str = DEFAULT_TENANT,
@@ -76,6 +78,8 @@ class Enqueuer:
         `callback_url`: where to POST the job's signed status when it ends (and on every
         progress change with `callback_progress`); a URL that breaks a rule raises
         producer.core.callbacks.CallbackUrlError (a ValueError naming callback_url).
+        `callback_events`: only these events (producer.core.callbacks.EVENTS, e.g.
+        ["job.succeeded", "job.progress"]); an unknown name raises a ValueError naming the field.
         `album`: the ID3 album of its songs; `batch_id`: the playlist run it belongs to;
         `tenant`: who owns it, and `api_key`: the id of the key that submitted it (the HTTP
         API passes both; the workers hold the job to that key's limits).
@@ -97,6 +101,9 @@ class Enqueuer:
             callback_url = check_callback_url(callback_url, callback_policy(self.settings)).url
         elif callback_progress:
             raise ValueError("callback_progress: needs a callback_url")
+        elif callback_events is not None:
+            raise ValueError("callback_events: needs a callback_url")
+        callback_events = check_events(callback_events)
         if not isinstance(request, spec.request_model):
             if isinstance(request, REQUEST_MODELS):
                 raise ValueError(f"provider: a {type(request).__name__} cannot go to provider {provider!r}")
@@ -108,10 +115,13 @@ class Enqueuer:
             model=request.model_name,
             request=gen_params,
             request_fingerprint=fingerprint(provider, request.model_name, gen_params, callback_url=callback_url,
-                                            callback_progress=callback_progress, album=album, batch_id=batch_id),
+                                            callback_progress=callback_progress, album=album, batch_id=batch_id,
+                                            **({"callback_events": callback_events} if callback_events is not None
+                                               else {})),
             idempotency_key=idempotency_key,
             callback_url=callback_url,
             callback_progress=callback_progress,
+            callback_events=callback_events,
             album=album,
             batch_id=batch_id,
             tenant=tenant,

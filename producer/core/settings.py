@@ -13,6 +13,7 @@ as `settings.provider("suno")` (producer/core/provider_settings.py).
 
 from __future__ import annotations
 
+import base64
 from functools import lru_cache
 from typing import Any, Literal, overload
 from urllib.parse import urlparse
@@ -79,6 +80,31 @@ def setting(default: Any, group: str, description: str, **rules: Any) -> Any:
 # Limits and budgets of every provider: an empty value (SONGQUEUE_UDIO_MAX_IN_FLIGHT=) means unset, no limit.
 _LIMIT_FIELDS = tuple(flat for name in PROVIDER_SETTINGS for field, flat in flat_fields(name).items()
                       if field in ("max_in_flight", "submit_rate", "poll_rate", "daily_budget"))
+
+def signing_seed(text: str) -> bytes:
+    """The 32-byte ed25519 seed of a `whsk_<base64>` key (SONGQUEUE_CALLBACK_SIGNING_KEY); the key is never quoted."""
+    if not text.startswith("whsk_"):
+        raise ValueError("must start with whsk_ (an ed25519 key, base64)")
+    try:
+        raw = base64.b64decode(text.removeprefix("whsk_"), validate=True)
+    except ValueError:
+        raise ValueError("is not valid base64 after whsk_") from None
+    if len(raw) not in (32, 64):
+        raise ValueError("must hold 32 bytes (the seed) or 64 (seed and public key)")
+    return raw[:32]
+
+
+def parse_delays(text: str) -> tuple[float, ...]:
+    """A comma list of delays in seconds (SONGQUEUE_CALLBACK_SCHEDULE): each a number >= 0, at least one."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        delays = tuple(float(p) for p in parts)
+    except ValueError:
+        raise ValueError("must be a comma-separated list of delays in seconds, such as 0,5,300") from None
+    if not delays or any(d < 0 or d != d or d == float("inf") for d in delays):
+        raise ValueError("every delay must be a finite number of seconds >= 0")
+    return delays
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -412,7 +438,7 @@ class Settings(BaseSettings):
 
     # --- callbacks ---
     # Outbound callbacks (producer/core/callbacks.py): a job's status POSTed to its callback_url,
-    # signed with HMAC-SHA256; retried with backoff within both bounds, never failing the job.
+    # signed in the Standard Webhooks format; delivered on SONGQUEUE_CALLBACK_SCHEDULE, never failing the job.
     callback_secret: SecretStr = setting(
         SecretStr(""), "callbacks",
         "master key of callback signatures: each receiver's own secret is derived from it and its URL's origin "
@@ -426,15 +452,34 @@ class Settings(BaseSettings):
         "resolved and pinned, at delivery); empty = any public host; a listed host may also be private")
     callback_timeout: float = setting(
         5.0, "callbacks", "connect and read timeout of one delivery, seconds (at most 60)", gt=0, le=60)
-    callback_max_attempts: int = setting(10, "callbacks", "deliveries of one event before giving up", ge=1)
-    callback_max_seconds: float = setting(
-        3600.0, "callbacks", "no retry is scheduled past this many seconds after the event", gt=0)
-    callback_retry_delay: float = setting(
-        5.0, "callbacks", "first backoff after a failed delivery, seconds (then doubling, with jitter)", gt=0)
-    callback_retry_max_delay: float = setting(300.0, "callbacks", "backoff cap between deliveries, seconds", gt=0)
+    callback_schedule: str = setting(
+        "0,5,300,1800,7200,18000,36000,36000", "callbacks",
+        "comma-separated delays, seconds, of the deliveries of one event, each counted from the attempt before "
+        "(the first from the event): the Standard Webhooks schedule by default (at once, 5 s, 5 min, 30 min, 2 h, "
+        "5 h, 10 h, 10 h: over 27 h); one delivery per entry, then the event is given up. A delay longer than "
+        "`RETRY_MAX_DELAY` waits in Redis for a watchdog round rather than as a broker countdown. Tests compress it "
+        "(`0,1,1,2`)")
+    callback_disable_after: float = setting(
+        3 * 86400.0, "callbacks",
+        "seconds a receiver origin may fail every delivery before it is disabled (its deliveries are then skipped "
+        "until `songqueue callbacks endpoints --enable ORIGIN`); a 410 Gone disables it at once", gt=0)
+    callback_rotation_overlap: float = setting(
+        86400.0, "callbacks",
+        "seconds after `songqueue callback-secret rotate ORIGIN` during which that origin's deliveries carry the "
+        "previous secret's signature beside the new one (`webhook-signature: v1,<new> v1,<old>`)", ge=0)
+    callback_signing_key: SecretStr = setting(
+        SecretStr(""), "callbacks",
+        "optional ed25519 private key, `whsk_<base64>` (the 32-byte seed, or seed and public key): every delivery "
+        "then also carries a `v1a,<base64>` signature, verified with the public key `songqueue callback-secret "
+        "public-key` prints (`whpk_...`), for receivers that should hold no shared secret. Never logged")
     callback_progress: bool = setting(
         False, "callbacks",
-        "call every job that has a `callback_url` on progress too (per job: `--callback-progress`)")
+        "call every job that has a `callback_url` on progress too (per job: `--callback-progress`, or "
+        "`job.progress` in `--callback-events`; a job with `callback_events` gets only those)")
+    callback_progress_interval: float = setting(
+        5.0, "callbacks",
+        "at most one progress callback per job per this many seconds (a Redis SET NX PX key per job); 0 = every "
+        "progress change", ge=0)
 
     # --- hooks ---
     # Inbound notify hook (producer/api/notify_hook.py): the gateway calls this URL when a task
@@ -512,6 +557,19 @@ class Settings(BaseSettings):
         "each worker process traces its Python allocations and rewrites `heap-PID.txt` in this folder every 20 s: "
         "top allocation sites by size and by growth, with its resident memory (`workers/diagnostics.py`). Slows "
         "the worker: never in production; empty = off")
+
+    @field_validator("callback_signing_key")
+    @classmethod
+    def _signing_key_is_ed25519(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value():
+            signing_seed(value.get_secret_value())
+        return value
+
+    @field_validator("callback_schedule")
+    @classmethod
+    def _schedule_is_delays(cls, value: str) -> str:
+        parse_delays(value)
+        return value
 
     @field_validator("storage_url")
     @classmethod
@@ -616,7 +674,7 @@ class Settings(BaseSettings):
     def _visibility_outlives_every_countdown(self) -> Settings:
         # A countdown longer than the visibility timeout runs twice on Redis (docs/architecture.md).
         schedules = [self.poll_schedule(p) for p in POLLED_PROVIDERS]
-        longest = max(self.poll_max_interval, self.retry_max_delay, self.poll_initial_delay, self.callback_retry_max_delay,
+        longest = max(self.poll_max_interval, self.retry_max_delay, self.poll_initial_delay,
                       self.playlist_check_interval,
                       *(max(first, most) for first, _, most in schedules))
         if self.visibility_timeout <= longest + self.task_time_limit:
@@ -655,6 +713,11 @@ class Settings(BaseSettings):
     @property
     def download_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.download_allowed_hosts.split(",") if h.strip())
+
+    @property
+    def callback_delays(self) -> tuple[float, ...]:
+        """SONGQUEUE_CALLBACK_SCHEDULE as numbers: the wait before each delivery of one event."""
+        return parse_delays(self.callback_schedule)
 
     @property
     def callback_hosts(self) -> frozenset[str]:

@@ -40,7 +40,7 @@ from prometheus_client.registry import Collector
 from producer.client.songqueue import SongQueue
 from producer.core import fleet
 from producer.core.models.providers import PROVIDERS
-from producer.core.store import keys
+from producer.core.store import endpoints, keys
 from producer.core.store.metric_schema import (
     CALLBACKS,
     DOWNLOADED_BYTES,
@@ -103,6 +103,10 @@ class SongqueueCollector(Collector):
         if last_round is not None:
             watchdog.add_metric([], last_round)
         yield watchdog
+        yield GaugeMetricFamily("songqueue_callback_endpoints_disabled",
+                                "Callback receiver origins disabled (410 Gone, or failing past "
+                                "SONGQUEUE_CALLBACK_DISABLE_AFTER): their deliveries are skipped",
+                                value=endpoints.disabled_count(self.queue.store.redis, settings.key_prefix))
         yield from self._fleet()
         yield from self._worker_counters()
 

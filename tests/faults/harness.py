@@ -100,7 +100,7 @@ class Harness:
             "STORAGE_URL": self.storage.as_uri(),
             "ALLOW_PRIVATE_NETWORKS": "true",  # the sandbox and the receiver listen on 127.0.0.1
             "CALLBACK_SECRET": CALLBACK_SECRET,
-            "CALLBACK_RETRY_DELAY": "0.3", "CALLBACK_RETRY_MAX_DELAY": "1",
+            "CALLBACK_SCHEDULE": "0,0.3,0.6,1,1,1,1,1,1,1",  # ten deliveries within seconds
             **self.gateway.settings,
             **self.settings,
         }

@@ -128,7 +128,7 @@ class RecordingQueue:
         return f"{purpose}-uploaded"
 
     def submit(self, request: Any, *, provider: str, idempotency_key: str | None,
-               callback_url: str | None = None, callback_progress: bool = False) -> Any:
+               callback_url: str | None = None, callback_progress: bool = False, **_: Any) -> Any:
         self.submitted.append((request, provider))
         return type("Handle", (), {"id": "job-1"})()
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection
 from celery import Task
 
 from producer.core import task_names
-from producer.core.callbacks import TERMINAL_EVENTS, announce
+from producer.core.callbacks import TERMINAL_EVENTS, announce, wants
 from producer.core.models.job_record import LIVE_STATES, JobError, JobRecord, JobState
 from producer.core.objects.archive import send_archive
 from workers import fault_points, metrics, runtime
@@ -83,7 +83,7 @@ def finish(job_id: str, end: Callable[[], JobRecord | None]) -> JobRecord | None
     store.owe_callback(job_id, runtime.settings().watchdog_grace)
     record = end()
     if record is not None:
-        if record.callback_url:
+        if wants(record, TERMINAL_EVENTS[record.state]):
             announce(app, record, TERMINAL_EVENTS[record.state])
         else:
             store.callback_settled(job_id)

@@ -63,7 +63,8 @@ def apply_status(record: JobRecord, token: int, status: UpstreamStatus, once: bo
     )
     if written is None:
         return None
-    if written.progress != progress_before and wants(written, PROGRESS, settings.callback_progress):
+    if (written.progress != progress_before and wants(written, PROGRESS, settings.callback_progress)
+            and runtime.store().progress_callback_due(job_id, settings.callback_progress_interval)):
         announce(app, written, PROGRESS)
     if done and not written.songs:
         end_job(job_id, JobState.FAILED, "upstream_no_songs", "the upstream reported SUCCESS without any songs",

@@ -18,7 +18,7 @@ from enum import StrEnum
 
 from producer.core import deadlines, task_names
 from producer.core.broker import queue_depths
-from producer.core.callbacks import TERMINAL_EVENTS, announce
+from producer.core.callbacks import TERMINAL_EVENTS, announce, wants
 from producer.core.models.job_record import JobRecord, JobState
 from producer.core.store import keys
 from producer.core.store.optimistic import Writes
@@ -75,6 +75,7 @@ def watchdog_round() -> int:
     if deferred:
         log.info("watchdog: %d overdue jobs wait behind a backlog of their step's queue; looked at later", deferred)
     _send_owed_callbacks()
+    _send_parked_callbacks()
     budget.return_stranded(store.redis, store)
     return rescheduled
 
@@ -87,7 +88,7 @@ def _send_owed_callbacks() -> None:
     settings = runtime.settings()
     for job_id in store.owed_callbacks(time.time()):
         record = store.get(job_id)
-        if record is None or (record.state.terminal and not record.callback_url):
+        if record is None or (record.state.terminal and not wants(record, TERMINAL_EVENTS[record.state])):
             store.callback_settled(job_id)
         elif not record.state.terminal:
             store.owe_callback(job_id, settings.watchdog_grace)  # its end is still to come
@@ -95,6 +96,15 @@ def _send_owed_callbacks() -> None:
             log.warning("watchdog: job %s: sending its %s callback again", job_id, record.state.value)
             store.owe_callback(job_id, settings.retry_max_delay + settings.watchdog_grace)
             announce(app, record, TERMINAL_EVENTS[record.state])
+
+
+def _send_parked_callbacks() -> None:
+    """Send every callback delivery parked until now (workers/tasks/callback.py: a wait of the
+    schedule longer than a broker countdown may last)."""
+    for d in runtime.store().claim_due_callbacks(time.time()):
+        app.send_task(task_names.CALLBACK, args=[d["job_id"], d["event"], d["delivery"], d["sent_at"]],
+                      kwargs={"faults": d["faults"]},
+                      argsrepr=f"job={d['job_id']} event={d['event']} delivery={d['delivery']}")
 
 
 def looked_at(record: JobRecord) -> int:

@@ -34,6 +34,7 @@ from producer.api.state import api_state
 from producer.core.models.job_record import JobRecord, JobState
 from producer.core.models.job_states import EDGES
 from producer.core.models.providers import PROVIDERS
+from producer.core.store import endpoints
 from producer.core.store.api_keys import ApiKey
 from producer.core.store.console_sessions import ConsoleSession
 
@@ -81,8 +82,12 @@ def _visible(key: ApiKey, record: JobRecord | None) -> bool:
 def _page(request: Request, name: str, key: ApiKey | None, **context: Any) -> HTMLResponse:
     found = sessions.current(request) if key is not None else None
     csrf = found[1].csrf if found is not None else ""
+    # The banner counts disabled callback origins only, naming none: they may be other tenants' receivers.
+    queue = api_state(request).queue
+    disabled = endpoints.disabled_count(queue.store.redis, queue.settings.key_prefix) if key else 0
     return templates.TemplateResponse(request, name, {"key": key, "csrf": csrf, "csrf_field": sessions.CSRF_FIELD,
-                                                      "states": [s.value for s in JobState], **context})
+                                                      "states": [s.value for s in JobState],
+                                                      "disabled_endpoints": disabled, **context})
 
 
 async def _posted(request: Request) -> tuple[ApiKey, ConsoleSession, dict[str, str]]:
@@ -179,9 +184,24 @@ def job_page(job_id: str, request: Request) -> Response:
     record = api_state(request).queue.store.get(job_id)
     if record is None or not _visible(key, record):
         raise Problem(404, f"no job {job_id}")
+    last = {a.delivery: i for i, a in enumerate(record.callbacks)}  # a replay button on each event's latest attempt
     return _page(request, "job.html", key, job=record, text=_text(record), runs=runs_of(record),
                  actions=actions_for(key, record), deadline=_when(record.cancel_after),
-                 expires=_when(record.expires_at))
+                 expires=_when(record.expires_at), can_replay=key.allows(REPLAY_SCOPE),
+                 replay_rows=set(last.values()))
+
+
+# Replay is the API's route too: its scope, its tenant rule (404), its one attempt.
+REPLAY_SCOPE = required_scope_of(_api_route(jobs.replay_callback)) or "admin"
+
+
+@router.post("/jobs/{job_id}/callbacks/{delivery}/replay")
+async def replay_callback(job_id: str, delivery: str, request: Request) -> Response:
+    key, _, _ = await _posted(request)
+    if not key.allows(REPLAY_SCOPE):
+        raise Problem(403, f"this key lacks the {REPLAY_SCOPE!r} scope")
+    await run_in_threadpool(jobs.replay_callback, job_id, delivery, request, key)
+    return RedirectResponse(f"/console/jobs/{job_id}", status_code=303)
 
 
 @router.post("/jobs/{job_id}/{action}")

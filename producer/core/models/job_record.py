@@ -103,10 +103,11 @@ class CallbackAttempt(BaseModel):
 
     at: float
     event: str
-    delivery: str = Field(description="the same for every attempt of one event (X-Songqueue-Delivery)")
+    delivery: str = Field(description="the same for every attempt of one event (its webhook-id)")
     attempt: int
     status_code: int | None = Field(None, description="the receiver's HTTP status; None when it did not answer")
     error: str | None = None
+    replay: bool = Field(False, description="sent again by request (POST .../callbacks/{delivery}/replay)")
 
 
 class SongRecord(BaseModel):
@@ -196,6 +197,9 @@ class JobRecord(BaseModel):
     # checked at the producer (producer.core.callbacks.check_callback_url).
     callback_url: str | None = None
     callback_progress: bool = False
+    # The events the caller asked for (producer/core/callbacks.py EVENTS); None: every end (and
+    # progress by callback_progress or SONGQUEUE_CALLBACK_PROGRESS).
+    callback_events: list[str] | None = None
     callbacks: list[CallbackAttempt] = Field(default_factory=list, description="the latest delivery attempts")
     version: int = 0
     # Fencing token: the step message that carries the current token is the live one. The

@@ -73,6 +73,9 @@ class PlaylistRun(BaseModel):
     timeout: float = Field(description="seconds after started_at before the run ends with what it has")
     # Every job's deadline (producer/core/deadlines.py), fixed when the run began.
     job_cancel_after: float | None = None
+    # Every job's callback (the definition's callback_url and callback_events).
+    callback_url: str | None = None
+    callback_events: list[str] | None = None
     job_ids: list[str] = Field(default_factory=list)
     songs: list[RunSong] = Field(default_factory=list)
     failures: list[RunFailure] = Field(default_factory=list)

@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from producer.core import deadlines
+from producer.core.callbacks import check_events
 from producer.core.models.providers import DEFAULT_PROVIDER, PROVIDERS, provider_spec
 from producer.core.models.validation_errors import Wording, field_errors
 from producer.core.playlists.problems import (
@@ -74,6 +75,8 @@ class PlaylistDefinition(BaseModel):
     timeout: str | int = Field("6h", description="a run still open this long after it started ends with what it has")
     deadline: str | int | None = Field(None, description="each job's deadline from the run's start, a duration such "
                                        "as \"2h\": not submitted by then, CANCELLED uncharged; submitted, TIMED_OUT")
+    callback_url: str | None = Field(None, description="each job's callback_url (docs/callbacks-and-hooks.md)")
+    callback_events: list[str] | None = Field(None, description="with callback_url: only these events")
     request: dict[str, Any] = Field(default_factory=dict)
 
     _source: str = PrivateAttr("")
@@ -105,6 +108,20 @@ class PlaylistDefinition(BaseModel):
         if value is not None:
             deadlines.seconds_from(value)
         return value
+
+    @field_validator("callback_events")
+    @classmethod
+    def _known_events(cls, value: list[str] | None) -> list[str] | None:
+        try:
+            return check_events(value)
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("callback_events: ")) from None
+
+    @model_validator(mode="after")
+    def _events_need_a_url(self) -> PlaylistDefinition:
+        if self.callback_events is not None and self.callback_url is None:
+            raise ValueError("callback_events: needs a callback_url")
+        return self
 
     @field_validator("every", "timeout")
     @classmethod

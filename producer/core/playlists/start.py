@@ -19,10 +19,12 @@ import uuid
 from datetime import UTC, datetime
 
 from producer.core import deadlines, task_names
+from producer.core.callbacks import CallbackUrlError, check_callback_url
 from producer.core.enqueue import Enqueuer
 from producer.core.models.playlist_run import PlaylistRun, RunState
 from producer.core.playlists.definition import DefinitionError, PlaylistDefinition
 from producer.core.store.playlist_store import PlaylistStore
+from producer.core.url_guard import callback_policy
 
 
 def playlist_store(queue: Enqueuer) -> PlaylistStore:
@@ -55,6 +57,8 @@ def start_run(queue: Enqueuer, definition: PlaylistDefinition, slot: datetime | 
         min_success=definition.min_success_requests,
         timeout=definition.timeout_seconds,
         job_cancel_after=deadlines.cancel_after(definition.deadline, at.timestamp()),
+        callback_url=_callback_url(queue, definition),
+        callback_events=definition.callback_events,
     )
     store = playlist_store(queue)
     # Should the creator die before RUNNING, the sweep finishes the run after the grace.
@@ -64,13 +68,24 @@ def start_run(queue: Enqueuer, definition: PlaylistDefinition, slot: datetime | 
     return run, created
 
 
+def _callback_url(queue: Enqueuer, definition: PlaylistDefinition) -> str | None:
+    """The definition's callback_url as the outbound guard admits it, checked before the run is stored."""
+    if definition.callback_url is None:
+        return None
+    try:
+        return check_callback_url(definition.callback_url, callback_policy(queue.settings)).url
+    except CallbackUrlError as exc:
+        raise DefinitionError(definition.source or definition.name, [("callback_url", exc.rule)]) from None
+
+
 def create_jobs(queue: Enqueuer, store: PlaylistStore, run: PlaylistRun) -> PlaylistRun | None:
     """Make the run's jobs (idempotently) and move it to RUNNING; returns the run if this
     call moved it, None if another creator had."""
     job_ids = [
         queue.create(request, provider=run.provider, idempotency_key=run.job_key(i), album=run.album,
                      batch_id=run.id, deadline=None if run.job_cancel_after is None
-                     else datetime.fromtimestamp(run.job_cancel_after, UTC))[0].id
+                     else datetime.fromtimestamp(run.job_cancel_after, UTC),
+                     callback_url=run.callback_url, callback_events=run.callback_events)[0].id
         for i, request in enumerate(run.requests, 1)
     ]
 

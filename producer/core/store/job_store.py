@@ -11,9 +11,12 @@ time. An ended job's record leaves Redis `retention` seconds after it ended
 from __future__ import annotations
 
 import builtins
+import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Collection
+from typing import Any
 
 import redis
 from redis.client import Pipeline
@@ -217,6 +220,32 @@ class JobStore:
     def callback_settled(self, job_id: str) -> None:
         """The end's callback was delivered or refused for good: nothing owed any more."""
         self.redis.zrem(keys.callback_outbox(self.prefix), job_id)
+
+    def progress_callback_due(self, job_id: str, interval: float) -> bool:
+        """Whether a progress callback of the job may go now: at most one per `interval` seconds
+        per job, across every worker (one SET NX PX; 0 lets every one through)."""
+        if interval <= 0:
+            return True
+        return bool(self.redis.set(keys.callback_progress_gate(self.prefix, job_id), b"1", nx=True,
+                                   px=max(1, int(interval * 1000))))
+
+    def park_callback(self, delivery: dict[str, object], due: float) -> None:
+        """Hold a callback delivery (the task's arguments) until the epoch time `due`: for waits
+        longer than a broker countdown may last (SONGQUEUE_CALLBACK_SCHEDULE's hours)."""
+        member = json.dumps({**delivery, "parked": uuid.uuid4().hex}, sort_keys=True)
+        self.redis.zadd(keys.callback_parked(self.prefix), {member: due})
+
+    def claim_due_callbacks(self, now: float, limit: int = 500) -> builtins.list[dict[str, Any]]:
+        """The parked deliveries due by `now`, each taken out of the set by whoever claims it
+        first (ZREM answers 1 to one caller only), so two watchdog rounds never send one twice."""
+        key = keys.callback_parked(self.prefix)
+        claimed = []
+        for member in self.redis.zrangebyscore(key, "-inf", now, start=0, num=limit):
+            if self.redis.zrem(key, member):
+                delivery = json.loads(member)
+                delivery.pop("parked", None)
+                claimed.append(delivery)
+        return claimed
 
     def forget_due(self, job_id: str) -> None:
         """Drop a watchdog entry whose job is gone or has ended."""

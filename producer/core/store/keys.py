@@ -167,3 +167,24 @@ def console_sessions_of_key(prefix: str, key_id: str) -> str:
     """Set of an API key's console session ids: what revoking the key ends. It expires with
     the newest of them, and each login drops the members whose session has gone."""
     return f"{prefix}:apikey:{key_id}:console-sessions"
+
+
+def callback_parked(prefix: str) -> str:
+    """Sorted set of callback deliveries waiting longer than a broker countdown may, scored by when they are due."""
+    return f"{prefix}:callbacks:parked"
+
+
+def callback_endpoints(prefix: str) -> str:
+    """Set of the receiver origins that have an endpoint hash (below)."""
+    return f"{prefix}:callbacks:endpoints"
+
+
+def callback_endpoint(prefix: str, origin: str) -> str:
+    """Hash of one receiver origin: its health and its secret's generation (producer/core/store/endpoints.py)."""
+    return f"{prefix}:callbacks:endpoint:{origin}"
+
+
+def callback_progress_gate(prefix: str, job_id: str) -> str:
+    """Set (NX, PX) when a job's progress callback is sent: none more until it expires
+    (SONGQUEUE_CALLBACK_PROGRESS_INTERVAL)."""
+    return f"{prefix}:callbacks:progress:{job_id}"

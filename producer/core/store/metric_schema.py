@@ -18,7 +18,7 @@ LIMIT_WAITS = "limit_waits"  # fields provider|limit
 JOBS_FINISHED = "jobs_finished"  # fields provider|state|error code ("" when none)
 JOB_SECONDS = "job_seconds"  # fields provider|state|le and provider|state|sum: created to ended
 SPEND = "spend"  # fields provider: money charged to jobs, never reset (a counter)
-CALLBACKS = "callbacks"  # fields event|outcome (delivered, failed)
+CALLBACKS = "callbacks"  # fields event|outcome (delivered, failed, skipped)
 WATCHDOG_RESCHEDULES = "watchdog_reschedules"  # fields state
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from producer.core.callbacks import CallbackUrlError, check_callback_url, receiver_secret_text
+from producer.core.callbacks import CallbackUrlError, check_callback_url, receiver_secret, receiver_secret_text
 from producer.core.url_guard import UrlPolicy
 from tests.support.http_fixture import LocalServer, closed_port
 from workers.callback_delivery import post
@@ -73,7 +73,7 @@ def _status(code: int, headers: dict[str, str] | None = None):
 def test_answers_are_classed(code, headers, delivered, retryable, retry_after):
     with LocalServer() as receiver:
         url = receiver.route("/r", handler=_status(code, headers))
-        outcome = post(LOCAL.check(url), b"{}", secret=b"k", event="job.succeeded", delivery="d1", timeout=2)
+        outcome = post(LOCAL.check(url), b"{}", secrets=[b"k"], seed=None, event="job.succeeded", delivery="d1", timeout=2)
         [(method, _, sent, body)] = receiver.requests
     assert (outcome.status_code, outcome.delivered, outcome.retryable, outcome.retry_after) == (
         code, delivered, retryable, retry_after)
@@ -81,12 +81,12 @@ def test_answers_are_classed(code, headers, delivered, retryable, retry_after):
 
 
 def test_no_answer_is_retryable_and_names_no_url():
-    outcome = post(LOCAL.check(f"http://127.0.0.1:{closed_port()}/x?token=secret"), b"{}", secret=b"k",
-                   event="job.failed", delivery="d", timeout=1)
+    outcome = post(LOCAL.check(f"http://127.0.0.1:{closed_port()}/x?token=secret"), b"{}", secrets=[b"k"],
+                   seed=None, event="job.failed", delivery="d", timeout=1)
     assert outcome.status_code is None and outcome.retryable and "token" not in (outcome.error or "")
 
 
-def test_standard_webhooks_signature_verifies_per_receiver(monkeypatch, capsys):
+def test_standard_webhooks_signature_verifies_per_receiver(monkeypatch, capsys, redis_db_url, key_prefix):
     """The reference library verifies what a receiver gets with its own secret; another receiver's fails."""
     from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -96,7 +96,8 @@ def test_standard_webhooks_signature_verifies_per_receiver(monkeypatch, capsys):
     body = '{"id":"j","title":"晨光"}'.encode()
     with LocalServer() as receiver:
         url = receiver.route("/hook", handler=_status(204))
-        assert post(LOCAL.check(url), body, secret=b"master", event="job.succeeded", delivery="d7", timeout=2).delivered
+        assert post(LOCAL.check(url), body, secrets=[receiver_secret(b"master", url)], seed=None, event="job.succeeded",
+                    delivery="d7", timeout=2).delivered
         [(_, _, sent, got)] = receiver.requests
     own = receiver_secret_text(b"master", url)
     Webhook(own).verify(got, sent)
@@ -116,6 +117,8 @@ def test_standard_webhooks_signature_verifies_per_receiver(monkeypatch, capsys):
 
     monkeypatch.setenv("SONGQUEUE_CALLBACK_SECRET", "master")
     monkeypatch.setenv("SONGQUEUE_ALLOW_PRIVATE_NETWORKS", "true")
+    monkeypatch.setenv("SONGQUEUE_REDIS_URL", redis_db_url)
+    monkeypatch.setenv("SONGQUEUE_KEY_PREFIX", key_prefix)
     get_settings.cache_clear()
     try:
         assert cli.main(["callback-secret", url]) == 0
@@ -123,3 +126,24 @@ def test_standard_webhooks_signature_verifies_per_receiver(monkeypatch, capsys):
         assert cli.main(["callback-secret", "ftp://x/"]) == 2
     finally:
         get_settings.cache_clear()
+
+
+def test_event_names_are_checked_and_the_filter_decides() -> None:
+    from producer.core.callbacks import EVENTS, check_events, wants
+    from producer.core.models.job_record import JobRecord
+
+    assert EVENTS == ("job.succeeded", "job.failed", "job.timed_out", "job.cancelled", "job.progress")
+    assert check_events(["job.progress", "job.failed", "job.progress"]) == ["job.progress", "job.failed"]
+    with pytest.raises(ValueError, match=r"callback_events: unknown event 'completed'"):
+        check_events(["completed"])
+
+    def job(**kw) -> JobRecord:
+        return JobRecord(id="j", provider="udio", model="m", request={}, callback_url="https://x.test/h", **kw)
+
+    assert wants(job(), "job.succeeded") and not wants(job(), "job.progress")
+    assert wants(job(), "job.progress", progress_for_all=True) and wants(job(callback_progress=True), "job.progress")
+    only = job(callback_events=["job.failed"])
+    assert wants(only, "job.failed") and not wants(only, "job.succeeded")
+    assert not wants(only, "job.progress", progress_for_all=True)  # the job's own list wins over the fleet setting
+    assert wants(job(callback_events=["job.failed"], callback_progress=True), "job.progress")
+    assert not wants(JobRecord(id="j", provider="udio", model="m", request={}), "job.succeeded")

@@ -276,7 +276,8 @@ class FakeQueue:
         FakeQueue.made.append(self)
 
     def submit(self, request: UdioRequest, *, provider: str, idempotency_key: str | None,
-               callback_url: str | None = None, callback_progress: bool = False, deadline: str | None = None) -> Any:
+               callback_url: str | None = None, callback_progress: bool = False, deadline: str | None = None,
+               callback_events: list[str] | None = None) -> Any:
         self.submitted.append((request, provider, idempotency_key))
         return type("Handle", (), {"id": "job-1"})()
 

@@ -82,6 +82,9 @@ def test_a_good_file_gets_its_defaults(tmp_path: Path) -> None:
     (GOOD.replace('cron = "0 6 * * mon-fri"', "every = 'soon'"), "every", "duration"),
     (GOOD.replace("count = 3", "count = = 3"), "(TOML syntax)", "line"),
     ("cron = '* * * * *'\n", "prompts", "required"),
+    ("callback_url = 'https://x.test/h'\ncallback_events = ['job.done']\n" + GOOD, "callback_events",
+     "unknown event 'job.done'"),
+    ("callback_events = ['job.failed']\n" + GOOD, "callback_events", "needs a callback_url"),
 ])
 def test_a_malformed_file_names_its_path_and_key(tmp_path: Path, text: str, key: str, rule: str) -> None:
     path = _write(tmp_path, "bad.toml", text)

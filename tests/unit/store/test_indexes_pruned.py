@@ -40,6 +40,10 @@ PATTERNS: dict[str, str] = {
     "playlist_ended": "playlist-members", "retention_sweep_lock": "other", "playlist_slot": "run-value",
     "playlist_open": "run-members", "playlist_sweep_lock": "other", "callback_outbox": "job-members",
     "batch_cap": "other", "console_session": "other", "console_sessions_of_key": "other",
+    # Parked callback deliveries name a job inside a JSON member, and leave by themselves: each is
+    # claimed and sent within the schedule's longest wait, and the task ends at once for a gone job.
+    "callback_parked": "other", "callback_endpoints": "other", "callback_endpoint": "other",
+    "callback_progress_gate": "job-in-name",
 }
 
 

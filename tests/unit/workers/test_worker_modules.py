@@ -6,20 +6,22 @@ from __future__ import annotations
 import gzip
 import hashlib
 import random
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from pydantic import ValidationError
 
 from producer.core import url_guard
-from producer.core.settings import Settings
+from producer.core.models.job_record import CallbackAttempt
+from producer.core.settings import Settings, describe_settings_error
 from producer.core.url_guard import UrlPolicy
 from tests.support.http_fixture import LocalServer, closed_port
 from workers import retry_policy
 from workers.artifacts.downloader import check_url, download_to_storage, sniff_audio, sniff_image
 from workers.artifacts.manifest import audio_key, check_key, cover_key, job_prefix, manifest_key
+from workers.callback_schedule import keep, next_delay
 from workers.retry_policy import backoff_delay, look_again, next_poll_delay, retry_or_give_up
 from workers.storage.file import FileStorage
 from workers.upstream.errors import PermanentError, TransientError
@@ -125,15 +127,29 @@ def test_retry_or_give_up_gives_up_past_the_steps_bound() -> None:
     assert given_up == ["gave up after 3 attempts: HTTP 503"]
 
 
-def test_callback_bound_counts_deliveries_and_the_time_limit() -> None:
-    settings = _policy_settings(callback_max_attempts=3, callback_retry_delay=1.0)
-    given_up: list[str] = []
-    with pytest.raises(_Retried):
-        retry_or_give_up(_Task(faults=1), settings, "callback", "HTTP 500", give_up=given_up.append)
-    retry_or_give_up(_Task(faults=2), settings, "callback", "HTTP 500", give_up=given_up.append)
-    retry_or_give_up(_Task(), settings, "callback", "HTTP 500", give_up=given_up.append,
-                     not_after=time.time() - 1)  # any retry would land after the time limit
-    assert given_up == ["gave up after 3 attempts: HTTP 500", "gave up after 1 attempts: HTTP 500"]
+def test_callback_schedule_is_the_standard_webhooks_one_by_default() -> None:
+    delays = _policy_settings().callback_delays
+    assert delays == (0, 5, 300, 1800, 7200, 18000, 36000, 36000) and sum(delays) > 24 * 3600
+    assert [next_delay(delays, n) for n in range(1, 9)] == [5, 300, 1800, 7200, 18000, 36000, 36000, None]
+    assert next_delay(delays, 1, retry_after=60) == 60  # a longer Retry-After is honoured
+    assert next_delay(delays, 1, retry_after=10 ** 6) == 36000  # up to the schedule's longest wait
+
+
+@pytest.mark.parametrize("bad", ["", "0,x", "5,-1", "1,inf"])
+def test_a_bad_callback_schedule_names_the_setting(bad: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        _policy_settings(callback_schedule=bad)
+    assert "SONGQUEUE_CALLBACK_SCHEDULE" in describe_settings_error(caught.value)
+
+
+def test_the_attempt_log_keeps_every_end_and_only_the_latest_progress() -> None:
+    delays = (0.0, 1.0)
+    log: list[CallbackAttempt] = []
+    for n in range(5):
+        log = keep(log, CallbackAttempt(at=n, event="job.progress", delivery=f"p{n}", attempt=1), delays)
+    for n in range(1, 4):
+        log = keep(log, CallbackAttempt(at=10 + n, event="job.succeeded", delivery="end", attempt=n), delays)
+    assert [a.delivery for a in log] == ["p3", "p4", "end", "end", "end"]
 
 
 def test_look_again_starts_the_fault_count_over() -> None:
