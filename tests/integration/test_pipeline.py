@@ -151,7 +151,9 @@ def test_status_list_and_wait_commands(make_stack):
 
     assert waited.returncode == 0 and "SUCCEEDED" in waited.stdout
     view = json.loads(status.stdout)
-    assert set(view) == {"id", "state", "progress", "provider", "model", "created_at", "updated_at", "cost", "error", "songs"}
+    assert set(view) == {"id", "state", "progress", "provider", "model", "created_at", "updated_at", "cost", "error",
+                         "songs", "expires_at"}
+    assert view["expires_at"] == pytest.approx(record_end(s, job_id) + 30 * 24 * 3600)  # the default retention
     assert set(view["songs"][0]) == {"id", "title", "duration", "audio", "cover"}
     assert job_id in listed.stdout
     record = s.queue().status(job_id)
@@ -166,3 +168,9 @@ def test_wait_timeout_exits_3_and_unknown_job_exits_2(make_stack):
     assert s.cli("wait", job_id, "--timeout", "1").returncode == 3
     assert s.cli("status", "no-such-job").returncode == 2
     assert s.cli("cancel", job_id).returncode == 0
+
+
+def record_end(s, job_id: str) -> float:
+    """When the job entered its terminal state, from its record."""
+    return s.queue().status(job_id).transitions[-1].at
+
