@@ -23,6 +23,7 @@ from producer.core.objects.archive import send_archive
 from producer.core.quorum_queues import SongqueueCelery
 from producer.core.request_fingerprint import fingerprint
 from producer.core.settings import Settings, get_settings
+from producer.core.store import parking
 from producer.core.store.job_store import JobStore
 from producer.core.url_guard import callback_policy
 
@@ -52,6 +53,7 @@ class Enqueuer:
                                        self.settings.job_retention, self.settings.sentinel_master)
         self.celery = SongqueueCelery("songqueue-producer")
         self.celery.conf.update(celery_config(self.settings))
+        self.store.waker = parking.waker(self.celery)  # a cancel frees a place: wake a parked job
 
     def create(
         self,

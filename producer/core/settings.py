@@ -297,6 +297,10 @@ class Settings(BaseSettings):
         5.0, "admission",
         "seconds between tries of a job waiting for an in-flight place or a rate token (times 1 to 1.5, jitter)",
         gt=0)
+    parked_check: float = setting(
+        300.0, "admission",
+        "seconds between the watchdog's looks at a job parked behind an in-flight limit (it is woken when a place "
+        "frees; the look heals a wake lost to a crash, and sends nothing while the limit is still full)", gt=0)
     budget_wait: float = setting(
         300.0, "admission",
         "seconds between tries of a job waiting for budget (and at the turn of the UTC day)", gt=0)

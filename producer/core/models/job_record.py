@@ -160,6 +160,9 @@ class JobRecord(BaseModel):
     # Why a live job is not moving (a shared limit or the budget; workers/admission/limits.py), for
     # `songqueue status`; None when nothing holds it back.
     waiting_for: str | None = None
+    # The in-flight limit the job is parked behind ("in_flight": its provider's, "key_in_flight":
+    # its API key's; producer/core/store/parking.py): no message of its own until a place frees.
+    parked: str | None = None
     # Earlier runs replayed by `songqueue retry`, oldest first.
     history: list[PreviousRun] = Field(default_factory=list)
     # Submit ledger: intent recorded before the paid upstream call, task id right after.
