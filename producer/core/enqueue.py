@@ -150,6 +150,7 @@ class Enqueuer:
         def note(r: JobRecord) -> None:
             r.error = JobError(code="cancelled", message="cancelled by request")
             r.waiting_for = None
+            r.parked = None
 
         record = self.store.apply(job_id, CANCELLABLE_STATES, mutate=note, to=JobState.CANCELLED)
         if record is None:

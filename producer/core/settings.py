@@ -295,7 +295,8 @@ class Settings(BaseSettings):
         "with `budget_exceeded`")
     limit_wait: float = setting(
         5.0, "admission",
-        "seconds between tries of a job waiting for an in-flight place or a rate token (times 1 to 1.5, jitter)",
+        "unused since jobs over an in-flight limit are parked (woken when a place frees; `PARKED_CHECK`); rates "
+        "wait the token bucket's own time. Kept so existing configurations still load",
         gt=0)
     parked_check: float = setting(
         300.0, "admission",

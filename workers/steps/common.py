@@ -88,6 +88,7 @@ def end_job(
     def note(record: JobRecord) -> None:
         record.error = JobError(code=code, message=message)
         record.waiting_for = None
+        record.parked = None
         ledger.charge_current(record, call_price)
 
     record = finish(job_id, lambda: runtime.store().apply(job_id, expect, mutate=note, to=state,
