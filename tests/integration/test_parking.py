@@ -84,12 +84,20 @@ def test_the_watchdog_wakes_a_parked_job_whose_wake_was_lost(make_stack, sandbox
     lost = queue.submit({"prompt": f"lost wake {tag}"}, tenant=tenant, api_key=key_id)
     parked_key = keys.parked(keys.key_in_flight(queue.settings.key_prefix, key_id))
     stack.wait_until(lambda: queue.status(lost.id).parked == "key_in_flight", 30, "the second job parked")
+    # A third job stays parked behind both: the watchdog looks at it every second while the
+    # limit is full and sends nothing (a resend would bump its fencing token).
+    kept = queue.submit({"prompt": f"kept parked {tag}"}, tenant=tenant, api_key=key_id)
+    stack.wait_until(lambda: queue.status(kept.id).parked == "key_in_flight", 30, "the third job parked")
     # What a crash between the pop and the send leaves: out of the queue, no message.
     assert queue.store.redis.zrem(parked_key, lost.id) == 1
     assert queue.wait(holder.id, timeout=60).state is JobState.SUCCEEDED
     record = queue.wait(lost.id, timeout=60)
     assert record.state is JobState.SUCCEEDED
     assert "parked with no wake coming" in built.worker_logs()
+    assert record.token == 1, "resent once by the watchdog"
+    kept_record = queue.wait(kept.id, timeout=60)
+    assert kept_record.state is JobState.SUCCEEDED
+    assert kept_record.token == 0, "woken by the lost job's end, never resent by the watchdog"
 
 
 def test_a_parked_job_past_its_deadline_ends_cancelled_never_submitted(make_stack, sandbox):
