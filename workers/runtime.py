@@ -8,6 +8,7 @@ from __future__ import annotations
 from functools import cache, lru_cache
 
 from producer.core.settings import Settings, get_settings
+from producer.core.store import parking
 from producer.core.store.job_store import JobStore
 from workers.providers import registry
 from workers.providers.base import AsyncProvider
@@ -21,7 +22,11 @@ def settings() -> Settings:
 @lru_cache(maxsize=1)
 def store() -> JobStore:
     s = settings()
-    return JobStore.from_url(s.job_store_url, s.key_prefix, s.job_retention, s.sentinel_master)
+    job_store = JobStore.from_url(s.job_store_url, s.key_prefix, s.job_retention, s.sentinel_master)
+    # Imported here: the Celery app's module imports this one.
+    from workers.celery_app import app
+    job_store.waker = parking.waker(app)  # a place freed wakes a parked job (producer/core/store/parking.py)
+    return job_store
 
 
 @lru_cache(maxsize=1)

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
-from producer.api import health, hooks, jobs, playlists, problems, reference, songs, uploads
+from producer.api import health, hooks, jobs, key_caps, playlists, problems, reference, songs, uploads
 from producer.api.console import playlists as console_playlists
 from producer.api.console import routes as console_routes
-from producer.api.edge import Credential, Edge
+from producer.api.edge import Credential, Edge, required_scope_of
+from producer.api.problems import Problem
 from producer.api.state import ApiState
 from producer.core.settings import Settings, get_settings
 from producer.core.store.api_keys import ApiKey, KeyStore
@@ -58,9 +60,17 @@ def _guard(app: FastAPI, routers: list[APIRouter], max_body_bytes: int, body_rea
         keys: KeyStore = app.state.api.keys
         return keys.resume(presented.secret) if presented.session else keys.authenticate(presented.secret)
 
+    def admit(key: ApiKey) -> Problem | None:
+        api: ApiState = app.state.api
+        wait = key_caps.take_request(api.keys.redis, api.settings, key)
+        return key_caps.rate_problem(key, api.settings, wait) if wait > 0 else None
+
     routes = [route for router in routers for route in router.routes]
+    for route in routes:  # any route that takes a key may answer 429 (its request rate)
+        if isinstance(route, APIRoute) and required_scope_of(route) is not None:
+            route.responses = {**problems.documented(429), **route.responses}
     app.add_middleware(Edge, routes=routes, authenticate=authenticate, max_bytes=max_body_bytes,
-                       read_timeout=body_read_timeout, caps=caps)
+                       read_timeout=body_read_timeout, caps=caps, admit=admit)
 
 
 def openapi_document() -> dict:

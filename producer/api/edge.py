@@ -8,7 +8,8 @@ dependency runs, so a route's own key check comes after the body). For each requ
 2. The caller's key, from `Authorization: Bearer` or the console's session cookie. A route that
    needs a key answers 401 (no valid key) or 403 (the key lacks the scope) here, the body
    unread; when a body was announced the answer says `Connection: close`, so the server
-   drops the connection instead of draining the body.
+   drops the connection instead of draining the body. Then the key's request rate
+   (producer/api/key_caps.py): 429 with Retry-After, the body unread too.
 3. The body cap: the route's (uploads have their own), but ANONYMOUS_MAX_BODY for a caller
    without a valid key on any route (a login form and a gateway's hook call are small).
    A declared Content-Length over it is a 413 at once; a body that arrives is counted as it
@@ -34,7 +35,7 @@ from starlette.requests import cookie_parser
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from producer.api.problems import problem_response
+from producer.api.problems import Problem, problem_response
 from producer.core.store.api_keys import ApiKey
 
 EDGE_KEY = "songqueue_edge_key"
@@ -76,8 +77,10 @@ def credentials(headers: Headers) -> Credential | None:
 class Edge:
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute], authenticate: Callable[[Credential], ApiKey | None],
                  max_bytes: int, read_timeout: float, caps: dict[str, int] | None = None,
-                 anonymous_max_bytes: int = ANONYMOUS_MAX_BODY) -> None:
+                 anonymous_max_bytes: int = ANONYMOUS_MAX_BODY,
+                 admit: Callable[[ApiKey], Problem | None] | None = None) -> None:
         self.app = app
+        self.admit = admit  # the key's request rate (producer/api/key_caps.py): a 429 Problem, or None
         self.routes = routes  # the app's routes, as its routers declare them (full paths)
         self.authenticate = authenticate
         self.max_bytes = max_bytes
@@ -114,6 +117,11 @@ class Edge:
                 return
             if not key.allows(needed):
                 await problem_response(403, f"this key lacks the {needed!r} scope", closing)(scope, receive, send)
+                return
+            refused = await run_in_threadpool(self.admit, key) if self.admit is not None else None
+            if refused is not None:
+                await problem_response(refused.status, refused.detail, {**refused.headers, **closing})(
+                    scope, receive, send)
                 return
         if key is not None:
             scope.setdefault("state", {})[EDGE_KEY] = key

@@ -6,7 +6,10 @@ GET /v1/jobs/{id}/events: Server-Sent Events of a job, every state and progress 
 The job store has no change feed, so the stream reads the record every `events_interval`
 (0.25 s) and sends an event when its version moved: one Redis GET per open stream per tick.
 Events: `job` (data: the JobView) for each change, then `end` (data: the final JobView)
-when the job reaches a terminal state; a `: keep-alive` comment every 15 s of quiet.
+when the job reaches a terminal state; a `: keep-alive` comment every 15 s of quiet. Every
+2 s the stream re-reads its key and renews its lease (producer/api/key_caps.py): a revoked
+key's stream ends with `closed` (data: {"reason": "key_revoked", "detail": ...}) within
+about 2 s of the revocation.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from producer.api import key_budget
+from producer.api import key_budget, key_caps
 from producer.api.auth import needs, visible_job
 from producer.api.problems import Problem, documented
 from producer.api.schemas import CallbackReplay, JobBody, JobPage, JobView, SubmitJob, job_view
@@ -68,6 +71,7 @@ def submit_job(state: ApiState, key: ApiKey, body: JobBody, idempotency_key: str
     the reason on it), so a job over the in-flight limit is accepted, not refused.
     """
     key_budget.check(state, key)
+    key_caps.check_queued(state.keys.redis, state.settings, key)
     try:
         handle = state.queue.submit(
             body.request, provider=body.provider,
@@ -164,10 +168,26 @@ def _event(name: str, data: object) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-async def _stream(api: ApiState, request: Request, job_id: str) -> AsyncIterator[bytes]:
+async def _stream(api: ApiState, request: Request, job_id: str, key: ApiKey, lease: str) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in _changes(api, request, job_id, key, lease):
+            yield chunk
+    finally:  # however the stream ends (the client left, the job ended, the key was revoked)
+        # In the loop, not a thread: a cancelled stream's task could not await one. One ZREM;
+        # were it lost, the lease lapses by itself.
+        key_caps.close_stream(api.keys.redis, api.settings, key, lease)
+
+
+async def _changes(api: ApiState, request: Request, job_id: str, key: ApiKey, lease: str) -> AsyncIterator[bytes]:
     seen: tuple[int, str, int] | None = None
-    quiet_since = time.monotonic()
+    quiet_since = checked_at = time.monotonic()
     while not await request.is_disconnected():
+        if time.monotonic() - checked_at >= key_caps.KEY_CHECK_SECONDS:
+            checked_at = time.monotonic()
+            ended = await asyncio.to_thread(_key_ended, api, key, lease)
+            if ended is not None:
+                yield _event("closed", {"reason": ended[0], "detail": ended[1]})
+                return
         record = await asyncio.to_thread(api.queue.store.get, job_id)
         if record is None:  # removed while we watched
             return
@@ -184,11 +204,23 @@ async def _stream(api: ApiState, request: Request, job_id: str) -> AsyncIterator
         await asyncio.sleep(api.events_interval)
 
 
+def _key_ended(api: ApiState, key: ApiKey, lease: str) -> tuple[str, str] | None:
+    """Why the stream's key may no longer stream (reason, detail), or None; renews the lease."""
+    current = api.keys.get(key.id)
+    if current is None or current.revoked_at is not None:
+        return "key_revoked", f"key {key.id} was revoked: the stream ends"
+    if not key_caps.renew_stream(api.keys.redis, api.settings, current, lease):
+        return "stream_cap", f"key {key.id}: its lease on this stream lapsed and its cap of streams is taken"
+    return None
+
+
 @router.get("/{job_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}, "description": "the job's events"},
-                       **documented(401, 403, 404, 422)})
+                       **documented(401, 403, 404, 422, 429)})
 def events(job_id: str, request: Request, key: Annotated[ApiKey, Depends(needs("read"))]) -> StreamingResponse:
+    """429 when the key has its cap of streams open (SONGQUEUE_KEY_MAX_STREAMS, or its own)."""
     api = api_state(request)
     visible_job(api, key, job_id)
-    return StreamingResponse(_stream(api, request, job_id), media_type="text/event-stream",
+    lease = key_caps.open_stream(api.keys.redis, api.settings, key)
+    return StreamingResponse(_stream(api, request, job_id, key, lease), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

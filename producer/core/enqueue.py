@@ -23,6 +23,7 @@ from producer.core.objects.archive import send_archive
 from producer.core.quorum_queues import SongqueueCelery
 from producer.core.request_fingerprint import fingerprint
 from producer.core.settings import Settings, get_settings
+from producer.core.store import parking
 from producer.core.store.job_store import JobStore
 from producer.core.url_guard import callback_policy
 
@@ -53,6 +54,7 @@ class Enqueuer:
                                        self.settings.job_retention, self.settings.sentinel_master)
         self.celery = SongqueueCelery("songqueue-producer")
         self.celery.conf.update(celery_config(self.settings))
+        self.store.waker = parking.waker(self.celery)  # a cancel frees a place: wake a parked job
 
     def create(
         self,
@@ -158,6 +160,7 @@ class Enqueuer:
         def note(r: JobRecord) -> None:
             r.error = JobError(code="cancelled", message="cancelled by request")
             r.waiting_for = None
+            r.parked = None
 
         record = self.store.apply(job_id, CANCELLABLE_STATES, mutate=note, to=JobState.CANCELLED)
         if record is None:

@@ -321,8 +321,31 @@ class Settings(BaseSettings):
         "with `budget_exceeded`")
     limit_wait: float = setting(
         5.0, "admission",
-        "seconds between tries of a job waiting for an in-flight place or a rate token (times 1 to 1.5, jitter)",
+        "unused since jobs over an in-flight limit are parked (woken when a place frees; `PARKED_CHECK`); rates "
+        "wait the token bucket's own time. Kept so existing configurations still load",
         gt=0)
+    parked_check: float = setting(
+        300.0, "admission",
+        "seconds between the watchdog's looks at a job parked behind an in-flight limit (it is woken when a place "
+        "frees; the look heals a wake lost to a crash, and sends nothing while the limit is still full)", gt=0)
+    # Each API key's fair share of the HTTP API (producer/api/key_caps.py); a key's own value
+    # (`songqueue keys create/update`) replaces the default.
+    key_max_queued: int = setting(
+        10000, "admission",
+        "an API key's jobs not yet submitted nor ended at once (`--max-queued`); a submit past it is refused "
+        "with 429 at the door", ge=1)
+    key_request_rate: float = setting(
+        50.0, "admission",
+        "an API key's requests per second, a token bucket in Redis shared by every API process (`--request-rate`); "
+        "past it, 429 with Retry-After", gt=0)
+    key_request_burst: float = setting(
+        2.0, "admission",
+        "the size of a key's token bucket, in seconds of its rate: an idle key may make this many seconds' worth of "
+        "requests at once (at least one) before its rate holds", gt=0)
+    key_max_streams: int = setting(
+        20, "admission",
+        "an API key's open event streams at once (`--max-streams`), leased in Redis so a crashed API's streams "
+        "lapse; past it, 429", ge=1)
     budget_wait: float = setting(
         300.0, "admission",
         "seconds between tries of a job waiting for budget (and at the turn of the UTC day)", gt=0)

@@ -145,6 +145,15 @@ def test_api_key_never_leaks(make_stack, sandbox, tmp_path):
         assert not any(d in text for d in derived), f"the notify hook's key leaked into {where}"
         if where != "cli output":  # the one place a key is shown: when it is made
             assert api_secret not in text, f"an HTTP API key leaked into {where}"
+    # Views that leave the fleet (callbacks to a tenant's service, the HTTP API's answers)
+    # carry links, never where an object lies: the storage folder or an object's key.
+    storage_root = urlparse(s.env["SONGQUEUE_STORAGE_URL"]).path
+    stored = [o.key for r in records for song in r.songs for o in (song.audio, song.cover) if o is not None]
+    assert stored, "the jobs stored songs: the search below has something to find"
+    for where, text in (("callbacks", callbacks), ("http api answers", api_answers)):
+        assert storage_root not in text, f"a server path leaked into {where}"
+        assert not any(k in text for k in stored), f"a bucket key leaked into {where}"
+    assert "/songs/1/audio" in callbacks, "the callbacks link the songs on the API"
     # The metrics page names no job, so it is searched for the secrets alone (it did answer).
     assert "songqueue_jobs" in scraped and key not in scraped and master not in scraped
     # Both keys reached the upstream with this test's own submits (the sandbox is shared, so

@@ -4,8 +4,9 @@
 - `Admitted(reservations)`: go on; the reservations (none for a free call or a poll) are the
   budget held for the call, the provider's and the API key's, and `settle` ends them, once,
   after the call.
-- `Wait`: hold the job back by countdown, the reason shown in `songqueue status`
-  (a shared limit, its API key's limit, or a budget under SONGQUEUE_BUDGET_POLICY=wait).
+- `Wait`: hold the job back, the reason shown in `songqueue status`: parked behind an
+  in-flight limit (its provider's or its API key's; producer/core/store/parking.py), or by
+  countdown for a rate or a budget under SONGQUEUE_BUDGET_POLICY=wait.
 - `OverBudget`: the budget is spent and SONGQUEUE_BUDGET_POLICY=fail: end the job.
 - `MovedOn`: the job is no longer to submit (cancelled, say): nothing to do.
 """
@@ -19,11 +20,17 @@ import redis
 from producer.core.models.job_record import JobRecord
 from producer.core.settings import Settings
 from producer.core.store.api_keys import ApiKey
+from workers import runtime
 from workers.admission import budget, key_limits, limits
 from workers.admission.budget import OverBudget, Reservation
 from workers.admission.limits import Wait
 
-__all__ = ["Admitted", "MovedOn", "OverBudget", "Wait", "admit_poll", "admit_submit", "settle"]
+__all__ = ["Admitted", "MovedOn", "OverBudget", "Wait", "admit_poll", "admit_submit", "PARKING_LIMITS", "release_places", "settle"]
+
+
+# The waits that park a job instead of a countdown (producer/core/store/parking.py): a place
+# freeing is an event the job store sees; a rate token or a new day is not.
+PARKING_LIMITS = frozenset({"in_flight", "key_in_flight"})
 
 
 @dataclass(frozen=True)
@@ -47,11 +54,11 @@ def admit_submit(client: redis.Redis, settings: Settings, record: JobRecord,
     """
     key = key_limits.key_of(client, settings, record)
     try:
-        wait = limits.admit_in_flight(client, settings, record.id, record.provider)
+        wait = limits.admit_in_flight(client, settings, record.id, record.provider, record.created_at)
         if wait is None and key is not None:
             wait = key_limits.admit_in_flight(client, settings, record, key)
             if wait is not None:
-                limits.release_in_flight(client, settings, record.id, record.provider)
+                _wake(limits.release_in_flight(client, settings, record.id, record.provider))
     except limits.JobMovedOn:
         return MovedOn()
     if wait is not None:
@@ -62,10 +69,21 @@ def admit_submit(client: redis.Redis, settings: Settings, record: JobRecord,
         if isinstance(reserved, Admitted):
             return reserved
         held = reserved.wait(settings) if settings.budget_policy == "wait" else reserved
-    limits.release_in_flight(client, settings, record.id, record.provider)
-    if key is not None:
-        key_limits.release_in_flight(client, settings, record, key)
+    release_places(client, settings, record, key)
     return held
+
+
+def release_places(client: redis.Redis, settings: Settings, record: JobRecord, key: ApiKey | None) -> None:
+    """Give back the places a job was admitted to and will not use (it waits for a rate or a
+    budget, or its intent was refused), and wake a parked job for each."""
+    _wake(limits.release_in_flight(client, settings, record.id, record.provider),
+          key_limits.release_in_flight(client, settings, record, key) if key is not None else None)
+
+
+def _wake(*freed: str | None) -> None:
+    sets = [s for s in freed if s is not None]
+    if sets:
+        runtime.store().wake_parked(sets)
 
 
 def _reserve(client: redis.Redis, settings: Settings, record: JobRecord, key: ApiKey | None,

@@ -50,16 +50,18 @@ def _describe(key: ApiKey) -> str:
 def admit_in_flight(client: redis.Redis, settings: Settings, record: JobRecord, key: ApiKey) -> Wait | None:
     """A place among the key's jobs in flight, or a Wait; raises JobMovedOn."""
     if key.max_in_flight is None or admit_to(client, settings.key_prefix, keys.key_in_flight(settings.key_prefix, key.id),
-                                             record.id, key.max_in_flight):
+                                             record.id, key.max_in_flight, record.created_at):
         return None
     return Wait("key_in_flight", f"{_describe(key)} in-flight limit: {key.max_in_flight} job(s) at once "
                 "(songqueue keys create --max-in-flight)", jittered(settings.limit_wait))
 
 
-def release_in_flight(client: redis.Redis, settings: Settings, record: JobRecord, key: ApiKey) -> None:
-    """Give back a place `admit_in_flight` gave a job that is to wait for something else."""
+def release_in_flight(client: redis.Redis, settings: Settings, record: JobRecord, key: ApiKey) -> str | None:
+    """Give back a place `admit_in_flight` gave a job that is to wait for something else;
+    the set, when a place was given back."""
     if key.max_in_flight is not None:
-        release_from(client, settings.key_prefix, keys.key_in_flight(settings.key_prefix, key.id), record.id)
+        return release_from(client, settings.key_prefix, keys.key_in_flight(settings.key_prefix, key.id), record.id)
+    return None
 
 
 def reserve(client: redis.Redis, settings: Settings, key: ApiKey, price: float, *, job_id: str,

@@ -11,7 +11,9 @@ Per provider (settings `SONGQUEUE_{PROVIDER}_MAX_IN_FLIGHT`, `_SUBMIT_RATE`, `_P
   burst of one second's worth (at least 1 token), on the Redis server's clock.
 
 Each check is one atomic script (producer/core/store/lua/, run by producer/core/store/scripts.py).
-A job over a limit gets a `Wait`: the task retries by countdown (no worker slot is held) and the reason goes on the job record.
+A job over a rate gets a `Wait`: the task retries by countdown (no worker slot is held) and
+the reason goes on the job record. A job over an in-flight limit is parked instead
+(producer/core/store/parking.py): no task runs until a place frees and wakes it.
 """
 
 from __future__ import annotations
@@ -49,35 +51,43 @@ class JobMovedOn(Exception):
     """The job is no longer QUEUED or SUBMITTING (cancelled, say): nothing to admit."""
 
 
-def admit_in_flight(client: redis.Redis, settings: Settings, job_id: str, provider: str) -> Wait | None:
-    """A place among the provider's upstream tasks in flight, or a Wait; raises JobMovedOn."""
+def admit_in_flight(client: redis.Redis, settings: Settings, job_id: str, provider: str,
+                    since: float = 0.0) -> Wait | None:
+    """A place among the provider's upstream tasks in flight, or a Wait (the job parked, at
+    `since`, its creation time: producer/core/store/parking.py); raises JobMovedOn."""
     limit = settings.provider(provider).max_in_flight
     if limit is None or admit_to(client, settings.key_prefix, keys.in_flight(settings.key_prefix, provider),
-                                 job_id, limit):
+                                 job_id, limit, since):
         return None
     return Wait("in_flight", f"{provider} in-flight limit: {limit} upstream task(s) at once "
                 f"(SONGQUEUE_{provider.upper()}_MAX_IN_FLIGHT)", jittered(settings.limit_wait))
 
 
-def release_in_flight(client: redis.Redis, settings: Settings, job_id: str, provider: str) -> None:
-    """Give back a place `admit_in_flight` gave a job that is to wait for something else."""
+def release_in_flight(client: redis.Redis, settings: Settings, job_id: str, provider: str) -> str | None:
+    """Give back a place `admit_in_flight` gave a job that is to wait for something else;
+    the set, when a place was given back (a parked job is to be woken for it)."""
     if settings.provider(provider).max_in_flight is not None:
-        release_from(client, settings.key_prefix, keys.in_flight(settings.key_prefix, provider), job_id)
+        return release_from(client, settings.key_prefix, keys.in_flight(settings.key_prefix, provider), job_id)
+    return None
 
 
-def admit_to(client: redis.Redis, prefix: str, in_flight: str, job_id: str, limit: int) -> bool:
+def admit_to(client: redis.Redis, prefix: str, in_flight: str, job_id: str, limit: int, since: float = 0.0) -> bool:
     """Admit the job into the in-flight set `in_flight` (a provider's or an API key's) if it
-    holds fewer than `limit`; raises JobMovedOn when the job is no longer about to submit."""
-    admitted, _ = scripts.run(client, "in_flight_admit", [in_flight, keys.job(prefix, job_id)],
-                              [job_id, limit, time.time(), *names(ADMISSIBLE_STATES)])
+    holds fewer than `limit`, else park it there at `since`; raises JobMovedOn when the job is
+    no longer about to submit."""
+    admitted, _ = scripts.run(client, "in_flight_admit", [in_flight, keys.job(prefix, job_id), keys.parked(in_flight)],
+                              [job_id, limit, time.time(), since, *names(ADMISSIBLE_STATES)])
     if admitted == -1:
         raise JobMovedOn(job_id)
     return bool(admitted)
 
 
-def release_from(client: redis.Redis, prefix: str, in_flight: str, job_id: str) -> None:
-    """Give back the job's place in `in_flight`, unless it has meanwhile gone in flight for real."""
-    scripts.run(client, "in_flight_release", [in_flight, keys.job(prefix, job_id)], [job_id, *names(IN_FLIGHT_STATES)])
+def release_from(client: redis.Redis, prefix: str, in_flight: str, job_id: str) -> str | None:
+    """Give back the job's place in `in_flight`, unless it has meanwhile gone in flight for
+    real; `in_flight` when a place was given back, else None."""
+    given = scripts.run(client, "in_flight_release", [in_flight, keys.job(prefix, job_id)],
+                        [job_id, *names(IN_FLIGHT_STATES)])
+    return in_flight if given else None
 
 
 def take_token(client: redis.Redis, settings: Settings, provider: str, call: str) -> Wait | None:

@@ -90,7 +90,10 @@ def json_document(run: PlaylistRun, songs: list[RunSong], failures: list[RunFail
         "requests": len(run.requests),
         "succeeded_requests": succeeded,
         "min_success": run.min_success,
-        "songs": [song.model_dump() for song in songs],
+        # A tenant reads this file through the API: each song's link on the API, its path
+        # relative to this file (what the m3u8 plays), never a bucket key or a server path.
+        "songs": [{**song.model_dump(exclude={"key", "uri"}),
+                   "link": f"/v1/jobs/{song.job_id}/songs/{song.song_index}/audio"} for song in songs],
         "failures": [{**failure.model_dump(), "request": run.requests[failure.request_index - 1]}
                      for failure in failures],
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection
 
 from celery import Task
@@ -49,6 +50,34 @@ def wait_for_limit(task: Task, record: JobRecord, token: int, wait: Wait, expect
     raise task.retry(countdown=wait.seconds)
 
 
+def park(record: JobRecord, token: int, wait: Wait, expect: Collection[JobState]) -> None:
+    """Park a job the in-flight limit `wait.limit` holds back: admission already put it in the
+    limit's park queue (producer/core/store/parking.py); here its record says why, and its
+    watchdog check moves SONGQUEUE_PARKED_CHECK ahead (capped at the caller's deadline by the
+    store). No retry: a place freeing wakes it, and its submit returns now."""
+    settings = runtime.settings()
+    metrics.limit_wait(record.provider, wait.limit)
+
+    def note(r: JobRecord) -> None:
+        r.waiting_for = wait.reason
+        r.parked = wait.limit
+
+    if record.parked == wait.limit and record.waiting_for == wait.reason:
+        # Woken and parked again (its place was taken meanwhile): the record says so already.
+        # Only the watchdog's check moves, so a wake racing this write is not refused.
+        runtime.store().check_in(record.id, _capped(record, settings.parked_check))
+        return
+    if runtime.store().apply(record.id, expect, mutate=note, token=token, check_in=settings.parked_check) is not None:
+        log.info("job %s: parked: %s", record.id, wait.reason, extra={"job_id": record.id})
+
+
+def _capped(record: JobRecord, seconds: float) -> float:
+    """`seconds`, or less when the caller's deadline comes first (the watchdog ends it then)."""
+    if record.cancel_after is None:
+        return seconds
+    return max(0.0, min(seconds, record.cancel_after - time.time()))
+
+
 def end_job(
     job_id: str, state: JobState, code: str, message: str, expect: Collection[JobState] = LIVE_STATES,
     *, token: int | None = None, run: int | None = None, call_price: float = 0.0,
@@ -59,6 +88,7 @@ def end_job(
     def note(record: JobRecord) -> None:
         record.error = JobError(code=code, message=message)
         record.waiting_for = None
+        record.parked = None
         ledger.charge_current(record, call_price)
 
     record = finish(job_id, lambda: runtime.store().apply(job_id, expect, mutate=note, to=state,

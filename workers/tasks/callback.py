@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import time
 from functools import lru_cache
+from typing import Any
+from urllib.parse import urlparse
 
 from producer.core import task_names
 from producer.core.callbacks import (
@@ -134,7 +136,7 @@ def _deliver(record: JobRecord, event: str, delivery: str, settings: Settings,
         checked = check_callback_url(record.callback_url or "", callback_policy(settings), resolve=True)
     except CallbackUrlError as exc:
         return Delivery(None, f"not sent ({exc.code}): {exc.rule}", retryable=False)
-    payload = {**record.public_view(link=_links().link), "event": event, "delivery": delivery}
+    payload = {**_view(record), "event": event, "delivery": delivery}
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     generations = signing_generations(endpoint.generation, endpoint.rotated_at, settings.callback_rotation_overlap,
                                       time.time())
@@ -142,4 +144,17 @@ def _deliver(record: JobRecord, event: str, delivery: str, settings: Settings,
     return post(checked, body, secrets=[receiver_secret(secret.encode(), checked.url, g) for g in generations],
                 seed=signing_seed(key) if key else None, event=event, delivery=delivery,
                 timeout=settings.callback_timeout)
+
+
+def _view(record: JobRecord) -> dict[str, Any]:
+    """The body's job view, links only: a receiver (a tenant's service) never learns a server
+    path or a bucket key. An object on S3 links by a presigned URL; one on file storage by
+    its route on the HTTP API (its absolute path is the operator's)."""
+    view = record.public_view(link=_links().link, locations=False)
+    for n, (song, shown) in enumerate(zip(record.songs, view["songs"]), start=1):
+        for asset in ("audio", "cover"):
+            stored = getattr(song, asset)
+            if stored is not None and urlparse(stored.uri).scheme == "file":
+                shown[asset]["link"] = f"/v1/jobs/{record.id}/songs/{n}/{asset}"
+    return view
 

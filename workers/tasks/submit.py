@@ -17,13 +17,14 @@ from producer.core.models.job_record import LIVE_STATES, JobRecord, JobState
 from producer.core.store import replication
 from producer.core.store.optimistic import Writes
 from workers import fault_points, metrics, runtime
-from workers.admission import gate
+from workers.admission import gate, key_limits
+from workers.admission.gate import PARKING_LIMITS
 from workers.celery_app import app
 from workers.providers import registry
 from workers.providers.base import SyncProvider
 from workers.providers.registry import Provider
 from workers.steps import ledger, paid, uncertain
-from workers.steps.common import end_job, log, wait_for_limit
+from workers.steps.common import end_job, log, park, wait_for_limit
 from workers.steps.step import Run, step
 from workers.upstream.errors import PermanentError, TransientError
 from workers.upstream.http_client import CONNECT_TIMEOUT
@@ -55,6 +56,7 @@ def submit(job: Run, token: int = 0, faults: int = 0) -> None:
         r.submit_intent_id = intent
         r.attempts["submit"] = r.attempts.get("submit", 0) + 1
         r.waiting_for = None
+        r.parked = None
         r.uncertain_submit = None  # a new call: any earlier wait for the hook is over
         r.notified_task_id = None
 
@@ -65,6 +67,9 @@ def submit(job: Run, token: int = 0, faults: int = 0) -> None:
         return
     if isinstance(admitted, gate.OverBudget):
         end_job(job_id, JobState.FAILED, "budget_exceeded", admitted.message(), expect={record.state})
+        return
+    if isinstance(admitted, gate.Wait) and admitted.limit in PARKING_LIMITS:
+        park(record, token, admitted, expect={record.state})
         return
     if isinstance(admitted, gate.Wait):
         wait_for_limit(job.task, record, token, admitted, expect={record.state})
@@ -84,6 +89,7 @@ def submit(job: Run, token: int = 0, faults: int = 0) -> None:
                           check_in=provider.timeout + CONNECT_TIMEOUT + settings.watchdog_grace, also=commit)
     if written is None:
         gate.settle(store.redis, reservations, billed=False, committed=False)
+        gate.release_places(store.redis, settings, record, key_limits.key_of(store.redis, settings, record))
         return  # moved on meanwhile: nothing was called
     job.before_retry = _undo_intent  # a transient fault from here on: this intent goes first
     short = replication.replicated(store.redis, store.prefix, settings.redis_min_replicas)

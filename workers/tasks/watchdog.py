@@ -20,7 +20,8 @@ from producer.core import deadlines, task_names
 from producer.core.broker import queue_depths
 from producer.core.callbacks import TERMINAL_EVENTS, announce, wants
 from producer.core.models.job_record import JobRecord, JobState
-from producer.core.store import keys
+from producer.core.store import keys, parking
+from producer.core.store.api_keys import KeyStore
 from producer.core.store.optimistic import Writes
 from workers import metrics, runtime
 from workers.admission import budget
@@ -59,7 +60,8 @@ def watchdog_round() -> int:
             store.forget_due(job_id)  # nothing left to heal (the record expired or was deleted)
             continue
         queue = STEP_QUEUES.get(record.state)
-        if queue is not None and looked_at(record) < MAX_DEFERRALS:
+        # A parked job has no message in any queue: its look sends nothing unless its wake was lost.
+        if queue is not None and condition(record) is not Condition.PARKED and looked_at(record) < MAX_DEFERRALS:
             if depths is None:
                 depths = queue_depths(app)
             if depths.get(queue, 0) >= DEFER_BACKLOG:
@@ -186,11 +188,46 @@ def _resubmit_queued(record: JobRecord) -> int:
         for held in in_flight:
             writes.zrem(held, record.id)
 
-    fresh = store.apply(record.id, {JobState.QUEUED}, mutate=_bump, version=record.version, check_in=_grace(record),
+    def bump(r: JobRecord) -> None:
+        _bump(r)
+        r.parked = None  # sent: no longer parked (its submit parks it again if it must)
+
+    fresh = store.apply(record.id, {JobState.QUEUED}, mutate=bump, version=record.version, check_in=_grace(record),
                         also=release)
     if fresh is not None:
         send(task_names.SUBMIT, record.id, fresh.token, record=fresh)
     return 1
+
+
+def _check_parked(record: JobRecord) -> int:
+    """QUEUED and parked behind an in-flight limit (producer/core/store/parking.py): it waits
+    for a wake, and costs nothing while its limit is full. Sent again only when the wake was
+    lost: it left its park queue without a submit (a crash between the pop and the send), or
+    its set has room nobody woke it for (a crash between the freeing write and the wake).
+    Otherwise only its next look moves (SONGQUEUE_PARKED_CHECK ahead, capped at its deadline)."""
+    store = runtime.store()
+    settings = runtime.settings()
+    sets = parking.limit_sets(store.prefix, record)
+    held = sets.get(record.parked or "")
+    limit = _in_flight_limit(record)
+    if (held is None or limit is None or store.redis.zscore(keys.parked(held), record.id) is None
+            or store.redis.zcard(held) < limit):
+        log.warning("watchdog: job %s parked with no wake coming; sending its submit", record.id,
+                    extra={"job_id": record.id})
+        return _resubmit_queued(record)
+    store.apply(record.id, {JobState.QUEUED}, version=record.version, check_in=settings.parked_check)
+    return 0
+
+
+def _in_flight_limit(record: JobRecord) -> int | None:
+    """The limit the job is parked behind, as configured now (None: lifted, or the key is gone)."""
+    settings = runtime.settings()
+    if record.parked == parking.PROVIDER_LIMIT:
+        return settings.provider(record.provider).max_in_flight
+    if record.parked == parking.KEY_LIMIT and record.api_key:
+        key = KeyStore(runtime.store().redis, settings.key_prefix).get(record.api_key)
+        return key.max_in_flight if key is not None else None
+    return None
 
 
 def _poll_again(record: JobRecord) -> int:
@@ -256,12 +293,19 @@ class Condition(StrEnum):
     NO_TASK_ID = "no task id"
     TASK_ID = "task id"
     PAST_DEADLINE = "past the caller's deadline"
+    PARKED = "parked behind an in-flight limit"
 
 
 def condition(record: JobRecord, now: float | None = None) -> Condition:
     if record.cancel_after is not None and (time.time() if now is None else now) >= record.cancel_after:
         return Condition.PAST_DEADLINE
+    if record.state is JobState.QUEUED and record.parked is not None:
+        return Condition.PARKED
     return Condition.TASK_ID if record.upstream_task_id is not None else Condition.NO_TASK_ID
+
+
+def _as_unparked(record: JobRecord) -> int:
+    return ACTIONS[(record.state, Condition.TASK_ID if record.upstream_task_id else Condition.NO_TASK_ID)](record)
 
 
 Action = Callable[[JobRecord], int]
@@ -288,6 +332,11 @@ ACTIONS: dict[tuple[JobState, Condition], Action] = {
     (JobState.GENERATING, Condition.PAST_DEADLINE): _time_out_submitted,
     # Made and paid for: the songs are stored whatever the deadline.
     (JobState.DOWNLOADING, Condition.PAST_DEADLINE): _resend_downloads,
+    # Waiting for a wake (producer/core/store/parking.py): sent again only if it was lost.
+    (JobState.QUEUED, Condition.PARKED): _check_parked,
+    # Only a QUEUED job is found parked (`condition`); a stale mark on another state is ignored.
+    **{(state, Condition.PARKED): _as_unparked for state in JobState if not state.terminal
+       and state is not JobState.QUEUED},
     **{(state, c): _forget for state in JobState if state.terminal for c in Condition},
 }
 

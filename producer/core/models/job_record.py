@@ -161,6 +161,9 @@ class JobRecord(BaseModel):
     # Why a live job is not moving (a shared limit or the budget; workers/admission/limits.py), for
     # `songqueue status`; None when nothing holds it back.
     waiting_for: str | None = None
+    # The in-flight limit the job is parked behind ("in_flight": its provider's, "key_in_flight":
+    # its API key's; producer/core/store/parking.py): no message of its own until a place frees.
+    parked: str | None = None
     # Earlier runs replayed by `songqueue retry`, oldest first.
     history: list[PreviousRun] = Field(default_factory=list)
     # Submit ledger: intent recorded before the paid upstream call, task id right after.
@@ -219,11 +222,13 @@ class JobRecord(BaseModel):
     def stored_assets(self) -> int:
         return sum((s.audio is not None) + (s.cover is not None) for s in self.songs)
 
-    def public_view(self, link: Callable[[StoredObject], str] | None = None) -> dict[str, Any]:
+    def public_view(self, link: Callable[[StoredObject], str] | None = None, *,
+                    locations: bool = True) -> dict[str, Any]:
         """The shape of `songqueue status --json` (docs/cli.md).
 
         `link` makes each object's "link" (a path, or a presigned URL: producer.core.objects.links);
-        without it "link" is None.
+        without it "link" is None. `locations=False` leaves out each object's "uri" (a server
+        path or a bucket key: the operator's, for a view that leaves the fleet, as a callback does).
         """
         view: dict[str, Any] = {
             "id": self.id,
@@ -240,8 +245,8 @@ class JobRecord(BaseModel):
                     "id": s.upstream_id,
                     "title": clean_text(s.title),
                     "duration": s.duration,
-                    "audio": _object_view(s.audio, link),
-                    "cover": _object_view(s.cover, link),
+                    "audio": _object_view(s.audio, link, locations),
+                    "cover": _object_view(s.cover, link, locations),
                 }
                 for s in self.songs
             ],
@@ -255,8 +260,12 @@ class JobRecord(BaseModel):
         return view
 
 
-def _object_view(obj: StoredObject | None, link: Callable[[StoredObject], str] | None) -> dict[str, Any] | None:
+def _object_view(obj: StoredObject | None, link: Callable[[StoredObject], str] | None,
+                 locations: bool = True) -> dict[str, Any] | None:
     if obj is None:
         return None
-    return {"uri": obj.uri, "size": obj.size, "sha256": obj.sha256, "content_type": obj.content_type,
+    view = {"uri": obj.uri, "size": obj.size, "sha256": obj.sha256, "content_type": obj.content_type,
             "link": link(obj) if link else None}
+    if not locations:
+        del view["uri"]
+    return view

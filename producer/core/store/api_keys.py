@@ -31,6 +31,11 @@ class ApiKey:
     scopes: list[str] = field(default_factory=lambda: ["read"])
     max_in_flight: int | None = None
     daily_budget: float | None = None
+    # Its fair share of the API (producer/api/key_caps.py); None: the fleet's default
+    # (SONGQUEUE_KEY_MAX_QUEUED, _KEY_REQUEST_RATE, _KEY_MAX_STREAMS).
+    max_queued: int | None = None
+    request_rate: float | None = None
+    max_streams: int | None = None
     created_at: float = field(default_factory=time.time)
     revoked_at: float | None = None
 
@@ -53,6 +58,26 @@ def check_scopes(scopes: list[str]) -> list[str]:
     return scopes
 
 
+# A key's limits and the least each may be: (name, lowest, whole number).
+LIMITS: dict[str, tuple[float, bool]] = {
+    "max_in_flight": (1, True), "daily_budget": (0, False), "max_queued": (1, True),
+    "request_rate": (0.001, False), "max_streams": (1, True),
+}
+
+
+def check_limits(limits: dict[str, float | None]) -> dict[str, float | int | None]:
+    """The limits, checked against LIMITS (ValueError naming the first bad one)."""
+    checked: dict[str, float | int | None] = {}
+    for name, value in limits.items():
+        if name not in LIMITS:
+            raise ValueError(f"{name}: not a limit of a key (one of {', '.join(LIMITS)})")
+        lowest, whole = LIMITS[name]
+        if value is not None and value < lowest:
+            raise ValueError(f"{name}: must be >= {lowest:g}")
+        checked[name] = None if value is None else int(value) if whole else float(value)
+    return checked
+
+
 class KeyStore:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.redis = client
@@ -67,8 +92,8 @@ class KeyStore:
     def _index(self) -> str:
         return f"{self.prefix}:apikeys"
 
-    def create(self, name: str, tenant: str | None, scopes: list[str], max_in_flight: int | None = None,
-               daily_budget: float | None = None) -> tuple[ApiKey, str]:
+    def create(self, name: str, tenant: str | None, scopes: list[str], max_in_flight: float | None = None,
+               daily_budget: float | None = None, **caps: float | None) -> tuple[ApiKey, str]:
         """A new key: (its record, the secret to hand over once).
 
         `tenant` None: a fresh tenant of the key's own (`key-<id>`), so a key made without
@@ -81,12 +106,8 @@ class KeyStore:
             tenant = f"key-{key_id}"
         if not tenant.strip() or ":" in tenant:
             raise ValueError("tenant: must be non-blank and contain no ':'")
-        if max_in_flight is not None and max_in_flight < 1:
-            raise ValueError("max_in_flight: must be >= 1")
-        if daily_budget is not None and daily_budget < 0:
-            raise ValueError("daily_budget: must be >= 0")
-        key = ApiKey(id=key_id, name=name, tenant=tenant, scopes=check_scopes(scopes),
-                     max_in_flight=max_in_flight, daily_budget=daily_budget)
+        limits = check_limits({"max_in_flight": max_in_flight, "daily_budget": daily_budget, **caps})
+        key = ApiKey(id=key_id, name=name, tenant=tenant, scopes=check_scopes(scopes), **limits)  # type: ignore[arg-type]
         secret = f"{_KEY_PREFIX}{secrets.token_urlsafe(32)}"
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(self._record(key.id), _dump(key))
@@ -114,6 +135,17 @@ class KeyStore:
     def list(self) -> list[ApiKey]:
         ids = [i.decode() for i in self.redis.zrange(self._index(), 0, -1)]
         return [k for k in (self.get(i) for i in ids) if k is not None]
+
+    def update(self, key_id: str, **limits: float | None) -> ApiKey | None:
+        """Set the given limits of a key (the others stay); None when there is no such key."""
+        checked = check_limits(limits)
+        key = self.get(key_id)
+        if key is None:
+            return None
+        for name, value in checked.items():
+            setattr(key, name, value)
+        self.redis.set(self._record(key.id), _dump(key))
+        return key
 
     def revoke(self, key_id: str) -> ApiKey | None:
         key = self.get(key_id)

@@ -24,7 +24,7 @@ from redis.client import Pipeline
 from producer.core.models import job_states
 from producer.core.models.job_record import IN_FLIGHT_STATES, JobRecord, JobState, Transition
 from producer.core.request_fingerprint import IdempotencyConflict
-from producer.core.store import keys, metric_schema, optimistic, redis_client, retention
+from producer.core.store import keys, metric_schema, optimistic, parking, redis_client, retention
 
 log = logging.getLogger("songqueue.job_store")
 
@@ -37,6 +37,8 @@ class JobStore:
         self.redis = client
         self.prefix = prefix
         self.retention = retention
+        # Sends a woken parked job's submit (producer/core/store/parking.py); None: the watchdog does.
+        self.waker: Callable[[JobRecord], None] | None = None
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "songqueue", retention: float = 0, master: str = "") -> JobStore:
@@ -93,6 +95,8 @@ class JobStore:
         pipe.zadd(keys.all_jobs(self.prefix), {record.id: record.created_at})
         pipe.zadd(keys.tenant_jobs(self.prefix, record.tenant), {record.id: record.created_at})
         pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {record.id: record.created_at})
+        if record.api_key:
+            pipe.zadd(keys.key_queued(self.prefix, record.api_key), {record.id: record.created_at})
         if check_in is not None:
             pipe.zadd(keys.due(self.prefix), {record.id: _due_at(record, record.created_at + check_in)})
 
@@ -126,6 +130,7 @@ class JobStore:
         move to `to` (producer/core/models/job_states.py).
         """
         key = keys.job(self.prefix, job_id)
+        freed: list[str] = []  # in-flight sets the write takes the job out of: a place each
 
         def decide(raw: bytes | None) -> tuple[JobRecord, Callable[[optimistic.Writes], None]] | None:
             if raw is None:
@@ -163,6 +168,8 @@ class JobStore:
                 record.expires_at = now + self.retention if to.terminal and self.retention > 0 else None
             record.version += 1
             record.updated_at = now
+            freed[:] = (list(parking.limit_sets(self.prefix, record).values())
+                        if before in IN_FLIGHT_STATES and record.state not in IN_FLIGHT_STATES else [])
 
             def write(pipe: optimistic.Writes) -> None:
                 pipe.set(key, record.model_dump_json())
@@ -187,7 +194,14 @@ class JobStore:
 
             return record, write
 
-        return optimistic.update(self.redis, key, decide)
+        written = optimistic.update(self.redis, key, decide)
+        if written is not None and freed:
+            parking.wake(self, freed)
+        return written
+
+    def wake_parked(self, in_flight_sets: builtins.list[str]) -> int:
+        """A place freed in each set outside a state change (an admission given back): wake a parked job."""
+        return parking.wake(self, in_flight_sets)
 
     def ids(self, state: JobState | None = None, limit: int = 100) -> list[str]:
         index = keys.jobs_in_state(self.prefix, state.value) if state else keys.all_jobs(self.prefix)
@@ -292,16 +306,23 @@ def _track_in_flight(pipe: optimistic.Writes, prefix: str, record: JobRecord, no
 
     Entering an in-flight state adds the job (a no-op when the submit step's limit already
     admitted it); any other state removes it: so a job that ends, backs off to QUEUED or is
-    cancelled frees its place at once, and nothing held by a dead worker can leak.
+    cancelled frees its place at once, and nothing held by a dead worker can leak. A job that
+    leaves QUEUED leaves its park queues (producer/core/store/parking.py) and its key's
+    queued set too, so neither holds anything but QUEUED jobs.
     """
-    sets = [keys.in_flight(prefix, record.provider)]
-    if record.api_key:  # the submitting key's own limit, kept the same way
-        sets.append(keys.key_in_flight(prefix, record.api_key))
+    sets = list(parking.limit_sets(prefix, record).values())  # the submitting key's own limit too
     for key in sets:
         if record.state in IN_FLIGHT_STATES:
             pipe.zadd(key, {record.id: now}, nx=True)
         else:
             pipe.zrem(key, record.id)
+        if record.state is not JobState.QUEUED:
+            pipe.zrem(keys.parked(key), record.id)
+    if record.api_key:
+        if record.state is JobState.QUEUED:
+            pipe.zadd(keys.key_queued(prefix, record.api_key), {record.id: record.created_at})
+        else:
+            pipe.zrem(keys.key_queued(prefix, record.api_key), record.id)
 
 
 def _due_at(record: JobRecord, at: float) -> float:

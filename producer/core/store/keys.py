@@ -93,6 +93,30 @@ def key_in_flight(prefix: str, key_id: str) -> str:
     return f"{prefix}:apikey:{key_id}:inflight"
 
 
+def parked(in_flight_set: str) -> str:
+    """Sorted set of the QUEUED jobs parked behind the in-flight set `in_flight_set` (a
+    provider's or an API key's), scored by creation time: woken oldest first when a place
+    frees (producer/core/store/parking.py). The job store drops a job from it when it leaves QUEUED."""
+    return f"{in_flight_set}:parked"
+
+
+def key_queued(prefix: str, key_id: str) -> str:
+    """Sorted set of an API key's QUEUED jobs (not yet submitted, not ended), kept by the job
+    store with each state change: what the key's queued-jobs cap counts at the door."""
+    return f"{prefix}:apikey:{key_id}:queued"
+
+
+def key_streams(prefix: str, key_id: str) -> str:
+    """Sorted set of an API key's open event streams, scored by when each lease lapses
+    (producer/core/store/lua/stream_lease.lua): a crashed API's streams drop out by themselves."""
+    return f"{prefix}:apikey:{key_id}:streams"
+
+
+def key_rate(prefix: str, key_id: str) -> str:
+    """Token bucket (hash: tokens, at) of an API key's request rate."""
+    return f"{prefix}:apikey:{key_id}:rate"
+
+
 def key_spend(prefix: str, key_id: str, day: str) -> str:
     """Money reserved for an API key's paid calls on UTC `day`, in micro-units (its daily budget)."""
     return f"{prefix}:apikey:{key_id}:spend:{day}"

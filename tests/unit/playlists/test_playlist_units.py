@@ -4,6 +4,7 @@ claim on a real Redis, and the check task run eagerly (storage fault, run timeou
 
 from __future__ import annotations
 
+import json
 import posixpath
 import threading
 from datetime import UTC, datetime, timedelta
@@ -220,6 +221,12 @@ def test_m3u8_lists_succeeded_songs_with_paths_relative_to_itself() -> None:
     assert document["failures"][0]["request"] == {"prompt": "b"}
     assert document["failures"][0]["error"]["message"] == "content policy"
     assert len(document["songs"]) == 4 and document["succeeded_requests"] == 2
+    # A tenant reads playlist.json through the API: links and paths relative to the file
+    # (what the m3u8 plays), never a bucket key or a server path.
+    text = json.dumps(document)
+    assert not any(song.uri in text or f'"{song.key}"' in text for song in songs)
+    assert document["songs"][0]["link"] == "/v1/jobs/j1/songs/1/audio"
+    assert all("key" not in song and "uri" not in song for song in document["songs"])
 
 
 def test_a_vanished_job_is_a_failure_not_a_hang() -> None:

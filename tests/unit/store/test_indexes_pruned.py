@@ -44,6 +44,7 @@ PATTERNS: dict[str, str] = {
     # claimed and sent within the schedule's longest wait, and the task ends at once for a gone job.
     "callback_parked": "other", "callback_endpoints": "other", "callback_endpoint": "other",
     "callback_progress_gate": "job-in-name",
+    "parked": "job-members", "key_queued": "job-members", "key_streams": "other", "key_rate": "other",
 }
 
 
@@ -127,7 +128,8 @@ def _keys_by_pattern(client: redis.Redis, prefix: str) -> dict[str, list[str]]:
         key = raw.decode()
         # the most specific pattern (the longest literal) wins: "…:job:*" vs "…:jobs"
         matches = sorted((g for g in globs if fnmatch.fnmatchcase(key, g[1])), key=lambda g: -len(g[1].replace("*", "")))
-        if key.startswith(f"{prefix}:apikey:") and not key.endswith(":inflight") and ":spend:" not in key:
+        if (key.startswith(f"{prefix}:apikey:") and not key.endswith((":inflight", ":queued", ":parked"))
+                and ":spend:" not in key):
             continue  # the key store's own records (producer/core/store/api_keys.py), not job indexes
         assert matches, f"{key} matches no pattern of keys.py"
         found.setdefault(matches[0][0], []).append(key)
