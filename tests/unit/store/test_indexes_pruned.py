@@ -40,6 +40,7 @@ PATTERNS: dict[str, str] = {
     "playlist_ended": "playlist-members", "retention_sweep_lock": "other", "playlist_slot": "run-value",
     "playlist_open": "run-members", "playlist_sweep_lock": "other", "callback_outbox": "job-members",
     "batch_cap": "other", "console_session": "other", "console_sessions_of_key": "other",
+    "poll_durations": "other", "poll_progress_errors": "other",
 }
 
 
