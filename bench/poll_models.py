@@ -10,8 +10,8 @@ songqueue learns per cell: one worker per progress model (its own Redis database
 provider-wide progress verdict is that model's), and the cell's distribution runs in two
 phases, a warm-up whose finished jobs feed the learner, then the measured jobs; its model's
 learned durations are deleted before the next distribution. The fixed pollers
-(initial = min = max = 5 s or 15 s) learn nothing that changes their schedule; they run
-the measured jobs of every cell at once.
+(initial = min = max = 5 s or 15 s, learning off) run the same lanes without the warm-up.
+Pollers run one after another; a lane's worker has concurrency 1.
 
 Time is scaled as in poll_efficiency: generation times and poll settings are divided by
 SCALE, lags multiplied back (nominal seconds).
@@ -30,6 +30,7 @@ from producer import SongQueue
 from producer.core.models.job_record import JobState
 from producer.core.models.udio import UdioRequest
 from producer.core.store import keys
+from producer.core.store.job_store import JobStore
 
 PROGRESS = {
     "linear": {},
@@ -66,6 +67,11 @@ def _submit(queue: SongQueue, dist: str, progress: str, times: list[float], scal
     return out
 
 
+def _jobs(queue: SongQueue) -> int:
+    """How many jobs the lane's store holds (all submitted so far)."""
+    return int(queue.store.redis.zcard(keys.all_jobs(queue.store.prefix)))
+
+
 def _settings(poller: str, scale: float, **extra: object) -> dict[str, object]:
     initial, low, high = POLLERS[poller]
     return {"POLL_INITIAL_DELAY": initial / scale, "POLL_MIN_INTERVAL": low / scale,
@@ -76,48 +82,37 @@ def run(quick: bool) -> Section:
     scale = 20.0 if quick else 10.0
     warm, per = (10, 6) if quick else (20, 15)
     wait = 120 + 2 * 600 / scale
-    jobs: dict[str, list[tuple[str, str, str, float]]] = {p: [] for p in POLLERS}  # poller -> (cell.., id, g)
+    results: dict[tuple[str, str, str], tuple[list[int], list[float]]] = {}
     with harness.servers("poll-models", "--song-duration", "1") as srv:
-        # songqueue: a worker per progress model, the distributions one after another.
-        lanes = []
-        for progress in PROGRESS:
-            env = srv.env(**_settings(SONGQUEUE, scale, POLL_LEARNING_MIN_JOBS=warm))
-            worker = srv.start_worker(env, f"models-{progress}", concurrency=1)
-            lanes.append((progress, harness.producer(env), worker))
-        for dist in DISTRIBUTIONS:
-            for phase, n, offset in (("warm", warm, 0.25), ("measured", per, 0.5)):
-                started = []
-                for progress, queue, _ in lanes:
-                    if phase == "warm":
-                        queue.store.redis.delete(keys.poll_durations(queue.store.prefix, "udio", MODEL[dist]))
-                    started.append((progress, queue, _submit(queue, dist, progress,
-                                                              generation_times(dist, n, offset), scale)))
-                for progress, queue, submitted in started:
-                    harness.wait_for_jobs(queue.store, len(queue.store.redis.keys(f"{queue.store.prefix}:job:*")),
-                                          timeout=wait)
-                    if phase == "measured":
-                        jobs[SONGQUEUE] += [(progress, dist, i, g) for i, g in submitted]
-        stores = {progress: queue.store for progress, queue, _ in lanes}
-        for _, _, worker in lanes:
-            srv.stop_worker(worker)
-        # The fixed pollers: every cell's measured jobs at once.
-        for poller in ("fixed 5 s", "fixed 15 s"):
-            env = srv.env(**_settings(poller, scale, POLL_LEARNING="false"))
-            worker = srv.start_worker(env, f"models-{poller.split()[1]}", concurrency=2)
-            queue = harness.producer(env)
+        for poller in POLLERS:
+            learns = poller == SONGQUEUE
+            extra: dict[str, object] = {"POLL_LEARNING_MIN_JOBS": warm} if learns else {"POLL_LEARNING": "false"}
+            # A lane per progress model: its own worker and Redis database, so the learner's
+            # provider-wide progress verdict is that model's, and no poller is starved by
+            # the other cells' polls.
+            lanes = []
             for progress in PROGRESS:
-                for dist in DISTRIBUTIONS:
-                    jobs[poller] += [(progress, dist, i, g) for i, g in
-                                     _submit(queue, dist, progress, generation_times(dist, per), scale)]
-            harness.wait_for_jobs(queue.store, len(jobs[poller]), timeout=wait)
-            srv.stop_worker(worker)
-            stores[poller] = queue.store
-        stats = srv.sandbox_stats()
-
-        results: dict[tuple[str, str, str], tuple[list[int], list[float]]] = {}
-        for poller, rows in jobs.items():
-            for progress, dist, job_id, _ in rows:
-                store = stores[progress] if poller == SONGQUEUE else stores[poller]
+                env = srv.env(**_settings(poller, scale, **extra))
+                lanes.append((progress, harness.producer(env),
+                              srv.start_worker(env, f"models-{poller.split()[1]}-{progress}", concurrency=1)))
+            measured: list[tuple[str, str, JobStore, str]] = []
+            for dist in DISTRIBUTIONS:
+                phases = (("warm", warm, 0.25), ("measured", per, 0.5)) if learns else (("measured", per, 0.5),)
+                for phase, n, offset in phases:
+                    started = []
+                    for progress, queue, _ in lanes:
+                        if phase == "warm":
+                            queue.store.redis.delete(keys.poll_durations(queue.store.prefix, "udio", MODEL[dist]))
+                        started.append((progress, queue, _submit(queue, dist, progress,
+                                                                 generation_times(dist, n, offset), scale)))
+                    for progress, queue, submitted in started:
+                        harness.wait_for_jobs(queue.store, _jobs(queue), timeout=wait)
+                        if phase == "measured":
+                            measured += [(progress, dist, queue.store, job_id) for job_id, _ in submitted]
+            for _, _, worker in lanes:
+                srv.stop_worker(worker)
+            stats = srv.sandbox_stats()
+            for progress, dist, store, job_id in measured:
                 record = harness.load_records(store, [job_id])[0]
                 if record.state != JobState.SUCCEEDED:
                     raise RuntimeError(f"poll models, {poller}: job {record.id} ended {record.state.value}")

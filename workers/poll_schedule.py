@@ -9,7 +9,7 @@ Pure functions: `learn` turns a History (producer/core/store/poll_history.py) in
 - With history: the next poll aims at the next quantile of the finish-time distribution
   not yet passed (`LADDER`: 10th, 25th, 50th, 75th, 90th, 97th, 99th percentile), so the
   polls fall where jobs actually finish: dense where many finish, none where none do.
-  Past the last quantile, the rule without history.
+  Past the last quantile, every (99th - 50th percentile) / 2.
 - Progress is used only where it has proved informative for the provider: the relative
   error of its linear prediction, over at least `MIN_PROGRESS_JOBS` finished jobs, below
   `INFORMATIVE_ERROR`. Then a job reporting 0 < progress < 100 is extrapolated as before.
@@ -66,9 +66,14 @@ def next_poll_delay(elapsed: float, progress: int, status: str, min_interval: fl
         return without_history(elapsed, progress, min_interval, max_interval)
     # Half a minimum gap of slack: a poll that lands just before a quantile counts as at it.
     ahead = [t for t in learned.finish_at if t > elapsed + min_interval / 2]
-    if not ahead:
-        return without_history(elapsed, 0, min_interval, max_interval)
-    return max(min_interval, min(max_interval, ahead[0] - elapsed))
+    if ahead:
+        delay = ahead[0] - elapsed
+    else:
+        # Past the 99th percentile: a late job of this model, not an unknown one; look again
+        # at half the spread between the median and the 99th percentile (the old rule's
+        # elapsed/2 would leave it waiting as long again as it has run).
+        delay = (learned.finish_at[-1] - learned.finish_at[LADDER.index(0.50)]) / 2
+    return max(min_interval, min(max_interval, delay))
 
 
 def progress_error(predicted_finish: float | None, submitted_at: float, finished_at: float) -> float | None:

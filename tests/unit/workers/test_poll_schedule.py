@@ -49,8 +49,10 @@ def test_learned_waits_stay_within_the_bounds() -> None:
     assert next_poll_delay(0.0, 0, "QUEUED", MIN, 30.0, learned) == 30.0
     assert next_poll_delay(58.5, 0, "IN_PROGRESS", MIN, MAX, learned) == MIN  # 60 s is 1.5 s on
     assert next_poll_delay(59.5, 0, "IN_PROGRESS", MIN, MAX, learned) == pytest.approx(3.5)  # at 60 s already: 63 s
-    # Past the last quantile: the old rule, clamped.
-    assert next_poll_delay(80.0, 0, "IN_PROGRESS", MIN, MAX, learned) == pytest.approx(40.0)
+    # Past the last quantile: half the spread between the median and the 99th percentile
+    # (65.88 - 60) / 2, where the old rule would wait 40 s.
+    assert next_poll_delay(80.0, 0, "IN_PROGRESS", MIN, MAX, learned) == pytest.approx(2.94)
+    assert old_rule(80.0, 0, MIN, MAX) == pytest.approx(40.0)
 
 
 def test_progress_is_used_only_where_it_proved_informative() -> None:
