@@ -37,7 +37,7 @@ def learned(provider: str, model: str) -> Learned | None:
 
 def first_poll(settings: Settings, provider: str, model: str) -> float:
     """Seconds from submit to a job's first poll: `POLL_INITIAL_DELAY`, or with history the
-    first quantile of what the model's jobs took (no call before any job has finished)."""
+    25th percentile of what the model's jobs took (no call before any job has finished)."""
     initial, least, most = settings.poll_schedule(provider)
     taught = learned(provider, model)
     if taught is None:
@@ -58,3 +58,4 @@ def finished(record: JobRecord, seen_at: float) -> None:
     store = runtime.store()
     poll_history.record(store.redis, store.prefix, record.provider, record.model, finish - record.submitted_at,
                         progress_error(record.predicted_finish, record.submitted_at, finish))
+    _cache.pop((record.provider, record.model), None)  # this process reads what it taught at once

@@ -21,7 +21,8 @@ def _prompt(text: str, **directives: str) -> str:
 
 def test_finished_jobs_teach_the_schedule_and_the_next_job_waits_for_them(make_stack, sandbox):
     s = make_stack(poll_learning_min_jobs="3")
-    s.start_worker(concurrency=2)
+    # One pool process: it taught the schedule, so it reads the lesson at once (no cache wait).
+    s.start_worker(concurrency=1)
     queue = s.queue()
     warm = [queue.submit({"prompt": _prompt("warm", gen_time=str(GEN))}).id for _ in range(3)]
     records = [queue.wait(job_id, timeout=60) for job_id in warm]

@@ -29,15 +29,15 @@ def test_quantiles_of_the_history() -> None:
     learned = learn(NARROW, min_jobs=20)
     assert learned is not None
     assert len(learned.finish_at) == len(LADDER)
-    assert learned.finish_at[0] == pytest.approx(55.2)
-    assert learned.finish_at[2] == pytest.approx(60.0)
+    assert learned.finish_at[0] == pytest.approx(57.0)  # 25th percentile
+    assert learned.finish_at[1] == pytest.approx(60.0)
     assert list(learned.finish_at) == sorted(learned.finish_at)
 
 
 def test_with_history_it_aims_at_the_next_quantile_not_yet_passed() -> None:
     learned = learn(NARROW, min_jobs=20)
-    # Nothing finishes before 54 s: no poll is spent before the 10th percentile (55.2 s).
-    assert next_poll_delay(0.0, 0, "", MIN, MAX, learned) == pytest.approx(55.2)
+    # Nothing finishes before 54 s: no poll is spent before the 25th percentile (57 s).
+    assert next_poll_delay(0.0, 0, "", MIN, MAX, learned) == pytest.approx(57.0)
     assert next_poll_delay(55.2, 0, "IN_PROGRESS", MIN, MAX, learned) == MIN  # 57 s, 1.8 s on: at least MIN
     assert next_poll_delay(57.0, 0, "IN_PROGRESS", MIN, MAX, learned) == pytest.approx(3.0)
     # The old rule would wait half the elapsed time, far past every finish seen.
@@ -63,10 +63,13 @@ def test_progress_is_used_only_where_it_proved_informative() -> None:
     assert good is not None and good.progress_informative
     assert bad is not None and not bad.progress_informative
     assert too_few is not None and not too_few.progress_informative
-    assert next_poll_delay(30.0, 50, "IN_PROGRESS", MIN, MAX, good) == pytest.approx(27.0)  # 0.9 x 30 s to go
-    assert next_poll_delay(30.0, 50, "IN_PROGRESS", MIN, MAX, bad) == pytest.approx(55.2 - 30.0)
+    # 90 % at 50 s: 5.6 s to go, aimed at 0.9 of it (5 s), before the next quantile (57 s).
+    assert next_poll_delay(50.0, 90, "IN_PROGRESS", MIN, MAX, good) == pytest.approx(5.0)
+    assert next_poll_delay(50.0, 90, "IN_PROGRESS", MIN, MAX, bad) == pytest.approx(7.0)
+    # Progress never pushes a poll past a quantile: 50 % at 40 s says 36 s, the history 17 s.
+    assert next_poll_delay(40.0, 50, "IN_PROGRESS", MIN, MAX, good) == pytest.approx(57.0 - 40.0)
     # A status that says "not started" has no progress to go on, even on an informative provider.
-    assert next_poll_delay(30.0, 50, "QUEUED", MIN, MAX, good) == pytest.approx(55.2 - 30.0)
+    assert next_poll_delay(50.0, 90, "QUEUED", MIN, MAX, good) == pytest.approx(7.0)
 
 
 def test_prediction_and_its_error() -> None:
