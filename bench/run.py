@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 from bench import harness  # noqa: E402
 
 # In the order they run: the cheap ones first, the long scale run last.
-BENCHMARKS = ("pipeline_overhead", "slot_efficiency", "poll_efficiency", "suno_polling", "minimax_hex", "notify_hook",
-              "uncertain_reconcile", "http_api", "download", "download_wire", "io_pool", "eta_memory", "retention",
-              "retry_garbage", "key_fairness", "scale")
+BENCHMARKS = ("pipeline_overhead", "slot_efficiency", "poll_efficiency", "poll_models", "suno_polling", "minimax_hex",
+              "notify_hook", "uncertain_reconcile", "http_api", "download", "download_wire", "io_pool", "eta_memory",
+              "retention", "retry_garbage", "key_fairness", "scale")
 RESULTS = ROOT / "bench" / "results"
 SCRATCH = RESULTS / "scratch.md"
 PAGE = ROOT / "docs" / "benchmarks.md"

@@ -382,6 +382,13 @@ class Settings(BaseSettings):
     poll_min_interval: float = setting(
         2.0, "polling", "shortest gap between polls of one job, seconds (at most `POLL_MAX_INTERVAL`)", gt=0)
     poll_max_interval: float = setting(30.0, "polling", "longest gap between polls of one job, seconds", gt=0)
+    # The schedule learns each provider's generation times (workers/poll_schedule.py).
+    poll_learning: bool = setting(
+        True, "polling",
+        "aim polls at the quantiles of the generation times the provider's model's recent jobs took, and trust "
+        "its progress only where it proved informative (kept in Redis under `{prefix}:polllearn:*`)")
+    poll_learning_min_jobs: int = setting(
+        20, "polling", "finished jobs of a provider's model before the schedule uses what they took", ge=1)
     # Relays write a task after answering its submit, or read from a lagging replica: a task
     # they gave us may be unknown to them for a while (docs/providers.md, "Unknown tasks").
     unknown_task_grace: float = setting(

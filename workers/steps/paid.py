@@ -23,7 +23,7 @@ import time
 
 from producer.core import deadlines, task_names
 from producer.core.models.job_record import JobRecord, JobState, SongRecord
-from workers import fault_points, runtime
+from workers import fault_points, poll_learning, runtime
 from workers.artifacts import inline_audio
 from workers.artifacts.manifest import staged_audio_key
 from workers.providers import registry
@@ -181,7 +181,7 @@ def record_task(record: JobRecord, task_id: str, price: float, intent: str | Non
     log.info("job %s: upstream accepted it as task %s (paid; recording it)", job_id, task_id,
              extra={"job_id": job_id, "upstream_task_id": task_id})
     now = time.time()
-    first_poll = settings.poll_schedule(record.provider)[0]
+    first_poll = poll_learning.first_poll(settings, record.provider, record.model)
 
     def note(r: JobRecord) -> None:
         r.upstream_task_id = task_id

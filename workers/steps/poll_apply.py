@@ -19,8 +19,9 @@ from producer.core.callbacks import PROGRESS, announce, wants
 from producer.core.models.job_record import WAITING_STATES, JobRecord, JobState, SongRecord
 from workers import metrics, runtime
 from workers.celery_app import app
+from workers.poll_learning import finished, learned
+from workers.poll_schedule import next_poll_delay, predicted_finish
 from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
-from workers.retry_policy import next_poll_delay
 from workers.steps.common import end_job, log, send
 from workers.steps.unknown_task import forget
 
@@ -49,13 +50,15 @@ def apply_status(record: JobRecord, token: int, status: UpstreamStatus, once: bo
         polling_ended(end_job(job_id, JobState.FAILED, "upstream_failure", f"the upstream reported FAILURE: {reason}",
                               expect=WAITING_STATES), uncounted=1)
         return None
-    elapsed = time.time() - (record.submitted_at or record.created_at)
+    now = time.time()
+    elapsed = now - (record.submitted_at or record.created_at)
     _, least, most = settings.poll_schedule(record.provider)
-    countdown = next_poll_delay(elapsed, status.progress, least, most)
+    countdown = next_poll_delay(elapsed, status.progress, status.raw_status, least, most,
+                                learned(record.provider, record.model))
     done = status.outcome is Outcome.SUCCEEDED
     progress_before = record.progress
     written = runtime.store().apply(
-        job_id, WAITING_STATES, mutate=lambda r: merge_status(r, status),
+        job_id, WAITING_STATES, mutate=lambda r: merge_status(r, status, now),
         to=JobState.DOWNLOADING if done else JobState.GENERATING, token=token,
         # Once downloading, the download steps keep the watchdog's deadline fresh; a
         # one-shot poll leaves the deadline of the chain's next poll as it is.
@@ -72,6 +75,7 @@ def apply_status(record: JobRecord, token: int, status: UpstreamStatus, once: bo
         return None
     _dispatch_finished(job_id, written)
     if done:
+        finished(written, now)
         polling_ended(written)
         log.info("job %s: upstream task %s done after %d poll(s)", job_id, written.upstream_task_id,
                  written.attempts.get("poll", 0),
@@ -108,9 +112,13 @@ def _dispatch_finished(job_id: str, record: JobRecord) -> None:
     runtime.store().apply(job_id, {JobState.GENERATING, JobState.DOWNLOADING}, mutate=mark)
 
 
-def merge_status(record: JobRecord, status: UpstreamStatus) -> None:
-    """One fetch's answer into the record: progress, and songs not yet dispatched."""
+def merge_status(record: JobRecord, status: UpstreamStatus, now: float | None = None) -> None:
+    """One fetch's answer into the record: progress, songs not yet dispatched, and (for the
+    schedule's learning) when it was seen running and where its progress then pointed."""
     record.attempts["poll"] = record.attempts.get("poll", 0) + 1
+    if now is not None and status.outcome is not Outcome.SUCCEEDED and record.submitted_at is not None:
+        record.polled_at = now
+        record.predicted_finish = predicted_finish(now, record.submitted_at, status.progress) or record.predicted_finish
     forget(record)  # answered: any unknown answers before were not in a row with a later one
     record.waiting_for = None
     record.progress = max(record.progress, status.progress)

@@ -179,6 +179,11 @@ class JobRecord(BaseModel):
     # before the lost answer does): what an uncertain submit is reconciled from.
     notified_task_id: str | None = None
     submitted_at: float | None = None
+    # The last poll that saw the upstream task running, and the finish its progress then
+    # predicted (linearly, when 0 < progress < 100): what the poll schedule learns from
+    # (workers/poll_learning.py).
+    polled_at: float | None = None
+    predicted_finish: float | None = None
     # When polling gives up: the provider's deadline from the submit, or the job's own
     # `cancel_after` if that comes first (workers/steps/paid.py).
     deadline_at: float | None = None

@@ -57,6 +57,19 @@ def batch_cap(prefix: str, provider: str) -> str:
     return f"{prefix}:batchcap:{provider}"
 
 
+def poll_durations(prefix: str, provider: str, model: str) -> str:
+    """List of the latest generation times (seconds, newest first, capped) of a provider's
+    model: what the poll schedule aims at (producer/core/store/poll_history.py)."""
+    return f"{prefix}:polllearn:{provider}:{model}:durations"
+
+
+def poll_progress_errors(prefix: str, provider: str) -> str:
+    """List of the latest relative errors of a provider's progress (the linear prediction made
+    at a job's last poll with 0 < progress < 100 against its finish), newest first, capped:
+    whether the poll schedule may trust that provider's progress (poll_history.py)."""
+    return f"{prefix}:polllearn:{provider}:progress-errors"
+
+
 def watchdog_lock(prefix: str) -> str:
     return f"{prefix}:watchdog:lock"
 

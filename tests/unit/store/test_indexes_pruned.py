@@ -45,6 +45,7 @@ PATTERNS: dict[str, str] = {
     "callback_parked": "other", "callback_endpoints": "other", "callback_endpoint": "other",
     "callback_progress_gate": "job-in-name",
     "parked": "job-members", "key_queued": "job-members", "key_streams": "other", "key_rate": "other",
+    "poll_durations": "other", "poll_progress_errors": "other",
 }
 
 

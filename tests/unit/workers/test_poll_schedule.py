@@ -1,0 +1,84 @@
+"""The learned poll schedule (workers/poll_schedule.py): pure, so tested without Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+from producer.core.store.poll_history import History
+from workers.poll_schedule import (
+    LADDER,
+    Learned,
+    learn,
+    next_poll_delay,
+    predicted_finish,
+    progress_error,
+)
+from workers.retry_policy import next_poll_delay as old_rule
+
+MIN, MAX = 2.0, 60.0
+NARROW = History(tuple(54.0 + 12.0 * i / 99 for i in range(100)), ())
+
+
+def test_without_history_it_is_the_old_rule() -> None:
+    assert learn(History((60.0,) * 19, ()), min_jobs=20) is None
+    for elapsed, progress in [(5.0, 0), (20.0, 25), (90.0, 90)]:
+        assert next_poll_delay(elapsed, progress, "IN_PROGRESS", MIN, MAX, None) == old_rule(elapsed, progress, MIN, MAX)
+
+
+def test_quantiles_of_the_history() -> None:
+    learned = learn(NARROW, min_jobs=20)
+    assert learned is not None
+    assert len(learned.finish_at) == len(LADDER)
+    assert learned.finish_at[0] == pytest.approx(57.0)  # 25th percentile
+    assert learned.finish_at[1] == pytest.approx(60.0)
+    assert list(learned.finish_at) == sorted(learned.finish_at)
+
+
+def test_with_history_it_aims_at_the_next_quantile_not_yet_passed() -> None:
+    learned = learn(NARROW, min_jobs=20)
+    # Nothing finishes before 54 s: no poll is spent before the 25th percentile (57 s).
+    assert next_poll_delay(0.0, 0, "", MIN, MAX, learned) == pytest.approx(57.0)
+    assert next_poll_delay(55.2, 0, "IN_PROGRESS", MIN, MAX, learned) == MIN  # 57 s, 1.8 s on: at least MIN
+    assert next_poll_delay(57.0, 0, "IN_PROGRESS", MIN, MAX, learned) == pytest.approx(3.0)
+    # The old rule would wait half the elapsed time, far past every finish seen.
+    assert old_rule(57.0, 0, MIN, MAX) == pytest.approx(28.5)
+
+
+def test_learned_waits_stay_within_the_bounds() -> None:
+    learned = learn(NARROW, min_jobs=20)
+    assert next_poll_delay(0.0, 0, "QUEUED", MIN, 30.0, learned) == 30.0
+    assert next_poll_delay(58.5, 0, "IN_PROGRESS", MIN, MAX, learned) == MIN  # 60 s is 1.5 s on
+    assert next_poll_delay(59.5, 0, "IN_PROGRESS", MIN, MAX, learned) == pytest.approx(3.5)  # at 60 s already: 63 s
+    # Past the last quantile: half the spread between the median and the 99th percentile
+    # (65.88 - 60) / 2, where the old rule would wait 40 s.
+    assert next_poll_delay(80.0, 0, "IN_PROGRESS", MIN, MAX, learned) == pytest.approx(2.94)
+    assert old_rule(80.0, 0, MIN, MAX) == pytest.approx(40.0)
+
+
+def test_progress_is_used_only_where_it_proved_informative() -> None:
+    durations = NARROW.durations
+    good = learn(History(durations, (0.05,) * 10), min_jobs=20)
+    bad = learn(History(durations, (0.6,) * 10), min_jobs=20)
+    too_few = learn(History(durations, (0.05,) * 9), min_jobs=20)
+    assert good is not None and good.progress_informative
+    assert bad is not None and not bad.progress_informative
+    assert too_few is not None and not too_few.progress_informative
+    # 90 % at 50 s: 5.6 s to go, aimed at 0.9 of it (5 s), before the next quantile (57 s).
+    assert next_poll_delay(50.0, 90, "IN_PROGRESS", MIN, MAX, good) == pytest.approx(5.0)
+    assert next_poll_delay(50.0, 90, "IN_PROGRESS", MIN, MAX, bad) == pytest.approx(7.0)
+    # Progress never pushes a poll past a quantile: 50 % at 40 s says 36 s, the history 17 s.
+    assert next_poll_delay(40.0, 50, "IN_PROGRESS", MIN, MAX, good) == pytest.approx(57.0 - 40.0)
+    # A status that says "not started" has no progress to go on, even on an informative provider.
+    assert next_poll_delay(50.0, 90, "QUEUED", MIN, MAX, good) == pytest.approx(7.0)
+
+
+def test_prediction_and_its_error() -> None:
+    assert predicted_finish(130.0, 100.0, 25) == pytest.approx(220.0)
+    assert predicted_finish(130.0, 100.0, 0) is None
+    assert predicted_finish(130.0, 100.0, 100) is None
+    assert progress_error(220.0, 100.0, 200.0) == pytest.approx(0.2)
+    assert progress_error(None, 100.0, 200.0) is None
+
+
+def test_learned_is_plain_data() -> None:
+    assert Learned((1.0,), False) == Learned((1.0,), False)
