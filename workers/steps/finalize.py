@@ -92,6 +92,20 @@ def finalize_ready(record: JobRecord, run: int, task: Task | None, counted: bool
                                               run=run))
     if done is not None:
         log.info("job %s: SUCCEEDED, manifest at %s", job_id, manifest.uri)
+        _discard_partials(job_id, manifest.key)
     else:
         # Cancelled meanwhile: the manifest just written says SUCCEEDED; have it rewritten.
         send_archive(app, record)
+
+
+def _discard_partials(job_id: str, manifest_key: str) -> None:
+    """Every object of the job is stored: what a killed run's put left half-written beside
+    them goes (it is no object of the job's, and nothing else would ever remove it)."""
+    try:
+        removed = runtime.storage().discard_partials(manifest_key.rpartition("/")[0])
+    except OSError as exc:  # the job has SUCCEEDED; a leftover temp file is not worth failing over
+        log.warning("job %s: could not remove half-written files: %s", job_id, exc)
+        return
+    if removed:
+        log.info("job %s: removed %d half-written file(s) left by a killed run", job_id, removed)
+

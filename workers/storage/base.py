@@ -42,6 +42,10 @@ class Storage(Protocol):
     def uri(self, key: str) -> str:
         """A URI naming the object (file:///… or s3://…)."""
 
+    def discard_partials(self, folder: str) -> int:
+        """Remove what writes cut off mid-way left under `folder` (a worker killed during a
+        put); how many. Called once the job's every object is stored, so nothing live is lost."""
+
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()

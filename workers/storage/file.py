@@ -120,6 +120,16 @@ class FileStorage:
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
 
+    def discard_partials(self, folder: str) -> int:
+        """The `.NAME.<id>.part` files of puts whose process died before the rename (SIGKILL
+        mid-write: the `finally` never ran). A put still running (a duplicate run's) loses
+        its temp and fails its rename; the job it writes for is complete by then."""
+        removed = 0
+        for part in self._path(folder).glob(".*.part"):
+            part.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
 
 # A hard link fails across filesystems (EXDEV) and on filesystems without links; then the
 # bytes are copied instead.

@@ -125,6 +125,11 @@ class S3Storage:
     def uri(self, key: str) -> str:
         return S3Location(self.bucket, self._object_key(key)).uri()
 
+    def discard_partials(self, folder: str) -> int:
+        """Nothing to do: a multipart upload cut off mid-way is no object (no key lists it);
+        its parts are for an AbortIncompleteMultipartUpload lifecycle rule on the bucket."""
+        return 0
+
 
 def storage_error(exc: Exception, doing: str) -> UpstreamError:
     """Sort a boto3 failure into worth-retrying (unreachable, busy) or not (refused)."""
