@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+import stack
 
 from tests.support.prerequisites import missing
 
@@ -63,9 +64,4 @@ def node_receiver(secret: str) -> Iterator[NodeReceiver]:
             raise RuntimeError("the node receiver did not start")
         yield NodeReceiver(int(line))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stack.stop(proc, timeout=10)
