@@ -83,21 +83,39 @@ def test_the_job_store_master_killed_under_jobs_in_flight_fails_over_and_every_j
     prompts = [f"cluster failover {tag} {i} sandbox:gen_time=6" for i in range(3)]
     ids = [queue.submit({"prompt": p}).id for p in prompts]
 
-    def states() -> list[JobState] | None:
+    def seen() -> list[tuple[JobState, float]] | None:
         try:
-            return [r.state for r in (queue.store.get(i) for i in ids)]
+            return [(r.state, r.progress) for r in (queue.store.get(i) for i in ids)]
         except redis.RedisError:  # the slot's master is gone and its replica not yet promoted
             return None
 
+    def states() -> list[JobState] | None:
+        now = seen()
+        return None if now is None else [state for state, _ in now]
+
+    def writes() -> bool:
+        try:
+            return bool(queue.store.redis.set(f"{prefix}:probe", "1", px=60_000))
+        except redis.RedisError:
+            return False
+
     stack.wait_until(lambda: (now := states()) is not None and all(st in LIVE for st in now), 60,
                      "every job in flight")
+    before = seen()
     master, replica = cluster.owner(f"{prefix}:job:x")
     killed_at = time.monotonic()
     exit_status = cluster.kill(master)
+    # Figures for docs/operations.md (printed with -s): kill -> the replica is master, -> a
+    # write through the cluster client lands, -> a job moves, -> every job has ended.
     stack.wait_until(lambda: replica.role() == "master", 30, "the replica promoted")
     promoted_s = time.monotonic() - killed_at
+    stack.wait_until(writes, 30, "a write to the promoted replica")
+    writes_s = time.monotonic() - killed_at
+    stack.wait_until(lambda: (now := seen()) is not None and now != before, 60, "a job to move")
+    moved_s = time.monotonic() - killed_at
     stack.wait_until(lambda: (now := states()) is not None and all(st.terminal for st in now), 90,
                      "every job to end")
+    ended_s = time.monotonic() - killed_at
 
     # The fault landed: the master died of SIGKILL and its replica now serves the slot.
     assert exit_status == -9
@@ -106,4 +124,5 @@ def test_the_job_store_master_killed_under_jobs_in_flight_fails_over_and_every_j
     assert [r.state for r in records] == [JobState.SUCCEEDED] * 3, [(r.id, r.state, r.error) for r in records]
     submits = sandbox.stats()["submits_by_prompt"]
     assert [submits.get(p, 0) for p in prompts] == [1, 1, 1]
-    print(f"replica promoted {promoted_s:.1f} s after the kill")
+    print(f"\nfrom the kill: promoted {promoted_s:.1f} s, takes writes {writes_s:.1f} s, a job moves "
+          f"{moved_s:.1f} s, all ended {ended_s:.1f} s; load {open('/proc/loadavg').read().split()[:3]}")
