@@ -613,8 +613,8 @@ class Settings(BaseSettings):
         # Every write is a script or a MULTI/WATCH over several keys of one job (and its
         # indexes): Redis Cluster runs those only when all the keys are on one slot.
         if cluster_url.is_cluster(self.redis_url) and cluster_url.hash_tag(self.key_prefix) is None:
-            raise ValueError("key_prefix: SONGQUEUE_KEY_PREFIX must hold a hash tag such as {songqueue} when "
-                             "SONGQUEUE_REDIS_URL is redis-cluster://, so every job-store key is on one slot")
+            raise ValueError("key_prefix: must hold a hash tag such as {songqueue} when SONGQUEUE_REDIS_URL is "
+                             "redis-cluster://, so every job-store key is on one slot")
         return self
 
     @model_validator(mode="after")
