@@ -89,12 +89,13 @@ def watchdog(store: JobStore | None, settings: Settings) -> Line:
     return passed("watchdog", f"last round {age:.1f}s ago (every {settings.watchdog_interval:g}s)", age=age)
 
 
-def clock_skew(client: redis.Redis | None) -> Line:
-    """This machine's clock against Redis's (TIME), the round trip halved out."""
+def clock_skew(client: redis.Redis | None, prefix: str = "songqueue") -> Line:
+    """This machine's clock against Redis's (TIME), the round trip halved out: on Redis
+    Cluster, the clock of the master holding the job store (the one its times come from)."""
     if client is None:
         return failed("clock", "not checked: Redis is unreachable", "fix the redis line first")
     before = time.time()
-    seconds, micros = node_for(client, "clock").time()
+    seconds, micros = node_for(client, f"{prefix}:clock").time()
     after = time.time()
     skew = (before + after) / 2 - (seconds + micros / 1e6)
     if abs(skew) > MAX_CLOCK_SKEW:

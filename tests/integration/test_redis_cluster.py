@@ -14,6 +14,8 @@ slot, one master's. Real Celery workers, the sandbox gateway.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import time
 import uuid
@@ -22,7 +24,8 @@ import pytest
 import redis
 import stack
 
-from producer import JobState
+from producer import AsyncSongQueue, JobState
+from producer.core import fleet
 from producer.core.store.cluster_url import hash_tag
 from sandbox import audio
 from tests.support import redis_cluster
@@ -45,7 +48,7 @@ def _cluster_stack(make_stack, cluster, **overrides: str):
 
 
 def test_udio_suno_and_minimax_jobs_succeed_with_every_key_on_one_slot(make_stack, sandbox, cluster):
-    s, prefix = _cluster_stack(make_stack, cluster)
+    s, prefix = _cluster_stack(make_stack, cluster, WATCHDOG_INTERVAL="1")
     s.start_worker()
     queue = s.queue()
     reference = s.tmp / "voice.mp3"
@@ -68,9 +71,22 @@ def test_udio_suno_and_minimax_jobs_succeed_with_every_key_on_one_slot(make_stac
     assert {int(master.client().execute_command("CLUSTER KEYSLOT", k)) for k in written} == {slot}
     assert all(master.client().exists(f"{prefix}:job:{job_id}") for job_id in ids)
     assert hash_tag(prefix) == prefix.strip("{}")
+    # The asyncio client reads through the cluster too; the worker's card is found by a SCAN
+    # over every node (the metrics exporter and the doctor read the fleet so).
+    async def read() -> str:
+        reader = AsyncSongQueue(queue.settings)
+        try:
+            return (await reader.status(ids[0])).state.value
+        finally:
+            await reader.aclose()
+    assert asyncio.run(read()) == "SUCCEEDED"
+    assert [card.worker for card in fleet.read_all(queue.store.redis, prefix)], "no worker card found"
     # The doctor names the one slot and its master.
+    stack.wait_until(lambda: queue.store.last_watchdog_round() is not None, 30, "a watchdog round on the cluster")
     done = s.cli("doctor", "--json")
-    assert f"every job-store key is on slot {slot}, master 127.0.0.1:{master.port}" in done.stdout, done.stdout
+    checks = {line["check"]: line for line in json.loads(done.stdout)["checks"]}
+    assert checks["redis"]["ok"] and checks["clock"]["ok"] and checks["watchdog"]["ok"], checks
+    assert f"every job-store key is on slot {slot}, master 127.0.0.1:{master.port}" in checks["redis"]["detail"]
 
 
 def test_the_job_store_master_killed_under_jobs_in_flight_fails_over_and_every_job_ends_once(
