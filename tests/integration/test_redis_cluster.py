@@ -47,7 +47,7 @@ def _cluster_stack(make_stack, cluster, **overrides: str):
     return make_stack(REDIS_URL=cluster.url, KEY_PREFIX=prefix, **overrides), prefix
 
 
-def test_udio_suno_and_minimax_jobs_succeed_with_every_key_on_one_slot(make_stack, sandbox, cluster):
+def test_udio_suno_and_minimax_jobs_succeed_with_every_key_on_one_slot(cluster, make_stack, sandbox):
     s, prefix = _cluster_stack(make_stack, cluster, WATCHDOG_INTERVAL="1")
     s.start_worker()
     queue = s.queue()
@@ -90,7 +90,7 @@ def test_udio_suno_and_minimax_jobs_succeed_with_every_key_on_one_slot(make_stac
 
 
 def test_the_job_store_master_killed_under_jobs_in_flight_fails_over_and_every_job_ends_once(
-        make_stack, sandbox, cluster):
+        cluster, make_stack, sandbox):
     # What the docs ask of a cluster job store, as of Sentinel: the intent on a replica before the paid call.
     s, prefix = _cluster_stack(make_stack, cluster, REDIS_MIN_REPLICAS="1", WATCHDOG_INTERVAL="1",
                                WATCHDOG_GRACE="4", HTTP_TIMEOUT="5")
