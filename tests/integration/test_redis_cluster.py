@@ -8,8 +8,10 @@ slot, one master's. Real Celery workers, the sandbox gateway.
     hash to one slot.
 (b) A master kill: the master serving that slot is SIGKILLed while jobs are generating
     upstream; the cluster promotes its replica (cluster-node-timeout 2 s) and every job still
-    ends SUCCEEDED, none submitted twice. A partition is not run here: it needs network
-    namespaces (the hosts harness).
+    ends SUCCEEDED, none submitted twice.
+(c) A paused master (SIGSTOP, then SIGCONT): replaced, back as a replica, and paid submits
+    that need a replica (SONGQUEUE_REDIS_MIN_REPLICAS=1) go through after it.
+A partition is not run here: it needs network namespaces (the hosts harness).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 import uuid
 
@@ -143,3 +146,44 @@ def test_the_job_store_master_killed_under_jobs_in_flight_fails_over_and_every_j
     assert [submits.get(p, 0) for p in prompts] == [1, 1, 1]
     print(f"\nfrom the kill: promoted {promoted_s:.1f} s, takes writes {writes_s:.1f} s, a job moves "
           f"{moved_s:.1f} s, all ended {ended_s:.1f} s; load average {os.getloadavg()}")
+
+
+def test_a_paused_master_is_replaced_rejoins_as_a_replica_and_new_paid_submits_wait_for_it(
+        cluster, make_stack, sandbox):
+    # SIGSTOP: the master stops answering without dying (a hung host, a long GC-like stall),
+    # as a partition looks to the rest of the cluster; unlike a partition it takes no writes
+    # meanwhile. After the failover it is resumed and must come back as the new master's replica.
+    s, prefix = _cluster_stack(make_stack, cluster, REDIS_MIN_REPLICAS="1", WATCHDOG_INTERVAL="1",
+                               WATCHDOG_GRACE="4", HTTP_TIMEOUT="5")
+    s.start_worker()
+    queue = s.queue()
+    tag = uuid.uuid4().hex[:8]
+    prompts = [f"cluster pause {tag} {i} sandbox:gen_time=4" for i in range(2)]
+    ids = [queue.submit({"prompt": p}).id for p in prompts]
+
+    def states(job_ids: list[str]) -> list[JobState] | None:
+        try:
+            return [r.state for r in (queue.store.get(i) for i in job_ids)]
+        except redis.RedisError:
+            return None
+
+    stack.wait_until(lambda: (now := states(ids)) is not None and all(st in LIVE for st in now), 60,
+                     "every job in flight")
+    master, replica = cluster.owner(f"{prefix}:job:x")
+    master.proc.send_signal(signal.SIGSTOP)
+    try:
+        stack.wait_until(lambda: replica.role() == "master", 30, "the replica promoted")
+    finally:
+        master.proc.send_signal(signal.SIGCONT)
+    stack.wait_until(lambda: master.role() == "slave", 30, "the old master back as a replica")
+    assert cluster.owner(f"{prefix}:job:x")[0].port == replica.port
+
+    # New paid submits: the promoted master has a replica again (the old master), so WAIT is met.
+    later = [f"cluster pause {tag} after {i} sandbox:gen_time=1" for i in range(2)]
+    ids += [queue.submit({"prompt": p}).id for p in later]
+    stack.wait_until(lambda: (now := states(ids)) is not None and all(st.terminal for st in now), 90,
+                     "every job to end")
+    records = [queue.store.get(i) for i in ids]
+    assert [r.state for r in records] == [JobState.SUCCEEDED] * 4, [(r.id, r.state, r.error) for r in records]
+    submits = sandbox.stats()["submits_by_prompt"]
+    assert [submits.get(p, 0) for p in prompts + later] == [1, 1, 1, 1]
