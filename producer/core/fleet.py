@@ -50,6 +50,10 @@ def mask_url(url: str) -> str:
     A list of URLs joined by ';' (kombu's sentinel://h1;sentinel://h2 form) is masked part by part."""
     if ";" in url:
         return ";".join(mask_url(part) for part in url.split(";"))
+    if url.startswith("redis-cluster://"):  # several HOST:PORT, which urlsplit cannot read
+        head, at, nodes = url[len("redis-cluster://"):].rpartition("@")
+        user, colon, _ = head.partition(":")
+        return f"redis-cluster://{user}:****@{nodes}" if at and colon else url
     parts = urlsplit(url)
     if parts.password is None:
         return url

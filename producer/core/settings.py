@@ -34,7 +34,7 @@ from producer.core.provider_settings import (
     UdioSettings,
     flat_fields,
 )
-from producer.core.store import sentinel_url
+from producer.core.store import cluster_url, sentinel_url
 
 __all__ = ["AMQP_SCHEMES", "GROUPS", "POLLED_PROVIDERS", "Settings", "describe_settings_error", "get_settings",
            "setting"]
@@ -135,8 +135,10 @@ class Settings(BaseSettings):
     # Empty means "the broker, when the broker is Redis (or Redis through Sentinel)".
     redis_url: str = setting(
         "", "store",
-        "job store: `redis://`, `rediss://`, `unix://` or `sentinel://…` (the broker's form); empty means the "
-        "broker, when it is Redis (or Sentinel); required when the broker is not Redis")
+        "job store: `redis://`, `rediss://`, `unix://`, `sentinel://…` (the broker's form) or Redis Cluster, "
+        "`redis-cluster://H1:P1,H2:P2` (needs a hash tag in `KEY_PREFIX`: [architecture]"
+        "(architecture.md#redis-keys-and-redis-cluster)); empty means the broker, when it is Redis (or "
+        "Sentinel); required when the broker is not Redis")
     # Both URLs may be kombu's sentinel://h1:26379;sentinel://h2:26379 form
     # (producer/core/store/sentinel_url.py); the master's name is not in it.
     sentinel_master: str = setting(
@@ -150,7 +152,10 @@ class Settings(BaseSettings):
         "replicas that must hold a submit's intent (Redis `WAIT`, up to 2 s) before the paid call; short of them "
         "the submit backs off without calling and, past `MAX_TRANSIENT_ERRORS`, fails `redis_not_replicated`; "
         "0 = do not wait", ge=0)
-    key_prefix: str = setting("songqueue", "store", "prefix of every job-store key")
+    key_prefix: str = setting(
+        "songqueue", "store",
+        "prefix of every job-store key; with a `redis-cluster://` job store it must hold a hash tag, e.g. "
+        "`{songqueue}`, so every key is on one slot")
 
     # --- retention ---
     # Retention (producer/core/store/retention.py): an ended job's record, its index entries and
@@ -614,6 +619,9 @@ class Settings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _broker_sentinel_form(cls, url: str) -> str:
+        if cluster_url.is_cluster(url):
+            raise ValueError("Celery has no Redis Cluster broker: give the broker a plain Redis (or Sentinel, or "
+                             "RabbitMQ) and put the cluster in SONGQUEUE_REDIS_URL, the job store")
         if sentinel_url.is_sentinel(url):
             sentinel_url.parse(url)
         return url
@@ -623,9 +631,21 @@ class Settings(BaseSettings):
     def _job_store_scheme(cls, url: str) -> str:
         if sentinel_url.is_sentinel(url):
             sentinel_url.parse(url)
+        elif cluster_url.is_cluster(url):
+            cluster_url.parse(url)
         elif url and urlparse(url).scheme not in _REDIS_SCHEMES:
-            raise ValueError("must start with redis://, rediss://, unix:// or sentinel:// (or be empty: the broker's)")
+            raise ValueError("must start with redis://, rediss://, unix://, sentinel:// or redis-cluster:// "
+                             "(or be empty: the broker's)")
         return url
+
+    @model_validator(mode="after")
+    def _cluster_needs_a_hash_tag(self) -> Settings:
+        # Every write is a script or a MULTI/WATCH over several keys of one job (and its
+        # indexes): Redis Cluster runs those only when all the keys are on one slot.
+        if cluster_url.is_cluster(self.redis_url) and cluster_url.hash_tag(self.key_prefix) is None:
+            raise ValueError("key_prefix: must hold a hash tag such as {songqueue} when SONGQUEUE_REDIS_URL is "
+                             "redis-cluster://, so every job-store key is on one slot")
+        return self
 
     @model_validator(mode="after")
     def _sentinel_needs_a_master(self) -> Settings:

@@ -67,7 +67,8 @@ def run(providers: Sequence[str]) -> list[Line]:
     store = None if client is None else JobStore(client, settings.key_prefix)
     broker_line = service_checks.broker(app, settings)
     lines += [redis_line, broker_line, service_checks.workers(app, broker_line.ok),
-              service_checks.fleet(client, settings), service_checks.watchdog(store, settings), service_checks.clock_skew(client),
+              service_checks.fleet(client, settings), service_checks.watchdog(store, settings),
+              service_checks.clock_skew(client, settings.key_prefix),
               config_checks.storage_writable(settings)]
     lines += [config_checks.provider(settings, name) for name in providers]
     lines.append(config_checks.callback_secret(settings, service_checks.jobs_with_callbacks(store)))

@@ -15,7 +15,7 @@ from producer.core.broker import consumers
 from producer.core.fleet import mask_url, providers_of, read_all
 from producer.core.settings import Settings
 from producer.core.store.job_store import JobStore
-from producer.core.store.redis_client import connect
+from producer.core.store.redis_client import connect, node_for
 from producer.core.task_names import ALL_QUEUES
 from producer.doctor.report import Line, failed, passed
 
@@ -36,7 +36,17 @@ def redis_client(settings: Settings) -> tuple[redis.Redis | None, Line]:
         client.ping()
     except redis.RedisError as exc:
         return None, failed("redis", f"cannot reach {mask_url(url)}: {exc}", START_REDIS)
-    return client, passed("redis", f"{mask_url(url)} answers")
+    return client, passed("redis", f"{mask_url(url)} answers{_cluster_detail(client, settings.key_prefix)}")
+
+
+def _cluster_detail(client: redis.Redis, prefix: str) -> str:
+    """On Redis Cluster: which slot, and which master, holds the whole job store."""
+    if not isinstance(client, redis.RedisCluster):
+        return ""
+    key = f"{prefix}:job:x"
+    node = client.get_node_from_key(key)
+    return (f" (Redis Cluster: every job-store key is on slot {client.keyslot(key)}, master {node.host}:{node.port}, "
+            f"one of {len(client.get_primaries())} masters)")
 
 
 def broker(app: Celery, settings: Settings) -> Line:
@@ -79,12 +89,13 @@ def watchdog(store: JobStore | None, settings: Settings) -> Line:
     return passed("watchdog", f"last round {age:.1f}s ago (every {settings.watchdog_interval:g}s)", age=age)
 
 
-def clock_skew(client: redis.Redis | None) -> Line:
-    """This machine's clock against Redis's (TIME), the round trip halved out."""
+def clock_skew(client: redis.Redis | None, prefix: str = "songqueue") -> Line:
+    """This machine's clock against Redis's (TIME), the round trip halved out: on Redis
+    Cluster, the clock of the master holding the job store (the one its times come from)."""
     if client is None:
         return failed("clock", "not checked: Redis is unreachable", "fix the redis line first")
     before = time.time()
-    seconds, micros = client.time()
+    seconds, micros = node_for(client, f"{prefix}:clock").time()
     after = time.time()
     skew = (before + after) / 2 - (seconds + micros / 1e6)
     if abs(skew) > MAX_CLOCK_SKEW:

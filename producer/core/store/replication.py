@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import redis
 
+from producer.core.store.redis_client import node_for
+
 # Seconds a submit waits for its intent to reach the replicas before it backs off and retries.
 WAIT_SECONDS = 2.0
 
@@ -27,7 +29,9 @@ def replicated(client: redis.Redis, prefix: str, replicas: int, timeout: float =
     """
     if replicas <= 0:
         return None
-    with client.client() as pinned:
-        pinned.set(f"{prefix}:replication-probe", "1", px=60_000)
+    probe = f"{prefix}:replication-probe"
+    # On Redis Cluster: the master of the prefix's slot, the one holding the intent.
+    with node_for(client, probe).client() as pinned:
+        pinned.set(probe, "1", px=60_000)
         got = int(pinned.wait(replicas, max(1, int(timeout * 1000))))
     return None if got >= replicas else got

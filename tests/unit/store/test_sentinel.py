@@ -50,7 +50,7 @@ def test_settings_refuse_a_sentinel_url_without_a_master_name_or_malformed():
     [(loc, msg)] = _errors(redis_url="sentinel://s1:x", sentinel_master="m")
     assert loc == ("redis_url",) and "the port must be a number" in msg
     [(loc, msg)] = _errors(redis_url="http://r:6379")
-    assert loc == ("redis_url",) and "must start with redis://, rediss://, unix:// or sentinel://" in msg
+    assert loc == ("redis_url",) and "must start with redis://, rediss://, unix://, sentinel:// or redis-cluster://" in msg
     [(loc, msg)] = _errors(broker_url="sentinel://s1/0;sentinel://s2/3", sentinel_master="m")
     assert loc == ("broker_url",)
 
@@ -62,7 +62,8 @@ def test_a_settings_error_names_the_variable_and_never_quotes_the_url():
     assert text.splitlines() == [
         "  SONGQUEUE_BROKER_URL: part 1: the port must be a number from 1 to 65535 "
         "(sentinel://[USER:PASSWORD@]HOST[:PORT][/DB] with one part per sentinel, joined by ';')",
-        "  SONGQUEUE_REDIS_URL: must start with redis://, rediss://, unix:// or sentinel:// (or be empty: the broker's)",
+        "  SONGQUEUE_REDIS_URL: must start with redis://, rediss://, unix://, sentinel:// or redis-cluster:// "
+        "(or be empty: the broker's)",
     ]
     with pytest.raises(pydantic.ValidationError) as caught:
         Settings(broker_url="sentinel://:secret@s1")
