@@ -19,16 +19,14 @@ from pathlib import Path
 import redis
 import stack
 
+from tests.support import sentinel_cluster
+
 BUS_OFFSET = 10_000
 
 
 @dataclass
-class Node:
-    proc: subprocess.Popen
-    port: int
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_connect_timeout=2, socket_timeout=5)
+class Node(sentinel_cluster.Node):
+    """A redis-server of the cluster: the Sentinel fixture's node, and its role."""
 
     def role(self) -> str | None:
         try:
