@@ -148,9 +148,10 @@ def test_log_in_submit_watch_and_play(start_api, tmp_path):  # noqa: F811
         record = api.stack_.queue().status(job_id)
         assert record.request["prompt"] == prompt and record.request["seed"] == 5
 
-        # The page follows the job's events and redraws itself when the state changes.
-        WebDriverWait(browser, 180, poll_frequency=0.5).until(
-            lambda b: b.find_element(By.ID, "state").text == "SUCCEEDED")
+        # The page follows the job's events and reloads itself when the state changes, so an element found
+        # before a reload is stale after it: read the state in one script call, which sees one page whole.
+        WebDriverWait(browser, 180, poll_frequency=0.5).until(lambda b: b.execute_script(
+            "const s = document.getElementById('state'); return s ? s.innerText.trim() : null;") == "SUCCEEDED")
         browser.get(browser.current_url)  # a page drawn SUCCEEDED: no reload of its own can race what follows
         audio = browser.find_element(By.TAG_NAME, "audio")
         browser.execute_script("arguments[0].muted = true; arguments[0].play();", audio)
