@@ -7,6 +7,7 @@ for its duration. A fault whose proof fails raises `DidNotLand`: its row is not 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ import stack
 
 from producer.core.store.redis_client import NoReplicasError
 from tests.hosts.cluster import REDIS_HOSTS, REDIS_PORT, SANDBOX_PORT, Cluster
-from tests.hosts.netns import netem_available
+from tests.hosts.netns import qdisc_available
 
 
 class DidNotLand(AssertionError):
@@ -138,20 +139,32 @@ def _rejoin_master(c: Cluster) -> str:
 
 # -- a slow, lossy link to the gateway --------------------------------------------------------------
 
-def _netem_missing() -> str | None:
-    return None if netem_available() else "the kernel has no sch_netem (tc qdisc netem: unknown qdisc kind)"
+NETEM = ("delay", "100ms", "loss", "5%")
+# 512 kbit/s with a queue of about 2.3 KB (2 KB burst + 5 ms at the rate): a song download or a
+# burst of polls overflows it, and what overflows is dropped, so TCP backs off and resends.
+TBF = ("rate", "512kbit", "burst", "2kb", "latency", "5ms")
 
 
-def _lossy_gateway(c: Cluster) -> str:
-    c.net.netem("gw", "delay", "100ms", "loss", "5%")
-    return "netem delay 100ms loss 5% on both ends of gw's link"
+def _qdisc_missing(kind: str, spec: tuple[str, ...]) -> Callable[[], str | None]:
+    def needs() -> str | None:
+        if qdisc_available(kind, *spec):
+            return None
+        return f"the kernel has no sch_{kind} (tc qdisc {kind}: unknown qdisc kind)"
+    return needs
 
 
-def _clear_lossy_gateway(c: Cluster) -> str:
-    shown = c.net.clear_netem("gw")
-    dropped = int(shown.split("dropped", 1)[1].split(",")[0]) if "dropped" in shown else 0
-    _prove(dropped > 0, f"netem on gw dropped nothing: {shown.strip()}")
-    return f"netem removed; it had dropped {dropped} packets on gw's bridge port"
+def _shape_gateway(kind: str, spec: tuple[str, ...]) -> Callable[[Cluster], str]:
+    def strike(c: Cluster) -> str:
+        c.net.shape("gw", kind, *spec)
+        return f"tc qdisc {kind} {' '.join(spec)} on both ends of gw's link"
+    return strike
+
+
+def _unshape_gateway(c: Cluster) -> str:
+    shown = c.net.unshape("gw")
+    dropped = sum(int(n) for n in re.findall(r"dropped (\d+)", shown))
+    _prove(dropped > 0, f"the qdisc on gw's link dropped nothing: {' '.join(shown.split())}")
+    return f"qdiscs removed; they had dropped {dropped} packets on gw's link"
 
 
 FAULTS = {f.name: f for f in (
@@ -160,6 +173,9 @@ FAULTS = {f.name: f for f in (
     Fault("worker host cut from Redis", _cut(["w1"], list(REDIS_HOSTS), TO_REDIS), _healer(TO_REDIS)),
     Fault("worker host cut from Redis, then killed", _cut_then_kill, _heal_and_restart),
     Fault("Redis master isolated with a worker", _isolate_master, _rejoin_master),
-    Fault("gateway link slow and lossy (netem)", _lossy_gateway, _clear_lossy_gateway, _netem_missing),
+    Fault("gateway link slow and lossy (netem)", _shape_gateway("netem", NETEM), _unshape_gateway,
+          _qdisc_missing("netem", NETEM)),
+    Fault("gateway link narrow, overflow dropped (tbf)", _shape_gateway("tbf", TBF), _unshape_gateway,
+          _qdisc_missing("tbf", TBF)),
 )}
 

@@ -16,9 +16,11 @@ The faults a nemesis chooses are plain iproute2, which every Linux with namespac
   stall and new ones time out, as across a real partition (a blackhole route would fail
   connects at once with EINVAL, which no real network does); healing deletes the entries
   and ARP finds the real MAC again;
-- a slow, lossy link: `tc qdisc ... netem` on the host's bridge port, when the kernel has
-  sch_netem (`netem_available()`; a kernel without it cannot be made to delay or drop at
-  random by iproute2 alone).
+- a slow or lossy link: a `tc` qdisc on both ends of the host's link (`shape`), when the
+  kernel has that qdisc (`qdisc_available`): `netem` delays and drops at random; `tbf`
+  narrows the link to a rate and drops what overflows its short queue (tail drop). A
+  kernel without sch_netem cannot be made to delay or drop at random by iproute2 alone;
+  tbf is in nearly every kernel.
 """
 
 from __future__ import annotations
@@ -57,14 +59,14 @@ def missing_capability() -> str | None:
     return None
 
 
-def netem_available() -> bool:
-    """Whether the kernel has sch_netem (a delay or loss qdisc can be added)."""
-    ns = f"sqnetem{secrets.token_hex(3)}"
+def qdisc_available(kind: str, *spec: str) -> bool:
+    """Whether the kernel has the qdisc `kind` (tried with `spec` on a throw-away namespace's lo)."""
+    ns = f"sqqdisc{secrets.token_hex(3)}"
     ip("netns", "add", ns)
     try:
         ip("-n", ns, "link", "set", "lo", "up")
-        tried = subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "lo", "root", "netem",
-                                "delay", "1ms"], capture_output=True, text=True)
+        tried = subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "lo", "root", kind, *spec],
+                               capture_output=True, text=True)
         return tried.returncode == 0
     finally:
         ip("netns", "del", ns, check=False)
@@ -75,7 +77,7 @@ class Host:
     name: str
     ns: str
     address: str
-    port: str  # the bridge port (root side of the veth): where netem goes
+    port: str  # the bridge port (root side of the veth): the link's far end, where a qdisc shapes what it receives
 
     def exec_argv(self, argv: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.ns, *argv]
@@ -150,16 +152,21 @@ class Network:
                 ip("neigh", "del", address, "dev", dev, check=False)
         self.cuts.clear()
 
-    def netem(self, name: str, *spec: str) -> None:
-        """`tc qdisc netem SPEC` on both directions of the host's link (its eth0 and its bridge port)."""
+    def shape(self, name: str, kind: str, *spec: str) -> None:
+        """`tc qdisc KIND SPEC` on both directions of the host's link: its eth0 shapes what
+        it sends, its bridge port what it receives."""
         host = self.hosts[name]
-        subprocess.run(["tc", "qdisc", "replace", "dev", host.port, "root", "netem", *spec], check=True)
-        subprocess.run(host.exec_argv(["tc", "qdisc", "replace", "dev", "eth0", "root", "netem", *spec]), check=True)
+        subprocess.run(["tc", "qdisc", "replace", "dev", host.port, "root", kind, *spec], check=True)
+        subprocess.run(host.exec_argv(["tc", "qdisc", "replace", "dev", "eth0", "root", kind, *spec]), check=True)
 
-    def clear_netem(self, name: str) -> str:
-        """Remove the netem qdiscs; returns `tc -s qdisc` of the bridge port first (its drop counters)."""
+    def unshape(self, name: str) -> str:
+        """Remove the qdiscs `shape` added; returns `tc -s qdisc show` of both ends, read
+        just before (their sent, dropped and overlimit counters: the proof the shaping bit)."""
         host = self.hosts[name]
-        shown = subprocess.run(["tc", "-s", "qdisc", "show", "dev", host.port], capture_output=True, text=True).stdout
+        shown = (subprocess.run(["tc", "-s", "qdisc", "show", "dev", host.port], capture_output=True,
+                                text=True).stdout
+                 + subprocess.run(host.exec_argv(["tc", "-s", "qdisc", "show", "dev", "eth0"]), capture_output=True,
+                                  text=True).stdout)
         subprocess.run(["tc", "qdisc", "del", "dev", host.port, "root"], capture_output=True)
         subprocess.run(host.exec_argv(["tc", "qdisc", "del", "dev", "eth0", "root"]), capture_output=True)
         return shown
