@@ -6,7 +6,8 @@
     gw  10.231.N.20  the sandbox gateway :8808
     w1  10.231.N.31  celery worker, every queue
     w2  10.231.N.32  celery worker, every queue
-    driver 10.231.N.1 (the bridge, root namespace): submits, watches, checks
+    api 10.231.N.40  `songqueue api` :8800, the HTTP API
+    driver 10.231.N.1 (the bridge, root namespace): submits over the API, watches, checks
 
 The workers and the driver reach Redis only through the sentinels (SONGQUEUE_BROKER_URL =
 SONGQUEUE_REDIS_URL = sentinel://r1;r2;r3, as docs/operations.md "Redis Sentinel" deploys
@@ -30,6 +31,7 @@ import redis
 import stack
 
 from producer import Settings, SongQueue
+from producer.core.store.api_keys import KeyStore
 from tests.faults.fault_scenarios import FAST
 from tests.faults.harness import SANDBOX_KEY, gateway
 from tests.hosts.netns import Host, Network
@@ -38,7 +40,8 @@ from tests.support.sentinel_cluster import MASTER_NAME
 REDIS_PORT = 6379
 SENTINEL_PORT = 26379
 SANDBOX_PORT = 8808
-LAYOUT = {"r1": 11, "r2": 12, "r3": 13, "gw": 20, "w1": 31, "w2": 32}
+API_PORT = 8800
+LAYOUT = {"r1": 11, "r2": 12, "r3": 13, "gw": 20, "w1": 31, "w2": 32, "api": 40}
 WORKERS = ("w1", "w2")
 REDIS_HOSTS = ("r1", "r2", "r3")
 REPLICAS = ("r2", "r3")
@@ -94,6 +97,17 @@ class Cluster:
     def sandbox_url(self) -> str:
         return f"http://{self.host('gw').address}:{SANDBOX_PORT}"
 
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host('api').address}:{API_PORT}"
+
+    def api_key(self) -> str:
+        """A key's secret for the driver, made the way `songqueue keys create` makes one; its
+        request rate raised so a run's burst of submits is not what the key limits."""
+        _, secret = KeyStore(self.queue().store.redis, self.prefix).create(
+            "hosts driver", None, ["submit", "read"], request_rate=1000)
+        return secret
+
     def overrides(self) -> dict[str, str]:
         return {
             "BROKER_URL": self.sentinel_url, "REDIS_URL": self.sentinel_url, "SENTINEL_MASTER": MASTER_NAME,
@@ -145,7 +159,8 @@ class Cluster:
             self._run(name, lambda name=name: self._sentinel(name))
         for name in REDIS_HOSTS:  # a failover needs a quorum that knows the replica and each other
             stack.wait_until(lambda name=name: self._knows_all(name), 60, f"sentinel on {name} to see everything")
-        stack.wait_until(lambda: _answers(self.sandbox_url), 30, "the sandbox gateway")
+        stack.wait_until(lambda: _answers(self.sandbox_url, "/_sandbox/stats"), 30, "the sandbox gateway")
+        self._run("api", self._api)
         for name in WORKERS:
             self._run(name, lambda name=name: self._worker(name), wait=False)
         for name in WORKERS:
@@ -223,12 +238,24 @@ class Cluster:
             sys.executable, "-m", "sandbox", "--host", self.host("gw").address, "--port", str(SANDBOX_PORT),
             "--api-key", SANDBOX_KEY, "--generation-time", "2", "--song-duration", "2"])
 
+    def _env(self) -> dict[str, str]:
+        env = stack.worker_env({f"SONGQUEUE_{k}": v for k, v in self.overrides().items()})
+        env["PYTHONPATH"] = os.pathsep.join([str(stack.ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        return env
+
+    def _api(self) -> subprocess.Popen:
+        proc = self._spawn("api", "api", [
+            sys.executable, "-m", "producer.cli.main", "api", "--host", self.host("api").address,
+            "--port", str(API_PORT)], self._env())
+        stack.wait_until(lambda: proc.poll() is not None or _answers(self.api_url, "/readyz"), 60,
+                         f"the API on api ({self._log('api', 'api')})")
+        return proc
+
     def _worker(self, name: str) -> subprocess.Popen:
         log = self._log(name, "worker")
         if log.exists():  # "ready." must be this start's
             log.rename(log.with_suffix(f".{len(list(self.tmp.glob(f'{name}-worker.*')))}.old"))
-        env = stack.worker_env({f"SONGQUEUE_{k}": v for k, v in self.overrides().items()})
-        env["PYTHONPATH"] = os.pathsep.join([str(stack.ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env = self._env()
         return self._spawn(name, "worker", [
             sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "submit,poll,download,callback",
             "-c", "2", "-n", f"{name}-{self.net.tag}@%h", "--loglevel", "INFO", "--without-gossip",
@@ -239,11 +266,11 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, path: str) -> bool:
     import requests
 
     try:
-        return requests.get(f"{url}/_sandbox/stats", timeout=2).status_code == 200
+        return requests.get(f"{url}{path}", timeout=2).status_code == 200
     except requests.RequestException:
         return False
 

@@ -1,6 +1,7 @@
 """`make hosts`: every fault of tests/hosts/nemesis.py x every Redis setting, on hosts of their own.
 
-Each cell is a fresh cluster (tests/hosts/cluster.py): N jobs submitted, the fault struck
+Each cell is a fresh cluster (tests/hosts/cluster.py): N jobs submitted over the HTTP API
+(on a host of its own, with a key of its own), the fault struck
 once half of them have left QUEUED, held, healed, then every job watched until it ends (or
 the bound), and the checker (tests/hosts/checker.py) says what became of each. Prints the
 table and, with --write-docs, puts it between the markers in docs/faults.md.
@@ -64,9 +65,14 @@ def run_cell(tmp: Path, fault: Fault, setting: Setting, jobs: int, hold_s: float
         calls_before = upstream_calls(requests.get(stats_url, timeout=10).json())
         tag = uuid.uuid4().hex[:8]
         texts = {}
-        for i in range(jobs):
-            text = f"hosts {tag} {i} sandbox:gen_time={GEN_TIME}"
-            texts[queue.submit({"prompt": text}, provider="udio").id] = text
+        with requests.Session() as api:  # every job enters through the API's own host, as a service's would
+            api.headers["Authorization"] = f"Bearer {cluster.api_key()}"
+            for i in range(jobs):
+                text = f"hosts {tag} {i} sandbox:gen_time={GEN_TIME}"
+                made = api.post(f"{cluster.api_url}/v1/jobs", json={"provider": "udio", "request": {"prompt": text}},
+                                timeout=30)
+                made.raise_for_status()
+                texts[made.json()["id"]] = text
         ids = list(texts)
 
         def states() -> dict[str, JobState | None]:
