@@ -110,7 +110,8 @@ faults: $(STAMP)
 	$(BIN)/python tests/hosts/matrix.py --jobs $${HOSTS_JOBS:-200} $(HOSTS_ARGS)
 
 # Many hosts (docs/faults.md, "Many hosts"): every role in a network namespace of its own on a
-# bridge (needs root and iproute2); every fault x {safe, default} Redis settings, HOSTS_JOBS jobs
+# bridge (needs root and iproute2); every fault x its job store's settings (Sentinel trio: safe, default;
+# Redis Cluster: cluster-safe, cluster-default), HOSTS_JOBS jobs
 # per cell (200), the checker's table printed and written into docs/faults.md. HOSTS_ARGS=
 # "--faults killed --settings safe --hold 5" narrows it.
 hosts: $(STAMP)

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import redis
 import stack
@@ -62,6 +63,7 @@ class Setting:
     min_replicas: int
     replicas_to_write: int = 0
     max_lag: int = 10
+    store: str = "sentinel"  # the job store's kind: "sentinel" (this module) or "cluster" (tests/hosts/sharded.py)
 
 
 # The layout docs/operations.md deploys: two replicas, so the promoted one still has one of its own.
@@ -76,10 +78,11 @@ class Cluster:
     net: Network = field(default_factory=Network)
     starters: dict[str, list[Callable[[], subprocess.Popen]]] = field(default_factory=dict)
     procs: list[subprocess.Popen] = field(default_factory=list)
+    layout: ClassVar[dict[str, int]] = LAYOUT
 
     def __post_init__(self) -> None:
         self.prefix = f"h{uuid.uuid4().hex[:8]}"
-        for name, octet in LAYOUT.items():
+        for name, octet in self.layout.items():
             self.net.add(name, octet)
             self.starters[name] = []
 
@@ -108,10 +111,13 @@ class Cluster:
             "hosts driver", None, ["submit", "read"], request_rate=1000)
         return secret
 
+    def store_overrides(self) -> dict[str, str]:
+        """Where the broker and the job store are: both on the Sentinel trio."""
+        return {"BROKER_URL": self.sentinel_url, "REDIS_URL": self.sentinel_url, "SENTINEL_MASTER": MASTER_NAME}
+
     def overrides(self) -> dict[str, str]:
         return {
-            "BROKER_URL": self.sentinel_url, "REDIS_URL": self.sentinel_url, "SENTINEL_MASTER": MASTER_NAME,
-            "KEY_PREFIX": self.prefix, "STORAGE_URL": (self.tmp / "objects").as_uri(),
+            **self.store_overrides(), "KEY_PREFIX": self.prefix, "STORAGE_URL": (self.tmp / "objects").as_uri(),
             "ALLOW_PRIVATE_NETWORKS": "true", "REDIS_MIN_REPLICAS": str(self.setting.min_replicas),
             **gateway(GATEWAY, self.sandbox_url).settings, **FAST,
         }
@@ -146,8 +152,19 @@ class Cluster:
     # -- bringing hosts up ---------------------------------------------------------------------
 
     def start(self) -> Cluster:
-        """Every host up: the Redis trio in sync and seen by every sentinel, the gateway, the workers."""
+        """Every host up: the gateway, the job store and broker, the API, the workers."""
         self._run("gw", self._sandbox)
+        self._start_store()
+        stack.wait_until(lambda: _answers(self.sandbox_url, "/_sandbox/stats"), 30, "the sandbox gateway")
+        self._run("api", self._api)
+        for name in WORKERS:
+            self._run(name, lambda name=name: self._worker(name), wait=False)
+        for name in WORKERS:
+            self.wait_worker(name)
+        return self
+
+    def _start_store(self) -> None:
+        """The Redis trio in sync and seen by every sentinel."""
         self._run("r1", lambda: self._redis("r1"))
         for replica in REPLICAS:
             self._run(replica, lambda replica=replica: self._redis(replica, "--replicaof", self.host("r1").address,
@@ -159,13 +176,6 @@ class Cluster:
             self._run(name, lambda name=name: self._sentinel(name))
         for name in REDIS_HOSTS:  # a failover needs a quorum that knows the replica and each other
             stack.wait_until(lambda name=name: self._knows_all(name), 60, f"sentinel on {name} to see everything")
-        stack.wait_until(lambda: _answers(self.sandbox_url, "/_sandbox/stats"), 30, "the sandbox gateway")
-        self._run("api", self._api)
-        for name in WORKERS:
-            self._run(name, lambda name=name: self._worker(name), wait=False)
-        for name in WORKERS:
-            self.wait_worker(name)
-        return self
 
     def restart(self, name: str) -> None:
         """Bring a killed host back with the processes it first ran."""
@@ -197,15 +207,18 @@ class Cluster:
             return subprocess.Popen(self.host(name).exec_argv(argv), env=env, stdout=out, stderr=subprocess.STDOUT,
                                     cwd=stack.ROOT, start_new_session=True)
 
-    def _redis(self, name: str, *extra: str) -> subprocess.Popen:
+    def _redis(self, name: str, *extra: str, durable: bool = True) -> subprocess.Popen:
+        """A redis-server on the host; `durable`: with the setting's appendfsync and
+        min-replicas-to-write (a job store's node), else the defaults (a broker of its own)."""
         data = self.tmp / name / "redis"
         data.mkdir(parents=True, exist_ok=True)
+        safety = (("--min-replicas-to-write", str(self.setting.replicas_to_write),
+                   "--min-replicas-max-lag", str(self.setting.max_lag))
+                  if durable and self.setting.replicas_to_write else ())
         proc = self._spawn(name, "redis", [
             stack.redis_binary(), "--port", str(REDIS_PORT), "--bind", self.host(name).address, "--dir", str(data),
-            "--appendonly", "yes", "--appendfsync", self.setting.appendfsync, "--save", "", "--daemonize", "no",
-            *(("--min-replicas-to-write", str(self.setting.replicas_to_write),
-                "--min-replicas-max-lag", str(self.setting.max_lag)) if self.setting.replicas_to_write else ()),
-            *extra])
+            "--appendonly", "yes", "--appendfsync", self.setting.appendfsync if durable else "everysec",
+            "--save", "", "--daemonize", "no", *safety, *extra])
         stack.wait_until(lambda: proc.poll() is not None or bool(self.role(name)), 20, f"redis on {name}")
         return proc
 

@@ -31,8 +31,10 @@ from tests.hosts import checker  # noqa: E402
 from tests.hosts.cluster import DEFAULT, SAFE, Cluster, Setting, upstream_calls  # noqa: E402
 from tests.hosts.nemesis import FAULTS, Fault  # noqa: E402
 from tests.hosts.netns import missing_capability  # noqa: E402
+from tests.hosts.sharded import CLUSTER_DEFAULT, CLUSTER_SAFE, ShardedCluster  # noqa: E402
 
-SETTINGS = {"safe": SAFE, "default": DEFAULT}
+SETTINGS = {"safe": SAFE, "default": DEFAULT, "cluster-safe": CLUSTER_SAFE, "cluster-default": CLUSTER_DEFAULT}
+KINDS: dict[str, type[Cluster]] = {"sentinel": Cluster, "cluster": ShardedCluster}  # Setting.store -> its layout
 BEGIN, END = "<!-- hosts-table:begin -->", "<!-- hosts-table:end -->"
 GEN_TIME = 6  # seconds each job spends generating upstream: the fault catches jobs mid-flight
 
@@ -57,7 +59,7 @@ def run_cell(tmp: Path, fault: Fault, setting: Setting, jobs: int, hold_s: float
         cell.skipped = why
         return cell
     started = time.monotonic()
-    cluster = Cluster(tmp, setting)
+    cluster = KINDS[setting.store](tmp, setting)
     try:
         cluster.start()
         queue = cluster.queue()
@@ -159,7 +161,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("HOSTS_JOBS", 200)))
     parser.add_argument("--hold", type=float, default=10, help="seconds each fault is held")
     parser.add_argument("--faults", default="", help="comma-separated parts of fault names (default: all)")
-    parser.add_argument("--settings", default="safe,default")
+    parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of {', '.join(SETTINGS)}")
     parser.add_argument("--write-docs", action="store_true", help="write the table into docs/faults.md")
     args = parser.parse_args()
     why = missing_capability()
@@ -171,7 +173,8 @@ def main() -> int:
     load = os.getloadavg()[0]
     cells = []
     with tempfile.TemporaryDirectory(prefix="songqueue-hosts-") as tmp:
-        for i, (fault, setting) in enumerate((f, SETTINGS[s]) for f in faults for s in args.settings.split(",")):
+        crossed = [(f, SETTINGS[s]) for f in faults for s in args.settings.split(",") if SETTINGS[s].store in f.stores]
+        for i, (fault, setting) in enumerate(crossed):
             try:
                 cell = run_cell(Path(tmp) / f"c{i}", fault, setting, args.jobs, args.hold)
             except Exception as exc:  # noqa: BLE001 - a cell that could not run is a row that says why

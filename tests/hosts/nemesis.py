@@ -17,6 +17,7 @@ import stack
 from producer.core.store.redis_client import NoReplicasError
 from tests.hosts.cluster import REDIS_HOSTS, REDIS_PORT, SANDBOX_PORT, Cluster
 from tests.hosts.netns import qdisc_available
+from tests.hosts.sharded import NODES, SPARE, ShardedCluster
 
 
 class DidNotLand(AssertionError):
@@ -34,6 +35,7 @@ class Fault:
     strike: Callable[[Cluster], str]
     heal: Callable[[Cluster], str]
     needs: Callable[[], str | None] = lambda: None  # why this machine cannot inject it (None: it can)
+    stores: tuple[str, ...] = ("sentinel",)  # the job-store kinds (Setting.store) it is crossed with
 
 
 # -- a worker host killed whole, then brought back ------------------------------------------------
@@ -167,6 +169,73 @@ def _unshape_gateway(c: Cluster) -> str:
     return f"qdiscs removed; they had dropped {dropped} packets on gw's link"
 
 
+# -- the job store's master on a Redis Cluster: killed, or cut off with a worker ------------------
+
+def _nothing(c: Cluster) -> str:
+    return "no fault: the spine under the same run"
+
+
+def _nothing_to_heal(c: Cluster) -> str:
+    return "nothing to heal"
+
+
+def _promoted(c: ShardedCluster, old: str, asker: str) -> str | None:
+    owner = c.slot_owner(asker)
+    return owner[0] if owner and owner[0] != old else None
+
+
+def _kill_store_master(c: Cluster) -> str:
+    assert isinstance(c, ShardedCluster)
+    master, replicas = c.slot_owner() or ("", [])
+    before = c.net.kill(master)
+    stack.wait_until(lambda: not c.host(master).pids(), 10, f"every process of {master} gone")
+    asker = next(n for n in (*NODES, SPARE) if n != master)
+    stack.wait_until(lambda: _promoted(c, master, asker) is not None, 60, f"a replica of {master} promoted")
+    c.struck = master
+    return (f"SIGKILLed {len(before)} processes of {master} (the job store's master; replicas {', '.join(replicas)}); "
+            f"{_promoted(c, master, asker)} promoted")
+
+
+def _restart_store_master(c: Cluster) -> str:
+    assert isinstance(c, ShardedCluster)
+    old = c.struck
+    c.restart(old)
+    stack.wait_until(lambda: c.role(old).get("role") == "slave" and c.role(old).get("master_link_status") == "up"
+                     and c.cluster_ok(old), 60, f"{old} back as a replica in sync")
+    return f"{old} back as {c.slot_owner(old)[0] if c.slot_owner(old) else '?'}'s replica, cluster_state ok"
+
+
+def _isolate_store_master(c: Cluster) -> str:
+    assert isinstance(c, ShardedCluster)
+    master, _ = c.slot_owner() or ("", [])
+    minority, majority = [master, "w1"], [n for n in (*NODES, SPARE) if n != master] + ["w2"]
+    offset = int(c.role(master).get("master_repl_offset", 0))
+    c.net.cut(minority, majority)
+    _prove(not c.host(master).can_connect(c.host(majority[0]).address, REDIS_PORT),
+           f"{master} still reaches {majority[0]}")
+    stack.wait_until(lambda: _promoted(c, master, majority[0]) is not None, 60,
+                     "the majority to promote a replica of the job store's master")
+    c.struck, c.majority = master, tuple(majority)
+    told = (f"{'+'.join(minority)} cut from the other nodes and w2; the majority promoted "
+            f"{_promoted(c, master, majority[0])}")
+    # w1 and the driver still reach the old master; whether it took writes before it noticed
+    # it was cut off is what the row measures (ends undone), not a condition of the fault.
+    took = int(c.role(master).get("master_repl_offset", 0)) > offset
+    told += f"; {master} {'took' if took else 'took no'} writes after the cut"
+    stack.wait_until(lambda: not c.cluster_ok(master), 30, f"{master} to see the cluster down on its side")
+    return told + f"; then {master} reports cluster_state fail (minority: no writes)"
+
+
+def _rejoin_store_master(c: Cluster) -> str:
+    assert isinstance(c, ShardedCluster)
+    master, majority = c.struck, c.majority
+    promoted = _promoted(c, master, majority[0])
+    c.net.heal()
+    stack.wait_until(lambda: c.role(master).get("role") == "slave" and c.cluster_ok(master), 60,
+                     f"the old master {master} to rejoin as a replica")
+    return f"healed: {master} is a replica again ({promoted} serves the slot), cluster_state ok"
+
+
 FAULTS = {f.name: f for f in (
     Fault("worker host killed", _kill_worker_host, _restart_worker_host),
     Fault("worker host cut from the gateway", _cut(["w1"], ["gw"], TO_GATEWAY), _healer(TO_GATEWAY)),
@@ -177,5 +246,10 @@ FAULTS = {f.name: f for f in (
           _qdisc_missing("netem", NETEM)),
     Fault("gateway link narrow, overflow dropped (tbf)", _shape_gateway("tbf", TBF), _unshape_gateway,
           _qdisc_missing("tbf", TBF)),
+    Fault("none (Redis Cluster spine)", _nothing, _nothing_to_heal, stores=("cluster",)),
+    Fault("Redis Cluster: job store's master host killed", _kill_store_master, _restart_store_master,
+          stores=("cluster",)),
+    Fault("Redis Cluster: job store's master isolated with a worker", _isolate_store_master, _rejoin_store_master,
+          stores=("cluster",)),
 )}
 

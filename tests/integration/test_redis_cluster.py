@@ -11,7 +11,7 @@ slot, one master's. Real Celery workers, the sandbox gateway.
     ends SUCCEEDED, none submitted twice.
 (c) A paused master (SIGSTOP, then SIGCONT): replaced, back as a replica, and paid submits
     that need a replica (SONGQUEUE_REDIS_MIN_REPLICAS=1) go through after it.
-A partition is not run here: it needs network namespaces (the hosts harness).
+A partition runs in the hosts harness (tests/hosts/sharded.py, `make hosts`): it needs network namespaces.
 """
 
 from __future__ import annotations
