@@ -70,8 +70,13 @@ def submit_job(state: ApiState, key: ApiKey, body: JobBody, idempotency_key: str
     The key's in-flight limit and its budget are held by the workers (the job waits QUEUED,
     the reason on it), so a job over the in-flight limit is accepted, not refused.
     """
-    key_budget.check(state, key)
-    key_caps.check_queued(state.keys.redis, state.settings, key)
+    if not _is_repeat(state, key, idempotency_key):
+        # A repeat of an accepted job is answered with that job, never refused for a cap or a
+        # budget the first one already counted against (a client retrying a lost 201 would
+        # otherwise read 429 for a job that exists). Should the key expire in between, the
+        # submit below makes a new job unchecked: one job, once, past a cap.
+        key_budget.check(state, key)
+        key_caps.check_queued(state.keys.redis, state.settings, key)
     try:
         handle = state.queue.submit(
             body.request, provider=body.provider,
@@ -89,6 +94,14 @@ def submit_job(state: ApiState, key: ApiKey, body: JobBody, idempotency_key: str
         field, _, rule = str(exc).partition(": ")
         raise Problem(422, "the request breaks a rule", errors=[(field, rule or str(exc))]) from None
     return state.queue.status(handle.id), handle.created
+
+
+def _is_repeat(state: ApiState, key: ApiKey, idempotency_key: str | None) -> bool:
+    """Whether `idempotency_key` already names a job of the key's tenant."""
+    if idempotency_key is None:
+        return False
+    store = state.queue.store
+    return bool(store.redis.exists(store_keys.idempotency(store.prefix, idempotency_key, key.tenant)))
 
 
 @router.get("/{job_id}", response_model=JobView, responses=_ERRORS)

@@ -82,6 +82,25 @@ def test_a_keys_queued_jobs_rate_and_streams_are_capped(start_api):  # noqa: F81
     assert "over its request rate of 1/s" in limited[0].json()["detail"]
 
 
+def test_a_repeated_submit_at_the_queued_cap_gets_its_job_not_429(start_api):  # noqa: F811
+    # A client whose 201 was lost retries with the same Idempotency-Key: the job exists and
+    # counts toward the cap, so the cap must not turn its own repeat away.
+    api = start_api(workers=False)
+    _, secret = _store(api).create("one at a time", None, ["submit", "read"], max_queued=1)
+    body = {"provider": "udio", "request": {"prompt": f"cap repeat {uuid.uuid4().hex}"}}
+    first = api.call("POST", "/v1/jobs", secret, json=body, headers={"Idempotency-Key": "retry-me"})
+    assert first.status_code == 201, first.text
+
+    repeat = api.call("POST", "/v1/jobs", secret, json=body, headers={"Idempotency-Key": "retry-me"})
+    assert repeat.status_code == 200, repeat.text
+    assert repeat.json()["id"] == first.json()["id"]
+    # The cap still holds for a new job, and a used key with another request is still a conflict.
+    assert _submit(api, secret).status_code == 429
+    other = api.call("POST", "/v1/jobs", secret, json={**body, "request": {"prompt": "another"}},
+                     headers={"Idempotency-Key": "retry-me"})
+    assert other.status_code == 422
+
+
 def test_revoking_a_key_ends_its_open_event_streams(start_api):  # noqa: F811
     api = start_api(workers=False)
     store = _store(api)
