@@ -136,7 +136,7 @@ def run(quick: bool) -> Section:
                     met += ok
                     goal = "yes" if ok else "no"
                 rows.append([f"{progress} / {dist}" if poller == SONGQUEUE else "", poller, fmt(median(calls), 1),
-                             fmt(median(lags), 1), fmt(quantile(lags, 0.9), 1), goal])
+                             fmt(sum(calls) / len(calls), 1), fmt(median(lags), 1), fmt(quantile(lags, 0.9), 1), goal])
     cells = len(PROGRESS) * len(DISTRIBUTIONS)
     return Section(
         title="Poll models",
@@ -144,13 +144,16 @@ def run(quick: bool) -> Section:
                f"then {per} measured jobs per poller (the same generation times for each). Time scale 1/{scale:g}; "
                f"lags in nominal seconds. songqueue: first poll 5 s without history, min 2 s, max 60 s, "
                f"`POLL_LEARNING_MIN_JOBS={warm}`; fixed pollers: initial = min = max = 5 s or 15 s."),
-        table=harness.table(["cell (progress / distribution)", "poller", "fetch calls/job (median)", "lag median s",
-                             "lag p90 s", "goal met"], rows),
+        table=harness.table(["cell (progress / distribution)", "poller", "fetch calls/job (median)",
+                             "fetch calls/job (mean = all calls / jobs)", "lag median s", "lag p90 s", "goal met"], rows),
         notes=[
             "Goal met = median calls < the fixed 15 s poller's median calls AND median lag <= the fixed 5 s "
             f"poller's median lag + {LAG_SLACK:g} s (same cell, same run). Met in {met} of {cells} cells.",
-            "Without usable progress a wide distribution cannot meet both halves: to keep half the jobs' lag "
-            "under L the polls must be at most 2L apart where half the finishes fall, which costs more calls "
-            "than one every 15 s.",
+            "Without usable progress, a wide distribution meets both halves only with a schedule nobody should "
+            "ship: a median lag counts the better half of the jobs only, so polling every L seconds through the "
+            "later half of the finishes and hardly at all before meets it (for finishes spread evenly over "
+            "20-300 s and L = 3.8 s: about 10 calls a job on average against the 15 s poller's 11) while the "
+            "earlier half waits up to 70 s. songqueue aims its few calls at the quantiles where jobs finish, for "
+            "every job alike; the mean column is what a cell costs upstream in all.",
         ],
     )
