@@ -18,6 +18,7 @@ from producer.core.store import replication
 from producer.core.store.optimistic import Writes
 from workers import fault_points, metrics, runtime
 from workers.admission import gate, key_limits
+from workers.admission.budget import Reservation
 from workers.admission.gate import PARKING_LIMITS
 from workers.celery_app import app
 from workers.providers import registry
@@ -95,7 +96,12 @@ def submit(job: Run, token: int = 0, faults: int = 0) -> None:
     short = replication.replicated(store.redis, store.prefix, settings.redis_min_replicas)
     if short is not None:
         # An intent a failover could lose must not be paid for: back to QUEUED, try later.
-        gate.settle(store.redis, reservations, billed=False, committed=True)
+        # Its reservations go back in the write that takes this very intent back (same
+        # version), not now: across a partition the intent may have reached a replica whose
+        # acknowledgement was lost, and the side that holds it may yet charge the job for it
+        # (submit_uncertain); given back here, the ledger ended a call short of the costs.
+        version = written.version
+        job.before_retry = lambda run, exc: _undo_intent(run, exc, version=version, give_back=reservations)
         raise TransientError("redis_not_replicated", (
             f"the submit intent reached {short} of SONGQUEUE_REDIS_MIN_REPLICAS={settings.redis_min_replicas} "
             f"Redis replicas within {replication.WAIT_SECONDS:g}s; the upstream was not called"))
@@ -143,10 +149,14 @@ def _call(provider: Provider, record: JobRecord) -> _Call:
         return _Call(fault=exc)
 
 
-def _undo_intent(run: Run, exc: TransientError) -> bool:
+def _undo_intent(run: Run, exc: TransientError, version: int | None = None,
+                 give_back: tuple[Reservation, ...] = ()) -> bool:
     """Before a transient fault's retry, once the intent is written: leave it when the call
     may have been accepted (the retried run decides by SONGQUEUE_UNCERTAIN_SUBMIT), else back
-    to QUEUED, to be admitted again. False: the job moved on, no retry."""
+    to QUEUED, to be admitted again. False: the job moved on, no retry.
+
+    `version`: only if the record is still the one the intent wrote; `give_back`: budget
+    reservations the intent committed, returned in the same write (no call was made)."""
     settings = runtime.settings()
     check_in = settings.retry_max_delay + settings.watchdog_grace
     if exc.maybe_accepted:
@@ -157,8 +167,12 @@ def _undo_intent(run: Run, exc: TransientError) -> bool:
     def clear(r: JobRecord) -> None:
         r.submit_intent_at = None
 
-    if runtime.store().apply(run.job_id, {JobState.SUBMITTING}, mutate=clear, to=JobState.QUEUED,
-                             check_in=check_in) is None:
+    def returned(writes: Writes) -> None:
+        for reservation in give_back:
+            writes.decrby(reservation.key, reservation.micros)
+
+    if runtime.store().apply(run.job_id, {JobState.SUBMITTING}, mutate=clear, to=JobState.QUEUED, version=version,
+                             check_in=check_in, also=returned) is None:
         return False
     log.info("job %s: submit will retry: %s", run.job_id, exc.message)
     return True

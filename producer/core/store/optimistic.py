@@ -55,6 +55,9 @@ class Writes:
     def hdel(self, key: str, field: str) -> None:
         self._add("HDEL", key, field)
 
+    def decrby(self, key: str, amount: int) -> None:
+        self._add("DECRBY", key, str(int(amount)))
+
     def hincrby(self, key: str, field: str, amount: int = 1) -> None:
         self._add("HINCRBY", key, field, str(int(amount)))
 
