@@ -33,6 +33,7 @@ from producer.core import task_names
 from producer.core.models.job_record import TERMINAL_STATES, JobRecord, JobState, StoredObject
 from workers import fault_points, metrics, runtime
 from workers.artifacts.assets import store_asset
+from workers.artifacts.downloader import HEARTBEAT_SECONDS
 from workers.artifacts.manifest import audio_key
 from workers.celery_app import app
 from workers.steps import finalize, step_runs
@@ -110,8 +111,12 @@ def _fetch(record: JobRecord, song_index: int, asset: str) -> StoredObject:
         stored = None  # a song of an earlier run of this replayed job (`songqueue retry`)
     if stored is None:
         fault_points.hit("download.before_put")
+        # Each beat is a lease until the next one is due (HEARTBEAT_SECONDS, once bytes come)
+        # plus the grace: leased for the grace alone, a beat a few seconds late on a loaded
+        # machine let the watchdog resend a download that was still arriving.
+        lease = HEARTBEAT_SECONDS + settings.watchdog_grace
         stored = store_asset(storage, settings, record, song_index, asset,
-                             heartbeat=lambda: store.check_in(job_id, settings.watchdog_grace))
+                             heartbeat=lambda: store.check_in(job_id, lease))
         fault_points.hit("download.after_put")
         metrics.downloaded(record.provider, asset, stored.size)
     return stored
