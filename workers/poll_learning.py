@@ -13,7 +13,7 @@ from producer.core.models.job_record import JobRecord
 from producer.core.settings import Settings
 from producer.core.store import poll_history
 from workers import runtime
-from workers.poll_schedule import Learned, learn, next_poll_delay, progress_error
+from workers.poll_schedule import Learned, finish_estimate, learn, next_poll_delay, progress_error
 
 CACHE_SECONDS = 5.0
 
@@ -50,16 +50,17 @@ def first_poll(settings: Settings, provider: str, model: str) -> float:
     return next_poll_delay(0.0, 0, "", 0.0, most, taught)
 
 
-def finished(record: JobRecord, seen_at: float) -> None:
+def finished(record: JobRecord, seen_at: float, upstream_took: float | None = None) -> None:
     """Teach the schedule a job whose upstream was seen finished at `seen_at`.
 
-    The finish lies between the last poll that saw the task running and this one: the
-    midpoint is taken, so the learned times are not late by a whole poll gap.
+    The finish lies between the last poll that saw the task running and this one, narrowed
+    by what the upstream says the task took when it says (`finish_estimate`), so the
+    learned times are not late by a whole poll gap.
     """
     if not runtime.settings().poll_learning or record.submitted_at is None:
         return
     since = record.polled_at if record.polled_at is not None else record.submitted_at
-    finish = (max(since, record.submitted_at) + seen_at) / 2
+    finish = finish_estimate(max(since, record.submitted_at), seen_at, record.submitted_at, upstream_took)
     store = runtime.store()
     poll_history.record(store.redis, store.prefix, record.provider, record.model, finish - record.submitted_at,
                         progress_error(record.predicted_finish, record.submitted_at, finish))

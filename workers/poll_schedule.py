@@ -19,6 +19,9 @@ Pure functions: `learn` turns a History (producer/core/store/poll_history.py) in
   quantiles decide. The clock of the distribution always starts at the submit (a queue
   wait is part of what the jobs took), which keeps one clock for every relay.
 Every countdown is clamped to [min_interval, max_interval].
+
+What a finished job took (`finish_estimate`) is the midpoint of the gap between its last
+two polls, narrowed to a second or two when the relay's own stamps say it.
 """
 
 from __future__ import annotations
@@ -80,6 +83,27 @@ def next_poll_delay(elapsed: float, progress: int, status: str, min_interval: fl
     # Informative progress may bring a poll sooner, never past a quantile where jobs of this
     # model finish: stepwise progress (25 % steps) predicts late by up to a step.
     return from_history if from_progress is None else min(from_progress, from_history)
+
+
+# The upstream's stamps are whole seconds, each cut down: their difference is off by less than 1.
+STAMP_SLACK = 1.0
+
+
+def finish_estimate(running_at: float, seen_at: float, submitted_at: float, upstream_took: float | None) -> float:
+    """When a job's upstream task finished, between the last poll that saw it running
+    (`running_at`) and the one that saw it done (`seen_at`).
+
+    The midpoint of that gap, unless the upstream says what the task took on its own clock
+    (`finish_time - submit_time`): then the midpoint of where both agree, which is within a
+    second where the gap may be a minute. A relay whose stamps disagree with the polls (a
+    queue counted differently, a wrong clock rate) is not believed: the polls' gap stands."""
+    low, high = running_at, seen_at
+    if upstream_took is not None:
+        said = submitted_at + upstream_took
+        low, high = max(low, said - STAMP_SLACK), min(high, said + STAMP_SLACK)
+        if low > high:
+            low, high = running_at, seen_at
+    return (low + high) / 2
 
 
 def progress_error(predicted_finish: float | None, submitted_at: float, finished_at: float) -> float | None:

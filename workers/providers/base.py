@@ -54,6 +54,10 @@ class UpstreamStatus:
     progress: int
     fail_reason: str = ""
     songs: list[UpstreamSong] = field(default_factory=list)
+    # What the upstream's own clock says the task took (`finish_time - submit_time`, whole
+    # seconds), once it has ended; None when it does not say (workers/poll_schedule.py
+    # finish_estimate weighs it against what the polls saw).
+    took: float | None = None
 
 
 @runtime_checkable

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from producer.core.settings import Settings
 from workers.providers.base import Outcome, UpstreamSong, UpstreamStatus
-from workers.providers.udio import envelope, known_task, parse_submit
+from workers.providers.udio import envelope, known_task, parse_submit, upstream_took
 from workers.upstream.errors import TransientError
 from workers.upstream.http_client import bearer_headers, call_json, new_session
 
@@ -119,7 +119,8 @@ def task_status(task: dict[str, Any]) -> UpstreamStatus:
         progress = min(progress, 99)
     return UpstreamStatus(outcome=outcome, raw_status=raw_status, progress=progress,
                           fail_reason=str(task.get("fail_reason") or "") or from_clips.fail_reason,
-                          songs=from_clips.songs)
+                          songs=from_clips.songs,
+                          took=upstream_took(task) if outcome is not Outcome.RUNNING else None)
 
 
 def clips_status(clips: list[Any]) -> UpstreamStatus:

@@ -141,7 +141,18 @@ def parse_fetch(body: Any) -> UpstreamStatus:
         progress=progress,
         fail_reason=str(task.get("fail_reason") or ""),
         songs=songs,
+        took=upstream_took(task) if outcome is not Outcome.RUNNING else None,
     )
+
+
+def upstream_took(task: dict[str, Any]) -> float | None:
+    """`finish_time - submit_time` of a task object (Unix seconds on the upstream's clock),
+    or None when either is missing, not a number, unset (0) or out of order."""
+    submitted, finished = task.get("submit_time"), task.get("finish_time")
+    if not all(isinstance(t, int | float) and not isinstance(t, bool) and t > 0 for t in (submitted, finished)):
+        return None
+    took = float(finished) - float(submitted)  # type: ignore[arg-type]
+    return took if took >= 0 else None
 
 
 def _song(raw: dict[str, Any]) -> UpstreamSong:

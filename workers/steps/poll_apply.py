@@ -75,7 +75,7 @@ def apply_status(record: JobRecord, token: int, status: UpstreamStatus, once: bo
         return None
     _dispatch_finished(job_id, written)
     if done:
-        finished(written, now)
+        finished(written, now, status.took)
         polling_ended(written)
         log.info("job %s: upstream task %s done after %d poll(s)", job_id, written.upstream_task_id,
                  written.attempts.get("poll", 0),

@@ -94,3 +94,11 @@ def test_terminal_failure_spellings(spelling: str) -> None:
     body = {"code": "success", "data": {"task_id": "t", "status": spelling, "fail_reason": "nope", "data": []}}
     status = parse_fetch(body)
     assert status.outcome is Outcome.FAILED and status.fail_reason == "nope"
+
+
+def test_an_ended_batch_task_says_what_it_took() -> None:
+    clip = {"id": "c1", "status": "complete", "audio_url": "https://cdn.example/c1.mp3", "metadata": {"duration": 3}}
+    task = {"task_id": "t1", "status": "SUCCESS", "submit_time": 1000, "finish_time": 1090, "data": [clip]}
+    assert parse_batch({"code": "success", "data": [task]})["t1"].took == 90.0
+    streaming = {**task, "status": "IN_PROGRESS", "data": [{**clip, "status": "streaming"}]}
+    assert parse_batch({"code": "success", "data": [streaming]})["t1"].took is None

@@ -458,3 +458,19 @@ def test_provider_sends_the_jobs_notify_url_beside_gen_params(server: LocalServe
     provider.submit({"prompt": "x"}, notify_hook=hook)
     (_, _, _, body), = server.requests
     assert json.loads(body) == {"gen_params": {"prompt": "x"}, "callback": hook}
+
+
+@pytest.mark.parametrize(("stamps", "took"), [
+    ({"submit_time": 1731344339, "finish_time": 1731344393}, 54.0),  # the contract's own example
+    ({"submit_time": 1731344339, "finish_time": 0}, None),  # not set
+    ({"submit_time": 1731344339}, None),
+    ({"submit_time": "1731344339", "finish_time": "1731344393"}, None),  # not numbers
+    ({"submit_time": True, "finish_time": 1731344393}, None),
+    ({"submit_time": 1731344393, "finish_time": 1731344339}, None),  # out of order
+])
+def test_an_ended_task_says_what_it_took_by_its_own_stamps(stamps: dict[str, Any], took: float | None) -> None:
+    body = {"code": "success", "data": {"task_id": "t", "status": "SUCCESS", "progress": "100%", **stamps,
+                                        "data": {"songs": []}}}
+    assert parse_fetch(body).took == took
+    running = {"code": "success", "data": {**body["data"], "status": "IN_PROGRESS"}}
+    assert parse_fetch(running).took is None  # a running task's finish_time means nothing yet

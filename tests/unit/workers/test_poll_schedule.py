@@ -8,6 +8,7 @@ from producer.core.store.poll_history import History
 from workers.poll_schedule import (
     LADDER,
     Learned,
+    finish_estimate,
     learn,
     next_poll_delay,
     predicted_finish,
@@ -95,3 +96,16 @@ def test_the_first_poll_is_not_held_to_the_minimum_interval(monkeypatch) -> None
     monkeypatch.setattr(poll_learning, "learned", lambda provider, model: quick)
     settings = Settings(poll_min_interval=2.0, poll_initial_delay=5.0)
     assert poll_learning.first_poll(settings, "udio", "udio32-v1.5") < 0.5
+
+
+def test_the_finish_is_the_gap_s_midpoint_narrowed_by_the_upstream_s_own_stamps() -> None:
+    # Seen running at 100 s, done at 160 s (submitted at 0): the midpoint, 130 s, may be 30 s off.
+    assert finish_estimate(100.0, 160.0, 0.0, None) == 130.0
+    # The upstream says it took 141 s (whole seconds, each stamp cut down): within 140-142 s.
+    assert finish_estimate(100.0, 160.0, 0.0, 141.0) == 141.0
+    # Near the gap's edge only the part inside the gap counts.
+    assert finish_estimate(100.0, 160.0, 0.0, 159.5) == pytest.approx((158.5 + 160.0) / 2)
+    # Stamps the polls contradict (finished before it was seen running, or after it was seen
+    # done) are not believed: a relay's queue counted apart, a clock running at another rate.
+    assert finish_estimate(100.0, 160.0, 0.0, 40.0) == 130.0
+    assert finish_estimate(100.0, 160.0, 0.0, 400.0) == 130.0
