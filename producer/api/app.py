@@ -56,21 +56,23 @@ def create_hooks_app(settings: Settings | None = None, *, max_body_bytes: int = 
 def _guard(app: FastAPI, routers: list[APIRouter], max_body_bytes: int, body_read_timeout: float,
            caps: dict[str, int]) -> None:
     """The edge (producer/api/edge.py) in front of `app`, reading each route's scope from `routers`."""
-    def authenticate(presented: Credential) -> ApiKey | None:
-        keys: KeyStore = app.state.api.keys
-        return keys.resume(presented.secret) if presented.session else keys.authenticate(presented.secret)
-
-    def admit(key: ApiKey) -> Problem | None:
+    def admit(presented: Credential, scope: str | None) -> tuple[ApiKey | None, Problem | None]:
         api: ApiState = app.state.api
-        wait = key_caps.take_request(api.keys.redis, api.settings, key)
-        return key_caps.rate_problem(key, api.settings, wait) if wait > 0 else None
+        keys: KeyStore = api.keys
+        key_id = keys.session_key_id(presented.secret) if presented.session else keys.key_id(presented.secret)
+        if key_id is None:
+            return None, None
+        if scope is None:  # a route open to anyone: the key only sets the body cap
+            key = keys.get(key_id)
+            return (key if key is not None and key.revoked_at is None else None), None
+        return key_caps.admit(keys, api.settings, key_id, scope)
 
     routes = [route for router in routers for route in router.routes]
     for route in routes:  # any route that takes a key may answer 429 (its request rate)
         if isinstance(route, APIRoute) and required_scope_of(route) is not None:
             route.responses = {**problems.documented(429), **route.responses}
-    app.add_middleware(Edge, routes=routes, authenticate=authenticate, max_bytes=max_body_bytes,
-                       read_timeout=body_read_timeout, caps=caps, admit=admit)
+    app.add_middleware(Edge, routes=routes, admit=admit, max_bytes=max_body_bytes,
+                       read_timeout=body_read_timeout, caps=caps)
 
 
 def openapi_document() -> dict:

@@ -7,11 +7,12 @@ another tenant's job answers 404, so a key cannot learn which ids exist.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from producer.api.edge import CONSOLE_COOKIE, EDGE_KEY
 from producer.api.problems import Problem
@@ -28,32 +29,37 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 __all__ = ["CONSOLE_COOKIE", "needs", "visible_job"]
 
 
-def needs(scope: str) -> Callable[..., ApiKey]:
+def needs(scope: str) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency: the calling key, which must hold `scope` (admin holds every scope).
 
     The edge (producer/api/edge.py) finds the scope here (`required_scope`) and checks the key
     before the body is read; this check stands behind it, and reuses the key it found.
     """
 
-    # Sync on purpose: FastAPI runs it in its thread pool, where the Redis call may block.
-    def caller(request: Request,
-               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiKey:
+    # Async: the key the edge found is taken without a hop to the thread pool; only a request
+    # the edge let through without one (no edge in front) looks it up there, where Redis may block.
+    async def caller(request: Request,
+                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiKey:
         found = getattr(request.state, EDGE_KEY, None)
         if isinstance(found, ApiKey) and found.allows(scope):
             return found
-        keys = api_state(request).keys
-        session = request.cookies.get(CONSOLE_COOKIE)
-        if credentials is None and not session:
-            raise Problem(401, "an API key is required: Authorization: Bearer <key>", _CHALLENGE)
-        key = keys.authenticate(credentials.credentials) if credentials is not None else keys.resume(session or "")
-        if key is None:
-            raise Problem(401, "unknown or revoked API key", _CHALLENGE)
-        if not key.allows(scope):
-            raise Problem(403, f"this key lacks the {scope!r} scope")
-        return key
+        return await run_in_threadpool(_look_up, request, credentials, scope)
 
     caller.required_scope = scope  # type: ignore[attr-defined]
     return caller
+
+
+def _look_up(request: Request, credentials: HTTPAuthorizationCredentials | None, scope: str) -> ApiKey:
+    keys = api_state(request).keys
+    session = request.cookies.get(CONSOLE_COOKIE)
+    if credentials is None and not session:
+        raise Problem(401, "an API key is required: Authorization: Bearer <key>", _CHALLENGE)
+    key = keys.authenticate(credentials.credentials) if credentials is not None else keys.resume(session or "")
+    if key is None:
+        raise Problem(401, "unknown or revoked API key", _CHALLENGE)
+    if not key.allows(scope):
+        raise Problem(403, f"this key lacks the {scope!r} scope")
+    return key
 
 
 def visible_job(state: ApiState, key: ApiKey, job_id: str) -> JobRecord:
