@@ -73,7 +73,8 @@ def submit_job(state: ApiState, key: ApiKey, body: JobBody, idempotency_key: str
     key_budget.check(state, key)
     key_caps.check_queued(state.keys.redis, state.settings, key)
     try:
-        handle = state.queue.submit(
+        # create, not submit: the record it wrote (or the first job's) is the answer, not read again.
+        record, created = state.queue.create(
             body.request, provider=body.provider,
             # Idempotency keys are per tenant (producer/core/store/keys.py idempotency).
             idempotency_key=idempotency_key,
@@ -88,7 +89,7 @@ def submit_job(state: ApiState, key: ApiKey, body: JobBody, idempotency_key: str
     except ValueError as exc:  # callback_url rules; pydantic errors are handled by the app
         field, _, rule = str(exc).partition(": ")
         raise Problem(422, "the request breaks a rule", errors=[(field, rule or str(exc))]) from None
-    return state.queue.status(handle.id), handle.created
+    return record, created
 
 
 @router.get("/{job_id}", response_model=JobView, responses=_ERRORS)
