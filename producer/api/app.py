@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from producer.api import health, hooks, jobs, key_caps, playlists, problems, reference, songs, uploads
 from producer.api.console import playlists as console_playlists
@@ -13,7 +14,7 @@ from producer.api.edge import Credential, Edge, required_scope_of
 from producer.api.problems import Problem
 from producer.api.state import ApiState
 from producer.core.settings import Settings, get_settings
-from producer.core.store.api_keys import ApiKey, KeyStore
+from producer.core.store.api_keys import ApiKey, KeyStore, load
 
 TITLE = "songqueue"
 VERSION = "1"
@@ -56,16 +57,20 @@ def create_hooks_app(settings: Settings | None = None, *, max_body_bytes: int = 
 def _guard(app: FastAPI, routers: list[APIRouter], max_body_bytes: int, body_read_timeout: float,
            caps: dict[str, int]) -> None:
     """The edge (producer/api/edge.py) in front of `app`, reading each route's scope from `routers`."""
-    def admit(presented: Credential, scope: str | None) -> tuple[ApiKey | None, Problem | None]:
+    async def admit(presented: Credential, scope: str | None) -> tuple[ApiKey | None, Problem | None]:
         api: ApiState = app.state.api
         keys: KeyStore = api.keys
-        key_id = keys.session_key_id(presented.secret) if presented.session else keys.key_id(presented.secret)
+        if presented.session:  # the console's cookie: its session is read by the blocking store, in the pool
+            key_id = await run_in_threadpool(keys.session_key_id, presented.secret)
+        else:
+            key_id = await keys.key_id_async(api.aredis, presented.secret)
         if key_id is None:
             return None, None
         if scope is None:  # a route open to anyone: the key only sets the body cap
-            key = keys.get(key_id)
+            raw = await api.aredis.get(keys.record_key(key_id))
+            key = load(raw) if raw else None
             return (key if key is not None and key.revoked_at is None else None), None
-        return key_caps.admit(keys, api.settings, key_id, scope)
+        return await key_caps.admit(api.aredis, keys, api.settings, key_id, scope)
 
     routes = [route for router in routers for route in router.routes]
     for route in routes:  # any route that takes a key may answer 429 (its request rate)

@@ -18,6 +18,7 @@ from producer.api.edge import CONSOLE_COOKIE, EDGE_KEY
 from producer.api.problems import Problem
 from producer.api.state import ApiState, api_state
 from producer.core.models.job_record import JobRecord
+from producer.core.store import keys as store_keys
 from producer.core.store.api_keys import ApiKey
 
 _bearer = HTTPBearer(auto_error=False, description="an API key from `songqueue keys create`")
@@ -64,7 +65,16 @@ def _look_up(request: Request, credentials: HTTPAuthorizationCredentials | None,
 
 def visible_job(state: ApiState, key: ApiKey, job_id: str) -> JobRecord:
     """The job, if this key may see it; 404 otherwise (for unknown ids and others' jobs alike)."""
-    record = state.queue.store.get(job_id)
+    return _visible(state.queue.store.get(job_id), key, job_id)
+
+
+async def visible_job_async(state: ApiState, key: ApiKey, job_id: str) -> JobRecord:
+    """`visible_job` read from the event loop, through the job store's Redis for asyncio."""
+    raw = await state.aredis.get(store_keys.job(state.queue.store.prefix, job_id))
+    return _visible(JobRecord.model_validate_json(raw) if raw else None, key, job_id)
+
+
+def _visible(record: JobRecord | None, key: ApiKey, job_id: str) -> JobRecord:
     if record is None or not ("admin" in key.scopes or record.tenant == key.tenant):
         raise Problem(404, f"no job {job_id}")
     return record

@@ -10,7 +10,7 @@ dependency runs, so a route's own key check comes after the body). For each requ
    unread; when a body was announced the answer says `Connection: close`, so the server
    drops the connection instead of draining the body. Then the key's request rate
    (producer/api/key_caps.py): 429 with Retry-After, the body unread too. The key's record,
-   its scope and its rate are one Redis round trip (`admit`), made in one hop to the thread pool.
+   its scope and its rate are one Redis round trip (`admit`), awaited in the event loop.
 3. The body cap: the route's (uploads have their own), but ANONYMOUS_MAX_BODY for a caller
    without a valid key on any route (a login form and a gateway's hook call are small).
    A declared Content-Length over it is a 413 at once; a body that arrives is counted as it
@@ -26,10 +26,9 @@ it up a second time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import cookie_parser
@@ -77,12 +76,11 @@ def credentials(headers: Headers) -> Credential | None:
 
 class Edge:
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute],
-                 admit: Callable[[Credential, str | None], tuple[ApiKey | None, Problem | None]],
+                 admit: Callable[[Credential, str | None], Awaitable[tuple[ApiKey | None, Problem | None]]],
                  max_bytes: int, read_timeout: float, caps: dict[str, int] | None = None,
                  anonymous_max_bytes: int = ANONYMOUS_MAX_BODY) -> None:
         self.app = app
-        # (credential, the route's scope or None) -> (the live key or None, a 403/429 Problem or None);
-        # blocking (Redis), so it runs in the thread pool.
+        # (credential, the route's scope or None) -> (the live key or None, a 403/429 Problem or None)
         self.admit = admit
         self.routes = routes  # the app's routes, as its routers declare them (full paths)
         self.max_bytes = max_bytes
@@ -111,8 +109,7 @@ class Edge:
         closing = _CLOSE if has_body else {}
         needed = self._needed(scope)
         presented = credentials(headers)
-        key, refused = (await run_in_threadpool(self.admit, presented, needed) if presented and (needed or has_body)
-                        else (None, None))
+        key, refused = await self.admit(presented, needed) if presented and (needed or has_body) else (None, None)
         if needed is not None:
             if key is None:
                 detail = "unknown or revoked API key" if presented else "an API key is required: Authorization: Bearer <key>"

@@ -25,6 +25,7 @@ import math
 import uuid
 
 import redis
+import redis.asyncio as aioredis
 
 from producer.api.problems import Problem
 from producer.core.settings import Settings
@@ -41,17 +42,26 @@ def _describe(key: ApiKey) -> str:
     return f"key {key.id} ({key.name})"
 
 
-def admit(store: KeyStore, settings: Settings, key_id: str, scope: str) -> tuple[ApiKey | None, Problem | None]:
-    """One request of key `key_id` on a route that needs `scope`, in one Redis round trip:
+async def admit(client: aioredis.Redis, store: KeyStore, settings: Settings, key_id: str,
+                scope: str) -> tuple[ApiKey | None, Problem | None]:
+    """One request of key `key_id` on a route that needs `scope`, in one Redis round trip made
+    from the event loop (`client`: the job store's Redis for asyncio, producer/api/state.py):
     (the key, None) when it may go on; (None, None) for no such key or a revoked one (a 401);
     (the key, a 403 or 429 Problem) when it lacks the scope or is over its request rate."""
-    client = store.redis
-    answer = scripts.run(client, "key_admit", [store.record_key(key_id), keys.key_rate(settings.key_prefix, key_id)],
-                         [scope, settings.key_request_rate, settings.key_request_burst])
+    answer = await scripts.run_async(client, "key_admit", *_admit_call(store, settings, key_id, scope))
+    return _admitted(answer, settings, scope)
+
+
+def _admit_call(store: KeyStore, settings: Settings, key_id: str, scope: str) -> tuple[list[str], list[object]]:
+    return ([store.record_key(key_id), keys.key_rate(settings.key_prefix, key_id)],
+            [scope, settings.key_request_rate, settings.key_request_burst])
+
+
+def _admitted(answer: list[bytes], settings: Settings, scope: str) -> tuple[ApiKey | None, Problem | None]:
     if not answer:
         return None, None
-    raw, verdict = answer
-    verdict = verdict.decode() if isinstance(verdict, bytes) else verdict
+    raw, verdict_raw = answer
+    verdict = verdict_raw.decode()
     if verdict == "revoked":
         return None, None
     key = load(raw)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 from producer.core.models.job_record import DEFAULT_TENANT
 from producer.core.store.console_sessions import end_sessions, find_session
@@ -139,9 +140,15 @@ class KeyStore:
         """
         digest = _hash(secret)
         known = self._ids.get(digest)
-        if known is not None:
-            return known
-        raw = self.redis.get(self._by_hash(digest))
+        return known if known is not None else self._remember(digest, self.redis.get(self._by_hash(digest)))
+
+    async def key_id_async(self, client: aioredis.Redis, secret: str) -> str | None:
+        """`key_id` through `client`, the same Redis for asyncio (the HTTP API's event loop)."""
+        digest = _hash(secret)
+        known = self._ids.get(digest)
+        return known if known is not None else self._remember(digest, await client.get(self._by_hash(digest)))
+
+    def _remember(self, digest: str, raw: bytes | None) -> str | None:
         if raw is None:
             return None
         with self._ids_lock:  # the API's thread pool calls this from many threads
