@@ -27,7 +27,7 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 # id, HttpOnly and SameSite=Strict, so a page's script cannot read it and another site cannot
 # make the browser send it. It lets `<audio>`, `<img>` and EventSource, which cannot send a
 # Bearer header, reach these routes (GETs; the console's own POSTs carry a CSRF token too).
-__all__ = ["CONSOLE_COOKIE", "needs", "visible_job"]
+__all__ = ["CONSOLE_COOKIE", "needs", "visible_job", "visible_job_async"]
 
 
 def needs(scope: str) -> Callable[..., Awaitable[ApiKey]]:
