@@ -7,7 +7,7 @@ QUEUES ?= submit,poll,download,callback
 CONCURRENCY ?= 2
 IO_CONCURRENCY ?= 16
 
-.PHONY: demo test lint worker worker-io beat sandbox api hooks flower metrics browser promtool node docker-compose faults hosts bench bench-quick install clean
+.PHONY: demo test lint worker worker-io beat sandbox api hooks flower metrics browser promtool node docker-compose wrk faults hosts bench bench-quick install clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -98,6 +98,15 @@ docker-compose:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends docker-compose >/dev/null 2>&1 \
 	  || echo "make docker-compose: could not install docker-compose; the compose check will skip"; }
 
+# wrk (Debian's package) for the HTTP API benchmark's wrk rows (bench/http_api.py), which drive the API
+# from C so the Python client's CPU does not cap it; same pattern; the rows skip with a note without it.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+	  $$SUDO apt-get update -qq >/dev/null 2>&1 && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wrk >/dev/null 2>&1 \
+	  || echo "make wrk: could not install wrk; the HTTP API benchmark's wrk rows will skip"; }
+
 # The fault report (docs/faults.md): every row (crash point x provider, upstream faults,
 # Redis SIGKILL, disk full, ...) with every invariant checked per job; prints the table.
 # FAULTS="minimax,Redis SIGKILL" runs the rows whose name contains any of these; FAULT_JOBS=N
@@ -124,10 +133,10 @@ beat: $(STAMP)
 # Benchmarks (bench/): markdown tables on stdout; a complete run on a quiet machine from a clean,
 # committed tree is published to bench/results/latest-{full,quick}.md (docs/benchmarks.md). Private
 # Redis, sandbox and workers per benchmark; the full run (10,000 jobs in flight) takes about 50 minutes on 2 cores.
-bench: $(STAMP)
+bench: $(STAMP) wrk
 	$(BIN)/python bench/run.py
 
-bench-quick: $(STAMP)
+bench-quick: $(STAMP) wrk
 	$(BIN)/python bench/run.py --quick
 
 clean:

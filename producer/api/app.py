@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from producer.api import health, hooks, jobs, key_caps, playlists, problems, reference, songs, uploads
 from producer.api.console import playlists as console_playlists
@@ -13,7 +14,7 @@ from producer.api.edge import Credential, Edge, required_scope_of
 from producer.api.problems import Problem
 from producer.api.state import ApiState
 from producer.core.settings import Settings, get_settings
-from producer.core.store.api_keys import ApiKey, KeyStore
+from producer.core.store.api_keys import ApiKey, KeyStore, load
 
 TITLE = "songqueue"
 VERSION = "1"
@@ -56,21 +57,27 @@ def create_hooks_app(settings: Settings | None = None, *, max_body_bytes: int = 
 def _guard(app: FastAPI, routers: list[APIRouter], max_body_bytes: int, body_read_timeout: float,
            caps: dict[str, int]) -> None:
     """The edge (producer/api/edge.py) in front of `app`, reading each route's scope from `routers`."""
-    def authenticate(presented: Credential) -> ApiKey | None:
-        keys: KeyStore = app.state.api.keys
-        return keys.resume(presented.secret) if presented.session else keys.authenticate(presented.secret)
-
-    def admit(key: ApiKey) -> Problem | None:
+    async def admit(presented: Credential, scope: str | None) -> tuple[ApiKey | None, Problem | None]:
         api: ApiState = app.state.api
-        wait = key_caps.take_request(api.keys.redis, api.settings, key)
-        return key_caps.rate_problem(key, api.settings, wait) if wait > 0 else None
+        keys: KeyStore = api.keys
+        if presented.session:  # the console's cookie: its session is read by the blocking store, in the pool
+            key_id = await run_in_threadpool(keys.session_key_id, presented.secret)
+        else:
+            key_id = await keys.key_id_async(api.aredis, presented.secret)
+        if key_id is None:
+            return None, None
+        if scope is None:  # a route open to anyone: the key only sets the body cap
+            raw = await api.aredis.get(keys.record_key(key_id))
+            key = load(raw) if raw else None
+            return (key if key is not None and key.revoked_at is None else None), None
+        return await key_caps.admit(api.aredis, keys, api.settings, key_id, scope)
 
     routes = [route for router in routers for route in router.routes]
     for route in routes:  # any route that takes a key may answer 429 (its request rate)
         if isinstance(route, APIRoute) and required_scope_of(route) is not None:
             route.responses = {**problems.documented(429), **route.responses}
-    app.add_middleware(Edge, routes=routes, authenticate=authenticate, max_bytes=max_body_bytes,
-                       read_timeout=body_read_timeout, caps=caps, admit=admit)
+    app.add_middleware(Edge, routes=routes, admit=admit, max_bytes=max_body_bytes,
+                       read_timeout=body_read_timeout, caps=caps)
 
 
 def openapi_document() -> dict:

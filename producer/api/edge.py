@@ -9,7 +9,8 @@ dependency runs, so a route's own key check comes after the body). For each requ
    needs a key answers 401 (no valid key) or 403 (the key lacks the scope) here, the body
    unread; when a body was announced the answer says `Connection: close`, so the server
    drops the connection instead of draining the body. Then the key's request rate
-   (producer/api/key_caps.py): 429 with Retry-After, the body unread too.
+   (producer/api/key_caps.py): 429 with Retry-After, the body unread too. The key's record,
+   its scope and its rate are one Redis round trip (`admit`), awaited in the event loop.
 3. The body cap: the route's (uploads have their own), but ANONYMOUS_MAX_BODY for a caller
    without a valid key on any route (a login form and a gateway's hook call are small).
    A declared Content-Length over it is a 413 at once; a body that arrives is counted as it
@@ -25,10 +26,9 @@ it up a second time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import cookie_parser
@@ -75,14 +75,14 @@ def credentials(headers: Headers) -> Credential | None:
 
 
 class Edge:
-    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute], authenticate: Callable[[Credential], ApiKey | None],
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute],
+                 admit: Callable[[Credential, str | None], Awaitable[tuple[ApiKey | None, Problem | None]]],
                  max_bytes: int, read_timeout: float, caps: dict[str, int] | None = None,
-                 anonymous_max_bytes: int = ANONYMOUS_MAX_BODY,
-                 admit: Callable[[ApiKey], Problem | None] | None = None) -> None:
+                 anonymous_max_bytes: int = ANONYMOUS_MAX_BODY) -> None:
         self.app = app
-        self.admit = admit  # the key's request rate (producer/api/key_caps.py): a 429 Problem, or None
+        # (credential, the route's scope or None) -> (the live key or None, a 403/429 Problem or None)
+        self.admit = admit
         self.routes = routes  # the app's routes, as its routers declare them (full paths)
-        self.authenticate = authenticate
         self.max_bytes = max_bytes
         self.read_timeout = read_timeout
         self.caps = caps or {}  # path -> its own cap (POST /v1/uploads takes files)
@@ -109,17 +109,13 @@ class Edge:
         closing = _CLOSE if has_body else {}
         needed = self._needed(scope)
         presented = credentials(headers)
-        key = await run_in_threadpool(self.authenticate, presented) if presented and (needed or has_body) else None
+        key, refused = await self.admit(presented, needed) if presented and (needed or has_body) else (None, None)
         if needed is not None:
             if key is None:
                 detail = "unknown or revoked API key" if presented else "an API key is required: Authorization: Bearer <key>"
                 await problem_response(401, detail, {**_CHALLENGE, **closing})(scope, receive, send)
                 return
-            if not key.allows(needed):
-                await problem_response(403, f"this key lacks the {needed!r} scope", closing)(scope, receive, send)
-                return
-            refused = await run_in_threadpool(self.admit, key) if self.admit is not None else None
-            if refused is not None:
+            if refused is not None:  # 403 (the key lacks the scope) or 429 (its request rate)
                 await problem_response(refused.status, refused.detail, {**refused.headers, **closing})(
                     scope, receive, send)
                 return

@@ -9,9 +9,10 @@ across every API process together:
   keeps with each state change (`keys.key_queued`). A submit at the cap is refused at the
   door: 429 naming the cap. Two submits racing for the last place may both pass (the count
   is read, not reserved): the cap can be passed by the API's concurrent submits of one key.
-- **Request rate**: a token bucket per key (the providers' script, `token_bucket.lua`, on
-  the key's own bucket), taken by the edge for every route that needs a key, before the
-  body is read: 429 with Retry-After, the seconds until a token is there.
+- **Request rate**: a token bucket per key (`key_admit.lua`: the providers' `token_bucket.lua`
+  arithmetic on the key's own bucket, in the same round trip that reads the key's record and
+  checks its scope), taken by the edge for every route that needs a key, before the body is
+  read: 429 with Retry-After, the seconds until a token is there.
 - **Open event streams**: each stream holds a lease in the key's set of streams
   (`stream_lease.lua`), `LEASE_SECONDS` long and renewed every `KEY_CHECK_SECONDS` while it
   is open, dropped when it closes. An API process that dies leaves leases that lapse by
@@ -24,11 +25,12 @@ import math
 import uuid
 
 import redis
+import redis.asyncio as aioredis
 
 from producer.api.problems import Problem
 from producer.core.settings import Settings
 from producer.core.store import keys, scripts
-from producer.core.store.api_keys import ApiKey
+from producer.core.store.api_keys import ApiKey, KeyStore, load
 
 # An open stream re-reads its key (revoked?) and renews its lease this often.
 KEY_CHECK_SECONDS = 2.0
@@ -40,11 +42,33 @@ def _describe(key: ApiKey) -> str:
     return f"key {key.id} ({key.name})"
 
 
-def take_request(client: redis.Redis, settings: Settings, key: ApiKey) -> float:
-    """One request under the key's rate: 0 when it may go on, else the seconds to wait."""
-    rate = key.request_rate if key.request_rate is not None else settings.key_request_rate
-    burst = max(1.0, rate * settings.key_request_burst)
-    return float(scripts.run(client, "token_bucket", [keys.key_rate(settings.key_prefix, key.id)], [rate, burst]))
+async def admit(client: aioredis.Redis, store: KeyStore, settings: Settings, key_id: str,
+                scope: str) -> tuple[ApiKey | None, Problem | None]:
+    """One request of key `key_id` on a route that needs `scope`, in one Redis round trip made
+    from the event loop (`client`: the job store's Redis for asyncio, producer/api/state.py):
+    (the key, None) when it may go on; (None, None) for no such key or a revoked one (a 401);
+    (the key, a 403 or 429 Problem) when it lacks the scope or is over its request rate."""
+    answer = await scripts.run_async(client, "key_admit", *_admit_call(store, settings, key_id, scope))
+    return _admitted(answer, settings, scope)
+
+
+def _admit_call(store: KeyStore, settings: Settings, key_id: str, scope: str) -> tuple[list[str], list[object]]:
+    return ([store.record_key(key_id), keys.key_rate(settings.key_prefix, key_id)],
+            [scope, settings.key_request_rate, settings.key_request_burst])
+
+
+def _admitted(answer: list[bytes], settings: Settings, scope: str) -> tuple[ApiKey | None, Problem | None]:
+    if not answer:
+        return None, None
+    raw, verdict_raw = answer
+    verdict = verdict_raw.decode()
+    if verdict == "revoked":
+        return None, None
+    key = load(raw)
+    if verdict == "forbidden":
+        return key, Problem(403, f"this key lacks the {scope!r} scope")
+    wait = float(verdict)
+    return key, rate_problem(key, settings, wait) if wait > 0 else None
 
 
 def rate_problem(key: ApiKey, settings: Settings, wait: float) -> Problem:

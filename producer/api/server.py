@@ -17,7 +17,11 @@ read timeout (counted from the connection, or from the previous answer on keep-a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -98,14 +102,62 @@ def server(app: Any, idle_timeout: float = 5.0, read_timeout: float = 30.0,
 
 def serve(app: Any, host: str, port: int, idle_timeout: float = 5.0, name: str = "songqueue api",
           read_timeout: float = 30.0, limit_concurrency: int = 500, path: str = "",
-          also: tuple[tuple[str, str], ...] = ()) -> int:
+          also: tuple[tuple[str, str], ...] = (), workers: int = 1) -> int:
     """Run `app` on host:port (0: a free port); prints `NAME listening on URL` once bound
-    (URL ends with `path`), then a line per (what, path) of `also` (the console, the docs)."""
+    (URL ends with `path`), then a line per (what, path) of `also` (the console, the docs).
+
+    `workers` > 1: that many processes forked once the socket is bound, each accepting on it
+    with an event loop of its own (`limit_concurrency` is each one's); see `_supervise`."""
     sock = listening_socket(host, port)
     bound = sock.getsockname()[1]
-    running = server(app, idle_timeout, read_timeout, limit_concurrency)
     print(f"{name} listening on http://{host}:{bound}{path}", flush=True)
     for what, where in also:
         print(f"  {what}: http://{host}:{bound}{where}", flush=True)
-    running.run(sockets=[sock])
+    if workers > 1:
+        return _supervise(lambda: server(app, idle_timeout, read_timeout, limit_concurrency).run(sockets=[sock]),
+                          workers)
+    server(app, idle_timeout, read_timeout, limit_concurrency).run(sockets=[sock])
     return 0
+
+
+def _supervise(run: Callable[[], None], workers: int) -> int:
+    """Fork `workers` children that each `run()`, and wait: SIGTERM or SIGINT here is passed to
+    every child (each stops gracefully, as one process would); when any child exits, the others
+    are stopped too and this returns the first one's status, so a crash is the supervisor's to
+    see (systemd, Kubernetes restart the whole), never a silently smaller API.
+
+    Forked before any request, so no Redis or broker connection is shared (redis-py and kombu
+    open their own in each child on first use)."""
+    children: list[int] = []
+    stopping = (signal.SIGTERM, signal.SIGINT)
+    # Held until the handler below is in place: a stop signal between two forks still reaches every child.
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the child: serve until told to stop, and never return into the caller's code
+            status = 1
+            try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+                run()
+                status = 0
+            finally:
+                os._exit(status)
+        children.append(pid)
+
+    def stop(_signum: int = signal.SIGTERM, _frame: object = None) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)  # each child's first: a graceful stop
+
+    for signum in stopping:
+        signal.signal(signum, stop)
+    signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    first: int | None = None
+    alive = set(children)
+    while alive:
+        pid, status = os.wait()
+        alive.discard(pid)
+        if first is None:
+            first = os.waitstatus_to_exitcode(status)
+            stop()  # one gone: the others follow
+    return 0 if not first or -first in stopping else abs(first)

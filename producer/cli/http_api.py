@@ -23,7 +23,8 @@ def command(args: argparse.Namespace) -> int:
     from producer.api.app import create_app
     from producer.api.server import serve
 
-    app = create_app(get_settings(), max_body_bytes=args.max_body, max_upload_bytes=args.max_upload,
+    settings = get_settings()
+    app = create_app(settings, max_body_bytes=args.max_body, max_upload_bytes=args.max_upload,
                      body_read_timeout=args.read_timeout)
-    return serve(app, args.host, args.port, read_timeout=args.read_timeout,
+    return serve(app, args.host, args.port, read_timeout=args.read_timeout, workers=settings.api_workers,
                  also=(("console", "/console"), ("API reference", "/docs")))

@@ -10,17 +10,23 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 from producer.core.models.job_record import DEFAULT_TENANT
 from producer.core.store.console_sessions import end_sessions, find_session
 
 SCOPES = ("submit", "read", "admin")
 _KEY_PREFIX = "sq_"
+# KeyStore.key_id remembers this many secrets' key ids (the oldest forgotten first). A secret's
+# id never changes (a revoked key keeps its record, marked), so remembering it cannot outlive a
+# revocation: every request still reads the key's record.
+KNOWN_SECRETS = 4096
 
 
 @dataclass
@@ -82,6 +88,12 @@ class KeyStore:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.redis = client
         self.prefix = prefix
+        self._ids: dict[str, str] = {}  # sha256 of a secret -> its key id (known secrets only)
+        self._ids_lock = threading.Lock()
+
+    def record_key(self, key_id: str) -> str:
+        """The Redis key of the key's record (producer/core/store/lua/key_admit.lua reads it)."""
+        return self._record(key_id)
 
     def _record(self, key_id: str) -> str:
         return f"{self.prefix}:apikey:{key_id}"
@@ -118,12 +130,42 @@ class KeyStore:
 
     def get(self, key_id: str) -> ApiKey | None:
         raw = self.redis.get(self._record(key_id))
-        return _load(raw) if raw else None
+        return load(raw) if raw else None
+
+    def key_id(self, secret: str) -> str | None:
+        """The id of the key with this secret, revoked or not; None for an unknown secret.
+
+        Remembered per process once found (a secret's id never changes); an unknown secret is
+        asked of Redis every time, so a caller cannot fill the memory with guesses.
+        """
+        digest = _hash(secret)
+        known = self._ids.get(digest)
+        return known if known is not None else self._remember(digest, self.redis.get(self._by_hash(digest)))
+
+    async def key_id_async(self, client: aioredis.Redis, secret: str) -> str | None:
+        """`key_id` through `client`, the same Redis for asyncio (the HTTP API's event loop)."""
+        digest = _hash(secret)
+        known = self._ids.get(digest)
+        return known if known is not None else self._remember(digest, await client.get(self._by_hash(digest)))
+
+    def _remember(self, digest: str, raw: bytes | None) -> str | None:
+        if raw is None:
+            return None
+        with self._ids_lock:  # the API's thread pool calls this from many threads
+            if len(self._ids) >= KNOWN_SECRETS:
+                del self._ids[next(iter(self._ids))]  # the oldest
+            self._ids[digest] = raw.decode()
+        return raw.decode()
+
+    def session_key_id(self, session_id: str) -> str | None:
+        """The id of the key a live console session stands for, revoked or not; None for an ended session."""
+        session = find_session(self.redis, self.prefix, session_id)
+        return session.key_id if session is not None else None
 
     def authenticate(self, secret: str) -> ApiKey | None:
         """The live key with this secret; None for an unknown or revoked one."""
-        key_id = self.redis.get(self._by_hash(_hash(secret)))
-        key = self.get(key_id.decode()) if key_id else None
+        key_id = self.key_id(secret)
+        key = self.get(key_id) if key_id else None
         return key if key is not None and key.revoked_at is None else None
 
     def resume(self, session_id: str) -> ApiKey | None:
@@ -162,5 +204,6 @@ def _dump(key: ApiKey) -> str:
     return json.dumps(key.as_dict())
 
 
-def _load(raw: bytes) -> ApiKey:
+def load(raw: bytes | str) -> ApiKey:
+    """A key from its record's JSON."""
     return ApiKey(**json.loads(raw))

@@ -7,7 +7,8 @@ ARGV it takes and what it returns. `script(client, name)` gives the registered r
 dies with it: a `Script` holds its client, which a weak-keyed cache would never let go); the
 `Script` runs by EVALSHA and, when the server answers NOSCRIPT (a restart, a failover to a
 replica that never saw it), loads the text and runs it again. `run(client, name, keys, args)`
-is the one call site shape:
+is the one call site shape, and `run_async` the same for a redis.asyncio client (the HTTP
+API's event loop):
 
     scripts.run(client, "token_bucket", [bucket_key], [rate, burst])
 
@@ -58,3 +59,8 @@ def script(client: Any, name: str) -> Script:
 def run(client: Any, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
     """Run script `name` on `client` with `keys` and `args` (EVALSHA, loading it on NOSCRIPT)."""
     return script(client, name)(keys=list(keys), args=list(args))
+
+
+async def run_async(client: Any, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    """`run` on a redis.asyncio client (its `Script` is an `AsyncScript`: the same EVALSHA and NOSCRIPT reload)."""
+    return await script(client, name)(keys=list(keys), args=list(args))

@@ -35,7 +35,7 @@ def test_every_script_has_a_header_saying_what_it_does_takes_and_returns(name: s
 def test_every_script_named_in_code_is_a_file_and_every_file_is_used() -> None:
     used: set[str] = set()
     for path in CODE:
-        used |= set(re.findall(r"scripts\.(?:run|script)\(\s*\w+,\s*\"(\w+)\"", path.read_text()))
+        used |= set(re.findall(r"scripts\.(?:run|run_async|script)\(\s*\w+,\s*\"(\w+)\"", path.read_text()))
     assert used, "no call of scripts.run/scripts.script found"
     assert used <= scripts.NAMES, f"no .lua file for {sorted(used - scripts.NAMES)}"
     assert used >= scripts.NAMES, f"unused scripts: {sorted(scripts.NAMES - used)}"

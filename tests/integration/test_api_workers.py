@@ -1,0 +1,105 @@
+"""`songqueue api` with SONGQUEUE_API_WORKERS=2: two processes forked onto one listening
+socket, each with the guards of one (a half-sent head is cut off after the read timeout);
+a revoked key is refused from the next request on, on connections each process has already
+served it on (each remembers the secret's key id, never the key); and the processes stop
+together: SIGTERM stops both, and one that dies takes the other down with it, so the
+supervisor sees the exit instead of a silently halved API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+import requests
+import stack
+
+pytestmark = pytest.mark.integration
+CONNECTIONS = 12
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(p) for p in children.read_text().split()]
+    return sorted(set(found))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return status != "Z"
+
+
+@pytest.fixture
+def api(make_stack, tmp_path) -> Iterator[tuple[object, str, object]]:
+    built = make_stack(api_workers="2")
+    proc, url = stack.start_api(built.env, tmp_path / "api.log", "--read-timeout", "0.5")
+    stack.wait_until(lambda: len(_children(proc.pid)) == 2, 30, "two API processes")
+    yield proc, url, built
+    stack.stop(proc)
+
+
+def _key(built) -> tuple[str, str]:
+    done = built.cli("keys", "create", "--name", "workers", "--tenant", "w", "--scopes", "read",
+                     "--request-rate", "100000", "--json")
+    assert done.returncode == 0, done.stderr
+    made = json.loads(done.stdout)
+    return made["id"], made["key"]
+
+
+def test_a_revoked_key_is_refused_at_once_by_every_process(api):
+    _proc, url, built = api
+    key_id, secret = _key(built)
+    sessions = []
+    for _ in range(CONNECTIONS):  # held open: keep-alive connections, spread by the kernel over the processes
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {secret}"
+        sessions.append(session)
+    try:
+        assert [s.get(f"{url}/v1/jobs", timeout=30).status_code for s in sessions] == [200] * CONNECTIONS
+        revoked = built.cli("keys", "revoke", key_id)
+        assert revoked.returncode == 0, revoked.stderr
+        answers = [s.get(f"{url}/v1/jobs", timeout=30) for s in sessions]
+        assert [a.status_code for a in answers] == [401] * CONNECTIONS
+        assert {a.json()["detail"] for a in answers} == {"unknown or revoked API key"}
+    finally:
+        for session in sessions:
+            session.close()
+
+
+def test_each_process_cuts_off_a_half_sent_head(api):
+    _proc, url, _built = api
+    port = int(url.rsplit(":", 1)[1])
+    with ExitStack() as sockets:
+        heads = [sockets.enter_context(socket.create_connection(("127.0.0.1", port))) for _ in range(CONNECTIONS)]
+        for s in heads:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            s.settimeout(30)
+        # recv returns b"" once the server closed the connection; it never answers a half head.
+        assert [s.recv(65536) for s in heads] == [b""] * CONNECTIONS
+    assert requests.get(f"{url}/healthz", timeout=30).status_code == 200
+
+
+def test_sigterm_stops_every_process(api):
+    proc, url, _built = api
+    children = _children(proc.pid)
+    os.kill(proc.pid, signal.SIGTERM)  # the parent only: it passes the stop on
+    assert proc.wait(30) == 0
+    assert not any(_alive(pid) for pid in children)
+
+
+def test_one_process_dying_stops_the_other_and_the_api_exits(api):
+    proc, url, _built = api
+    first, second = _children(proc.pid)
+    os.kill(first, signal.SIGKILL)
+    assert proc.wait(30) != 0
+    stack.wait_until(lambda: not _alive(second), 30, "the other API process to stop")
