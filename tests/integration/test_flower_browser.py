@@ -71,7 +71,6 @@ def test_operator_finds_a_jobs_tasks_in_flower(make_stack, tmp_path):
         stack.wait_until(seen_by_flower, 30, "Flower to have the job's task events")
 
         browser = _chrome(tmp_path / "chromium-profile")
-        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import WebDriverWait
 
@@ -84,14 +83,16 @@ def test_operator_finds_a_jobs_tasks_in_flower(make_stack, tmp_path):
         search.send_keys(job)
 
         def rows_of_the_job(b) -> list[str] | bool:
-            # The table is drawn by JavaScript from /tasks/datatable: wait for its rows.
-            rows = [row.text for row in b.find_elements(By.CSS_SELECTOR, "#tasks-table tbody tr")]
+            # The table is drawn by JavaScript from /tasks/datatable and redrawn while events
+            # arrive: its rows are read in one script call, which sees one drawing whole (an
+            # element found, then read after a redraw, would be stale).
+            rows = b.execute_script(
+                "return [...document.querySelectorAll('#tasks-table tbody tr')].map(r => r.innerText)")
             text = " ".join(rows)
             found = all(name in text for name in ("songqueue.submit", "songqueue.poll", "songqueue.download"))
             return rows if found and job in text else False
 
-        # The table is redrawn while events arrive: a row read mid-redraw is stale, so try again.
-        rows = WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException]).until(rows_of_the_job)
+        rows = WebDriverWait(browser, 30).until(rows_of_the_job)
         shot = tmp_path / "flower-tasks.png"
         browser.save_screenshot(str(shot))
         print(f"\nFlower screenshot: {shot}")
