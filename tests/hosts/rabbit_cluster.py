@@ -129,13 +129,8 @@ class RabbitCluster(Cluster):
         """`rabbitmqctl cluster_status` as rabbit@VIA sees it ({} when it cannot be asked)."""
         try:
             done = self.ctl(via, "cluster_status", "--formatter", "json", timeout=30)
-        except subprocess.TimeoutExpired:
-            return {}
-        if done.returncode != 0:
-            return {}
-        try:
-            return json.loads(done.stdout)
-        except json.JSONDecodeError:
+            return json.loads(done.stdout) if done.returncode == 0 else {}
+        except (subprocess.TimeoutExpired, json.JSONDecodeError):
             return {}
 
     def running(self, via: str) -> set[str]:
@@ -148,12 +143,10 @@ class RabbitCluster(Cluster):
 
     def leader(self, queue: str, via: str = "q1") -> str | None:
         """The host of the quorum queue's leader (None for a classic queue, or when unknown)."""
-        done = self.ctl(via, "list_queues", "name", "leader", "--formatter", "json", "-q")
-        if done.returncode != 0:
-            return None
         try:
-            rows = json.loads(done.stdout)
-        except json.JSONDecodeError:
+            done = self.ctl(via, "list_queues", "name", "leader", "--formatter", "json", "-q", timeout=30)
+            rows = json.loads(done.stdout) if done.returncode == 0 else []
+        except (subprocess.TimeoutExpired, json.JSONDecodeError):
             return None
         for row in rows:
             if row.get("name") == queue and "@" in str(row.get("leader", "")):
