@@ -1,10 +1,10 @@
 """One RabbitMQ cell on hosts of their own: the node that leads the `poll` quorum queue killed
 (and brought back) under 20 jobs in flight, quorum queues and pause_minority.
 
-Not part of `make test`: three Erlang nodes take about 40 s to form a cluster on two cores,
+Not part of `make test`: three Erlang nodes take most of a minute to form a cluster on two cores,
 and `make test` has no minute to spare. `make hosts` runs it (SONGQUEUE_TEST_HOSTS_RABBIT=1)
-before the matrix. Needs root, iproute2 and RabbitMQ: skipped with the reason otherwise,
-failed under CI=true.
+before the matrix; without that variable it skips. Then it needs root, iproute2 and RabbitMQ:
+skipped with the reason when one is missing, failed under CI=true.
 """
 
 from __future__ import annotations
