@@ -116,7 +116,7 @@ faults: $(STAMP)
 # "--faults killed --settings safe --hold 5" narrows it. First the RabbitMQ cell test that is too
 # slow for `make test` (tests/hosts/test_hosts_rabbit.py).
 hosts: $(STAMP)
-	SONGQUEUE_TEST_HOSTS_RABBIT=1 $(BIN)/python -m pytest -q -rs tests/hosts/test_hosts_rabbit.py
+	HOSTS_RABBIT_TEST=1 $(BIN)/python -m pytest -q -rs tests/hosts/test_hosts_rabbit.py
 	$(BIN)/python tests/hosts/matrix.py --jobs $${HOSTS_JOBS:-200} --write-docs $(HOSTS_ARGS)
 
 # The scheduled playlists of SONGQUEUE_PLAYLISTS_DIR: run exactly one (every worker runs the watchdog itself).

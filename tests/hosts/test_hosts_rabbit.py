@@ -2,7 +2,7 @@
 (and brought back) under 20 jobs in flight, quorum queues and pause_minority.
 
 Not part of `make test`: three Erlang nodes take most of a minute to form a cluster on two cores,
-and `make test` has no minute to spare. `make hosts` runs it (SONGQUEUE_TEST_HOSTS_RABBIT=1)
+and `make test` has no minute to spare. `make hosts` runs it (HOSTS_RABBIT_TEST=1)
 before the matrix; without that variable it skips. Then it needs root, iproute2 and RabbitMQ:
 skipped with the reason when one is missing, failed under CI=true.
 """
@@ -22,8 +22,8 @@ from tests.support.prerequisites import missing
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(os.environ.get("SONGQUEUE_TEST_HOSTS_RABBIT") != "1",
-                       reason="a RabbitMQ cluster across hosts: `make hosts` runs it (SONGQUEUE_TEST_HOSTS_RABBIT=1)"),
+    pytest.mark.skipif(os.environ.get("HOSTS_RABBIT_TEST") != "1",
+                       reason="a RabbitMQ cluster across hosts: `make hosts` runs it (HOSTS_RABBIT_TEST=1)"),
 ]
 
 
