@@ -63,7 +63,9 @@ class Setting:
     min_replicas: int
     replicas_to_write: int = 0
     max_lag: int = 10
-    store: str = "sentinel"  # the job store's kind: "sentinel" (this module) or "cluster" (tests/hosts/sharded.py)
+    # The job store's kind: "sentinel" (this module), "cluster" (tests/hosts/sharded.py) or
+    # "rabbit" (one Redis, the broker a RabbitMQ cluster: tests/hosts/rabbit_cluster.py).
+    store: str = "sentinel"
 
 
 # The layout docs/operations.md deploys: two replicas, so the promoted one still has one of its own.
@@ -114,6 +116,11 @@ class Cluster:
     def store_overrides(self) -> dict[str, str]:
         """Where the broker and the job store are: both on the Sentinel trio."""
         return {"BROKER_URL": self.sentinel_url, "REDIS_URL": self.sentinel_url, "SENTINEL_MASTER": MASTER_NAME}
+
+    def host_overrides(self, name: str) -> dict[str, str]:
+        """The settings of the processes on host `name` (the API, a worker): `overrides()`
+        unless a layout gives a host its own (the order of a failover list)."""
+        return self.overrides()
 
     def overrides(self) -> dict[str, str]:
         return {
@@ -251,15 +258,15 @@ class Cluster:
             sys.executable, "-m", "sandbox", "--host", self.host("gw").address, "--port", str(SANDBOX_PORT),
             "--api-key", SANDBOX_KEY, "--generation-time", "2", "--song-duration", "2"])
 
-    def _env(self) -> dict[str, str]:
-        env = stack.worker_env({f"SONGQUEUE_{k}": v for k, v in self.overrides().items()})
+    def _env(self, name: str) -> dict[str, str]:
+        env = stack.worker_env({f"SONGQUEUE_{k}": v for k, v in self.host_overrides(name).items()})
         env["PYTHONPATH"] = os.pathsep.join([str(stack.ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         return env
 
     def _api(self) -> subprocess.Popen:
         proc = self._spawn("api", "api", [
             sys.executable, "-m", "producer.cli.main", "api", "--host", self.host("api").address,
-            "--port", str(API_PORT)], self._env())
+            "--port", str(API_PORT)], self._env("api"))
         stack.wait_until(lambda: proc.poll() is not None or _answers(self.api_url, "/readyz"), 60,
                          f"the API on api ({self._log('api', 'api')})")
         return proc
@@ -268,7 +275,7 @@ class Cluster:
         log = self._log(name, "worker")
         if log.exists():  # "ready." must be this start's
             log.rename(log.with_suffix(f".{len(list(self.tmp.glob(f'{name}-worker.*')))}.old"))
-        env = self._env()
+        env = self._env(name)
         return self._spawn(name, "worker", [
             sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "submit,poll,download,callback",
             "-c", "2", "-n", f"{name}-{self.net.tag}@%h", "--loglevel", "INFO", "--without-gossip",

@@ -17,6 +17,7 @@ import stack
 from producer.core.store.redis_client import NoReplicasError
 from tests.hosts.cluster import REDIS_HOSTS, REDIS_PORT, SANDBOX_PORT, Cluster
 from tests.hosts.netns import qdisc_available
+from tests.hosts.rabbit_cluster import AMQP_PORT, DIST_PORT, RABBIT_HOSTS, RabbitCluster, missing_rabbitmq
 from tests.hosts.sharded import NODES, SPARE, ShardedCluster
 
 
@@ -236,6 +237,64 @@ def _rejoin_store_master(c: Cluster) -> str:
     return f"healed: {master} is a replica again ({promoted} serves the slot), cluster_state ok"
 
 
+# -- RabbitMQ: a node killed and restarted, a node partitioned, a worker host cut from every node ----
+
+def _rabbit(c: Cluster) -> RabbitCluster:
+    assert isinstance(c, RabbitCluster), "a RabbitMQ fault on a Redis cluster"
+    return c
+
+
+def _kill_rabbit_node(c: Cluster) -> str:
+    r = _rabbit(c)
+    # The leader of the queue every in-flight job goes through (a classic queue has none: q1,
+    # the node most clients talk to first).
+    leader = r.leader("poll")
+    r.victim = leader or "q1"
+    other = next(h for h in RABBIT_HOSTS if h != r.victim)
+    before = r.host(r.victim).pids()
+    r.net.kill(r.victim)
+    stack.wait_until(lambda: not r.host(r.victim).pids(), 10, f"every process of {r.victim} gone")
+    _prove(len(before) >= 2, f"{r.victim} ran {len(before)} processes (epmd and the Erlang VM expected)")
+    stack.wait_until(lambda: r.running(other) == set(RABBIT_HOSTS) - {r.victim}, 60,
+                     f"rabbit@{other} to list {r.victim} as not running")
+    why = "the poll queue's leader" if leader else "no quorum leader: q1"
+    return (f"SIGKILLed {len(before)} processes of {r.victim} ({why}), epmd included; `ip netns pids` now empty; "
+            f"rabbit@{other} lists running {sorted(r.running(other))}")
+
+
+def _restart_rabbit_node(c: Cluster) -> str:
+    r = _rabbit(c)
+    r.restart(r.victim)  # waits until every node lists all three running
+    return f"{r.victim} back (same data dir): every node lists {', '.join(RABBIT_HOSTS)} running"
+
+
+def _partition_rabbit_node(c: Cluster) -> str:
+    r = _rabbit(c)
+    q1, q2 = r.host("q1"), r.host("q2")
+    _prove(q1.can_connect(q2.address, DIST_PORT), "q1 reached q2's distribution port before the cut")
+    r.net.cut(["q1"], ["q2", "q3"])
+    _prove(not q1.can_connect(q2.address, DIST_PORT), "q1 still reaches q2's distribution port after the cut")
+    # pause_minority: q1 sees neither peer once net_ticktime runs out, stops its listeners and
+    # closes its clients' connections; q2 and q3 carry on as the majority.
+    stack.wait_until(lambda: not r.answers("q1"), 90, "q1 (the minority) to pause: its AMQP port refusing")
+    stack.wait_until(lambda: r.running("q2") == {"q2", "q3"}, 60, "q2 to list q2 and q3 as the running nodes")
+    return ("cut q1 | q2+q3: a connect from q1 to q2:25672 timed out; q1 paused (pause_minority: its 5672 "
+            "refuses the driver); rabbit@q2 lists q2, q3 running")
+
+
+def _heal_rabbit_partition(c: Cluster) -> str:
+    r = _rabbit(c)
+    r.net.heal()
+    stack.wait_until(lambda: r.answers("q1"), 120, "q1 to resume: its AMQP port answering")
+    r.wait_all_running()
+    partitions = r.cluster_status("q1").get("partitions")
+    _prove(not partitions, f"q1 still reports partitions after the heal: {partitions}")
+    return "healed: q1 resumed, every node lists q1, q2, q3 running, no partition reported"
+
+
+TO_BROKER = ("w1", "q1", AMQP_PORT)
+
+
 FAULTS = {f.name: f for f in (
     Fault("worker host killed", _kill_worker_host, _restart_worker_host),
     Fault("worker host cut from the gateway", _cut(["w1"], ["gw"], TO_GATEWAY), _healer(TO_GATEWAY)),
@@ -251,5 +310,10 @@ FAULTS = {f.name: f for f in (
           stores=("cluster",)),
     Fault("Redis Cluster: job store's master isolated with a worker", _isolate_store_master, _rejoin_store_master,
           stores=("cluster",)),
+    Fault("RabbitMQ node killed", _kill_rabbit_node, _restart_rabbit_node, missing_rabbitmq, ("rabbit",)),
+    Fault("RabbitMQ node partitioned from the other two", _partition_rabbit_node, _heal_rabbit_partition,
+          missing_rabbitmq, ("rabbit",)),
+    Fault("worker host cut from RabbitMQ", _cut(["w1"], list(RABBIT_HOSTS), TO_BROKER), _healer(TO_BROKER),
+          missing_rabbitmq, ("rabbit",)),
 )}
 

@@ -21,6 +21,10 @@ The faults a nemesis chooses are plain iproute2, which every Linux with namespac
   narrows the link to a rate and drops what overflows its short queue (tail drop). A
   kernel without sch_netem cannot be made to delay or drop at random by iproute2 alone;
   tbf is in nearly every kernel.
+
+Names: `name_hosts` writes /etc/netns/NS/hosts, which `ip netns exec` bind-mounts over
+/etc/hosts for the command it runs, so programs that need host names rather than
+addresses (Erlang's distribution: `rabbit@q1`) resolve them inside every namespace.
 """
 
 from __future__ import annotations
@@ -33,10 +37,14 @@ import random
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 SPACE = ipaddress.ip_network("10.231.0.0/16")
+ETC_NETNS = Path("/etc/netns")
 NOWHERE_MAC = "02:00:5e:00:de:ad"  # locally administered, owned by no port of the bridge
 
 
@@ -125,6 +133,15 @@ class Network:
         ip("link", "set", host.port, "up")
         return host
 
+    def name_hosts(self, names: Iterable[str]) -> None:
+        """Every host resolves each of `names` (hosts of this network) to its address, and
+        the machine's own host name to its own address (an Erlang CLI node names itself after it)."""
+        listed = "".join(f"{self.hosts[n].address} {n}\n" for n in names)
+        for host in self.hosts.values():
+            etc = ETC_NETNS / host.ns
+            etc.mkdir(parents=True, exist_ok=True)
+            (etc / "hosts").write_text(f"127.0.0.1 localhost\n{host.address} {socket.gethostname()}\n{listed}")
+
     # -- faults ---------------------------------------------------------------------------
 
     def kill(self, name: str) -> list[int]:
@@ -199,11 +216,13 @@ class Network:
         for host in self.hosts.values():
             ip("netns", "del", host.ns, check=False)
             ip("link", "del", host.port, check=False)
+            shutil.rmtree(ETC_NETNS / host.ns, ignore_errors=True)
         ip("link", "del", self.bridge, check=False)
 
     def leftovers(self) -> list[str]:
         """Anything of this run still present (empty after close())."""
         names = ip("netns", "list").stdout + ip("-br", "link").stdout
+        names += " " + " ".join(p.name for p in ETC_NETNS.glob(f"sq{self.tag}-*"))
         return sorted({word for word in names.split() if self.tag in word})
 
 

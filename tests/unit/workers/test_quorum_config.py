@@ -59,3 +59,20 @@ def test_the_app_rounds_countdowns_up_only_on_quorum_queues(monkeypatch: pytest.
         for countdown in (0.4, 2.2, None):
             app.send_task("songqueue.poll", ["job", 1], countdown=countdown)
         assert sent == expected, queue_type
+
+
+def test_a_failover_list_of_nodes_reaches_kombu_as_alternates() -> None:
+    # docs/operations.md "RabbitMQ quorum queues": every node of the cluster in the URL,
+    # `;`-separated; kombu tries the next one when a connection fails (round-robin).
+    from celery import Celery
+
+    from producer.core.fleet import mask_url
+
+    nodes = [f"amqp://songqueue:s3cret@10.0.0.{n}:5672//" for n in (41, 42, 43)]
+    settings = Settings(broker_url=";".join(nodes), redis_url="redis://localhost:6379/1", amqp_queue_type="quorum")
+    app = Celery("t")
+    app.conf.update(celery_config(settings))
+    connection = app.connection_for_write()
+    assert connection.alt == nodes
+    assert connection.hostname == "10.0.0.41"
+    assert "s3cret" not in mask_url(settings.broker_url) and mask_url(settings.broker_url).count("****") == 3
