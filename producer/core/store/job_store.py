@@ -134,6 +134,7 @@ class JobStore:
         run: int | None = None,
         check_in: float | None = None,
         also: Callable[[optimistic.Writes], None] | None = None,
+        debt: Callable[[JobRecord], float | None] | None = None,
     ) -> JobRecord | None:
         """Mutate the record and/or move it to `to`, only if its state is in `expect`.
 
@@ -143,6 +144,9 @@ class JobStore:
         `check_in` (seconds) moves the job's watchdog deadline; a terminal job has none.
         `also` adds writes of the caller's to the same atomic step (a budget reservation
         committed with the intent, say).
+        `debt`, for a write that ends the job: seconds after which the watchdog sends the
+        ended record's callback again unless it is settled first, or None when it owes none;
+        the debt goes into the callback outbox in the same atomic step as the end.
         Returns the record as written, or None when the job is missing or has moved on.
         Raises `job_states.IllegalTransition`, writing nothing, when the state read may not
         move to `to` (producer/core/models/job_states.py).
@@ -213,6 +217,9 @@ class JobStore:
                 if record.state.terminal:
                     pipe.zrem(keys.due(self.prefix), job_id)
                     retention.expire_job(pipe, self.prefix, record, self.retention)
+                    owed = debt(record) if debt is not None else None
+                    if owed is not None:
+                        pipe.zadd(keys.callback_outbox(self.prefix), {job_id: now + owed})
                 elif before.terminal:
                     retention.keep_job(pipe, self.prefix, record)
                 if not record.state.terminal and check_in is not None:

@@ -429,3 +429,26 @@ def test_a_refusal_on_a_current_seed_is_read_once_and_logged_once(
         assert store.apply("j1", {JobState.GENERATING}, to=JobState.DOWNLOADING) is None
     assert len(gets) == 1  # the refusal is confirmed on a fresh read before it stands
     assert caplog.text.count("refused update in state QUEUED") + caplog.text.count("refused move") == 1
+
+
+def test_the_end_notes_its_callback_debt_in_the_same_write(store: JobStore) -> None:
+    outbox = keys.callback_outbox(store.prefix)
+    for job_id in ("owes", "owes-none", "moved-on"):
+        store.create(_record(job_id))
+    store.apply("moved-on", {JobState.QUEUED}, to=JobState.CANCELLED)
+    asked: list[JobState] = []
+
+    def debt(record: JobRecord) -> float | None:
+        asked.append(record.state)
+        return 30.0 if record.id == "owes" else None
+
+    # A write that does not end the job owes nothing yet, whatever `debt` would say.
+    assert store.apply("owes", {JobState.QUEUED}, to=JobState.SUBMITTING, debt=debt) is not None
+    assert store.redis.zscore(outbox, "owes") is None and asked == []
+    before = time.time()
+    ended = store.apply("owes", {JobState.SUBMITTING}, to=JobState.FAILED, debt=debt)
+    assert ended is not None and asked == [JobState.FAILED]
+    assert before + 30 <= store.redis.zscore(outbox, "owes") <= time.time() + 30
+    assert store.apply("owes-none", {JobState.QUEUED}, to=JobState.FAILED, debt=debt) is not None
+    assert store.apply("moved-on", {JobState.QUEUED}, to=JobState.FAILED, debt=debt) is None  # refused
+    assert [m.decode() for m in store.redis.zrange(outbox, 0, -1)] == ["owes"]
