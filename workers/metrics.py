@@ -1,7 +1,8 @@
 """Counters the workers keep in Redis for `songqueue metrics`, a separate process.
 
 Cheap on the hot path: one pipelined round trip of HINCRBYs per observation, on the job
-store's connection. A metric that cannot be written is logged and dropped: it must never
+store's connection, or one per task run for all of its observations (`batched`: every job
+step runs in one). A metric that cannot be written is logged and dropped: it must never
 fail a task (say, after a paid call whose answer still has to be recorded).
 """
 
@@ -11,6 +12,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import redis
 
@@ -33,9 +35,35 @@ from workers.upstream.errors import UpstreamError
 
 log = logging.getLogger("songqueue.metrics")
 
+Op = tuple[str, str, str, float]  # (family, field, "int" | "float", amount)
 
-def _write(*ops: tuple[str, str, str, float]) -> None:
-    """ops: (family, field, "int" | "float", amount)."""
+# The observations of the task run in progress, when it batches them (`batched`).
+_pending: ContextVar[list[Op] | None] = ContextVar("songqueue_metrics_pending", default=None)
+
+
+@contextmanager
+def batched() -> Iterator[None]:
+    """Hold the observations made inside the block and write them in one round trip at its
+    end, however it ends (a retry, a fault)."""
+    pending: list[Op] = []
+    token = _pending.set(pending)
+    try:
+        yield
+    finally:
+        _pending.reset(token)
+        if pending:
+            _flush(pending)
+
+
+def _write(*ops: Op) -> None:
+    pending = _pending.get()
+    if pending is not None:
+        pending.extend(ops)
+    else:
+        _flush(list(ops))
+
+
+def _flush(ops: list[Op]) -> None:
     store = runtime.store()
     try:
         pipe = store.redis.pipeline(transaction=False)

@@ -2,7 +2,7 @@
 
 Kept in Redis for the whole fleet (producer/core/store/poll_history.py); read at most once
 every `CACHE_SECONDS` per worker process and (provider, model), so a poll costs no extra
-round trip in the common case.
+round trip in the common case (a job's end refreshes it at once only while nothing is learned yet).
 """
 
 from __future__ import annotations
@@ -64,4 +64,10 @@ def finished(record: JobRecord, seen_at: float, upstream_took: float | None = No
     store = runtime.store()
     poll_history.record(store.redis, store.prefix, record.provider, record.model, finish - record.submitted_at,
                         progress_error(record.predicted_finish, record.submitted_at, finish))
-    _cache.pop((record.provider, record.model), None)  # this process reads what it taught at once
+    # Until the model has learned anything, this process reads what it taught at once (the
+    # job that crosses POLL_LEARNING_MIN_JOBS counts from the next poll). Once learned, one
+    # more job barely moves the quantiles: the cache's next refresh takes it up, rather
+    # than a read of both lists and a new estimate at every job's end.
+    hit = _cache.get((record.provider, record.model))
+    if hit is None or hit[1] is None:
+        _cache.pop((record.provider, record.model), None)

@@ -27,8 +27,8 @@ import urllib3
 from producer.core.models.job_record import StoredObject
 from producer.core.url_guard import CheckedUrl, UrlPolicy, UrlRefused
 from workers.storage import Storage
+from workers.upstream.cutoff import Cutoff
 from workers.upstream.errors import PermanentError, TransientError
-from workers.upstream.http_client import Cutoff
 from workers.upstream.pinned_http import pinned_request
 
 HEARTBEAT_SECONDS = 5.0

@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from mutagen import MutagenError
 from mutagen.id3 import APIC, ID3, TALB, TCON, TIT2, TPE1, TRCK, TXXX, USLT, PictureType
-from mutagen.mp3 import MP3
+from mutagen.mp3 import MPEGInfo
 
 from workers.artifacts.downloader import EVERY_BYTES, start_writeback
 from workers.upstream.errors import PermanentError
@@ -226,7 +226,7 @@ def tag_bytes(upstream_tag: bytes, tags: SongTags) -> bytes:
 # Result URLs of this family break into placeholders, error pages and truncated files
 # (docs/upstream-contract.md, "What shapes the design"); the first bytes looking like MP3 is not enough, so the
 # file is parsed with mutagen before it may be stored. mutagen reads headers, not the audio:
-# the ID3 tag's, then the first MPEG frames' (sync, bitrate, sample rate, a Xing/VBRI/LAME
+# the ID3 tag's header (to skip the tag), then the first MPEG frames' (sync, bitrate, sample rate, a Xing/VBRI/LAME
 # frame count when there is one), and takes the length from that count or, for constant
 # bitrate, from the file's size; a few hundred bytes of a 50 MiB file. A truncated body
 # never gets here: the download checks its length against Content-Length.
@@ -239,10 +239,11 @@ def check_mp3(path: Path, expected_duration: float | None, tolerance: float) -> 
     checked when the upstream gave none).
     """
     try:
-        info = MP3(path).info
-        if info is None:
-            raise MutagenError("no MPEG audio stream")
-        length = float(info.length)
+        # The stream's headers only: the ID3 tag in front is skipped by its header's size,
+        # not parsed (it is our own, rendered by tag_bytes; parsing its frames and cover
+        # again was most of this check's cost).
+        with open(path, "rb") as stream:
+            length = float(MPEGInfo(stream).length)
     except MutagenError as exc:
         raise PermanentError("download_not_audio", f"the audio file does not parse as MPEG audio: {exc}") from exc
     if length <= 0:

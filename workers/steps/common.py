@@ -91,8 +91,8 @@ def end_job(
         record.parked = None
         ledger.charge_current(record, call_price)
 
-    record = finish(job_id, lambda: runtime.store().apply(job_id, expect, mutate=note, to=state,
-                                                              token=token, run=run))
+    record = finish(lambda debt: runtime.store().apply(job_id, expect, mutate=note, to=state,
+                                                       token=token, run=run, debt=debt))
     if record is not None:
         log.warning("job %s: %s (%s): %s", job_id, state.value, code, message,
                     extra={"job_id": job_id, "upstream_task_id": record.upstream_task_id})
@@ -102,19 +102,24 @@ def end_job(
     return record
 
 
-def finish(job_id: str, end: Callable[[], JobRecord | None]) -> JobRecord | None:
-    """Run `end` (the terminal write) under the callback outbox, then announce the end.
+def callback_debt(record: JobRecord) -> float | None:
+    """What the ended `record` owes in the callback outbox: seconds until the watchdog round
+    sends its end's callback again unless it is settled first, or None without one."""
+    if wants(record, TERMINAL_EVENTS[record.state]):
+        return runtime.settings().watchdog_grace
+    return None
 
-    The debt is written first: a worker that dies between the terminal write and sending
-    the callback leaves it in the outbox, and the watchdog round sends it. Written but
-    refused (the job had moved on), it is settled by the round too.
+
+def finish(end: Callable[[Callable[[JobRecord], float | None]], JobRecord | None]) -> JobRecord | None:
+    """Run `end` (the terminal write, given `callback_debt` for JobStore.apply's `debt`),
+    then announce the end.
+
+    The debt is written in the terminal write itself, atomically with the end: a worker
+    that dies between that write and sending the callback leaves it in the outbox, and the
+    watchdog round sends it. A refused write owes nothing; an end without a callback
+    writes no debt at all (no outbox round trips).
     """
-    store = runtime.store()
-    store.owe_callback(job_id, runtime.settings().watchdog_grace)
-    record = end()
-    if record is not None:
-        if wants(record, TERMINAL_EVENTS[record.state]):
-            announce(app, record, TERMINAL_EVENTS[record.state])
-        else:
-            store.callback_settled(job_id)
+    record = end(callback_debt)
+    if record is not None and wants(record, TERMINAL_EVENTS[record.state]):
+        announce(app, record, TERMINAL_EVENTS[record.state])
     return record

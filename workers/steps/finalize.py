@@ -87,9 +87,9 @@ def finalize_ready(record: JobRecord, run: int, task: Task | None, counted: bool
         end_job(job_id, JobState.FAILED, exc.code, f"manifest: {exc.message}", expect={JobState.DOWNLOADING},
                 run=run)
         return
-    done = finish(job_id, lambda: store.apply(job_id, {JobState.DOWNLOADING},
-                                              mutate=lambda r: setattr(r, "manifest", manifest), to=JobState.SUCCEEDED,
-                                              run=run))
+    done = finish(lambda debt: store.apply(job_id, {JobState.DOWNLOADING},
+                                           mutate=lambda r: setattr(r, "manifest", manifest), to=JobState.SUCCEEDED,
+                                           run=run, debt=debt))
     if done is not None:
         log.info("job %s: SUCCEEDED, manifest at %s", job_id, manifest.uri)
         _discard_partials(job_id, manifest.key)

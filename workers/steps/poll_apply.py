@@ -57,8 +57,14 @@ def apply_status(record: JobRecord, token: int, status: UpstreamStatus, once: bo
                                 learned(record.provider, record.model))
     done = status.outcome is Outcome.SUCCEEDED
     progress_before = record.progress
+    marked: list[int] = []  # songs the write moving the job to DOWNLOADING marks dispatched
+
+    def merge(r: JobRecord) -> None:
+        merge_status(r, status, now)
+        marked[:] = _mark_dispatched(r) if done else []
+
     written = runtime.store().apply(
-        job_id, WAITING_STATES, mutate=lambda r: merge_status(r, status, now),
+        job_id, WAITING_STATES, mutate=merge,
         to=JobState.DOWNLOADING if done else JobState.GENERATING, token=token,
         # Once downloading, the download steps keep the watchdog's deadline fresh; a
         # one-shot poll leaves the deadline of the chain's next poll as it is.
@@ -73,17 +79,18 @@ def apply_status(record: JobRecord, token: int, status: UpstreamStatus, once: bo
         end_job(job_id, JobState.FAILED, "upstream_no_songs", "the upstream reported SUCCESS without any songs",
                 expect={JobState.DOWNLOADING})
         return None
-    _dispatch_finished(job_id, written)
-    if done:
-        finished(written, now, status.took)
-        polling_ended(written)
-        log.info("job %s: upstream task %s done after %d poll(s)", job_id, written.upstream_task_id,
-                 written.attempts.get("poll", 0),
-                 extra={"job_id": job_id, "upstream_task_id": written.upstream_task_id})
-        if written.stored_assets() == written.expected_assets():
-            send(task_names.FINALIZE, job_id, written.run, record=written)
-        return None
-    return countdown
+    if not done:
+        _dispatch_finished(job_id, written)
+        return countdown
+    _send_downloads(job_id, written, marked)
+    finished(written, now, status.took)
+    polling_ended(written)
+    log.info("job %s: upstream task %s done after %d poll(s)", job_id, written.upstream_task_id,
+             written.attempts.get("poll", 0),
+             extra={"job_id": job_id, "upstream_task_id": written.upstream_task_id})
+    if written.stored_assets() == written.expected_assets():
+        send(task_names.FINALIZE, job_id, written.run, record=written)
+    return None
 
 
 def polling_ended(record: JobRecord | None, uncounted: int = 0) -> None:
@@ -93,17 +100,34 @@ def polling_ended(record: JobRecord | None, uncounted: int = 0) -> None:
         metrics.polls_per_job(record.provider, record.attempts.get("poll", 0) + uncounted)
 
 
-def _dispatch_finished(job_id: str, record: JobRecord) -> None:
-    """Send downloads for finished songs not yet sent, then mark them sent.
+def _mark_dispatched(record: JobRecord) -> list[int]:
+    """Mark the finished songs not yet sent as sent; their indexes."""
+    ready = [i for i, s in enumerate(record.songs) if s.finished and not s.dispatched]
+    for index in ready:
+        record.songs[index].dispatched = True
+    return ready
 
-    Sent before marked: a crash in between sends them again, which the download step
-    absorbs (it skips an asset already stored).
+
+def _send_downloads(job_id: str, record: JobRecord, songs: list[int]) -> None:
+    for index in songs:
+        send(task_names.DOWNLOAD, job_id, index, None, record.run, record=record)  # None: all the song's assets
+
+
+def _dispatch_finished(job_id: str, record: JobRecord) -> None:
+    """While the job generates: send downloads for finished songs not yet sent, then mark
+    them sent.
+
+    Sent before marked: a crash in between sends them again (the poll's message comes
+    back and finds them unmarked), which the download step absorbs (it skips an asset
+    already stored). The write that moves the job to DOWNLOADING marks its songs itself,
+    before the sends (one write fewer): a crash in between leaves a DOWNLOADING job, where
+    a poll's message coming back does nothing either way, and the watchdog resends the
+    downloads of every song still missing an asset.
     """
     ready = [i for i, s in enumerate(record.songs) if s.finished and not s.dispatched]
     if not ready:
         return
-    for index in ready:
-        send(task_names.DOWNLOAD, job_id, index, None, record.run, record=record)  # None: all the song's assets
+    _send_downloads(job_id, record, ready)
 
     def mark(r: JobRecord) -> None:
         for index in ready:

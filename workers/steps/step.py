@@ -45,7 +45,7 @@ from celery import Task
 
 from producer.core.models.job_record import JobRecord, JobState
 from producer.core.store import keys
-from workers import runtime
+from workers import metrics, runtime
 from workers.retry_policy import retry_or_give_up
 from workers.steps.common import end_job, log
 from workers.upstream.errors import PermanentError, TransientError
@@ -112,16 +112,17 @@ def step(name: str, *, expect: Collection[JobState], fence: Fence | None = None,
             if record.state not in expect or not _fenced(name, record, arguments, fence, label):
                 return
             run = Run(task, record, name, arguments, ending_states, fence, before_retry=before_retry)
-            try:
-                body(run, *args, **kwargs)
-            except TransientError as exc:
-                if run.before_retry is not None and not run.before_retry(run, exc):
-                    return
-                code, where = exc.code, run.where
-                retry_or_give_up(task, runtime.settings(), name, exc.message, retry_after=exc.retry_after,
-                                 give_up=lambda message: _end(run, code, where + message, False, end))
-            except PermanentError as exc:
-                _end(run, exc.code, run.where + exc.message, True, end)
+            with metrics.batched():  # the run's observations in one round trip at its end
+                try:
+                    body(run, *args, **kwargs)
+                except TransientError as exc:
+                    if run.before_retry is not None and not run.before_retry(run, exc):
+                        return
+                    code, where = exc.code, run.where
+                    retry_or_give_up(task, runtime.settings(), name, exc.message, retry_after=exc.retry_after,
+                                     give_up=lambda message: _end(run, code, where + message, False, end))
+                except PermanentError as exc:
+                    _end(run, exc.code, run.where + exc.message, True, end)
 
         # The task's signature, which Celery checks a message's arguments against: the task
         # and the job id where the body takes its Run.

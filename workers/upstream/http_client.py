@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import socket
-import threading
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from time import time
@@ -18,6 +15,7 @@ import urllib3
 from pydantic import SecretStr
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from workers.upstream.cutoff import Cutoff
 from workers.upstream.errors import PermanentError, TransientError
 
 log = logging.getLogger("songqueue.upstream")
@@ -183,45 +181,6 @@ class _Cut(Exception):
         super().__init__("cut")
         self.timed_out = timed_out
         self.size = size
-
-
-class Cutoff:
-    """A timer that shuts the response's socket down when the call's deadline passes.
-
-    A read blocked in recv() returns at once then; checking the clock only after a read
-    returned let a trickling body hold the call (and the worker) for as long as it
-    trickled, past the watchdog's budget for it.
-    """
-
-    def __init__(self, response: requests.Response, deadline: float) -> None:
-        self._response = response
-        self._timer = threading.Timer(max(0.0, deadline - time()), self._fire)
-        self._timer.daemon = True
-        self.fired = False
-
-    def __enter__(self) -> Cutoff:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
-
-    def _fire(self) -> None:
-        self.fired = True
-        sock = _socket_of(self._response)
-        if sock is not None:
-            with contextlib.suppress(OSError):  # already closed: the read ends anyway
-                sock.shutdown(socket.SHUT_RDWR)
-
-
-def _socket_of(response: requests.Response) -> socket.socket | None:
-    """The socket the body is read from: the connection's, or, once http.client handed the
-    connection over to the response (an answer that closes it), the one under its reader."""
-    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
-    if sock is None:
-        reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
-        sock = getattr(getattr(reader, "raw", None), "_sock", None)
-    return sock if isinstance(sock, socket.socket) else None
 
 
 # Small reads: each returns as soon as some bytes are there, so what arrived is ours when

@@ -28,6 +28,10 @@ from producer.core.store import keys, metric_schema, optimistic, parking, redis_
 
 log = logging.getLogger("songqueue.job_store")
 
+# Records whose last bytes JobStore keeps per process (a run reads its job, then writes it
+# a few times); past this many the memory starts afresh.
+SEEN_RECORDS = 256
+
 Mutation = Callable[[JobRecord], None]
 
 
@@ -39,6 +43,10 @@ class JobStore:
         self.retention = retention
         # Sends a woken parked job's submit (producer/core/store/parking.py); None: the watchdog does.
         self.waker: Callable[[JobRecord], None] | None = None
+        # Each record's bytes as this process last read or wrote them: the first decision of a
+        # compare-and-set is made on them instead of on a GET of its own (a stale copy costs a
+        # refused script and a fresh read, never a write; producer/core/store/optimistic.py).
+        self._seen: dict[str, bytes] = {}
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "songqueue", retention: float = 0, master: str = "") -> JobStore:
@@ -101,8 +109,18 @@ class JobStore:
             pipe.zadd(keys.due(self.prefix), {record.id: _due_at(record, record.created_at + check_in)})
 
     def get(self, job_id: str) -> JobRecord | None:
-        raw = self.redis.get(keys.job(self.prefix, job_id))
-        return JobRecord.model_validate_json(raw) if raw else None
+        key = keys.job(self.prefix, job_id)
+        raw = self.redis.get(key)
+        if not raw:
+            self._seen.pop(key, None)
+            return None
+        self._remember(key, raw)
+        return JobRecord.model_validate_json(raw)
+
+    def _remember(self, key: str, raw: bytes) -> None:
+        if len(self._seen) >= SEEN_RECORDS:
+            self._seen.clear()  # a hint, not a cache of record: losing it costs a GET
+        self._seen[key] = raw
 
     def apply(
         self,
@@ -116,6 +134,7 @@ class JobStore:
         run: int | None = None,
         check_in: float | None = None,
         also: Callable[[optimistic.Writes], None] | None = None,
+        debt: Callable[[JobRecord], float | None] | None = None,
     ) -> JobRecord | None:
         """Mutate the record and/or move it to `to`, only if its state is in `expect`.
 
@@ -125,30 +144,41 @@ class JobStore:
         `check_in` (seconds) moves the job's watchdog deadline; a terminal job has none.
         `also` adds writes of the caller's to the same atomic step (a budget reservation
         committed with the intent, say).
+        `debt`, for a write that ends the job: seconds after which the watchdog sends the
+        ended record's callback again unless it is settled first, or None when it owes none;
+        the debt goes into the callback outbox in the same atomic step as the end.
         Returns the record as written, or None when the job is missing or has moved on.
         Raises `job_states.IllegalTransition`, writing nothing, when the state read may not
         move to `to` (producer/core/models/job_states.py).
         """
         key = keys.job(self.prefix, job_id)
         freed: list[str] = []  # in-flight sets the write takes the job out of: a place each
+        written_bytes: list[bytes] = []
+        # Why the last decision refused, logged once it is final (a decision on a stale
+        # seed is taken again on a fresh read, and its refusal is not the job's).
+        refusal: list[Any] = []
+
+        def refuse(level: int, message: str, *args: object) -> None:
+            refusal[:] = [level, message, *args]
 
         def decide(raw: bytes | None) -> tuple[JobRecord, Callable[[optimistic.Writes], None]] | None:
             if raw is None:
-                log.warning("job %s: not found", job_id)
+                refuse(logging.WARNING, "job %s: not found", job_id)
                 return None
             record = JobRecord.model_validate_json(raw)
             if token is not None and record.token != token:
-                log.info("job %s: refused a stale step (token %d, now %d)", job_id, token, record.token)
+                refuse(logging.INFO, "job %s: refused a stale step (token %d, now %d)", job_id, token, record.token)
                 return None
             if version is not None and record.version != version:
-                log.info("job %s: refused a write based on version %d (now %d)", job_id, version, record.version)
+                refuse(logging.INFO, "job %s: refused a write based on version %d (now %d)", job_id, version,
+                       record.version)
                 return None
             if run is not None and record.run != run:
-                log.info("job %s: refused a write of run %d (now run %d)", job_id, run, record.run)
+                refuse(logging.INFO, "job %s: refused a write of run %d (now run %d)", job_id, run, record.run)
                 return None
             if record.state not in expect:
-                log.info(
-                    "job %s: refused %s in state %s (expected %s)",
+                refuse(
+                    logging.INFO, "job %s: refused %s in state %s (expected %s)",
                     job_id, f"move to {to.value}" if to else "update", record.state.value,
                     "/".join(sorted(s.value for s in expect)),
                 )
@@ -172,7 +202,9 @@ class JobStore:
                         if before in IN_FLIGHT_STATES and record.state not in IN_FLIGHT_STATES else [])
 
             def write(pipe: optimistic.Writes) -> None:
-                pipe.set(key, record.model_dump_json())
+                dumped = record.model_dump_json()
+                written_bytes[:] = [dumped.encode()]
+                pipe.set(key, dumped)
                 if record.state != before:
                     pipe.zrem(keys.jobs_in_state(self.prefix, before.value), job_id)
                     pipe.zadd(keys.jobs_in_state(self.prefix, record.state.value), {job_id: now})
@@ -185,6 +217,9 @@ class JobStore:
                 if record.state.terminal:
                     pipe.zrem(keys.due(self.prefix), job_id)
                     retention.expire_job(pipe, self.prefix, record, self.retention)
+                    owed = debt(record) if debt is not None else None
+                    if owed is not None:
+                        pipe.zadd(keys.callback_outbox(self.prefix), {job_id: now + owed})
                 elif before.terminal:
                     retention.keep_job(pipe, self.prefix, record)
                 if not record.state.terminal and check_in is not None:
@@ -194,8 +229,14 @@ class JobStore:
 
             return record, write
 
-        written = optimistic.update(self.redis, key, decide)
-        if written is not None and freed:
+        written = optimistic.update(self.redis, key, decide, seed=self._seen.get(key))
+        if written is None:
+            self._seen.pop(key, None)
+            if refusal:
+                log.log(*refusal)
+            return None
+        self._remember(key, written_bytes[0])
+        if freed:
             parking.wake(self, freed)
         return written
 

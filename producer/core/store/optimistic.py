@@ -2,7 +2,8 @@
 only if the record is still the one that was read.
 
 A transition used to be WATCH, GET, MULTI/EXEC: three round trips. Now it is a GET and
-one EVALSHA (producer/core/store/lua/compare_and_set.lua): the script compares the record's
+one EVALSHA (producer/core/store/lua/compare_and_set.lua), or the EVALSHA alone when the
+caller still has the bytes it last read or wrote (`seed`): the script compares the record's
 sha1 with the sha1 of the bytes the decision was made on and, only if they match, runs the
 decided writes (the record, its indexes, expiries) atomically. If the record changed in between, nothing is written and the
 decision is taken again on the fresh value; nothing is ever written from a stale read.
@@ -76,12 +77,29 @@ class Writes:
 Decision = Callable[[bytes | None], tuple[T, Callable[[Writes], None]] | None]
 
 
-def update(client: redis.Redis, key: str, decide: Decision[T]) -> T | None:
+def update(client: redis.Redis, key: str, decide: Decision[T], seed: bytes | None = None) -> T | None:
+    """Decide on the record and write the decision if the record is still what it was decided on.
+
+    `seed`: the record's bytes as this process last read or wrote them. The first decision
+    is made on them instead of on a GET; the script's sha1 check is the same, so a stale
+    seed costs a refused script and a fresh read, never a write. A refusal (or an error)
+    decided on the seed is only taken once a fresh read shows the same bytes; it is then
+    not decided a second time.
+    """
     script = scripts.script(client, "compare_and_set")  # producer/core/store/lua/compare_and_set.lua
+    raw, seeded = (seed, True) if seed is not None else (client.get(key), False)
     while True:
-        raw = client.get(key)
-        decided = decide(raw)
+        try:
+            decided = decide(raw)
+        except Exception:
+            if seeded and (fresh := client.get(key)) != raw:
+                raw, seeded = fresh, False
+                continue
+            raise
         if decided is None:
+            if seeded and (fresh := client.get(key)) != raw:
+                raw, seeded = fresh, False
+                continue
             return None
         result, write = decided
         writes = Writes()
@@ -89,3 +107,4 @@ def update(client: redis.Redis, key: str, decide: Decision[T]) -> T | None:
         seen = hashlib.sha1(raw).hexdigest() if raw is not None else ""  # noqa: S324 - a change detector
         if script(keys=[key, *(k for k in writes.keys if k != key)], args=[seen, json.dumps(writes.commands)]):
             return result
+        raw, seeded = client.get(key), False  # changed since it was read

@@ -356,3 +356,99 @@ def test_a_write_of_a_replaced_run_is_refused(store: JobStore) -> None:
                           also=lambda w: w.hincrby(f"{store.prefix}:also", "n", 1))
     assert written is not None and written.progress == 50
     assert store.redis.hget(f"{store.prefix}:also", "n") == b"1"
+
+
+def _counting_gets(store: JobStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every GET the store sends from now on, by key."""
+    sent: list[str] = []
+    real = store.redis.get
+
+    def get(key: str) -> bytes | None:
+        sent.append(key)
+        return real(key)
+
+    monkeypatch.setattr(store.redis, "get", get)
+    return sent
+
+
+def test_a_write_after_a_read_decides_on_the_bytes_read(store: JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record a step just read (or wrote) seeds its compare-and-set: no GET of its own."""
+    store.create(_record("j1"))
+    store.get("j1")
+    gets = _counting_gets(store, monkeypatch)
+    first = store.apply("j1", {JobState.QUEUED}, to=JobState.SUBMITTING)
+    second = store.apply("j1", {JobState.SUBMITTING}, to=JobState.SUBMITTED)
+    assert gets == []
+    assert (first.version, second.version) == (1, 2)
+    assert store.get("j1") == second
+
+
+def test_a_stale_seed_is_read_again_and_never_written_from(
+    store: JobStore, other_store: JobStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another worker moved and changed the job after this one read it: the decision made on
+    the stale bytes is refused by the script, and taken again on the fresh record."""
+    store.create(_record("j1"))
+    store.get("j1")  # QUEUED, version 0: the seed
+    other_store.apply("j1", {JobState.QUEUED}, to=JobState.SUBMITTING)
+
+    def note(record: JobRecord) -> None:
+        record.progress = 5
+
+    assert other_store.apply("j1", {JobState.SUBMITTING}, mutate=note) is not None
+    gets = _counting_gets(store, monkeypatch)
+    seen: list[tuple[JobState, int]] = []
+
+    def mutate(record: JobRecord) -> None:
+        seen.append((record.state, record.version))
+        record.attempts["x"] = 1
+
+    with caplog.at_level("INFO", logger="songqueue.job_store"):
+        # Refused on the seed (QUEUED is not expected), so read again: SUBMITTING is.
+        written = store.apply("j1", {JobState.SUBMITTING}, mutate=mutate)
+    assert written is not None and (written.version, written.progress, written.attempts) == (3, 5, {"x": 1})
+    assert seen == [(JobState.SUBMITTING, 2)]  # never decided on the stale copy's state
+    assert len(gets) == 1 and "refused" not in caplog.text
+    # The seed matched the expected state but is stale: the script refuses, the retry reads.
+    store.get("j1")
+    assert other_store.apply("j1", {JobState.SUBMITTING}, mutate=note) is not None
+    gets.clear()
+    again = store.apply("j1", {JobState.SUBMITTING}, mutate=lambda r: r.attempts.update(y=2))
+    assert again is not None and again.attempts == {"x": 1, "y": 2} and again.version == 5
+    assert len(gets) == 1
+    assert store.get("j1") == again
+
+
+def test_a_refusal_on_a_current_seed_is_read_once_and_logged_once(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    store.create(_record("j1"))
+    store.get("j1")
+    gets = _counting_gets(store, monkeypatch)
+    with caplog.at_level("INFO", logger="songqueue.job_store"):
+        assert store.apply("j1", {JobState.GENERATING}, to=JobState.DOWNLOADING) is None
+    assert len(gets) == 1  # the refusal is confirmed on a fresh read before it stands
+    assert caplog.text.count("refused update in state QUEUED") + caplog.text.count("refused move") == 1
+
+
+def test_the_end_notes_its_callback_debt_in_the_same_write(store: JobStore) -> None:
+    outbox = keys.callback_outbox(store.prefix)
+    for job_id in ("owes", "owes-none", "moved-on"):
+        store.create(_record(job_id))
+    store.apply("moved-on", {JobState.QUEUED}, to=JobState.CANCELLED)
+    asked: list[JobState] = []
+
+    def debt(record: JobRecord) -> float | None:
+        asked.append(record.state)
+        return 30.0 if record.id == "owes" else None
+
+    # A write that does not end the job owes nothing yet, whatever `debt` would say.
+    assert store.apply("owes", {JobState.QUEUED}, to=JobState.SUBMITTING, debt=debt) is not None
+    assert store.redis.zscore(outbox, "owes") is None and asked == []
+    before = time.time()
+    ended = store.apply("owes", {JobState.SUBMITTING}, to=JobState.FAILED, debt=debt)
+    assert ended is not None and asked == [JobState.FAILED]
+    assert before + 30 <= store.redis.zscore(outbox, "owes") <= time.time() + 30
+    assert store.apply("owes-none", {JobState.QUEUED}, to=JobState.FAILED, debt=debt) is not None
+    assert store.apply("moved-on", {JobState.QUEUED}, to=JobState.FAILED, debt=debt) is None  # refused
+    assert [m.decode() for m in store.redis.zrange(outbox, 0, -1)] == ["owes"]
