@@ -148,7 +148,7 @@ class Cluster:
         except redis.RedisError:
             return None
         by_address = {h.address: n for n, h in self.net.hosts.items()}
-        return by_address.get(_text(found[0])) if found else None
+        return by_address.get(as_text(found[0])) if found else None
 
     def role(self, name: str) -> dict:
         try:
@@ -282,7 +282,7 @@ class Cluster:
             "--without-mingle"], env)
 
 
-def _text(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 

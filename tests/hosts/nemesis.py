@@ -185,8 +185,13 @@ def _promoted(c: ShardedCluster, old: str, asker: str) -> str | None:
     return owner[0] if owner and owner[0] != old else None
 
 
-def _kill_store_master(c: Cluster) -> str:
-    assert isinstance(c, ShardedCluster)
+def _sharded(c: Cluster) -> ShardedCluster:
+    assert isinstance(c, ShardedCluster), "a Redis Cluster fault on another layout"
+    return c
+
+
+def _kill_store_master(cluster: Cluster) -> str:
+    c = _sharded(cluster)
     master, replicas = c.slot_owner() or ("", [])
     before = c.net.kill(master)
     stack.wait_until(lambda: not c.host(master).pids(), 10, f"every process of {master} gone")
@@ -197,17 +202,18 @@ def _kill_store_master(c: Cluster) -> str:
             f"{_promoted(c, master, asker)} promoted")
 
 
-def _restart_store_master(c: Cluster) -> str:
-    assert isinstance(c, ShardedCluster)
+def _restart_store_master(cluster: Cluster) -> str:
+    c = _sharded(cluster)
     old = c.struck
     c.restart(old)
     stack.wait_until(lambda: c.role(old).get("role") == "slave" and c.role(old).get("master_link_status") == "up"
                      and c.cluster_ok(old), 60, f"{old} back as a replica in sync")
-    return f"{old} back as {c.slot_owner(old)[0] if c.slot_owner(old) else '?'}'s replica, cluster_state ok"
+    owner = c.slot_owner(old)
+    return f"{old} back as {owner[0] if owner else '?'}'s replica, cluster_state ok"
 
 
-def _isolate_store_master(c: Cluster) -> str:
-    assert isinstance(c, ShardedCluster)
+def _isolate_store_master(cluster: Cluster) -> str:
+    c = _sharded(cluster)
     master, _ = c.slot_owner() or ("", [])
     minority, majority = [master, "w1"], [n for n in (*NODES, SPARE) if n != master] + ["w2"]
     offset = int(c.role(master).get("master_repl_offset", 0))
@@ -227,8 +233,8 @@ def _isolate_store_master(c: Cluster) -> str:
     return told + f"; then {master} reports cluster_state fail (minority: no writes)"
 
 
-def _rejoin_store_master(c: Cluster) -> str:
-    assert isinstance(c, ShardedCluster)
+def _rejoin_store_master(cluster: Cluster) -> str:
+    c = _sharded(cluster)
     master, majority = c.struck, c.majority
     promoted = _promoted(c, master, majority[0])
     c.net.heal()

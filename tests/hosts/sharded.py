@@ -24,7 +24,7 @@ from typing import ClassVar
 import redis
 import stack
 
-from tests.hosts.cluster import LAYOUT, REDIS_PORT, Cluster, Setting
+from tests.hosts.cluster import LAYOUT, REDIS_PORT, Cluster, Setting, as_text
 
 NODE_TIMEOUT_MS = 5000  # what docs/operations.md deploys
 MASTERS = ("c1", "c2", "c3")
@@ -71,11 +71,11 @@ class ShardedCluster(Cluster):
                 continue
             for start, end, master, *replicas in shards:
                 if start <= slot <= end:
-                    return by_address[_text(master[0])], [by_address[_text(r[0])] for r in replicas]
+                    return by_address[as_text(master[0])], [by_address[as_text(r[0])] for r in replicas]
         return None
 
     def node_id(self, name: str) -> str:
-        return _text(self.redis(name).execute_command("CLUSTER MYID"))
+        return as_text(self.redis(name).execute_command("CLUSTER MYID"))
 
     def cluster_ok(self, name: str) -> bool:
         try:
@@ -117,7 +117,3 @@ def _knows(client: redis.Redis, node_id: str) -> bool:
         return node_id in str(client.execute_command("CLUSTER NODES"))  # parsed or not, the id is in it
     except redis.RedisError:
         return False
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
