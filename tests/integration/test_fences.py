@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import urlparse
 
 import pytest
@@ -26,11 +23,10 @@ import redis
 
 from producer.core.models.job_record import JobState
 from producer.core.store import keys, spend
+from tests.support.waiting import wait_for
 from workers.fault_points import hit_key
 
 pytestmark = pytest.mark.integration
-
-T = TypeVar("T")
 
 
 def _tag() -> str:
@@ -39,18 +35,6 @@ def _tag() -> str:
 
 def _uri_path(uri: str) -> Path:
     return Path(urlparse(uri).path)
-
-
-def wait_for(what: str, check: Callable[[], T], timeout: float = 90) -> T:
-    """`check()` once it is truthy; fails naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_a_download_of_a_replaced_run_writes_nothing(make_stack, sandbox) -> None:
