@@ -176,7 +176,9 @@ def test_a_paused_master_is_replaced_rejoins_as_a_replica_and_new_paid_submits_w
     finally:
         master.proc.send_signal(signal.SIGCONT)
     stack.wait_until(lambda: master.role() == "slave", 30, "the old master back as a replica")
-    assert cluster.owner(f"{prefix}:job:x")[0].port == replica.port
+    # Which node serves the slot spreads by gossip: the node asked first may still name the old master.
+    stack.wait_until(lambda: cluster.owner(f"{prefix}:job:x")[0].port == replica.port, 30,
+                     "the cluster to name the promoted replica as the slot's master")
 
     # New paid submits: the promoted master has a replica again (the old master), so WAIT is met.
     later = [f"cluster pause {tag} after {i} sandbox:gen_time=1" for i in range(2)]
