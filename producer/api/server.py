@@ -12,6 +12,9 @@ Nor does uvicorn bound how long a request head may take: a client that sends hal
 was held for ever, and past `limit_concurrency` such connections turn every other client
 away with 503. `HeadTimeout` closes a connection whose head has not arrived within the
 read timeout (counted from the connection, or from the previous answer on keep-alive).
+
+HTTP is parsed by httptools (llhttp, in C) on uvloop's event loop rather than by uvicorn's
+pure-Python h11 on asyncio's loop: less CPU a request (docs/benchmarks.md, `http_api`).
 """
 
 from __future__ import annotations
@@ -24,13 +27,13 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from producer.core.log_json import install_server_logging
 
 
-class HeadTimeout(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for each request head (`head_timeout` seconds)."""
+class HeadTimeout(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline for each request head (`head_timeout` seconds)."""
 
     head_timeout = 30.0
     _head_timer: asyncio.TimerHandle | None = None
@@ -94,7 +97,7 @@ def server(app: Any, idle_timeout: float = 5.0, read_timeout: float = 30.0,
     # With SONGQUEUE_LOG_JSON uvicorn configures no logging of its own: its loggers propagate
     # to the root's JSON handler, so its lines look like every other process's.
     log_config = None if install_server_logging() else LOGGING_CONFIG
-    config = uvicorn.Config(app, http=head_timeout_protocol(read_timeout),
+    config = uvicorn.Config(app, http=head_timeout_protocol(read_timeout), loop="uvloop",
                             timeout_keep_alive=int(idle_timeout), limit_concurrency=limit_concurrency,
                             log_config=log_config, log_level="info", access_log=False, server_header=False)
     return uvicorn.Server(config)

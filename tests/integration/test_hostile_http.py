@@ -5,6 +5,7 @@ Redis, nothing on the broker, and no request reached the canary (a callback addr
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -88,8 +89,8 @@ def _http_only(port: int) -> list[tuple[Any, dict[str, Any], str, str]]:
 
 
 def _refused_before_the_app() -> list[tuple[bytes, dict[str, Any]]]:
-    """Refused as a 400 before any field is read, so no field to name: header bytes h11
-    refuses (NUL), and an integer past Python's 4300-digit parse limit (FastAPI
+    """Refused as a 400 before any field is read, so no field to name: header bytes the HTTP
+    parser refuses (NUL), and an integer past Python's 4300-digit parse limit (FastAPI
     answers its own 400 for any body parse error other than a JSON syntax error)."""
     ok = json.dumps({"provider": "udio", "request": {"prompt": "x"}}).encode()
     json_type = {"Content-Type": "application/json"}
@@ -131,11 +132,24 @@ def _keys(built: Any) -> set[bytes]:
     return set(redis.Redis.from_url(built.env["SONGQUEUE_REDIS_URL"]).keys("*"))
 
 
+# RFC 9110 5.5: a field value holds no control character but HTAB. The HTTP parser (llhttp)
+# answers such a header with 400 before the app sees it, so there is no field to name.
+_CONTROL_IN_HEADER = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _parser_refuses(headers: dict[str, Any]) -> bool:
+    return any(_CONTROL_IN_HEADER.search(v if isinstance(v, bytes) else v.encode()) for v in headers.values())
+
+
 def test_hostile_http_input_is_refused_naming_field_and_rule(api, canary):
     url, key, built = api
     cases = [*_from_python_table(canary.port), *_http_only(canary.port)]
     before = _keys(built)
     for body, headers, field, rule in cases:
+        if _parser_refuses(headers):
+            answer = _post(url, key, body, headers)
+            assert answer.status_code == 400, (headers, answer.status_code, answer.text)
+            continue
         answer = _post(url, key, body, headers)
         assert answer.status_code == 422, (body, headers, answer.status_code, answer.text)
         assert answer.headers["content-type"] == "application/problem+json", body
