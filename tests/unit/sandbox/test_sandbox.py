@@ -15,10 +15,9 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +25,8 @@ from urllib.parse import urlsplit
 import mutagen.mp3
 import pytest
 import requests
+
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 API_KEY = "test-sandbox-key"
@@ -91,18 +92,6 @@ def sbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.wait()
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s; last result {result!r}")
-        time.sleep(interval)
-
-
 def unique(prompt: str) -> str:
     return f"{prompt} {uuid.uuid4().hex[:8]}"
 
@@ -136,7 +125,7 @@ def wait_terminal(base: str, task_id: str, seen: list[dict[str, Any]] | None = N
             seen.append(data)
         return data if data["status"] in ("SUCCESS", "FAILURE") else None
 
-    return wait_for(done)
+    return wait_for(f"task {task_id} to end", done, timeout=10)
 
 
 def songs_of(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -322,7 +311,7 @@ def test_stagger_finishes_song_one_first(sbx: str) -> None:
         data = fetch(sbx, task_id)
         return data if songs_of(data) else None
 
-    data = wait_for(half_done)
+    data = wait_for("the first song to finish", half_done, timeout=10)
     assert data["status"] == "IN_PROGRESS"
     first, second = songs_of(data)
     assert first["finished"] is True and first["song_path"]
