@@ -67,8 +67,9 @@ def head_timeout_protocol(seconds: float) -> type[HeadTimeout]:
     return type("HeadTimeout", (HeadTimeout,), {"head_timeout": seconds})
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """The API's listening socket on host:port (0: a free port), Nagle off for what it accepts.
+def listening_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """The API's listening socket on host:port (0: a free port), Nagle off for what it accepts;
+    `reuse_port`: one of several on the same port, the kernel spreading connections over them.
 
     IPPROTO_TCP is named, not left 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets
     whose proto says TCP, and accepted sockets inherit the listener's. Left 0, the body of
@@ -78,6 +79,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     # Listening before the banner: a client that reads it may connect at once (the
@@ -109,22 +112,28 @@ def serve(app: Any, host: str, port: int, idle_timeout: float = 5.0, name: str =
     """Run `app` on host:port (0: a free port); prints `NAME listening on URL` once bound
     (URL ends with `path`), then a line per (what, path) of `also` (the console, the docs).
 
-    `workers` > 1: that many processes forked once the socket is bound, each accepting on it
-    with an event loop of its own (`limit_concurrency` is each one's); see `_supervise`."""
-    sock = listening_socket(host, port)
-    bound = sock.getsockname()[1]
+    `workers` > 1: that many processes forked once the sockets listen, each accepting on a
+    socket of its own with an event loop of its own (`limit_concurrency` is each one's); see
+    `_supervise`. The sockets share the port (SO_REUSEPORT), so the kernel spreads new
+    connections over the processes by their addresses. One shared socket would go to whichever
+    process accepts first, and an idle event loop takes every waiting connection in one wakeup:
+    a few keep-alive clients all landed on one process while the others stayed idle."""
+    first = listening_socket(host, port, reuse_port=workers > 1)
+    bound = first.getsockname()[1]
+    # Every socket listens before the banner, so a client that reads it can connect at once.
+    sockets = [first, *(listening_socket(host, bound, reuse_port=True) for _ in range(workers - 1))]
     print(f"{name} listening on http://{host}:{bound}{path}", flush=True)
     for what, where in also:
         print(f"  {what}: http://{host}:{bound}{where}", flush=True)
     if workers > 1:
-        return _supervise(lambda: server(app, idle_timeout, read_timeout, limit_concurrency).run(sockets=[sock]),
-                          workers)
-    server(app, idle_timeout, read_timeout, limit_concurrency).run(sockets=[sock])
+        return _supervise(lambda sock: server(app, idle_timeout, read_timeout, limit_concurrency).run(sockets=[sock]),
+                          sockets)
+    server(app, idle_timeout, read_timeout, limit_concurrency).run(sockets=[first])
     return 0
 
 
-def _supervise(run: Callable[[], None], workers: int) -> int:
-    """Fork `workers` children that each `run()`, and wait: SIGTERM or SIGINT here is passed to
+def _supervise(run: Callable[[socket.socket], None], sockets: list[socket.socket]) -> int:
+    """Fork a child per socket that `run(its socket)`s, and wait: SIGTERM or SIGINT here is passed to
     every child (each stops gracefully, as one process would); when any child exits, the others
     are stopped too and this returns the first one's status, so a crash is the supervisor's to
     see (systemd, Kubernetes restart the whole), never a silently smaller API.
@@ -135,17 +144,22 @@ def _supervise(run: Callable[[], None], workers: int) -> int:
     stopping = (signal.SIGTERM, signal.SIGINT)
     # Held until the handler below is in place: a stop signal between two forks still reaches every child.
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
-    for _ in range(workers):
+    for mine in sockets:
         pid = os.fork()
         if pid == 0:  # the child: serve until told to stop, and never return into the caller's code
             status = 1
             try:
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-                run()
+                for other in sockets:
+                    if other is not mine:
+                        other.close()  # held, a process's socket would keep its port's share after it died
+                run(mine)
                 status = 0
             finally:
                 os._exit(status)
         children.append(pid)
+    for sock in sockets:
+        sock.close()  # the children hold them; this process serves nothing
 
     def stop(_signum: int = signal.SIGTERM, _frame: object = None) -> None:
         for child in children:

@@ -571,10 +571,10 @@ class Settings(BaseSettings):
     # `songqueue api` (producer/api/server.py serve): processes sharing its one listening socket.
     api_workers: int = setting(
         1, "operators",
-        "`songqueue api` processes serving its one port (each an event loop of its own, forked once the socket is "
-        "bound): up to one per core spreads the API's CPU; every limit and count lives in Redis, so the keys' caps "
-        "hold across them. When one process exits, the others are stopped and `songqueue api` exits (the "
-        "supervisor restarts it)", ge=1, le=64)
+        "`songqueue api` processes serving its one port (each an event loop and a listening socket of its own, "
+        "SO_REUSEPORT, forked once the sockets listen): up to one per core spreads the API's CPU; every limit and "
+        "count lives in Redis, so the keys' caps hold across them. When one process exits, the others are stopped "
+        "and `songqueue api` exits (the supervisor restarts it)", ge=1, le=64)
 
     # The console's login (producer/api/console/sessions.py): a session id in the cookie, the key's id in Redis.
     console_session_ttl: float = setting(
