@@ -26,12 +26,16 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python deploy/local/demo.py
 
-# Integration tests spend most of their time waiting on sandbox generation timers (the CPU
-# stays about half idle), so six processes on two cores run the 1,420 tests in 9.4 minutes
-# where four took 11.2 (`.ci/run` on a clean clone, nothing else running, 5 Dec 2026). -rs
-# prints why each skipped test skipped; under CI=true a missing prerequisite fails instead.
+# Integration tests spend most of their time waiting on sandbox generation timers, so six
+# processes share two cores. --dist worksteal: an idle process takes tests queued on a busy
+# one; with the default (each process handed a run of consecutive tests up front) one process
+# was left with a row of the slow fault tests and the 1,456 tests took 10.4 min, 6.5 with
+# stealing (same clone, nothing else running, 6 Dec 2026). Bytecode is written even where
+# PYTHONDONTWRITEBYTECODE is set: every worker, API and CLI process the tests start would
+# otherwise compile the project again. -rs prints why each skipped test skipped; under CI=true
+# a missing prerequisite fails instead.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -rs -n $${TEST_PROCESSES:-6}
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q -rs -n $${TEST_PROCESSES:-6} --dist worksteal
 
 # One worker on every queue; honours SONGQUEUE_* from the environment or .env.
 worker: $(STAMP)
