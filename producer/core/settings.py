@@ -568,7 +568,7 @@ class Settings(BaseSettings):
         "when set, `songqueue metrics` answers `/metrics` only with `Authorization: Bearer <token>`; compared in "
         "constant time, never logged")
 
-    # `songqueue api` (producer/api/server.py serve): processes sharing its one listening socket.
+    # `songqueue api` (producer/api/server.py serve): processes serving its port, a listening socket each.
     api_workers: int = setting(
         1, "operators",
         "`songqueue api` processes serving its one port (each an event loop and a listening socket of its own, "
