@@ -74,7 +74,11 @@ def test_jobs_behind_a_key_limit_are_parked_and_woken_in_order_while_another_key
 
 
 def test_the_watchdog_wakes_a_parked_job_whose_wake_was_lost(make_stack, sandbox):
-    built = make_stack(watchdog_interval="0.5", parked_check="1", watchdog_grace="1")
+    # Parked jobs are looked at every second; a job the watchdog sent is looked at again only
+    # after the grace. At 1 s a busy machine's queue held the resent submit past it, and the
+    # watchdog rightly sent it a second time (token 2): the count below needs a grace the
+    # submit's wait in the queue cannot outlast.
+    built = make_stack(watchdog_interval="0.5", parked_check="1", watchdog_grace="10")
     built.start_worker(concurrency=2)
     queue = built.queue()
     key_id, tenant = _key(queue, max_in_flight=1)
