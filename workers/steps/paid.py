@@ -194,6 +194,13 @@ def record_task(record: JobRecord, task_id: str, price: float, intent: str | Non
 
     def write() -> JobRecord | None:
         fault_points.hit("submit.after_call")  # logged, not yet written
+        if settings.notify_hook_url:
+            # The notify hook finds the job by the upstream's task id, kept as long as the upstream
+            # may still call about it. Written before the record (another slot on Redis Cluster, so
+            # not in the same step): a hook that comes as soon as the record names the task finds
+            # it; one that comes before finds a record without it and is refused as unknown.
+            store.index_upstream_task(record.provider, task_id, job_id,
+                                      registry.deadline_seconds(settings, record.provider) + 3600)
         return store.apply(job_id, {JobState.SUBMITTING}, mutate=note, to=JobState.SUBMITTED, token=record.token,
                            check_in=check_in)
 
@@ -201,11 +208,6 @@ def record_task(record: JobRecord, task_id: str, price: float, intent: str | Non
     if written is None:
         _keep_paid_task(job_id, task_id, price, intent)
         return
-    if settings.notify_hook_url:
-        # The notify hook finds the job by the upstream's task id; kept as long as the
-        # upstream may still call about it.
-        store.index_upstream_task(record.provider, task_id, job_id,
-                                  registry.deadline_seconds(settings, record.provider) + 3600)
     fault_points.hit("submit.after_record")
     log.info("job %s: submitted as upstream task %s", job_id, task_id,
              extra={"job_id": job_id, "upstream_task_id": task_id})
