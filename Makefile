@@ -7,7 +7,7 @@ QUEUES ?= submit,poll,download,callback
 CONCURRENCY ?= 2
 IO_CONCURRENCY ?= 16
 
-.PHONY: demo test lint worker worker-io beat sandbox api hooks flower metrics browser promtool node docker-compose wrk faults hosts bench bench-quick install clean
+.PHONY: demo test lint worker worker-io beat sandbox api hooks flower metrics browser promtool node docker-compose wrk faults hosts bench bench-quick bench-100k install clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -144,6 +144,10 @@ bench: $(STAMP) wrk
 
 bench-quick: $(STAMP) wrk
 	$(BIN)/python bench/run.py --quick
+
+# 100,000 jobs waiting at once (about an hour on 2 cores), published alone to bench/results/latest-scale-100k.md.
+bench-100k: $(STAMP)
+	$(BIN)/python bench/run.py --long scale-100k
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -4,6 +4,7 @@
     python bench/run.py --readme     # put the published results into docs/benchmarks.md, run nothing
     python bench/run.py --check      # exit 1 when docs/benchmarks.md differs from the published results
     python bench/run.py --profile NAME [--quick]   # a flame graph of benchmark NAME (py-spy), in bench/results/
+    python bench/run.py --long scale-100k   # a run too long for make bench (make bench-100k), published alone
 
 `make bench` runs the full set, `make bench-quick` the same with small parameters. Every
 benchmark starts its own Redis, sandbox and workers (deploy/local/stack.py) and measures
@@ -36,6 +37,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench import harness  # noqa: E402
 
+# Runs too long for `make bench`, each published on its own (bench/results/latest-NAME.md):
+# NAME -> (benchmark module, its run() arguments).
+LONG_RUNS: dict[str, tuple[str, dict[str, object]]] = {
+    # 100,000 jobs waiting at once: queued behind the submit stage, so the drain is the measure.
+    "scale-100k": ("scale", {"jobs": 100_000, "gen": 30.0}),
+}
 # In the order they run: the cheap ones first, the long scale run last.
 BENCHMARKS = ("pipeline_overhead", "slot_efficiency", "poll_efficiency", "poll_models", "suno_polling", "minimax_hex",
               "notify_hook", "uncertain_reconcile", "http_api", "download", "download_wire", "io_pool", "eta_memory",
@@ -46,8 +53,9 @@ PAGE = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
-def header(quick: bool, info: dict[str, str]) -> str:
-    mode = "`make bench-quick` (small parameters)" if quick else "`make bench` (full parameters)"
+def header(quick: bool, info: dict[str, str], long: str = "") -> str:
+    mode = (f"`python bench/run.py --long {long}`" if long else
+            "`make bench-quick` (small parameters)" if quick else "`make bench` (full parameters)")
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
         "## Benchmark results",
@@ -79,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="NAME", default="",
                         help="run benchmark NAME under py-spy (its worker processes included) and write a flame "
                              "graph to bench/results/profile-NAME.svg; its figures are not published")
+    parser.add_argument("--long", choices=sorted(LONG_RUNS), default="",
+                        help="run one long benchmark alone and publish it to bench/results/latest-NAME.md")
     args = parser.parse_args(argv)
+    if args.long and (args.only or args.quick):
+        parser.error("--long runs one benchmark at its own size: it takes neither --only nor --quick")
     if args.profile:
         return profile(args.profile, args.quick)
     if args.readme:
@@ -87,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return check_readme()
 
-    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
+    names = [args.long] if args.long else [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
@@ -97,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     load = harness.wait_for_quiet(args.settle)
     print(f"load average at start: {load:.2f} (1 min); tree: {'uncommitted changes' if dirty else 'clean'}",
           file=sys.stderr, flush=True)
-    top = header(args.quick, harness.machine())
+    top = header(args.quick, harness.machine(), args.long)
     print(top, flush=True)
     sections: list[str] = []
     failed: list[str] = []
@@ -108,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"… running {name} (load {section_load:.2f})", file=sys.stderr, flush=True)
         t0 = time.monotonic()
         try:
-            section = importlib.import_module(f"bench.{name}").run(args.quick)
+            module, kwargs = LONG_RUNS.get(name, (name, {}))
+            section = importlib.import_module(f"bench.{module}").run(args.quick, **kwargs)
         except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others' tables
             traceback.print_exc()
             failed.append(name)
@@ -120,13 +133,14 @@ def main(argv: list[str] | None = None) -> int:
         text = section.render()
         print(text, flush=True)
         sections.append(text)
-        _write(SCRATCH, top, sections, time.monotonic() - started, args.quick)
+        _write(SCRATCH, top, sections, time.monotonic() - started, args.long or ("quick" if args.quick else "full"))
     total = time.monotonic() - started
     reasons = unpublishable(bool(args.only), failed, void, dirty)
-    target = SCRATCH if reasons else RESULTS / f"latest-{'quick' if args.quick else 'full'}.md"
-    _write(target, top, sections, total, args.quick)
+    mode = args.long or ("quick" if args.quick else "full")
+    target = SCRATCH if reasons else RESULTS / f"latest-{mode}.md"
+    _write(target, top, sections, total, mode)
     if args.out:
-        _write(args.out, top, sections, total, args.quick)
+        _write(args.out, top, sections, total, mode)
     if reasons:
         print(f"not published ({'; '.join(reasons)}): written to {SCRATCH.relative_to(ROOT)}", file=sys.stderr)
     else:
@@ -171,22 +185,27 @@ def unpublishable(subset: bool, failed: list[str], void: list[str], dirty: str) 
     return reasons
 
 
-def _write(out: Path, top: str, sections: list[str], seconds: float, quick: bool) -> None:
+REPRODUCE = {"full": ("make bench", "python bench/run.py"), "quick": ("make bench-quick", "python bench/run.py --quick"),
+             "scale-100k": ("make bench-100k", "python bench/run.py --long scale-100k")}
+
+
+def _write(out: Path, top: str, sections: list[str], seconds: float, mode: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    command = "make bench-quick" if quick else "make bench"
-    footer = f"Total {seconds / 60:.1f} min. Reproduce with `{command}` (or `python bench/run.py{' --quick' if quick else ''}`).\n"
+    make, command = REPRODUCE[mode]
+    footer = f"Total {seconds / 60:.1f} min. Reproduce with `{make}` (or `{command}`).\n"
     out.write_text(top + "\n" + "\n".join(sections) + "\n" + footer)
 
 
 def results_block() -> str | None:
-    """The generated part of docs/benchmarks.md: the latest published full run (if any) and
-    the latest published quick run; None when neither exists."""
+    """The generated part of docs/benchmarks.md: the latest published full run (if any), then
+    the latest published quick run and long runs, folded; None when neither full nor quick exists."""
     parts = []
-    for mode in ("full", "quick"):
+    summaries = {"quick": "Latest quick run"} | {name: f"Latest long run: {name}" for name in LONG_RUNS}
+    for mode in ("full", "quick", *LONG_RUNS):
         path = RESULTS / f"latest-{mode}.md"
-        if path.exists():
+        if path.exists() and (parts or mode in ("full", "quick")):
             body = path.read_text().split("\n", 1)[1].strip()  # drop the "## Benchmark results" title
-            parts.append(body if not parts else f"<details><summary>Latest quick run</summary>\n\n{body}\n\n</details>")
+            parts.append(body if not parts else f"<details><summary>{summaries[mode]}</summary>\n\n{body}\n\n</details>")
     return "\n\n".join(parts) if parts else None
 
 

@@ -28,6 +28,7 @@ import redis
 
 from bench import harness, rabbitmq
 from bench.harness import Section, fmt
+from producer import SongQueue
 from producer.core.models.job_record import TERMINAL_STATES, JobState
 
 LIVE = [s for s in JobState if s not in TERMINAL_STATES]
@@ -38,6 +39,9 @@ QUICK = (500, 30.0)
 FULL = (TARGET_FULL, 400.0)
 IO_THREADS = 16
 PROJECTED = 100_000
+# Two batches with an instant upstream run before the measured jobs, to price one more job
+# on the idle workers (the slope between their spans).
+CALIBRATION_BATCHES = (100, 400)
 
 
 STALL = 180.0
@@ -132,6 +136,9 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
             peak["open"] = max(peak["open"], harness.count_states(queue.store, LIVE))
             peak["waiting"] = max(peak["waiting"], harness.count_states(queue.store, WAITING))
 
+        per_job, calibration = _calibrate(queue)
+        sp_before, dl_before = len(sp.runs()), len(dl.runs())
+        base = srv.redis_info()["used_memory"]  # the calibration's records, not counted per job
         prompts = [harness.prompt(f"scale {i}", gen_time=gen) for i in range(jobs)]
         ids: list[str] = []
         t0 = time.monotonic()
@@ -141,15 +148,15 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
         submit_seconds = time.monotonic() - t0
         # No job can end before its generation does: the stall rule starts counting only
         # after the generation time (plus the submit phase), so it cannot fire early.
-        harness.wait_for_jobs(queue.store, jobs, timeout=deadline_seconds(jobs, gen, submit_seconds),
+        harness.wait_for_jobs(queue.store, sum(CALIBRATION_BATCHES) + jobs, timeout=deadline_seconds(jobs, gen, submit_seconds),
                               stall=stall_seconds(gen, submit_seconds),
                               on_sample=sample, interval=0.5)
         sp_mem, dl_mem = sp.memory(), dl.memory()
         info = srv.redis_info()
         records = harness.load_records(queue.store, ids)
         stats = srv.sandbox_stats()
-        runs = len(sp.runs()) + len(dl.runs())
-        sp_runs, dl_runs = sp.runs(), dl.runs()
+        sp_runs, dl_runs = sp.runs()[sp_before:], dl.runs()[dl_before:]
+        runs = len(sp_runs) + len(dl_runs)
 
     counts = harness.state_counts(records)
     done = counts.get(JobState.SUCCEEDED.value, 0)
@@ -159,8 +166,10 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
     twice = sum(1 for p in prompts if by_prompt.get(p, 0) > 1)
     never = sum(1 for p in prompts if by_prompt.get(p, 0) == 0)
     span = harness.makespan(records)
-    ideal, slowest = _ideal(gen, submit_seconds, jobs, sp_runs, dl_runs)
+    ideal = max(gen, submit_seconds) + jobs * per_job
+    slowest = _slowest_stage(jobs, sp_runs, dl_runs)
     peak_mib = info["used_memory_peak"] / 2**20
+    per_job_bytes = (info["used_memory_peak"] - base) / jobs
     rows = [
         ["jobs submitted", f"{jobs:,} in {fmt(submit_seconds, 1)} s ({fmt(jobs / submit_seconds, 0)} jobs/s "
                            f"through `SongQueue.submit`)"],
@@ -176,18 +185,26 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
         ["broker memory peak", gauge.memory_row(info)],
         ["submit+poll worker peak RSS MiB", f"{sp_mem.describe()} (at start: pool {fmt(sp_start.child_peak, 0)})"],
         ["download+callback worker (threads) peak RSS MiB", f"{fmt(dl_mem.main, 0)} (at start: {fmt(dl_start.main, 0)})"],
-        ["makespan against the ideal", f"{fmt(span, 0)} s vs {fmt(ideal, 0)} s ideal (generation {fmt(gen, 0)} s + "
-                                       f"the slowest stage's work at its measured rate: {slowest})"],
-        ["Redis used_memory_peak", f"{fmt(peak_mib, 1)} MiB ({fmt(info['used_memory_peak'] / jobs / 1024, 1)} KiB "
-                                   f"per job; {fmt(info['used_memory'] / 2**20, 1)} MiB at the end)"],
+        ["makespan against the ideal", f"{fmt(span, 0)} s vs {fmt(ideal, 0)} s ideal = max(generation "
+                                       f"{fmt(gen, 0)} s, submit {fmt(submit_seconds, 0)} s) + {jobs:,} jobs x "
+                                       f"{fmt(per_job * 1000, 1)} ms (**{fmt(span / ideal)}x**)"],
+        ["per-job cost, measured before the run on the idle workers",
+         f"{fmt(per_job * 1000, 1)} ms = ({fmt(calibration[1], 2)} s − {fmt(calibration[0], 2)} s) ÷ "
+         f"({CALIBRATION_BATCHES[1]} − {CALIBRATION_BATCHES[0]}) jobs (spans, first submit to last SUCCEEDED, "
+         "of two batches with an instant upstream)"],
+        ["the busiest stage's task time in the run", slowest],
+        ["Redis used_memory_peak", f"{fmt(peak_mib, 1)} MiB ({fmt(per_job_bytes / 1024, 1)} KiB "
+                                   f"per job = (peak − {fmt(base / 2**20, 1)} MiB before the run) ÷ jobs; "
+                                   f"{fmt(info['used_memory'] / 2**20, 1)} MiB at the end)"],
     ]
-    notes = [
+    notes = [] if jobs >= PROJECTED else [
         f"Projection to {PROJECTED:,} jobs in flight, from the per-job figures measured here: Redis "
-        f"{fmt(info['used_memory_peak'] / jobs * PROJECTED / 2**30, 2)} GiB at the peak (records of jobs in "
+        f"{fmt(per_job_bytes * PROJECTED / 2**30, 2)} GiB at the peak (records of jobs in "
         f"flight, queues; ended jobs leave with SONGQUEUE_JOB_RETENTION), {fmt(runs / jobs * PROJECTED, 0)} "
         f"task runs, and on this 2-core machine about {fmt(PROJECTED / (done / span) / 3600, 1)} h at "
         f"{fmt(done / span)} jobs/s. What runs out first: worker throughput (CPU for the task runs), then Redis "
-        "memory; worker memory is capped by the ETA limit.",
+        "memory; worker memory is capped by the ETA limit. `make bench-100k` measures it instead."]
+    notes += [
         f"Lost = neither SUCCEEDED nor FAILED/TIMED_OUT/CANCELLED when the run ended (no job ended for "
         f"{fmt(stall_seconds(gen, submit_seconds), 0)} s, the generation and submit time plus 180 s, or "
         f"{fmt(deadline_seconds(jobs, gen, submit_seconds), 0)} s passed: that plus every job at "
@@ -231,21 +248,48 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
                + ("one private Redis for broker and job store" if broker == "redis" else
                   f"RabbitMQ ({broker.removeprefix('rabbitmq-')} queues, a vhost of its own) as broker, a private "
                   "Redis as job store")
-               + "; one sandbox."),
+               + f"; one sandbox. Before the run, batches of {CALIBRATION_BATCHES[0]} and {CALIBRATION_BATCHES[1]} "
+               "jobs with an instant upstream price one more job on the idle workers, for the ideal."),
         table=harness.table(["measure", "value"], rows),
         notes=notes,
     )
 
 
-def _ideal(gen: float, submit_seconds: float, jobs: int, sp_runs: list[tuple[str, str, float | None]],
-           dl_runs: list[tuple[str, str, float | None]]) -> tuple[float, str]:
-    """Generation plus the slowest stage's total work at its measured rate: each worker's
-    summed task runtime divided by its concurrency (prefork) or taken whole (threads share
-    the GIL, so their runtimes overlap; the measured wall time of the stage bounds it)."""
+def _calibrate(queue: SongQueue) -> tuple[float, list[float]]:
+    """Seconds one more job costs the idle workers, and the two spans it comes from: a batch
+    of each of CALIBRATION_BATCHES with an instant upstream, first submit to last SUCCEEDED;
+    the slope between them cancels what every batch waits whatever its size (the first
+    poll's delay). Measured before the run, so the ideal does not come from the run's own
+    (loaded) task times."""
+    spans = []
+    for size in CALIBRATION_BATCHES:
+        ids = harness.submit_jobs(queue, [harness.prompt(f"calibrate {size} {i}", gen_time=0) for i in range(size)])
+        records = _wait_all(queue, ids)
+        if any(r.state != JobState.SUCCEEDED for r in records):
+            raise RuntimeError("a calibration job did not succeed: the per-job cost would be wrong")
+        spans.append(harness.makespan(records))
+    small, large = CALIBRATION_BATCHES
+    return (spans[1] - spans[0]) / (large - small), spans
+
+
+def _wait_all(queue: SongQueue, ids: list[str]) -> list:
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        records = harness.load_records(queue.store, ids)
+        if len(records) == len(ids) and all(r.state.terminal for r in records):
+            return records
+        time.sleep(0.2)
+    raise RuntimeError("calibration jobs did not end within 600 s")
+
+
+def _slowest_stage(jobs: int, sp_runs: list[tuple[str, str, float | None]],
+                   dl_runs: list[tuple[str, str, float | None]]) -> str:
+    """The stage with the most task time in the run: each worker's summed task runtime divided
+    by its concurrency (prefork) or taken whole (threads share the GIL, so their runtimes overlap)."""
     sp_work = sum(r or 0.0 for _, _, r in sp_runs) / 2
     dl_work = sum(r or 0.0 for _, _, r in dl_runs) / IO_THREADS
     stage, work = max((("submit+poll", sp_work), ("download", dl_work)), key=lambda item: item[1])
-    return max(gen, submit_seconds) + work, f"{stage}, {fmt(work, 0)} s of work for {jobs:,} jobs"
+    return f"{stage}, {fmt(work, 0)} s of task time for {jobs:,} jobs"
 
 
 def _rows(section: Section) -> list[list[str]]:

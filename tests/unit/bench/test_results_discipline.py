@@ -45,3 +45,18 @@ def test_a_section_started_on_a_busy_machine_says_it_is_void() -> None:
     quiet = harness.Section(title="t", setup="s", load_at_start=0.4)
     assert busy.void and "**Void**" in busy.render() and "load 1.70 at start" in busy.render()
     assert not quiet.void and "Void" not in quiet.render()
+
+
+def test_a_long_run_is_published_folded_after_the_full_and_quick_runs(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(run, "RESULTS", tmp_path)
+    (tmp_path / "latest-scale-100k.md").write_text("## Benchmark results\n\nthe 100k table\n")
+    assert run.results_block() is None, "a long run alone is no page"
+    (tmp_path / "latest-full.md").write_text("## Benchmark results\n\nthe full table\n")
+    block = run.results_block() or ""
+    assert block.index("the full table") < block.index("Latest long run: scale-100k") < block.index("the 100k table")
+
+
+def test_a_long_run_takes_neither_only_nor_quick(capsys) -> None:
+    with pytest.raises(SystemExit):
+        run.main(["--long", "scale-100k", "--quick"])
+    assert "--long" in capsys.readouterr().err
