@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return check_readme()
 
     names = [args.long] if args.long else [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
-    unknown = [n for n in names if n not in BENCHMARKS]
+    unknown = [n for n in names if n not in BENCHMARKS and n not in LONG_RUNS]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
     harness.KEEP_TEMP = args.keep
