@@ -113,18 +113,18 @@ class BrokerGauge:
 
 
 def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: str = "redis",
-        amqp_url: str = rabbitmq.DEFAULT_URL, **settings: object) -> Section:
+        amqp_url: str = rabbitmq.DEFAULT_URL, hold: bool = False, **settings: object) -> Section:
     """`jobs` and `gen` override the preset sizes (python -m bench.scale --jobs N); `settings`
-    are SONGQUEUE_ settings of the workers (without the prefix)."""
+    are SONGQUEUE_ settings of the workers (without the prefix). With `hold`, the workers
+    stop after the calibration and start again once every job is queued: all wait at once,
+    and the drain from there is the measure."""
     preset = jobs is None
     default_jobs, default_gen = QUICK if quick else FULL
     jobs = jobs or default_jobs
     gen = gen or default_gen
     with harness.servers("scale", "--song-duration", "1") as srv, \
             broker_env(srv, broker, amqp_url, **settings) as env:
-        sp = srv.start_worker(env, "scale-submit-poll", queues="submit,poll", concurrency=2)
-        dl = srv.start_worker(env, "scale-download", queues="download,callback", concurrency=IO_THREADS,
-                              pool="threads")
+        sp, dl = _start_workers(srv, env, "")
         queue = harness.producer(env)
         sp_start, dl_start = sp.memory(), dl.memory()
         gauge = BrokerGauge(env)
@@ -139,6 +139,10 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
         per_job, calibration = _calibrate(queue)
         sp_before, dl_before = len(sp.runs()), len(dl.runs())
         base = srv.redis_info()["used_memory"]  # the calibration's records, not counted per job
+        if hold:
+            # Every job waits in the queue before any is taken: the workers come back once all are in.
+            srv.stop_worker(sp)
+            srv.stop_worker(dl)
         prompts = [harness.prompt(f"scale {i}", gen_time=gen) for i in range(jobs)]
         ids: list[str] = []
         t0 = time.monotonic()
@@ -146,6 +150,12 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
             ids += harness.submit_jobs(queue, prompts[start:start + 250])
             sample()
         submit_seconds = time.monotonic() - t0
+        started_at = None
+        if hold:
+            started_at = time.time()
+            sp, dl = _start_workers(srv, env, "-drain")
+            sp_start, dl_start = sp.memory(), dl.memory()
+            sp_before = dl_before = 0
         # No job can end before its generation does: the stall rule starts counting only
         # after the generation time (plus the submit phase), so it cannot fire early.
         harness.wait_for_jobs(queue.store, sum(CALIBRATION_BATCHES) + jobs, timeout=deadline_seconds(jobs, gen, submit_seconds),
@@ -166,7 +176,14 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
     twice = sum(1 for p in prompts if by_prompt.get(p, 0) > 1)
     never = sum(1 for p in prompts if by_prompt.get(p, 0) == 0)
     span = harness.makespan(records)
-    ideal = max(gen, submit_seconds) + jobs * per_job
+    if started_at is None:
+        ideal = max(gen, submit_seconds) + jobs * per_job
+        ideal_formula = f"max(generation {fmt(gen, 0)} s, submit {fmt(submit_seconds, 0)} s)"
+    else:
+        # Jobs reach the upstream only once the workers start: the last one still generates after.
+        span = max(e for e in (harness.entered(r, JobState.SUCCEEDED) for r in records) if e is not None) - started_at
+        ideal = gen + jobs * per_job
+        ideal_formula = f"generation {fmt(gen, 0)} s"
     slowest = _slowest_stage(jobs, sp_runs, dl_runs)
     peak_mib = info["used_memory_peak"] / 2**20
     per_job_bytes = (info["used_memory_peak"] - base) / jobs
@@ -176,7 +193,9 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
         ["peak jobs open (not terminal) / waiting on the upstream", f"{peak['open']:,} / {peak['waiting']:,}"],
         ["**completed / failed / lost**", f"**{done:,} / {failed:,} / {lost:,}**"],
         ["**submitted twice upstream** / never submitted", f"**{twice:,}** / {never:,}"],
-        ["makespan (first submit to last SUCCEEDED)", f"{fmt(span, 0)} s ({fmt(done / span)} jobs/s)"],
+        ["makespan (first submit to last SUCCEEDED)" if started_at is None else
+         "time to drain (workers started, every job already queued, to the last SUCCEEDED)",
+         f"{fmt(span, 0)} s ({fmt(done / span)} jobs/s)"],
         ["task runs per job (both workers' logs)", fmt(runs / jobs, 1)],
         ["median poll runs per job", fmt(harness.median(r.attempts.get("poll", 0) for r in records), 1)],
         ["peak messages held by workers, unacked (countdowns + running)", f"{peak['unacked']:,}"],
@@ -185,9 +204,9 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
         ["broker memory peak", gauge.memory_row(info)],
         ["submit+poll worker peak RSS MiB", f"{sp_mem.describe()} (at start: pool {fmt(sp_start.child_peak, 0)})"],
         ["download+callback worker (threads) peak RSS MiB", f"{fmt(dl_mem.main, 0)} (at start: {fmt(dl_start.main, 0)})"],
-        ["makespan against the ideal", f"{fmt(span, 0)} s vs {fmt(ideal, 0)} s ideal = max(generation "
-                                       f"{fmt(gen, 0)} s, submit {fmt(submit_seconds, 0)} s) + {jobs:,} jobs x "
-                                       f"{fmt(per_job * 1000, 1)} ms (**{fmt(span / ideal)}x**)"],
+        ["makespan against the ideal" if started_at is None else "time to drain against the ideal",
+         f"{fmt(span, 0)} s vs {fmt(ideal, 0)} s ideal = {ideal_formula} + {jobs:,} jobs x "
+         f"{fmt(per_job * 1000, 1)} ms (**{fmt(span / ideal)}x**)"],
         ["per-job cost, measured before the run on the idle workers",
          f"{fmt(per_job * 1000, 1)} ms = ({fmt(calibration[1], 2)} s − {fmt(calibration[0], 2)} s) ÷ "
          f"({CALIBRATION_BATCHES[1]} − {CALIBRATION_BATCHES[0]}) jobs (spans, first submit to last SUCCEEDED, "
@@ -248,11 +267,21 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
                + ("one private Redis for broker and job store" if broker == "redis" else
                   f"RabbitMQ ({broker.removeprefix('rabbitmq-')} queues, a vhost of its own) as broker, a private "
                   "Redis as job store")
+               + ("; the workers were stopped while the jobs were submitted and started once all were queued"
+                  if hold else "")
                + f"; one sandbox. Before the run, batches of {CALIBRATION_BATCHES[0]} and {CALIBRATION_BATCHES[1]} "
                "jobs with an instant upstream price one more job on the idle workers, for the ideal."),
         table=harness.table(["measure", "value"], rows),
         notes=notes,
     )
+
+
+def _start_workers(srv: harness.Servers, env: dict[str, str], suffix: str) -> tuple[harness.Worker, harness.Worker]:
+    """The recommended layout: submit+poll on prefork, download+callback on threads."""
+    sp = srv.start_worker(env, f"scale-submit-poll{suffix}", queues="submit,poll", concurrency=2)
+    dl = srv.start_worker(env, f"scale-download{suffix}", queues="download,callback", concurrency=IO_THREADS,
+                          pool="threads")
+    return sp, dl
 
 
 def _calibrate(queue: SongQueue) -> tuple[float, list[float]]:
@@ -331,6 +360,8 @@ if __name__ == "__main__":
     parser.add_argument("--broker", choices=BROKERS, default="redis")
     parser.add_argument("--compare", action="store_true", help="run on each broker in turn, one table")
     parser.add_argument("--amqp", default=rabbitmq.DEFAULT_URL, help="RabbitMQ URL (a vhost is made under it)")
+    parser.add_argument("--hold", action="store_true",
+                        help="stop the workers while the jobs are submitted; measure the drain once all are queued")
     parser.add_argument("--tracemalloc", metavar="DIR", default="",
                         help="the workers dump their top allocation sites into DIR (SONGQUEUE_TRACEMALLOC_DIR)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
@@ -343,4 +374,5 @@ if __name__ == "__main__":
     if args.compare:
         print(compare(args.jobs, gen, args.amqp, **extra).render())
     else:
-        print(run(quick=False, jobs=args.jobs, gen=gen, broker=args.broker, amqp_url=args.amqp, **extra).render())
+        print(run(quick=False, jobs=args.jobs, gen=gen, broker=args.broker, amqp_url=args.amqp, hold=args.hold,
+                  **extra).render())
