@@ -55,9 +55,15 @@ def watchdog_round() -> int:
     rescheduled = deferred = 0
     depths: dict[str, int] | None = None  # asked of the broker once a round, if needed
     for job_id in store.overdue(time.time()):
-        record = store.get(job_id)
+        record, due = store.get_with_due(job_id)
         if record is None or record.state.terminal:
             store.forget_due(job_id)  # nothing left to heal (the record expired or was deleted)
+            continue
+        if due is None or due > time.time():
+            # Moved on since the list was read: a step wrote it (and its new deadline) in
+            # between. Acting on it would take a submit in the middle of its paid call for
+            # one that died (found by the 100,000-job run: workers back after an outage
+            # longer than the grace, the first round and the first submits racing).
             continue
         queue = STEP_QUEUES.get(record.state)
         # A parked job has no message in any queue: its look sends nothing unless its wake was lost.

@@ -117,6 +117,22 @@ class JobStore:
         self._remember(key, raw)
         return JobRecord.model_validate_json(raw)
 
+    def get_with_due(self, job_id: str) -> tuple[JobRecord | None, float | None]:
+        """The record and its watchdog deadline (epoch seconds; None without one), read in one
+        MULTI: every write that moves a job sets both in one transaction (`apply`), so the pair
+        is always of the same moment. The watchdog needs that: a job it listed as overdue may
+        have been moved on (and given a new deadline) by a running step since."""
+        key = keys.job(self.prefix, job_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.get(key)
+        pipe.zscore(keys.due(self.prefix), job_id)
+        raw, due = pipe.execute()
+        if not raw:
+            self._seen.pop(key, None)
+            return None, due
+        self._remember(key, raw)
+        return JobRecord.model_validate_json(raw), due
+
     def _remember(self, key: str, raw: bytes) -> None:
         if len(self._seen) >= SEEN_RECORDS:
             self._seen.clear()  # a hint, not a cache of record: losing it costs a GET
