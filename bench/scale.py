@@ -7,6 +7,12 @@ the upstream at the same time. Two workers in the recommended layout
 (docs/operations.md, "Worker layout"): submit+poll on prefork (concurrency 2), download+
 callback on a thread pool (`--pool threads -c 16`), shipped poll settings.
 
+The ideal is priced before the measured jobs, on the idle workers: batches of 100 and 400
+jobs with an instant upstream, and the slope between their spans is what one more job
+costs (it cancels the waits every batch has whatever its size). `hold` (`make bench-100k`,
+`--hold`) stops the workers while the jobs are submitted and starts them once all are
+queued, so every job waits at once and the time to drain is the measure.
+
 Countdown (poll) messages are held by the worker that fetched them until due, and
 acks_late keeps them in the broker's `unacked` hash meanwhile; SONGQUEUE_WORKER_ETA_TASK_LIMIT
 (default 1000) caps how many one worker holds. The peak of that hash and the workers'
@@ -29,7 +35,7 @@ import redis
 from bench import harness, rabbitmq
 from bench.harness import Section, fmt
 from producer import SongQueue
-from producer.core.models.job_record import TERMINAL_STATES, JobState
+from producer.core.models.job_record import TERMINAL_STATES, JobRecord, JobState
 
 LIVE = [s for s in JobState if s not in TERMINAL_STATES]
 WAITING = [JobState.SUBMITTED, JobState.GENERATING]
@@ -301,7 +307,7 @@ def _calibrate(queue: SongQueue) -> tuple[float, list[float]]:
     return (spans[1] - spans[0]) / (large - small), spans
 
 
-def _wait_all(queue: SongQueue, ids: list[str]) -> list:
+def _wait_all(queue: SongQueue, ids: list[str]) -> list[JobRecord]:
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         records = harness.load_records(queue.store, ids)
