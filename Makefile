@@ -145,7 +145,7 @@ bench: $(STAMP) wrk
 bench-quick: $(STAMP) wrk
 	$(BIN)/python bench/run.py --quick
 
-# 100,000 jobs waiting at once (about an hour on 2 cores), published alone to bench/results/latest-scale-100k.md.
+# 100,000 jobs waiting at once (about 45 minutes on 2 cores), published alone to bench/results/latest-scale-100k.md.
 bench-100k: $(STAMP)
 	$(BIN)/python bench/run.py --long scale-100k
 
