@@ -7,10 +7,10 @@ the upstream at the same time. Two workers in the recommended layout
 (docs/operations.md, "Worker layout"): submit+poll on prefork (concurrency 2), download+
 callback on a thread pool (`--pool threads -c 16`), shipped poll settings.
 
-The ideal is priced before the measured jobs, on the idle workers: batches of 100 and 400
-jobs with an instant upstream, and the slope between their spans is what one more job
-costs (it cancels the waits every batch has whatever its size). `hold` (`make bench-100k`,
-`--hold`) stops the workers while the jobs are submitted and starts them once all are
+The ideal is priced before the measured jobs, on idle workers of the same layout that poll
+at once: batches of 100 and 400 jobs with an instant upstream, and the slope between their
+spans is what one more job costs (it cancels what every batch takes whatever its size).
+`hold` (`make bench-100k`, `--hold`) starts the measured workers only once every job is
 queued, so every job waits at once and the time to drain is the measure.
 
 Countdown (poll) messages are held by the worker that fetched them until due, and
@@ -122,17 +122,20 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
         amqp_url: str = rabbitmq.DEFAULT_URL, hold: bool = False, **settings: object) -> Section:
     """`jobs` and `gen` override the preset sizes (python -m bench.scale --jobs N); `settings`
     are SONGQUEUE_ settings of the workers (without the prefix). With `hold`, the workers
-    stop after the calibration and start again once every job is queued: all wait at once,
-    and the drain from there is the measure."""
+    start only once every job is queued: all wait at once, and the drain from there is the
+    measure."""
     preset = jobs is None
     default_jobs, default_gen = QUICK if quick else FULL
     jobs = jobs or default_jobs
     gen = gen or default_gen
     with harness.servers("scale", "--song-duration", "1") as srv, \
             broker_env(srv, broker, amqp_url, **settings) as env:
-        sp, dl = _start_workers(srv, env, "")
         queue = harness.producer(env)
-        sp_start, dl_start = sp.memory(), dl.memory()
+        per_job, calibration = _calibrate(srv, env, queue)
+        base = srv.redis_info()["used_memory"]  # the calibration's records, not counted per job
+        if not hold:
+            sp, dl = _start_workers(srv, env, "")
+            sp_start, dl_start = sp.memory(), dl.memory()
         gauge = BrokerGauge(env)
         peak = gauge.peak | {"open": 0, "waiting": 0}
 
@@ -142,13 +145,6 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
             peak["open"] = max(peak["open"], harness.count_states(queue.store, LIVE))
             peak["waiting"] = max(peak["waiting"], harness.count_states(queue.store, WAITING))
 
-        per_job, calibration = _calibrate(queue)
-        sp_before, dl_before = len(sp.runs()), len(dl.runs())
-        base = srv.redis_info()["used_memory"]  # the calibration's records, not counted per job
-        if hold:
-            # Every job waits in the queue before any is taken: the workers come back once all are in.
-            srv.stop_worker(sp)
-            srv.stop_worker(dl)
         prompts = [harness.prompt(f"scale {i}", gen_time=gen) for i in range(jobs)]
         ids: list[str] = []
         t0 = time.monotonic()
@@ -158,10 +154,10 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
         submit_seconds = time.monotonic() - t0
         started_at = None
         if hold:
+            # Every job waited in the queue before any was taken: the drain starts now.
             started_at = time.time()
-            sp, dl = _start_workers(srv, env, "-drain")
+            sp, dl = _start_workers(srv, env, "")
             sp_start, dl_start = sp.memory(), dl.memory()
-            sp_before = dl_before = 0
         # No job can end before its generation does: the stall rule starts counting only
         # after the generation time (plus the submit phase), so it cannot fire early.
         harness.wait_for_jobs(queue.store, sum(CALIBRATION_BATCHES) + jobs, timeout=deadline_seconds(jobs, gen, submit_seconds),
@@ -171,7 +167,7 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
         info = srv.redis_info()
         records = harness.load_records(queue.store, ids)
         stats = srv.sandbox_stats()
-        sp_runs, dl_runs = sp.runs()[sp_before:], dl.runs()[dl_before:]
+        sp_runs, dl_runs = sp.runs(), dl.runs()
         runs = len(sp_runs) + len(dl_runs)
 
     counts = harness.state_counts(records)
@@ -273,10 +269,10 @@ def run(quick: bool, jobs: int | None = None, gen: float | None = None, broker: 
                + ("one private Redis for broker and job store" if broker == "redis" else
                   f"RabbitMQ ({broker.removeprefix('rabbitmq-')} queues, a vhost of its own) as broker, a private "
                   "Redis as job store")
-               + ("; the workers were stopped while the jobs were submitted and started once all were queued"
-                  if hold else "")
+               + ("; the workers started once every job was queued" if hold else "")
                + f"; one sandbox. Before the run, batches of {CALIBRATION_BATCHES[0]} and {CALIBRATION_BATCHES[1]} "
-               "jobs with an instant upstream price one more job on the idle workers, for the ideal."),
+               "jobs with an instant upstream, on workers of their own that poll at once, price one more job for "
+               "the ideal."),
         table=harness.table(["measure", "value"], rows),
         notes=notes,
     )
@@ -290,12 +286,15 @@ def _start_workers(srv: harness.Servers, env: dict[str, str], suffix: str) -> tu
     return sp, dl
 
 
-def _calibrate(queue: SongQueue) -> tuple[float, list[float]]:
-    """Seconds one more job costs the idle workers, and the two spans it comes from: a batch
-    of each of CALIBRATION_BATCHES with an instant upstream, first submit to last SUCCEEDED;
-    the slope between them cancels what every batch waits whatever its size (the first
-    poll's delay). Measured before the run, so the ideal does not come from the run's own
-    (loaded) task times."""
+def _calibrate(srv: harness.Servers, env: dict[str, str], queue: SongQueue) -> tuple[float, list[float]]:
+    """Seconds one more job costs idle workers, and the two spans it comes from: a batch of
+    each of CALIBRATION_BATCHES with an instant upstream, first submit to last SUCCEEDED, on
+    workers of their own in the same layout, stopped afterwards. They poll at once
+    (POLL_INITIAL_DELAY=0): behind the shipped 5 s first-poll delay a batch's submits hide
+    in the wait, and the slope missed their cost (7.6 ms a job where it is about twice that).
+    The slope between the spans cancels what every batch takes whatever its size. Measured
+    before the run, so the ideal does not come from the run's own (loaded) task times."""
+    workers = _start_workers(srv, {**env, "SONGQUEUE_POLL_INITIAL_DELAY": "0"}, "-calibrate")
     spans = []
     for size in CALIBRATION_BATCHES:
         ids = harness.submit_jobs(queue, [harness.prompt(f"calibrate {size} {i}", gen_time=0) for i in range(size)])
@@ -303,6 +302,8 @@ def _calibrate(queue: SongQueue) -> tuple[float, list[float]]:
         if any(r.state != JobState.SUCCEEDED for r in records):
             raise RuntimeError("a calibration job did not succeed: the per-job cost would be wrong")
         spans.append(harness.makespan(records))
+    for worker in workers:
+        srv.stop_worker(worker)
     small, large = CALIBRATION_BATCHES
     return (spans[1] - spans[0]) / (large - small), spans
 
