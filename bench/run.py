@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
     harness.KEEP_TEMP = args.keep
+    mode = args.long or ("quick" if args.quick else "full")
 
     dirty = harness.uncommitted()
     load = harness.wait_for_quiet(args.settle)
@@ -133,10 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         text = section.render()
         print(text, flush=True)
         sections.append(text)
-        _write(SCRATCH, top, sections, time.monotonic() - started, args.long or ("quick" if args.quick else "full"))
+        _write(SCRATCH, top, sections, time.monotonic() - started, mode)
     total = time.monotonic() - started
     reasons = unpublishable(bool(args.only), failed, void, dirty)
-    mode = args.long or ("quick" if args.quick else "full")
     target = SCRATCH if reasons else RESULTS / f"latest-{mode}.md"
     _write(target, top, sections, total, mode)
     if args.out:
