@@ -194,7 +194,10 @@ def _capped_chunks(
     minute, longer than the watchdog's grace)."""
     raw = response.raw
     size = 0
-    pending = bytearray()
+    # The pieces of the next chunk, joined only when there are several: a fast connection
+    # mostly returns a whole chunk in one read, which is then passed on without a copy.
+    pending: list[bytes] = []
+    pending_bytes = 0
     beat_at = time.monotonic() + HEARTBEAT_SECONDS
     try:
         while True:
@@ -207,10 +210,12 @@ def _capped_chunks(
             size += len(piece)
             if size > max_bytes:
                 raise PermanentError("download_too_large", f"the {kind} file exceeds the cap of {max_bytes} bytes")
-            pending += piece
-            if len(pending) >= chunk_bytes:
-                yield bytes(pending)
+            pending.append(piece)
+            pending_bytes += len(piece)
+            if pending_bytes >= chunk_bytes:
+                yield _joined(pending)
                 pending.clear()
+                pending_bytes = 0
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
         if cutoff is not None and cutoff.fired:
             raise TransientError("download_deadline", f"the {kind} download was not complete within its "
@@ -220,9 +225,13 @@ def _capped_chunks(
         raise TransientError("download_deadline", f"the {kind} download was not complete within its "
                              f"deadline of {deadline:g}s ({size} bytes had arrived)")
     if pending:
-        yield bytes(pending)
+        yield _joined(pending)
     if expected is not None and size != expected:
         raise TransientError("download_truncated", f"the {kind} download ended at {size} of {expected} bytes")
+
+
+def _joined(pieces: list[bytes]) -> bytes:
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 def _get_following_redirects(checked: CheckedUrl, timeout: float, kind: str, policy: UrlPolicy) -> requests.Response:

@@ -9,6 +9,8 @@ import hashlib
 import io
 import os
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -180,3 +182,44 @@ def test_a_large_song_starts_its_writeback_on_the_way_and_stays_whole(tmp_path: 
     assert check_mp3(path, big.duration, 0.1) == pytest.approx(big.duration, abs=0.1)
     if sys.platform == "linux":
         assert downloader._sync_file_range is not None  # the hint is really given here
+
+
+def _helpers() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name == "songqueue-served-sha256"]
+
+
+@pytest.mark.parametrize("upstream_tag", [False, True])
+def test_past_the_threshold_the_served_digest_is_hashed_on_a_helper_and_is_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream_tag: bool) -> None:
+    # A helper thread hashes the bytes as served once THREAD_AFTER_BYTES have come; the
+    # threshold is lowered so a 3 s song crosses it after a few 4 KiB chunks.
+    monkeypatch.setattr(mp3, "THREAD_AFTER_BYTES", 8 * 1024)
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    served = (_id3v2("upstream title") if upstream_tag else b"") + song_mp3(3.0, 1)
+    assert len(served) > 4 * mp3.THREAD_AFTER_BYTES
+    written, stored = _write(tmp_path, served)
+    assert started == ["songqueue-served-sha256"]
+    assert written.upstream_sha256 == _sha(served) and written.upstream_size == len(served)
+    assert (written.size, written.sha256) == (len(stored), _sha(stored))
+    assert _helpers() == []
+
+
+def test_a_body_that_breaks_after_the_helper_started_leaves_no_thread_behind(
+        tmp_path: Path, audio: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mp3, "THREAD_AFTER_BYTES", 8 * 1024)
+
+    def breaking() -> Iterator[bytes]:
+        yield from _chunks(audio[:64 * 1024], 4096)
+        assert _helpers() == ["songqueue-served-sha256"]  # the helper is really running
+        raise PermanentError("download_interrupted", "the connection broke")
+
+    with open(tmp_path / "song.mp3", "wb") as out, pytest.raises(PermanentError, match="broke"):
+        write_tagged_mp3(breaking(), out, TAGS)
+    assert _helpers() == []
